@@ -1,0 +1,276 @@
+"""The pytest plugin: collects scenario files as items, runs variants on targets, writes results.
+
+Every file under ``scenarios/<platform>/...`` becomes one item per target and variant, e.g.
+``scenarios/browser/model-loading/asynchronous-loading.py::faulty[tfjs]``.  A faulty item passes
+when the runtime showed the symptom; a fixed item passes when the remedy worked.  Targets are
+activated lazily, once per test process, and always deactivated at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness.artifacts import ArtifactCache
+from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario
+from harness.results import build_results, write_json_atomically
+from harness.scenario import (VARIANTS, NotApplicable, Outcome, Run, Scenario, VariantResult,
+                              Verdict, describe_error, outcome_for)
+from harness.targets.base import Target
+
+DEFAULT_RESULTS = "results/latest.json"
+
+
+class TargetPool:
+    """Targets activated on first use and deactivated together at the end of the session."""
+
+    def __init__(self) -> None:
+        self._targets: dict[str, Target] = {}
+        self._stack = ExitStack()
+
+    def get(self, name: str) -> Target:
+        from harness.targets import target_class
+
+        if name not in self._targets:
+            self._targets[name] = self._stack.enter_context(target_class(name)())
+        return self._targets[name]
+
+    def close(self) -> None:
+        self._targets.clear()
+        self._stack.close()
+
+
+@dataclass
+class SessionState:
+    pool: TargetPool = field(default_factory=TargetPool)
+    cache: ArtifactCache = field(default_factory=ArtifactCache)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitfalls-run-")))
+
+
+STATE = pytest.StashKey[SessionState]()
+RECORD = pytest.StashKey[dict[str, Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("pitfalls", "pitfalls: deployment-challenge scenarios")
+    group.addoption("--pitfalls-results", default=DEFAULT_RESULTS, metavar="PATH",
+                    help=f"where to write the results file (default {DEFAULT_RESULTS}; '' to skip)")
+    group.addoption("--pitfalls-target", action="append", choices=sorted(KNOWN_TARGETS), default=[],
+                    help="run only scenarios on this target (repeatable)")
+    group.addoption("--pitfalls-variant", choices=VARIANTS, default=None,
+                    help="run only this variant")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    state = SessionState()
+    config.stash[STATE] = state
+    config.pluginmanager.register(RecordCollector(state), "pitfalls-records")
+    for platform in ("server", "mobile", "browser"):
+        config.addinivalue_line("markers", f"{platform}: a {platform} scenario")
+    for target in KNOWN_TARGETS:
+        config.addinivalue_line("markers", f"{target}: a scenario run on the {target} target")
+    config.addinivalue_line("markers", "faulty: the faulty variant of a scenario")
+    config.addinivalue_line("markers", "fixed: the fixed variant of a scenario")
+    config.addinivalue_line("markers", "scenario: a deployment-challenge scenario")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        scenario = load_scenario(self.path)
+        wanted_targets = self.config.getoption("--pitfalls-target") or list(scenario.targets)
+        wanted_variant = self.config.getoption("--pitfalls-variant")
+        for target in scenario.targets:
+            if target not in wanted_targets:
+                continue
+            for variant in VARIANTS:
+                if wanted_variant and variant != wanted_variant:
+                    continue
+                item = ScenarioItem.from_parent(self, name=f"{variant}[{target}]", scenario=scenario,
+                                                target=target, variant=variant)
+                for marker in ("scenario", scenario.platform, target, variant):
+                    item.add_marker(marker)
+                if scenario.known_gap:
+                    item.add_marker(pytest.mark.xfail(strict=True, reason=scenario.known_gap))
+                yield item
+
+
+class ScenarioFailed(Exception):
+    """A variant did not behave as its expectation says; carries the record."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        super().__init__(record["verdict"])
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, target: str, variant: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+        self.target_name = target
+        self.variant = variant
+
+    def _record(self, outcome: Outcome, verdict: Verdict, run: Run | None, seconds: float,
+                error: BaseException | None) -> dict[str, Any]:
+        evidence = run.evidence if run else None
+        if evidence is not None and error is not None and evidence.error is None:
+            evidence.error = describe_error(error)
+        record = {
+            "scenario": self.scenario.id, "taxonomy": self.scenario.taxonomy,
+            "platform": self.scenario.platform, "target": self.target_name, "variant": self.variant,
+            "outcome": outcome.value, "expected": self.scenario.expectation(self.variant).describe(),
+            "verdict": verdict.detail,
+            "evidence": evidence.to_json() if evidence else {"error": None, "figures": {}, "notes": {},
+                                                               "texts": [], "versions": {}},
+            "seconds": round(seconds, 3), "nodeid": self.nodeid,
+        }
+        self.stash[RECORD] = record
+        return record
+
+    def runtest(self) -> None:
+        from harness.targets import target_class
+
+        state = self.config.stash[STATE]
+        started = time.perf_counter()
+        reason = target_class(self.target_name).unavailable_reason()
+        if reason:
+            self._record(Outcome.SKIPPED, Verdict(False, reason), None, 0.0, None)
+            pytest.skip(f"{self.target_name} not available here: {reason}")
+        target = state.pool.get(self.target_name)
+        workdir = Path(tempfile.mkdtemp(prefix=f"{self.variant}-", dir=state.workdir))
+        run = Run(scenario=self.scenario, variant=self.variant, target=target, workdir=workdir,
+                  cache=state.cache)
+        run.evidence.versions = target.versions()
+        error: BaseException | None = None
+        skipped: str | None = None
+        try:
+            try:
+                figures = self.scenario.variant(self.variant)(run)
+                for name, value in (figures or {}).items():
+                    run.figure(name, value)
+            finally:
+                run.close()
+        except NotApplicable as exc:
+            skipped = str(exc)
+        except Exception as exc:  # noqa: BLE001 - judged below
+            error = exc
+        seconds = time.perf_counter() - started
+        if skipped is not None:
+            self._record(Outcome.SKIPPED, Verdict(False, skipped), run, seconds, None)
+            pytest.skip(skipped)
+        verdict = self.scenario.expectation(self.variant).judge(VariantResult(error, run.evidence))
+        outcome = outcome_for(self.variant, verdict, error)
+        record = self._record(outcome, verdict, run, seconds, error)
+        if outcome not in (Outcome.REPRODUCED, Outcome.WORKS):
+            raise ScenarioFailed(record) from error
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            r = excinfo.value.record
+            lines = [f"{r['scenario']} [{r['target']}] {r['variant']} variant: {r['outcome']}",
+                     f"  expected: {r['expected']}", f"  verdict:  {r['verdict']}"]
+            err = r["evidence"].get("error")
+            if err:
+                lines.append(f"  error:    {err.get('kind')}: {err.get('message', '')[:1500]}")
+                lines.append(f"  from:     {err.get('runtime') or ''} {err.get('source', '')}")
+            if r["evidence"].get("figures"):
+                lines.append(f"  figures:  {r['evidence']['figures']}")
+            if r["outcome"] == "error" and excinfo.value.__cause__ is not None:
+                import traceback
+
+                lines.append("".join(traceback.format_exception(excinfo.value.__cause__))[-4000:])
+            return "\n".join(lines)
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.scenario.id} {self.name}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    record = item.stash.get(RECORD, None)
+    if record is not None and call.when == "call":
+        report.user_properties.append(("pitfalls_record", record))
+
+
+class RecordCollector:
+    """Gathers the records of every report; under xdist the controller gets the workers' reports."""
+
+    def __init__(self, state: SessionState) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == "pitfalls_record":
+                record = dict(value)
+                if report.outcome == "passed" and "xfail" in report.keywords:
+                    record["verdict"] += " (a known gap, xfail)"
+                self.state.records.append(record)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash[STATE]
+    state.pool.close()
+    import shutil
+
+    shutil.rmtree(state.workdir, ignore_errors=True)
+    if hasattr(session.config, "workerinput"):
+        return  # xdist worker: the controller writes the file
+    path = session.config.getoption("--pitfalls-results")
+    if path and state.records:
+        results_path = Path(path)
+        if not results_path.is_absolute():
+            results_path = Path(session.config.invocation_params.dir) / results_path
+        write_json_atomically(results_path, build_results(state.records))
+        session.config.stash[RESULTS_PATH] = results_path
+
+
+RESULTS_PATH = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    records = config.stash[STATE].records
+    if not records:
+        return
+    from collections import Counter
+
+    from harness.taxonomy import coverage
+
+    tr = terminalreporter
+    tr.section("pitfalls")
+    counts = Counter(r["outcome"] for r in records)
+    tr.write_line("variants: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    covered = coverage({r["taxonomy"] for r in records if r["outcome"] in ("reproduced", "works")})
+    total = len(covered["covered"]) + len(covered["missing"])
+    tr.write_line(f"taxonomy nodes with a passing variant in this run: {len(covered['covered'])}/{total}")
+    path = config.stash.get(RESULTS_PATH, None)
+    if path:
+        tr.write_line(f"results: {path}")
+
+
+@pytest.fixture(scope="session")
+def pitfalls_cache(pytestconfig: pytest.Config) -> ArtifactCache:
+    """The session's artifact cache (``$PITFALLS_CACHE`` or ``.cache/pitfalls``)."""
+    return pytestconfig.stash[STATE].cache
+
+
+@pytest.fixture(scope="session")
+def pitfalls_targets(pytestconfig: pytest.Config) -> TargetPool:
+    """The session's target pool: ``pitfalls_targets.get("litert")`` gives an active target."""
+    return pytestconfig.stash[STATE].pool

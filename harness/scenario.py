@@ -1,0 +1,322 @@
+"""Scenario records, expectations (symptoms and remedies) and the per-variant run context.
+
+A scenario file under ``scenarios/`` declares one ``SCENARIO = Scenario(...)``: data plus two small
+functions, ``faulty(run)`` and ``fixed(run)``.  Each function does the work on a real target and
+either raises (the runtime's own error) or returns figures; the scenario's expectations judge the
+outcome.  Nothing here imports a heavy library.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar
+
+from harness.errors import HarnessError, RuntimeFailure
+
+if TYPE_CHECKING:
+    from harness.artifacts import ArtifactCache
+    from harness.targets.base import Target
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VARIANTS: tuple[str, ...] = ("faulty", "fixed")
+T = TypeVar("T")
+
+
+class Outcome(str, Enum):
+    """What a variant did, as recorded in the results file."""
+
+    REPRODUCED = "reproduced"  # faulty variant showed the symptom
+    NOT_REPRODUCED = "not-reproduced"  # faulty variant did not show it
+    WORKS = "works"  # fixed variant met its remedy expectation
+    BROKEN = "broken"  # fixed variant did not
+    SKIPPED = "skipped"  # runtime not available here (reason recorded)
+    ERROR = "error"  # the harness itself failed
+
+
+class NotApplicable(Exception):
+    """Raised to skip a variant with an exact reason (a runtime that does not exist here)."""
+
+
+class VariantFn(Protocol):
+    def __call__(self, run: "Run") -> Mapping[str, float] | None: ...
+
+
+# --------------------------------------------------------------------------------------------
+# Evidence and expectations
+
+
+@dataclass
+class Evidence:
+    """What a variant observed: the error it met, its figures, notes and runtime texts."""
+
+    error: dict[str, str] | None = None
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.error, "figures": self.figures, "notes": self.notes,
+                "texts": self.texts, "versions": self.versions}
+
+
+def _innermost_file(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return frames[-1].filename if frames else ""
+
+
+def raised_by_project(exc: BaseException) -> bool:
+    """True when ``exc`` was raised by this project's own code rather than a third-party runtime.
+
+    :class:`RuntimeFailure` is the one sanctioned conduit for runtime text that reaches us
+    indirectly (a subprocess, a page, an HTTP body); any other exception counts as the runtime's
+    only when its innermost frame lies outside this repository (site-packages, the TF C++ bridge).
+    """
+    if isinstance(exc, RuntimeFailure):
+        return False
+    if isinstance(exc, (HarnessError, AssertionError)):
+        return True
+    origin = _innermost_file(exc)
+    if not origin:
+        return True
+    path = Path(origin).resolve()
+    try:
+        rel = path.relative_to(REPO_ROOT)
+    except ValueError:
+        return False
+    return not str(rel).startswith(".venv")
+
+
+def describe_error(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, RuntimeFailure):
+        return {"type": type(exc).__name__, "runtime": exc.runtime, "kind": exc.kind,
+                "message": exc.message, "source": exc.source}
+    return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "runtime": "",
+            "kind": type(exc).__name__, "message": str(exc),
+            "source": f"raised at {_innermost_file(exc)}"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class VariantResult:
+    """The raw result of running one variant, before judging."""
+
+    error: BaseException | None
+    evidence: Evidence
+
+
+class Expectation(ABC):
+    """What a variant must show: a symptom for the faulty variant, a remedy for the fixed one."""
+
+    @abstractmethod
+    def judge(self, result: VariantResult) -> Verdict: ...
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Raises(Expectation):
+    """The runtime raised an error whose text matches ``match`` (a regular expression).
+
+    The error must come from the runtime (see :func:`raised_by_project`); ``runtime``, when set,
+    must be a substring of the :class:`RuntimeFailure`'s runtime name.
+    """
+
+    match: str
+    runtime: str | None = None
+
+    def judge(self, result: VariantResult) -> Verdict:
+        exc = result.error
+        if exc is None:
+            return Verdict(False, f"expected an error matching {self.match!r}, but none was raised")
+        if raised_by_project(exc):
+            return Verdict(False, f"the error came from pitfalls' own code, not a runtime: {exc!r}")
+        if self.runtime and not (isinstance(exc, RuntimeFailure) and self.runtime in exc.runtime):
+            return Verdict(False, f"expected an error from runtime {self.runtime!r}, got {exc!r}")
+        text = exc.message if isinstance(exc, RuntimeFailure) else str(exc)
+        if re.search(self.match, text, flags=re.DOTALL):
+            return Verdict(True, f"runtime error matched {self.match!r}")
+        return Verdict(False, f"runtime error did not match {self.match!r}: {text[:2000]}")
+
+    def describe(self) -> str:
+        where = f" from {self.runtime}" if self.runtime else ""
+        return f"raises{where} an error matching /{self.match}/"
+
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+}
+
+
+@dataclass(frozen=True)
+class Figure(Expectation):
+    """A recorded figure compared with a bound, e.g. ``Figure("max_abs_diff", ">", 0.1)``."""
+
+    name: str
+    op: str
+    bound: float
+
+    def __post_init__(self) -> None:
+        if self.op not in _OPS:
+            raise ValueError(f"Figure op must be one of {sorted(_OPS)}, not {self.op!r}")
+
+    def judge(self, result: VariantResult) -> Verdict:
+        if result.error is not None:
+            return Verdict(False, f"expected figure {self.name}, but an error was raised: {result.error!r}")
+        value = result.evidence.figures.get(self.name)
+        if value is None:
+            return Verdict(False, f"figure {self.name!r} was not recorded "
+                                  f"(have: {sorted(result.evidence.figures)})")
+        ok = _OPS[self.op](float(value), self.bound)
+        return Verdict(ok, f"{self.name} = {value:.6g} {'satisfies' if ok else 'violates'} {self.op} {self.bound:g}")
+
+    def describe(self) -> str:
+        return f"{self.name} {self.op} {self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Succeeds(Expectation):
+    """No error was raised, and every figure check holds."""
+
+    checks: tuple[Figure, ...] = ()
+
+    def judge(self, result: VariantResult) -> Verdict:
+        if result.error is not None:
+            return Verdict(False, f"expected success, but an error was raised: {result.error!r}")
+        details = []
+        for check in self.checks:
+            verdict = check.judge(result)
+            if not verdict.ok:
+                return verdict
+            details.append(verdict.detail)
+        return Verdict(True, "; ".join(details) or "ran without error")
+
+    def describe(self) -> str:
+        return "succeeds" + (" with " + ", ".join(c.describe() for c in self.checks) if self.checks else "")
+
+
+def succeeds(*checks: Figure) -> Succeeds:
+    return Succeeds(tuple(checks))
+
+
+@dataclass(frozen=True)
+class AllOf(Expectation):
+    parts: tuple[Expectation, ...]
+
+    def judge(self, result: VariantResult) -> Verdict:
+        details = []
+        for part in self.parts:
+            verdict = part.judge(result)
+            if not verdict.ok:
+                return verdict
+            details.append(verdict.detail)
+        return Verdict(True, "; ".join(details))
+
+    def describe(self) -> str:
+        return " and ".join(p.describe() for p in self.parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Scenario record
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One challenge reproduced as a faulty/fixed pair.
+
+    ``id`` and ``taxonomy`` are filled in by the loader from the file path (the path is the id).
+    """
+
+    title: str
+    targets: tuple[str, ...]
+    faulty: VariantFn
+    fixed: VariantFn
+    symptom: Expectation
+    remedy: Expectation = field(default_factory=Succeeds)
+    cause: str = ""
+    fix: str = ""
+    references: tuple[str, ...] = ()
+    known_gap: str | None = None  # strict xfail with this reason, stated in one place
+    id: str = ""
+    taxonomy: str = ""
+    path: Path | None = None
+
+    @property
+    def platform(self) -> str:
+        return self.id.split("/", 1)[0]
+
+    def variant(self, name: str) -> VariantFn:
+        if name not in VARIANTS:
+            raise KeyError(name)
+        return self.faulty if name == "faulty" else self.fixed
+
+    def expectation(self, name: str) -> Expectation:
+        return self.symptom if name == "faulty" else self.remedy
+
+
+def outcome_for(variant: str, verdict: Verdict, error: BaseException | None) -> Outcome:
+    """Map a verdict onto the recorded outcome."""
+    if isinstance(error, HarnessError) or (error is not None and not verdict.ok and raised_by_project(error)):
+        return Outcome.ERROR
+    if variant == "faulty":
+        return Outcome.REPRODUCED if verdict.ok else Outcome.NOT_REPRODUCED
+    return Outcome.WORKS if verdict.ok else Outcome.BROKEN
+
+
+# --------------------------------------------------------------------------------------------
+# Run context
+
+
+class Run:
+    """What a variant function gets: its target, a work directory, the cache and an evidence log."""
+
+    def __init__(self, *, scenario: Scenario, variant: str, target: "Target", workdir: Path,
+                 cache: "ArtifactCache") -> None:
+        self.scenario = scenario
+        self.variant = variant
+        self.target = target
+        self.workdir = workdir
+        self.cache = cache
+        self.evidence = Evidence()
+        self._stack = ExitStack()
+
+    # evidence -------------------------------------------------------------------------------
+    def figure(self, name: str, value: float) -> float:
+        self.evidence.figures[name] = float(value)
+        return float(value)
+
+    def note(self, name: str, value: Any) -> Any:
+        self.evidence.notes[name] = value
+        return value
+
+    def observe(self, text: str) -> str:
+        """Record a text the runtime produced (a console line, a log line, a response body)."""
+        self.evidence.texts.append(text)
+        return text
+
+    def skip(self, reason: str) -> None:
+        raise NotApplicable(reason)
+
+    # resources ------------------------------------------------------------------------------
+    def enter(self, cm: AbstractContextManager[T]) -> T:
+        """Enter a context manager that is closed when the variant ends, whatever happens."""
+        return self._stack.enter_context(cm)
+
+    def callback(self, fn: Callable[[], Any]) -> None:
+        self._stack.callback(fn)
+
+    def close(self) -> None:
+        self._stack.close()

@@ -1,0 +1,260 @@
+"""TensorFlow.js in Debian's headless Chromium, driven by Playwright.
+
+One browser per test process (activated lazily, closed at the end of the session), a fresh
+browser context per page (no IndexedDB, localStorage or HTTP-cache state leaks between
+scenarios), and loopback HTTP servers for the page, the model files and the tf.js bundles from
+the npm lockfile.  Page errors, console messages and failed requests are recorded; an exception
+thrown by page code comes back as a :class:`RuntimeFailure` with the browser's text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
+from harness.loopback import HeaderRule, LoopbackServer
+from harness.scenario import REPO_ROOT
+from harness.targets.base import Target
+
+if TYPE_CHECKING:
+    from harness.models import TrainedModel
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic")
+NODE_TFJS = REPO_ROOT / "node_modules" / "@tensorflow"
+PAGE_DIR = Path(__file__).resolve().parent / "page"
+BACKENDS = ("cpu", "webgl", "wasm")
+_TIMEOUT_MARK = "pitfalls-evaluate-timeout"
+
+
+def lib_mounts() -> dict[str, Path]:
+    """URL prefixes of the tf.js bundles installed from the npm lockfile."""
+    return {"/lib/tfjs/": NODE_TFJS / "tfjs" / "dist",
+            "/lib/tfjs-backend-wasm/": NODE_TFJS / "tfjs-backend-wasm" / "dist"}
+
+
+def _tfjs_npm_version() -> str:
+    pkg = NODE_TFJS / "tfjs" / "package.json"
+    return str(json.loads(pkg.read_text())["version"]) if pkg.is_file() else "missing"
+
+
+# ---------------------------------------------------------------------------- conversion
+
+def _converter_failure(proc: subprocess.CompletedProcess[str], args: list[str]) -> RuntimeFailure:
+    err = proc.stderr.strip()
+    kinds = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception)):", err, flags=re.MULTILINE)
+    start = err.rfind("\n" + kinds[-1] + ":") + 1 if kinds else max(0, len(err) - 3000)
+    return RuntimeFailure("tensorflowjs converter", err[start:][-4000:] or f"exit code {proc.returncode}",
+                          kind=kinds[-1].rsplit(".", 1)[-1] if kinds else "",
+                          source=f"stderr of `tensorflowjs_converter {' '.join(args)}` (exit {proc.returncode})")
+
+
+def run_converter(cache: ArtifactCache, args: list[str], source: Path, *, timeout: float = 300.0) -> Path:
+    """Run the real ``tensorflowjs_converter`` CLI on ``source``; cached by arguments and versions.
+
+    The output directory is the last argument the converter sees.  A failing conversion raises
+    :class:`RuntimeFailure` with the converter's own error text and is not cached.
+    """
+    key = {"args": args, "source": str(source), "versions": library_versions("tensorflowjs", "tensorflow", "tf-keras")}
+
+    def build(out: Path) -> None:
+        exe = Path(sys.executable).with_name("tensorflowjs_converter")
+        full = [*args, str(source), str(out / "model")]
+        try:
+            proc = subprocess.run([str(exe), *full], capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise WaitTimeout(f"tensorflowjs_converter did not finish in {timeout}s", evidence=" ".join(full)) from None
+        if proc.returncode != 0:
+            raise _converter_failure(proc, args)
+
+    return cache.get_or_build("tfjs", key, build) / "model"
+
+
+def convert_layers_model(cache: ArtifactCache, trained: "TrainedModel", *extra: str) -> Path:
+    """A tf_keras HDF5 model -> tf.js layers format (``model.json`` + weight shards)."""
+    return run_converter(cache, ["--input_format=keras", *extra], trained.model_file)
+
+
+def convert_graph_model(cache: ArtifactCache, saved_model_dir: Path, *extra: str) -> Path:
+    """A SavedModel -> tf.js graph format."""
+    return run_converter(cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model", *extra],
+                         saved_model_dir)
+
+
+# ---------------------------------------------------------------------------- the page
+
+def _first_lines(message: str) -> str:
+    """The error text without the JS stack frames Playwright appends."""
+    lines = [ln for ln in message.splitlines() if not ln.lstrip().startswith("at ")]
+    text = "\n".join(lines).strip()
+    return text.removeprefix("Page.evaluate: ")
+
+
+class TfjsPage:
+    """A page in a fresh browser context, served from a loopback server."""
+
+    def __init__(self, page: Any, server: LoopbackServer, observe: Callable[[str], Any] | None) -> None:
+        self.page = page
+        self.server = server
+        self.console: list[str] = []
+        self.page_errors: list[str] = []
+        self.failed_requests: list[str] = []
+        self._observe = observe or (lambda _text: None)
+        page.on("console", self._on_console)
+        page.on("pageerror", self._on_pageerror)
+        page.on("requestfailed", self._on_requestfailed)
+
+    def _on_console(self, msg: Any) -> None:
+        text = f"console.{msg.type}: {msg.text}"
+        self.console.append(text)
+        if msg.type in ("error", "warning"):
+            self._observe(text)
+
+    def _on_pageerror(self, error: Any) -> None:
+        text = f"pageerror: {error}"
+        self.page_errors.append(str(error))
+        self._observe(text)
+
+    def _on_requestfailed(self, request: Any) -> None:
+        text = f"requestfailed: {request.url} {request.failure}"
+        self.failed_requests.append(text)
+        self._observe(text)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def goto(self, path: str = "/index.html", *, timeout_s: float = 30.0) -> None:
+        self.page.goto(self.server.url + path if path.startswith("/") else path,
+                       timeout=timeout_s * 1000, wait_until="load")
+
+    def evaluate(self, script: str, arg: Any = None, *, timeout_s: float = 60.0) -> Any:
+        """Run an (async) JS function ``script`` with ``arg`` in the page and return its value.
+
+        ``script`` is a function expression, e.g. ``"async (x) => tf.tensor(x).sum().array()"``.
+        An exception thrown by page code raises :class:`RuntimeFailure` with the browser's text.
+        """
+        from playwright.sync_api import Error as PlaywrightError
+
+        wrapped = (f"async (arg) => {{ const f = ({script}); let timer; "
+                   f"const limit = new Promise((_, rej) => {{ timer = setTimeout(() => rej(new Error('{_TIMEOUT_MARK}')), {int(timeout_s * 1000)}); }}); "
+                   f"try {{ return await Promise.race([Promise.resolve().then(() => f(arg)), limit]); }} finally {{ clearTimeout(timer); }} }}")
+        try:
+            return self.page.evaluate(wrapped, arg)
+        except PlaywrightError as exc:
+            message = _first_lines(exc.message)
+            if _TIMEOUT_MARK in message:
+                raise WaitTimeout(f"page script did not settle within {timeout_s}s",
+                                  evidence="\n".join(self.console[-20:] + self.page_errors[-5:]),
+                                  hint="an awaited promise never resolved; see the console lines") from None
+            kind = message.split(":", 1)[0] if re.match(r"^[A-Za-z]*Error:", message) else ""
+            raise RuntimeFailure("tfjs/chromium", message, kind=kind,
+                                 source="exception thrown by page code (page.evaluate)") from None
+
+    def use_backend(self, backend: str) -> str:
+        """Select a tf.js backend and return the one actually in use."""
+        if backend not in BACKENDS:
+            raise HarnessError(f"unknown tf.js backend {backend!r}", hint=f"choose one of {BACKENDS}")
+        return str(self.evaluate(
+            "async (b) => { if (b === 'wasm') tf.wasm.setWasmPaths('/lib/tfjs-backend-wasm/');"
+            " const ok = await tf.setBackend(b); await tf.ready();"
+            " if (!ok) throw new Error('tf.setBackend(' + b + ') returned false'); return tf.getBackend(); }",
+            backend))
+
+
+class TfjsTarget(Target):
+    """Headless Chromium with tf.js pages on loopback."""
+
+    name = "tfjs"
+    platform = "browser"
+
+    def __init__(self, *, timeout_s: float = 60.0) -> None:
+        super().__init__()
+        self.timeout_s = timeout_s
+        self._playwright: Any = None
+        self._browser: Any = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if not CHROMIUM.exists():
+            return f"{CHROMIUM} is missing (Debian package `chromium`; run the README set-up)"
+        if not (NODE_TFJS / "tfjs" / "dist" / "tf.min.js").is_file():
+            return "node_modules/@tensorflow/tfjs is missing (run the README set-up: `npm ci`)"
+        missing = [d for d, v in library_versions("playwright", "tensorflowjs").items() if v == "missing"]
+        return f"Python packages not installed: {', '.join(missing)}" if missing else None
+
+    def activate_impl(self) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._playwright = sync_playwright().start()
+        try:
+            self._browser = self._playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS), timeout=60_000)
+        except Exception as exc:
+            self._playwright.stop()
+            self._playwright = None
+            raise SetupError("Chromium did not start", evidence=str(exc)[-2000:],
+                             hint="check `chromium --version`; the README set-up installs it") from exc
+
+    def deactivate_impl(self) -> None:
+        try:
+            if self._browser is not None:
+                self._browser.close()
+        finally:
+            self._browser = None
+            if self._playwright is not None:
+                self._playwright.stop()
+                self._playwright = None
+
+    def versions(self) -> dict[str, str]:
+        found = library_versions("tensorflowjs", "playwright", "tensorflow")
+        found["@tensorflow/tfjs"] = _tfjs_npm_version()
+        found["chromium"] = self._browser.version if self._browser is not None else "not started"
+        return found
+
+    # pages and servers ---------------------------------------------------------------------
+    def serve(self, mounts: Mapping[str, Path] | None = None, *, headers: Mapping[str, str] | HeaderRule | None = None,
+              files: Mapping[str, bytes] | None = None) -> LoopbackServer:
+        """A loopback server (use it in ``with`` / ``run.enter``) serving ``mounts`` and ``files``."""
+        return LoopbackServer(mounts or {}, headers=headers, files=files)
+
+    @contextmanager
+    def page(self, mounts: Mapping[str, Path] | None = None, *, backend: str | None = "cpu",
+             html: str | None = None, headers: Mapping[str, str] | HeaderRule | None = None,
+             observe: Callable[[str], Any] | None = None, goto: bool = True) -> Iterator[TfjsPage]:
+        """A fresh context and page on a new loopback server serving the tf.js page.
+
+        ``mounts`` are extra URL prefixes (e.g. ``{"/model/": converted_dir}``); ``html``
+        replaces the default page (which loads tf.js and the wasm backend); ``backend`` is set
+        after load (None leaves tf.js's default).
+        """
+        self.require_active()
+        files = {"/index.html": (html if html is not None else (PAGE_DIR / "index.html").read_text()).encode(),
+                 "/favicon.ico": b""}
+        with LoopbackServer({**lib_mounts(), **(mounts or {})}, headers=headers, files=files) as server:
+            context = self._browser.new_context()
+            try:
+                context.set_default_timeout(self.timeout_s * 1000)
+                page = TfjsPage(context.new_page(), server, observe)
+                if goto:
+                    page.goto("/index.html")
+                    if backend is not None:
+                        page.use_backend(backend)
+                yield page
+            finally:
+                context.close()
+
+
+def copy_model(src: Path, dst: Path) -> Path:
+    """Copy a converted model directory (to change or serve it without touching the cache)."""
+    shutil.copytree(src, dst)
+    return dst

@@ -1,0 +1,44 @@
+"""Golden path in the browser: train -> convert to tf.js layers format -> serve -> predict in Chromium."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfjs import convert_layers_model
+
+SPEC = ModelSpec("dense", "tf_keras")
+PREDICT = "async ({url, x}) => { const m = await tf.loadLayersModel(url); return m.predict(tf.tensor(x)).array(); }"
+
+
+def faulty(run: Run) -> None:
+    # Serving the Keras HDF5 file itself: tf.js only reads its own JSON format.
+    trained = trained_model(run.cache, SPEC)
+    page = run.enter(run.target.page({"/model/": trained.dir}, observe=run.observe))
+    page.evaluate(PREDICT, {"url": "/model/model.h5", "x": trained.probe()[0].tolist()})
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    trained = trained_model(run.cache, SPEC)
+    converted = convert_layers_model(run.cache, trained)
+    page = run.enter(run.target.page({"/model/": converted}, backend="webgl", observe=run.observe))
+    x, expected = trained.probe()
+    got = np.asarray(page.evaluate(PREDICT, {"url": "/model/model.json", "x": x.tolist()}))
+    run.note("backend", page.evaluate("() => tf.getBackend()"))
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="Train, convert and predict with TensorFlow.js in Chromium",
+    targets=("tfjs",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Failed to parse model JSON", runtime="tfjs"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4)),
+    cause="tf.loadLayersModel fetches a model.json topology plus binary weight shards; a Keras "
+          "HDF5 file is not JSON, so parsing the response fails in the page.",
+    fix="Convert the model with `tensorflowjs_converter --input_format=keras model.h5 out/`, serve "
+        "`out/` over HTTP and load `out/model.json`.",
+    references=("https://www.tensorflow.org/js/tutorials/conversion/import_keras",),
+)

@@ -1,0 +1,53 @@
+"""tf.loadLayersModel returns a Promise: calling predict on it without await fails."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfjs import convert_layers_model
+
+SPEC = ModelSpec("dense", "tf_keras")
+
+FAULTY_JS = """async ({url, x}) => {
+  const m = tf.loadLayersModel(url);          // missing await: m is a Promise
+  return m.predict(tf.tensor(x)).array();
+}"""
+
+FIXED_JS = """async ({url, x}) => {
+  const m = await tf.loadLayersModel(url);    // wait for the model
+  return m.predict(tf.tensor(x)).array();
+}"""
+
+
+def _page(run: Run):  # type: ignore[no-untyped-def]
+    trained = trained_model(run.cache, SPEC)
+    page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
+    return trained, page
+
+
+def faulty(run: Run) -> None:
+    trained, page = _page(run)
+    page.evaluate(FAULTY_JS, {"url": "/model/model.json", "x": trained.probe()[0].tolist()})
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    trained, page = _page(run)
+    x, expected = trained.probe()
+    got = np.asarray(page.evaluate(FIXED_JS, {"url": "/model/model.json", "x": x.tolist()}))
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="predict() called on the Promise returned by loadLayersModel",
+    targets=("tfjs",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"predict is not a function", runtime="tfjs"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4)),
+    cause="Model loading in tf.js is asynchronous: loadLayersModel returns a Promise of a model. "
+          "Without `await` the code calls predict on the Promise, which has no such method.",
+    fix="`await` the load (or use `.then`) before calling predict.",
+    references=("https://js.tensorflow.org/api/latest/#loadLayersModel",),
+)

@@ -1,0 +1,40 @@
+"""Golden path to Core ML: train -> SavedModel -> coremltools -> inspect -> predict (macOS only)."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Raises, Run, Scenario
+from harness.targets.coreml import convert_to_coreml, spec_summary
+
+
+def faulty(run: Run) -> None:
+    # Keras 3's model.export writes a SavedModel with several concrete functions.
+    convert_to_coreml(run.cache, saved_model(run.cache, ModelSpec("dense", "keras3")))
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    spec = ModelSpec("dense", "tf_keras")
+    package = convert_to_coreml(run.cache, saved_model(run.cache, spec))
+    summary = run.note("spec", spec_summary(package))
+    x, expected = trained_model(run.cache, spec).probe()
+    name = summary["inputs"][0]["name"]
+    out = run.target.predict(package, {name: x[:1]})  # skips off macOS, quoting coremltools
+    got = np.asarray(next(iter(out.values())))
+    return {"max_abs_diff": float(np.max(np.abs(got - expected[:1])))}
+
+
+SCENARIO = Scenario(
+    title="Train and convert a model to Core ML",
+    targets=("coreml",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Only a single concrete function is supported"),
+    cause="coremltools 9 reads a TensorFlow SavedModel through a single concrete function; "
+          "Keras 3's `model.export` writes several (serve and serving_default), and coremltools "
+          "declares TF 2.12 as its newest tested version.",
+    fix="Train or save with tf_keras (TF_USE_LEGACY_KERAS=1 or `import tf_keras`) and convert its "
+        "SavedModel, then inspect the spec; run predictions on macOS.",
+    references=("https://apple.github.io/coremltools/docs-guides/source/tensorflow-2.html",),
+)

@@ -1,0 +1,41 @@
+"""Golden path on LiteRT: train -> export a SavedModel -> convert to TF Lite -> run on a device."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.litert import PROFILES, convert_to_tflite
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    # A common first attempt: hand the interpreter the Keras file instead of a converted model.
+    trained = trained_model(run.cache, SPEC)
+    run.target.predict(trained.model_file, [trained.probe()[0][:1]], profile=PROFILES["host"])
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    trained = trained_model(run.cache, SPEC)
+    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
+    x, expected = trained.probe()
+    got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
+    run.note("model_bytes", tflite.stat().st_size)
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="Train, convert and run a model with LiteRT",
+    targets=("litert",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"The model is not a valid Flatbuffer buffer", runtime="litert"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="A Keras model file (.keras, a zip archive) is not a TF Lite flatbuffer; LiteRT checks "
+          "the file and refuses it with 'The model is not a valid Flatbuffer buffer'.",
+    fix="Export a SavedModel (`model.export`), convert it with `tf.lite.TFLiteConverter."
+        "from_saved_model`, and load the resulting `.tflite` file in the interpreter.",
+    references=("https://ai.google.dev/edge/litert/models/convert_tf",),
+)
