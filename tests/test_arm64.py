@@ -1,0 +1,173 @@
+"""The emulated arm64 LiteRT device: parity with x86-64 LiteRT, real error text, cleanup, cache.
+
+The TF Lite model is converted on x86-64 in a subprocess (TensorFlow and LiteRT are kept apart,
+see STACK.md), run on the x86-64 LiteRT in this process, and run on the aarch64 LiteRT under qemu.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.devices import arm64
+from harness.errors import RuntimeFailure
+
+PARITY_TOLERANCE = 1e-5
+INPUT_WIDTH = 8
+
+CONVERT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(7)
+    model = tf.keras.Sequential([
+        tf.keras.Input((8,)),
+        tf.keras.layers.Dense(16, activation="relu"),
+        tf.keras.layers.Dense(3, activation="softmax"),
+    ])
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    with open(sys.argv[1], "wb") as sink:
+        sink.write(converter.convert())
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def arm64_rootfs() -> Path:
+    reason = arm64.arm64_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return arm64.ensure_arm64_rootfs()
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("arm64-model") / "tiny_mlp.tflite"
+    done = subprocess.run([sys.executable, "-c", CONVERT_SCRIPT, str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return path
+
+
+@pytest.fixture(scope="module")
+def batch() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((1, INPUT_WIDTH)).astype(np.float32)
+
+
+def run_on_x86(model_path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(model_path), num_threads=1)
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(), inputs):
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    return [interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()]
+
+
+def x86_error_text(model_path: Path, value: np.ndarray) -> str:
+    with pytest.raises(ValueError) as caught:
+        run_on_x86(model_path, [value])
+    return str(caught.value)
+
+
+def leftovers(rootfs: Path) -> list[Path]:
+    return sorted((rootfs / "tmp").glob("pitfalls-*"))
+
+
+def test_arm64_outputs_match_x86(arm64_rootfs: Path, tiny_tflite: Path, batch: np.ndarray) -> None:
+    expected = run_on_x86(tiny_tflite, [batch])
+    observed = arm64.run_on_arm64(tiny_tflite, [batch], num_threads=2)
+    assert len(observed) == len(expected)
+    for got, want in zip(observed, expected):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=PARITY_TOLERANCE)
+
+
+def test_wrong_shape_raises_litert_text(arm64_rootfs: Path, tiny_tflite: Path) -> None:
+    wrong = np.zeros((1, INPUT_WIDTH - 1), np.float32)
+    with pytest.raises(RuntimeFailure) as caught:
+        arm64.run_on_arm64(tiny_tflite, [wrong])
+    failure = caught.value
+    assert failure.runtime == "litert/arm64"
+    assert failure.kind == "ValueError"
+    assert failure.source == "exception in arm64 LiteRT worker under qemu"
+    assert failure.message.startswith("Cannot set tensor: Dimension mismatch. Got 7 but expected 8")
+    assert failure.message == x86_error_text(tiny_tflite, wrong)
+
+
+def test_calls_leave_no_mounts_and_no_temp_dirs(arm64_rootfs: Path, tiny_tflite: Path,
+                                                batch: np.ndarray) -> None:
+    arm64.run_on_arm64(tiny_tflite, [batch])
+    with pytest.raises(RuntimeFailure):
+        arm64.run_on_arm64(tiny_tflite, [np.zeros((2, 3), np.float32)])
+    assert arm64.mounts_under(arm64_rootfs) == []
+    assert str(arm64_rootfs) not in Path("/proc/mounts").read_text()
+    assert leftovers(arm64_rootfs) == []
+    assert list(arm64_rootfs.parent.glob(".tmp-*")) == []
+
+
+def test_timeout_kills_worker_and_cleans_up(arm64_rootfs: Path, tiny_tflite: Path,
+                                            batch: np.ndarray) -> None:
+    from harness.errors import WaitTimeout
+
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout, match="arm64 LiteRT worker"):
+        arm64.run_on_arm64(tiny_tflite, [batch], timeout=0.05)
+    assert time.monotonic() - started < 10
+    assert leftovers(arm64_rootfs) == []
+    assert arm64.mounts_under(arm64_rootfs) == []
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "pitfalls-call-" not in ps
+
+
+def test_rootfs_is_cached(arm64_rootfs: Path) -> None:
+    started = time.monotonic()
+    again = arm64.ensure_arm64_rootfs()
+    assert again == arm64_rootfs
+    assert time.monotonic() - started < 1.0
+    assert arm64_rootfs.name == f"rootfs-{arm64.current_recipe().key()}"
+
+
+def test_versions_inside_and_outside(arm64_rootfs: Path) -> None:
+    versions = arm64.arm64_versions()
+    assert versions["litert_arm64"] == "2.3.0"
+    assert versions["machine_arm64"] == "aarch64"
+    assert versions["python_arm64"].startswith("3.11.")
+    assert versions["numpy_arm64"] == versions["numpy_host"]
+    assert versions["qemu"][0].isdigit()
+
+
+def test_unavailable_reason_is_cheap_and_typed() -> None:
+    started = time.monotonic()
+    reason = arm64.arm64_unavailable_reason()
+    assert time.monotonic() - started < 0.5
+    assert reason is None or isinstance(reason, str) and reason
+
+
+def test_recipe_key_changes_with_inputs() -> None:
+    recipe = arm64.current_recipe()
+    from dataclasses import replace
+
+    assert replace(recipe, mirror="http://example.invalid/debian").key() != recipe.key()
+    assert replace(recipe, requirements=("ai-edge-litert==2.2.0",)).key() != recipe.key()
+
+
+def test_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
+    sources = tmp_path / "sources.list.d"
+    sources.mkdir()
+    (sources / "debian.sources").write_text(
+        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+        "URIs: http://mirror.example/debian\nSuites: bookworm\n"
+    )
+    (sources / "other.list").write_text("deb https://packages.example/apt stable main\n")
+    assert arm64.debian_mirror(sources, tmp_path / "none") == "http://mirror.example/debian"
+    assert arm64.debian_mirror(tmp_path / "empty", tmp_path / "none") == arm64.DEFAULT_MIRROR
