@@ -1,0 +1,274 @@
+"""A SavedModel served over TF Serving's REST and gRPC APIs.
+
+Two ways to run the server, one interface (:class:`Server`):
+
+* **container** (the default wherever a Docker engine answers): ``harness.images`` builds the
+  serving image locally (never pulled) and :class:`harness.images.ServingContainer` runs it with
+  ports on 127.0.0.1.  The image runs the real ``tensorflow/serving`` when that image is present
+  locally, else our **TF Serving-compatible server** (``containers/tfserving-compat``), which
+  executes SavedModels with TensorFlow's own runtime.
+* **subprocess**: the TF Serving-compatible server as a plain process of the host venv on
+  127.0.0.1, used when no engine runs (``PITFALLS_SERVING=subprocess`` forces it).  Scenarios that
+  need container features (mounted config files, other TF versions) skip there with the reason.
+
+Every result records which implementation and mode ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+from harness.artifacts import library_versions
+from harness.errors import HarnessError, RuntimeFailure
+from harness.scenario import REPO_ROOT, NotApplicable
+from harness.targets.base import Target
+
+COMPAT_DIR = REPO_ROOT / "containers" / "tfserving-compat"
+MODES = ("auto", "container", "subprocess")
+
+
+def model_base_path(workdir: Path, versions: Mapping[int | str, Path], name: str = "model") -> Path:
+    """A model base path as TF Serving expects it: ``<name>/<version>/saved_model.pb``.
+
+    The SavedModels are copied (not linked) so that the directory can be bind-mounted.
+    """
+    import shutil
+
+    base = workdir / name
+    base.mkdir(parents=True, exist_ok=True)
+    for version, saved in versions.items():
+        shutil.copytree(saved, base / str(version))
+    return base
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    """An HTTP reply of the server: status and parsed JSON body (or raw text)."""
+
+    status: int
+    body: Any
+    text: str
+    seconds: float
+
+    @property
+    def error(self) -> str | None:
+        return self.body.get("error") if isinstance(self.body, dict) else None
+
+
+@dataclass
+class Server:
+    """A running server: addresses, implementation, logs and small REST helpers."""
+
+    rest_url: str
+    grpc_target: str
+    implementation: str
+    mode: str
+    model_name: str
+    _logs: Any = field(repr=False, default=None)
+
+    def logs(self, tail_lines: int | None = None) -> str:
+        return str(self._logs(tail_lines)) if self._logs else ""
+
+    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
+                timeout: float = 60.0) -> Reply:
+        """Send a request; ``body`` is JSON-encoded, ``raw`` sent as is."""
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        req = urllib.request.Request(self.rest_url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status, text = resp.status, resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            status, text = exc.code, exc.read().decode(errors="replace")
+        seconds = time.perf_counter() - started
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = None
+        return Reply(status, parsed, text, seconds)
+
+    def model_path(self, model: str | None = None, *, version: int | None = None,
+                   label: str | None = None) -> str:
+        path = f"/v1/models/{model or self.model_name}"
+        if version is not None:
+            path += f"/versions/{version}"
+        elif label is not None:
+            path += f"/labels/{label}"
+        return path
+
+    def predict(self, body: Mapping[str, Any], *, model: str | None = None, version: int | None = None,
+                verb: str = "predict") -> Any:
+        """POST ``:predict`` (or ``:classify``/``:regress``); an error body raises RuntimeFailure."""
+        path = self.model_path(model, version=version) + f":{verb}"
+        reply = self.request("POST", path, body)
+        if reply.status != 200 or reply.error:
+            raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
+                                 source=f"error body of POST {path}")
+        return reply.body
+
+    def status(self, model: str | None = None) -> Reply:
+        return self.request("GET", self.model_path(model))
+
+    def metadata(self, model: str | None = None) -> Any:
+        reply = self.request("GET", self.model_path(model) + "/metadata")
+        if reply.status != 200:
+            raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
+                                 source="error body of GET /metadata")
+        return reply.body
+
+
+class TfservingTarget(Target):
+    """TF Serving's API, in a container (or a host subprocess where no engine runs)."""
+
+    name = "tfserving"
+    platform = "server"
+
+    def __init__(self, mode: str | None = None) -> None:
+        super().__init__()
+        self.requested_mode = mode or os.environ.get("PITFALLS_SERVING", "auto")
+        if self.requested_mode not in MODES:
+            raise HarnessError(f"PITFALLS_SERVING={self.requested_mode!r} is not a serving mode",
+                               hint=f"use one of {MODES}")
+        self.mode = "subprocess"
+        self.engine_reason: str | None = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        missing = [d for d, v in library_versions("tensorflow", "tensorflow-serving-api").items() if v == "missing"]
+        if missing:
+            return f"Python packages not installed: {', '.join(missing)} (run the README set-up)"
+        if not (COMPAT_DIR / "tfs_compat" / "__main__.py").is_file():
+            return f"the TF Serving-compatible server is missing at {COMPAT_DIR}"
+        return None
+
+    def activate_impl(self) -> None:
+        from harness.images import engine_unavailable_reason
+
+        self.engine_reason = engine_unavailable_reason() if self.requested_mode != "subprocess" else "not asked for"
+        if self.requested_mode == "container" and self.engine_reason:
+            raise HarnessError(f"PITFALLS_SERVING=container but no Docker engine answers: {self.engine_reason}",
+                               hint="run scripts/setup-docker.sh as root")
+        self.mode = "subprocess" if self.engine_reason else "container"
+
+    def deactivate_impl(self) -> None:
+        if self.mode == "container":
+            from harness.images import remove_leftover_containers
+
+            remove_leftover_containers()
+
+    def versions(self) -> dict[str, str]:
+        found = library_versions("tensorflow", "tensorflow-serving-api", "docker")
+        found["serving_mode"] = self.mode
+        return found
+
+    def require_container(self, why: str) -> None:
+        """Skip (with the reason) when this scenario needs a container but none can run here."""
+        if self.mode != "container":
+            raise NotApplicable(f"{why} needs a Docker engine, and none answers here ({self.engine_reason})")
+
+    @contextmanager
+    def serve(self, *, model_name: str = "model", model_dir: Path | None = None,
+              models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
+              env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: bool = True,
+              ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = "2.19.0",
+              fail_on_load_error: bool = True) -> Iterator[Server]:
+        """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
+
+        In a container ``model_dir`` is mounted at ``/models/<model_name>``, ``models`` at
+        ``/models/<name>``, ``files`` at the given container paths.  The server is stopped and
+        removed when the block ends, whatever happens.
+        """
+        self.require_active()
+        if self.mode == "container":
+            from harness.images import ServingContainer, ensure_serving_image
+
+            image = ensure_serving_image(tf_version)
+            with ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
+                                  files=files, env=env, args=args, wait=wait, ready_model=ready_model,
+                                  ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error) as c:
+                yield Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
+                             "container", model_name, c.logs)
+            return
+        if models or files or tf_version != "2.19.0":
+            raise NotApplicable("this scenario mounts files or needs another TF version: it needs a Docker "
+                                f"engine, and none answers here ({self.engine_reason})")
+        with self._subprocess(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
+                              fail_on_load_error) as server:
+            yield server
+
+    @contextmanager
+    def _subprocess(self, model_name: str, model_dir: Path | None, env: Mapping[str, str], args: Sequence[str],
+                    wait: bool, ready_model: str | None, ready_timeout: float,
+                    fail_on_load_error: bool) -> Iterator[Server]:
+        from harness.images import COMPAT_IMPLEMENTATION, HttpReady, ModelAvailable
+
+        rest, grpc = _free_port(), _free_port()
+        name = env.get("MODEL_NAME", model_name)
+        base = str(model_dir) if model_dir is not None else f"/models/{name}"
+        cmd = [sys.executable, "-m", "tfs_compat", f"--port={grpc}", f"--rest_api_port={rest}",
+               "--listen_host=127.0.0.1", f"--model_name={name}", f"--model_base_path={base}", *args]
+        log = tempfile.TemporaryFile(mode="w+")
+        child_env = {**os.environ, "PYTHONPATH": str(COMPAT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+
+        def logs(tail_lines: int | None = None) -> str:
+            log.flush()
+            log.seek(0)
+            lines = log.read().splitlines()
+            return "\n".join(lines[-tail_lines:] if tail_lines else lines)
+
+        server = Server(f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}", f"{COMPAT_IMPLEMENTATION} (host subprocess)",
+                        "subprocess", model_name, logs)
+        try:
+            if wait:
+                from harness.errors import WaitTimeout
+
+                def exited() -> str | None:
+                    code = proc.poll()
+                    return None if code is None else f"server process exited with code {code}"
+
+                try:
+                    HttpReady(f"{server.rest_url}/v1/models/{ready_model or name}",
+                              ModelAvailable(COMPAT_IMPLEMENTATION, fail_on_load_error), timeout=ready_timeout,
+                              poll_interval=0.3, abort=exited).wait()
+                except WaitTimeout as exc:
+                    raise WaitTimeout(exc.message, evidence=f"{exc.evidence}\n--- server log ---\n{logs(40)}",
+                                      hint="read the server log above") from None
+            yield server
+        finally:
+            _stop(proc)
+            log.close()
+
+
+def _stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM the server's process group, SIGKILL after 10 s."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,56 @@
+"""Golden path on the server: train -> export a SavedModel -> serve it -> REST :predict."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfserving import model_base_path
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    # The SavedModel is mounted as the base path itself, without a numbered version directory.
+    import shutil
+    import time
+
+    base = run.workdir / "model"
+    shutil.copytree(saved_model(run.cache, SPEC), base)
+    server = run.enter(run.target.serve(model_dir=base, wait=False))
+    x = trained_model(run.cache, SPEC).probe()[0]
+    for _ in range(20):  # the server keeps looking for versions; ask until it answers
+        reply = server.request("GET", server.model_path())
+        run.observe(f"status HTTP {reply.status}: {reply.text[:300]}")
+        if reply.status in (200, 404):
+            break
+        time.sleep(0.5)
+    run.observe(server.logs(10))
+    server.predict({"instances": x[:2].tolist()})
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
+    server = run.enter(run.target.serve(model_dir=base))
+    run.note("implementation", server.implementation)
+    x, expected = trained_model(run.cache, SPEC).probe()
+    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="Train, export, serve and query a model over TF Serving's REST API",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Servable not found for request", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="TF Serving looks for numbered version directories under the model base path "
+          "(/models/model/1/saved_model.pb). A SavedModel placed directly at the base path is never "
+          "loaded, so every request finds no servable.",
+    fix="Export into <base>/<version>/ (e.g. `model.export('models/model/1')`), mount <base> at "
+        "/models/<MODEL_NAME>, wait for the version to be AVAILABLE, then POST :predict.",
+    references=("https://www.tensorflow.org/tfx/serving/docker",
+                "https://www.tensorflow.org/tfx/serving/api_rest"),
+)

@@ -1,0 +1,110 @@
+"""Expectations, the runtime-origin rule and outcome mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HarnessError, RuntimeFailure
+from harness.scenario import (AllOf, Evidence, Figure, Outcome, Raises, Succeeds, VariantResult,
+                              outcome_for, raised_by_project, succeeds)
+
+
+def result(error: BaseException | None = None, **figures: float) -> VariantResult:
+    return VariantResult(error, Evidence(figures=dict(figures)))
+
+
+def third_party_error() -> BaseException:
+    """An exception raised inside a third-party library (json, outside this repository)."""
+    try:
+        json.loads("{not json")
+    except ValueError as exc:
+        return exc
+    raise AssertionError("json.loads accepted bad input")
+
+
+def project_error() -> BaseException:
+    try:
+        raise ValueError("The model is not a valid Flatbuffer buffer")
+    except ValueError as exc:
+        return exc
+
+
+def test_raises_matches_runtime_failure_text() -> None:
+    err = RuntimeFailure("litert", "Cannot set tensor: Dimension mismatch. Got 7 but expected 8",
+                         kind="ValueError")
+    verdict = Raises(r"Dimension mismatch", runtime="litert").judge(result(err))
+    assert verdict.ok, verdict.detail
+
+
+def test_raises_rejects_other_text_and_other_runtime() -> None:
+    err = RuntimeFailure("tfjs/chromium", "TypeError: Failed to fetch")
+    assert not Raises(r"Dimension mismatch").judge(result(err)).ok
+    assert not Raises(r"Failed to fetch", runtime="litert").judge(result(err)).ok
+
+
+def test_raises_rejects_no_error() -> None:
+    verdict = Raises("anything").judge(result(None))
+    assert not verdict.ok and "none was raised" in verdict.detail
+
+
+def test_error_made_up_by_project_code_never_reproduces() -> None:
+    """A string raised by our own code must not count, even if it matches the symptom."""
+    err = project_error()
+    assert raised_by_project(err)
+    verdict = Raises(r"not a valid Flatbuffer").judge(result(err))
+    assert not verdict.ok and "pitfalls' own code" in verdict.detail
+    assert outcome_for("faulty", verdict, err) is Outcome.ERROR
+
+
+def test_harness_errors_and_asserts_are_project_errors() -> None:
+    assert raised_by_project(HarnessError("set-up missing"))
+    assert raised_by_project(AssertionError("x"))
+
+
+def test_error_raised_in_third_party_code_counts() -> None:
+    err = third_party_error()
+    assert not raised_by_project(err)
+    assert Raises(r"Expecting property name").judge(result(err)).ok
+
+
+def test_figure_bounds() -> None:
+    assert Figure("max_abs_diff", "<=", 1e-4).judge(result(max_abs_diff=1e-6)).ok
+    assert not Figure("max_abs_diff", "<=", 1e-4).judge(result(max_abs_diff=0.5)).ok
+    missing = Figure("ratio", ">", 2).judge(result(other=1))
+    assert not missing.ok and "not recorded" in missing.detail
+    with pytest.raises(ValueError):
+        Figure("x", "~", 1)
+
+
+def test_succeeds_needs_no_error_and_all_checks() -> None:
+    assert Succeeds().judge(result()).ok
+    assert not Succeeds().judge(result(RuntimeFailure("litert", "boom"))).ok
+    check = succeeds(Figure("a", ">", 1), Figure("b", "<", 1))
+    assert check.judge(result(a=2, b=0)).ok
+    assert not check.judge(result(a=2, b=3)).ok
+    assert "a > 1" in check.describe()
+
+
+def test_all_of() -> None:
+    both = AllOf((Figure("a", ">", 1), Figure("b", ">", 1)))
+    assert both.judge(result(a=2, b=2)).ok
+    assert not both.judge(result(a=2, b=0)).ok
+
+
+def test_outcomes() -> None:
+    ok = Raises("x").judge(result(RuntimeFailure("r", "x")))
+    assert outcome_for("faulty", ok, RuntimeFailure("r", "x")) is Outcome.REPRODUCED
+    bad = Raises("y").judge(result(RuntimeFailure("r", "x")))
+    assert outcome_for("faulty", bad, RuntimeFailure("r", "x")) is Outcome.NOT_REPRODUCED
+    assert outcome_for("fixed", Succeeds().judge(result()), None) is Outcome.WORKS
+    failed = Succeeds().judge(result(RuntimeFailure("r", "x")))
+    assert outcome_for("fixed", failed, RuntimeFailure("r", "x")) is Outcome.BROKEN
+    assert outcome_for("fixed", failed, HarnessError("h")) is Outcome.ERROR
+
+
+def test_evidence_is_json_serialisable(tmp_path: Path) -> None:
+    ev = Evidence(error={"message": "m"}, figures={"x": 1.0}, notes={"n": [1, 2]}, texts=["t"])
+    (tmp_path / "e.json").write_text(json.dumps(ev.to_json()))
