@@ -22,6 +22,7 @@ from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
 from harness.scenario import REPO_ROOT
 from harness.targets import litert_worker
 from harness.targets.base import Target
+from harness.targets.litert_worker import dequantize, quantize
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,6 +193,16 @@ class LitertTarget(Target):
         return self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,  # type: ignore[no-any-return]
                          profile.xnnpack, 3, runs, profile=profile)
 
+    def runtime_state(self, model_path: Path, *, profile: DeviceProfile = PROFILES["host"]) -> dict[str, Any]:
+        """What ``profile`` does in its worker: XNNPACK-delegated nodes, threads, CPUs, memory limit."""
+        return self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,  # type: ignore[no-any-return]
+                         profile.xnnpack, profile=profile)
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live worker processes (one pool per profile used so far)."""
+        return [p.pid for pool in self._pools.values()
+                for p in getattr(pool, "_processes", {}).values() if p.pid is not None]
+
     def worker_versions(self) -> dict[str, str]:
         return self.call(litert_worker.versions)  # type: ignore[no-any-return]
 
@@ -209,4 +220,4 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-__all__ = ["DeviceProfile", "LitertTarget", "PROFILES", "convert_to_tflite"]
+__all__ = ["DeviceProfile", "LitertTarget", "PROFILES", "convert_to_tflite", "dequantize", "quantize"]

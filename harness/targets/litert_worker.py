@@ -105,6 +105,49 @@ def time_invoke(model_path: str, inputs: list[Any], num_threads: int = 1, xnnpac
     return {"load_ms": load_ms, "median_ms": statistics.median(samples), "min_ms": min(samples)}
 
 
+def quantize(x: Any, detail: dict[str, Any]) -> Any:
+    """Real values to the integer type of a quantized tensor: ``q = round(x / scale) + zero_point``.
+
+    ``detail`` is an entry of ``get_input_details()`` (or :func:`inspect`'s plain copy of it).
+    """
+    import numpy as np
+
+    scale, zero_point = detail["quantization"]
+    dtype = np.dtype(detail["dtype"])
+    info = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(x) / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: Any, detail: dict[str, Any]) -> Any:
+    """Integer values of a quantized tensor back to reals: ``x = (q - zero_point) * scale``."""
+    import numpy as np
+
+    scale, zero_point = detail["quantization"]
+    return ((np.asarray(q).astype("float32") - zero_point) * scale).astype("float32")
+
+
+def runtime_state(model_path: str, num_threads: int = 1, xnnpack: bool = True) -> dict[str, Any]:
+    """What a device profile did to this worker: delegation, threads, CPU affinity, memory limit.
+
+    The interpreter is built and invoked once on zeros; ``delegated_nodes`` counts the nodes that
+    XNNPACK took over, ``threads`` the threads of the worker process while the interpreter lives.
+    """
+    import numpy as np
+
+    interp = interpreter(model_path, num_threads=num_threads, xnnpack=xnnpack)
+    interp.allocate_tensors()
+    for d in interp.get_input_details():
+        interp.set_tensor(d["index"], np.zeros(d["shape"], dtype=d["dtype"]))
+    interp.invoke()
+    ops = [o["op_name"] for o in interp._get_ops_details()]  # noqa: SLF001 - the only view of delegation
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return {"delegated_nodes": ops.count("DELEGATE"), "ops": ops,
+            "threads": len(os.listdir("/proc/self/task")),
+            "cpus": sorted(os.sched_getaffinity(0)),
+            "memory_limit_mb": None if soft == resource.RLIM_INFINITY else soft // (1024 * 1024),
+            "pid": os.getpid()}
+
+
 def versions() -> dict[str, str]:
     from importlib import metadata
 
