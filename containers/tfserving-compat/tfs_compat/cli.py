@@ -1,0 +1,70 @@
+"""``main``: flags, start, wait for SIGTERM/SIGINT, shut down (after TF Serving's main.cc)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from types import FrameType
+from typing import Optional
+
+from . import __version__
+from .flags import flag_specs, parse_flags, usage_text
+from .logs import configure_logging, get_logger
+from .status import ServingError
+
+EXIT_FAILURE = 255  # main() returns -1
+
+
+def _print(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _log_ignored(values: dict[str, object]) -> None:
+    for spec in flag_specs():
+        if not spec.implemented and values[spec.name] != spec.default:
+            get_logger().warning("--%s is accepted but not implemented by the TF Serving-compatible "
+                                 "server; ignored.", spec.name)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    configure_logging()
+    specs = flag_specs()
+    usage = usage_text("tensorflow_model_server (TF Serving-compatible server)", specs)
+    flags = parse_flags(args, specs, lambda text: get_logger().error("%s", text))
+    if not flags.ok:
+        _print(usage)
+        return EXIT_FAILURE
+    if flags.get_bool("version"):
+        import tensorflow as tf
+
+        _print(f"TensorFlow ModelServer: tfs_compat-{__version__} (TF Serving-compatible server)\n"
+               f"TensorFlow Library: {tf.__version__}\n")
+        return 0
+    if flags.unknown:
+        _print(f"unknown argument: {flags.unknown[0]}\n{usage}")
+    _log_ignored(flags.values)
+    return _serve(flags)
+
+
+def _serve(flags: "object") -> int:
+    from .server import ModelServer
+
+    server = ModelServer(flags)  # type: ignore[arg-type]
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        get_logger().info("Received signal %d; shutting down.", signum)
+        server.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        server.build_and_start()
+    except ServingError as error:
+        _print(f"Failed to start server. Error: {error.to_string()}\n")
+        server.stop()
+        return EXIT_FAILURE
+    server.wait()
+    server.stop()
+    return 0
