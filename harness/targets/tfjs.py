@@ -15,12 +15,13 @@ import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
-from harness.loopback import HeaderRule, LoopbackServer
+from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.scenario import REPO_ROOT
 from harness.targets.base import Target
 
@@ -99,8 +100,22 @@ def _first_lines(message: str) -> str:
     return text.removeprefix("Page.evaluate: ")
 
 
+@dataclass(frozen=True)
+class RequestSeen:
+    """A request the page made, as the browser's network panel shows it."""
+
+    url: str
+    method: str
+    resource_type: str
+    headers: dict[str, str]
+
+
 class TfjsPage:
-    """A page in a fresh browser context, served from a loopback server."""
+    """A page in a fresh browser context, served from a loopback server.
+
+    Everything the browser reports is kept as evidence: console messages, uncaught page errors,
+    failed requests and every request the page made (URL and headers).
+    """
 
     def __init__(self, page: Any, server: LoopbackServer, observe: Callable[[str], Any] | None) -> None:
         self.page = page
@@ -108,10 +123,12 @@ class TfjsPage:
         self.console: list[str] = []
         self.page_errors: list[str] = []
         self.failed_requests: list[str] = []
+        self.requests_seen: list[RequestSeen] = []
         self._observe = observe or (lambda _text: None)
         page.on("console", self._on_console)
         page.on("pageerror", self._on_pageerror)
         page.on("requestfailed", self._on_requestfailed)
+        page.on("request", self._on_request)
 
     def _on_console(self, msg: Any) -> None:
         text = f"console.{msg.type}: {msg.text}"
@@ -128,6 +145,29 @@ class TfjsPage:
         text = f"requestfailed: {request.url} {request.failure}"
         self.failed_requests.append(text)
         self._observe(text)
+
+    def _on_request(self, request: Any) -> None:
+        self.requests_seen.append(RequestSeen(request.url, request.method, request.resource_type,
+                                              dict(request.headers)))
+
+    def console_errors(self, since: int = 0) -> list[str]:
+        return [line for line in self.console[since:] if line.startswith("console.error: ")]
+
+    def raise_page_errors(self) -> None:
+        """Raise the first uncaught page error (e.g. a ReferenceError of a page script) as a RuntimeFailure."""
+        if self.page_errors:
+            first = self.page_errors[0]
+            kind = first.split(":", 1)[0] if re.match(r"^[A-Za-z]*Error:", first) else ""
+            raise RuntimeFailure("tfjs/chromium", "\n".join(self.page_errors), kind=kind,
+                                 source="uncaught error in a page script (pageerror event)")
+
+    def throttle(self, *, download_bytes_per_s: float, latency_ms: float = 20.0) -> None:
+        """Emulate a slower network with Chromium's own DevTools throttling (``Network.emulateNetworkConditions``)."""
+        cdp = self.page.context.new_cdp_session(self.page)
+        cdp.send("Network.enable")
+        cdp.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": latency_ms, "downloadThroughput": download_bytes_per_s,
+            "uploadThroughput": download_bytes_per_s})
 
     @property
     def url(self) -> str:
@@ -148,17 +188,25 @@ class TfjsPage:
         wrapped = (f"async (arg) => {{ const f = ({script}); let timer; "
                    f"const limit = new Promise((_, rej) => {{ timer = setTimeout(() => rej(new Error('{_TIMEOUT_MARK}')), {int(timeout_s * 1000)}); }}); "
                    f"try {{ return await Promise.race([Promise.resolve().then(() => f(arg)), limit]); }} finally {{ clearTimeout(timer); }} }}")
+        console_mark = len(self.console)
         try:
             return self.page.evaluate(wrapped, arg)
         except PlaywrightError as exc:
             message = _first_lines(exc.message)
             if _TIMEOUT_MARK in message:
-                raise WaitTimeout(f"page script did not settle within {timeout_s}s",
-                                  evidence="\n".join(self.console[-20:] + self.page_errors[-5:]),
+                what = " ".join(script.split())[:160]
+                raise WaitTimeout(f"page script did not settle within {timeout_s}s: {what}",
+                                  evidence="\n".join(self.console[-20:] + self.page_errors[-5:]
+                                                     + self.failed_requests[-5:]),
                                   hint="an awaited promise never resolved; see the console lines") from None
             kind = message.split(":", 1)[0] if re.match(r"^[A-Za-z]*Error:", message) else ""
+            # Chromium often says why in the console only (CORS, file:// access, 404s): keep those lines.
+            during = self.console_errors(console_mark)
+            if during:
+                message += "\n" + "\n".join(during)
             raise RuntimeFailure("tfjs/chromium", message, kind=kind,
-                                 source="exception thrown by page code (page.evaluate)") from None
+                                 source="exception thrown by page code (page.evaluate)"
+                                        + (" and console errors during the call" if during else "")) from None
 
     def use_backend(self, backend: str) -> str:
         """Select a tf.js backend and return the one actually in use."""
@@ -223,24 +271,32 @@ class TfjsTarget(Target):
 
     # pages and servers ---------------------------------------------------------------------
     def serve(self, mounts: Mapping[str, Path] | None = None, *, headers: Mapping[str, str] | HeaderRule | None = None,
-              files: Mapping[str, bytes] | None = None) -> LoopbackServer:
-        """A loopback server (use it in ``with`` / ``run.enter``) serving ``mounts`` and ``files``."""
-        return LoopbackServer(mounts or {}, headers=headers, files=files)
+              files: Mapping[str, bytes] | None = None, guard: Guard | None = None,
+              routes: Mapping[str, Route] | None = None) -> LoopbackServer:
+        """A loopback server (use it in ``with`` / ``run.enter``) serving ``mounts`` and ``files``.
+
+        Use it for a second origin (CORS), a model server with its own cache headers, or an API.
+        """
+        return LoopbackServer(mounts or {}, headers=headers, files=files, guard=guard, routes=routes)
 
     @contextmanager
     def page(self, mounts: Mapping[str, Path] | None = None, *, backend: str | None = "cpu",
              html: str | None = None, headers: Mapping[str, str] | HeaderRule | None = None,
-             observe: Callable[[str], Any] | None = None, goto: bool = True) -> Iterator[TfjsPage]:
+             observe: Callable[[str], Any] | None = None, goto: bool = True,
+             files: Mapping[str, bytes] | None = None, routes: Mapping[str, Route] | None = None) -> Iterator[TfjsPage]:
         """A fresh context and page on a new loopback server serving the tf.js page.
 
         ``mounts`` are extra URL prefixes (e.g. ``{"/model/": converted_dir}``); ``html``
         replaces the default page (which loads tf.js and the wasm backend); ``backend`` is set
-        after load (None leaves tf.js's default).
+        after load (None leaves tf.js's default); ``files`` are extra exact paths and ``routes``
+        POST handlers of the page's own origin.  Every call gets a new browser context, so no
+        IndexedDB, localStorage, cookie or HTTP-cache state crosses from one page to the next.
         """
         self.require_active()
-        files = {"/index.html": (html if html is not None else (PAGE_DIR / "index.html").read_text()).encode(),
-                 "/favicon.ico": b""}
-        with LoopbackServer({**lib_mounts(), **(mounts or {})}, headers=headers, files=files) as server:
+        page_files = {"/index.html": (html if html is not None else (PAGE_DIR / "index.html").read_text()).encode(),
+                      "/favicon.ico": b"", **(files or {})}
+        with LoopbackServer({**lib_mounts(), **(mounts or {})}, headers=headers, files=page_files,
+                            routes=routes) as server:
             context = self._browser.new_context()
             try:
                 context.set_default_timeout(self.timeout_s * 1000)
@@ -258,3 +314,46 @@ def copy_model(src: Path, dst: Path) -> Path:
     """Copy a converted model directory (to change or serve it without touching the cache)."""
     shutil.copytree(src, dst)
     return dst
+
+
+# ---------------------------------------------------------------------------- helpers for scenarios
+
+#: Load a layers model from ``url`` and predict ``x``; returns the output as nested arrays.
+PREDICT_LAYERS_JS = ("async ({url, x}) => { const m = await tf.loadLayersModel(url);"
+                     " return m.predict(tf.tensor(x)).array(); }")
+#: The same for a graph model.
+PREDICT_GRAPH_JS = ("async ({url, x}) => { const m = await tf.loadGraphModel(url);"
+                    " return m.predict(tf.tensor(x)).array(); }")
+
+
+def model_bytes(model_dir: Path) -> dict[str, int]:
+    """Bytes of a converted model: ``model.json``, the weight shards, and their count."""
+    shards = [p for p in model_dir.iterdir() if p.suffix == ".bin"]
+    return {"json_bytes": (model_dir / "model.json").stat().st_size,
+            "weight_bytes": sum(p.stat().st_size for p in shards), "shards": len(shards)}
+
+
+def decode_weights(model_json: Mapping[str, Any], shards: Mapping[str, bytes]) -> dict[str, "Any"]:
+    """Decode tf.js weight shards with numpy, following ``weightsManifest`` (as tf.io does).
+
+    ``shards`` maps each path listed in the manifest to its bytes.  Handles float32/int32 and
+    the converter's uint8/uint16 affine quantization (``min``/``scale``) and float16.
+    """
+    import numpy as np
+
+    weights: dict[str, Any] = {}
+    for group in model_json["weightsManifest"]:
+        blob = b"".join(shards[p] for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+            quant = spec.get("quantization")
+            dtype = np.dtype(quant["dtype"] if quant else spec["dtype"])
+            raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
+            offset += count * dtype.itemsize
+            if quant and "scale" in quant:
+                values = raw.astype("float32") * np.float32(quant["scale"]) + np.float32(quant["min"])
+            else:
+                values = raw.astype(spec["dtype"] if spec["dtype"] != "float32" else "float32")
+            weights[spec["name"]] = values.reshape(spec["shape"])
+    return weights
