@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from harness.artifacts import ArtifactCache
-from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario
+from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario, scenario_root
 from harness.results import build_results, write_json_atomically
 from harness.scenario import (VARIANTS, NotApplicable, Outcome, Run, Scenario, VariantResult,
                               Verdict, describe_error, outcome_for)
@@ -84,14 +84,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if is_scenario_file(file_path):
+    if is_scenario_file(file_path, scenario_root()):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        scenario = load_scenario(self.path)
+        scenario = load_scenario(self.path, scenario_root())
         wanted_targets = self.config.getoption("--pitfalls-target") or list(scenario.targets)
         wanted_variant = self.config.getoption("--pitfalls-variant")
         for target in scenario.targets:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -13,12 +14,19 @@ from harness.scenario import REPO_ROOT, Scenario
 from harness.taxonomy import PLATFORMS, taxonomy_node_for
 
 SCENARIO_ROOT = REPO_ROOT / "scenarios"
+SCENARIO_ROOT_ENV = "PITFALLS_SCENARIOS"
 KNOWN_TARGETS: dict[str, str] = {
     "tfserving": "server",
     "litert": "mobile",
     "coreml": "mobile",
     "tfjs": "browser",
 }
+
+
+def scenario_root() -> Path:
+    """The scenario tree in use: ``$PITFALLS_SCENARIOS`` when set (the plugin's own tests point it
+    at a temporary tree), else the repository's ``scenarios/``."""
+    return Path(os.environ.get(SCENARIO_ROOT_ENV) or SCENARIO_ROOT).resolve()
 
 
 class ScenarioDefinitionError(Exception):

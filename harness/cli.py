@@ -1,0 +1,594 @@
+"""The ``pitfalls`` command line: list, run, explain, report and diff.
+
+A thin layer over pytest (``run`` starts ``python -m pytest`` in a subprocess) and over the results
+file (``report``, ``diff``, ``explain``).  It never imports a heavy library itself.  Bad input gets
+one line on stderr and exit code 2 (:class:`harness.errors.UsageError`), and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence, TextIO
+
+from harness.errors import UsageError
+from harness.registry import KNOWN_TARGETS, load_scenario, scenario_files, scenario_id_for, scenario_root
+from harness.scenario import REPO_ROOT, VARIANTS, Scenario
+
+DEFAULT_RESULTS = REPO_ROOT / "results" / "latest.json"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors become one-line usage errors (exit code 2 via :func:`main`)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading the catalog
+
+
+@dataclass
+class Catalog:
+    scenarios: list[Scenario] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "path: why it cannot be loaded"
+    files: dict[str, Path] = field(default_factory=dict)  # id -> file, including broken ones
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Every scenario of the tree; a file that cannot be loaded is reported, not fatal."""
+    root = root or scenario_root()
+    catalog = Catalog()
+    if not root.is_dir():
+        raise UsageError(f"scenario directory not found: {root} (set PITFALLS_SCENARIOS or run from the repository)")
+    for path in scenario_files(root):
+        catalog.files[scenario_id_for(path, root)] = path
+        try:
+            catalog.scenarios.append(load_scenario(path, root))
+        except Exception as exc:  # noqa: BLE001 - a broken file must not hide the others
+            catalog.problems.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return catalog
+
+
+def find_in_catalog(catalog: Catalog, scenario_id: str) -> Scenario:
+    wanted = _normalise_selection(scenario_id)
+    for s in catalog.scenarios:
+        if s.id == wanted:
+            return s
+    if wanted in catalog.files:
+        problem = next((p for p in catalog.problems if p.startswith(str(catalog.files[wanted]))), "")
+        raise UsageError(f"scenario {wanted!r} cannot be loaded: {problem}")
+    near = [s.id for s in catalog.scenarios if s.id.startswith(wanted + "/") or wanted.startswith(s.taxonomy)]
+    hint = f"; did you mean {near[0]}?" if near else ""
+    raise UsageError(f"unknown scenario id {scenario_id!r}: run `pitfalls list` for the ids{hint}")
+
+
+def target_availability() -> dict[str, str | None]:
+    """None for a target whose runtime can run here, else the exact reason it cannot."""
+    from harness.targets import target_class
+
+    found: dict[str, str | None] = {}
+    for name in KNOWN_TARGETS:
+        try:
+            found[name] = target_class(name).unavailable_reason()
+        except Exception as exc:  # noqa: BLE001 - a target module that cannot even import
+            found[name] = f"target module cannot be imported: {exc}"
+    return found
+
+
+def _warn_problems(catalog: Catalog) -> None:
+    for problem in catalog.problems:
+        print(f"pitfalls: warning: skipped a scenario file that cannot be loaded: {problem}", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# list
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from harness import report
+
+    catalog = load_catalog()
+    if args.update and not args.markdown:
+        raise UsageError("--update FILE goes with --markdown (e.g. `pitfalls list --markdown --update README.md`)")
+    if args.update:
+        path = Path(args.update)
+        if not path.is_file():
+            raise UsageError(f"file not found: {path}")
+        text = path.read_text(encoding="utf-8")
+        if report.marked_block(text) is None:
+            raise UsageError(f"{path} has no {report.CATALOG_START} … {report.CATALOG_END} markers; add them where the table goes")
+    _warn_problems(catalog)
+    if args.json:
+        print(json.dumps(report.catalog_json(catalog.scenarios), indent=1))
+    elif args.markdown:
+        table = report.catalog_markdown(catalog.scenarios)
+        if args.update:
+            path = Path(args.update)
+            path.write_text(report.replace_marked_block(path.read_text(encoding="utf-8"), table), encoding="utf-8")
+            print(f"updated the catalog table in {path}")
+        else:
+            sys.stdout.write(table)
+    else:
+        print(report.catalog_tree(catalog.scenarios, target_availability()))
+    return 1 if catalog.problems else 0
+
+
+# --------------------------------------------------------------------------------------------
+# run
+
+
+def _normalise_selection(text: str) -> str:
+    sel = text.strip().replace("\\", "/").strip("/")
+    for prefix in ("scenarios/",):
+        if sel.startswith(prefix):
+            sel = sel[len(prefix):]
+    return sel[:-3] if sel.endswith(".py") else sel
+
+
+def select_files(catalog: Catalog, selections: Sequence[str], targets: Sequence[str]) -> list[Path]:
+    """The scenario files a selection names (platform, taxonomy prefix or scenario id)."""
+    from harness.taxonomy import challenge_ids
+
+    chosen: dict[str, Path] = {}
+    for raw in selections or [""]:
+        sel = _normalise_selection(raw)
+        hits = {sid: p for sid, p in catalog.files.items() if not sel or sid == sel or sid.startswith(sel + "/")}
+        if not hits:
+            if any(c == sel or c.startswith(sel + "/") for c in challenge_ids()):
+                raise UsageError(f"no scenario covers {raw!r} yet (the challenge exists; `pitfalls list` shows what does)")
+            raise UsageError(f"unknown selection {raw!r}: give a platform (server, mobile, browser), a taxonomy "
+                             "prefix such as browser/model-loading, or a scenario id (see `pitfalls list`)")
+        chosen.update(hits)
+    if targets:
+        by_id = {s.id: s for s in catalog.scenarios}
+        chosen = {sid: p for sid, p in chosen.items() if sid not in by_id or set(by_id[sid].targets) & set(targets)}
+        if not chosen:
+            raise UsageError(f"no selected scenario runs on {', '.join(targets)} (see `pitfalls list`)")
+    return [chosen[sid] for sid in sorted(chosen)]
+
+
+def _display(nodeid: str) -> str:
+    path, _, name = nodeid.partition("::")
+    path = path.replace("\\", "/")
+    if "scenarios/" in path:
+        path = path.split("scenarios/", 1)[1]
+    return f"{path[:-3] if path.endswith('.py') else path} {name}".strip()
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60:02d}:{seconds % 60:02d}"
+
+
+class Progress:
+    """Follows the events of ``harness.progress`` and shows what runs, how far along, how long."""
+
+    def __init__(self, events: Path, out: TextIO, live: bool) -> None:
+        self.events, self.out, self.live = events, out, live
+        self.offset = 0
+        self.total = 0
+        self.done = 0
+        self.running: dict[str, float] = {}
+        self.started = time.monotonic()
+        self.last_heartbeat = self.started
+        self.failed = 0
+
+    def poll(self) -> None:
+        if self.events.exists():
+            with self.events.open(encoding="utf-8") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+            complete = chunk[: chunk.rfind("\n") + 1]
+            self.offset += len(complete.encode("utf-8"))
+            for line in complete.splitlines():
+                try:
+                    self._event(json.loads(line))
+                except (json.JSONDecodeError, KeyError):
+                    continue
+        self._status()
+
+    def _event(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "total":
+            self.total = max(self.total, int(event["count"]))
+        elif kind == "start":
+            self.running[event["nodeid"]] = time.monotonic()
+        elif kind == "done":
+            started = self.running.pop(event["nodeid"], None)
+            took = f" ({time.monotonic() - started:.1f} s)" if started else ""
+            self.done += 1
+            outcome = event.get("outcome", "")
+            self.failed += outcome == "failed"
+            mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip", "xfailed": "gap "}.get(outcome, outcome)
+            self._line(f"[{self.done}/{self.total or '?'}] {mark} {_display(event['nodeid'])}{took}")
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K")
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def _status(self) -> None:
+        now = time.monotonic()
+        current = ", ".join(f"{_display(n)} {now - t:.0f} s" for n, t in list(self.running.items())[-2:])
+        status = f"{_clock(now - self.started)}  {self.done}/{self.total or '?'} done" + (
+            f"  running: {current}" if current else "")
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.out.write("\r\x1b[K" + status[: width - 1])
+            self.out.flush()
+        elif now - self.last_heartbeat >= 30:
+            self.last_heartbeat = now
+            self._line(status)
+
+    def finish(self) -> None:
+        self.poll()
+        if self.live:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+
+
+def _pytest_command(files: Sequence[Path], args: argparse.Namespace, results: Path, junit: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "pytest", "-p", "harness.progress", "-q", "--color=no",
+           "--pitfalls-results", str(results), "--junitxml", str(junit)]
+    if args.workers is not None:
+        cmd += ["-n", str(args.workers)]
+    for t in args.target or []:
+        cmd += ["--pitfalls-target", t]
+    if args.variant:
+        cmd += ["--pitfalls-variant", args.variant]
+    if args.keyword:
+        cmd += ["-k", args.keyword]
+    cmd += [os.path.relpath(p, REPO_ROOT) if p.is_relative_to(REPO_ROOT) else str(p) for p in files]
+    return cmd + list(args.pytest_args or [])
+
+
+def _first_error_line(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    return next((ln.strip() for ln in lines if ln.startswith(("ERROR:", "E "))), lines[-1] if lines else "")
+
+
+def _internal_error_line(log: Path) -> str:
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    errors = [ln.split(">", 1)[1].strip(" E") for ln in lines
+              if ln.startswith("INTERNALERROR>") and re.search(r"\w+(Error|Exception)\b.*:", ln)]
+    causes = [e for e in errors if not e.startswith("AssertionError")] or errors  # xdist wraps the cause
+    return causes[-1].strip() if causes else "(no message)"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import report
+    from harness.results import load_results
+
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"-n must be 0 or more, not {args.workers}")
+    catalog = load_catalog()
+    files = select_files(catalog, args.selection, args.target or [])
+    results = Path(args.results).resolve() if args.results else DEFAULT_RESULTS
+    report_dir = Path(args.report_dir).resolve() if args.report_dir else results.parent
+    if results.exists() and results.is_dir():
+        raise UsageError(f"--results {results} is a directory; give a file path such as results/latest.json")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    log = report_dir / "pytest.log"
+    with tempfile.TemporaryDirectory(prefix="pitfalls-cli-") as tmp:
+        events, junit = Path(tmp) / "events.jsonl", Path(tmp) / "junit.xml"
+        cmd = _pytest_command(files, args, results, junit)
+        env = dict(os.environ, PITFALLS_PROGRESS=str(events))
+        started = time.time()
+        print(f"running {len(files)} scenario file(s) with pytest"
+              f"{f' on {args.workers} workers' if args.workers else ''}; full output: {log}", flush=True)
+        progress = Progress(events, sys.stdout, live=sys.stdout.isatty())
+        with log.open("w", encoding="utf-8") as out:
+            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                while proc.poll() is None:
+                    progress.poll()
+                    time.sleep(0.25)
+            except KeyboardInterrupt:
+                try:
+                    proc.wait(timeout=60)  # pytest got the SIGINT too and tears its targets down
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                progress.finish()
+                print("interrupted", file=sys.stderr)
+                return 130
+        progress.finish()
+        rc = proc.returncode
+        if rc == 5:
+            raise UsageError(f"no scenario matched the selection{f' and -k {args.keyword!r}' if args.keyword else ''}"
+                             " (see `pitfalls list`)")
+        if rc == 4:
+            raise UsageError(f"pytest rejected the arguments: {_first_error_line(log)}")
+        if junit.exists():
+            shutil.move(str(junit), report_dir / "junit.xml")
+    if rc == 3:
+        print(f"pytest stopped with an internal error: {_internal_error_line(log)} (details in {log})", file=sys.stderr)
+    if not results.exists() or results.stat().st_mtime < started - 1:
+        print(f"pytest exited with code {rc} and wrote no results; last lines of {log}:", file=sys.stderr)
+        print("\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]), file=sys.stderr)
+        return rc or 1
+    data = load_results(results)
+    if progress.total and len(data["records"]) < progress.total:
+        print(f"pitfalls: warning: {progress.total} variants were collected but only {len(data['records'])} "
+              f"recorded; see {log}", file=sys.stderr)
+        rc = rc or 1
+    html_path = report_dir / "report.html"
+    html_path.write_text(report.render_html(data, catalog.scenarios), encoding="utf-8")
+    _print_run_summary(data)
+    print(f"results: {results}\nreport:  {html_path}\njunit:   {report_dir / 'junit.xml'}\nlog:     {log}")
+    return 0 if rc == 0 else 1
+
+
+def _print_run_summary(data: dict[str, Any]) -> None:
+    summary = data.get("summary", {})
+    print("variants: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v))
+    for r in data["records"]:
+        if r["outcome"] in ("not-reproduced", "broken", "error"):
+            known = " (known gap)" if r["verdict"].endswith("(a known gap, xfail)") else ""
+            print(f"  {r['outcome']}{known}: {r['scenario']} {r['variant']}[{r['target']}]: {r['verdict'][:300]}")
+
+
+# --------------------------------------------------------------------------------------------
+# explain
+
+
+def variant_source(scenario: Scenario, variant: str) -> str:
+    """The real source of a variant function, preceded by the module-level definitions it alone uses
+    (e.g. ``FAULTY_JS``), so that the two sides show what actually differs."""
+    fn = scenario.variant(variant)
+    other = scenario.variant("fixed" if variant == "faulty" else "faulty")
+    try:
+        own = inspect.getsource(fn)
+        module_source = inspect.getsource(inspect.getmodule(fn))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return f"# source of {getattr(fn, '__name__', fn)!r} is not available"
+    tree = ast.parse(module_source)
+    defs: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            defs[node.name] = node
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Name):
+                    defs[target.id] = node
+
+    def names_used(f: Callable[..., Any]) -> set[str]:
+        node = defs.get(getattr(f, "__name__", ""))
+        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} if node is not None else set()
+
+    mine, theirs = names_used(fn), names_used(other)
+    extra = [n for n in defs if n in mine - theirs and n not in (fn.__name__, getattr(other, "__name__", ""))]
+    parts = [ast.get_source_segment(module_source, defs[n]) or "" for n in extra]
+    return "\n\n".join([p for p in parts if p] + [textwrap.dedent(own).rstrip()])
+
+
+def _highlight(code: str, colour: bool) -> list[str]:
+    if colour:
+        try:
+            from pygments import highlight
+            from pygments.formatters import TerminalFormatter
+            from pygments.lexers import PythonLexer
+
+            return highlight(code, PythonLexer(), TerminalFormatter()).rstrip("\n").split("\n")
+        except ImportError:
+            pass
+    return code.split("\n")
+
+
+def _hard_wrap(code: str, width: int) -> str:
+    out = []
+    for line in code.split("\n"):
+        while len(line) > width:
+            out.append(line[:width])
+            line = "  " + line[width:]
+        out.append(line)
+    return "\n".join(out)
+
+
+def side_by_side(left: str, right: str, width: int, colour: bool, titles: tuple[str, str]) -> str:
+    col = max((width - 3) // 2, 20)
+    lhs = _highlight(_hard_wrap(left, col), colour)
+    rhs = _highlight(_hard_wrap(right, col), colour)
+    lines = [titles[0].ljust(col) + " │ " + titles[1], "─" * col + "─┼─" + "─" * col]
+    for i in range(max(len(lhs), len(rhs))):
+        a = lhs[i] if i < len(lhs) else ""
+        b = rhs[i] if i < len(rhs) else ""
+        lines.append(a + " " * (col - len(ANSI.sub("", a))) + " │ " + b)
+    return "\n".join(lines)
+
+
+def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> list[str]:
+    from harness.results import load_results
+
+    if not results_path.exists() and not explicit:
+        return [f"no results file yet ({results_path}); run `pitfalls run {scenario.id}` to observe it"]
+    data = load_results(results_path)
+    mine = [r for r in data["records"] if r["scenario"] == scenario.id]
+    if not mine:
+        return [f"{results_path} has no record of this scenario; run `pitfalls run {scenario.id}`"]
+    lines = [f"from {results_path} ({data.get('created', '?')}):"]
+    for r in sorted(mine, key=lambda r: (r["target"], r["variant"] != "faulty")):
+        ev = r["evidence"]
+        lines.append(f"  [{r['target']}] {r['variant']}: {r['outcome']} — {r['verdict'][:400]}")
+        if ev.get("error"):
+            err = ev["error"]
+            lines.append(f"      error: {err.get('kind', '')}: {err.get('message', '')[:600]}")
+            if err.get("runtime") or err.get("source"):
+                lines.append(f"      from:  {err.get('runtime', '')} {err.get('source', '')}".rstrip())
+        if ev.get("figures"):
+            lines.append("      figures: " + ", ".join(f"{k} = {v:.6g}" for k, v in ev["figures"].items()))
+    return lines
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from harness.taxonomy import challenge
+
+    catalog = load_catalog()
+    scenario = find_in_catalog(catalog, args.id)
+    explicit = args.results is not None
+    results = Path(args.results) if explicit else DEFAULT_RESULTS
+    observed = _observed_lines(scenario, results, explicit)  # validates the file before printing anything
+    tty = sys.stdout.isatty()
+    width = args.width or shutil.get_terminal_size((120, 40)).columns
+    node = challenge(scenario.taxonomy)
+
+    def heading(text: str) -> str:
+        return f"\n\x1b[1m{text}\x1b[0m" if tty else f"\n== {text} =="
+
+    def para(text: str) -> str:
+        return textwrap.fill(" ".join(text.split()), width=min(width, 100)) if text else "(not written)"
+
+    out = [f"\x1b[1m{scenario.title}\x1b[0m" if tty else scenario.title,
+           f"{scenario.id} · targets: {', '.join(scenario.targets)}"
+           + (f" · known gap: {scenario.known_gap}" if scenario.known_gap else ""),
+           heading(f"The challenge: {node.id}"), para(node.note[:1].upper() + node.note[1:] + "." if node.note else ""),
+           heading("Cause"), para(scenario.cause),
+           heading("Faulty and fixed code"),
+           f"symptom (faulty): {scenario.symptom.describe()}\nremedy (fixed):   {scenario.remedy.describe()}\n"]
+    faulty, fixed = variant_source(scenario, "faulty"), variant_source(scenario, "fixed")
+    layout = args.layout if args.layout != "auto" else ("side" if width >= 100 else "stacked")
+    if layout == "side":
+        out.append(side_by_side(faulty, fixed, width, tty, ("faulty", "fixed")))
+    else:
+        out += ["--- faulty ---", "\n".join(_highlight(faulty, tty)), "--- fixed ---", "\n".join(_highlight(fixed, tty))]
+    out += [heading("Symptom last observed"), *observed, heading("Fix"), para(scenario.fix),
+            heading("References"), *(f"  {u}" for u in scenario.references or ("(none given)",))]
+    print("\n".join(out))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# report and diff
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness import report
+    from harness.results import load_results
+
+    path = Path(args.results) if args.results else DEFAULT_RESULTS
+    data = load_results(path)
+    out_dir = Path(args.out) if args.out else path.parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is a file; give a directory")
+    try:
+        scenarios = load_catalog().scenarios
+    except UsageError:
+        scenarios = []  # a results file from elsewhere renders without titles
+    for written in report.write_reports(data, out_dir, scenarios):
+        print(f"wrote {written}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from harness import diff
+    from harness.results import load_results
+
+    if args.threshold < 0:
+        raise UsageError(f"--threshold must be a percentage of 0 or more, not {args.threshold:g}")
+    old, new = load_results(Path(args.old)), load_results(Path(args.new))
+    changes = diff.diff_results(old, new, args.threshold)
+    bad = diff.regressions(changes)
+    if args.json:
+        print(json.dumps({"old": str(args.old), "new": str(args.new), "threshold_pct": args.threshold,
+                          "regressions": len(bad), "changes": [c.to_json() for c in changes]}, indent=1))
+    else:
+        print(diff.changes_table(changes))
+    return 1 if bad else 0
+
+
+# --------------------------------------------------------------------------------------------
+# parser and entry point
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="pitfalls", description="Reproduce deep-learning deployment challenges "
+                            "(Chen et al., ESEC/FSE 2020) as faulty/fixed scenarios on real runtimes.",
+                            epilog="`pitfalls run SELECTION -- PYTEST_ARGS` passes the options after `--` to pytest.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+
+    p = sub.add_parser("list", help="the catalog by taxonomy, with targets and their availability here")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="print the README's catalog table")
+    p.add_argument("--update", metavar="FILE", help="with --markdown: replace the table between the "
+                   "catalog markers in FILE (e.g. README.md)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run scenarios through pytest; write the results file and reports")
+    p.add_argument("selection", nargs="*", metavar="SELECTION",
+                   help="platform, taxonomy prefix or scenario id (default: every scenario)")
+    p.add_argument("-n", dest="workers", type=int, metavar="N", help="pytest-xdist workers (default: none)")
+    p.add_argument("--target", action="append", choices=list(KNOWN_TARGETS), help="only this target (repeatable)")
+    p.add_argument("--variant", choices=VARIANTS, help="only this variant")
+    p.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest keyword expression")
+    p.add_argument("--results", metavar="PATH", help=f"results file (default {os.path.relpath(DEFAULT_RESULTS, REPO_ROOT)})")
+    p.add_argument("--report-dir", metavar="DIR", help="where report.html, junit.xml and pytest.log go "
+                   "(default: the results file's directory)")
+    p.set_defaults(func=cmd_run, pytest_args=[])
+
+    p = sub.add_parser("explain", help="a scenario for students: challenge, cause, code, symptom, fix")
+    p.add_argument("id", metavar="ID", help="scenario id, e.g. browser/model-loading/asynchronous-loading")
+    p.add_argument("--results", metavar="PATH", help="results file to read the symptom from")
+    p.add_argument("--layout", choices=("auto", "side", "stacked"), default="auto",
+                   help="faulty and fixed code side by side or one after the other")
+    p.add_argument("--width", type=int, help="output width (default: the terminal's)")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", help="render report.html and junit.xml from a results file")
+    p.add_argument("results", nargs="?", metavar="RESULTS", help="results file (default results/latest.json)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: the results file's directory)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("diff", help="what changed between two results files; exit 1 on regressions")
+    p.add_argument("old", metavar="OLD")
+    p.add_argument("new", metavar="NEW")
+    p.add_argument("--json", action="store_true", help="print the changes as JSON")
+    p.add_argument("--threshold", type=float, default=20.0, metavar="PCT",
+                   help="relative move of a figure that counts as a change (default 20)")
+    p.set_defaults(func=cmd_diff)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra: list[str] = []
+    if "--" in argv:  # `pitfalls run SELECTION -- -x --maxfail 2`: the rest goes to pytest
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1:]
+    try:
+        args = parser.parse_args(argv)
+        if extra:
+            if args.command != "run":
+                raise UsageError(f"`--` passes options to pytest and only goes with `run`, not `{args.command}`")
+            args.pytest_args = extra
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"pitfalls: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
