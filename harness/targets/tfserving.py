@@ -126,6 +126,22 @@ class Server:
                                  source=f"error body of POST {path}")
         return reply.body
 
+    def raise_from_log(self, pattern: str, *, timeout: float = 60.0) -> None:
+        """Wait for a server log line matching ``pattern`` and raise it as the runtime's error.
+
+        For failures TF Serving reports only in its log (e.g. a model it never finds).  Returns
+        without raising when no such line appeared within ``timeout``.
+        """
+        import re
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.logs().splitlines():
+                if re.search(pattern, line):
+                    raise RuntimeFailure(self.implementation, line.strip(), kind="log",
+                                         source="the server's log (stderr)")
+            time.sleep(0.5)
+
     def status(self, model: str | None = None) -> Reply:
         return self.request("GET", self.model_path(model))
 
@@ -189,25 +205,36 @@ class TfservingTarget(Target):
     @contextmanager
     def serve(self, *, model_name: str = "model", model_dir: Path | None = None,
               models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
-              env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: bool = True,
+              env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: str = "available",
               ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = "2.19.0",
               fail_on_load_error: bool = True) -> Iterator[Server]:
         """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
+
+        ``wait`` is ``"available"`` (a version of ``ready_model`` is AVAILABLE), ``"listening"``
+        (the REST port answers, whatever it says) or ``"started"`` (the process or container runs;
+        TF Serving opens its ports only after the initial model load, so this is how a server that
+        never loads is observed, through :meth:`Server.raise_from_log`).
 
         In a container ``model_dir`` is mounted at ``/models/<model_name>``, ``models`` at
         ``/models/<name>``, ``files`` at the given container paths.  The server is stopped and
         removed when the block ends, whatever happens.
         """
         self.require_active()
+        if wait not in ("available", "listening", "started"):
+            raise HarnessError(f"serve(wait={wait!r}) is not a wait mode",
+                               hint="use 'available', 'listening' or 'started'")
         if self.mode == "container":
             from harness.images import ServingContainer, ensure_serving_image
 
             image = ensure_serving_image(tf_version)
             with ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
-                                  files=files, env=env, args=args, wait=wait, ready_model=ready_model,
+                                  files=files, env=env, args=args, wait=wait == "available", ready_model=ready_model,
                                   ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error) as c:
-                yield Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
-                             "container", model_name, c.logs)
+                server = Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
+                                "container", model_name, c.logs)
+                if wait == "listening":
+                    _wait_listening(server, ready_timeout)
+                yield server
             return
         if models or files or tf_version != "2.19.0":
             raise NotApplicable("this scenario mounts files or needs another TF version: it needs a Docker "
@@ -218,7 +245,7 @@ class TfservingTarget(Target):
 
     @contextmanager
     def _subprocess(self, model_name: str, model_dir: Path | None, env: Mapping[str, str], args: Sequence[str],
-                    wait: bool, ready_model: str | None, ready_timeout: float,
+                    wait: str, ready_model: str | None, ready_timeout: float,
                     fail_on_load_error: bool) -> Iterator[Server]:
         from harness.images import COMPAT_IMPLEMENTATION, HttpReady, ModelAvailable
 
@@ -240,7 +267,7 @@ class TfservingTarget(Target):
         server = Server(f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}", f"{COMPAT_IMPLEMENTATION} (host subprocess)",
                         "subprocess", model_name, logs)
         try:
-            if wait:
+            if wait == "available":
                 from harness.errors import WaitTimeout
 
                 def exited() -> str | None:
@@ -254,10 +281,26 @@ class TfservingTarget(Target):
                 except WaitTimeout as exc:
                     raise WaitTimeout(exc.message, evidence=f"{exc.evidence}\n--- server log ---\n{logs(40)}",
                                       hint="read the server log above") from None
+            elif wait == "listening":
+                _wait_listening(server, ready_timeout)
             yield server
         finally:
             _stop(proc)
             log.close()
+
+
+def _wait_listening(server: Server, timeout: float) -> None:
+    """Wait until the REST port answers at all (any HTTP status), for servers not awaited as ready."""
+    from harness.errors import WaitTimeout
+    from harness.images import HttpReady
+
+    try:
+        HttpReady(f"{server.rest_url}/v1/models/{server.model_name}", lambda status, body: True,
+                  timeout=timeout, poll_interval=0.3).wait()
+    except WaitTimeout as exc:
+        raise WaitTimeout(f"the REST port never answered: {exc.message}",
+                          evidence=f"{exc.evidence}\n--- server log ---\n{server.logs(40)}",
+                          hint="read the server log above") from None
 
 
 def _stop(proc: subprocess.Popen[Any]) -> None:

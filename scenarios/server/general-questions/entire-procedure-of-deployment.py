@@ -12,20 +12,11 @@ SPEC = ModelSpec("dense", "keras3")
 def faulty(run: Run) -> None:
     # The SavedModel is mounted as the base path itself, without a numbered version directory.
     import shutil
-    import time
 
     base = run.workdir / "model"
     shutil.copytree(saved_model(run.cache, SPEC), base)
-    server = run.enter(run.target.serve(model_dir=base, wait=False))
-    x = trained_model(run.cache, SPEC).probe()[0]
-    for _ in range(20):  # the server keeps looking for versions; ask until it answers
-        reply = server.request("GET", server.model_path())
-        run.observe(f"status HTTP {reply.status}: {reply.text[:300]}")
-        if reply.status in (200, 404):
-            break
-        time.sleep(0.5)
-    run.observe(server.logs(10))
-    server.predict({"instances": x[:2].tolist()})
+    server = run.enter(run.target.serve(model_dir=base, wait="started"))
+    server.raise_from_log(r"No versions of servable \S+ found under base path", timeout=60)
 
 
 def fixed(run: Run) -> dict[str, float]:
@@ -44,11 +35,12 @@ SCENARIO = Scenario(
     targets=("tfserving",),
     faulty=faulty,
     fixed=fixed,
-    symptom=Raises(r"Servable not found for request", runtime="tfserving"),
+    symptom=Raises(r"No versions of servable model found under base path .*Did you forget to name your leaf directory as a number", runtime="tfserving"),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
     cause="TF Serving looks for numbered version directories under the model base path "
           "(/models/model/1/saved_model.pb). A SavedModel placed directly at the base path is never "
-          "loaded, so every request finds no servable.",
+          "loaded: the server logs that it found no versions and, waiting for its initial load, "
+          "never opens its ports.",
     fix="Export into <base>/<version>/ (e.g. `model.export('models/model/1')`), mount <base> at "
         "/models/<MODEL_NAME>, wait for the version to be AVAILABLE, then POST :predict.",
     references=("https://www.tensorflow.org/tfx/serving/docker",
