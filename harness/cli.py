@@ -184,6 +184,7 @@ class Progress:
         self.total = 0
         self.done = 0
         self.running: dict[str, float] = {}
+        self.labels: dict[str, str] = {}
         self.started = time.monotonic()
         self.last_heartbeat = self.started
         self.failed = 0
@@ -208,6 +209,7 @@ class Progress:
             self.total = max(self.total, int(event["count"]))
         elif kind == "start":
             self.running[event["nodeid"]] = time.monotonic()
+            self.labels[event["nodeid"]] = event.get("label") or _display(event["nodeid"])
         elif kind == "done":
             started = self.running.pop(event["nodeid"], None)
             took = f" ({time.monotonic() - started:.1f} s)" if started else ""
@@ -215,7 +217,8 @@ class Progress:
             outcome = event.get("outcome", "")
             self.failed += outcome == "failed"
             mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip", "xfailed": "gap "}.get(outcome, outcome)
-            self._line(f"[{self.done}/{self.total or '?'}] {mark} {_display(event['nodeid'])}{took}")
+            label = event.get("label") or self.labels.get(event["nodeid"]) or _display(event["nodeid"])
+            self._line(f"[{self.done}/{self.total or '?'}] {mark} {label}{took}")
 
     def _line(self, text: str) -> None:
         if self.live:
@@ -225,7 +228,7 @@ class Progress:
 
     def _status(self) -> None:
         now = time.monotonic()
-        current = ", ".join(f"{_display(n)} {now - t:.0f} s" for n, t in list(self.running.items())[-2:])
+        current = ", ".join(f"{self.labels.get(n, n)} {now - t:.0f} s" for n, t in list(self.running.items())[-2:])
         status = f"{_clock(now - self.started)}  {self.done}/{self.total or '?'} done" + (
             f"  running: {current}" if current else "")
         if self.live:
@@ -283,17 +286,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir).resolve() if args.report_dir else results.parent
     if results.exists() and results.is_dir():
         raise UsageError(f"--results {results} is a directory; give a file path such as results/latest.json")
-    report_dir.mkdir(parents=True, exist_ok=True)
     log = report_dir / "pytest.log"
     with tempfile.TemporaryDirectory(prefix="pitfalls-cli-") as tmp:
-        events, junit = Path(tmp) / "events.jsonl", Path(tmp) / "junit.xml"
+        # pytest's output and JUnit file stay in the temporary directory until the run is known to be
+        # valid: a selection that matches nothing writes nothing
+        events, junit, tmp_log = Path(tmp) / "events.jsonl", Path(tmp) / "junit.xml", Path(tmp) / "pytest.log"
         cmd = _pytest_command(files, args, results, junit)
         env = dict(os.environ, PITFALLS_PROGRESS=str(events))
         started = time.time()
         print(f"running {len(files)} scenario file(s) with pytest"
               f"{f' on {args.workers} workers' if args.workers else ''}; full output: {log}", flush=True)
         progress = Progress(events, sys.stdout, live=sys.stdout.isatty())
-        with log.open("w", encoding="utf-8") as out:
+        with tmp_log.open("w", encoding="utf-8") as out:
             proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
             try:
                 while proc.poll() is None:
@@ -306,7 +310,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                     proc.kill()
                     proc.wait()
                 progress.finish()
-                print("interrupted", file=sys.stderr)
+                report_dir.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(tmp_log), log)
+                print(f"interrupted; pytest's output is in {log}", file=sys.stderr)
                 return 130
         progress.finish()
         rc = proc.returncode
@@ -314,7 +320,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise UsageError(f"no scenario matched the selection{f' and -k {args.keyword!r}' if args.keyword else ''}"
                              " (see `pitfalls list`)")
         if rc == 4:
-            raise UsageError(f"pytest rejected the arguments: {_first_error_line(log)}")
+            raise UsageError(f"pytest rejected the arguments: {_first_error_line(tmp_log)}")
+        report_dir.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(tmp_log), log)
         if junit.exists():
             shutil.move(str(junit), report_dir / "junit.xml")
     if rc == 3:

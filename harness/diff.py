@@ -89,7 +89,7 @@ def _figure_changes(old: Mapping[str, Any], new: Mapping[str, Any], threshold_pc
     for name in sorted(set(fo) & set(fn)):
         a, b = float(fo[name]), float(fn[name])
         worse_when_higher, floor = _floor_for(name)
-        if abs(b - a) <= threshold_pct / 100.0 * max(abs(a), floor):
+        if abs(b - a) <= max(threshold_pct / 100.0 * abs(a), floor):
             continue
         pct = (b - a) / abs(a) * 100.0 if a else float("inf")
         severity = "changed"

@@ -2,7 +2,8 @@
 
 Loaded with ``-p harness.progress`` by the command line only.  When ``$PITFALLS_PROGRESS`` names a
 file, it appends one JSON line per event: ``{"event": "total", "count"}`` once the items are known,
-``{"event": "start", "nodeid"}`` when an item starts and ``{"event": "done", "nodeid", "outcome"}``
+``{"event": "start", "nodeid", "label"}`` when an item starts and ``{"event": "done", "nodeid",
+"outcome", "label"}``
 when it ends.  Under pytest-xdist the controller receives the workers' start and report hooks, so
 the events come from the controller process only.
 """
@@ -40,17 +41,26 @@ def pytest_xdist_node_collection_finished(node: Any, ids: Sequence[str]) -> None
     _emit(node.config, {"event": "total", "count": len(ids)})
 
 
+def _label(nodeid: str, location: Any) -> str:
+    """What to show for an item: a scenario item's report location reads "<scenario id> <variant>[<target>]"."""
+    try:
+        return str(location[2]) or nodeid
+    except (TypeError, IndexError):
+        return nodeid
+
+
 class _Reporter:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
-        _emit(self.config, {"event": "start", "nodeid": nodeid})
+        _emit(self.config, {"event": "start", "nodeid": nodeid, "label": _label(nodeid, location)})
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
             outcome = "xfailed" if hasattr(report, "wasxfail") and report.outcome == "skipped" else report.outcome
-            _emit(self.config, {"event": "done", "nodeid": report.nodeid, "outcome": outcome})
+            _emit(self.config, {"event": "done", "nodeid": report.nodeid, "outcome": outcome,
+                                "label": _label(report.nodeid, report.location)})
 
 
 def pytest_configure(config: pytest.Config) -> None:

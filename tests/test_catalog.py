@@ -1,0 +1,36 @@
+"""Catalog consistency: the scenarios, the taxonomy and the README's catalog table agree."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.cli import load_catalog
+from harness.registry import scenario_root
+from harness.report import CATALOG_END, CATALOG_START, catalog_markdown, marked_block
+from harness.scenario import REPO_ROOT
+from harness.taxonomy import coverage
+
+README = REPO_ROOT / "README.md"
+REGENERATE = "pitfalls list --markdown --update README.md"
+
+
+def test_every_scenario_file_loads_and_names_a_taxonomy_node() -> None:
+    catalog = load_catalog(scenario_root())
+    assert not catalog.problems, "scenario files that cannot be loaded:\n" + "\n".join(catalog.problems)
+
+
+def test_readme_catalog_block_matches_the_scenarios() -> None:
+    text = README.read_text(encoding="utf-8") if README.exists() else ""
+    block = marked_block(text)
+    assert block is not None, f"{README} has no {CATALOG_START} … {CATALOG_END} block; add the markers, then run `{REGENERATE}`"
+    expected = catalog_markdown(load_catalog(scenario_root()).scenarios)
+    assert block == expected, f"the README's catalog table is out of date; run `{REGENERATE}`"
+
+
+@pytest.mark.skipif(os.environ.get("PITFALLS_REQUIRE_FULL_COVERAGE") != "1",
+                    reason="full coverage is required only with PITFALLS_REQUIRE_FULL_COVERAGE=1")
+def test_every_taxonomy_node_has_a_scenario() -> None:
+    missing = coverage(s.taxonomy for s in load_catalog(scenario_root()).scenarios)["missing"]
+    assert not missing, f"{len(missing)} challenge(s) without a scenario: " + ", ".join(missing)

@@ -1,0 +1,61 @@
+"""The pytest plugin, tested with pytester on a temporary scenarios tree."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crafted import DEMO_ID, demo_scenario_source, write_scenario_tree
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def tree(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    root = write_scenario_tree(pytester.path)
+    monkeypatch.setenv("PITFALLS_SCENARIOS", str(root))
+    return root
+
+
+def test_a_scenario_file_becomes_one_item_per_target_and_variant(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    result = pytester.runpytest("--collect-only", "-q", "scenarios")
+    result.stdout.fnmatch_lines([f"scenarios/{DEMO_ID}.py::faulty?coreml?", f"scenarios/{DEMO_ID}.py::fixed?coreml?"])
+    assert result.ret == 0
+
+
+def test_target_and_variant_options_filter(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    result = pytester.runpytest("--collect-only", "-q", "--pitfalls-variant", "fixed", "scenarios")
+    result.stdout.fnmatch_lines(["*::fixed?coreml?", "1 test collected*"])
+    result = pytester.runpytest("--collect-only", "-q", "--pitfalls-target", "litert", "scenarios")
+    assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_markers_select_by_platform(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    assert pytester.runpytest("--collect-only", "-q", "-m", "mobile and faulty", "scenarios").ret == 0
+    assert pytester.runpytest("--collect-only", "-q", "-m", "browser", "scenarios").ret == pytest.ExitCode.NO_TESTS_COLLECTED
+
+
+def test_a_path_outside_the_taxonomy_is_a_collection_error(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    write_scenario_tree(pytester.path, {"mobile/no-such-challenge": demo_scenario_source()})
+    result = pytester.runpytest("--collect-only", "-q", "scenarios")
+    result.stdout.fnmatch_lines(["*names no challenge node of the taxonomy*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_running_writes_the_results_file(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    result = pytester.runpytest("-q", "--pitfalls-results", "out/r.json", "scenarios")
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "out" / "r.json").read_text())
+    assert [(r["variant"], r["outcome"]) for r in data["records"]] == [("faulty", "reproduced"), ("fixed", "works")]
+    faulty = data["records"][0]["evidence"]["error"]
+    assert "Expecting property name enclosed in double quotes" in faulty["message"]
+    result.stdout.fnmatch_lines(["*pitfalls*", "variants: reproduced 1, works 1*"])
+
+
+def test_a_known_gap_is_a_strict_xfail(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    source = demo_scenario_source(known_gap="demo: the fixed variant passes, so strict xfail fails it")
+    write_scenario_tree(pytester.path, {DEMO_ID: source})
+    result = pytester.runpytest("-q", "--pitfalls-results", "", "scenarios")
+    result.assert_outcomes(failed=2)  # both variants behave, so the strict xfails XPASS and fail
+    result.stdout.fnmatch_lines(["*XPASS(strict)*demo: the fixed variant passes*"])

@@ -1,0 +1,113 @@
+"""The reports rendered from a crafted results file: HTML (opened in headless Chromium) and JUnit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from crafted import ASYNC, COREML, LITERT, PREDICT_ERROR, SERVER, old_records, write_results
+from harness.cli import main
+from harness.report import anchor, render_html, render_junit
+from harness.results import build_results, load_results
+from harness.taxonomy import load_taxonomy
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "report.png"
+
+
+@pytest.fixture
+def report_dir(tmp_path: Path) -> Path:
+    results = write_results(tmp_path / "latest.json", old_records())
+    assert main(["report", str(results), "--out", str(tmp_path / "out")]) == 0
+    return tmp_path / "out"
+
+
+def test_report_command_writes_html_and_junit(report_dir: Path) -> None:
+    assert sorted(p.name for p in report_dir.iterdir()) == ["junit.xml", "report.html"]
+    text = (report_dir / "report.html").read_text(encoding="utf-8")
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert PREDICT_ERROR in text and f'id="{anchor(ASYNC)}"' in text
+
+
+def test_junit_counts_follow_the_outcomes() -> None:
+    suite = ET.fromstring(render_junit(build_results(old_records(), env={})))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("8", "2", "1", "0")
+    failed = {c.get("classname") for c in suite.iter("testcase") if c.find("failure") is not None}
+    assert failed == {SERVER.replace("/", ".")}
+
+
+def test_html_without_figures_says_so() -> None:
+    text = render_html(build_results([r for r in old_records() if not r["evidence"]["figures"]], env={}))
+    assert "No latency, parity or size figures" in text
+
+
+@pytest.fixture
+def page(report_dir: Path) -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (Debian package `chromium`)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto((report_dir / "report.html").as_uri())
+            page.requests = requests  # type: ignore[attr-defined]
+            yield page
+        finally:
+            browser.close()
+
+
+def test_html_report_in_chromium(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cell = page.locator(f'td.cell[data-node="{ASYNC}"][data-target="tfjs"]')
+    assert cell.get_attribute("data-status") == "ok" and cell.inner_text().strip() == "✓"
+    node = COREML.rsplit("/", 1)[0]
+    assert page.locator(f'td.cell[data-node="{node}"][data-target="coreml"]').get_attribute("data-status") == "partial"
+    assert page.locator(f'td.cell[data-node="{node}"][data-target="litert"]').get_attribute("data-status") == "ok"
+    assert page.locator(f'td.cell[data-node="{SERVER}"][data-target="tfserving"]').get_attribute("data-status") == "fail"
+    assert page.locator('td.cell[data-node="browser/model-security"]').get_attribute("data-status") == "none"
+    mobile = sum(1 for c in load_taxonomy() if c.platform == "mobile")
+    assert page.locator("td.cell").count() == 80 + mobile  # one column per target; mobile has two
+
+    cell.locator("a").click()
+    section = page.locator(f"#{anchor(ASYNC)}")
+    assert page.url.endswith(f"#{anchor(ASYNC)}")
+    faulty = section.locator('.variant[data-variant="faulty"]')
+    assert faulty.locator(".error-text").inner_text() == PREDICT_ERROR and faulty.is_visible()
+    assert "reproduced" in faulty.locator(".badge").first.inner_text()
+    assert "max_abs_diff" in section.locator('.variant[data-variant="fixed"] .figures').inner_text()
+
+    bars = {css: page.locator(f"svg#{css} rect.bar").count() for css in ("plot-latency", "plot-parity", "plot-size")}
+    assert bars == {"plot-latency": 3, "plot-parity": 2, "plot-size": 2}
+    assert page.locator("svg#plot-latency").is_visible()
+    assert page.locator('svg#plot-size rect.bar[data-target="coreml"]').count() == 1
+    assert all(url.startswith("file://") for url in page.requests), page.requests
+
+    page.evaluate("window.scrollTo(0, 0)")
+    shot = tmp_path / "report.png"
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 900})
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("PITFALLS_UPDATE_SCREENSHOT") == "1":
+        shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_report_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "pitfalls-results/0", "records": []}')
+    out = tmp_path / "never"
+    assert main(["report", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "schema 'pitfalls-results/0'" in err
+    assert not out.exists()
+    good = write_results(tmp_path / "r.json", old_records())
+    assert load_results(good)["summary"]["reproduced"] == 3
+    assert main(["report", str(good), "--out", str(good)]) == 2
+    assert "is a file" in capsys.readouterr().err
