@@ -22,7 +22,7 @@ from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
 from harness.scenario import REPO_ROOT
 from harness.targets import litert_worker
 from harness.targets.base import Target
-from harness.targets.litert_worker import dequantize, quantize
+from harness.targets.litert_worker import dequantize, quantize, resize_bilinear
 
 if TYPE_CHECKING:
     import numpy as np
@@ -172,7 +172,13 @@ class LitertTarget(Target):
 
     # the common operations -----------------------------------------------------------------
     def predict(self, model_path: Path, inputs: "list[np.ndarray]", *,
-                profile: DeviceProfile = PROFILES["host"], resize: bool = False) -> "list[np.ndarray]":
+                profile: DeviceProfile = PROFILES["host"], resize: bool = False,
+                batch: bool = False) -> "list[np.ndarray]":
+        """Run ``model_path`` once on ``inputs`` in the worker of ``profile``.
+
+        ``resize=True`` resizes every input to the array's shape; ``batch=True`` only its batch
+        dimension (see :func:`litert_worker.predict`).
+        """
         import numpy as np
 
         if profile.arch == "arm64":
@@ -180,7 +186,7 @@ class LitertTarget(Target):
 
             return run_on_arm64(model_path, inputs, num_threads=profile.num_threads, timeout=self.timeout)
         outputs = self.call(litert_worker.predict, str(model_path), inputs, profile.num_threads,
-                            profile.xnnpack, resize, profile=profile)
+                            profile.xnnpack, resize, batch, profile=profile)
         return [np.asarray(o) for o in outputs]
 
     def inspect(self, model_path: Path) -> dict[str, Any]:
@@ -220,4 +226,5 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-__all__ = ["DeviceProfile", "LitertTarget", "PROFILES", "convert_to_tflite", "dequantize", "quantize"]
+__all__ = ["DeviceProfile", "LitertTarget", "PROFILES", "convert_to_tflite", "dequantize", "quantize",
+           "resize_bilinear"]

@@ -42,13 +42,19 @@ def interpreter(model_path: str | None = None, *, model_content: bytes | None = 
 
 
 def predict(model_path: str, inputs: list[Any], num_threads: int = 1, xnnpack: bool = True,
-            resize: bool = False) -> list[Any]:
-    """Run the model once: set every input, invoke, read every output."""
+            resize: bool = False, batch: bool = False) -> list[Any]:
+    """Run the model once: set every input, invoke, read every output.
+
+    ``resize`` resizes each input tensor to the shape of the array given; ``batch`` resizes only
+    the first (batch) dimension and keeps the model's other dimensions, as app code does, so that
+    a wrong image size or channel count still meets LiteRT's own check in set_tensor.
+    """
     interp = interpreter(model_path, num_threads=num_threads, xnnpack=xnnpack)
     details = interp.get_input_details()
-    if resize:
+    if resize or batch:
         for d, x in zip(details, inputs):
-            interp.resize_tensor_input(d["index"], list(x.shape))
+            shape = list(x.shape) if resize else [len(x), *[int(n) for n in d["shape"][1:]]]
+            interp.resize_tensor_input(d["index"], shape)
     interp.allocate_tensors()
     for d, x in zip(details, inputs):
         interp.set_tensor(d["index"], x)
@@ -124,6 +130,30 @@ def dequantize(q: Any, detail: dict[str, Any]) -> Any:
 
     scale, zero_point = detail["quantization"]
     return ((np.asarray(q).astype("float32") - zero_point) * scale).astype("float32")
+
+
+def resize_bilinear(images: Any, height: int, width: int) -> Any:
+    """Bilinear resize of an NHWC batch with half-pixel centres (what a device image library does).
+
+    Numpy only, so that device-side preprocessing runs in the worker without TensorFlow.  Halving
+    a size averages each 2x2 block exactly.
+    """
+    import numpy as np
+
+    x = np.asarray(images, dtype="float32")
+
+    def taps(out: int, size: int) -> tuple[Any, Any, Any]:
+        src = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
+        lo = np.floor(src).astype(int)
+        return lo, np.minimum(lo + 1, size - 1), (src - lo).astype("float32")
+
+    y0, y1, fy = taps(height, x.shape[1])
+    x0, x1, fx = taps(width, x.shape[2])
+    fx = fx[None, None, :, None]
+    rows0 = x[:, y0][:, :, x0] * (1 - fx) + x[:, y0][:, :, x1] * fx
+    rows1 = x[:, y1][:, :, x0] * (1 - fx) + x[:, y1][:, :, x1] * fx
+    fy = fy[None, :, None, None]
+    return (rows0 * (1 - fy) + rows1 * fy).astype("float32")
 
 
 def runtime_state(model_path: str, num_threads: int = 1, xnnpack: bool = True) -> dict[str, Any]:
