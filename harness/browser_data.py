@@ -1,0 +1,154 @@
+"""Shared pieces of the browser scenarios on conversion and input data (tf.js in Chromium).
+
+* page scripts that load a converted model and predict (layers and graph format);
+* Keras reference outputs for inputs a scenario makes up (cached, so warm runs skip TensorFlow);
+* tiny tf_keras models with one feature tf.js lacks (a ``Lambda`` layer, a ``Softsign`` op),
+  trained on the tabular data of :mod:`harness.models`;
+* pixel helpers: the uint8 images a page draws on a canvas, as Python sees them.
+
+Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.models import KERAS_DISTS, TrainedModel, tabular_data
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs import TfjsPage
+
+# ---------------------------------------------------------------------------- page scripts
+
+LAYERS_PREDICT = """async ({url, x}) => {
+  const m = await tf.loadLayersModel(url);
+  return m.predict(tf.tensor(x)).array();
+}"""
+
+GRAPH_PREDICT = """async ({url, x}) => {
+  const m = await tf.loadGraphModel(url);
+  return m.predict(tf.tensor(x)).array();
+}"""
+
+
+def predict_in_page(page: "TfjsPage", url: str, x: "np.ndarray", *, graph: bool = False) -> "np.ndarray":
+    """Load ``url`` (a model.json on the page's server) and predict ``x`` as a nested array."""
+    import numpy as np
+
+    return np.asarray(page.evaluate(GRAPH_PREDICT if graph else LAYERS_PREDICT,
+                                    {"url": url, "x": np.asarray(x).tolist()}), dtype="float64")
+
+
+def parity(got: "np.ndarray", expected: "np.ndarray") -> dict[str, float]:
+    """The two figures the browser data scenarios judge: worst difference and label agreement."""
+    import numpy as np
+
+    got, expected = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
+    if got.shape != expected.shape:
+        return {"max_abs_diff": float("inf"), "label_agreement": 0.0}
+    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+            "label_agreement": float(np.mean(np.argmax(got, axis=-1) == np.argmax(expected, axis=-1)))}
+
+
+# ---------------------------------------------------------------------------- Python references
+
+def keras_outputs(cache: ArtifactCache, trained: TrainedModel, x: "np.ndarray") -> "np.ndarray":
+    """The Keras model's own outputs on ``x`` (cached by model and input bytes)."""
+    import numpy as np
+
+    x = np.ascontiguousarray(x, dtype="float32")
+    key = {"model": trained.dir.name, "x": hashlib.sha256(x.tobytes()).hexdigest(),
+           "shape": list(x.shape), "versions": library_versions(*KERAS_DISTS)}
+
+    def build(out: Path) -> None:
+        np.save(out / "y.npy", np.asarray(trained.load().predict(x, verbose=0)))
+
+    return np.load(cache.get_or_build("keras_outputs", key, build) / "y.npy")
+
+
+# ---------------------------------------------------------------------------- models tf.js lacks
+
+Feature = Literal["lambda", "softsign"]
+
+
+@dataclass(frozen=True)
+class CustomModel:
+    """A cached tf_keras model (8 features -> 3 classes) with one feature tf.js lacks."""
+
+    feature: Feature
+    dir: Path
+
+    @property
+    def h5(self) -> Path:
+        return self.dir / "model.h5"
+
+    @property
+    def saved_model(self) -> Path:
+        return self.dir / "saved_model"
+
+    def probe(self) -> tuple["np.ndarray", "np.ndarray"]:
+        import numpy as np
+
+        with np.load(self.dir / "probe.npz") as f:
+            return f["x"], f["y"]
+
+
+def custom_model(cache: ArtifactCache, feature: Feature, seed: int = 0) -> CustomModel:
+    """Train (or reuse) a tf_keras MLP whose hidden part uses ``feature``.
+
+    ``lambda``: ``Dense(16, relu) -> Lambda(t * 0.5 + 1.0)`` (a Python function in the model);
+    ``softsign``: ``Dense(16, activation="softsign")`` (the TF op ``Softsign``).
+    Saved both as HDF5 (for the layers converter) and as a SavedModel (for the graph converter).
+    """
+    key = {"feature": feature, "seed": seed, "versions": library_versions(*KERAS_DISTS)}
+
+    def build(out: Path) -> None:
+        import numpy as np
+        import tf_keras as k
+
+        k.utils.set_random_seed(seed)
+        if feature == "lambda":
+            hidden = [k.layers.Dense(16, activation="relu"), k.layers.Lambda(lambda t: t * 0.5 + 1.0)]
+        else:
+            hidden = [k.layers.Dense(16, activation="softsign")]
+        model = k.Sequential([k.layers.Input(shape=(8,)), *hidden, k.layers.Dense(3, activation="softmax")])
+        model.compile(optimizer=k.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy")
+        x, y = tabular_data(256, seed)
+        model.fit(x, y, epochs=5, batch_size=32, verbose=0, shuffle=False)
+        model.save(out / "model.h5")
+        model.save(str(out / "saved_model"), save_format="tf")
+        px, _ = tabular_data(16, seed + 7)
+        np.savez(out / "probe.npz", x=px, y=np.asarray(model.predict(px, verbose=0)))
+        (out / "info.json").write_text(json.dumps({"feature": feature, "seed": seed}))
+
+    return CustomModel(feature, cache.get_or_build("custom_model", key, build))
+
+
+# ---------------------------------------------------------------------------- pixels
+
+def uint8_pixels(x: "np.ndarray") -> "np.ndarray":
+    """Images in [0, 1] as the uint8 pixels a canvas holds (round to nearest)."""
+    import numpy as np
+
+    return np.clip(np.rint(np.asarray(x) * 255.0), 0, 255).astype("uint8")
+
+
+def rgba_bytes(pixels: "np.ndarray") -> list[list[int]]:
+    """uint8 RGB images (n, h, w, 3) as flat RGBA lists with opaque alpha, for ``ImageData``."""
+    import numpy as np
+
+    n, h, w, _ = pixels.shape
+    rgba = np.concatenate([pixels, np.full((n, h, w, 1), 255, dtype="uint8")], axis=-1)
+    return [img.reshape(-1).astype(int).tolist() for img in rgba]
+
+
+def describe(value: Any) -> str:
+    """A short, stable text for evidence notes (shapes, dtypes)."""
+    return json.dumps(value, sort_keys=True, default=str)

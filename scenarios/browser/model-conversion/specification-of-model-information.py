@@ -1,0 +1,69 @@
+"""A signature name the SavedModel does not have; the fix reads the signature from the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.browser_data import parity
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfjs import convert_graph_model
+
+SPEC = ModelSpec("dense", "tf_keras")
+
+# Feed and fetch by the names read from the SavedModel's signature (input key, output key).
+EXECUTE_BY_NAME = """async ({url, x, input, output}) => {
+  const m = await tf.loadGraphModel(url);
+  return m.execute({[input]: tf.tensor(x)}, output).array();
+}"""
+
+
+def serving_signatures(saved_model_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Signature keys of the 'serve' graph with their input and output names (what
+    `saved_model_cli show --dir DIR --tag_set serve` prints), read from saved_model.pb."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+    graph = next(g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags)
+    return {key: (sorted(sig.inputs), sorted(sig.outputs)) for key, sig in graph.signature_def.items()
+            if not key.startswith("__")}
+
+
+def faulty(run: Run) -> None:
+    # "predict" is the signature name of TF1 Estimator exports, copied from an old tutorial.
+    convert_graph_model(run.cache, saved_model(run.cache, SPEC), "--signature_name=predict")
+
+
+def fixed(run: Run) -> dict[str, float]:
+    source = saved_model(run.cache, SPEC)
+    signatures = run.note("signatures", serving_signatures(source))
+    name, (inputs, outputs) = next(iter(signatures.items()))
+    converted = convert_graph_model(run.cache, source, f"--signature_name={name}")
+    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
+    x, expected = trained_model(run.cache, SPEC).probe()
+    got = page.evaluate(EXECUTE_BY_NAME, {"url": "/model/model.json", "x": x.tolist(),
+                                          "input": inputs[0], "output": outputs[0]})
+    return {"max_abs_diff": parity(got, expected)["max_abs_diff"], "signatures": float(len(signatures))}
+
+
+SCENARIO = Scenario(
+    title="--signature_name that the SavedModel does not define",
+    targets=("tfjs",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r'ValueError: Signature "predict" does not exist in the saved model',
+                   runtime="tensorflowjs converter"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("signatures", ">=", 1)),
+    cause="A SavedModel's entry points are named signatures, each with named inputs and outputs. "
+          "tensorflowjs_converter converts exactly one (`--signature_name`, default serving_default); "
+          "a name copied from another model or an old tutorial (Estimator exports used 'predict') "
+          "does not exist in a Keras SavedModel, and the converter stops.",
+    fix="Read the model's information instead of guessing it: `saved_model_cli show --dir DIR "
+        "--tag_set serve` (or the signature_def map in saved_model.pb, as here) lists the signature "
+        "keys with their input and output names. Convert with that signature and, in the page, feed "
+        "and fetch with the same names: `model.execute({input_1: x}, 'dense_1')`.",
+    references=("https://www.tensorflow.org/guide/saved_model#details_of_the_savedmodel_command_line_interface",
+                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter#step-1-converting-a-tensorflow-savedmodel-tensorflow-hub-module-keras-hdf5-tfkeras-savedmodel-or-flattened-json-model-to-a-web-friendly-format",
+                "https://js.tensorflow.org/api/latest/#class:GraphModel"),
+)
