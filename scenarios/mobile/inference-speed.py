@@ -1,0 +1,116 @@
+"""Latency on a weak device: XNNPACK, threads and quantisation, measured in one run."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.models import rgb_image_data
+from harness.scenario import Figure, Run, Scenario, succeeds
+from harness.targets.litert import PROFILES, DeviceProfile, convert_to_tflite, dequantize, quantize
+
+SIZE = 64  # a camera thumbnail; four 3x3 convolutions, about 0.1 GMAC per image
+LOW_END = PROFILES["low-end"]  # one thread pinned to one CPU, 2 GB address space
+LOW_END_BUILTIN = dataclasses.replace(LOW_END, name="low-end-builtin-kernels", xnnpack=False)
+RUNS = 30
+
+
+def conv_saved_model(cache: ArtifactCache) -> Path:
+    """A seeded (untrained) CNN large enough for kernels to matter; latency needs no training."""
+    key = {"arch": "conv4-64x64x3", "seed": 0, "versions": library_versions("tensorflow", "keras")}
+
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        layers = keras.layers
+        model = keras.Sequential([
+            layers.Input((SIZE, SIZE, 3)),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.Conv2D(32, 3, padding="same", activation="relu"),
+            layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(3, activation="softmax"),
+        ])
+        model.export(str(out / "saved_model"), verbose=False)
+
+    return cache.get_or_build("saved_model", key, build) / "saved_model"
+
+
+def models(run: Run) -> dict[str, Path]:
+    source = conv_saved_model(run.cache)
+    calibration, _ = rgb_image_data(50, seed=0, size=SIZE)
+    return {"float": convert_to_tflite(run.cache, source),
+            "dynamic": convert_to_tflite(run.cache, source, quantize="dynamic"),
+            "int8": convert_to_tflite(run.cache, source, quantize="int8", representative=calibration)}
+
+
+def latency(run: Run, name: str, model: Path, profile: DeviceProfile) -> float:
+    """Best-of-RUNS invoke latency in ms (the minimum resists the noise of a shared machine)."""
+    import numpy as np
+
+    x, _ = rgb_image_data(1, seed=1, size=SIZE)
+    detail = run.target.inspect(model)["inputs"][0]
+    if detail["dtype"] == "int8":
+        x = quantize(x, detail)
+    timing = run.target.time_invoke(model, [np.ascontiguousarray(x)], profile=profile, runs=RUNS)
+    run.figure(f"median_ms_{name}", timing["median_ms"])
+    return run.figure(f"min_ms_{name}", timing["min_ms"])
+
+
+def faulty(run: Run) -> dict[str, float]:
+    # The app builds its interpreter with the builtin kernels only (as
+    # OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, or a runtime without XNNPACK) and ships
+    # the float model. The default XNNPACK configuration is timed alongside for the ratio.
+    paths = models(run)
+    slow = latency(run, "float_builtin_1thread", paths["float"], LOW_END_BUILTIN)
+    fast = latency(run, "float_xnnpack_1thread", paths["float"], LOW_END)
+    return {"slowdown_vs_xnnpack": slow / fast}
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    paths = models(run)
+    run.note("bytes", {k: p.stat().st_size for k, p in paths.items()})
+    baseline = latency(run, "float_builtin_1thread", paths["float"], LOW_END_BUILTIN)
+    latency(run, "float_xnnpack_1thread", paths["float"], LOW_END)
+    latency(run, "dynamic_xnnpack_1thread", paths["dynamic"], LOW_END)
+    best = latency(run, "int8_xnnpack_1thread", paths["int8"], LOW_END)
+    latency(run, "float_xnnpack_2threads", paths["float"], PROFILES["host"])
+    latency(run, "int8_xnnpack_2threads", paths["int8"], PROFILES["host"])
+    # The int8 model must still compute the same thing.
+    x, _ = rgb_image_data(16, seed=2, size=SIZE)
+    details = run.target.inspect(paths["int8"])
+    want = run.target.predict(paths["float"], [x], profile=LOW_END, resize=True)[0]
+    raw = run.target.predict(paths["int8"], [quantize(x, details["inputs"][0])], profile=LOW_END, resize=True)[0]
+    got = dequantize(raw, details["outputs"][0])
+    return {"speedup_vs_builtin_float": baseline / best,
+            "int8_max_abs_diff": float(np.max(np.abs(got - want)))}
+
+
+SCENARIO = Scenario(
+    title="Float model on builtin kernels versus XNNPACK and int8 on a one-core device profile",
+    targets=("litert",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=succeeds(Figure("slowdown_vs_xnnpack", ">", 2.0)),
+    remedy=succeeds(Figure("speedup_vs_builtin_float", ">", 3.0), Figure("int8_max_abs_diff", "<=", 0.05)),
+    cause="On a phone-class CPU the kernels decide the latency. LiteRT applies the XNNPACK "
+          "delegate by default for float (and int8) models; an interpreter built with the builtin "
+          "kernels only (BUILTIN_WITHOUT_DEFAULT_DELEGATES, often copied from a debugging or "
+          "reproducibility snippet, or an old runtime) runs the same convolutions several times "
+          "slower. A float model also moves four times the bytes of an int8 one. Threads help "
+          "little on a device with one free core.",
+    fix="Keep XNNPACK (the default resolver) and quantise the model to full integer with a "
+        "representative dataset; measure on the target profile. Every latency (builtin vs XNNPACK, "
+        "float/dynamic/int8, 1 vs 2 threads) is recorded; the checks are ratios against the "
+        "builtin float configuration measured in the same run, and the int8 outputs are compared "
+        "with the float model's.",
+    references=("https://ai.google.dev/edge/litert/performance/best_practices",
+                "https://ai.google.dev/edge/litert/performance/delegates",
+                "https://blog.tensorflow.org/2020/07/accelerating-tensorflow-lite-xnnpack-integration.html"),
+)
