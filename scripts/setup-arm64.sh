@@ -4,7 +4,23 @@
 # Idempotent; run as root.  Installs debootstrap and qemu-user-static from Debian when they are
 # missing, mounts binfmt_misc when it is not mounted, and registers qemu for aarch64 ELF files
 # with the "F" (fix binary) flag so that the interpreter also works inside a chroot.
+#
+#   scripts/setup-arm64.sh                  system part only (packages, binfmt)
+#   scripts/setup-arm64.sh --build-rootfs   also build the cached arm64 root file system now
+#                                           (about 2 minutes, needs the Debian mirror and PyPI),
+#                                           so that a later test session needs no network.
+#                                           Uses $PITFALLS_PYTHON, default <repo>/.venv/bin/python.
 set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_ROOTFS=0
+for arg in "$@"; do
+    case "$arg" in
+        --build-rootfs) BUILD_ROOTFS=1 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) printf 'setup-arm64: unknown option %s\n' "$arg" >&2; exit 2 ;;
+    esac
+done
 
 BINFMT_DIR=/proc/sys/fs/binfmt_misc
 QEMU_CONF=/usr/lib/binfmt.d/qemu-aarch64.conf
@@ -61,7 +77,17 @@ check_aarch64() {
     log "ready: $(/usr/bin/qemu-aarch64-static --version | head -n1)"
 }
 
+build_rootfs() {
+    local python=${PITFALLS_PYTHON:-$ROOT/.venv/bin/python}
+    [ -x "$python" ] || die "no Python at $python to build the root file system (set PITFALLS_PYTHON)"
+    log "building (or finding cached) the arm64 root file system"
+    (cd "$ROOT" && "$python" -c 'from harness.devices.arm64 import ensure_arm64_rootfs; print(ensure_arm64_rootfs())')
+}
+
 install_packages
 mount_binfmt_misc
 register_aarch64
 check_aarch64
+if [ "$BUILD_ROOTFS" -eq 1 ]; then
+    build_rootfs
+fi

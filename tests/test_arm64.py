@@ -171,3 +171,25 @@ def test_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
     (sources / "other.list").write_text("deb https://packages.example/apt stable main\n")
     assert arm64.debian_mirror(sources, tmp_path / "none") == "http://mirror.example/debian"
     assert arm64.debian_mirror(tmp_path / "empty", tmp_path / "none") == arm64.DEFAULT_MIRROR
+
+
+def test_build_failure_raises_setup_error_and_cleans_up(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.errors import SetupError
+
+    reason = arm64.arm64_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    monkeypatch.setenv("PITFALLS_CACHE", str(tmp_path))
+    monkeypatch.setattr(arm64, "debian_mirror", lambda: "http://127.0.0.1:9/debian")
+    monkeypatch.setattr(arm64, "_download_wheels", lambda recipe, dest, log: None)
+    with pytest.raises(SetupError) as caught:
+        arm64.ensure_arm64_rootfs()
+    error = caught.value
+    assert "debootstrap of the arm64 root file system failed" in error.message
+    assert "127.0.0.1:9" in error.evidence
+    assert "scripts/setup-arm64.sh" in error.hint
+    assert list((tmp_path / "arm64").glob(".tmp-*")) == []
+    assert list((tmp_path / "arm64").glob("rootfs-*")) == [] or all(
+        p.suffix == ".lock" for p in (tmp_path / "arm64").glob("rootfs-*"))
+    assert arm64.mounts_under(tmp_path) == []

@@ -323,6 +323,10 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path)
 
 
+def _with_log(hint: str, log: Path) -> str:
+    return f"{hint}; full log: {log}" if hint else f"see the full log in {log}"
+
+
 def _run_logged(command: Sequence[str], log: Path, what: str, *,
                 env: dict[str, str] | None = None, timeout: float = STEP_TIMEOUT_S,
                 hint: str = "") -> None:
@@ -336,13 +340,13 @@ def _run_logged(command: Sequence[str], log: Path, what: str, *,
         except subprocess.TimeoutExpired:
             raise SetupError(f"{what}: no result after {timeout:.0f} s",
                              evidence=_tail(log.read_text(errors="replace")),
-                             hint=hint or f"see the full log in {log}") from None
+                             hint=_with_log(hint, log)) from None
         except FileNotFoundError as exc:
             raise SetupError(f"{what}: {exc}", hint=SETUP_HINT) from None
     if done.returncode != 0:
         raise SetupError(f"{what} failed with exit code {done.returncode}",
                          evidence=_tail(log.read_text(errors="replace")),
-                         hint=hint or f"see the full log in {log}")
+                         hint=_with_log(hint, log))
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,10 +488,12 @@ def _build_rootfs(recipe: RootfsRecipe, final: Path) -> None:
                   f"(about 2 minutes; log: {log})")
         _debootstrap(recipe, target, log)
         _unmount_all_under(target)  # debootstrap leaves nothing mounted on success; be sure
-        _progress("installing the wheels inside with pip under qemu (offline)")
+        _progress(f"debootstrap done after {time.monotonic() - started:.0f} s; "
+                  "installing the wheels inside with pip under qemu (offline)")
         _install_wheels_inside(recipe, target, wheels, log)
         _trim(target)
         _write_manifest(recipe, target, log, time.monotonic() - started)
+        target.chmod(0o755)  # mkdtemp made it 0700; a root directory is world-readable
         os.rename(target, final)
         shutil.rmtree(wheels, ignore_errors=True)
     except BaseException:
