@@ -283,20 +283,21 @@ class TfjsTarget(Target):
     def page(self, mounts: Mapping[str, Path] | None = None, *, backend: str | None = "cpu",
              html: str | None = None, headers: Mapping[str, str] | HeaderRule | None = None,
              observe: Callable[[str], Any] | None = None, goto: bool = True,
-             files: Mapping[str, bytes] | None = None, routes: Mapping[str, Route] | None = None) -> Iterator[TfjsPage]:
+             files: Mapping[str, bytes] | None = None, routes: Mapping[str, Route] | None = None,
+             guard: Guard | None = None) -> Iterator[TfjsPage]:
         """A fresh context and page on a new loopback server serving the tf.js page.
 
         ``mounts`` are extra URL prefixes (e.g. ``{"/model/": converted_dir}``); ``html``
         replaces the default page (which loads tf.js and the wasm backend); ``backend`` is set
-        after load (None leaves tf.js's default); ``files`` are extra exact paths and ``routes``
-        POST handlers of the page's own origin.  Every call gets a new browser context, so no
+        after load (None leaves tf.js's default); ``files`` are extra exact paths, ``routes``
+        POST handlers and ``guard`` an access rule of the page's own origin.  Every call gets a new browser context, so no
         IndexedDB, localStorage, cookie or HTTP-cache state crosses from one page to the next.
         """
         self.require_active()
         page_files = {"/index.html": (html if html is not None else (PAGE_DIR / "index.html").read_text()).encode(),
                       "/favicon.ico": b"", **(files or {})}
         with LoopbackServer({**lib_mounts(), **(mounts or {})}, headers=headers, files=page_files,
-                            routes=routes) as server:
+                            routes=routes, guard=guard) as server:
             context = self._browser.new_context()
             try:
                 context.set_default_timeout(self.timeout_s * 1000)
