@@ -47,5 +47,5 @@ SCENARIO = Scenario(
         "predicting, as here; the outputs then match Keras.",
     references=("https://github.com/tensorflow/tfjs/blob/master/tfjs-converter/docs/supported_ops.md",
                 "https://js.tensorflow.org/api/latest/#registerOp",
-                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter#step-1-converting-a-tensorflow-savedmodel-tensorflow-hub-module-keras-hdf5-tfkeras-savedmodel-or-flattened-json-model-to-a-web-friendly-format"),
+                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter"),
 )

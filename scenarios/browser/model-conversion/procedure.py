@@ -43,5 +43,5 @@ SCENARIO = Scenario(
         "--output_format=tfjs_graph_model saved_model/ out/` (load with tf.loadGraphModel). Both "
         "paths are checked against the Keras outputs in Chromium.",
     references=("https://www.tensorflow.org/js/guide/conversion",
-                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter#step-1-converting-a-tensorflow-savedmodel-tensorflow-hub-module-keras-hdf5-tfkeras-savedmodel-or-flattened-json-model-to-a-web-friendly-format"),
+                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter"),
 )

@@ -64,6 +64,6 @@ SCENARIO = Scenario(
         "keys with their input and output names. Convert with that signature and, in the page, feed "
         "and fetch with the same names: `model.execute({input_1: x}, 'dense_1')`.",
     references=("https://www.tensorflow.org/guide/saved_model#details_of_the_savedmodel_command_line_interface",
-                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter#step-1-converting-a-tensorflow-savedmodel-tensorflow-hub-module-keras-hdf5-tfkeras-savedmodel-or-flattened-json-model-to-a-web-friendly-format",
+                "https://github.com/tensorflow/tfjs/tree/master/tfjs-converter",
                 "https://js.tensorflow.org/api/latest/#class:GraphModel"),
 )

@@ -1,0 +1,53 @@
+"""Asking the converter for a layers model from a SavedModel: an unsupported format pair."""
+
+from __future__ import annotations
+
+from harness.browser_data import parity
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfjs import convert_layers_model, run_converter
+
+SPEC = ModelSpec("dense", "tf_keras")
+
+# The page wants a LayersModel (to fine-tune it in the browser), not an inference-only graph.
+LOAD_TRAINABLE = """async ({url, x}) => {
+  const m = await tf.loadLayersModel(url);
+  return {y: await m.predict(tf.tensor(x)).array(), trainable: m.trainableWeights.length};
+}"""
+
+
+def faulty(run: Run) -> None:
+    run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_layers_model"],
+                  saved_model(run.cache, SPEC))
+
+
+def fixed(run: Run) -> dict[str, float]:
+    trained = trained_model(run.cache, SPEC)
+    page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
+    x, expected = trained.probe()
+    got = page.evaluate(LOAD_TRAINABLE, {"url": "/model/model.json", "x": x.tolist()})
+    return {"max_abs_diff": parity(got["y"], expected)["max_abs_diff"],
+            "trainable_weights": float(got["trainable"])}
+
+
+SCENARIO = Scenario(
+    title="--output_format=tfjs_layers_model with a SavedModel input",
+    targets=("tfjs",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"ValueError: Unsupported input_format - output_format pair: tf_saved_model - tfjs_layers_model",
+                   runtime="tensorflowjs converter"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("trainable_weights", ">=", 4)),
+    cause="The converter supports only some input/output pairs. A SavedModel is a TensorFlow graph, "
+          "which can become a tf.js graph model (inference only) but not a layers model: the Keras "
+          "layer structure a LayersModel needs is not what tf_saved_model reads. Picking "
+          "`--output_format=tfjs_layers_model` because the page wants to call fit() stops the "
+          "converter.",
+    fix="Choose the API pair from the artifact and the use: for a trainable tf.LayersModel convert "
+        "the Keras model (`--input_format=keras model.h5`, output tfjs_layers_model is the default) "
+        "and load it with tf.loadLayersModel; for inference from a SavedModel keep "
+        "`--output_format=tfjs_graph_model` and tf.loadGraphModel. The layers model here has its "
+        "trainable weights (2 kernels + 2 biases) and matches Keras.",
+    references=("https://github.com/tensorflow/tfjs/tree/master/tfjs-converter",
+                "https://www.tensorflow.org/js/guide/conversion"),
+)
