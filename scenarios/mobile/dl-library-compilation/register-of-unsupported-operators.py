@@ -3,8 +3,9 @@
 The model turns per-step hazards into a survival curve with ``tf.math.cumprod``, which has no
 TF Lite builtin.  ``converter.allow_custom_ops = True`` makes the conversion pass by writing a
 *custom* ``Cumprod`` operator whose kernel the app is expected to register; without it, LiteRT
-fails when it prepares the node.  The Python wrapper can only register custom kernels compiled
-into a native library (``custom_op_registerers``), so the fix here is the rewrite with builtins.
+fails when it prepares the node.  Registering a kernel needs native code: TF's Python wrapper has
+``custom_op_registerers`` for a compiled library, and ai-edge-litert 2.3.0's ``Interpreter`` does
+not accept even that (the fixed variant records its refusal), so the fix here is the rewrite.
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def custom_operators(model_path: str) -> list[str]:
     return sorted(c.customCode.decode() for c in model.operatorCodes if c.customCode)
 
 
+def registration_refusal(model_path: str) -> str:
+    """In the LiteRT worker: what LiteRT's Interpreter says to a custom-op registerer."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        Interpreter(model_path=model_path, custom_op_registerers=["Register_CUMPROD"])
+    except TypeError as exc:
+        return str(exc)
+    return "accepted"
+
+
 def faulty(run: Run) -> None:
     models = survival_models(run)
     tflite = convert_to_tflite(run.cache, models / "cumprod", extra={"allow_custom_ops": True})
@@ -74,6 +86,7 @@ def fixed(run: Run) -> dict[str, float]:
     models = survival_models(run)
     tflite = convert_to_tflite(run.cache, models / "builtin")
     custom = run.note("custom_ops", custom_operators(str(tflite)))
+    run.note("registration_api", run.target.call(registration_refusal, str(tflite)))
     x, expected = _reference(models)
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
     return {"custom_ops": float(len(custom)), "max_abs_diff": float(np.max(np.abs(got - expected)))}
