@@ -1,0 +1,90 @@
+"""Benchmark the catalog run: cold cache, warm cache, and one scenario warm, with 1 and 2 workers.
+
+Each measurement is one ``python -m harness run`` in a subprocess (the path a user takes), timed
+from start to exit.  "Cold" points ``$PITFALLS_CACHE`` at a fresh temporary directory, so every
+model is trained, exported and converted again (and every image the server targets need is
+rebuilt); "warm" runs again on that same cache.  Results and reports go to a temporary directory:
+the repository's ``results/`` is left alone.
+
+    .venv/bin/python bench/bench_catalog.py            # the whole catalog (minutes)
+    .venv/bin/python bench/bench_catalog.py --quick    # a small subset, to check the bench works
+    .venv/bin/python bench/bench_catalog.py --workers 2 --json /tmp/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ONE_SCENARIO = "browser/model-loading/asynchronous-loading"
+QUICK_SELECTION = ("browser/model-loading/asynchronous-loading",
+                   "mobile/general-questions/entire-procedure-of-deployment")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    what: str  # "catalog" | "one scenario"
+    workers: int
+    cache: str  # "cold" | "warm"
+    seconds: float
+    exit_code: int
+    variants: int
+    summary: dict[str, int]
+
+
+def run_once(selection: tuple[str, ...], workers: int, cache: Path, out: Path, what: str, label: str) -> Measurement:
+    results = out / f"{what.replace(' ', '-')}-n{workers}-{label}.json"
+    cmd = [sys.executable, "-m", "harness", "run", *selection, "-n", str(workers), "--results", str(results),
+           "--report-dir", str(out / f"{what.replace(' ', '-')}-n{workers}-{label}")]
+    env = dict(os.environ, PITFALLS_CACHE=str(cache))
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seconds = time.perf_counter() - started
+    summary: dict[str, int] = {}
+    if results.exists():
+        summary = {k: v for k, v in json.loads(results.read_text())["summary"].items() if v}
+    if proc.returncode not in (0, 1):
+        print(proc.stdout[-3000:], file=sys.stderr)
+    return Measurement(what, workers, label, round(seconds, 1), proc.returncode, sum(summary.values()), summary)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"run only {', '.join(QUICK_SELECTION)}")
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
+    parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
+    args = parser.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    selection = QUICK_SELECTION if args.quick else ()
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="pitfalls-bench-") as tmp:
+        for n in workers:
+            cache, out = Path(tmp) / f"cache-n{n}", Path(tmp) / "out"
+            for what, sel, label in (("catalog", selection, "cold"), ("catalog", selection, "warm"),
+                                     ("one scenario", (ONE_SCENARIO,), "warm")):
+                m = run_once(sel, n, cache, out, what, label)
+                measurements.append(m)
+                print(f"{m.what:<13} -n {m.workers}  {m.cache:<4}  {m.seconds:7.1f} s  exit {m.exit_code}  "
+                      f"{m.variants} variants {m.summary}", flush=True)
+    print()
+    print(f"{'workers':<8}{'cold s':>9}{'warm s':>9}{'warm/cold':>11}{'one warm s':>12}")
+    for n in workers:
+        got = {(m.what, m.cache): m for m in measurements if m.workers == n}
+        cold, warm, one = got[("catalog", "cold")], got[("catalog", "warm")], got[("one scenario", "warm")]
+        ratio = warm.seconds / cold.seconds if cold.seconds else float("nan")
+        print(f"{n:<8}{cold.seconds:>9.1f}{warm.seconds:>9.1f}{ratio:>11.2f}{one.seconds:>12.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([asdict(m) for m in measurements], indent=1) + "\n")
+    return 0 if all(m.exit_code in (0, 1) for m in measurements) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
