@@ -68,12 +68,24 @@ class SavedModelServable:
         self._session = session
 
     def _check_saved_model_file(self) -> None:
-        # tensorflow/cc/saved_model/reader.cc (ReadSavedModel), the loader TF Serving uses.
-        if not any(os.path.exists(os.path.join(self.path, name))
-                   for name in ("saved_model.pb", "saved_model.pbtxt")):
+        """The C++ reader's checks (tensorflow/cc/saved_model/reader.cc, ReadBinaryProto in env.cc).
+
+        TF Serving loads with the C++ loader; Python's loader words these two failures differently.
+        """
+        binary = os.path.join(self.path, "saved_model.pb")
+        if not os.path.exists(binary) and not os.path.exists(binary + "txt"):
             raise ServingError(
                 Code.NOT_FOUND,
                 f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {self.path}")
+        if os.path.exists(binary):
+            from google.protobuf.message import DecodeError
+            from tensorflow.core.protobuf import saved_model_pb2
+
+            try:
+                with open(binary, "rb") as handle:
+                    saved_model_pb2.SavedModel().ParseFromString(handle.read())
+            except DecodeError as error:
+                raise ServingError(Code.DATA_LOSS, f"Can't parse {binary} as binary proto") from error
 
     @property
     def signature_defs(self) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .config import (
     BatchingOptions,
@@ -13,12 +13,13 @@ from .config import (
 )
 from .core import CoreOptions, ServerCore
 from .flags import ParsedFlags
-from .grpc_api import build_grpc_server, channel_arguments
 from .logs import get_logger
-from .rest import RestApi, RestServer
 from .servable import session_config
-from .service import PredictionService, ServiceOptions
 from .status import ServingError, invalid_argument
+
+if TYPE_CHECKING:
+    from .rest import RestServer
+    from .service import PredictionService
 
 
 def _model_server_config(flags: ParsedFlags) -> Any:
@@ -73,7 +74,7 @@ class ModelServer:
         self.flags = flags
         self.core: Optional[ServerCore] = None
         self.grpc_server: Any = None
-        self.rest_server: Optional[RestServer] = None
+        self.rest_server: Optional["RestServer"] = None
         self.grpc_port = 0
         self.rest_port = 0
         self._stopping = threading.Event()
@@ -103,6 +104,8 @@ class ModelServer:
         if self.stopping:
             return
         self._start_config_polling()
+        from .service import PredictionService, ServiceOptions  # imports TensorFlow
+
         service = PredictionService(self.core, ServiceOptions(
             enable_signature_method_name_check=flags.get_bool("enable_signature_method_name_check"),
             serialize_as_tensor_content=flags.get_bool("enable_serialization_as_tensor_content")))
@@ -133,7 +136,9 @@ class ModelServer:
             except ServingError as error:
                 get_logger().error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", error.message)
 
-    def _start_grpc(self, service: PredictionService) -> None:
+    def _start_grpc(self, service: "PredictionService") -> None:
+        from .grpc_api import build_grpc_server, channel_arguments
+
         assert self.core is not None
         host, port = self.flags.get_str("listen_host"), self.flags.get_int("port")
         address = f"{host}:{port}"
@@ -145,7 +150,9 @@ class ModelServer:
         self.grpc_server, self.grpc_port = server, bound
         get_logger().info("Running gRPC ModelServer at %s ...", address)
 
-    def _start_rest(self, service: PredictionService) -> None:
+    def _start_rest(self, service: "PredictionService") -> None:
+        from .rest import RestApi, RestServer
+
         assert self.core is not None
         port = self.flags.get_int("rest_api_port")
         if port == 0:

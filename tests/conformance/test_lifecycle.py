@@ -1,0 +1,210 @@
+"""Server lifecycle like ``tensorflow_model_server``: flags, startup failures, model discovery,
+version switching without failed requests, version labels, shutdown.
+
+These start our server with particular flags, so they are skipped against an external server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pytest
+
+from .conftest import ModelStore, write_model_config
+from .support import ServerProcess, grpc_stubs, http, wait_for
+
+StartServer = Callable[..., ServerProcess]
+
+
+@dataclasses.dataclass(frozen=True)
+class Exited:
+    code: int
+    stdout: str
+    log: str
+
+
+def _copy_version(source: Path, base: Path, version: int) -> None:
+    """Copy a version directory in atomically (copy aside, then rename), as TF Serving advises."""
+    staging = base.parent / f".staging-{base.name}-{version}"
+    shutil.copytree(source, staging)
+    base.mkdir(parents=True, exist_ok=True)
+    staging.rename(base / str(version))
+
+
+# ------------------------------------------------------------------ startup failures
+
+
+@pytest.fixture(scope="module")
+def startup_failures(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exited]:
+    """Servers that must exit at startup, run side by side to keep the suite fast."""
+    from .conftest import _external
+
+    if _external():
+        pytest.skip("needs to start the TF Serving-compatible server with particular flags")
+    root = tmp_path_factory.mktemp("startup")
+    broken = root / "broken"
+    (broken / "1").mkdir(parents=True)
+    (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    labels = write_model_config(root / "labels.config", {"tiny": model_store.keras_base},
+                                '    version_labels { key: "stable" value: 1 }\n')
+    cases = {
+        "no_model": [],
+        "bad_port": ["--port=abc"],
+        "help": ["--help"],
+        "labels_unavailable": [f"--model_config_file={labels}"],
+        "load_error": ["--model_name=broken", f"--model_base_path={broken}", "--max_num_load_retries=0"],
+        "bad_config": [f"--model_config_file={root / 'missing.config'}"],
+        "batching_file_without_batching": ["--model_name=tiny", f"--model_base_path={model_store.keras_base}",
+                                           f"--batching_parameters_file={labels}"],
+        "relative_base_path": ["--model_name=tiny", "--model_base_path=relative/path"],
+    }
+    servers = {name: ServerProcess(args, root / name).start() for name, args in cases.items()}
+    results = {}
+    for name, server in servers.items():
+        code = server.wait_exit(timeout=120)
+        results[name] = Exited(code, server.stdout_text(), server.log_text())
+    return results
+
+
+def test_bad_flag_value_exits_255(startup_failures: dict[str, Exited]) -> None:
+    result = startup_failures["bad_port"]
+    assert result.code == 255
+    assert "Couldn't interpret value abc for flag port." in result.log
+    assert result.stdout.startswith("usage: ")
+
+
+def test_help_exits_255_with_usage(startup_failures: dict[str, Exited]) -> None:
+    result = startup_failures["help"]
+    assert result.code == 255
+    assert "--model_base_path" in result.stdout
+
+
+@pytest.mark.parametrize(("case", "error"), [
+    ("no_model", "INVALID_ARGUMENT: Both server_options.model_base_path and server_options.model_config_file "
+                 "are empty!"),
+    ("labels_unavailable", "FAILED_PRECONDITION: Request to assign label to version 1 of model tiny, which is "
+                           "not currently available for inference"),
+    ("load_error", "UNKNOWN: 1 servable(s) did not become available: {{{name: broken version: 1} due to error: "
+                   "DATA_LOSS: Can't parse "),
+    ("bad_config", "NOT_FOUND: "),
+    ("batching_file_without_batching", "INVALID_ARGUMENT: server_options.batching_parameters_file is set without "
+                                       "setting server_options.enable_batching to true."),
+    ("relative_base_path", "INVALID_ARGUMENT: Expected model tiny to have an absolute path or URI; "
+                           "got base_path()=relative/path"),
+])
+def test_startup_failure(startup_failures: dict[str, Exited], case: str, error: str) -> None:
+    result = startup_failures[case]
+    assert result.code == 255, result.log[-2000:]
+    assert f"Failed to start server. Error: {error}" in result.stdout, result.stdout
+
+
+# ------------------------------------------------------------------ discovery
+
+
+def test_waits_for_a_version_then_serves(start_server: StartServer, model_store: ModelStore, tmp_path: Path) -> None:
+    """Missing base path, then empty base path: logged, ports closed; a version appears: served."""
+    base = tmp_path / "models" / "late"
+    server = start_server(["--model_name=late", f"--model_base_path={base}", "--no_such_flag=1"])
+    wait_for(lambda: "Could not find base path" in server.log_text(), 60, "missing base path logged")
+    assert (f"FileSystemStoragePathSource encountered a filesystem access error: Could not find base path {base} "
+            f"for servable late with error NOT_FOUND: {base} not found") in server.log_text()
+    with pytest.raises(OSError):  # TF Serving opens its ports only after the initial load
+        http("GET", f"{server.rest_url}/v1/models/late", timeout=1)
+    base.mkdir(parents=True)
+    wait_for(lambda: "No versions of servable late" in server.log_text(), 30, "empty base path logged")
+    assert (f"No versions of servable late found under base path {base}. Did you forget to name your leaf "
+            "directory as a number (eg. '/1/')?") in server.log_text()
+    _copy_version(model_store.keras_base / "1", base, 7)
+    server.wait_ready("late", timeout=60)
+    (entry,) = http("GET", f"{server.rest_url}/v1/models/late").json()["model_version_status"]
+    assert (entry["version"], entry["state"]) == ("7", "AVAILABLE")
+    assert server.stdout_text().startswith("unknown argument: --no_such_flag=1\n")
+
+
+def test_new_version_swaps_in_without_failed_requests(start_server: StartServer, model_store: ModelStore,
+                                                     tmp_path: Path) -> None:
+    base = tmp_path / "swap"
+    _copy_version(model_store.keras_base / "1", base, 1)
+    server = start_server(["--model_name=swap", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1"])
+    server.wait_ready("swap")
+    channel, prediction, _ = grpc_stubs(server.grpc_address)
+    seen: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "swap"
+        request.inputs["keras_tensor"].CopyFrom(tf.make_tensor_proto(np.ones((2, 8), np.float32)))
+        while not stop.is_set():
+            try:
+                seen.append(prediction.Predict(request, timeout=30).model_spec.version.value)
+            except Exception as error:  # noqa: BLE001 - every failure is evidence
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: len(seen) > 20, 30, "requests served by version 1")
+        _copy_version(model_store.keras_base / "1", base, 2)
+
+        def swapped() -> bool:
+            states = {e["version"]: e["state"] for e in
+                      http("GET", f"{server.rest_url}/v1/models/swap").json()["model_version_status"]}
+            return states == {"2": "AVAILABLE", "1": "END"}
+
+        wait_for(swapped, 60, "version 2 AVAILABLE and version 1 END")
+        count = len(seen)
+        wait_for(lambda: len(seen) > count + 20, 30, "requests after the swap")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+        channel.close()
+    assert failures == []
+    assert seen[0] == 1 and seen[-1] == 2
+    assert "Quiescing servable version {name: swap version: 1}" in server.log_text()
+    elapsed = server.terminate()
+    assert elapsed < 2.0
+    assert server.returncode() == 0
+
+
+def test_version_policy_all_and_labels(start_server: StartServer, model_store: ModelStore, tmp_path: Path) -> None:
+    base = tmp_path / "labelled"
+    for version in (1, 2):
+        _copy_version(model_store.example_base / "1", base, version)
+    config = write_model_config(
+        tmp_path / "models.config", {"labelled": base},
+        "    model_version_policy { all {} }\n"
+        '    version_labels { key: "stable" value: 1 }\n    version_labels { key: "canary" value: 2 }\n')
+    server = start_server([f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"])
+    server.wait_ready("labelled")
+    wait_for(lambda: len(http("GET", f"{server.rest_url}/v1/models/labelled").json()["model_version_status"]) == 2,
+             60, "both versions loaded")
+    states = [(e["version"], e["state"]) for e in
+              http("GET", f"{server.rest_url}/v1/models/labelled").json()["model_version_status"]]
+    assert states == [("2", "AVAILABLE"), ("1", "AVAILABLE")]
+    for label in ("stable", "canary"):
+        reply = http("POST", f"{server.rest_url}/v1/models/labelled/labels/{label}:predict", {"instances": [[2.0]]})
+        assert reply.json() == {"predictions": [[3.0]]}
+    channel, prediction, _ = grpc_stubs(server.grpc_address)
+    try:
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.version_label = "labelled", "stable"
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[1.0]], np.float32)))
+        assert prediction.Predict(request, timeout=30).model_spec.version.value == 1
+    finally:
+        channel.close()
