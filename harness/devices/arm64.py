@@ -76,6 +76,7 @@ BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"
 RECIPE_VERSION = "1"  # bump when the build steps change
 MANIFEST_NAME = "pitfalls-arm64.json"
+CALL_DIR_PREFIX = "pitfalls-call-"  # then "<host pid>-<random>", inside <rootfs>/tmp
 LOCK_TIMEOUT_S = 1800.0
 STEP_TIMEOUT_S = 1200.0
 TRIMMED_PATHS: tuple[str, ...] = (
@@ -593,6 +594,14 @@ def _read_outputs(call_dir: Path, exit_: WorkerExit, what: str) -> list[numpy.nd
         return [data[f"output_{i}"] for i in range(len(data.files))]
 
 
+def _remove_stale_call_dirs(rootfs: Path) -> None:
+    """Call directories left by a process that was killed before its ``finally`` ran."""
+    for stale in (rootfs / "tmp").glob(f"{CALL_DIR_PREFIX}*"):
+        pid = stale.name[len(CALL_DIR_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            remove_tree(stale)
+
+
 def run_on_arm64(model_path: Path, inputs: list[numpy.ndarray], *, num_threads: int = 1,
                  timeout: float = 120.0) -> list[numpy.ndarray]:
     """Run a ``.tflite`` model with the aarch64 LiteRT under qemu; return its outputs.
@@ -608,7 +617,8 @@ def run_on_arm64(model_path: Path, inputs: list[numpy.ndarray], *, num_threads: 
     rootfs = ensure_arm64_rootfs()
     _require_available()
     what = f"the arm64 LiteRT worker on {model_path.name} (num_threads={num_threads})"
-    call_dir = Path(tempfile.mkdtemp(prefix="pitfalls-call-", dir=rootfs / "tmp"))
+    _remove_stale_call_dirs(rootfs)
+    call_dir = Path(tempfile.mkdtemp(prefix=f"{CALL_DIR_PREFIX}{os.getpid()}-", dir=rootfs / "tmp"))
     try:
         shutil.copyfile(model_path, call_dir / "model.tflite")
         np.savez(call_dir / "inputs.npz", **{f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)})
