@@ -151,7 +151,7 @@ STATUSES: dict[str, CellStatus] = {s.key: s for s in (
     CellStatus("skipped", "runtime not available here", "–", 4),
     CellStatus("fail", "not as expected (symptom not reproduced or fix broken)", "✗", 5),
     CellStatus("error", "harness error", "!", 6),
-    CellStatus("none", "no scenario", "", 0),
+    CellStatus("none", "no scenario yet", "", 0),
     CellStatus("notrun", "scenario exists, not in this results file", "·", 0),
 )}
 
@@ -291,7 +291,7 @@ tr.cat th{background:#f6f7f9;font-weight:600;color:#555}
 .st-ok{background:#c9efd6;color:#135c2f}.st-partial{background:#e4f4c6;color:#4b6a12}
 .st-gap{background:#e6dcf7;color:#4f2d8a}.st-skipped{background:#eceef2;color:#666}
 .st-fail{background:#f9d0cc;color:#8a1a10}.st-error{background:#e98a80;color:#fff}
-.st-none{background:#fff;color:#bbb}.st-notrun{background:#fbfbf3;color:#999}.st-na{background:#f3f4f6}
+.st-none{background:#fff;color:#bbb}.legend span.st-none{border:1px solid #e2e5eb}.st-notrun{background:#fbfbf3;color:#999}.st-na{background:#f3f4f6}
 .legend span{display:inline-block;padding:1px 8px;margin:2px 6px 2px 0;border-radius:3px;font-size:12px}
 section.scenario{background:#fff;border:1px solid #e2e5eb;border-radius:6px;padding:10px 16px;margin:14px 0}
 section.scenario h3{margin:2px 0 4px;font-size:16px}.sid{font-family:ui-monospace,monospace;color:#555;font-size:12px}
@@ -384,7 +384,7 @@ def _coverage_maps(records: Sequence[Mapping[str, Any]], scenarios: Sequence[Sce
             rows.append(f'<tr><td title="{_e(c.note)}">{indent}{_e(name)}</td>{"".join(cells)}</tr>')
         rows.append("</tbody></table>")
         tables.append("".join(rows))
-    legend = "".join(f'<span class="st-{s.key}">{s.symbol} {s.label}</span>' for s in STATUSES.values() if s.key != "none")
+    legend = "".join(f'<span class="st-{s.key}">{s.symbol or "&nbsp;"} {s.label}</span>' for s in STATUSES.values())
     return f'<div class="legend">{legend}</div><div class="maps">{"".join(tables)}</div>'
 
 

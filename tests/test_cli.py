@@ -156,3 +156,13 @@ def test_run_fails_when_a_scenario_misbehaves_and_k_can_select_nothing(demo_tree
 def test_python_dash_m_harness_is_the_cli() -> None:
     proc = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("list", "run", "explain", "report", "diff"))
+
+
+def test_side_by_side_keeps_columns_aligned_with_colours() -> None:
+    pytest.importorskip("pygments")
+    from harness.cli import ANSI, side_by_side
+
+    text = side_by_side('X = """a long string that\nspans lines"""\ndef f():\n    return X', "y = 2", 60, True, ("faulty", "fixed"))
+    assert "\x1b[" in text
+    bars = {ANSI.sub("", line).index("│") for line in text.splitlines() if "│" in line}
+    assert bars == {(60 - 3) // 2 + 1}

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from crafted import ASYNC, COREML, LITERT, PREDICT_ERROR, SERVER, old_records, write_results
+from crafted import ASYNC, COREML, PREDICT_ERROR, SERVER, old_records, write_results, write_scenario_tree
 from harness.cli import main
 from harness.report import anchor, render_html, render_junit
 from harness.results import build_results, load_results
@@ -23,7 +23,8 @@ SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "report.png"
 
 
 @pytest.fixture
-def report_dir(tmp_path: Path) -> Path:
+def report_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("PITFALLS_SCENARIOS", str(write_scenario_tree(tmp_path)))  # a catalog of one demo
     results = write_results(tmp_path / "latest.json", old_records())
     assert main(["report", str(results), "--out", str(tmp_path / "out")]) == 0
     return tmp_path / "out"
@@ -74,6 +75,8 @@ def test_html_report_in_chromium(page, tmp_path: Path) -> None:  # type: ignore[
     assert page.locator(f'td.cell[data-node="{node}"][data-target="litert"]').get_attribute("data-status") == "ok"
     assert page.locator(f'td.cell[data-node="{SERVER}"][data-target="tfserving"]').get_attribute("data-status") == "fail"
     assert page.locator('td.cell[data-node="browser/model-security"]').get_attribute("data-status") == "none"
+    demo = page.locator('td.cell[data-node="mobile/data-extraction"]')
+    assert [demo.nth(i).get_attribute("data-status") for i in range(2)] == ["none", "notrun"]  # litert, coreml
     mobile = sum(1 for c in load_taxonomy() if c.platform == "mobile")
     assert page.locator("td.cell").count() == 80 + mobile  # one column per target; mobile has two
 
