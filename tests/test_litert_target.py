@@ -61,6 +61,13 @@ def test_runtime_error_comes_back_as_runtime_failure_with_litert_text(target: Li
     assert "ai_edge_litert" in info.value.source
 
 
+def test_batch_resizing_keeps_the_model_dimensions(target: LitertTarget, dense_tflite: Path) -> None:
+    (out,) = target.predict(dense_tflite, [np.zeros((16, 8), "float32")], batch=True)
+    assert out.shape == (16, 3)
+    with pytest.raises(RuntimeFailure, match=r"Dimension mismatch\. Got 7 but expected 8 for dimension 1"):
+        target.predict(dense_tflite, [np.zeros((16, 7), "float32")], batch=True)
+
+
 def test_error_of_our_own_code_is_a_harness_error(target: LitertTarget) -> None:
     with pytest.raises(HarnessError) as info:
         target.call(fail_in_our_code)

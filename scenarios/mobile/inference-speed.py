@@ -57,6 +57,7 @@ def latency(run: Run, name: str, model: Path, profile: DeviceProfile) -> float:
     if detail["dtype"] == "int8":
         x = quantize(x, detail)
     timing = run.target.time_invoke(model, [np.ascontiguousarray(x)], profile=profile, runs=RUNS)
+    run.note(f"profile_{name}", dataclasses.asdict(profile))
     run.figure(f"median_ms_{name}", timing["median_ms"])
     return run.figure(f"min_ms_{name}", timing["min_ms"])
 

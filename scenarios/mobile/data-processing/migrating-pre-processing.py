@@ -75,5 +75,5 @@ SCENARIO = Scenario(
         "cannot drift apart. With the same standardisation the device matches Keras.",
     references=("https://ai.google.dev/edge/litert/models/metadata",
                 "https://keras.io/api/layers/preprocessing_layers/numerical/normalization/",
-                "https://www.tensorflow.org/tutorials/load_data/csv#data_normalization"),
+                "https://www.tensorflow.org/tutorials/load_data/csv"),
 )

@@ -50,6 +50,7 @@ SCENARIO = Scenario(
     fix="Read `get_input_details()`: `shape_signature` says which dimensions may change. Call "
         "`interpreter.resize_tensor_input(index, [16, 8])` and `allocate_tensors()` again before "
         "`set_tensor` (or fix the batch size at conversion). The 16 outputs then match Keras.",
-    references=("https://ai.google.dev/edge/litert/inference#run_inference_with_dynamic_shape_model",
+    references=("https://ai.google.dev/edge/litert/inference",
+                "https://www.tensorflow.org/api_docs/python/tf/lite/Interpreter#resize_tensor_input",
                 "https://github.com/tensorflow/tensorflow/issues/49979"),
 )
