@@ -214,8 +214,9 @@ def figure_bars(records: Iterable[Mapping[str, Any]], predicate: FigurePredicate
     for r in records:
         for name, value in sorted((r.get("evidence") or {}).get("figures", {}).items()):
             if predicate(name) and isinstance(value, (int, float)) and math.isfinite(value):
-                leaf = r["scenario"].split("/")[-1]
-                bars.append(Bar(f"{r['target']} · {leaf} · {r['variant']} · {name}", float(value) * scale,
+                parts = r["scenario"].split("/")
+                short = "/".join(parts[2:]) or parts[-1]  # without platform and category
+                bars.append(Bar(f"{r['target']} · {short} · {r['variant']} · {name}", float(value) * scale,
                                 r["target"], "#" + anchor(r["scenario"])))
     bars.sort(key=lambda b: (TARGETS.index(b.target) if b.target in TARGETS else 99, b.label))
     return bars
@@ -281,11 +282,11 @@ def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
 header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}
-header p{margin:4px 0 0;color:#c6cbd6}main{padding:8px 24px 40px;max-width:1400px}
+header p{margin:4px 0 0;color:#c6cbd6}main{padding:8px 20px 40px;max-width:1400px}
 h2{border-bottom:1px solid #d9dde5;padding-bottom:4px;margin-top:28px}
-.summary span{display:inline-block;margin-right:14px}.maps{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
-table.map{border-collapse:collapse;font-size:12.5px}table.map th,table.map td{border:1px solid #e2e5eb;padding:2px 6px}
-table.map th{background:#eef0f4;text-align:left}table.map td.cell{text-align:center;width:64px;font-weight:600}
+.summary span{display:inline-block;margin-right:14px}.maps{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+table.map{border-collapse:collapse;font-size:12px}table.map th,table.map td{border:1px solid #e2e5eb;padding:1px 5px}
+table.map th{background:#eef0f4;text-align:left}table.map td.cell{text-align:center;width:46px;font-weight:600}
 table.map td.cell a{color:inherit;text-decoration:none;display:block}
 tr.cat th{background:#f6f7f9;font-weight:600;color:#555}
 .st-ok{background:#c9efd6;color:#135c2f}.st-partial{background:#e4f4c6;color:#4b6a12}

@@ -57,7 +57,7 @@ def page(report_dir: Path) -> Iterator[object]:
     with sync_api.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page = browser.new_page(viewport={"width": 1200, "height": 760})
             requests: list[str] = []
             page.on("request", lambda r: requests.append(r.url))
             page.goto((report_dir / "report.html").as_uri())
@@ -96,7 +96,7 @@ def test_html_report_in_chromium(page, tmp_path: Path) -> None:  # type: ignore[
 
     page.evaluate("window.scrollTo(0, 0)")
     shot = tmp_path / "report.png"
-    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1280, "height": 900})
+    page.screenshot(path=str(shot), clip={"x": 0, "y": 0, "width": 1200, "height": 760})
     assert shot.stat().st_size > 10_000
     if os.environ.get("PITFALLS_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, SCREENSHOT)
