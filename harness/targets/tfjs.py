@@ -137,9 +137,11 @@ class TfjsPage:
             self._observe(text)
 
     def _on_pageerror(self, error: Any) -> None:
-        text = f"pageerror: {error}"
-        self.page_errors.append(str(error))
-        self._observe(text)
+        name = getattr(error, "name", "") or ""
+        message = str(getattr(error, "message", "") or error)
+        text = f"{name}: {message}" if name and not message.startswith(name) else message
+        self.page_errors.append(text)
+        self._observe(f"pageerror: {text}")
 
     def _on_requestfailed(self, request: Any) -> None:
         text = f"requestfailed: {request.url} {request.failure}"
