@@ -204,3 +204,12 @@ def test_build_failure_raises_setup_error_and_cleans_up(tmp_path: Path,
     assert list((tmp_path / "arm64").glob("rootfs-*")) == [] or all(
         p.suffix == ".lock" for p in (tmp_path / "arm64").glob("rootfs-*"))
     assert arm64.mounts_under(tmp_path) == []
+
+
+def test_wrong_number_of_inputs_is_our_usage_error(arm64_rootfs: Path, tiny_tflite: Path,
+                                                   batch: np.ndarray) -> None:
+    from harness.errors import UsageError
+
+    with pytest.raises(UsageError, match="model has 1 inputs but 2 arrays were given"):
+        arm64.run_on_arm64(tiny_tflite, [batch, batch])
+    assert leftovers(arm64_rootfs) == []

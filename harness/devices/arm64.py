@@ -124,7 +124,7 @@ def load_inputs(call_dir):
 
     with np.load(call_dir / "inputs.npz", allow_pickle=False) as data:
         count = len(data.files)
-        return [data[f"input_{i}"] for i in range(count)]
+        return [data[f"arr_{i}"] for i in range(count)]
 
 
 def run(call_dir, num_threads):
@@ -229,9 +229,10 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"),
         for line in text.splitlines():
             if line.lstrip().startswith("#"):
                 continue
-            for uri in re.findall(r"(https?://\S+)", line):
-                if uri.rstrip("/").endswith("/debian"):
-                    return uri.rstrip("/")
+            for match in re.finditer(r"https?://\S+", line):
+                uri = match.group(0).rstrip("/")
+                if uri.endswith("/debian"):
+                    return uri
     return DEFAULT_MIRROR
 
 
@@ -621,7 +622,7 @@ def run_on_arm64(model_path: Path, inputs: list[numpy.ndarray], *, num_threads: 
     call_dir = Path(tempfile.mkdtemp(prefix=f"{CALL_DIR_PREFIX}{os.getpid()}-", dir=rootfs / "tmp"))
     try:
         shutil.copyfile(model_path, call_dir / "model.tflite")
-        np.savez(call_dir / "inputs.npz", **{f"input_{i}": np.asarray(a) for i, a in enumerate(inputs)})
+        np.savez(call_dir / "inputs.npz", *[np.asarray(a) for a in inputs])  # arr_0, arr_1, ...
         (call_dir / "worker.py").write_text(WORKER_SOURCE)
         inner = f"/tmp/{call_dir.name}"
         exit_ = _run_worker(rootfs, [f"{inner}/worker.py", "run", inner, str(num_threads)],
