@@ -247,8 +247,9 @@ class Progress:
 
 
 def _pytest_command(files: Sequence[Path], args: argparse.Namespace, results: Path, junit: Path) -> list[str]:
+    # a scenario file that cannot be imported must not stop the others: it is reported and fails the run
     cmd = [sys.executable, "-m", "pytest", "-p", "harness.progress", "-q", "--color=no",
-           "--pitfalls-results", str(results), "--junitxml", str(junit)]
+           "--continue-on-collection-errors", "--pitfalls-results", str(results), "--junitxml", str(junit)]
     if args.workers is not None:
         cmd += ["-n", str(args.workers)]
     for t in args.target or []:
@@ -274,6 +275,17 @@ def _internal_error_line(log: Path) -> str:
     return causes[-1].strip() if causes else "(no message)"
 
 
+def _collection_errors(log: Path) -> list[str]:
+    """pytest's "ERROR <file> - <reason>" summary lines: scenario files that could not be collected."""
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+    found: dict[str, str] = {}
+    for ln in lines:
+        if ln.startswith("ERROR ") and "::" not in ln.split(" - ")[0]:
+            path, _, reason = ln[len("ERROR "):].partition(" - ")
+            found[path] = found.get(path) or reason
+    return [f"{path}: {reason}".rstrip(": ") for path, reason in found.items()]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import report
     from harness.results import load_results
@@ -292,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # valid: a selection that matches nothing writes nothing
         events, junit, tmp_log = Path(tmp) / "events.jsonl", Path(tmp) / "junit.xml", Path(tmp) / "pytest.log"
         cmd = _pytest_command(files, args, results, junit)
-        env = dict(os.environ, PITFALLS_PROGRESS=str(events))
+        env = dict(os.environ, PITFALLS_PROGRESS=str(events), COLUMNS="240")  # untruncated summary lines
         started = time.time()
         print(f"running {len(files)} scenario file(s) with pytest"
               f"{f' on {args.workers} workers' if args.workers else ''}; full output: {log}", flush=True)
@@ -330,8 +342,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not results.exists() or results.stat().st_mtime < started - 1:
         print(f"pytest exited with code {rc} and wrote no results; last lines of {log}:", file=sys.stderr)
         print("\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]), file=sys.stderr)
-        return rc or 1
+        return 1
     data = load_results(results)
+    for line in _collection_errors(log):
+        print(f"pitfalls: a scenario file could not be collected: {line}", file=sys.stderr)
     if progress.total and len(data["records"]) < progress.total:
         print(f"pitfalls: warning: {progress.total} variants were collected but only {len(data['records'])} "
               f"recorded; see {log}", file=sys.stderr)

@@ -166,3 +166,13 @@ def test_side_by_side_keeps_columns_aligned_with_colours() -> None:
     assert "\x1b[" in text
     bars = {ANSI.sub("", line).index("│") for line in text.splitlines() if "│" in line}
     assert bars == {(60 - 3) // 2 + 1}
+
+
+def test_run_goes_on_past_a_scenario_file_that_cannot_be_collected(demo_tree: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    write_scenario_tree(demo_tree.parent, {"mobile/model-update": "import no_such_module_for_pitfalls\n"})
+    assert main(["run", "mobile", "--results", str(tmp_path / "r.json")]) == 1
+    captured = capsys.readouterr()
+    assert "variants: reproduced 1, works 1" in captured.out
+    assert ("a scenario file could not be collected: " in captured.err
+            and "mobile/model-update.py: ModuleNotFoundError: No module named 'no_such_module_for_pitfalls'" in captured.err)
