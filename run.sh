@@ -21,9 +21,11 @@ die() { printf 'run.sh: %s\n' "$*" >&2; exit 2; }
 stamp_of() { cat "$@" 2>/dev/null | sha256sum | cut -c1-16; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else die "need root for: $*"; fi; }
 
+# apt_install COMMAND:PACKAGE ...  installs PACKAGE only when COMMAND is not on PATH, so that a
+# tool installed another way (e.g. node and npm from the machine image) is left alone.
 apt_install() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  local missing=() pair
+  for pair in "$@"; do command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}"); done
   [ ${#missing[@]} -eq 0 ] && return 0
   say "installing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -33,7 +35,7 @@ apt_install() {
 setup_system() {
   local t=$(date +%s)
   command -v apt-get >/dev/null || die "this set-up needs a Debian-like system with apt-get"
-  apt_install chromium nodejs npm python3-venv nginx-light
+  apt_install chromium:chromium node:nodejs npm:npm nginx:nginx-light
   bash "$ROOT/scripts/setup-docker.sh"
   bash "$ROOT/scripts/setup-arm64.sh"
   say "system packages ready ($(( $(date +%s) - t ))s)"
