@@ -83,6 +83,91 @@ def package_bytes(model_path: Path) -> int:
     return sum(p.stat().st_size for p in model_path.rglob("*") if p.is_file())
 
 
+def weight_bytes(model_path: Path) -> int:
+    """Bytes of an ``.mlpackage``'s weight files (the part weight compression shrinks).
+
+    An ``.mlmodel`` (neural network) keeps its weights inline: its whole size is returned.
+    """
+    weights = model_path / "Data" / "com.apple.CoreML" / "weights"
+    if model_path.is_file() or not weights.is_dir():
+        return package_bytes(model_path)
+    return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
+
+
+def _main_block(spec: Any) -> Any:
+    function = spec.mlProgram.functions["main"]
+    return function.block_specializations[function.opset]
+
+
+def _const_values(op: Any) -> list[float]:
+    tensor = op.attributes["val"].immediateValue.tensor
+    kind = tensor.WhichOneof("value")
+    return [float(v) for v in getattr(tensor, kind).values] if kind in ("floats", "doubles", "ints") else []
+
+
+def mil_operations(model_path: Path) -> list[str]:
+    """The operation types of an ML program's main function, in order (``[]`` for other models)."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(model_path))
+    if spec.WhichOneof("Type") != "mlProgram":
+        return []
+    return [op.type for op in _main_block(spec).operations]
+
+
+def image_preprocessing(model_path: Path) -> dict[str, dict[str, list[float]]]:
+    """Per image input: the ``scale`` and ``bias`` Core ML applies to pixels before the network.
+
+    ``ct.ImageType(scale=..., bias=...)`` becomes a ``mul`` (output ``<input>__scaled__``) and an
+    ``add`` (``<input>__biased__``) at the start of the ML program; when they are absent the
+    network receives raw 0-255 pixel values (scale 1, bias 0).
+    """
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(model_path))
+    images = [f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"]
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise ValueError(f"{model_path}: image_preprocessing reads ML programs only")
+    ops = list(_main_block(spec).operations)
+    consts = {op.outputs[0].name: _const_values(op) for op in ops if op.type == "const"}
+    found: dict[str, dict[str, list[float]]] = {name: {"scale": [1.0], "bias": [0.0]} for name in images}
+    for op in ops:
+        for name in images:
+            key = {"mul": (f"{name}__scaled__", "scale", "y"), "add": (f"{name}__biased__", "bias", "y")}.get(op.type)
+            if key and op.outputs[0].name == key[0]:
+                argument = op.inputs[key[2]].arguments[0].name
+                found[name][key[1]] = consts.get(argument, [])
+    return found
+
+
+def compress_weights(cache: ArtifactCache, package: Path, *, method: str, config: Mapping[str, Any]) -> Path:
+    """Compress an ML program's weights with ``ct.optimize.coreml`` and save it (cached).
+
+    ``method`` is ``"linear"`` (``linear_quantize_weights`` with ``OpLinearQuantizerConfig``) or
+    ``"palettize"`` (``palettize_weights`` with ``OpPalettizerConfig``); ``config`` holds that
+    config's keyword arguments (e.g. ``mode``, ``nbits``, ``weight_threshold``).
+    """
+    key = {"source": str(package), "method": method, "config": dict(config),
+           "versions": library_versions("coremltools")}
+
+    def build(out: Path) -> None:
+        import coremltools as ct
+        from coremltools.optimize import coreml as cto
+
+        model = ct.models.MLModel(str(package), skip_model_load=True)
+        if method == "linear":
+            options = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**config))
+            compressed = cto.linear_quantize_weights(model, options)
+        elif method == "palettize":
+            options = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(**config))
+            compressed = cto.palettize_weights(model, options)
+        else:
+            raise ValueError(f"unknown compression method {method!r}")
+        compressed.save(str(out / "model.mlpackage"))
+
+    return cache.get_or_build("coreml", key, build) / "model.mlpackage"
+
+
 class CoremlTarget(Target):
     """coremltools conversion everywhere; Core ML prediction on macOS only."""
 
@@ -100,9 +185,10 @@ class CoremlTarget(Target):
         return found
 
     def load(self, model_path: Path) -> Any:
+        """The model as coremltools opens it; off macOS it is not compiled (no runtime exists)."""
         import coremltools as ct
 
-        return ct.models.MLModel(str(model_path))
+        return ct.models.MLModel(str(model_path), skip_model_load=not on_macos())
 
     def predict(self, model_path: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Core ML prediction; off macOS a skip quoting coremltools' own refusal."""
