@@ -337,7 +337,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         shutil.move(str(tmp_log), log)
         if junit.exists():
             shutil.move(str(junit), report_dir / "junit.xml")
-    if rc == 3:
+    if rc == 3 or "INTERNALERROR>" in log.read_text(encoding="utf-8", errors="replace"):
         print(f"pytest stopped with an internal error: {_internal_error_line(log)} (details in {log})", file=sys.stderr)
     if not results.exists() or results.stat().st_mtime < started - 1:
         print(f"pytest exited with code {rc} and wrote no results; last lines of {log}:", file=sys.stderr)

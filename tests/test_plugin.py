@@ -59,3 +59,27 @@ def test_a_known_gap_is_a_strict_xfail(pytester: pytest.Pytester, tree) -> None:
     result = pytester.runpytest("-q", "--pitfalls-results", "", "scenarios")
     result.assert_outcomes(failed=2)  # both variants behave, so the strict xfails XPASS and fail
     result.stdout.fnmatch_lines(["*XPASS(strict)*demo: the fixed variant passes*"])
+
+
+def test_a_known_gap_that_fails_as_stated_is_recorded_as_such(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    source = (demo_scenario_source(known_gap="demo: the parser accepts this here")
+              .replace('"{\'rgba\': true}"', '"{}"').replace('"<=", 1e-9', '">", 1.0'))
+    write_scenario_tree(pytester.path, {DEMO_ID: source})
+    result = pytester.runpytest("-q", "--pitfalls-results", "r.json", "scenarios")
+    result.assert_outcomes(xfailed=2)
+    records = json.loads((pytester.path / "r.json").read_text())["records"]
+    assert [r["outcome"] for r in records] == ["not-reproduced", "broken"]
+    assert all(r["verdict"].endswith("(a known gap, xfail)") for r in records)
+
+
+def test_records_hold_plain_json_values(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    """A runtime can hand back objects JSON lacks (a page returns JS Dates as datetimes); xdist must
+    still be able to ship the record from the worker."""
+    source = demo_scenario_source().replace(
+        '    return {"max_abs_diff"',
+        '    import datetime\n\n    run.note("saved", datetime.datetime(2026, 1, 2))\n    return {"max_abs_diff"')
+    write_scenario_tree(pytester.path, {DEMO_ID: source})
+    result = pytester.runpytest("-q", "-n", "1", "--pitfalls-results", "r.json", "scenarios")
+    result.assert_outcomes(passed=2)
+    records = json.loads((pytester.path / "r.json").read_text())["records"]
+    assert records[1]["evidence"]["notes"]["saved"] == "2026-01-02 00:00:00"
