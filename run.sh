@@ -71,10 +71,16 @@ setup_node() {
   say "npm packages ready ($(( $(date +%s) - t ))s)"
 }
 
+setup_artifacts() {
+  # The serving images and the arm64 root file system: cached by a hash of their inputs.
+  "$PY" -m harness.prebuild || die "building the cached images failed (see the lines above)"
+}
+
 setup() {
   setup_system
   setup_python
   setup_node
+  setup_artifacts
   say "all set up in $(( $(date +%s) - T0 ))s"
 }
 
