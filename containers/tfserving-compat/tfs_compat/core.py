@@ -265,35 +265,31 @@ class ServerCore:
             serving = self._serving.get(name, {})
             any_aspired_available = any(v in serving for v in aspired)
             victims = [v for v in serving if v not in aspired and (any_aspired_available or not aspired)]
-            errored = [v for v, s in states.items()
-                       if v not in aspired and s.state == ManagerState.END and s.error is not None]
-            for version in errored:
-                del states[version]
         for version in victims:
             self._unload(name, version)
 
     def _load(self, name: str, version: int, path: str) -> None:
+        """``LoaderHarness::Load`` with ``Retry`` (util/retrier.cc) and its log lines."""
         self._set_state(name, version, VersionState(ManagerState.LOADING))
         get_logger().info("Loading servable version %s", servable_id(name, version))
-        attempts = max(self.options.max_num_load_retries, 0) + 1
+        description = f"Loading servable: {servable_id(name, version)}"
+        retries = max(self.options.max_num_load_retries, 0)
         error: Optional[ServingError] = None
-        for attempt in range(attempts):
+        for attempt in range(retries + 1):
             if attempt:
-                get_logger().info("Retrying load on servable version %s retry: %d",
-                                  servable_id(name, version), attempt)
+                if self._stop.wait(max(self.options.load_retry_interval_micros, 0) / 1e6):
+                    return
+                get_logger().info("Retrying of %s retry: %d", description, attempt)
             servable = SavedModelServable(name, version, path)
             try:
                 servable.load(list(self.options.saved_model_tags), self.options.session_config)
             except ServingError as failure:
                 error = failure
-                get_logger().error("Loading servable: %s failed: %s", servable_id(name, version),
-                                   failure.to_string())
-                if attempt + 1 < attempts and self._stop.wait(
-                        max(self.options.load_retry_interval_micros, 0) / 1e6):
-                    return
+                get_logger().error("%s failed: %s", description, failure.to_string())
                 continue
             self._publish(name, version, servable)
             return
+        get_logger().info("Retrying of %s exhausted max_num_retries: %d", description, retries)
         self._set_state(name, version, VersionState(ManagerState.END, error))
 
     def _publish(self, name: str, version: int, servable: SavedModelServable) -> None:
@@ -317,7 +313,6 @@ class ServerCore:
         get_logger().info("Quiescing servable version %s", servable_id(name, version))
         servable.wait_until_idle()
         get_logger().info("Done quiescing servable version %s", servable_id(name, version))
-        get_logger().info("Unloading servable version %s", servable_id(name, version))
         servable.unload()
         self._set_state(name, version, VersionState(ManagerState.END))
         get_logger().info("Done unloading servable version %s", servable_id(name, version))

@@ -192,14 +192,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return
 
 
+class _HttpServer(http.server.ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 drops bursts of concurrent clients for ~1 s
+
+
 class RestServer:
     """A threading HTTP server bound to (host, port), run on its own thread."""
 
     def __init__(self, api: RestApi, host: str, port: int) -> None:
         handler = type("BoundHandler", (_Handler,), {"api": api})
-        http.server.ThreadingHTTPServer.allow_reuse_address = True
-        self._server = http.server.ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _HttpServer((host, port), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="httprestserver", daemon=True)
 
