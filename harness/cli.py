@@ -370,34 +370,73 @@ def _print_run_summary(data: dict[str, Any]) -> None:
 # explain
 
 
-def variant_source(scenario: Scenario, variant: str) -> str:
-    """The real source of a variant function, preceded by the module-level definitions it alone uses
-    (e.g. ``FAULTY_JS``), so that the two sides show what actually differs."""
-    fn = scenario.variant(variant)
-    other = scenario.variant("fixed" if variant == "faulty" else "faulty")
-    try:
-        own = inspect.getsource(fn)
-        module_source = inspect.getsource(inspect.getmodule(fn))  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        return f"# source of {getattr(fn, '__name__', fn)!r} is not available"
-    tree = ast.parse(module_source)
+@dataclass(frozen=True)
+class VariantCode:
+    """The code a student compares: each variant with what only it uses, and what both share."""
+
+    faulty: str
+    fixed: str
+    shared: str = ""
+
+
+def _module_definitions(module_source: str) -> dict[str, ast.stmt]:
     defs: dict[str, ast.stmt] = {}
-    for node in tree.body:
+    for node in ast.parse(module_source).body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             defs[node.name] = node
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                if isinstance(target, ast.Name):
+                if isinstance(target, ast.Name) and target.id != "SCENARIO":
                     defs[target.id] = node
+    return defs
 
-    def names_used(f: Callable[..., Any]) -> set[str]:
-        node = defs.get(getattr(f, "__name__", ""))
-        return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} if node is not None else set()
 
-    mine, theirs = names_used(fn), names_used(other)
-    extra = [n for n in defs if n in mine - theirs and n not in (fn.__name__, getattr(other, "__name__", ""))]
-    parts = [ast.get_source_segment(module_source, defs[n]) or "" for n in extra]
-    return "\n\n".join([p for p in parts if p] + [textwrap.dedent(own).rstrip()])
+def _reachable(name: str, defs: dict[str, ast.stmt]) -> set[str]:
+    """Module-level names a definition uses, following the functions it calls."""
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        node = defs.get(todo.pop())
+        if node is None:
+            continue
+        for used in {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & set(defs):
+            if used not in seen and used != name:
+                seen.add(used)
+                if isinstance(defs[used], (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    todo.append(used)
+    return seen
+
+
+def _is_code(node: ast.stmt) -> bool:
+    """A function, a class, or a string constant (e.g. JavaScript run in the page)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return True
+    value = getattr(node, "value", None)
+    return isinstance(value, ast.Constant) and isinstance(value.value, str)
+
+
+def variant_code(scenario: Scenario) -> VariantCode:
+    """The real source of the two variant functions, each preceded by the module-level definitions
+    only it uses (e.g. ``FAULTY_JS``), plus the helpers both use (where a flag may hide the fix)."""
+    fns = {v: scenario.variant(v) for v in VARIANTS}
+    try:
+        own = {v: textwrap.dedent(inspect.getsource(fn)).rstrip() for v, fn in fns.items()}
+        module_source = inspect.getsource(inspect.getmodule(fns["faulty"]))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return VariantCode(*(f"# the source of {getattr(fn, '__name__', fn)!r} is not available"
+                             for fn in fns.values()))
+    defs = _module_definitions(module_source)
+    names = {v: getattr(fn, "__name__", "") for v, fn in fns.items()}
+    reach = {v: _reachable(names[v], defs) - set(names.values()) for v in VARIANTS}
+
+    def source_of(selected: set[str]) -> list[str]:
+        return [ast.get_source_segment(module_source, defs[n]) or "" for n in defs if n in selected]
+
+    faulty_only, fixed_only = reach["faulty"] - reach["fixed"], reach["fixed"] - reach["faulty"]
+    shared = {n for n in reach["faulty"] & reach["fixed"] if _is_code(defs[n])}
+    return VariantCode("\n\n".join(source_of(faulty_only) + [own["faulty"]]),
+                       "\n\n".join(source_of(fixed_only) + [own["fixed"]]),
+                       "\n\n".join(source_of(shared)))
 
 
 def _highlight(code: str, colour: bool) -> list[str]:
@@ -483,12 +522,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
            heading("Cause"), para(scenario.cause),
            heading("Faulty and fixed code"),
            f"symptom (faulty): {scenario.symptom.describe()}\nremedy (fixed):   {scenario.remedy.describe()}\n"]
-    faulty, fixed = variant_source(scenario, "faulty"), variant_source(scenario, "fixed")
+    code = variant_code(scenario)
     layout = args.layout if args.layout != "auto" else ("side" if width >= 100 else "stacked")
     if layout == "side":
-        out.append(side_by_side(faulty, fixed, width, tty, ("faulty", "fixed")))
+        out.append(side_by_side(code.faulty, code.fixed, width, tty, ("faulty", "fixed")))
     else:
-        out += ["--- faulty ---", "\n".join(_highlight(faulty, tty)), "--- fixed ---", "\n".join(_highlight(fixed, tty))]
+        out += ["--- faulty ---", "\n".join(_highlight(code.faulty, tty)),
+                "--- fixed ---", "\n".join(_highlight(code.fixed, tty))]
+    if code.shared:
+        out += ["", "--- used by both variants ---", "\n".join(_highlight(code.shared, tty))]
     out += [heading("Symptom last observed"), *observed, heading("Fix"), para(scenario.fix),
             heading("References"), *(f"  {u}" for u in scenario.references or ("(none given)",))]
     print("\n".join(out))

@@ -176,3 +176,18 @@ def test_run_goes_on_past_a_scenario_file_that_cannot_be_collected(demo_tree: Pa
     assert "variants: reproduced 1, works 1" in captured.out
     assert ("a scenario file could not be collected: " in captured.err
             and "mobile/model-update.py: ModuleNotFoundError: No module named 'no_such_module_for_pitfalls'" in captured.err)
+
+
+def test_explain_shows_the_helpers_both_variants_share(demo_tree: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("harness.cli.DEFAULT_RESULTS", demo_tree / "none.json")
+    source = (demo_tree / f"{DEMO_ID}.py").read_text().replace(
+        "def faulty(run: Run) -> None:\n    import json\n\n    json.loads(BROKEN_DOCUMENT)",
+        "def _parse(text: str) -> object:\n    import json\n\n    return json.loads(text)\n\n\n"
+        "def faulty(run: Run) -> None:\n    _parse(BROKEN_DOCUMENT)")
+    (demo_tree / f"{DEMO_ID}.py").write_text(source.replace("json.loads('{\"x\": 0.5}')", "_parse('{\"x\": 0.5}')"))
+    assert main(["explain", DEMO_ID, "--layout", "stacked"]) == 0
+    out = capsys.readouterr().out
+    shared = out[out.index("--- used by both variants ---"):out.index("== Symptom")]
+    assert "def _parse(text: str) -> object:" in shared and "BROKEN_DOCUMENT" not in shared
+    assert out.index('BROKEN_DOCUMENT = "') < out.index("--- fixed ---")
