@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
+from harness.errors import HarnessError
 from harness.scenario import NotApplicable
 from harness.targets.base import Target
 
@@ -24,14 +25,18 @@ def on_macos() -> bool:
 
 
 def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[str, Any] | None = None,
-                      label: str = "") -> Path:
+                      label: str = "", inputs: Callable[[Any], list[Any]] | None = None) -> Path:
     """Convert a SavedModel directory or a Keras ``.h5`` file with ``coremltools.convert``.
 
     ``options`` are passed to ``ct.convert`` (plain values only, e.g. ``convert_to``,
-    ``minimum_deployment_target`` given by name); ``label`` distinguishes cached variants whose
-    options are built in the call (e.g. ``inputs=[ct.ImageType(...)]``).  coremltools' errors
-    propagate with their own text.
+    ``minimum_deployment_target`` given by name).  ``inputs``, when given, is called with the
+    ``coremltools`` module and returns ``ct.convert``'s ``inputs`` list (``ct.TensorType`` with a
+    ``ct.RangeDim``, ``ct.ImageType(scale=...)`` ...); ``label`` must then name that choice, since
+    it is what distinguishes the cached artifacts.  coremltools' errors propagate with their own
+    text.
     """
+    if inputs is not None and not label:
+        raise HarnessError("convert_to_coreml: give a label that names the `inputs` choice (it keys the cache)")
     opts = dict(options or {})
     key = {"source": str(source), "options": opts, "label": label,
            "versions": library_versions("coremltools", "tensorflow", "tf-keras")}
@@ -40,6 +45,8 @@ def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[st
         import coremltools as ct
 
         kwargs = dict(opts)
+        if inputs is not None:
+            kwargs["inputs"] = inputs(ct)
         if isinstance(kwargs.get("minimum_deployment_target"), str):
             kwargs["minimum_deployment_target"] = getattr(ct.target, kwargs["minimum_deployment_target"])
         model = ct.convert(str(source), source="tensorflow", **kwargs)
