@@ -389,6 +389,17 @@ def _coverage_maps(records: Sequence[Mapping[str, Any]], scenarios: Sequence[Sce
     return f'<div class="legend">{legend}</div><div class="maps">{"".join(tables)}</div>'
 
 
+def _coverage_summary(records: Sequence[Mapping[str, Any]]) -> str:
+    pairs = records_by_pair(records)
+    shown: set[str] = set()
+    for pair in pairs.values():
+        if pair_status(pair).key in ("ok", "partial"):
+            shown.add(pair[0]["taxonomy"])
+    total = len(load_taxonomy())
+    return (f'<p class="coverage-summary"><b>{len(shown)} of {total}</b> challenges reproduced on at least one '
+            f"target in this run ({len({r['taxonomy'] for r in records})} with a scenario in this results file).</p>")
+
+
 def render_html(results: Mapping[str, Any], scenarios: Sequence[Scenario] = ()) -> str:
     """The whole HTML report for a results file, as one string."""
     records: list[Mapping[str, Any]] = list(results.get("records", []))
@@ -409,6 +420,7 @@ def render_html(results: Mapping[str, Any], scenarios: Sequence[Scenario] = ()) 
     out.append('<h2 id="coverage">Coverage of the taxonomy</h2>')
     out.append('<p class="muted">One row per challenge of Chen et al. (ESEC/FSE 2020), one column per target; '
                "a cell shows whether the challenge reproduces there. Click a cell for its evidence.</p>")
+    out.append(_coverage_summary(records))
     out.append(_coverage_maps(records, scenarios))
     out.append('<h2 id="plots">Figures</h2>')
     any_plot = False

@@ -114,3 +114,8 @@ def test_report_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert load_results(good)["summary"]["reproduced"] == 3
     assert main(["report", str(good), "--out", str(good)]) == 2
     assert "is a file" in capsys.readouterr().err
+
+
+def test_html_states_how_many_challenges_reproduce() -> None:
+    text = render_html(build_results(old_records(), env={}))
+    assert "<b>2 of 80</b> challenges reproduced on at least one target in this run (3 with a scenario" in text
