@@ -113,7 +113,7 @@ def catalog_markdown(scenarios: Sequence[Scenario]) -> str:
                           for s in mine)
         targets = ", ".join(sorted({t for s in mine for t in s.targets}, key=TARGETS.index))
         symptoms = "; ".join(dict.fromkeys(s.symptom.describe() for s in mine))
-        rows.append(f"| `{c.id}` | {links} | {targets} | {_md_cell(symptoms, 140)} |")
+        rows.append(f"| `{c.id}` | {links} | {targets} | `` {_md_cell(symptoms, 140)} `` |")  # code: regexes
     return "\n".join(rows) + "\n"
 
 
