@@ -90,6 +90,25 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+class NotATestModule(pytest.File):
+    """What pytest's python plugin gets for a scenario file named on the command line.
+
+    pytest makes a test module of every ``.py`` file given as an argument, whatever its name; for
+    scenario files that would import them a second time (and fail with "import file mismatch" when
+    two share a base name, e.g. ``…/litert.py``).  :class:`ScenarioFile` collects them instead.
+    """
+
+    def collect(self) -> Iterator[pytest.Item]:
+        return iter(())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_scenario_file(module_path, scenario_root()):
+        return NotATestModule.from_parent(parent, path=module_path)
+    return None
+
+
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         scenario = load_scenario(self.path, scenario_root())

@@ -83,3 +83,13 @@ def test_records_hold_plain_json_values(pytester: pytest.Pytester, tree) -> None
     result.assert_outcomes(passed=2)
     records = json.loads((pytester.path / "r.json").read_text())["records"]
     assert records[1]["evidence"]["notes"]["saved"] == "2026-01-02 00:00:00"
+
+
+def test_scenario_files_named_on_the_command_line_sharing_a_base_name(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    """pytest makes a test module of every file given as an argument; two `…/litert.py` would clash."""
+    write_scenario_tree(pytester.path, {f"{DEMO_ID}/litert": demo_scenario_source(),
+                                        "mobile/model-update/litert": demo_scenario_source()})
+    result = pytester.runpytest("--collect-only", "-q", f"scenarios/{DEMO_ID}/litert.py",
+                                "scenarios/mobile/model-update/litert.py")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*4 tests collected*"])
