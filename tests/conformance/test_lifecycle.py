@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -206,5 +206,21 @@ def test_version_policy_all_and_labels(start_server: StartServer, model_store: M
         request.model_spec.name, request.model_spec.version_label = "labelled", "stable"
         request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([[1.0]], np.float32)))
         assert prediction.Predict(request, timeout=30).model_spec.version.value == 1
+        _reload_config_swaps_models(server, model_store, channel)
     finally:
         channel.close()
+
+
+def _reload_config_swaps_models(server: ServerProcess, model_store: ModelStore, channel: Any) -> None:
+    """``ModelService.HandleReloadConfigRequest``: the new list replaces the old one."""
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    request = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(f'model_config_list {{ config {{ name: "tiny" base_path: "{model_store.keras_base}" '
+                      'model_platform: "tensorflow" } }', request.config)
+    response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+    assert response.status.error_code == 0
+    assert http("GET", f"{server.rest_url}/v1/models/tiny").json()["model_version_status"][0]["state"] == "AVAILABLE"
+    wait_for(lambda: {e["state"] for e in http("GET", f"{server.rest_url}/v1/models/labelled").json()[
+        "model_version_status"]} == {"END"}, 30, "the removed model unloaded")

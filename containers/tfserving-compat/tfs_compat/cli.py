@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import sys
 from types import FrameType
-from typing import Optional
+from typing import Mapping, Optional
 
 from . import __version__
-from .flags import flag_specs, parse_flags, usage_text
+from .flags import ParsedFlags, flag_specs, parse_flags, usage_text
 from .logs import configure_logging, get_logger
 from .status import ServingError
 
@@ -20,7 +20,7 @@ def _print(text: str) -> None:
     sys.stdout.flush()
 
 
-def _log_ignored(values: dict[str, object]) -> None:
+def _log_ignored(values: Mapping[str, object]) -> None:
     for spec in flag_specs():
         if not spec.implemented and values[spec.name] != spec.default:
             get_logger().warning("--%s is accepted but not implemented by the TF Serving-compatible "
@@ -48,10 +48,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     return _serve(flags)
 
 
-def _serve(flags: "object") -> int:
+def _serve(flags: ParsedFlags) -> int:
     from .server import ModelServer
 
-    server = ModelServer(flags)  # type: ignore[arg-type]
+    server = ModelServer(flags)
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         get_logger().info("Received signal %d; shutting down.", signum)

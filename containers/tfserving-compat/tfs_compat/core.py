@@ -369,10 +369,10 @@ class ServerCore:
             return name, version, f"Specific({name}, {version})"
         if choice == "version_label":
             label = model_spec.version_label
-            version = self._labels.get(name, {}).get(label)
-            if version is None:
+            labelled = self._labels.get(name, {}).get(label)
+            if labelled is None:
                 raise invalid_argument(f"Unrecognized servable version label: {label}")
-            return name, version, f"Specific({name}, {version})"
+            return name, labelled, f"Specific({name}, {labelled})"
         return name, None, f"Latest({name})"
 
     @contextlib.contextmanager
