@@ -60,6 +60,7 @@ REAL_IMPLEMENTATION = "tensorflow/serving"
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 CONTAINER_LABEL = "pitfalls"
+OWNER_LABEL = "pitfalls.pid"
 GRPC_PORT = 8500
 REST_PORT = 8501
 SETUP_HINT = "run scripts/setup-docker.sh as root: it installs Debian's docker.io and starts dockerd"
@@ -397,6 +398,21 @@ def _build_compat_image(client: "docker.DockerClient", tag: str, tf_version: str
     return image_id
 
 
+def _remove_superseded(client: "docker.DockerClient", repository: str, prefix: str,
+                       keep: str) -> None:
+    """Untag older builds of the same kind (their shared layers stay; in-use ones are kept)."""
+    import docker.errors
+
+    for image in client.images.list(name=repository):
+        for old in image.tags:
+            if old != keep and old.startswith(f"{repository}:{prefix}"):
+                try:
+                    client.images.remove(old)
+                    progress(f"removed superseded image {old}")
+                except docker.errors.APIError:
+                    pass  # still used by a container
+
+
 def _compat_image(tf_version: str) -> ServingImage:
     client = docker_client()
     started = time.monotonic()
@@ -409,6 +425,7 @@ def _compat_image(tf_version: str) -> ServingImage:
             return ServingImage(tag, COMPAT_IMPLEMENTATION, tf_version, 0.0,
                                 client.images.get(tag).id, reused=True)
         image_id = _build_compat_image(client, tag, tf_version, wheels, base_tag)
+        _remove_superseded(client, COMPAT_REPOSITORY, f"{tf_version}-", keep=tag)
     return ServingImage(tag, COMPAT_IMPLEMENTATION, tf_version,
                         round(time.monotonic() - started, 1), image_id)
 
@@ -466,7 +483,8 @@ class HttpReady:
 
     The predicate may raise to give up at once (e.g. a model that failed to load for good).
     ``abort`` is asked before each poll; a string it returns ends the wait with that reason
-    (e.g. "container exited with code 1").  :meth:`wait` returns the last body.
+    (e.g. "container exited with code 1"), and it may raise too.  :meth:`wait` returns the
+    last body.
     """
 
     url: str
@@ -540,6 +558,25 @@ class ModelAvailable:
 
 # --- containers --------------------------------------------------------------------------
 
+LOAD_FAILED = re.compile(
+    r"Loading servable: \{name: (?P<name>\S+) version: \d+\} failed: (?P<code>[A-Z_]+): "
+    r"(?P<message>.*)$", re.MULTILINE)
+
+
+def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
+    """``(error code, message)`` of the first failed load of ``model_name`` in a server log.
+
+    Both tensorflow/serving and the compatible server log
+    ``Loading servable: {name: N version: V} failed: CODE: message`` when a version fails to
+    load; the server does not open its REST port while it retries the first load, so the log is
+    where the runtime's own error text shows first.
+    """
+    for match in LOAD_FAILED.finditer(log):
+        if match["name"] == model_name:
+            return match["code"], match["message"].rstrip()
+    return None
+
+
 def _host_port(container: "Container", port: int) -> int:
     for _ in range(50):
         bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
@@ -562,7 +599,10 @@ class ServingContainer:
     such directories (name -> host dir), ``files`` more read-only paths (host -> container
     path), e.g. a model config file for ``--model_config_file``.  ``args`` are passed to the
     entrypoint after the default flags; ``command`` replaces entrypoint and flags altogether.
-    Set ``wait=False`` to skip the readiness wait.
+    Set ``wait=False`` to skip the readiness wait.  With ``fail_on_load_error`` (the default)
+    a failed load of ``ready_model`` ends the wait at once with :class:`RuntimeFailure`
+    carrying the server's own error text (from ``GET /v1/models/<name>`` or, while the server
+    retries its first load with the REST port still closed, from its log).
     """
 
     def __init__(self, image: ServingImage | str, *, model_name: str = "model",
@@ -661,7 +701,8 @@ class ServingContainer:
         assert self._client is not None
         volumes = {host: {"bind": target, "mode": "ro"} for host, target in self.mounts.items()}
         options: dict[str, Any] = dict(
-            name=self.name, detach=True, labels={CONTAINER_LABEL: "1"},
+            name=self.name, detach=True,
+            labels={CONTAINER_LABEL: "1", OWNER_LABEL: str(os.getpid())},
             ports={f"{GRPC_PORT}/tcp": ("127.0.0.1", None), f"{REST_PORT}/tcp": ("127.0.0.1", None)},
             volumes=volumes, environment=self.env)
         if self.command is not None:
@@ -673,8 +714,14 @@ class ServingContainer:
         self._rest_port = _host_port(self._container, REST_PORT)
         self._grpc_port = _host_port(self._container, GRPC_PORT)
 
-    def _exited(self) -> str | None:
+    def _abort_reason(self) -> str | None:
+        """Asked before each poll: raise the server's load error, or say it has exited."""
         assert self._container is not None
+        if self.fail_on_load_error:
+            failure = load_failure_in_log(self.logs(), self.ready_model)
+            if failure is not None:
+                raise RuntimeFailure(self.image.implementation, failure[1], kind=failure[0],
+                                     source="container log: 'Loading servable ... failed'")
         self._container.reload()
         state = self._container.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
@@ -685,7 +732,7 @@ class ServingContainer:
         waiter = HttpReady(self.model_url(self.ready_model),
                            ModelAvailable(self.image.implementation, self.fail_on_load_error),
                            timeout=self.ready_timeout, poll_interval=self.poll_interval,
-                           abort=self._exited)
+                           abort=self._abort_reason)
         try:
             waiter.wait()
         except WaitTimeout as exc:
@@ -719,15 +766,42 @@ def _implementation_of(tag: str) -> str:
     return REAL_IMPLEMENTATION if tag.startswith(REAL_REPOSITORY + ":") else COMPAT_IMPLEMENTATION
 
 
-def remove_leftover_containers() -> list[str]:
-    """Remove every container labelled ``pitfalls=1``; return their names.
+def _process_alive(pid_text: str) -> bool:
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False  # our own containers are leftovers once we ask
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
-    For the end of a session (with pytest-xdist: in the controller only, as workers' containers
-    would otherwise go too).
+
+def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
+    """Remove containers labelled ``pitfalls=1`` that are left over; return their names.
+
+    A container is left over when the process that started it (label ``pitfalls.pid``) is this
+    one or no longer runs, so a call from one pytest-xdist worker never removes a container that
+    another live worker is still using.  ``all_owners=True`` removes every such container.
     """
     client = docker_client()
     removed: list[str] = []
     for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"}):
-        container.remove(force=True, v=True)
-        removed.append(container.name)
+        owner = container.labels.get(OWNER_LABEL, "")
+        if not all_owners and _process_alive(owner):
+            continue
+        try:
+            container.remove(force=True, v=True)
+        except Exception as exc:
+            import docker.errors
+
+            if not isinstance(exc, docker.errors.NotFound):
+                raise
+            continue
+        removed.append(str(container.name))
     return removed

@@ -1,0 +1,358 @@
+"""Tests of harness.images: local image builds, ServingContainer, readiness waits.
+
+The unit tests need nothing; the engine tests skip with the exact reason when no Docker engine
+answers (scripts/setup-docker.sh starts one) and build the serving image on first use (about
+3.5 minutes on a fresh machine, then cached).
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from harness import images
+from harness.errors import RuntimeFailure, SetupError, WaitTimeout
+
+TF_VERSION = "2.19.0"
+OLD_TF_VERSION = "2.12.0"
+
+
+# --- unit tests (no engine) --------------------------------------------------------------
+
+def test_debian_mirror_reads_deb822_and_one_line_sources(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PITFALLS_DEBIAN_MIRROR", raising=False)
+    parts = tmp_path / "sources.list.d"
+    parts.mkdir()
+    (parts / "debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+        "Components: main\n\n"
+        "Types: deb deb-src\n# a comment\nURIs: http://mirror.example/debian/\n"
+        "Suites: bookworm bookworm-updates\nComponents: main\n")
+    (parts / "other.list.disabled").write_text("deb http://wrong.example/debian bookworm main\n")
+    assert images.debian_mirror("bookworm", tmp_path) == "http://mirror.example/debian"
+
+    (parts / "debian.sources").unlink()
+    (tmp_path / "sources.list").write_text(
+        "# deb http://commented.example/debian bookworm main\n"
+        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n")
+    assert images.debian_mirror("bookworm", tmp_path) == "http://one.example/debian"
+    assert images.debian_mirror("trixie", tmp_path) == images.DEFAULT_MIRROR
+
+
+def test_debian_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PITFALLS_DEBIAN_MIRROR", "http://override.example/debian")
+    assert images.debian_mirror() == "http://override.example/debian"
+
+
+def test_serving_requirements_follow_the_tf_version() -> None:
+    assert images.serving_requirements("2.12.0") == [
+        "tensorflow==2.12.0", "tensorflow-serving-api==2.12.*", "grpcio", "numpy"]
+    assert "manylinux_2_17_x86_64" in images.PIP_PLATFORMS
+    assert "manylinux2014_x86_64" in images.PIP_PLATFORMS
+
+
+def test_base_tag_changes_with_the_mirror() -> None:
+    one = images.base_image_tag("bookworm", "http://a.example/debian")
+    two = images.base_image_tag("bookworm", "http://b.example/debian")
+    assert one != two and one.startswith("pitfalls/base:bookworm-")
+
+
+def test_serving_container_constructor_does_not_talk_to_the_daemon(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    container = images.ServingContainer("pitfalls/none:0", model_name="m", model_dir=tmp_path)
+    assert container.mounts == {str(tmp_path.resolve()): "/models/m"}
+    assert container.env["MODEL_NAME"] == "m"
+    with pytest.raises(Exception, match="no published port"):
+        container.rest_url
+
+
+def test_docker_client_without_engine_raises_setup_error_with_hint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with pytest.raises(SetupError, match="setup-docker.sh") as caught:
+        images.docker_client()
+    assert caught.value.evidence
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    reply: tuple[int, str] = (503, "{}")
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        status, body = self.reply
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def loopback_server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("Handler", (_Handler,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1/models/m", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_ready_times_out_with_the_last_status(
+        loopback_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = loopback_server
+    handler.reply = (404, '{"error": "Servable not found for request: Latest(m)"}')
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as caught:
+        images.HttpReady(url, images.ModelAvailable(), timeout=1.0, poll_interval=0.2).wait()
+    assert time.monotonic() - started < 5
+    assert "HTTP 404" in caught.value.evidence
+    assert "Servable not found" in caught.value.evidence
+
+
+def test_http_ready_returns_when_a_version_is_available(
+        loopback_server: tuple[str, type[_Handler]]) -> None:
+    url, handler = loopback_server
+    body = {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    handler.reply = (200, json.dumps(body))
+    assert "AVAILABLE" in images.HttpReady(url, images.ModelAvailable(), timeout=5).wait()
+
+
+def test_http_ready_abort_ends_the_wait_at_once(
+        loopback_server: tuple[str, type[_Handler]]) -> None:
+    url, _ = loopback_server
+    with pytest.raises(WaitTimeout, match="container exited with code 3"):
+        images.HttpReady(url, images.ModelAvailable(), timeout=60,
+                         abort=lambda: "container exited with code 3").wait()
+
+
+def test_model_available_raises_the_server_error_when_every_version_ended() -> None:
+    body = {"model_version_status": [{"version": "1", "state": "END", "status": {
+        "error_code": "NOT_FOUND", "error_message": "Op type not registered 'X'"}}]}
+    with pytest.raises(RuntimeFailure, match="Op type not registered 'X'") as caught:
+        images.ModelAvailable()(200, json.dumps(body))
+    assert caught.value.kind == "NOT_FOUND"
+    assert images.ModelAvailable(fail_on_error=False)(200, json.dumps(body)) is False
+    assert images.ModelAvailable()(404, "not json") is False
+
+
+FAILED_LOAD_LOG = (
+    "2026-11-22 18:01:50.911222: E tfs_compat/core.py:289] Loading servable: {name: fft version: 1} "
+    "failed: NOT_FOUND: Converting GraphDef to Graph has failed with an error: 'Op type not "
+    "registered 'FFTND' in binary running on 8f6e1e6c38e5.' The binary trying to import the "
+    "GraphDef was built when GraphDef version was 1395.\n"
+    "2026-11-22 18:02:50.912568: I tfs_compat/core.py:282] Retrying load on servable version "
+    "{name: fft version: 1} retry: 1\n")
+
+
+def test_load_failure_is_read_from_the_server_log() -> None:
+    code, message = images.load_failure_in_log(FAILED_LOAD_LOG, "fft") or ("", "")
+    assert code == "NOT_FOUND"
+    assert message.startswith("Converting GraphDef to Graph has failed with an error: 'Op type "
+                              "not registered 'FFTND'")
+    assert message.endswith("GraphDef version was 1395.")
+    assert images.load_failure_in_log(FAILED_LOAD_LOG, "other") is None
+
+
+# --- engine tests ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine() -> Any:
+    reason = images.engine_unavailable_reason()
+    if reason:
+        pytest.skip(f"no Docker engine answers here: {reason}")
+    return images.docker_client()
+
+
+@pytest.fixture(scope="module")
+def serving_image(engine: Any) -> images.ServingImage:
+    return images.ensure_serving_image(TF_VERSION)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 ``model.export`` SavedModel (Dense 4 -> 2, fixed weights) as version 1."""
+    base = tmp_path_factory.mktemp("models") / "tiny"
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "m = tf.keras.Sequential([tf.keras.Input((4,)), tf.keras.layers.Dense(2)])\n"
+        "m.layers[0].set_weights([np.ones((4, 2), 'float32'), np.array([0.5, -0.5], 'float32')])\n"
+        "m.export(sys.argv[1], verbose=False)\n")
+    subprocess.run([sys.executable, "-c", script, str(base / "1")], check=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True)
+    return base
+
+
+def _containers_named(engine: Any, name: str) -> list[Any]:
+    return engine.containers.list(all=True, filters={"name": f"^/{name}$"})
+
+
+def _predict(rest_url: str, model: str, instances: list[list[float]]) -> dict[str, Any]:
+    request = urllib.request.Request(f"{rest_url}/v1/models/{model}:predict",
+                                     data=json.dumps({"instances": instances}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        result: dict[str, Any] = json.loads(reply.read())
+    return result
+
+
+@pytest.mark.slow
+def test_build_is_cached(serving_image: images.ServingImage) -> None:
+    started = time.monotonic()
+    again = images.ensure_serving_image(TF_VERSION)
+    elapsed = time.monotonic() - started
+    assert again.tag == serving_image.tag
+    assert again.reused and again.built_seconds == 0.0
+    assert elapsed < 10, f"the cached lookup took {elapsed:.1f}s"
+    assert again.tag.startswith(f"pitfalls/serving-compat:{TF_VERSION}-")
+    assert again.implementation == "tfserving-compatible"
+
+
+@pytest.mark.slow
+def test_serving_container_answers_predict(engine: Any, serving_image: images.ServingImage,
+                                           tiny_model: Path) -> None:
+    with images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
+        result = _predict(server.rest_url, "tiny", [[1.0, 2.0, 3.0, 4.0]])
+        assert result["predictions"] == [[10.5, 9.5]]
+        assert server.start_to_ready_seconds is not None
+        host, _, port = server.grpc_target.partition(":")
+        with socket.create_connection((host, int(port)), timeout=5):
+            pass
+        name = server.name
+        assert "tiny" in server.logs()
+    assert _containers_named(engine, name) == []
+    assert "tiny" in server.logs(), "the logs stay readable after removal"
+
+
+@pytest.mark.slow
+def test_ports_are_published_on_loopback_only(engine: Any, serving_image: images.ServingImage,
+                                              tiny_model: Path) -> None:
+    with images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
+        container = engine.containers.get(server.container_id)
+        ports = container.attrs["NetworkSettings"]["Ports"]
+        bindings = ports["8500/tcp"] + ports["8501/tcp"]
+        assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+        assert container.labels["pitfalls"] == "1"
+        mounts = container.attrs["Mounts"]
+        assert [(m["Destination"], m["RW"]) for m in mounts] == [("/models/tiny", False)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
+def test_container_is_removed_after_an_exception_inside_the_block(
+        engine: Any, serving_image: images.ServingImage, tiny_model: Path,
+        error: type[BaseException]) -> None:
+    container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
+                                        wait=False)
+    with pytest.raises(error):
+        with container:
+            assert _containers_named(engine, container.name)
+            raise error("inside the block")
+    assert _containers_named(engine, container.name) == []
+
+
+@pytest.mark.slow
+def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: images.ServingImage,
+                                           tiny_model: Path) -> None:
+    container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
+                                        env={"MODEL_NAME": "wrong_name"}, ready_timeout=20)
+    with pytest.raises(WaitTimeout) as caught:
+        with container:
+            pytest.fail("the container should never become ready")
+    text = str(caught.value)
+    assert "never became AVAILABLE" in text
+    assert "container log" in caught.value.evidence
+    assert "/models/wrong_name" in caught.value.evidence, caught.value.evidence
+    assert "MODEL_NAME (wrong_name)" in caught.value.hint
+    assert _containers_named(engine, container.name) == []
+
+
+@pytest.mark.slow
+def test_remove_leftover_containers_spares_live_owners(
+        engine: Any, serving_image: images.ServingImage) -> None:
+    common = dict(entrypoint=["sleep"], command=["300"], detach=True)
+    dead = engine.containers.run(serving_image.tag, labels={"pitfalls": "1",
+                                 "pitfalls.pid": "999999999"}, **common)
+    live = engine.containers.run(serving_image.tag, labels={"pitfalls": "1",
+                                 "pitfalls.pid": str(os.getppid())}, **common)
+    try:
+        removed = images.remove_leftover_containers()
+        assert dead.name in removed and live.name not in removed
+        assert _containers_named(engine, live.name)
+    finally:
+        for container in (dead, live):
+            try:
+                container.remove(force=True)
+            except Exception:
+                pass
+
+
+@pytest.fixture(scope="module")
+def fftnd_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Keras 3 export whose graph holds FFTND, an op TF 2.12 does not have."""
+    base = tmp_path_factory.mktemp("models") / "fft"
+    script = (
+        "import sys, tensorflow as tf, keras\n"
+        "class SpectrumMagnitude(keras.layers.Layer):\n"
+        "    def call(self, x):\n"
+        "        z = tf.complex(x, tf.zeros_like(x))\n"
+        "        return tf.math.abs(tf.signal.fftnd(z, fft_length=[4, 4], axes=[-2, -1]))\n"
+        "i = keras.Input((4, 4))\n"
+        "x = keras.layers.Flatten()(SpectrumMagnitude()(i))\n"
+        "keras.Model(i, keras.layers.Dense(2)(x)).export(sys.argv[1], verbose=False)\n")
+    subprocess.run([sys.executable, "-c", script, str(base / "1")], check=True,
+                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True)
+    return base
+
+
+@pytest.fixture(scope="module")
+def old_tf_image(engine: Any) -> images.ServingImage:
+    return images.ensure_serving_image(OLD_TF_VERSION)
+
+
+@pytest.mark.slow
+def test_old_tf_cannot_load_a_savedmodel_with_a_newer_op(
+        engine: Any, old_tf_image: images.ServingImage, fftnd_model: Path) -> None:
+    """TF 2.12 rejects a TF 2.19 export that uses FFTND, with TF's own error text."""
+    assert old_tf_image.tag.startswith(f"pitfalls/serving-compat:{OLD_TF_VERSION}-")
+    container = images.ServingContainer(old_tf_image, model_name="fft", model_dir=fftnd_model,
+                                        ready_timeout=120)
+    with pytest.raises(RuntimeFailure, match="Op type not registered 'FFTND'") as caught:
+        with container:
+            pytest.fail("TF 2.12 should not load this SavedModel")
+    assert caught.value.kind == "NOT_FOUND"
+    assert caught.value.runtime == "tfserving-compatible"
+    assert _containers_named(engine, container.name) == []
+
+
+@pytest.mark.slow
+def test_old_tf_still_loads_a_plain_keras3_export(
+        engine: Any, old_tf_image: images.ServingImage, tiny_model: Path) -> None:
+    """Only a newer op breaks TF 2.12: its tf.saved_model.load takes a plain Dense export."""
+    script = ("import tensorflow as tf\n"
+              "m = tf.saved_model.load('/models/tiny/1')\n"
+              "print('LOADED', tf.__version__, sorted(m.signatures))\n")
+    output = engine.containers.run(
+        old_tf_image.tag, entrypoint=["python", "-c", script], network_disabled=True,
+        volumes={str(tiny_model): {"bind": "/models/tiny", "mode": "ro"}},
+        environment={"TF_CPP_MIN_LOG_LEVEL": "3"}, labels={"pitfalls": "1"},
+        remove=True, stdout=True, stderr=False)
+    assert f"LOADED {OLD_TF_VERSION} ['serve', 'serving_default']" in output.decode()
