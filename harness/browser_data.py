@@ -15,15 +15,21 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.models import KERAS_DISTS, TrainedModel, tabular_data
+from harness.scenario import Figure, Succeeds, succeeds
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.scenario import Run
     from harness.targets.tfjs import TfjsPage
+
+# The remedy of the data scenarios: the page gives Keras's labels and (float32-close) outputs.
+MATCHES_KERAS: Succeeds = succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4))
+MODEL_URL = "/model/model.json"
 
 # ---------------------------------------------------------------------------- page scripts
 
@@ -36,6 +42,12 @@ GRAPH_PREDICT = """async ({url, x}) => {
   const m = await tf.loadGraphModel(url);
   return m.predict(tf.tensor(x)).array();
 }"""
+
+
+def model_page(run: "Run", converted: Path, extra: Mapping[str, Path] | None = None) -> "TfjsPage":
+    """A fresh page on the run's tf.js target serving ``converted`` at ``/model/`` (plus ``extra``
+    mounts), recording the page's errors as evidence; closed when the variant ends."""
+    return run.enter(run.target.page({"/model/": converted, **(extra or {})}, observe=run.observe))
 
 
 def predict_in_page(page: "TfjsPage", url: str, x: "np.ndarray", *, graph: bool = False) -> "np.ndarray":
@@ -147,8 +159,3 @@ def rgba_bytes(pixels: "np.ndarray") -> list[list[int]]:
     n, h, w, _ = pixels.shape
     rgba = np.concatenate([pixels, np.full((n, h, w, 1), 255, dtype="uint8")], axis=-1)
     return [img.reshape(-1).astype(int).tolist() for img in rgba]
-
-
-def describe(value: Any) -> str:
-    """A short, stable text for evidence notes (shapes, dtypes)."""
-    return json.dumps(value, sort_keys=True, default=str)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import keras_outputs, parity, rgba_bytes, uint8_pixels
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity, rgba_bytes, uint8_pixels
 from harness.models import ModelSpec, trained_model
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import convert_layers_model
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")  # 16x16x3, class = dominant colour channel
@@ -34,8 +34,8 @@ def _classify(run: Run, channels: int | None) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     pixels = uint8_pixels(trained.probe()[0])  # what the canvas holds
     expected = keras_outputs(run.cache, trained, pixels.astype("float32") / 255.0)
-    page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
-    got = page.evaluate(CLASSIFY_CANVAS, {"url": "/model/model.json", "images": rgba_bytes(pixels),
+    page = model_page(run, convert_layers_model(run.cache, trained))
+    got = page.evaluate(CLASSIFY_CANVAS, {"url": MODEL_URL, "images": rgba_bytes(pixels),
                                           "channels": channels})
     return parity(got, expected)
 
@@ -56,7 +56,7 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"Error when checking : expected \w+ to have shape \[null,16,16,3\] "
                    r"but got array with shape \[1,16,16,4\]", runtime="tfjs"),
-    remedy=succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4)),
+    remedy=MATCHES_KERAS,
     cause="A canvas, ImageData or <img> stores four channels per pixel (RGBA). "
           "tf.browser.fromPixels(source, 4) keeps all four, giving a [16,16,4] tensor, while the "
           "model was trained on RGB images [16,16,3]; the layers model rejects the input shape.",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import keras_outputs, parity
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import convert_graph_model
 
 SPEC = ModelSpec("dense", "tf_keras")
@@ -26,8 +26,8 @@ def _run(run: Run, dtype: str | None) -> dict[str, float]:
     readings = np.rint(trained.test_set()[0][:32] * 2.0).astype("int32")
     expected = keras_outputs(run.cache, trained, readings.astype("float32"))  # Python: float32 input
     converted = convert_graph_model(run.cache, saved_model(run.cache, SPEC))
-    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
-    got = page.evaluate(PREDICT_TYPED, {"url": "/model/model.json", "flat": readings.reshape(-1).tolist(),
+    page = model_page(run, converted)
+    got = page.evaluate(PREDICT_TYPED, {"url": MODEL_URL, "flat": readings.reshape(-1).tolist(),
                                         "rows": int(readings.shape[0]), "dtype": dtype})
     return parity(got, expected)
 
@@ -47,7 +47,7 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"The dtype of dict\['input_1'\] provided in model\.execute\(dict\) must be float32, "
                    r"but was int32", runtime="tfjs"),
-    remedy=succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4)),
+    remedy=MATCHES_KERAS,
     cause="tf.tensor infers its dtype from the data: plain JS numbers give float32, but an Int32Array "
           "(or integer pixel data) gives int32. A graph model's inputs carry the dtype of the "
           "SavedModel signature (DT_FLOAT), and GraphModel.execute checks it strictly, so integer "

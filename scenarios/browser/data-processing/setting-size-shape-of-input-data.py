@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import parity
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, model_page, parity
 from harness.models import ModelSpec, trained_model
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
@@ -23,9 +23,9 @@ PREDICT_EACH = """async ({url, rows, batchAxis}) => {
 
 def _run(run: Run, batch_axis: bool) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
+    page = model_page(run, convert_layers_model(run.cache, trained))
     x, expected = trained.probe()
-    got = page.evaluate(PREDICT_EACH, {"url": "/model/model.json", "rows": x.tolist(), "batchAxis": batch_axis})
+    got = page.evaluate(PREDICT_EACH, {"url": MODEL_URL, "rows": x.tolist(), "batchAxis": batch_axis})
     return parity(got, expected)
 
 
@@ -44,7 +44,7 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"Error when checking : expected \w+ to have shape \[null,8\] but got array with shape \[8,1\]\.",
                    runtime="tfjs"),
-    remedy=succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4)),
+    remedy=MATCHES_KERAS,
     cause="A Keras model's input has a batch axis: shape [null, 8] means any number of rows of 8 "
           "features. A single example built as a flat (typed) array is a 1-D tensor [8]; "
           "LayersModel.predict turns it into a column [8, 1] (8 rows of one feature) and rejects "

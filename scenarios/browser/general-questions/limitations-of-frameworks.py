@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.browser_data import custom_model, parity, predict_in_page
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import convert_graph_model
 
 # The documented escape hatch of the graph executor: implement the missing op in JavaScript.
@@ -23,10 +23,10 @@ def faulty(run: Run) -> None:
 def fixed(run: Run) -> dict[str, float]:
     model = custom_model(run.cache, "softsign")
     converted = convert_graph_model(run.cache, model.saved_model, "--skip_op_check")
-    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
+    page = model_page(run, converted)
     run.note("registered", page.evaluate(REGISTER_SOFTSIGN))
     x, expected = model.probe()
-    return parity(predict_in_page(page, "/model/model.json", x, graph=True), expected)
+    return parity(predict_in_page(page, MODEL_URL, x, graph=True), expected)
 
 
 SCENARIO = Scenario(
@@ -36,7 +36,7 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"ValueError: Unsupported Ops in the model before optimization\s+Softsign",
                    runtime="tensorflowjs converter"),
-    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("label_agreement", ">=", 1.0)),
+    remedy=MATCHES_KERAS,
     cause="tf.js implements a subset of TensorFlow's ops (the converter's op lists). A Keras "
           "`Dense(activation='softsign')` becomes the TF op Softsign in a SavedModel; tf.js's graph "
           "executor has no Softsign, so the converter checks the graph and refuses it rather than "

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from harness.browser_data import custom_model, parity, predict_in_page
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import run_converter
 
 # The Python lambda was `lambda t: t * 0.5 + 1.0`; its bytecode in model.json means nothing to
@@ -24,19 +24,19 @@ REGISTER_LAMBDA = """() => {
 def _page(run: Run):  # type: ignore[no-untyped-def]
     model = custom_model(run.cache, "lambda")
     converted = run_converter(run.cache, ["--input_format=keras"], model.h5)
-    return model, run.enter(run.target.page({"/model/": converted}, observe=run.observe))
+    return model, model_page(run, converted)
 
 
 def faulty(run: Run) -> None:
     model, page = _page(run)
-    predict_in_page(page, "/model/model.json", model.probe()[0])
+    predict_in_page(page, MODEL_URL, model.probe()[0])
 
 
 def fixed(run: Run) -> dict[str, float]:
     model, page = _page(run)
     run.note("registered", page.evaluate(REGISTER_LAMBDA))
     x, expected = model.probe()
-    return parity(predict_in_page(page, "/model/model.json", x), expected)
+    return parity(predict_in_page(page, MODEL_URL, x), expected)
 
 
 SCENARIO = Scenario(
@@ -47,7 +47,7 @@ SCENARIO = Scenario(
     symptom=Raises(r"Unknown layer: Lambda\. This may be due to one of the following reasons:.*"
                    r"The layer is defined in Python, in which case it needs to be ported to TensorFlow\.js",
                    runtime="tfjs"),
-    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("label_agreement", ">=", 1.0)),
+    remedy=MATCHES_KERAS,
     cause="A Lambda layer wraps arbitrary Python code. tensorflowjs_converter writes it into "
           "model.json as serialized Python bytecode without complaint, but tf.js builds layers from "
           "its own registry of classes, has no Lambda and cannot run Python, so loadLayersModel fails "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.browser_data import parity, predict_in_page
+from harness.browser_data import MODEL_URL, model_page, parity, predict_in_page
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs import convert_graph_model, convert_layers_model, run_converter
@@ -19,9 +19,9 @@ def fixed(run: Run) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     layers_dir = convert_layers_model(run.cache, trained)  # model.h5 -> --input_format=keras
     graph_dir = convert_graph_model(run.cache, saved_model(run.cache, SPEC))  # dir -> tf_saved_model
-    page = run.enter(run.target.page({"/layers/": layers_dir, "/graph/": graph_dir}, observe=run.observe))
+    page = model_page(run, layers_dir, {"/graph/": graph_dir})
     x, expected = trained.probe()
-    layers = parity(predict_in_page(page, "/layers/model.json", x), expected)
+    layers = parity(predict_in_page(page, MODEL_URL, x), expected)
     graph = parity(predict_in_page(page, "/graph/model.json", x, graph=True), expected)
     return {"layers_max_abs_diff": layers["max_abs_diff"], "graph_max_abs_diff": graph["max_abs_diff"]}
 

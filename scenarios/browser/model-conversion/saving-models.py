@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import parity, predict_in_page
+from harness.browser_data import MATCHES_KERAS, MODEL_URL, model_page, parity, predict_in_page
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.scenario import Raises, Run, Scenario
 from harness.targets.tfjs import convert_graph_model, run_converter
 
 SPEC = ModelSpec("dense", "keras3")  # model.save("model.keras"), the Keras 3 default
@@ -17,9 +17,9 @@ def faulty(run: Run) -> None:
 def fixed(run: Run) -> dict[str, float]:
     # Same Keras 3 model, saved for serving with model.export() -> SavedModel -> graph model.
     converted = convert_graph_model(run.cache, saved_model(run.cache, SPEC))
-    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
+    page = model_page(run, converted)
     x, expected = trained_model(run.cache, SPEC).probe()
-    return parity(predict_in_page(page, "/model/model.json", x, graph=True), expected)
+    return parity(predict_in_page(page, MODEL_URL, x, graph=True), expected)
 
 
 SCENARIO = Scenario(
@@ -29,7 +29,7 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"OSError: Unable to (synchronously )?open file \(file signature not found\)",
                    runtime="tensorflowjs converter"),
-    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("label_agreement", ">=", 1.0)),
+    remedy=MATCHES_KERAS,
     cause="Keras 3 (tf.keras under TF 2.16+) saves `model.keras`, a zip archive of config.json and "
           "weights. `--input_format=keras` expects the legacy HDF5 file that tf_keras's "
           "`model.save('model.h5')` writes and opens it with h5py, which finds no HDF5 signature in a "

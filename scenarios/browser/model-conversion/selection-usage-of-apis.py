@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.browser_data import parity
+from harness.browser_data import MODEL_URL, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs import convert_layers_model, run_converter
@@ -23,9 +23,9 @@ def faulty(run: Run) -> None:
 
 def fixed(run: Run) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
+    page = model_page(run, convert_layers_model(run.cache, trained))
     x, expected = trained.probe()
-    got = page.evaluate(LOAD_TRAINABLE, {"url": "/model/model.json", "x": x.tolist()})
+    got = page.evaluate(LOAD_TRAINABLE, {"url": MODEL_URL, "x": x.tolist()})
     return {"max_abs_diff": parity(got["y"], expected)["max_abs_diff"],
             "trainable_weights": float(got["trainable"])}
 

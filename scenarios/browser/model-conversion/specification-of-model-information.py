@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from harness.browser_data import parity
+from harness.artifacts import ArtifactCache
+from harness.browser_data import MODEL_URL, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs import convert_graph_model
@@ -18,16 +20,22 @@ EXECUTE_BY_NAME = """async ({url, x, input, output}) => {
 }"""
 
 
-def serving_signatures(saved_model_dir: Path) -> dict[str, tuple[list[str], list[str]]]:
+def serving_signatures(cache: ArtifactCache, saved_model_dir: Path) -> dict[str, list[list[str]]]:
     """Signature keys of the 'serve' graph with their input and output names (what
-    `saved_model_cli show --dir DIR --tag_set serve` prints), read from saved_model.pb."""
-    from tensorflow.core.protobuf import saved_model_pb2
+    `saved_model_cli show --dir DIR --tag_set serve` prints), read from saved_model.pb and cached."""
 
-    proto = saved_model_pb2.SavedModel()
-    proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
-    graph = next(g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags)
-    return {key: (sorted(sig.inputs), sorted(sig.outputs)) for key, sig in graph.signature_def.items()
-            if not key.startswith("__")}
+    def build(out: Path) -> None:
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((saved_model_dir / "saved_model.pb").read_bytes())
+        graph = next(g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags)
+        found = {key: [sorted(sig.inputs), sorted(sig.outputs)] for key, sig in graph.signature_def.items()
+                 if not key.startswith("__")}
+        (out / "signatures.json").write_text(json.dumps(found, indent=1))
+
+    built = cache.get_or_build("signatures", {"saved_model": str(saved_model_dir)}, build)
+    return dict(json.loads((built / "signatures.json").read_text()))
 
 
 def faulty(run: Run) -> None:
@@ -37,12 +45,12 @@ def faulty(run: Run) -> None:
 
 def fixed(run: Run) -> dict[str, float]:
     source = saved_model(run.cache, SPEC)
-    signatures = run.note("signatures", serving_signatures(source))
+    signatures = run.note("signatures", serving_signatures(run.cache, source))
     name, (inputs, outputs) = next(iter(signatures.items()))
     converted = convert_graph_model(run.cache, source, f"--signature_name={name}")
-    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
+    page = model_page(run, converted)
     x, expected = trained_model(run.cache, SPEC).probe()
-    got = page.evaluate(EXECUTE_BY_NAME, {"url": "/model/model.json", "x": x.tolist(),
+    got = page.evaluate(EXECUTE_BY_NAME, {"url": MODEL_URL, "x": x.tolist(),
                                           "input": inputs[0], "output": outputs[0]})
     return {"max_abs_diff": parity(got, expected)["max_abs_diff"], "signatures": float(len(signatures))}
 
