@@ -225,31 +225,62 @@ def figure_bars(records: Iterable[Mapping[str, Any]], predicate: FigurePredicate
 def _fmt(value: float) -> str:
     if value == 0:
         return "0"
-    if abs(value) >= 1000 or abs(value) < 0.01:
+    if abs(value) >= 1e6 or abs(value) < 0.01:
         return f"{value:.3g}"
+    if abs(value) >= 1000:
+        return f"{value:.0f}"
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+LOG_FLOOR_EXPONENT = -10  # parity below 1e-10 is zero for every purpose; keeps the axis readable
+
+
+def _nice_step(span: float, ticks: int = 4) -> float:
+    """A round step (1, 2 or 5 times a power of ten) that divides ``span`` into about ``ticks`` parts."""
+    raw = span / ticks
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+
+
+def _axis(values: Sequence[float], log: bool, plot_w: float) -> tuple[Callable[[float], float], list[float], bool]:
+    """The x position of a value, the tick values, and whether the axis ended up logarithmic."""
+    positive = [v for v in values if v > 0]
+    if log and positive:
+        lo = max(math.floor(math.log10(min(positive))), LOG_FLOOR_EXPONENT)
+        hi = max(math.ceil(math.log10(max(positive))), lo + 1)
+        stride = max(1, math.ceil((hi - lo) / 6))
+
+        def x_log(v: float) -> float:
+            return plot_w * (math.log10(max(v, 10.0 ** lo)) - lo) / (hi - lo)
+        return x_log, [10.0 ** e for e in range(lo, hi + 1, stride)], True
+    step = _nice_step(max(values + [0.0]) or 1.0)
+    top_value = step * math.ceil((max(values + [0.0]) or 1.0) / step)
+
+    def x_lin(v: float) -> float:
+        return plot_w * max(v, 0.0) / top_value
+    return x_lin, [step * i for i in range(int(round(top_value / step)) + 1)], False
+
+
+def _clip_label(label: str, limit: int = 68) -> str:
+    """Shorten in the middle: the target (first) and the figure name (last) stay readable."""
+    if len(label) <= limit:
+        return label
+    head = label.index(" · ") + 3 if " · " in label else 10
+    return label[:head] + "…" + label[-(limit - head - 1):]
+
+
 def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str:
-    """A horizontal bar chart as inline SVG: one bar per figure, coloured by target."""
+    """A horizontal bar chart as inline SVG: one bar per figure, coloured by target.
+
+    ``log`` asks for a logarithmic axis (used when the values span more than two orders of magnitude).
+    """
     label_w, plot_w, row_h, top = 430, 360, 20, 8
     height = top + row_h * len(bars) + 26
     values = [b.value for b in bars]
-    if log:
-        positive = [v for v in values if v > 0] or [1e-9]
-        lo = math.floor(math.log10(min(positive)))
-        hi = max(math.ceil(math.log10(max(positive))), lo + 1)
-
-        def x_of(v: float) -> float:
-            v = max(v, 10.0 ** lo)
-            return plot_w * (math.log10(v) - lo) / (hi - lo)
-        ticks = [10.0 ** e for e in range(lo, hi + 1)]
-    else:
-        top_value = max(values + [0.0]) or 1.0
-
-        def x_of(v: float) -> float:
-            return plot_w * max(v, 0.0) / top_value
-        ticks = [top_value * i / 4 for i in range(5)]
+    positive = [v for v in values if v > 0]
+    if positive and max(positive) / min(positive) > 100:
+        log = True
+    x_of, ticks, log = _axis(values, log, plot_w)
     parts = [f'<svg id="{css_id}" class="plot" role="img" xmlns="http://www.w3.org/2000/svg" '
              f'width="{label_w + plot_w + 90}" height="{height}" '
              f'viewBox="0 0 {label_w + plot_w + 90} {height}">']
@@ -263,7 +294,7 @@ def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str
         w = max(x_of(bar.value), 1.0)
         colour = TARGET_COLOURS.get(bar.target, "#888")
         parts.append(f'<a href="{html.escape(bar.link)}"><text x="{label_w - 6}" y="{y + 14}" class="blabel" '
-                     f'text-anchor="end">{html.escape(bar.label)}</text></a>')
+                     f'text-anchor="end">{html.escape(_clip_label(bar.label))}</text></a>')
         parts.append(f'<rect class="bar" data-target="{bar.target}" x="{label_w}" y="{y + 3}" width="{w:.1f}" '
                      f'height="{row_h - 6}" fill="{colour}"><title>{html.escape(bar.label)}: '
                      f'{_fmt(bar.value)} {unit}</title></rect>')

@@ -119,3 +119,22 @@ def test_report_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_html_states_how_many_challenges_reproduce() -> None:
     text = render_html(build_results(old_records(), env={}))
     assert "<b>2 of 80</b> challenges reproduced on at least one target in this run (3 with a scenario" in text
+
+
+def test_plot_axes_use_round_ticks_and_switch_to_log_for_wide_ranges() -> None:
+    import re
+
+    from harness.report import Bar, svg_bar_chart
+
+    def ticks(svg: str) -> list[str]:
+        return re.findall(r'class="tick" text-anchor="middle">([^<]+)<', svg)[:-1]  # the last is the unit
+
+    linear = svg_bar_chart([Bar("tfjs · a · fixed · load_ms", 3.2, "tfjs", "#a"),
+                            Bar("tfjs · b · fixed · load_ms", 37.0, "tfjs", "#b")], "ms", False, "p1")
+    assert ticks(linear) == ["0", "10", "20", "30", "40"] and "log scale" not in linear
+    wide = svg_bar_chart([Bar("litert · a · fixed · invoke_ms", 0.5, "litert", "#a"),
+                          Bar("litert · b · fixed · invoke_ms", 1500.0, "litert", "#b")], "ms", False, "p2")
+    assert "ms (log scale)" in wide and ticks(wide)[0] == "0.1" and ticks(wide)[-1] == "10000"
+    tiny = svg_bar_chart([Bar("tfjs · a · fixed · max_abs_diff", 1e-21, "tfjs", "#a"),
+                          Bar("tfjs · b · fixed · max_abs_diff", 4e-3, "tfjs", "#b")], "", True, "p3")
+    assert ticks(tiny)[0] == "1e-10" and len(ticks(tiny)) <= 7
