@@ -283,3 +283,22 @@ def test_mixed_feature_types_is_400(endpoint: Endpoint) -> None:
                   {"signature_name": "regress_x_to_y", "examples": [{"x": [1.0, "a"]}]})
     assert reply.status == 400
     assert reply.json() == {"error": "Unexpected element type in feature: x expecting type: float"}
+
+
+def test_predict_b64_string_input_on_classify_signature(endpoint: Endpoint) -> None:
+    """Predict may run any signature; DT_STRING inputs take {"b64": ...} (here a tf.Example)."""
+    from tensorflow.core.example import example_pb2
+
+    model = endpoint.examples()
+    example = example_pb2.Example()
+    example.features.feature["x"].float_list.value.append(3.0)
+    encoded = base64.b64encode(example.SerializeToString()).decode()
+    reply = _post(endpoint, f"/v1/models/{model}:predict",
+                  {"signature_name": "classify_x_to_y", "instances": [{"b64": encoded}]})
+    assert reply.status == 200, reply.text
+    assert reply.json() == {"predictions": [[3.5]]}
+    bad = _post(endpoint, f"/v1/models/{model}:predict",
+                {"signature_name": "classify_x_to_y", "instances": [{"b64": "%%%"}]})
+    assert bad.status == 400
+    assert bad.json() == {"error": "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+                                   "Unable to base64 decode"}

@@ -264,7 +264,10 @@ class ServerCore:
         with self._lock:
             serving = self._serving.get(name, {})
             any_aspired_available = any(v in serving for v in aspired)
-            victims = [v for v in serving if v not in aspired and (any_aspired_available or not aspired)]
+            # AvailabilityPreservingPolicy: keep one un-aspired version serving until an aspired
+            # one is available (unless nothing is aspired any more).
+            unaspired = sorted(v for v in serving if v not in aspired)
+            victims = unaspired if any_aspired_available or not aspired else unaspired[:-1]
         for version in victims:
             self._unload(name, version)
 
