@@ -1,0 +1,97 @@
+"""Shared pieces of the server scenarios on data, requests and exports (TF Serving's API).
+
+* :func:`serve_versions`: a SavedModel (or several versions) behind the active ``tfserving``
+  target, with the implementation that ran noted in the evidence;
+* :func:`cached_export`: a SavedModel a scenario builds itself (a re-exported or re-signed
+  model), cached by recipe and library versions so warm runs skip TensorFlow;
+* :func:`checked_request`: any REST call, an error reply raised with the server's own text;
+* :func:`grpc_predict`: ``PredictionService.Predict`` through the official stubs, a failed call
+  raised as :class:`RuntimeFailure` with the server's status text;
+* :func:`label_figures`: label agreement with Keras, accuracy against the true labels and the
+  worst difference, the figures the data scenarios judge.
+
+Nothing heavy is imported at module level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.errors import RuntimeFailure
+from harness.models import KERAS_DISTS
+from harness.targets.tfserving import model_base_path
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.scenario import Run
+    from harness.targets.tfserving import Server
+
+
+def serve_versions(run: "Run", versions: Mapping[int, Path], **serve_options: Any) -> "Server":
+    """Serve ``{version: saved_model_dir}`` as model ``model`` until the variant ends."""
+    base = model_base_path(run.workdir, versions)
+    server = run.enter(run.target.serve(model_dir=base, **serve_options))  # type: ignore[attr-defined]
+    run.note("implementation", server.implementation)
+    return server
+
+
+def cached_export(cache: ArtifactCache, recipe: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
+    """A SavedModel directory written by ``build(path)``, cached under the hash of ``recipe``.
+
+    ``recipe`` names everything that determines the export (the trained model's artifact, the
+    recipe's name and revision); the versions of TF and Keras are added to it.
+    """
+    key = {**recipe, "versions": library_versions(*KERAS_DISTS)}
+    return cache.get_or_build("serving_export", key, lambda out: build(out / "saved_model")) / "saved_model"
+
+
+def checked_request(server: "Server", method: str, path: str, body: Any = None) -> Any:
+    """Send a REST request as a client would; an error reply raises with the server's own text."""
+    reply = server.request(method, path, body)
+    if reply.status != 200 or reply.error:
+        raise RuntimeFailure(server.implementation, reply.error or reply.text or f"HTTP {reply.status}",
+                             kind=f"HTTP {reply.status}", source=f"error body of {method} {path}")
+    return reply.body
+
+
+def grpc_predict(server: "Server", inputs: Mapping[str, Any], *, signature_name: str = "",
+                 model: str | None = None, timeout: float = 30.0) -> dict[str, "np.ndarray"]:
+    """Call ``PredictionService.Predict`` with ``inputs`` made into TensorProtos as they are.
+
+    ``tf.make_tensor_proto`` keeps each array's dtype, so an int32 array goes out as DT_INT32,
+    as a real client would send it.  A failed call raises :class:`RuntimeFailure` carrying the
+    gRPC status code and the server's message.
+    """
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model or server.model_name
+    if signature_name:
+        request.model_spec.signature_name = signature_name
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        try:
+            response = stub.Predict(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise RuntimeFailure(server.implementation, str(exc.details()), kind=str(exc.code()),
+                                 source="status of gRPC PredictionService/Predict") from None
+    return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+
+def label_figures(got: "np.ndarray", expected: "np.ndarray", labels: "np.ndarray") -> dict[str, float]:
+    """``label_agreement`` with Keras, ``accuracy`` against ``labels`` and ``max_abs_diff``."""
+    import numpy as np
+
+    got, expected = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
+    predicted = np.argmax(got, axis=-1)
+    figures = {"label_agreement": float(np.mean(predicted == np.argmax(expected, axis=-1))),
+               "accuracy": float(np.mean(predicted == labels))}
+    figures["max_abs_diff"] = float(np.max(np.abs(got - expected))) if got.shape == expected.shape else float("inf")
+    return figures

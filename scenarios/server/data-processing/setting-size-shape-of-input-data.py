@@ -1,0 +1,52 @@
+"""Rows of 7 features sent to a served model whose signature takes [None, 8]."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import serve_versions
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def _predict(run: Run, features: int) -> dict[str, float]:
+    import numpy as np
+
+    x, expected = trained_model(run.cache, SPEC).probe()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    run.note("signature_inputs", signature["inputs"])
+    got = np.asarray(server.predict({"instances": x[:, :features].tolist()})["predictions"])
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+def faulty(run: Run) -> dict[str, float]:
+    # The client dropped one column (say an id it thought unused): each instance has 7 values.
+    return _predict(run, 7)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    return _predict(run, 8)
+
+
+SCENARIO = Scenario(
+    title="Request rows with 7 values sent to a [None, 8] signature: TF's MatMul shape error",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Matrix size-incompatible: In\[0\]: \[16,7\], In\[1\]: \[8,16\]", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="TF Serving does not check a request's tensor shape against the signature: the REST "
+          "layer only checks that all instances have the same shape, builds a [16, 7] tensor and "
+          "feeds it to the graph. The first Dense layer's MatMul then fails inside TensorFlow, and "
+          "the client gets the kernel's text (\"Matrix size-incompatible: In[0]: [16,7], In[1]: "
+          "[8,16]\" plus the node name) in the `error` field of an HTTP 400 reply. The shape the "
+          "model expects is in the signature (GET /v1/models/model/metadata: "
+          "tensor_shape dims -1 and 8).",
+    fix="Build each instance with exactly the features the signature lists, in the training "
+        "order (read the shape from the metadata endpoint), here 8 values per row; the served "
+        "predictions then equal Keras's on the same rows.",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
+                "https://github.com/tensorflow/serving/issues/2104",
+                "https://github.com/aws-samples/amazon-sagemaker-custom-recommender-system/issues/2"),
+)

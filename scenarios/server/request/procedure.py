@@ -1,0 +1,52 @@
+"""Calling the served model: the REST path needs the `:predict` verb; gRPC takes a PredictRequest."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import checked_request, grpc_predict, serve_versions
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    x, _ = trained_model(run.cache, SPEC).probe()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    # The verb written as a path segment, as in many REST APIs: /predict instead of :predict.
+    checked_request(server, "POST", "/v1/models/model/predict", {"instances": x.tolist()})
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    x, expected = trained_model(run.cache, SPEC).probe()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    rest = np.asarray(checked_request(server, "POST", "/v1/models/model:predict",
+                                      {"instances": x.tolist()})["predictions"])
+    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    (input_name,), (output_name,) = signature["inputs"], signature["outputs"]
+    grpc = grpc_predict(server, {input_name: x}, signature_name="serving_default")[output_name]
+    return {"rest_max_abs_diff": float(np.max(np.abs(rest - expected))),
+            "grpc_max_abs_diff": float(np.max(np.abs(grpc - expected)))}
+
+
+SCENARIO = Scenario(
+    title="POST to /v1/models/model/predict (no ':predict' verb) vs working REST and gRPC calls",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"^Malformed request: POST /v1/models/model/predict$", runtime="tfserving"),
+    remedy=succeeds(Figure("rest_max_abs_diff", "<=", 1e-5), Figure("grpc_max_abs_diff", "<=", 1e-5)),
+    cause="TF Serving's REST API puts the method after a colon: POST "
+          "/v1/models/<name>[/versions/<v>]:predict (or :classify, :regress). A path written as "
+          "/v1/models/model/predict matches none of its URL patterns, and the server answers HTTP "
+          "400 with {\"error\": \"Malformed request: POST /v1/models/model/predict\"}; a GET on the "
+          ":predict URL is just as malformed, since predict is POST only.",
+    fix="POST a JSON body to /v1/models/model:predict (port 8501), or call "
+        "PredictionService/Predict over gRPC (port 8500) with a PredictRequest whose model_spec "
+        "names the model and signature and whose inputs are TensorProtos keyed by the signature's "
+        "input names (tf.make_tensor_proto). Both return the Keras model's outputs.",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest#predict_api",
+                "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/apis/prediction_service.proto",
+                "https://github.com/lyhue1991/eat_tensorflow2_in_30_days/issues/46"),
+)

@@ -1,0 +1,56 @@
+"""The request body: `signature_name` must name a signature of the export; `instances` or `inputs`."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import serve_versions
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    x, _ = trained_model(run.cache, SPEC).probe()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    # The body of an Estimator-era tutorial, whose exports had a "predict" signature.
+    server.predict({"signature_name": "predict", "instances": x.tolist()})
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    x, expected = trained_model(run.cache, SPEC).probe()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    signatures = server.metadata()["metadata"]["signature_def"]["signature_def"]
+    run.note("signatures", sorted(signatures))
+    (input_name,) = signatures["serving_default"]["inputs"]
+    # Row format: a list of instances; the reply holds "predictions", one entry per instance.
+    rows = server.predict({"signature_name": "serving_default", "instances": x.tolist()})
+    # Columnar format: named input tensors; the reply holds "outputs".
+    columns = server.predict({"signature_name": "serving_default", "inputs": {input_name: x.tolist()}})
+    run.note("reply_keys", {"instances": sorted(rows), "inputs": sorted(columns)})
+    return {"row_max_abs_diff": float(np.max(np.abs(np.asarray(rows["predictions"]) - expected))),
+            "columnar_max_abs_diff": float(np.max(np.abs(np.asarray(columns["outputs"]) - expected)))}
+
+
+SCENARIO = Scenario(
+    title="signature_name \"predict\" sent to a Keras export (only serving_default): error body",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r'^Serving signature name: "predict" not found in signature def$', runtime="tfserving"),
+    remedy=succeeds(Figure("row_max_abs_diff", "<=", 1e-5), Figure("columnar_max_abs_diff", "<=", 1e-5)),
+    cause="The REST body picks a signature with `signature_name` (default \"serving_default\"). "
+          "Bodies copied from Estimator-era examples say \"predict\"; a Keras `model.export` "
+          "SavedModel has only `serving_default` (and `serve`), so the server rejects the request "
+          "with HTTP 400 before running anything. The same body keys trip people in other ways: "
+          "`instances` (row format) and `inputs` (columnar format) cannot both be given, and the "
+          "reply key follows the request (`predictions` for `instances`, `outputs` for `inputs`).",
+    fix="Read the signature names from GET /v1/models/model/metadata and send one that exists (or "
+        "leave `signature_name` out for serving_default). Send either `instances`, a list with one "
+        "entry per example, or `inputs`, the named tensors with the batch as their first "
+        "dimension, and read `predictions` or `outputs` accordingly; both give Keras's outputs.",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest#request_format_2",
+                "https://www.tensorflow.org/tfx/serving/signature_defs",
+                "https://keras.io/api/models/model_saving_apis/export/"),
+)
