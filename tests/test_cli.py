@@ -191,3 +191,24 @@ def test_explain_shows_the_helpers_both_variants_share(demo_tree: Path, capsys: 
     shared = out[out.index("--- used by both variants ---"):out.index("== Symptom")]
     assert "def _parse(text: str) -> object:" in shared and "BROKEN_DOCUMENT" not in shared
     assert out.index('BROKEN_DOCUMENT = "') < out.index("--- fixed ---")
+
+
+def test_progress_follows_the_event_stream(tmp_path: Path) -> None:
+    import io
+
+    from harness.cli import Progress
+
+    events, out = tmp_path / "events.jsonl", io.StringIO()
+    progress = Progress(events, out, live=False)
+    progress.poll()  # no file yet
+    label = f"{DEMO_ID} faulty[coreml]"
+    events.write_text(json.dumps({"event": "total", "count": 0}) + "\n" + json.dumps({"event": "total", "count": 2})
+                      + "\n" + json.dumps({"event": "start", "nodeid": "n1", "label": label}) + "\n"
+                      + '{"event": "done", "nodeid": "n1", "outc')  # a line still being written
+    progress.poll()
+    assert progress.total == 2 and list(progress.running) == ["n1"] and out.getvalue() == ""
+    with events.open("a") as f:
+        f.write('ome": "xfailed"}\n')
+    progress.finish()
+    assert out.getvalue().startswith(f"[1/2] gap  {label} (")
+    assert progress.done == 1 and not progress.running
