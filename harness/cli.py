@@ -568,11 +568,14 @@ def cmd_diff(args: argparse.Namespace) -> int:
     old, new = load_results(Path(args.old)), load_results(Path(args.new))
     changes = diff.diff_results(old, new, args.threshold)
     bad = diff.regressions(changes)
+    environment = diff.environment_changes(old, new)
     if args.json:
         print(json.dumps({"old": str(args.old), "new": str(args.new), "threshold_pct": args.threshold,
-                          "regressions": len(bad), "changes": [c.to_json() for c in changes]}, indent=1))
+                          "regressions": len(bad),
+                          "environment": {k: list(v) for k, v in environment.items()},
+                          "changes": [c.to_json() for c in changes]}, indent=1))
     else:
-        print(diff.changes_table(changes))
+        print(diff.changes_table(changes, environment))
     return 1 if bad else 0
 
 

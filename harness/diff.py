@@ -124,6 +124,15 @@ def diff_results(old: Mapping[str, Any], new: Mapping[str, Any],
     return changes
 
 
+def environment_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Package versions (and Python) that differ between the two runs: the likely cause of a change."""
+    before = dict((old.get("environment") or {}).get("packages") or {})
+    after = dict((new.get("environment") or {}).get("packages") or {})
+    before["python"] = (old.get("environment") or {}).get("python")
+    after["python"] = (new.get("environment") or {}).get("python")
+    return {k: (before.get(k), after.get(k)) for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)}
+
+
 def regressions(changes: list[Change]) -> list[Change]:
     return [c for c in changes if c.severity == "regression"]
 
@@ -133,15 +142,17 @@ def _short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def changes_table(changes: list[Change]) -> str:
+def changes_table(changes: list[Change], environment: Mapping[str, tuple[Any, Any]] | None = None) -> str:
     """A plain-text table of changes, one line each (no colours, fits a log)."""
+    lines = [f"{name}: {a or 'absent'} -> {b or 'absent'}" for name, (a, b) in (environment or {}).items()]
+    if lines:
+        lines = ["versions changed: " + "; ".join(lines), ""]
     if not changes:
-        return "no scenario changed behaviour"
+        return "\n".join(lines + ["no scenario changed behaviour"])
     header = ("severity", "scenario", "target", "variant", "change", "old -> new")
     rows = [(c.severity, c.scenario, c.target, c.variant, c.what, f"{_short(c.old)} -> {_short(c.new)}")
             for c in changes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    lines = []
     for row in [header, *rows]:
         lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
     n = len(regressions(changes))

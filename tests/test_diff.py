@@ -56,8 +56,12 @@ def test_added_and_removed_records_are_changes_not_regressions() -> None:
 def test_cli_diff_table_and_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     old = write_results(tmp_path / "old.json", old_records())
     new = write_results(tmp_path / "new.json", new_records())
+    data = json.loads(new.read_text())
+    data["environment"]["packages"]["tensorflowjs"] = "4.23.0"
+    new.write_text(json.dumps(data))
     assert main(["diff", str(old), str(new)]) == 1
     out = capsys.readouterr().out
+    assert out.startswith("versions changed: tensorflowjs: 4.22.0 -> 4.23.0\n")
     assert "fixed variant now broken" in out and LITERT in out
     assert out.rstrip().endswith("regression(s)")
     assert main(["diff", str(old), str(old)]) == 0
@@ -69,7 +73,7 @@ def test_cli_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     new = write_results(tmp_path / "new.json", new_records())
     assert main(["diff", str(old), str(new), "--json", "--threshold", "50"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["threshold_pct"] == 50 and data["regressions"] == 3
+    assert data["threshold_pct"] == 50 and data["regressions"] == 3 and data["environment"] == {}
     assert {"scenario", "target", "variant", "kind", "severity", "what", "old", "new"} <= set(data["changes"][0])
 
 
