@@ -84,28 +84,21 @@ class Server:
     mode: str
     model_name: str
     _logs: Any = field(repr=False, default=None)
+    published: dict[str, list[str]] = field(default_factory=dict)
+    """Container port -> ``host_ip:host_port`` bindings (empty for a host subprocess)."""
 
     def logs(self, tail_lines: int | None = None) -> str:
         return str(self._logs(tail_lines)) if self._logs else ""
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                timeout: float = 60.0) -> Reply:
-        """Send a request; ``body`` is JSON-encoded, ``raw`` sent as is."""
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(self.rest_url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        started = time.perf_counter()
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                status, text = resp.status, resp.read().decode(errors="replace")
-        except urllib.error.HTTPError as exc:
-            status, text = exc.code, exc.read().decode(errors="replace")
-        seconds = time.perf_counter() - started
-        try:
-            parsed: Any = json.loads(text)
-        except ValueError:
-            parsed = None
-        return Reply(status, parsed, text, seconds)
+                timeout: float = 60.0, headers: Mapping[str, str] | None = None,
+                base_url: str | None = None) -> Reply:
+        """Send a request; ``body`` is JSON-encoded, ``raw`` sent as is.
+
+        ``base_url`` sends it elsewhere than the server's REST port (e.g. a proxy in front).
+        """
+        return http_request(method, (base_url or self.rest_url) + path, body, raw=raw, timeout=timeout,
+                            headers=headers)
 
     def model_path(self, model: str | None = None, *, version: int | None = None,
                    label: str | None = None) -> str:
@@ -151,6 +144,26 @@ class Server:
             raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
                                  source="error body of GET /metadata")
         return reply.body
+
+
+def http_request(method: str, url: str, body: Any = None, *, raw: bytes | None = None, timeout: float = 60.0,
+                 headers: Mapping[str, str] | None = None) -> Reply:
+    """One HTTP request; an error status is a :class:`Reply` too (its body is the server's)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, text = resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode(errors="replace")
+    seconds = time.perf_counter() - started
+    try:
+        parsed: Any = json.loads(text)
+    except ValueError:
+        parsed = None
+    return Reply(status, parsed, text, seconds)
 
 
 class TfservingTarget(Target):
@@ -207,7 +220,7 @@ class TfservingTarget(Target):
               models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
               env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: str = "available",
               ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = "2.19.0",
-              fail_on_load_error: bool = True) -> Iterator[Server]:
+              fail_on_load_error: bool = True, command: Sequence[str] | None = None) -> Iterator[Server]:
         """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
 
         ``wait`` is ``"available"`` (a version of ``ready_model`` is AVAILABLE), ``"listening"``
@@ -216,8 +229,10 @@ class TfservingTarget(Target):
         never loads is observed, through :meth:`Server.raise_from_log`).
 
         In a container ``model_dir`` is mounted at ``/models/<model_name>``, ``models`` at
-        ``/models/<name>``, ``files`` at the given container paths.  The server is stopped and
-        removed when the block ends, whatever happens.
+        ``/models/<name>``, ``files`` at the given container paths; ``command`` replaces the image's
+        entrypoint and flags (the engine's own error, e.g. an executable not found, is raised as
+        :class:`RuntimeFailure` of runtime ``docker``).  The server is stopped and removed when the
+        block ends, whatever happens.
         """
         self.require_active()
         if wait not in ("available", "listening", "started"):
@@ -227,16 +242,18 @@ class TfservingTarget(Target):
             from harness.images import ServingContainer, ensure_serving_image
 
             image = ensure_serving_image(tf_version)
-            with ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
-                                  files=files, env=env, args=args, wait=wait == "available", ready_model=ready_model,
-                                  ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error) as c:
+            container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
+                                         files=files, env=env, args=args, command=command,
+                                         wait=wait == "available", ready_model=ready_model,
+                                         ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error)
+            with _engine_errors_raised(container.name), container as c:
                 server = Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
-                                "container", model_name, c.logs)
+                                "container", model_name, c.logs, _published_ports(c.container_id))
                 if wait == "listening":
                     _wait_listening(server, ready_timeout)
                 yield server
             return
-        if models or files or tf_version != "2.19.0":
+        if models or files or command or tf_version != "2.19.0":
             raise NotApplicable("this scenario mounts files or needs another TF version: it needs a Docker "
                                 f"engine, and none answers here ({self.engine_reason})")
         with self._subprocess(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
@@ -289,6 +306,41 @@ class TfservingTarget(Target):
             log.close()
 
 
+@contextmanager
+def _engine_errors_raised(container_name: str) -> Iterator[None]:
+    """The engine's refusal to run a container becomes the ``docker`` runtime's error.
+
+    A container that was created but could not start is not known to ``ServingContainer``;
+    it is removed here by name.
+    """
+    import docker.errors
+
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        from harness.images import docker_client
+
+        client = docker_client()
+        try:
+            for leftover in client.containers.list(all=True, filters={"name": container_name}):
+                leftover.remove(force=True, v=True)
+        finally:
+            client.close()
+        raise RuntimeFailure("docker", str(exc.explanation or exc), kind=type(exc).__name__,
+                             source="Docker engine API reply") from exc
+
+
+def _published_ports(container_id: str) -> dict[str, list[str]]:
+    from harness.images import docker_client
+
+    client = docker_client()
+    try:
+        ports = client.api.inspect_container(container_id)["NetworkSettings"].get("Ports") or {}
+    finally:
+        client.close()
+    return {port: [f"{b['HostIp']}:{b['HostPort']}" for b in bindings or []] for port, bindings in ports.items()}
+
+
 def _wait_listening(server: Server, timeout: float) -> None:
     """Wait until the REST port answers at all (any HTTP status), for servers not awaited as ready."""
     from harness.errors import WaitTimeout
@@ -315,3 +367,130 @@ def _stop(proc: subprocess.Popen[Any]) -> None:
         proc.wait(timeout=10)
     except ProcessLookupError:
         pass
+
+
+# --- helpers shared by server scenarios ------------------------------------------------------
+
+NGINX = Path("/usr/sbin/nginx")
+
+
+def _ssha_entry(user: str, password: str) -> str:
+    """An htpasswd line in RFC 2307 ``{SSHA}`` form, which nginx's auth_basic accepts."""
+    import base64
+    import hashlib
+
+    salt = os.urandom(8)
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}"
+
+
+@contextmanager
+def basic_auth_proxy(upstream: str, users: Mapping[str, str], *, realm: str = "model server",
+                     timeout: float = 15.0) -> Iterator[str]:
+    """A real nginx on 127.0.0.1 with HTTP basic auth, proxying to ``upstream``; yields its URL.
+
+    The configuration and htpasswd file live in a fresh directory that is removed afterwards;
+    nginx runs in the foreground as a child process and is stopped with its workers at the end.
+    """
+    import shutil
+
+    nginx = shutil.which("nginx") or str(NGINX)
+    if not Path(nginx).is_file():
+        raise NotApplicable("nginx is not installed (run.sh installs Debian's nginx-light)")
+    prefix = Path(tempfile.mkdtemp(prefix="pitfalls-nginx-"))
+    prefix.chmod(0o755)  # nginx's workers (user nobody) read the htpasswd file
+    port = _free_port()
+    (prefix / "htpasswd").write_text("".join(_ssha_entry(u, p) + "\n" for u, p in users.items()))
+    (prefix / "nginx.conf").write_text(f"""
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log {prefix}/access.log;
+    client_body_temp_path {prefix}/client_body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            auth_basic "{realm}";
+            auth_basic_user_file {prefix}/htpasswd;
+            proxy_set_header Authorization "";
+            proxy_pass {upstream};
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
+                             str(prefix / "error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+                log = (prefix / "error.log").read_text(errors="replace") if (prefix / "error.log").exists() else ""
+                raise HarnessError(f"nginx exited with code {proc.returncode}", evidence=stderr + log)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise HarnessError(f"nginx did not listen on 127.0.0.1:{port} within {timeout:.0f}s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+        if proc.stderr:
+            proc.stderr.close()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def enter_together(run: Any, *servers: Any) -> list[Server]:
+    """Start several ``serve(...)`` contexts at once (threads) and register them with ``run``.
+
+    Two containers starting side by side take about as long as one; each is stopped when the
+    variant ends, and the ones that started are stopped too if another fails.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+        futures = [pool.submit(cm.__enter__) for cm in servers]
+        started: list[Server] = []
+        failure: BaseException | None = None
+        for cm, future in zip(servers, futures):
+            try:
+                started.append(future.result())
+            except BaseException as exc:  # noqa: BLE001 - re-raised after the others are registered
+                failure = failure or exc
+                continue
+            run.callback(lambda cm=cm: cm.__exit__(None, None, None))
+    if failure is not None:
+        raise failure
+    return started
+
+
+_GLOG_TIME = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)"
+
+
+def load_seconds_from_log(log: str, model: str, version: int = 1) -> float:
+    """Seconds between the server's ``Loading servable version`` and ``Successfully loaded`` lines.
+
+    Both tensorflow/serving and the compatible server log these two lines (glog time stamps).
+    """
+    import datetime
+    import re
+
+    sid = re.escape(f"{{name: {model} version: {version}}}")
+    stamps = []
+    for what in ("Loading servable version", "Successfully loaded servable version"):
+        match = re.search(_GLOG_TIME + r".*" + what + " " + sid, log)
+        if match is None:
+            raise HarnessError(f"no '{what} {{name: {model} version: {version}}}' line in the server log",
+                               evidence=log[-3000:])
+        stamps.append(datetime.datetime.strptime(match["stamp"], "%Y-%m-%d %H:%M:%S.%f"))
+    return (stamps[1] - stamps[0]).total_seconds()
