@@ -148,7 +148,8 @@ def test_run_fails_when_a_scenario_misbehaves_and_k_can_select_nothing(demo_tree
     out = capsys.readouterr().out
     assert "not-reproduced: mobile/data-extraction/demo faulty[coreml]" in out
     report_dir = tmp_path / "k"
-    assert main(["run", DEMO_ID, "--report-dir", str(report_dir), "-k", "nothing_matches"]) == 2
+    assert main(["run", DEMO_ID, "--report-dir", str(report_dir), "--results", str(report_dir / "r.json"),
+                 "-k", "nothing_matches"]) == 2
     _one_line_error(capsys, "no scenario matched the selection and -k 'nothing_matches'", quiet=False)
     assert not report_dir.exists()
 
