@@ -213,3 +213,22 @@ def test_progress_follows_the_event_stream(tmp_path: Path) -> None:
     progress.finish()
     assert out.getvalue().startswith(f"[1/2] gap  {label} (")
     assert progress.done == 1 and not progress.running
+
+
+@pytest.mark.parametrize("content, words", [
+    ("{not json", "is not valid JSON"),
+    ('{"schema": "pitfalls-results/1", "records": [{"scenario": "x"}]}', "record 0 lacks taxonomy"),
+    ('{"schema": "pitfalls-results/1"}', "has no list of records"),
+    ("[]", "has schema 'list', expected 'pitfalls-results/1'"),
+])
+@pytest.mark.parametrize("command", ["report", "diff", "explain"])
+def test_malformed_results_files(demo_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 content: str, words: str, command: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    args = {"report": ["report", str(bad), "--out", str(tmp_path / "out")],
+            "diff": ["diff", str(bad), str(bad)],
+            "explain": ["explain", DEMO_ID, "--results", str(bad)]}[command]
+    assert main(args) == 2
+    _one_line_error(capsys, words)
+    assert not (tmp_path / "out").exists()
