@@ -179,6 +179,17 @@ class TfjsPage:
         self.page.goto(self.server.url + path if path.startswith("/") else path,
                        timeout=timeout_s * 1000, wait_until="load")
 
+    def revisit(self, backend: str | None = "cpu", path: str = "/index.html") -> int:
+        """Open the page again in the same context (a returning user: storage and HTTP cache kept).
+
+        Returns the index of the server's request log at that moment, to tell later requests apart.
+        """
+        mark = len(self.server.requests)
+        self.goto(path)
+        if backend is not None:
+            self.use_backend(backend)
+        return mark
+
     def evaluate(self, script: str, arg: Any = None, *, timeout_s: float = 60.0) -> Any:
         """Run an (async) JS function ``script`` with ``arg`` in the page and return its value.
 

@@ -26,12 +26,6 @@ def _outputs(run: Run) -> tuple[Any, Any, Any]:
     return x, old_out, new_out
 
 
-def _revisit(page: Any) -> int:
-    page.goto("/index.html")
-    page.use_backend("cpu")
-    return len(page.server.requests)
-
-
 def faulty(run: Run) -> dict[str, float]:
     import numpy as np
 
@@ -42,7 +36,7 @@ def faulty(run: Run) -> dict[str, float]:
     page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()})
     # Deploy the new model at the same URL, then the user opens the page again.
     page.server.mount("/model/", convert_layers_model(run.cache, trained_model(run.cache, NEW)))
-    mark = _revisit(page)
+    mark = page.revisit()
     got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()}))
     after = [r.path for r in page.server.requests[mark:] if r.path.startswith("/model/")]
     run.note("model_requests_after_update", after)
@@ -65,9 +59,9 @@ def fixed(run: Run) -> dict[str, float]:
     # Deploy the new model under a new versioned URL and point the manifest at it.
     page.server.mount("/models/v2/", convert_layers_model(run.cache, trained_model(run.cache, NEW)))
     page.server.put_file("/models/latest.json", json.dumps({"version": "v2", "url": "/models/v2/model.json"}).encode())
-    _revisit(page)
+    page.revisit()
     second = page.evaluate(LATEST_JS, {"x": x.tolist()})
-    mark = _revisit(page)  # a third visit: the versioned files still come from the cache
+    mark = page.revisit()  # a third visit: the versioned files still come from the cache
     page.evaluate(LATEST_JS, {"x": x.tolist()})
     third = [r.path for r in page.server.requests[mark:] if r.path.startswith("/models/v")]
     run.note("versions_seen", [first["version"], second["version"]])

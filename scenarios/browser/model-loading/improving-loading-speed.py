@@ -84,8 +84,7 @@ def faulty(run: Run) -> dict[str, float]:
     page = run.enter(run.target.page({"/float32/": plain, "/uint8/": small}, observe=run.observe))
     page.throttle(download_bytes_per_s=BANDWIDTH)
     first_ms, _, first_bytes = _timed_load(run, page, "/float32/model.json", x, "/float32/")
-    page.goto("/index.html")  # the user comes back: everything is downloaded again
-    page.use_backend("cpu")
+    page.revisit()  # the user comes back: everything is downloaded again
     page.throttle(download_bytes_per_s=BANDWIDTH)
     again_ms, _, again_bytes = _timed_load(run, page, "/float32/model.json", x, "/float32/")
     small_ms, _, _ = _timed_load(run, page, "/uint8/model.json", x, "/uint8/")
@@ -102,8 +101,7 @@ def fixed(run: Run) -> dict[str, float]:
     float_ms, _, float_bytes = _timed_load(run, page, "/float32/model.json", x, "/float32/")
     small_ms, got, small_bytes = _timed_load(run, page, "/uint8/model.json", x, "/uint8/")
     page.evaluate(SAVE_JS, {"url": "/uint8/model.json", "store": STORE_URL})
-    page.goto("/index.html")  # the user comes back: the model is read from IndexedDB
-    page.use_backend("cpu")
+    page.revisit()  # the user comes back: the model is read from IndexedDB
     page.throttle(download_bytes_per_s=BANDWIDTH)
     cached_ms, cached_out, revisit_bytes = _timed_load(run, page, STORE_URL, x, "/uint8/")
     return {"float32_load_ms": float_ms, "uint8_load_ms": small_ms, "indexeddb_load_ms": cached_ms,

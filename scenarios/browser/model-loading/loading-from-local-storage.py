@@ -34,9 +34,7 @@ def fixed(run: Run) -> dict[str, float]:
     run.note("models_in_storage", page.evaluate("() => tf.io.listModels()"))
     # Second visit in the same browser profile, with the model gone from the server.
     page.server.unmount("/model/")
-    mark = len(page.server.requests)
-    page.goto("/index.html")
-    page.use_backend("cpu")
+    mark = page.revisit()
     x, expected = trained.probe()
     got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": STORE_URL, "x": x.tolist()}))
     second_visit = [r.path for r in page.server.requests[mark:] if r.path.startswith("/model/")]
