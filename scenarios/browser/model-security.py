@@ -164,8 +164,8 @@ SCENARIO = Scenario(
         "only a prediction API (here the page posts inputs to /api/predict, the server runs the "
         "model with LiteRT, and no weight byte is reachable from the page's origin). This costs "
         "a round trip, server compute and offline use, and the API can still be queried to "
-        "approximate the model (model extraction), so add authentication and rate limits. If the model must run on the device, treat it as "
-        "public.",
+        "approximate the model (model extraction), so add authentication and rate limits. If "
+        "the model must run on the device, treat it as public.",
     references=("https://www.tensorflow.org/js/guide/save_load",
                 "https://github.com/tensorflow/tfjs/issues/1452",
                 "https://github.com/tensorflow/tfjs/issues/1461",
