@@ -42,11 +42,11 @@ def _classify(run: Run, channels: int | None) -> dict[str, float]:
 
 def faulty(run: Run) -> None:
     # numChannels=4 keeps the canvas's alpha channel: [16,16,4] for a model trained on RGB.
-    _classify(run, 4)
+    _classify(run, channels=4)
 
 
 def fixed(run: Run) -> dict[str, float]:
-    return _classify(run, None)  # the default numChannels=3 drops alpha
+    return _classify(run, channels=None)  # the default numChannels=3 drops alpha
 
 
 SCENARIO = Scenario(

@@ -33,11 +33,11 @@ def _run(run: Run, swap_channels: bool) -> dict[str, float]:
 
 
 def faulty(run: Run) -> dict[str, float]:
-    return _run(run, True)
+    return _run(run, swap_channels=True)
 
 
 def fixed(run: Run) -> dict[str, float]:
-    return _run(run, False)
+    return _run(run, swap_channels=False)
 
 
 SCENARIO = Scenario(

@@ -41,11 +41,11 @@ def _run(run: Run, standardise: bool) -> dict[str, float]:
 
 
 def faulty(run: Run) -> dict[str, float]:
-    return _run(run, False)
+    return _run(run, standardise=False)
 
 
 def fixed(run: Run) -> dict[str, float]:
-    return _run(run, True)
+    return _run(run, standardise=True)
 
 
 SCENARIO = Scenario(

@@ -33,11 +33,11 @@ def _run(run: Run, dtype: str | None) -> dict[str, float]:
 
 
 def faulty(run: Run) -> None:
-    _run(run, None)
+    _run(run, dtype=None)  # tf.tensor infers int32 from the Int32Array
 
 
 def fixed(run: Run) -> dict[str, float]:
-    return _run(run, "float32")
+    return _run(run, dtype="float32")
 
 
 SCENARIO = Scenario(

@@ -30,11 +30,11 @@ def _run(run: Run, batch_axis: bool) -> dict[str, float]:
 
 
 def faulty(run: Run) -> None:
-    _run(run, False)
+    _run(run, batch_axis=False)  # tf.tensor(Float32Array(row)): shape [8]
 
 
 def fixed(run: Run) -> dict[str, float]:
-    return _run(run, True)
+    return _run(run, batch_axis=True)
 
 
 SCENARIO = Scenario(
