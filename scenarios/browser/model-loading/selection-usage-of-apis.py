@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS, convert_graph_model
+from harness.errors import RuntimeFailure
+from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS, convert_graph_model, convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 FORMAT_JS = "async (url) => (await (await fetch(url)).json()).format"
@@ -18,8 +19,16 @@ def _graph_page(run: Run):  # type: ignore[no-untyped-def]
 
 
 def faulty(run: Run) -> None:
+    trained = trained_model(run.cache, SPEC)
+    x = trained.probe()[0].tolist()
+    # The reverse mistake, kept as evidence: a layers model given to loadGraphModel.
+    with run.target.page({"/layers/": convert_layers_model(run.cache, trained)}) as other:
+        try:
+            other.evaluate(PREDICT_GRAPH_JS, {"url": "/layers/model.json", "x": x})
+        except RuntimeFailure as err:
+            run.note("reverse_mistake_error", err.message)
     page = _graph_page(run)
-    page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": trained_model(run.cache, SPEC).probe()[0].tolist()})
+    page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x})
 
 
 def fixed(run: Run) -> dict[str, float]:
@@ -45,7 +54,7 @@ SCENARIO = Scenario(
           "tf.loadLayersModel tries to deserialise the GraphDef's node list as a Keras layer and "
           "fails with 'Improper config format ... 'className' and 'config' must set.'. The "
           "reverse mistake (a layers model given to tf.loadGraphModel) fails with "
-          "\"Cannot read properties of undefined (reading 'producer')\".",
+          "\"Cannot read properties of undefined (reading 'producer')\" (recorded as evidence).",
     fix="Check the `format` field of model.json and use the matching loader: "
         "`tf.loadGraphModel` for graph-model, `tf.loadLayersModel` for layers-model (or convert "
         "with the output format your code expects).",
