@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
+from harness.errors import HarnessError
 from harness.models import KERAS_DISTS, TrainedModel, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy.typing import ArrayLike
 
     from harness.scenario import Run
     from harness.targets.tfjs import TfjsPage
@@ -58,13 +60,14 @@ def predict_in_page(page: "TfjsPage", url: str, x: "np.ndarray", *, graph: bool 
                                     {"url": url, "x": np.asarray(x).tolist()}), dtype="float64")
 
 
-def parity(got: "np.ndarray", expected: "np.ndarray") -> dict[str, float]:
+def parity(got: "ArrayLike", expected: "ArrayLike") -> dict[str, float]:
     """The two figures the browser data scenarios judge: worst difference and label agreement."""
     import numpy as np
 
     got, expected = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
     if got.shape != expected.shape:
-        return {"max_abs_diff": float("inf"), "label_agreement": 0.0}
+        raise HarnessError(f"cannot compare outputs of shape {got.shape} with {expected.shape}",
+                           hint="the page script and the reference must use the same inputs")
     return {"max_abs_diff": float(np.max(np.abs(got - expected))),
             "label_agreement": float(np.mean(np.argmax(got, axis=-1) == np.argmax(expected, axis=-1)))}
 
