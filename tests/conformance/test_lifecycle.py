@@ -9,17 +9,14 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Iterator
 
 import numpy as np
 import pytest
 
 from .conftest import ModelStore, write_model_config
 from .support import ServerProcess, grpc_stubs, http, wait_for
-
-StartServer = Callable[..., ServerProcess]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,36 +34,81 @@ def _copy_version(source: Path, base: Path, version: int) -> None:
     staging.rename(base / str(version))
 
 
-# ------------------------------------------------------------------ startup failures
+# ------------------------------------------------------------------ servers
 
 
-@pytest.fixture(scope="module")
-def startup_failures(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Exited]:
-    """Servers that must exit at startup, run side by side to keep the suite fast."""
-    from .conftest import _external
+@dataclasses.dataclass(frozen=True)
+class Launched:
+    """Every server this module needs, started at once so their start-ups overlap."""
 
-    if _external():
-        pytest.skip("needs to start the TF Serving-compatible server with particular flags")
-    root = tmp_path_factory.mktemp("startup")
+    failing: dict[str, ServerProcess]
+    late: ServerProcess
+    late_base: Path
+    swap: ServerProcess
+    swap_base: Path
+    labelled: ServerProcess
+
+
+def _failing_cases(root: Path, store: ModelStore) -> dict[str, list[str]]:
     broken = root / "broken"
     (broken / "1").mkdir(parents=True)
     (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
-    labels = write_model_config(root / "labels.config", {"tiny": model_store.keras_base},
+    labels = write_model_config(root / "labels.config", {"tiny": store.keras_base},
                                 '    version_labels { key: "stable" value: 1 }\n')
-    cases = {
+    return {
         "no_model": [],
         "bad_port": ["--port=abc"],
         "help": ["--help"],
         "labels_unavailable": [f"--model_config_file={labels}"],
         "load_error": ["--model_name=broken", f"--model_base_path={broken}", "--max_num_load_retries=0"],
         "bad_config": [f"--model_config_file={root / 'missing.config'}"],
-        "batching_file_without_batching": ["--model_name=tiny", f"--model_base_path={model_store.keras_base}",
+        "batching_file_without_batching": ["--model_name=tiny", f"--model_base_path={store.keras_base}",
                                            f"--batching_parameters_file={labels}"],
         "relative_base_path": ["--model_name=tiny", "--model_base_path=relative/path"],
     }
-    servers = {name: ServerProcess(args, root / name).start() for name, args in cases.items()}
+
+
+@pytest.fixture(scope="module")
+def launched(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launched]:
+    from .conftest import _external
+
+    if _external():
+        pytest.skip("needs to start the TF Serving-compatible server with particular flags")
+    root = tmp_path_factory.mktemp("lifecycle")
+    failing = {name: ServerProcess(args, root / name).start()
+               for name, args in _failing_cases(root, model_store).items()}
+    late_base = root / "models" / "late"
+    swap_base = root / "swap"
+    _copy_version(model_store.keras_base / "1", swap_base, 1)
+    labelled_base = root / "labelled"
+    for version in (1, 2):
+        _copy_version(model_store.example_base / "1", labelled_base, version)
+    config = write_model_config(
+        root / "labelled.config", {"labelled": labelled_base},
+        "    model_version_policy { all {} }\n"
+        '    version_labels { key: "stable" value: 1 }\n    version_labels { key: "canary" value: 2 }\n')
+    servers = Launched(
+        failing=failing,
+        late=ServerProcess(["--model_name=late", f"--model_base_path={late_base}", "--no_such_flag=1"],
+                           root / "late").start(),
+        late_base=late_base,
+        swap=ServerProcess(["--model_name=swap", f"--model_base_path={swap_base}",
+                            "--file_system_poll_wait_seconds=1"], root / "swap-server").start(),
+        swap_base=swap_base,
+        labelled=ServerProcess([f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"],
+                               root / "labelled-server").start())
+    yield servers
+    for server in [servers.late, servers.swap, servers.labelled, *failing.values()]:
+        server.terminate()
+
+
+# ------------------------------------------------------------------ startup failures
+
+
+@pytest.fixture(scope="module")
+def startup_failures(launched: Launched) -> dict[str, Exited]:
     results = {}
-    for name, server in servers.items():
+    for name, server in launched.failing.items():
         code = server.wait_exit(timeout=120)
         results[name] = Exited(code, server.stdout_text(), server.log_text())
     return results
@@ -107,10 +149,9 @@ def test_startup_failure(startup_failures: dict[str, Exited], case: str, error: 
 # ------------------------------------------------------------------ discovery
 
 
-def test_waits_for_a_version_then_serves(start_server: StartServer, model_store: ModelStore, tmp_path: Path) -> None:
+def test_waits_for_a_version_then_serves(launched: Launched, model_store: ModelStore) -> None:
     """Missing base path, then empty base path: logged, ports closed; a version appears: served."""
-    base = tmp_path / "models" / "late"
-    server = start_server(["--model_name=late", f"--model_base_path={base}", "--no_such_flag=1"])
+    server, base = launched.late, launched.late_base
     wait_for(lambda: "Could not find base path" in server.log_text(), 60, "missing base path logged")
     assert (f"FileSystemStoragePathSource encountered a filesystem access error: Could not find base path {base} "
             f"for servable late with error NOT_FOUND: {base} not found") in server.log_text()
@@ -127,11 +168,8 @@ def test_waits_for_a_version_then_serves(start_server: StartServer, model_store:
     assert server.stdout_text().startswith("unknown argument: --no_such_flag=1\n")
 
 
-def test_new_version_swaps_in_without_failed_requests(start_server: StartServer, model_store: ModelStore,
-                                                     tmp_path: Path) -> None:
-    base = tmp_path / "swap"
-    _copy_version(model_store.keras_base / "1", base, 1)
-    server = start_server(["--model_name=swap", f"--model_base_path={base}", "--file_system_poll_wait_seconds=1"])
+def test_new_version_swaps_in_without_failed_requests(launched: Launched, model_store: ModelStore) -> None:
+    server, base = launched.swap, launched.swap_base
     server.wait_ready("swap")
     channel, prediction, _ = grpc_stubs(server.grpc_address)
     seen: list[int] = []
@@ -179,18 +217,11 @@ def test_new_version_swaps_in_without_failed_requests(start_server: StartServer,
     assert server.returncode() == 0
 
 
-def test_version_policy_all_and_labels(start_server: StartServer, model_store: ModelStore, tmp_path: Path) -> None:
-    base = tmp_path / "labelled"
-    for version in (1, 2):
-        _copy_version(model_store.example_base / "1", base, version)
-    config = write_model_config(
-        tmp_path / "models.config", {"labelled": base},
-        "    model_version_policy { all {} }\n"
-        '    version_labels { key: "stable" value: 1 }\n    version_labels { key: "canary" value: 2 }\n')
-    server = start_server([f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"])
+def test_version_policy_all_and_labels(launched: Launched, model_store: ModelStore) -> None:
+    server = launched.labelled
     server.wait_ready("labelled")
-    wait_for(lambda: len(http("GET", f"{server.rest_url}/v1/models/labelled").json()["model_version_status"]) == 2,
-             60, "both versions loaded")
+    wait_for(lambda: [e["state"] for e in http("GET", f"{server.rest_url}/v1/models/labelled").json()[
+        "model_version_status"]] == ["AVAILABLE", "AVAILABLE"], 60, "both versions loaded")
     states = [(e["version"], e["state"]) for e in
               http("GET", f"{server.rest_url}/v1/models/labelled").json()["model_version_status"]]
     assert states == [("2", "AVAILABLE"), ("1", "AVAILABLE")]
