@@ -22,8 +22,24 @@ from typing import Any, Callable, Mapping
 from harness.scenario import REPO_ROOT
 
 
+def _user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
 def default_cache_root() -> Path:
-    return Path(os.environ.get("PITFALLS_CACHE") or REPO_ROOT / ".cache" / "pitfalls")
+    """Trained, exported and converted models: ``$PITFALLS_CACHE`` or ``~/.cache/pitfalls``.
+
+    Outside the checkout, so that clones (and CI on the same machine) share what was built;
+    every key carries the versions that determine an artifact, so sharing is safe.
+    """
+    return Path(os.environ.get("PITFALLS_CACHE") or _user_cache() / "pitfalls")
+
+
+def environment_cache_root() -> Path:
+    """Costly environment pieces (serving-image wheels, the arm64 root file system):
+    ``$PITFALLS_ENV_CACHE`` or ``~/.cache/pitfalls-env``; kept apart from the model cache so that a
+    cold-cache benchmark empties one without rebuilding the other."""
+    return Path(os.environ.get("PITFALLS_ENV_CACHE") or _user_cache() / "pitfalls-env")
 
 
 def library_versions(*distributions: str) -> dict[str, str]:

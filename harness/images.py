@@ -75,8 +75,10 @@ def progress(message: str) -> None:
 
 
 def cache_root() -> Path:
-    """``$PITFALLS_CACHE`` or ``<repo>/.cache/pitfalls`` (shared with the artifact cache)."""
-    return Path(os.environ.get("PITFALLS_CACHE") or REPO_ROOT / ".cache" / "pitfalls")
+    """Where wheels and build contexts are kept: the environment cache (see harness.artifacts)."""
+    from harness.artifacts import environment_cache_root
+
+    return environment_cache_root()
 
 
 def images_cache_dir() -> Path:

@@ -288,7 +288,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 @pytest.fixture(scope="session")
 def pitfalls_cache(pytestconfig: pytest.Config) -> ArtifactCache:
-    """The session's artifact cache (``$PITFALLS_CACHE`` or ``.cache/pitfalls``)."""
+    """The session's artifact cache (``$PITFALLS_CACHE`` or ``~/.cache/pitfalls``)."""
     return pytestconfig.stash[STATE].cache
 
 

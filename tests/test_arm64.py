@@ -191,7 +191,7 @@ def test_build_failure_raises_setup_error_and_cleans_up(tmp_path: Path,
     reason = arm64.arm64_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    monkeypatch.setenv("PITFALLS_CACHE", str(tmp_path))
+    monkeypatch.setenv("PITFALLS_ENV_CACHE", str(tmp_path))
     monkeypatch.setattr(arm64, "debian_mirror", lambda: "http://127.0.0.1:9/debian")
     monkeypatch.setattr(arm64, "_download_wheels", lambda recipe, dest, log: None)
     with pytest.raises(SetupError) as caught:

@@ -10,7 +10,8 @@ instruction is translated by qemu (see ``harness/devices/README.md``).
 
 Nothing happens at import time.  The first :func:`ensure_arm64_rootfs` builds the root file
 system (about two minutes, network to the Debian mirror and PyPI) and caches it under
-``$PITFALLS_CACHE`` (default ``<repo>/.cache/pitfalls``), keyed by a hash of its inputs.
+the environment cache (``$PITFALLS_ENV_CACHE``, default ``~/.cache/pitfalls-env``), keyed by a
+hash of its inputs.
 
 Findings that shaped the design (qemu 7.2, LiteRT 2.3.0):
 
@@ -205,15 +206,11 @@ class RootfsRecipe:
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
-def _repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def cache_dir() -> Path:
     """Where the arm64 device keeps its root file systems, wheels, locks and build logs."""
-    base = os.environ.get("PITFALLS_CACHE")
-    root = Path(base) if base else _repo_root() / ".cache" / "pitfalls"
-    return root / "arm64"
+    from harness.artifacts import environment_cache_root
+
+    return environment_cache_root() / "arm64"
 
 
 def debian_mirror(sources_dir: Path = Path("/etc/apt/sources.list.d"),
