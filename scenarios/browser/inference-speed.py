@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.models import ModelSpec, trained_model
-from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
+from harness.scenario import Figure, Run, Scenario, succeeds
 from harness.targets.tfjs import BACKENDS, convert_layers_model
 
 SPEC = ModelSpec("cnn", "tf_keras")
@@ -90,7 +90,7 @@ SCENARIO = Scenario(
     targets=("tfjs",),
     faulty=faulty,
     fixed=fixed,
-    symptom=AllOf((Figure("webgl_first_over_warm", ">=", 3.0),)),
+    symptom=Figure("webgl_first_over_warm", ">=", 3.0),
     remedy=succeeds(Figure("backends_as_requested", ">=", len(BACKENDS)), Figure("max_abs_diff", "<=", 1e-3),
                     Figure("worst_halves_ratio", "<=", 4.0)),
     cause="The first predict() on a backend does one-time work: WebGL compiles a shader program "
