@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.browser_data import MODEL_URL, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import convert_layers_model, run_converter
+from harness.targets.tfjs import run_converter
 
 SPEC = ModelSpec("dense", "tf_keras")
 
@@ -22,9 +22,10 @@ def faulty(run: Run) -> None:
 
 
 def fixed(run: Run) -> dict[str, float]:
-    trained = trained_model(run.cache, SPEC)
-    page = model_page(run, convert_layers_model(run.cache, trained))
-    x, expected = trained.probe()
+    # The same tf.keras SavedModel, read by the converter's Keras reader for that artifact.
+    converted = run_converter(run.cache, ["--input_format=keras_saved_model"], saved_model(run.cache, SPEC))
+    page = model_page(run, converted)
+    x, expected = trained_model(run.cache, SPEC).probe()
     got = page.evaluate(LOAD_TRAINABLE, {"url": MODEL_URL, "x": x.tolist()})
     return {"max_abs_diff": parity(got["y"], expected)["max_abs_diff"],
             "trainable_weights": float(got["trainable"])}
@@ -38,16 +39,16 @@ SCENARIO = Scenario(
     symptom=Raises(r"ValueError: Unsupported input_format - output_format pair: tf_saved_model - tfjs_layers_model",
                    runtime="tensorflowjs converter"),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-4), Figure("trainable_weights", ">=", 4)),
-    cause="The converter supports only some input/output pairs. A SavedModel is a TensorFlow graph, "
-          "which can become a tf.js graph model (inference only) but not a layers model: the Keras "
-          "layer structure a LayersModel needs is not what tf_saved_model reads. Picking "
-          "`--output_format=tfjs_layers_model` because the page wants to call fit() stops the "
-          "converter.",
-    fix="Choose the API pair from the artifact and the use: for a trainable tf.LayersModel convert "
-        "the Keras model (`--input_format=keras model.h5`, output tfjs_layers_model is the default) "
-        "and load it with tf.loadLayersModel; for inference from a SavedModel keep "
-        "`--output_format=tfjs_graph_model` and tf.loadGraphModel. The layers model here has its "
-        "trainable weights (2 kernels + 2 biases) and matches Keras.",
+    cause="The converter supports only some input/output pairs. `--input_format=tf_saved_model` "
+          "reads a SavedModel as a plain TensorFlow graph, which can only become a tf.js graph model "
+          "(inference only); the Keras layer structure a LayersModel needs is not read on that path. "
+          "Asking for `--output_format=tfjs_layers_model` there, because the page wants to fine-tune "
+          "the model with fit(), stops the converter.",
+    fix="Choose the reader for what the page needs: for a trainable tf.LayersModel from a tf.keras "
+        "SavedModel use `--input_format=keras_saved_model` (its output is tfjs_layers_model), or "
+        "convert the Keras .h5 file with `--input_format=keras`; load it with tf.loadLayersModel. "
+        "Keep tf_saved_model -> tfjs_graph_model with tf.loadGraphModel for inference only. The "
+        "layers model here has its trainable weights (2 kernels + 2 biases) and matches Keras.",
     references=("https://github.com/tensorflow/tfjs/tree/master/tfjs-converter",
                 "https://www.tensorflow.org/js/guide/conversion"),
 )
