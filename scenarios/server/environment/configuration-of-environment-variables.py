@@ -1,0 +1,50 @@
+"""MODEL_NAME does not match the directory mounted under /models: the model is never found."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfserving import model_base_path
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    # The export is mounted at /models/model (the image's default MODEL_NAME), but the container is
+    # started with -e MODEL_NAME=classifier: the entrypoint serves /models/classifier.
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
+    server = run.enter(run.target.serve(model_dir=base, env={"MODEL_NAME": "classifier"}, wait="started"))
+    run.note("implementation", server.implementation)
+    server.raise_from_log(r"Could not find base path", timeout=90)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)}, name="classifier")
+    # Mount at /models/classifier and set MODEL_NAME=classifier: the name is also the REST path.
+    server = run.enter(run.target.serve(model_name="classifier", model_dir=base, env={"MODEL_NAME": "classifier"}))
+    run.note("implementation", server.implementation)
+    x, expected = trained_model(run.cache, SPEC).probe()
+    got = np.asarray(server.predict({"instances": x.tolist()}, model="classifier")["predictions"])
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="MODEL_NAME names a model directory that is not mounted",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Could not find base path /models/classifier for servable classifier", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="The serving image's entrypoint builds `--model_name=${MODEL_NAME} "
+          "--model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}` (MODEL_BASE_PATH defaults to /models). "
+          "When MODEL_NAME differs from the directory the model was mounted at, the server polls a "
+          "path that does not exist, logs 'Could not find base path ... for servable ...' on every "
+          "poll and, waiting for its first model, never opens its ports.",
+    fix="Keep the three names in step: mount the export at /models/<name>, start the container with "
+        "`-e MODEL_NAME=<name>`, and query /v1/models/<name>. (Or set MODEL_BASE_PATH to the parent "
+        "of the mounted directory.)",
+    references=("https://www.tensorflow.org/tfx/serving/docker#running_a_serving_image",
+                "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/tools/docker/tf_serving_entrypoint.sh"),
+)

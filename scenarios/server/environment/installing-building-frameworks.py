@@ -1,0 +1,54 @@
+"""The serving binary is not where the container command says: Docker cannot start it."""
+
+from __future__ import annotations
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfserving import model_base_path
+
+SPEC = ModelSpec("dense", "keras3")
+SERVER_FLAGS = ("--port=8500", "--rest_api_port=8501", "--model_name=model", "--model_base_path=/models/model")
+
+
+def faulty(run: Run) -> None:
+    # `tensorflow-model-server` is the name of the Debian/apt package; the binary it installs is
+    # `tensorflow_model_server`.  A container command with the package name cannot even start.
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
+    run.target.require_container("starting a container with a custom command")
+    run.enter(run.target.serve(model_dir=base, command=["tensorflow-model-server", *SERVER_FLAGS]))
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
+    # The image's documented entrypoint (tf_serving_entrypoint.sh) runs tensorflow_model_server with
+    # MODEL_NAME and MODEL_BASE_PATH; the binary's own name works as an explicit command too.
+    run.target.require_container("starting a container with a custom command")
+    server = run.enter(run.target.serve(model_dir=base, command=["tensorflow_model_server", *SERVER_FLAGS]))
+    run.note("implementation", server.implementation)
+    x, expected = trained_model(run.cache, SPEC).probe()
+    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="Container command names the apt package (tensorflow-model-server), not the binary",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r'exec: "tensorflow-model-server": executable file not found in \$PATH', runtime="docker"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="The serving runtime is a separate program, not part of `pip install tensorflow` or of the "
+          "`tensorflow-serving-api` package (which holds only the request protos and gRPC stubs). "
+          "It is installed by the `tensorflow/serving` image or by the apt package "
+          "`tensorflow-model-server`, whose binary is called `tensorflow_model_server`. A container "
+          "command with the package name (or any binary the image lacks) is refused by the container "
+          "runtime before anything runs: Docker reports 'executable file not found in $PATH'.",
+    fix="Use the documented image and its entrypoint (`/usr/bin/tf_serving_entrypoint.sh`, driven by "
+        "MODEL_NAME/MODEL_BASE_PATH, extra flags appended), or call the binary by its real name "
+        "`tensorflow_model_server`. The model then loads and answers with the Keras model's outputs.",
+    references=("https://www.tensorflow.org/tfx/serving/setup",
+                "https://www.tensorflow.org/tfx/serving/docker",
+                "https://pypi.org/project/tensorflow-serving-api/"),
+)
