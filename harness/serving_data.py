@@ -7,6 +7,9 @@
 * :func:`checked_request`: any REST call, an error reply raised with the server's own text;
 * :func:`grpc_predict`: ``PredictionService.Predict`` through the official stubs, a failed call
   raised as :class:`RuntimeFailure` with the server's status text;
+* :func:`raw_measurements`: the tabular features as a client holds them, before the
+  standardisation the model was trained behind (the scaler's statistics are ``RAW_MEAN``,
+  ``RAW_STD``);
 * :func:`label_figures`: label agreement with Keras, accuracy against the true labels and the
   worst difference, the figures the data scenarios judge.
 
@@ -83,6 +86,19 @@ def grpc_predict(server: "Server", inputs: Mapping[str, Any], *, signature_name:
             raise RuntimeFailure(server.implementation, str(exc.details()), kind=str(exc.code()),
                                  source="status of gRPC PredictionService/Predict") from None
     return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+
+
+# The training statistics of the 8 raw measurements behind the standardised features of
+# harness.models.tabular_data (what a scaler's mean_ and scale_ would hold).
+RAW_MEAN = (20.0, -5.0, 100.0, 3.0, 50.0, 0.5, 1000.0, 10.0)
+RAW_STD = (5.0, 2.0, 30.0, 1.0, 10.0, 0.1, 200.0, 4.0)
+
+
+def raw_measurements(standardised: "np.ndarray") -> "np.ndarray":
+    """The raw values a client receives (sensor units), whose standardisation is ``standardised``."""
+    import numpy as np
+
+    return (standardised * np.asarray(RAW_STD, "float32") + np.asarray(RAW_MEAN, "float32")).astype("float32")
 
 
 def label_figures(got: "np.ndarray", expected: "np.ndarray", labels: "np.ndarray") -> dict[str, float]:
