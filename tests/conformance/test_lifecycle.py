@@ -65,6 +65,8 @@ def _failing_cases(root: Path, store: ModelStore) -> dict[str, list[str]]:
         "batching_file_without_batching": ["--model_name=tiny", f"--model_base_path={store.keras_base}",
                                            f"--batching_parameters_file={labels}"],
         "relative_base_path": ["--model_name=tiny", "--model_base_path=relative/path"],
+        "wrong_tags": ["--model_name=tiny", f"--model_base_path={store.keras_base}", "--saved_model_tags=gpu",
+                       "--max_num_load_retries=0"],
     }
 
 
@@ -139,6 +141,9 @@ def test_help_exits_255_with_usage(startup_failures: dict[str, Exited]) -> None:
                                        "setting server_options.enable_batching to true."),
     ("relative_base_path", "INVALID_ARGUMENT: Expected model tiny to have an absolute path or URI; "
                            "got base_path()=relative/path"),
+    ("wrong_tags", "UNKNOWN: 1 servable(s) did not become available: {{{name: tiny version: 1} due to error: "
+                   "NOT_FOUND: Could not find meta graph def matching supplied tags: { gpu }. To inspect available "
+                   "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`}, }"),
 ])
 def test_startup_failure(startup_failures: dict[str, Exited], case: str, error: str) -> None:
     result = startup_failures[case]

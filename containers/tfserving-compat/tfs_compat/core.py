@@ -293,6 +293,8 @@ class ServerCore:
             self._publish(name, version, servable)
             return
         get_logger().info("Retrying of %s exhausted max_num_retries: %d", description, retries)
+        if error is not None:
+            get_logger().error("Servable %s cannot be loaded: %s", servable_id(name, version), error.to_string())
         self._set_state(name, version, VersionState(ManagerState.END, error))
 
     def _publish(self, name: str, version: int, servable: SavedModelServable) -> None:

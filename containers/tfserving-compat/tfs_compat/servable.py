@@ -49,7 +49,9 @@ class SavedModelServable:
 
     def load(self, tags: list[str], config: Any) -> None:
         """Load the SavedModel; raise :class:`ServingError` with TF's (or TF C++'s) text."""
-        self._check_saved_model_file()
+        saved_model = self._read_saved_model()
+        if saved_model is not None:
+            _check_tags(saved_model, tags)
         import tensorflow as tf
 
         graph = tf.Graph()
@@ -67,25 +69,29 @@ class SavedModelServable:
             raise ServingError(Code.UNKNOWN, str(error)) from error
         self._session = session
 
-    def _check_saved_model_file(self) -> None:
+    def _read_saved_model(self) -> Any:
         """The C++ reader's checks (tensorflow/cc/saved_model/reader.cc, ReadBinaryProto in env.cc).
 
-        TF Serving loads with the C++ loader; Python's loader words these two failures differently.
+        TF Serving loads with the C++ loader; Python's loader words these failures differently.
+        Returns the parsed ``SavedModel`` proto (None for a text ``saved_model.pbtxt``).
         """
         binary = os.path.join(self.path, "saved_model.pb")
-        if not os.path.exists(binary) and not os.path.exists(binary + "txt"):
+        if not os.path.exists(binary):
+            if os.path.exists(binary + "txt"):
+                return None
             raise ServingError(
                 Code.NOT_FOUND,
                 f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {self.path}")
-        if os.path.exists(binary):
-            from google.protobuf.message import DecodeError
-            from tensorflow.core.protobuf import saved_model_pb2
+        from google.protobuf.message import DecodeError
+        from tensorflow.core.protobuf import saved_model_pb2
 
-            try:
-                with open(binary, "rb") as handle:
-                    saved_model_pb2.SavedModel().ParseFromString(handle.read())
-            except DecodeError as error:
-                raise ServingError(Code.DATA_LOSS, f"Can't parse {binary} as binary proto") from error
+        saved_model = saved_model_pb2.SavedModel()
+        try:
+            with open(binary, "rb") as handle:
+                saved_model.ParseFromString(handle.read())
+        except DecodeError as error:
+            raise ServingError(Code.DATA_LOSS, f"Can't parse {binary} as binary proto") from error
+        return saved_model
 
     @property
     def signature_defs(self) -> Any:
@@ -151,3 +157,14 @@ class SavedModelServable:
         if self._session is not None:
             self._session.close()
             self._session = None
+
+
+def _check_tags(saved_model: Any, tags: list[str]) -> None:
+    """``FindMetaGraphDef`` (tensorflow/cc/saved_model/reader.cc): an exact tag-set match."""
+    wanted = set(tags)
+    if any(set(graph.meta_info_def.tags) == wanted for graph in saved_model.meta_graphs):
+        return
+    raise ServingError(
+        Code.NOT_FOUND,
+        f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect available "
+        "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`")
