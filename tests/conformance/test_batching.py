@@ -11,6 +11,8 @@ import concurrent.futures
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
 from .conftest import ModelStore
 from .support import ServerProcess, http
 
@@ -21,6 +23,8 @@ batch_timeout_micros { value: 400000 }
 max_enqueued_batches { value: 4 }
 num_batch_threads { value: 1 }
 """
+
+pytestmark = pytest.mark.slow  # starts TensorFlow server processes
 
 
 def _probe(server: ServerProcess, rows: int) -> tuple[int, dict[str, object]]:

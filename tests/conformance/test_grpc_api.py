@@ -11,6 +11,8 @@ import pytest
 from .conftest import Endpoint
 from .support import grpc_stubs, http
 
+pytestmark = pytest.mark.slow  # starts TensorFlow server processes
+
 
 @pytest.fixture(scope="module")
 def stubs(endpoint: Endpoint) -> Iterator[tuple[Any, Any]]:

@@ -18,6 +18,8 @@ import pytest
 from .conftest import ModelStore, write_model_config
 from .support import ServerProcess, grpc_stubs, http, wait_for
 
+pytestmark = pytest.mark.slow  # starts TensorFlow server processes
+
 
 @dataclasses.dataclass(frozen=True)
 class Exited:

@@ -16,6 +16,8 @@ import pytest
 from .conftest import Endpoint
 from .support import http
 
+pytestmark = pytest.mark.slow  # starts TensorFlow server processes
+
 
 def _signature(endpoint: Endpoint, model: str, name: str = "serving_default") -> dict[str, Any]:
     reply = http("GET", f"{endpoint.rest_url()}/v1/models/{model}/metadata")
