@@ -2,8 +2,7 @@
 
 A Keras model accepts any batch size; the Core ML model accepts what its input description
 says.  Asking for "any batch" with ``ct.RangeDim()`` (no upper bound) is refused for ML programs;
-left to its defaults, the converter records a batch range of its own choosing (noted in the
-evidence); a fixed ``shape=(1, 8)`` allows one example only.  The fix declares the range the app
+left to its defaults, the converter records a batch range of 1..2 (noted in the evidence); a fixed ``shape=(1, 8)`` allows one example only.  The fix declares the range the app
 needs, checked in the spec, and on macOS runs a batch of 16.
 """
 
@@ -61,7 +60,8 @@ SCENARIO = Scenario(
     cause="Core ML compiles an ML program for the input shapes its description allows. A Keras "
           "model's `None` batch does not carry over by itself: an unbounded `ct.RangeDim()` is "
           "refused for ML programs ('inputs with infinite upper_bound is not allowed'), a fixed "
-          "shape allows a single example, and the converter's default leaves a range it chose.",
+          "shape allows a single example, and left to its defaults the converter sets unknown "
+          "dimensions to the range 1..2 (its own warning says so: 'upper bound = 2').",
     fix="State the input description explicitly: `ct.TensorType(shape=(ct.RangeDim(1, 64, "
         "default=1), 8))` (or `ct.EnumeratedShapes` for a few known shapes, which Core ML can "
         "optimise better), check the ranges in the converted spec, and run the batch sizes the "
