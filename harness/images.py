@@ -34,10 +34,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
 
@@ -108,7 +109,7 @@ def sha256_of_parts(parts: Iterable[bytes]) -> str:
 
 # --- the engine --------------------------------------------------------------------------
 
-def docker_client() -> "docker.DockerClient":
+def docker_client() -> docker.DockerClient:
     """A client of the local engine; :class:`SetupError` with a hint when none answers."""
     try:
         import docker
@@ -133,7 +134,7 @@ def engine_unavailable_reason() -> str | None:
     return None
 
 
-def image_exists(client: "docker.DockerClient", tag: str) -> bool:
+def image_exists(client: docker.DockerClient, tag: str) -> bool:
     import docker.errors
 
     try:
@@ -199,14 +200,14 @@ def _make_rootfs_tar(out_tar: Path, mirror: str, suite: str) -> None:
         raise SetupError("debootstrap is not installed", hint=SETUP_HINT)
     env = dict(os.environ, PITFALLS_DEBOOTSTRAP_CACHE=str(images_cache_dir() / "debootstrap-debs"))
     proc = subprocess.run(["bash", str(BASE_SCRIPT), str(out_tar), mirror, suite], env=env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SetupError(f"making the base root file system failed (exit {proc.returncode})",
                          evidence=tail(proc.stderr + proc.stdout),
                          hint=f"check that apt can reach {mirror}; PITFALLS_DEBIAN_MIRROR overrides it")
 
 
-def ensure_base_image(client: "docker.DockerClient", suite: str = DEBIAN_SUITE) -> str:
+def ensure_base_image(client: docker.DockerClient, suite: str = DEBIAN_SUITE) -> str:
     """The base image tag, made with debootstrap + ``docker import`` unless it exists.
 
     Call it with the build lock held.
@@ -293,7 +294,8 @@ def download_wheels(tf_version: str) -> WheelSet:
                "--progress-bar", "off", "--dest", str(directory), *requirements]
     progress(f"pip download {' '.join(requirements)} (cp311, manylinux x86_64) -> {directory}")
     started = time.monotonic()
-    proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          check=False)
     if proc.returncode != 0:
         raise SetupError(f"pip download of the wheels for TF {tf_version} failed",
                          evidence=tail(proc.stdout + proc.stderr),
@@ -361,7 +363,7 @@ def _make_build_context(context: Path, wheels: WheelSet) -> None:
         _link_or_copy(path, package / path.relative_to(SERVER_PACKAGE_DIR))
 
 
-def _docker_build(client: "docker.DockerClient", context: Path, tag: str,
+def _docker_build(client: docker.DockerClient, context: Path, tag: str,
                   buildargs: Mapping[str, str]) -> str:
     """Build with no network; stream the steps to stderr; return the image id."""
     output: list[str] = []
@@ -387,7 +389,7 @@ def _docker_build(client: "docker.DockerClient", context: Path, tag: str,
     return image_id
 
 
-def _build_compat_image(client: "docker.DockerClient", tag: str, tf_version: str,
+def _build_compat_image(client: docker.DockerClient, tag: str, tf_version: str,
                         wheels: WheelSet, base_tag: str) -> str:
     progress(f"docker build {tag} (network none, {wheels.total_bytes() / 1e6:.0f} MB of wheels)")
     started = time.monotonic()
@@ -398,21 +400,6 @@ def _build_compat_image(client: "docker.DockerClient", tag: str, tf_version: str
                                  {"BASE_IMAGE": base_tag, "TF_VERSION": tf_version})
     progress(f"built {tag} in {time.monotonic() - started:.1f}s")
     return image_id
-
-
-def _remove_superseded(client: "docker.DockerClient", repository: str, prefix: str,
-                       keep: str) -> None:
-    """Untag older builds of the same kind (their shared layers stay; in-use ones are kept)."""
-    import docker.errors
-
-    for image in client.images.list(name=repository):
-        for old in image.tags:
-            if old != keep and old.startswith(f"{repository}:{prefix}"):
-                try:
-                    client.images.remove(old)
-                    progress(f"removed superseded image {old}")
-                except docker.errors.APIError:
-                    pass  # still used by a container
 
 
 def _compat_image(tf_version: str) -> ServingImage:
@@ -427,7 +414,6 @@ def _compat_image(tf_version: str) -> ServingImage:
             return ServingImage(tag, COMPAT_IMPLEMENTATION, tf_version, 0.0,
                                 client.images.get(tag).id, reused=True)
         image_id = _build_compat_image(client, tag, tf_version, wheels, base_tag)
-        _remove_superseded(client, COMPAT_REPOSITORY, f"{tf_version}-", keep=tag)
     return ServingImage(tag, COMPAT_IMPLEMENTATION, tf_version,
                         round(time.monotonic() - started, 1), image_id)
 
@@ -579,7 +565,7 @@ def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
     return None
 
 
-def _host_port(container: "Container", port: int) -> int:
+def _host_port(container: Container, port: int) -> int:
     for _ in range(50):
         bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
         if bindings:
@@ -636,8 +622,8 @@ class ServingContainer:
         self.log_tail_lines = log_tail_lines
         self.name = f"pitfalls-serving-{uuid.uuid4().hex[:10]}"
         self.start_to_ready_seconds: float | None = None
-        self._client: "docker.DockerClient | None" = None
-        self._container: "Container | None" = None
+        self._client: docker.DockerClient | None = None
+        self._container: Container | None = None
         self._rest_port: int | None = None
         self._grpc_port: int | None = None
         self._final_logs: str | None = None
@@ -672,17 +658,19 @@ class ServingContainer:
     def logs(self, tail_lines: int | None = None) -> str:
         """The container's stdout+stderr (kept after removal)."""
         if self._container is not None:
+            import docker.errors
+
             try:
-                raw = self._container.logs(stdout=True, stderr=True,
-                                           tail=tail_lines if tail_lines else "all")
+                raw: bytes = self._container.logs(stdout=True, stderr=True,
+                                                  tail=tail_lines if tail_lines else "all")
                 return raw.decode(errors="replace")
-            except Exception:  # the container may be gone already
+            except docker.errors.APIError:  # removed meanwhile: fall back to the kept logs
                 pass
         text = self._final_logs or ""
         return tail(text, tail_lines) if tail_lines else text
 
     # lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> "ServingContainer":
+    def __enter__(self) -> ServingContainer:
         self._client = docker_client()
         try:
             self._run()
@@ -702,16 +690,27 @@ class ServingContainer:
     def _run(self) -> None:
         assert self._client is not None
         volumes = {host: {"bind": target, "mode": "ro"} for host, target in self.mounts.items()}
-        options: dict[str, Any] = dict(
-            name=self.name, detach=True,
-            labels={CONTAINER_LABEL: "1", OWNER_LABEL: str(os.getpid())},
-            ports={f"{GRPC_PORT}/tcp": ("127.0.0.1", None), f"{REST_PORT}/tcp": ("127.0.0.1", None)},
-            volumes=volumes, environment=self.env)
+        options: dict[str, Any] = {
+            "name": self.name,
+            "labels": {CONTAINER_LABEL: "1", OWNER_LABEL: str(os.getpid())},
+            "ports": {f"{GRPC_PORT}/tcp": ("127.0.0.1", None),
+                      f"{REST_PORT}/tcp": ("127.0.0.1", None)},
+            "volumes": volumes, "environment": self.env}
         if self.command is not None:
             options.update(entrypoint=self.command[:1], command=self.command[1:])
         elif self.args:
             options.update(command=self.args)
-        self._container = self._client.containers.run(self.image.tag, **options)
+        # create + start, never containers.run: run would try to pull a missing image.
+        import docker.errors
+
+        try:
+            self._container = self._client.containers.create(self.image.tag, **options)
+        except docker.errors.ImageNotFound as exc:
+            raise SetupError(f"image {self.image.tag} is not in the local engine",
+                             evidence=str(exc),
+                             hint="build it with harness.images.ensure_serving_image(); "
+                                  "images are never pulled") from exc
+        self._container.start()
         self._container.reload()
         self._rest_port = _host_port(self._container, REST_PORT)
         self._grpc_port = _host_port(self._container, GRPC_PORT)
@@ -751,17 +750,16 @@ class ServingContainer:
         container, self._container = self._container, None
         if container is None:
             return
+        import docker.errors
+
         try:
             self._final_logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
-        except Exception:
-            pass
+        except docker.errors.APIError:
+            self._final_logs = self._final_logs or ""
         try:
             container.remove(force=True, v=True)
-        except Exception as exc:
-            import docker.errors
-
-            if not isinstance(exc, docker.errors.NotFound):
-                raise
+        except docker.errors.NotFound:
+            pass
 
 
 def _implementation_of(tag: str) -> str:
@@ -791,6 +789,8 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
     one or no longer runs, so a call from one pytest-xdist worker never removes a container that
     another live worker is still using.  ``all_owners=True`` removes every such container.
     """
+    import docker.errors
+
     client = docker_client()
     removed: list[str] = []
     for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"}):
@@ -799,11 +799,7 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
             continue
         try:
             container.remove(force=True, v=True)
-        except Exception as exc:
-            import docker.errors
-
-            if not isinstance(exc, docker.errors.NotFound):
-                raise
+        except docker.errors.NotFound:
             continue
         removed.append(str(container.name))
     return removed

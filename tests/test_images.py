@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_serving_container_constructor_does_not_talk_to_the_daemon(
     assert container.mounts == {str(tmp_path.resolve()): "/models/m"}
     assert container.env["MODEL_NAME"] == "m"
     with pytest.raises(Exception, match="no published port"):
-        container.rest_url
+        _ = container.rest_url
 
 
 def test_docker_client_without_engine_raises_setup_error_with_hint(
@@ -90,7 +91,7 @@ def test_docker_client_without_engine_raises_setup_error_with_hint(
 class _Handler(http.server.BaseHTTPRequestHandler):
     reply: tuple[int, str] = (503, "{}")
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         status, body = self.reply
         data = body.encode()
         self.send_response(status)
@@ -262,10 +263,9 @@ def test_container_is_removed_after_an_exception_inside_the_block(
         error: type[BaseException]) -> None:
     container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
                                         wait=False)
-    with pytest.raises(error):
-        with container:
-            assert _containers_named(engine, container.name)
-            raise error("inside the block")
+    with pytest.raises(error), container:
+        assert _containers_named(engine, container.name)
+        raise error("inside the block")
     assert _containers_named(engine, container.name) == []
 
 
@@ -274,9 +274,8 @@ def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: images.Se
                                            tiny_model: Path) -> None:
     container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
                                         env={"MODEL_NAME": "wrong_name"}, ready_timeout=20)
-    with pytest.raises(WaitTimeout) as caught:
-        with container:
-            pytest.fail("the container should never become ready")
+    with pytest.raises(WaitTimeout) as caught, container:
+        pytest.fail("the container should never become ready")
     text = str(caught.value)
     assert "never became AVAILABLE" in text
     assert "container log" in caught.value.evidence
@@ -288,21 +287,18 @@ def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: images.Se
 @pytest.mark.slow
 def test_remove_leftover_containers_spares_live_owners(
         engine: Any, serving_image: images.ServingImage) -> None:
-    common = dict(entrypoint=["sleep"], command=["300"], detach=True)
-    dead = engine.containers.run(serving_image.tag, labels={"pitfalls": "1",
-                                 "pitfalls.pid": "999999999"}, **common)
-    live = engine.containers.run(serving_image.tag, labels={"pitfalls": "1",
-                                 "pitfalls.pid": str(os.getppid())}, **common)
+    common: dict[str, Any] = {"entrypoint": ["sleep"], "command": ["300"]}
+    dead = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
+                                    "pitfalls.pid": "999999999"}, **common)
+    live = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
+                                    "pitfalls.pid": str(os.getppid())}, **common)
     try:
         removed = images.remove_leftover_containers()
         assert dead.name in removed and live.name not in removed
         assert _containers_named(engine, live.name)
     finally:
-        for container in (dead, live):
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+        for container in engine.containers.list(all=True, filters={"id": [dead.id, live.id]}):
+            container.remove(force=True)
 
 
 @pytest.fixture(scope="module")
@@ -335,9 +331,8 @@ def test_old_tf_cannot_load_a_savedmodel_with_a_newer_op(
     assert old_tf_image.tag.startswith(f"pitfalls/serving-compat:{OLD_TF_VERSION}-")
     container = images.ServingContainer(old_tf_image, model_name="fft", model_dir=fftnd_model,
                                         ready_timeout=120)
-    with pytest.raises(RuntimeFailure, match="Op type not registered 'FFTND'") as caught:
-        with container:
-            pytest.fail("TF 2.12 should not load this SavedModel")
+    with pytest.raises(RuntimeFailure, match="Op type not registered 'FFTND'") as caught, container:
+        pytest.fail("TF 2.12 should not load this SavedModel")
     assert caught.value.kind == "NOT_FOUND"
     assert caught.value.runtime == "tfserving-compatible"
     assert _containers_named(engine, container.name) == []
@@ -350,9 +345,15 @@ def test_old_tf_still_loads_a_plain_keras3_export(
     script = ("import tensorflow as tf\n"
               "m = tf.saved_model.load('/models/tiny/1')\n"
               "print('LOADED', tf.__version__, sorted(m.signatures))\n")
-    output = engine.containers.run(
+    container = engine.containers.create(
         old_tf_image.tag, entrypoint=["python", "-c", script], network_disabled=True,
         volumes={str(tiny_model): {"bind": "/models/tiny", "mode": "ro"}},
-        environment={"TF_CPP_MIN_LOG_LEVEL": "3"}, labels={"pitfalls": "1"},
-        remove=True, stdout=True, stderr=False)
-    assert f"LOADED {OLD_TF_VERSION} ['serve', 'serving_default']" in output.decode()
+        environment={"TF_CPP_MIN_LOG_LEVEL": "3"}, labels={"pitfalls": "1"})
+    try:
+        container.start()
+        exit_code = container.wait(timeout=300)["StatusCode"]
+        output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+    finally:
+        container.remove(force=True)
+    assert exit_code == 0, output
+    assert f"LOADED {OLD_TF_VERSION} ['serve', 'serving_default']" in output, output
