@@ -1,0 +1,91 @@
+"""PNG bytes for a DT_STRING input: a bare base64 string vs TF Serving's {"b64": ...} object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.artifacts import ArtifactCache
+from harness.models import ModelSpec, TrainedModel, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import cached_export, label_figures, serve_versions
+
+SPEC = ModelSpec("rgb_cnn", "keras3")  # 16x16 RGB in [0, 1]; class = dominant channel
+ROWS = 12
+
+
+def export_png_model(cache: ArtifactCache, trained: TrainedModel) -> Path:
+    """A serving signature that takes encoded PNG files (DT_STRING) and decodes them in the graph."""
+
+    def build(out: Path) -> None:
+        import keras
+        import tensorflow as tf
+
+        model = trained.load()
+
+        def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+            def decode(png: tf.Tensor) -> tf.Tensor:
+                return tf.reshape(tf.io.decode_png(png, channels=3), [16, 16, 3])
+
+            pixels = tf.map_fn(decode, image_bytes, fn_output_signature=tf.uint8)
+            return {"probabilities": model(tf.cast(pixels, tf.float32) / 255.0)}
+
+        # ExportArchive tracks the Keras variables so that a Session-based loader restores them.
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name="serving_default", fn=serve,
+                             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+        archive.write_out(str(out), verbose=False)
+
+    return cached_export(cache, {"recipe": "png-bytes-signature/2", "model": trained.dir.name}, build)
+
+
+def _run(run: Run, wrap: bool) -> dict[str, float]:
+    import base64
+
+    import numpy as np
+    import tensorflow as tf
+
+    from harness.browser_data import keras_outputs
+
+    trained = trained_model(run.cache, SPEC)
+    x, y = trained.test_set()
+    pixels = np.round(x[:ROWS] * 255).astype("uint8")
+    files = [tf.io.encode_png(image).numpy() for image in pixels]  # the client's PNG files
+    text = [base64.b64encode(data).decode("ascii") for data in files]
+    server = serve_versions(run, {1: export_png_model(run.cache, trained)})
+    instances = [{"b64": t} for t in text] if wrap else text
+    scores = np.asarray(server.predict({"instances": instances})["predictions"])
+    return label_figures(scores, keras_outputs(run.cache, trained, pixels / np.float32(255)), y[:ROWS])
+
+
+def faulty(run: Run) -> dict[str, float]:
+    return _run(run, wrap=False)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    return _run(run, wrap=True)
+
+
+SCENARIO = Scenario(
+    title="Base64 PNG sent as a plain JSON string to a DT_STRING input: the PNG decoder rejects it",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Unknown image file format\. One of JPEG, PNG, GIF, BMP required\.", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5), Figure("label_agreement", ">=", 1.0),
+                    Figure("accuracy", ">=", 0.9)),
+    cause="JSON cannot carry raw bytes, so TF Serving's REST API decodes base64 only when the "
+          "value is an object {\"b64\": \"...\"}. A bare string is taken as the tensor's bytes "
+          "as written: the model's DecodePng receives the base64 text ('iVBORw0KGgo...') instead "
+          "of a PNG, and TensorFlow's kernel fails with \"Unknown image file format. One of JPEG, "
+          "PNG, GIF, BMP required.\" (HTTP 400). Sending the bytes as a JSON list of numbers fails "
+          "too: a number is not of the string type the signature declares.",
+    fix="Wrap each encoded file as {\"b64\": base64.b64encode(data).decode()} (standard, not "
+        "URL-safe, alphabet) and let the server decode it; over gRPC put the raw bytes in a "
+        "DT_STRING TensorProto. The decoded images then give Keras's predictions on the same "
+        "pixels.",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest#encoding_binary_values",
+                "https://github.com/tensorflow/serving/issues/1141",
+                "https://github.com/tensorflow/serving/issues/1570",
+                "https://github.com/tensorflow/tensorflow/issues/29061"),
+)
