@@ -69,17 +69,17 @@ def fixed(run: Run) -> dict[str, float]:
     figures: dict[str, float] = {"backends_as_requested": 0.0, "max_abs_diff": 0.0}
     for backend in BACKENDS:
         result = _bench(run, backend, warmup=WARMUP, runs=RUNS)
-        times = sorted(result["times"])
-        half_a, half_b = result["times"][0::2], result["times"][1::2]
+        times = result["times"]
+        half_a, half_b = sorted(times[0::2]), sorted(times[1::2])
+        a, b = half_a[len(half_a) // 2], half_b[len(half_b) // 2]
         figures[f"{backend}_first_ms"] = result["first"]
         figures[f"{backend}_median_ms"] = result["median"]
-        figures[f"{backend}_p90_ms"] = times[int(0.9 * (len(times) - 1))]
-        # two interleaved halves of the warm runs must agree: the figure is a steady state
-        a, b = sorted(half_a)[len(half_a) // 2], sorted(half_b)[len(half_b) // 2]
+        figures[f"{backend}_p90_ms"] = sorted(times)[int(0.9 * (len(times) - 1))]
+        # the first measured sample after warm-up, and two interleaved halves of the samples
+        figures[f"{backend}_first_sample_over_median"] = times[0] / result["median"]
         figures[f"{backend}_halves_ratio"] = max(a, b) / min(a, b)
         figures["backends_as_requested"] += float(result["backend"] == backend)
         figures["max_abs_diff"] = max(figures["max_abs_diff"], result["max_abs_diff"])
-    figures["worst_halves_ratio"] = max(figures[f"{b}_halves_ratio"] for b in BACKENDS)
     figures["webgl_vs_cpu"] = figures["webgl_median_ms"] / figures["cpu_median_ms"]
     figures["wasm_vs_cpu"] = figures["wasm_median_ms"] / figures["cpu_median_ms"]
     return figures
@@ -91,14 +91,18 @@ SCENARIO = Scenario(
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("webgl_first_over_warm", ">=", 3.0),
+    # WebGL carries the one-time cost (shader compilation): after warm-up its measured runs must
+    # hold no compile left and agree with each other. CPU and WASM figures are recorded as
+    # evidence only: on a shared 2-core machine their millisecond timings are too noisy to bound.
     remedy=succeeds(Figure("backends_as_requested", ">=", len(BACKENDS)), Figure("max_abs_diff", "<=", 1e-3),
-                    Figure("worst_halves_ratio", "<=", 4.0)),
+                    Figure("webgl_first_sample_over_median", "<=", 3.0), Figure("webgl_halves_ratio", "<=", 3.0)),
     cause="The first predict() on a backend does one-time work: WebGL compiles a shader program "
           "for every op and uploads the weights to textures; WASM and CPU allocate and set up "
           "kernels. Timing that call (or a loop without warm-up) reports a latency several times "
           "higher than the steady state, and comparing backends on it ranks them by set-up cost. "
           "Timing predict() without awaiting the data measures only the queueing on WebGL.",
-    fix="Warm the model up with a few predictions on a dummy input after loading, then time many "
+    fix="Warm the model up with a few predictions on a dummy input of the real input shape "
+        "(WebGL compiles shaders per shape) after loading, then time many "
         "runs with performance.now() around `await y.data()` and report the median (and a high "
         "percentile); check `tf.getBackend()` to know which backend actually ran, and compare "
         "backends this way (`tf.setBackend('wasm')` needs the .wasm files served, see "
