@@ -19,6 +19,7 @@ say() { echo "setup-docker: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 apt_updated=0
+started_here=0
 apt_install() {
     # apt_install PKG... : install Debian packages, running `apt-get update` once if needed.
     if [ "$apt_updated" = 0 ]; then
@@ -62,19 +63,28 @@ start_dockerd() {
     say "starting dockerd --storage-driver=overlay2 (log: $LOG)"
     # setsid: the daemon outlives this script and the shell that ran it.
     setsid dockerd --storage-driver=overlay2 >>"$LOG" 2>&1 </dev/null &
+    started_here=1
+}
+
+show_log() {
+    if [ "$started_here" = 1 ]; then
+        say "last lines of $LOG:"
+        tail -n 30 "$LOG" >&2 || true
+    else
+        say "dockerd was not started by this script: its log is wherever it was started"
+    fi
 }
 
 wait_for_engine() {
     local waited=0
     until engine_answers; do
         if [ "$waited" -ge "$TIMEOUT" ]; then
-            say "last lines of $LOG:"
-            tail -n 30 "$LOG" >&2 || true
+            show_log
+            say "\`docker info\` says: $(docker info 2>&1 | tail -n 3 | tr '\n' ' ')"
             die "dockerd did not answer \`docker info\` within ${TIMEOUT}s; see $LOG"
         fi
         if ! pgrep -x dockerd >/dev/null 2>&1; then
-            say "last lines of $LOG:"
-            tail -n 30 "$LOG" >&2 || true
+            show_log
             die "dockerd exited during start-up; see $LOG"
         fi
         sleep 1
