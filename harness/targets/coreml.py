@@ -181,6 +181,10 @@ class CoremlTarget(Target):
     name = "coreml"
     platform = "mobile"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._models: dict[str, Any] = {}
+
     @classmethod
     def unavailable_reason(cls) -> str | None:
         missing = [d for d, v in library_versions("coremltools", "tensorflow").items() if v == "missing"]
@@ -191,11 +195,18 @@ class CoremlTarget(Target):
         found["os"] = f"{platform.system()} {platform.release()}"
         return found
 
+    def deactivate_impl(self) -> None:
+        self._models.clear()
+
     def load(self, model_path: Path) -> Any:
-        """The model as coremltools opens it; off macOS it is not compiled (no runtime exists)."""
+        """The model as coremltools opens it (compiled once per path on macOS; not compiled
+        elsewhere, where no runtime exists)."""
         import coremltools as ct
 
-        return ct.models.MLModel(str(model_path), skip_model_load=not on_macos())
+        key = str(Path(model_path).resolve())
+        if key not in self._models:
+            self._models[key] = ct.models.MLModel(str(model_path), skip_model_load=not on_macos())
+        return self._models[key]
 
     def predict(self, model_path: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Core ML prediction; off macOS a skip quoting coremltools' own refusal."""
@@ -206,3 +217,11 @@ class CoremlTarget(Target):
             if not on_macos():
                 raise NotApplicable(f"{MACOS_ONLY}; conversion was checked. coremltools said: {exc}") from exc
             raise
+
+    def predict_array(self, model_path: Path, value: Any) -> Any:
+        """Feed ``value`` (an array, or a PIL image for an image input) to the model's first input
+        and return its first output as a numpy array; off macOS a skip, as :meth:`predict`."""
+        import numpy as np
+
+        name = spec_summary(model_path)["inputs"][0]["name"]
+        return np.asarray(next(iter(self.predict(model_path, {name: value}).values())))

@@ -58,7 +58,8 @@ def fixed(run: Run) -> dict[str, float]:
     frames = camera_frames(rgb)
     return {
         "accuracy_rgb_reference": _accuracy(run, tflite, rgb, y),
-        "accuracy_alpha_dropped_only": _accuracy(run, tflite, to_model_input(frames, drop_alpha=True, reorder=False), y),
+        "accuracy_alpha_dropped_only": _accuracy(run, tflite,
+                                                 to_model_input(frames, drop_alpha=True, reorder=False), y),
         "accuracy_fixed": _accuracy(run, tflite, to_model_input(frames, drop_alpha=True, reorder=True), y),
     }
 

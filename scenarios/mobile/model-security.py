@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.targets.litert import convert_to_tflite
 
 SPEC = ModelSpec("dense", "keras3")
 TAG = 32
@@ -62,6 +62,13 @@ def extract(bundle: Path, dest: Path) -> list[Path]:
     return [dest / n for n in names]
 
 
+def _outputs(interp: Any, x: Any) -> Any:
+    """Run through the model's signature (which resizes the input to the batch)."""
+    runner = interp.get_signature_runner()
+    name = next(iter(runner.get_input_details()))
+    return next(iter(runner(**{name: x}).values()))
+
+
 def run_outside(model_path: str, x: Any) -> dict[str, Any]:
     """In the LiteRT worker: run an extracted file with the stock runtime; report what happened."""
     from ai_edge_litert.interpreter import Interpreter
@@ -70,25 +77,14 @@ def run_outside(model_path: str, x: Any) -> dict[str, Any]:
         interp = Interpreter(model_path=model_path)
     except ValueError as exc:
         return {"ran": False, "error": str(exc)}
-    detail = interp.get_input_details()[0]
-    interp.resize_tensor_input(detail["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(detail["index"], x)
-    interp.invoke()
-    return {"ran": True, "output": interp.get_tensor(interp.get_output_details()[0]["index"])}
+    return {"ran": True, "output": _outputs(interp, x)}
 
 
 def run_in_app(model: bytes, x: Any) -> Any:
     """In the LiteRT worker: the app runs the model from memory."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_content=model)
-    detail = interp.get_input_details()[0]
-    interp.resize_tensor_input(detail["index"], list(x.shape))
-    interp.allocate_tensors()
-    interp.set_tensor(detail["index"], x)
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
+    return _outputs(Interpreter(model_content=model), x)
 
 
 def _attack(run: Run, bundle: Path, x: Any) -> dict[str, Any]:

@@ -89,7 +89,8 @@ SCENARIO = Scenario(
     fixed=fixed,
     symptom=Raises(r"Select TensorFlow op\(s\), included in the given model, is\(are\) not supported by "
                    r"this interpreter\..*FlexMatrixDeterminant", runtime="litert/arm64"),
-    remedy=succeeds(Figure("arm_vs_x86_max_abs_diff", "<=", 1e-6), Figure("arm_vs_tensorflow_max_abs_diff", "<=", 1e-5)),
+    remedy=succeeds(Figure("arm_vs_x86_max_abs_diff", "<=", 1e-6),
+                    Figure("arm_vs_tensorflow_max_abs_diff", "<=", 1e-5)),
     cause="The runtime that ships to phones is a prebuilt library for ARM; like the desktop "
           "wheel it contains the builtin kernels only. A model converted with SELECT_TF_OPS "
           "needs the Flex delegate linked into the app, so the node fails on the device exactly "

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml import convert_to_coreml, mil_operations, on_macos, spec_summary
+from harness.targets.coreml import convert_to_coreml, mil_operations, on_macos
 
 
 def determinant_models(run: Run) -> Path:
@@ -62,8 +62,7 @@ def fixed(run: Run) -> dict[str, float]:
     figures = {"rewrite_vs_linalg_max_abs_diff": float(np.max(np.abs(y_rewrite - y))),
                "mil_mul_ops": float(sum(op == "mul" for op in ops))}
     if on_macos():
-        name = spec_summary(package)["inputs"][0]["name"]
-        got = np.concatenate([np.ravel(next(iter(run.target.predict(package, {name: r[None]}).values()))) for r in x])
+        got = np.concatenate([np.ravel(run.target.predict_array(package, row[None])) for row in x])
         figures["coreml_max_abs_diff"] = float(np.max(np.abs(got - y)))
     return figures
 

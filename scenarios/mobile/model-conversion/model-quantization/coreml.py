@@ -13,8 +13,7 @@ from typing import Any, Mapping
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.coreml import (compress_weights, convert_to_coreml, mil_operations, on_macos, spec_summary,
-                                    weight_bytes)
+from harness.targets.coreml import compress_weights, convert_to_coreml, mil_operations, on_macos, weight_bytes
 
 SPEC = ModelSpec("cnn", "tf_keras")
 
@@ -30,9 +29,7 @@ def _compress(run: Run, config: Mapping[str, Any]) -> dict[str, float]:
                "quantized_tensors": float(sum(op.startswith("constexpr_") for op in ops))}
     if on_macos():
         x, y = trained_model(run.cache, SPEC).test_set()
-        name = spec_summary(compressed)["inputs"][0]["name"]
-        preds = [int(np.argmax(next(iter(run.target.predict(compressed, {name: xi[None]}).values()))))
-                 for xi in x[:64]]
+        preds = [int(np.argmax(run.target.predict_array(compressed, xi[None]))) for xi in x[:64]]
         figures["accuracy"] = float((np.asarray(preds) == y[:64]).mean())
     return figures
 

@@ -41,8 +41,7 @@ def _check(run: Run, package: Any) -> dict[str, float]:
 
         rgb, y = trained_model(run.cache, SPEC).test_set()
         pixels = np.round(rgb[:64] * 255).astype(np.uint8)
-        preds = [int(np.argmax(next(iter(run.target.predict(package, {name: Image.fromarray(p)}).values()))))
-                 for p in pixels]
+        preds = [int(np.argmax(run.target.predict_array(package, Image.fromarray(p)))) for p in pixels]
         figures["accuracy"] = float((np.asarray(preds) == y[:64]).mean())
     return figures
 
