@@ -122,8 +122,12 @@ def test_predict_skips_off_macos_quoting_coremltools(conversions: ArtifactCache,
         if on_macos():
             out = target.predict(model, {name: x[:1]})
             assert np.max(np.abs(np.asarray(next(iter(out.values()))) - expected[:1])) < 1e-2
+            assert np.max(np.abs(target.predict_array(model, x[:4]) - expected[:4])) < 1e-2
             return
         with pytest.raises(NotApplicable) as skipped:
             target.predict(model, {name: x[:1]})
+        with pytest.raises(NotApplicable):
+            target.predict_array(model, x[:1])
+        assert target.load(model) is target.load(model)  # opened once per path
     assert str(skipped.value).startswith(MACOS_ONLY)
     assert "Model prediction is only supported on macOS" in str(skipped.value)
