@@ -422,20 +422,26 @@ def real_serving_image(tf_version: str | None = None) -> str | None:
     """The tag of a local ``tensorflow/serving`` image (never pulled), else None.
 
     ``$PITFALLS_REAL_SERVING_IMAGE`` names the one to use; otherwise a tag equal to
-    ``tf_version`` wins, then ``latest``, then any.  Raises :class:`SetupError` when no engine
-    answers.
+    ``tf_version`` wins, then ``latest``, then the highest ``X.Y.Z`` tag (GPU and devel tags
+    are never chosen).  Raises :class:`SetupError` when no engine answers.
     """
     client = docker_client()
     wanted = os.environ.get("PITFALLS_REAL_SERVING_IMAGE")
     if wanted:
         return wanted if image_exists(client, wanted) else None
-    tags = sorted(tag for image in client.images.list(name=REAL_REPOSITORY) for tag in image.tags
-                  if tag.startswith(REAL_REPOSITORY + ":") and "-gpu" not in tag)
+    release = re.compile(re.escape(REAL_REPOSITORY) + r":(\d+\.\d+\.\d+|latest)$")
+    tags = sorted((tag for image in client.images.list(name=REAL_REPOSITORY)
+                   for tag in image.tags if release.match(tag)), key=_version_key, reverse=True)
     for preferred in ([f"{REAL_REPOSITORY}:{tf_version}"] if tf_version else []) + \
             [f"{REAL_REPOSITORY}:latest"]:
         if preferred in tags:
             return preferred
     return tags[0] if tags else None
+
+
+def _version_key(tag: str) -> tuple[int, ...]:
+    version = tag.rpartition(":")[2]
+    return tuple(int(part) for part in version.split(".")) if version[:1].isdigit() else (-1,)
 
 
 def ensure_serving_image(tf_version: str = "2.19.0",

@@ -357,3 +357,23 @@ def test_old_tf_still_loads_a_plain_keras3_export(
         container.remove(force=True)
     assert exit_code == 0, output
     assert f"LOADED {OLD_TF_VERSION} ['serve', 'serving_default']" in output, output
+
+
+@pytest.mark.slow
+def test_real_image_is_used_only_when_present(engine: Any, serving_image: images.ServingImage,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in tag plays a `docker load`-ed tensorflow/serving image; nothing is pulled."""
+    stand_in = f"tensorflow/serving:pitfalls-test-{os.getpid()}"
+    monkeypatch.setenv("PITFALLS_REAL_SERVING_IMAGE", stand_in)
+    assert images.real_serving_image() is None
+    with pytest.raises(SetupError, match="no tensorflow/serving image is present locally"):
+        images.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
+    engine.images.get(serving_image.tag).tag("tensorflow/serving", f"pitfalls-test-{os.getpid()}")
+    try:
+        assert images.real_serving_image() == stand_in
+        real = images.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
+        assert (real.tag, real.implementation) == (stand_in, "tensorflow/serving")
+        assert images.ServingContainer(stand_in).image.implementation == "tensorflow/serving"
+    finally:
+        engine.images.remove(stand_in)
+
