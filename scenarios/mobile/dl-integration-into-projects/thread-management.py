@@ -154,7 +154,7 @@ SCENARIO = Scenario(
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"There is at least 1 reference to internal data\s+in the interpreter in the form "
-                   r"of a numpy array or slice"),
+                   r"of a numpy array or slice", runtime="litert"),
     remedy=succeeds(Figure("errors", "<=", 0), Figure("wrong", "<=", 0), Figure("answers", ">=", 160)),
     cause="A TF Lite interpreter holds one set of input and output buffers and is not thread-safe. "
           "When several threads (UI, camera callback, background worker) share it, one thread's "
