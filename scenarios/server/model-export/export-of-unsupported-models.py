@@ -1,0 +1,120 @@
+"""A tf.py_function in the serving graph: the SavedModel exports, but no model server can run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.artifacts import ArtifactCache
+from harness.models import ModelSpec, TrainedModel, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import cached_export, serve_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+SPEC = ModelSpec("dense", "keras3")
+LIMIT = 2.0  # features are clipped to [-LIMIT, LIMIT] before the network (outlier guard)
+
+
+def clip_in_python(x: "np.ndarray") -> "np.ndarray":
+    import numpy as np
+
+    return np.clip(x, -LIMIT, LIMIT).astype("float32")
+
+
+def export_clipped(cache: ArtifactCache, trained: TrainedModel, *, python_op: bool) -> Path:
+    """The network behind a clipping step: NumPy through tf.py_function, or tf.clip_by_value."""
+
+    def build(out: Path) -> None:
+        import keras
+        import tensorflow as tf
+
+        model = trained.load()
+
+        def serve(features: tf.Tensor) -> dict[str, tf.Tensor]:
+            if python_op:
+                clipped = tf.py_function(clip_in_python, [features], tf.float32)
+                clipped.set_shape([None, 8])
+            else:
+                clipped = tf.clip_by_value(features, -LIMIT, LIMIT)
+            return {"probabilities": model(clipped)}
+
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(name="serving_default", fn=serve,
+                             input_signature=[tf.TensorSpec([None, 8], tf.float32, name="features")])
+        archive.write_out(str(out), verbose=False)
+
+    return cached_export(cache, {"recipe": "clip-before-network/1", "python_op": python_op,
+                                 "limit": LIMIT, "model": trained.dir.name}, build)
+
+
+def _run(run: Run, python_op: bool) -> dict[str, float]:
+    import numpy as np
+
+    from harness.browser_data import keras_outputs
+
+    trained = trained_model(run.cache, SPEC)
+    x, _ = trained.test_set()
+    x = x[:32]
+    model_dir = export_clipped(run.cache, trained, python_op=python_op)
+    run.note("export_ops", sorted(_graph_ops(model_dir) & {"EagerPyFunc", "PyFunc", "ClipByValue"}))
+    server = serve_versions(run, {1: model_dir}, args=["--max_num_load_retries=0"])
+    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
+    expected = keras_outputs(run.cache, trained, clip_in_python(x))
+    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+            "rows_clipped": float(np.sum(np.any(np.abs(x) > LIMIT, axis=1)))}
+
+
+def _graph_ops(model_dir: Path) -> set[str]:
+    """Op types in the SavedModel's graph and function library (read from saved_model.pb)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((model_dir / "saved_model.pb").read_bytes())
+    ops: set[str] = set()
+    for meta in saved.meta_graphs:
+        ops |= {node.op for node in meta.graph_def.node}
+        for function in meta.graph_def.library.function:
+            ops |= {node.op for node in function.node_def}
+    return ops
+
+
+def faulty(run: Run) -> dict[str, float]:
+    return _run(run, python_op=True)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    return _run(run, python_op=False)
+
+
+SCENARIO = Scenario(
+    title="Pre-processing written as tf.py_function: exported, not servable; rewritten with TF ops",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    # TF Serving's C++ binary has no kernel for the Python-only op ('PyFunc'/'EagerPyFunc' not
+    # registered); the TF Serving-compatible server runs in Python, has the op, and fails in its
+    # kernel because the Python callback was never registered in the serving process.
+    symptom=Raises(r"Could not find callback with key=pyfunc_\d+ in the registry"
+                   r"|Op type not registered 'EagerPyFunc'"
+                   r"|No OpKernel was registered to support Op 'EagerPyFunc'", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5), Figure("rows_clipped", ">=", 1)),
+    cause="tf.py_function (and tf.numpy_function) put an EagerPyFunc op in the graph that only "
+          "holds a token ('pyfunc_1') naming a Python callable registered in the exporting "
+          "process. The SavedModel is written without complaint, but the callable is not in it: "
+          "TF Serving's C++ binary has no kernel for the op at all, and any other process that "
+          "loads the graph, like the TF Serving-compatible server used here, fails at the first "
+          "request with TensorFlow's \"ValueError: Could not find callback with key=pyfunc_1 in "
+          "the registry.\" (HTTP 400).",
+    fix="Write the pre-processing with TensorFlow ops (here tf.clip_by_value instead of np.clip in "
+        "a py_function) so that it is part of the graph; the exported signature then runs in the "
+        "server and its predictions equal Keras on the NumPy-clipped inputs. Logic that cannot be "
+        "expressed in TF ops must stay in the client or become a custom C++ op linked into the "
+        "server.",
+    references=("https://www.tensorflow.org/api_docs/python/tf/py_function",
+                "https://github.com/tensorflow/serving/issues/992",
+                "https://github.com/tensorflow/serving/issues/495",
+                "https://www.tensorflow.org/tfx/serving/custom_op"),
+)
