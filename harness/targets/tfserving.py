@@ -494,3 +494,36 @@ def load_seconds_from_log(log: str, model: str, version: int = 1) -> float:
                                evidence=log[-3000:])
         stamps.append(datetime.datetime.strptime(match["stamp"], "%Y-%m-%d %H:%M:%S.%f"))
     return (stamps[1] - stamps[0]).total_seconds()
+
+
+def signature_inputs(server: Server, model: str | None = None, signature: str = "serving_default") -> list[str]:
+    """The input names of a signature, read from the server's ``GET .../metadata``."""
+    meta = server.metadata(model)
+    return sorted(meta["metadata"]["signature_def"]["signature_def"][signature]["inputs"])
+
+
+def grpc_predict(channel: Any, model: str, inputs: Mapping[str, Any], *, runtime: str,
+                 version: int | None = None, signature: str = "serving_default",
+                 timeout: float = 30.0) -> tuple[dict[str, Any], int]:
+    """``PredictionService.Predict`` over gRPC; returns (outputs as numpy arrays, served version).
+
+    A gRPC error status raises :class:`RuntimeFailure` with the server's code and message.
+    """
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    try:
+        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        raise RuntimeFailure(runtime, f"{exc.code().name}: {exc.details()}", kind=exc.code().name,
+                             source="gRPC status of PredictionService.Predict") from None
+    outputs = {name: tf.make_ndarray(tensor) for name, tensor in reply.outputs.items()}
+    return outputs, int(reply.model_spec.version.value)
