@@ -3,8 +3,9 @@
 A desktop check of a Select-TF-ops model proves nothing about the phone: the prebuilt aarch64
 LiteRT (the same ``ai-edge-litert`` release, ARM kernels) has no Flex delegate, so the
 ``FlexMatrixDeterminant`` node fails on the device.  The builtin rewrite (``a*d - b*c``) runs
-there, and its outputs must agree with the x86-64 kernels and with TensorFlow.  Timings under
-qemu mean nothing and none are taken.
+there, and its outputs must agree with the x86-64 kernels and with TensorFlow; so must an
+int8-quantized model's (within one quantization step).  Timings under qemu mean nothing and
+none are taken.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.targets.litert import PROFILES, convert_to_tflite, quantize
 
 
 def det_models(run: Run) -> Path:
@@ -79,7 +81,20 @@ def fixed(run: Run) -> dict[str, float]:
 
     run.note("arm64_versions", arm64_versions())
     return {"arm_vs_x86_max_abs_diff": float(np.max(np.abs(on_arm - on_x86))),
-            "arm_vs_tensorflow_max_abs_diff": float(np.max(np.abs(on_arm - expected[:1])))}
+            "arm_vs_tensorflow_max_abs_diff": float(np.max(np.abs(on_arm - expected[:1]))),
+            "int8_arm_vs_x86_max_steps": _int8_parity(run)}
+
+
+def _int8_parity(run: Run) -> float:
+    """The zoo's dense model fully quantized to int8: ARM and x86 kernels must agree to the step."""
+    import numpy as np
+
+    spec = ModelSpec("dense", "keras3")
+    probe, _ = trained_model(run.cache, spec).probe()
+    tflite = convert_to_tflite(run.cache, saved_model(run.cache, spec), quantize="int8", representative=probe)
+    q = quantize(probe[:1], run.target.inspect(tflite)["inputs"][0])  # the device profile runs batch 1
+    on_arm, on_x86 = (run.target.predict(tflite, [q], profile=PROFILES[p])[0] for p in ("arm64", "host"))
+    return float(np.max(np.abs(on_arm.astype(np.int32) - on_x86.astype(np.int32))))
 
 
 SCENARIO = Scenario(
@@ -90,7 +105,8 @@ SCENARIO = Scenario(
     symptom=Raises(r"Select TensorFlow op\(s\), included in the given model, is\(are\) not supported by "
                    r"this interpreter\..*FlexMatrixDeterminant", runtime="litert/arm64"),
     remedy=succeeds(Figure("arm_vs_x86_max_abs_diff", "<=", 1e-6),
-                    Figure("arm_vs_tensorflow_max_abs_diff", "<=", 1e-5)),
+                    Figure("arm_vs_tensorflow_max_abs_diff", "<=", 1e-5),
+                    Figure("int8_arm_vs_x86_max_steps", "<=", 1)),
     cause="The runtime that ships to phones is a prebuilt library for ARM; like the desktop "
           "wheel it contains the builtin kernels only. A model converted with SELECT_TF_OPS "
           "needs the Flex delegate linked into the app, so the node fails on the device exactly "
@@ -98,7 +114,8 @@ SCENARIO = Scenario(
           "model checked only on x86 has not been checked on the device.",
     fix="Rewrite the op with builtins (or link the Flex library into the app), then check the "
         "model on the device's own runtime: here the aarch64 LiteRT wheel under qemu gives the "
-        "same outputs as the x86-64 kernels and as TensorFlow.",
+        "same outputs as the x86-64 kernels and as TensorFlow, and an int8 model's outputs agree "
+        "to the quantization step.",
     references=("https://ai.google.dev/edge/litert/models/ops_select",
                 "https://github.com/tensorflow/tensorflow/issues/50714"),
 )
