@@ -121,5 +121,5 @@ SCENARIO = Scenario(
         "version that served them). Roll back by removing version 2 or with a version policy/label.",
     references=("https://www.tensorflow.org/tfx/serving/serving_config#serving_a_specific_version_of_a_model",
                 "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/sources/storage_path/file_system_storage_path_source.proto",
-                "https://github.com/tensorflow/serving/issues/1135"),
+                "https://github.com/kubeflow/kubeflow/issues/3031"),
 )
