@@ -4,6 +4,13 @@ prediction only on macOS.
 No open-source Core ML runtime exists for Linux.  ``predict`` therefore calls coremltools' real
 ``MLModel.predict``; off macOS that raises coremltools' own "only supported on macOS" error, which
 becomes a skip (:class:`NotApplicable`) quoting it, after the conversion was checked.
+
+What runs everywhere, so that a scenario can check something real on Linux: ``convert_to_coreml``
+(cached, with an ``inputs`` factory for ``ct.TensorType``/``ct.ImageType``), ``spec_summary``
+(input/output features and shape ranges), ``mil_operations`` and ``image_preprocessing`` (what the
+ML program does, e.g. the pixel scale of an image input), ``compress_weights`` (cached
+``ct.optimize.coreml`` quantization/palettization) and ``weight_bytes``/``package_bytes``.
+The macOS job ``.github/workflows/macos-coreml.yml`` runs the prediction checks.
 """
 
 from __future__ import annotations
