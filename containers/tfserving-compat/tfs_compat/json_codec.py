@@ -426,7 +426,8 @@ def _tensor_values(array: np.ndarray, as_bytes: bool) -> Any:
     if array.ndim == 0:
         return _scalar(array.item() if array.dtype.kind not in "SUO" else array.reshape(-1)[0],
                        array.dtype, as_bytes)
-    return [_tensor_values(array[i], as_bytes) for i in range(array.shape[0])]
+    # asarray: an element of an object (DT_STRING) array is a plain bytes object, not a 0-d array
+    return [_tensor_values(np.asarray(array[i], dtype=array.dtype), as_bytes) for i in range(array.shape[0])]
 
 
 def _scalar(value: Any, dtype: np.dtype, as_bytes: bool) -> Any:
