@@ -110,9 +110,9 @@ class Server:
         return path
 
     def predict(self, body: Mapping[str, Any], *, model: str | None = None, version: int | None = None,
-                verb: str = "predict") -> Any:
+                verb: str = "predict", label: str | None = None) -> Any:
         """POST ``:predict`` (or ``:classify``/``:regress``); an error body raises RuntimeFailure."""
-        path = self.model_path(model, version=version) + f":{verb}"
+        path = self.model_path(model, version=version, label=label) + f":{verb}"
         reply = self.request("POST", path, body)
         if reply.status != 200 or reply.error:
             raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
