@@ -53,7 +53,7 @@ SCENARIO = Scenario(
         "`predictions`, then the class names). The served labels then agree with the Python "
         "pipeline on every row; a sturdier fix moves the scaler into the model "
         "(see migrating-pre-processing).",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#predict_api",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://scikit-learn.org/stable/modules/generated/sklearn.preprocessing.StandardScaler.html",
                 "https://keras.io/guides/preprocessing_layers/"),
 )

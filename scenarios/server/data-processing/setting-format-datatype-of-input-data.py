@@ -84,7 +84,7 @@ SCENARIO = Scenario(
         "URL-safe, alphabet) and let the server decode it; over gRPC put the raw bytes in a "
         "DT_STRING TensorProto. The decoded images then give Keras's predictions on the same "
         "pixels.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#encoding_binary_values",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://github.com/tensorflow/serving/issues/1141",
                 "https://github.com/tensorflow/serving/issues/1570",
                 "https://github.com/tensorflow/tensorflow/issues/29061"),

@@ -59,6 +59,6 @@ SCENARIO = Scenario(
         "`inputs` tensors): the signature's batch dimension is -1, so one Session run computes all "
         "rows, and the reply has one prediction per row, equal to the one-row replies. For many "
         "independent clients, server-side batching (--enable_batching) merges their requests.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#request_format_2",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/batching/README.md"),
 )

@@ -47,7 +47,7 @@ SCENARIO = Scenario(
     fix="Ask the server: GET /v1/models/model/metadata returns the signature_def map, with each "
         "input's name, dtype and shape and each output's name. Build the request from it (name, "
         "dtype, feature count); the reply then equals Keras's outputs.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#model_metadata_api",
-                "https://www.tensorflow.org/tfx/serving/api_rest#specifying_input_tensors_in_column_format",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
+                "https://www.tensorflow.org/tfx/serving/signature_defs",
                 "https://github.com/tensorflow/serving/issues/719"),
 )

@@ -46,7 +46,7 @@ SCENARIO = Scenario(
         "PredictionService/Predict over gRPC (port 8500) with a PredictRequest whose model_spec "
         "names the model and signature and whose inputs are TensorProtos keyed by the signature's "
         "input names (tf.make_tensor_proto). Both return the Keras model's outputs.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#predict_api",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/apis/prediction_service.proto",
                 "https://github.com/lyhue1991/eat_tensorflow2_in_30_days/issues/46"),
 )

@@ -50,7 +50,7 @@ SCENARIO = Scenario(
         "leave `signature_name` out for serving_default). Send either `instances`, a list with one "
         "entry per example, or `inputs`, the named tensors with the batch as their first "
         "dimension, and read `predictions` or `outputs` accordingly; both give Keras's outputs.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#request_format_2",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://www.tensorflow.org/tfx/serving/signature_defs",
                 "https://keras.io/api/models/model_saving_apis/export/"),
 )
