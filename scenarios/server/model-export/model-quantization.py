@@ -1,0 +1,100 @@
+"""Float16 weights for a served model: half the weight bytes, near-identical predictions, and the dtype trap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.artifacts import ArtifactCache
+from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.serving_data import cached_export, grpc_predict, serve_versions
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def export_float16(cache: ArtifactCache, trained: TrainedModel, *, float32_io: bool) -> Path:
+    """The trained MLP with float16 weights; its signature is float16, or float32 with casts inside."""
+
+    def build(out: Path) -> None:
+        import keras
+
+        body = [keras.Input((8,), dtype="float32" if float32_io else "float16", name="features"),
+                keras.layers.Dense(16, activation="relu", dtype="float16"),
+                keras.layers.Dense(3, activation="softmax", dtype="float16")]
+        if float32_io:  # Keras casts the float32 input to each layer's dtype; cast the output back
+            body.append(keras.layers.Activation("linear", dtype="float32"))
+        model = keras.Sequential(body)
+        model.set_weights([w.astype("float16") for w in trained.load().get_weights()])
+        model.export(str(out), verbose=False)
+
+    return cached_export(cache, {"recipe": "float16-weights/1", "float32_io": float32_io,
+                                 "model": trained.dir.name}, build)
+
+
+def weight_bytes(model_dir: Path) -> int:
+    """Bytes of the stored weight tensors (the checkpoint in variables/), by dtype and shape."""
+    import numpy as np
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(model_dir / "variables" / "variables"))
+    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    return sum(int(np.prod(shapes[name])) * dtypes[name].size for name in shapes
+               if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH") and dtypes[name].is_floating)
+
+
+def _run(run: Run, float32_io: bool) -> dict[str, float]:
+    import numpy as np
+
+    from harness.browser_data import keras_outputs
+
+    trained = trained_model(run.cache, SPEC)
+    x, y = trained.test_set()
+    x, y = x[:64], y[:64]
+    half = export_float16(run.cache, trained, float32_io=float32_io)
+    run.figure("weight_bytes_ratio", weight_bytes(half) / weight_bytes(saved_model(run.cache, SPEC)))
+    server = serve_versions(run, {1: half})
+    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    (input_name, info), = signature["inputs"].items()
+    (output_name,) = signature["outputs"]
+    run.note("signature_input", {input_name: info["dtype"]})
+    # The gRPC client of the float32 model, unchanged: it sends the float32 array it has.
+    got = grpc_predict(server, {input_name: x}, signature_name="serving_default")[output_name]
+    expected = keras_outputs(run.cache, trained, x)
+    return {"max_abs_diff": float(np.max(np.abs(got.astype("float64") - expected))),
+            "label_agreement": float(np.mean(np.argmax(got, axis=1) == np.argmax(expected, axis=1))),
+            "accuracy": float(np.mean(np.argmax(got, axis=1) == y))}
+
+
+def faulty(run: Run) -> dict[str, float]:
+    return _run(run, float32_io=False)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    return _run(run, float32_io=True)
+
+
+SCENARIO = Scenario(
+    title="Float16 model with a float16 signature called by a float32 gRPC client vs float32 I/O",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Expects arg\[0\] to be half but float is provided", runtime="tfserving"),
+    remedy=succeeds(Figure("weight_bytes_ratio", "<=", 0.55), Figure("max_abs_diff", "<=", 5e-3),
+                    Figure("label_agreement", ">=", 1.0), Figure("accuracy", ">=", 0.85)),
+    cause="Storing the weights as float16 halves the model's weight bytes with almost no change "
+          "in the predictions. But when the whole model, input included, is made float16, its "
+          "serving signature declares DT_HALF. TF Serving passes a gRPC TensorProto to the graph "
+          "as it is, without conversion, so the existing clients, which send float32 tensors "
+          "(tf.make_tensor_proto of a float32 array), fail in TensorFlow's function call with "
+          "\"Expects arg[0] to be half but float is provided\". (REST clients are spared: JSON "
+          "numbers are parsed into the signature's dtype.)",
+    fix="Keep the serving interface float32 and quantise inside: float32 Input, float16 layers "
+        "(Keras casts the input to each layer's dtype) and a final float32 cast of the output. "
+        "The weights stay float16 (weight bytes 0.5 of the float32 model's), unchanged clients "
+        "work, and the predictions stay within 5e-3 of the float32 model with the same labels. "
+        "Alternatively change every client to send DT_HALF, a breaking API change.",
+    references=("https://keras.io/api/mixed_precision/policy/",
+                "https://www.tensorflow.org/guide/mixed_precision",
+                "https://github.com/tensorflow/serving/issues/1673",
+                "https://github.com/tensorflow/serving/issues/927"),
+)
