@@ -1,0 +1,55 @@
+"""TF Serving serves TensorFlow SavedModels only: a native Keras file in the version directory is not loadable."""
+
+from __future__ import annotations
+
+import shutil
+
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfserving import model_base_path
+
+SPEC = ModelSpec("dense", "keras3")
+
+
+def faulty(run: Run) -> None:
+    # The trained model as Keras saves it (model.keras, a zip of config + weights), dropped into the
+    # version directory as if the server could read any model file.
+    version = run.workdir / "model" / "1"
+    version.mkdir(parents=True)
+    shutil.copy2(trained_model(run.cache, SPEC).model_file, version / "model.keras")
+    server = run.enter(run.target.serve(model_dir=version.parent, args=["--max_num_load_retries=0"]))
+    run.note("implementation", server.implementation)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    # The same model exported to the format the server runs: a SavedModel (model.export(dir)).
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
+    server = run.enter(run.target.serve(model_dir=base))
+    run.note("implementation", server.implementation)
+    x, expected = trained_model(run.cache, SPEC).probe()
+    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
+    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="A .keras file is not a servable: TF Serving loads SavedModels only",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"Could not find SavedModel \.pb or \.pbtxt at supplied export directory path: /models/model/1",
+                   runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
+    cause="TF Serving's only built-in platform is `tensorflow`, whose loader reads a SavedModel "
+          "(saved_model.pb + variables/). It does not run Keras files (.keras, .h5), PyTorch, ONNX or "
+          "scikit-learn models, and it executes no Python: the version directory must hold a graph "
+          "TensorFlow can run on its own. Given a .keras file the load fails and the model never "
+          "becomes AVAILABLE.",
+    fix="Convert before deploying: load the Keras model and `model.export('<base>/<version>')` (Keras 3) "
+        "or `tf.saved_model.save` a tf.Module with a serving signature; for other frameworks convert to "
+        "a SavedModel or use a server that supports them (e.g. a multi-framework server).",
+    references=("https://www.tensorflow.org/tfx/serving/serving_basic",
+                "https://keras.io/api/models/model_saving_apis/export/",
+                "https://www.tensorflow.org/tfx/serving/custom_servable"),
+)
