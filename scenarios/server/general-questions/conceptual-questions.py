@@ -64,5 +64,6 @@ SCENARIO = Scenario(
         "`model_version_policy` (`all` or `specific`) in a model config file.",
     references=("https://www.tensorflow.org/tfx/serving/architecture",
                 "https://www.tensorflow.org/tfx/serving/api_rest#model_status_api",
-                "https://www.tensorflow.org/tfx/serving/serving_config#serving_a_specific_version_of_a_model"),
+                "https://www.tensorflow.org/tfx/serving/serving_config#serving_a_specific_version_of_a_model",
+                "https://github.com/amiyapatanaik/tensorflow-serving-docker-image/issues/6"),
 )

@@ -1,0 +1,99 @@
+"""Model loading: a base path pointing at the version directory is never loaded; load time grows with size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.models import ModelSpec, saved_model, trained_model
+from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.targets.tfserving import load_seconds_from_log, model_base_path
+
+SMALL = ModelSpec("dense", "keras3")
+WIDE = 4096  # two hidden layers of 4096 units: about 17 M parameters (the export holds ~135 MB)
+CONFIG = """model_config_list {
+  config { name: "small" base_path: "/models/small" model_platform: "tensorflow" }
+  config { name: "large" base_path: "/models/large" model_platform: "tensorflow" }
+}
+"""
+
+
+def large_model(cache: ArtifactCache) -> Path:
+    """A wide MLP (untrained, seeded) exported as a SavedModel, with a probe batch and its outputs."""
+
+    def build(out: Path) -> None:
+        import keras
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(WIDE, activation="relu"),
+                                  keras.layers.Dense(WIDE, activation="relu"), keras.layers.Dense(3)])
+        model.export(str(out / "saved_model"), verbose=False)
+        x = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
+        np.savez(out / "probe.npz", x=x, y=np.asarray(model(x)))
+
+    key = {"model": f"wide-mlp-{WIDE}", "versions": library_versions("tensorflow", "keras", "numpy")}
+    return cache.get_or_build("saved_model_wide_mlp", key, build)
+
+
+def faulty(run: Run) -> None:
+    # --model_base_path pointing at the version directory (the SavedModel itself) instead of its parent.
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, SMALL)})
+    server = run.enter(run.target.serve(model_dir=base, args=["--model_base_path=/models/model/1"], wait="started"))
+    run.note("implementation", server.implementation)
+    server.raise_from_log(r"No versions of servable model found under base path /models/model/1", timeout=90)
+
+
+def fixed(run: Run) -> dict[str, float]:
+    import numpy as np
+
+    large = large_model(run.cache)
+    bases = {"small": model_base_path(run.workdir, {1: saved_model(run.cache, SMALL)}, name="small"),
+             "large": model_base_path(run.workdir, {1: large / "saved_model"}, name="large")}
+    config = run.workdir / "models.config"
+    config.write_text(CONFIG)
+    run.target.require_container("a model config file mounted into the server")
+    server = run.enter(run.target.serve(models=bases, files={config: "/config/models.config"}, ready_model="large",
+                                        args=["--model_config_file=/config/models.config"]))
+    run.note("implementation", server.implementation)
+    variables = sum(f.stat().st_size for f in (large / "saved_model" / "variables").iterdir())
+    run.figure("large_variables_megabytes", variables / 1e6)
+    log = server.logs()
+    small_s, large_s = load_seconds_from_log(log, "small"), load_seconds_from_log(log, "large")
+    with np.load(large / "probe.npz") as probe:
+        got = np.asarray(server.predict({"instances": probe["x"].tolist()}, model="large")["predictions"])
+        large_diff = float(np.max(np.abs(got - probe["y"])))
+    x, expected = trained_model(run.cache, SMALL).probe()
+    got = np.asarray(server.predict({"instances": x.tolist()}, model="small")["predictions"])
+    return {"load_seconds_small": small_s, "load_seconds_large": large_s,
+            "load_time_ratio": large_s / max(small_s, 1e-3),
+            "max_abs_diff_large": large_diff, "max_abs_diff_small": float(np.max(np.abs(got - expected)))}
+
+
+SCENARIO = Scenario(
+    title="Base path set to the version directory: never loaded; load time of a large model measured",
+    targets=("tfserving",),
+    faulty=faulty,
+    fixed=fixed,
+    symptom=Raises(r"No versions of servable model found under base path /models/model/1\. "
+                   r"Did you forget to name your leaf directory as a number", runtime="tfserving"),
+    remedy=succeeds(Figure("max_abs_diff_small", "<=", 1e-5), Figure("max_abs_diff_large", "<=", 1e-3),
+                    Figure("load_time_ratio", ">", 1.0)),
+    cause="The server loads a model from its base path by looking for numbered version "
+          "subdirectories. Pointing --model_base_path at the SavedModel itself (.../model/1) leaves it "
+          "looking for numbers among `saved_model.pb`, `variables`, `assets`: it logs 'No versions of "
+          "servable ... found under base path' on every poll and the model never becomes AVAILABLE. "
+          "Once the path is right, loading is not free: the SavedModel's graph is imported and every "
+          "variable restored into memory before the version is published, so larger models take "
+          "longer, and the server opens its ports only after the initial load.",
+    fix="Point the base path at the directory that contains the version directories (/models/model, "
+        "holding 1/, 2/ ...). Budget start-up and memory for the largest model: the load time of each "
+        "version can be read from the server's own 'Loading servable version' and 'Successfully loaded "
+        "servable version' log lines (here both models in one server, the large one measured against "
+        "the small one); --enable_model_warmup with warm-up records also moves first-request latency "
+        "into the load.",
+    references=("https://www.tensorflow.org/tfx/serving/docker",
+                "https://www.tensorflow.org/tfx/serving/saved_model_warmup",
+                "https://github.com/tensorlayer/text-antispam/issues/7",
+                "https://github.com/tensorflow/serving/issues/1419"),
+)
