@@ -527,3 +527,27 @@ def grpc_predict(channel: Any, model: str, inputs: Mapping[str, Any], *, runtime
                              source="gRPC status of PredictionService.Predict") from None
     outputs = {name: tf.make_ndarray(tensor) for name, tensor in reply.outputs.items()}
     return outputs, int(reply.model_spec.version.value)
+
+
+def wide_mlp_saved_model(cache: Any, width: int = 4096) -> Path:
+    """A wide MLP (8 -> width -> width -> 3, untrained, seeded) exported as a SavedModel.
+
+    Big enough that loading and each Session run cost something measurable (a 4096-wide layer
+    holds 16.7 M weights), and batch-friendly (a run on 16 rows costs about what one row costs).
+    Returns the artifact directory: ``saved_model/`` and ``probe.npz`` (x: 4 rows, y: outputs).
+    """
+    from harness.artifacts import library_versions
+
+    def build(out: Path) -> None:
+        import keras
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(width, activation="relu"),
+                                  keras.layers.Dense(width, activation="relu"), keras.layers.Dense(3)])
+        model.export(str(out / "saved_model"), verbose=False)
+        x = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
+        np.savez(out / "probe.npz", x=x, y=np.asarray(model(x)))
+
+    key = {"model": f"wide-mlp-{width}", "versions": library_versions("tensorflow", "keras", "numpy")}
+    return Path(cache.get_or_build("saved_model_wide_mlp", key, build))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harness.artifacts import ArtifactCache, library_versions
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import load_seconds_from_log, model_base_path
+from harness.targets.tfserving import load_seconds_from_log, model_base_path, wide_mlp_saved_model
 
 SMALL = ModelSpec("dense", "keras3")
 WIDE = 4096  # two hidden layers of 4096 units: about 17 M parameters (the export holds ~135 MB)
@@ -16,24 +13,6 @@ CONFIG = """model_config_list {
   config { name: "large" base_path: "/models/large" model_platform: "tensorflow" }
 }
 """
-
-
-def large_model(cache: ArtifactCache) -> Path:
-    """A wide MLP (untrained, seeded) exported as a SavedModel, with a probe batch and its outputs."""
-
-    def build(out: Path) -> None:
-        import keras
-        import numpy as np
-
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(WIDE, activation="relu"),
-                                  keras.layers.Dense(WIDE, activation="relu"), keras.layers.Dense(3)])
-        model.export(str(out / "saved_model"), verbose=False)
-        x = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
-        np.savez(out / "probe.npz", x=x, y=np.asarray(model(x)))
-
-    key = {"model": f"wide-mlp-{WIDE}", "versions": library_versions("tensorflow", "keras", "numpy")}
-    return cache.get_or_build("saved_model_wide_mlp", key, build)
 
 
 def faulty(run: Run) -> None:
@@ -47,7 +26,7 @@ def faulty(run: Run) -> None:
 def fixed(run: Run) -> dict[str, float]:
     import numpy as np
 
-    large = large_model(run.cache)
+    large = wide_mlp_saved_model(run.cache, WIDE)
     bases = {"small": model_base_path(run.workdir, {1: saved_model(run.cache, SMALL)}, name="small"),
              "large": model_base_path(run.workdir, {1: large / "saved_model"}, name="large")}
     config = run.workdir / "models.config"
