@@ -4,6 +4,9 @@
   target, with the implementation that ran noted in the evidence;
 * :func:`cached_export`: a SavedModel a scenario builds itself (a re-exported or re-signed
   model), cached by recipe and library versions so warm runs skip TensorFlow;
+* :func:`export_endpoint`: a custom ``serving_default`` around a Keras 3 model, written so that a
+  Session-based server restores its variables;
+* :func:`signature_defs`: the signatures the server reports on its metadata endpoint;
 * :func:`checked_request`: any REST call, an error reply raised with the server's own text;
 * :func:`grpc_predict`: ``PredictionService.Predict`` through the official stubs, a failed call
   raised as :class:`RuntimeFailure` with the server's status text;
@@ -49,6 +52,26 @@ def cached_export(cache: ArtifactCache, recipe: Mapping[str, Any], build: Callab
     """
     key = {**recipe, "versions": library_versions(*KERAS_DISTS)}
     return cache.get_or_build("serving_export", key, lambda out: build(out / "saved_model")) / "saved_model"
+
+
+def export_endpoint(out: Path, model: Any, serve: Callable[..., Any], input_signature: list[Any]) -> None:
+    """Write ``serve`` (a function calling the Keras 3 ``model``) as the ``serving_default`` signature.
+
+    ``keras.export.ExportArchive`` with ``track(model)`` stores the Keras variables so that the
+    SavedModel's restore op initialises them in a Session, as TF Serving runs it
+    (``tf.saved_model.save`` of a tf.Module holding a Keras 3 model does not).
+    """
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serving_default", fn=serve, input_signature=input_signature)
+    archive.write_out(str(out), verbose=False)
+
+
+def signature_defs(server: "Server") -> dict[str, Any]:
+    """The served model's signatures (name -> inputs, outputs, method_name) from GET /metadata."""
+    return dict(server.metadata()["metadata"]["signature_def"].get("signature_def", {}))
 
 
 def checked_request(server: "Server", method: str, path: str, body: Any = None) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.serving_data import cached_export, serve_versions
+from harness.serving_data import cached_export, export_endpoint, serve_versions
 
 SPEC = ModelSpec("dense", "keras3")
 CLASS_NAMES = ("low", "medium", "high")
@@ -17,7 +17,6 @@ def export_classes_and_scores(cache: ArtifactCache, trained: TrainedModel) -> Pa
     """A signature shaped like TF's classification outputs: ``classes`` [N, 3] and ``scores`` [N, 3]."""
 
     def build(out: Path) -> None:
-        import keras
         import tensorflow as tf
 
         model = trained.load()
@@ -27,11 +26,7 @@ def export_classes_and_scores(cache: ArtifactCache, trained: TrainedModel) -> Pa
             classes = tf.tile(tf.constant([list(CLASS_NAMES)]), [tf.shape(scores)[0], 1])
             return {"classes": classes, "scores": scores}
 
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=serve,
-                             input_signature=[tf.TensorSpec([None, 8], tf.float32, name="features")])
-        archive.write_out(str(out), verbose=False)
+        export_endpoint(out, model, serve, [tf.TensorSpec([None, 8], tf.float32, name="features")])
 
     return cached_export(cache, {"recipe": "classes-and-scores/1", "names": CLASS_NAMES,
                                  "model": trained.dir.name}, build)

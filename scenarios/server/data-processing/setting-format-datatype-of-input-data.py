@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, label_figures, serve_versions
+from harness.serving_data import cached_export, export_endpoint, label_figures, serve_versions
 
 SPEC = ModelSpec("rgb_cnn", "keras3")  # 16x16 RGB in [0, 1]; class = dominant channel
 ROWS = 12
@@ -17,7 +17,6 @@ def export_png_model(cache: ArtifactCache, trained: TrainedModel) -> Path:
     """A serving signature that takes encoded PNG files (DT_STRING) and decodes them in the graph."""
 
     def build(out: Path) -> None:
-        import keras
         import tensorflow as tf
 
         model = trained.load()
@@ -29,12 +28,7 @@ def export_png_model(cache: ArtifactCache, trained: TrainedModel) -> Path:
             pixels = tf.map_fn(decode, image_bytes, fn_output_signature=tf.uint8)
             return {"probabilities": model(tf.cast(pixels, tf.float32) / 255.0)}
 
-        # ExportArchive tracks the Keras variables so that a Session-based loader restores them.
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=serve,
-                             input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
-        archive.write_out(str(out), verbose=False)
+        export_endpoint(out, model, serve, [tf.TensorSpec([None], tf.string, name="image_bytes")])
 
     return cached_export(cache, {"recipe": "png-bytes-signature/2", "model": trained.dir.name}, build)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, serve_versions
+from harness.serving_data import cached_export, export_endpoint, serve_versions
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,7 +27,6 @@ def export_clipped(cache: ArtifactCache, trained: TrainedModel, *, python_op: bo
     """The network behind a clipping step: NumPy through tf.py_function, or tf.clip_by_value."""
 
     def build(out: Path) -> None:
-        import keras
         import tensorflow as tf
 
         model = trained.load()
@@ -40,11 +39,7 @@ def export_clipped(cache: ArtifactCache, trained: TrainedModel, *, python_op: bo
                 clipped = tf.clip_by_value(features, -LIMIT, LIMIT)
             return {"probabilities": model(clipped)}
 
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        archive.add_endpoint(name="serving_default", fn=serve,
-                             input_signature=[tf.TensorSpec([None, 8], tf.float32, name="features")])
-        archive.write_out(str(out), verbose=False)
+        export_endpoint(out, model, serve, [tf.TensorSpec([None, 8], tf.float32, name="features")])
 
     return cached_export(cache, {"recipe": "clip-before-network/1", "python_op": python_op,
                                  "limit": LIMIT, "model": trained.dir.name}, build)

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, grpc_predict, serve_versions
+from harness.serving_data import cached_export, grpc_predict, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -53,7 +53,7 @@ def _run(run: Run, float32_io: bool) -> dict[str, float]:
     half = export_float16(run.cache, trained, float32_io=float32_io)
     run.figure("weight_bytes_ratio", weight_bytes(half) / weight_bytes(saved_model(run.cache, SPEC)))
     server = serve_versions(run, {1: half})
-    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    signature = signature_defs(server)["serving_default"]
     (input_name, info), = signature["inputs"].items()
     (output_name,) = signature["outputs"]
     run.note("signature_input", {input_name: info["dtype"]})

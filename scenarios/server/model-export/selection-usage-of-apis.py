@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, serve_versions
+from harness.serving_data import cached_export, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -28,7 +28,7 @@ def _predict(run: Run, model_dir: Path) -> dict[str, float]:
 
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: model_dir})
-    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    signature = signature_defs(server)["serving_default"]
     run.note("serving_default", {"inputs": sorted(signature["inputs"]), "outputs": sorted(signature["outputs"])})
     got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
     return {"max_abs_diff": float(np.max(np.abs(got - expected)))}

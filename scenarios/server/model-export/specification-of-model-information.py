@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, serve_versions
+from harness.serving_data import cached_export, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -52,7 +52,7 @@ def _run(run: Run, name_signatures: bool) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     x, expected = trained.probe()
     server = serve_versions(run, {1: export_module(run.cache, trained, name_signatures=name_signatures)})
-    signatures = server.metadata()["metadata"]["signature_def"].get("signature_def", {})
+    signatures = signature_defs(server)
     run.note("signatures", {k: {"inputs": sorted(v.get("inputs", {})), "outputs": sorted(v.get("outputs", {})),
                                 "method": v.get("method_name")} for k, v in signatures.items()})
     got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])

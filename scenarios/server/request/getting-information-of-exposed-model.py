@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import serve_versions
+from harness.serving_data import serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -21,7 +21,7 @@ def fixed(run: Run) -> dict[str, float]:
 
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
-    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    signature = signature_defs(server)["serving_default"]
     (input_name, info), = signature["inputs"].items()
     (output_name,) = signature["outputs"]
     dims = [int(d["size"]) for d in info["tensor_shape"]["dim"]]

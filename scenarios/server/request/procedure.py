@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import checked_request, grpc_predict, serve_versions
+from harness.serving_data import checked_request, grpc_predict, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -23,7 +23,7 @@ def fixed(run: Run) -> dict[str, float]:
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     rest = np.asarray(checked_request(server, "POST", "/v1/models/model:predict",
                                       {"instances": x.tolist()})["predictions"])
-    signature = server.metadata()["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    signature = signature_defs(server)["serving_default"]
     (input_name,), (output_name,) = signature["inputs"], signature["outputs"]
     grpc = grpc_predict(server, {input_name: x}, signature_name="serving_default")[output_name]
     return {"rest_max_abs_diff": float(np.max(np.abs(rest - expected))),
