@@ -529,12 +529,12 @@ def grpc_predict(channel: Any, model: str, inputs: Mapping[str, Any], *, runtime
     return outputs, int(reply.model_spec.version.value)
 
 
-def wide_mlp_saved_model(cache: Any, width: int = 4096) -> Path:
-    """A wide MLP (8 -> width -> width -> 3, untrained, seeded) exported as a SavedModel.
+def wide_mlp_saved_model(cache: Any, width: int = 4096, depth: int = 2) -> Path:
+    """A wide MLP (8 -> width x depth -> 3, untrained, seeded) exported as a SavedModel.
 
-    Big enough that loading and each Session run cost something measurable (a 4096-wide layer
-    holds 16.7 M weights), and batch-friendly (a run on 16 rows costs about what one row costs).
-    Returns the artifact directory: ``saved_model/`` and ``probe.npz`` (x: 4 rows, y: outputs).
+    Big enough that loading and each Session run cost something measurable (each width x width
+    layer of 4096 holds 16.7 M weights), and batch-friendly (a run on 16 rows costs about what one
+    row costs). Returns the artifact directory: ``saved_model/`` and ``probe.npz`` (x: 4 rows, y).
     """
     from harness.artifacts import library_versions
 
@@ -543,11 +543,12 @@ def wide_mlp_saved_model(cache: Any, width: int = 4096) -> Path:
         import numpy as np
 
         keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(width, activation="relu"),
-                                  keras.layers.Dense(width, activation="relu"), keras.layers.Dense(3)])
+        hidden = [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
+        model = keras.Sequential([keras.Input((8,)), *hidden, keras.layers.Dense(3)])
         model.export(str(out / "saved_model"), verbose=False)
         x = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
         np.savez(out / "probe.npz", x=x, y=np.asarray(model(x)))
 
-    key = {"model": f"wide-mlp-{width}", "versions": library_versions("tensorflow", "keras", "numpy")}
+    key = {"model": f"wide-mlp-{width}" + (f"x{depth}" if depth != 2 else ""),
+           "versions": library_versions("tensorflow", "keras", "numpy")}
     return Path(cache.get_or_build("saved_model_wide_mlp", key, build))
