@@ -21,6 +21,7 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError
 from harness.models import KERAS_DISTS, TrainedModel, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
+from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,19 +34,6 @@ if TYPE_CHECKING:
 MATCHES_KERAS: Succeeds = succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4))
 MODEL_URL = "/model/model.json"
 
-# ---------------------------------------------------------------------------- page scripts
-
-LAYERS_PREDICT = """async ({url, x}) => {
-  const m = await tf.loadLayersModel(url);
-  return m.predict(tf.tensor(x)).array();
-}"""
-
-GRAPH_PREDICT = """async ({url, x}) => {
-  const m = await tf.loadGraphModel(url);
-  return m.predict(tf.tensor(x)).array();
-}"""
-
-
 def model_page(run: "Run", converted: Path, extra: Mapping[str, Path] | None = None) -> "TfjsPage":
     """A fresh page on the run's tf.js target serving ``converted`` at ``/model/`` (plus ``extra``
     mounts), recording the page's errors as evidence; closed when the variant ends."""
@@ -56,7 +44,7 @@ def predict_in_page(page: "TfjsPage", url: str, x: "np.ndarray", *, graph: bool 
     """Load ``url`` (a model.json on the page's server) and predict ``x`` as a nested array."""
     import numpy as np
 
-    return np.asarray(page.evaluate(GRAPH_PREDICT if graph else LAYERS_PREDICT,
+    return np.asarray(page.evaluate(PREDICT_GRAPH_JS if graph else PREDICT_LAYERS_JS,
                                     {"url": url, "x": np.asarray(x).tolist()}), dtype="float64")
 
 

@@ -71,4 +71,5 @@ def test_every_repository_scenario_loads_and_names_a_node() -> None:
     for s in scenarios:
         assert s.taxonomy in ids
         assert s.cause and s.fix, f"{s.id}: cause and fix are needed for students"
+        assert s.references, f"{s.id}: give at least one reference (docs, an issue, a Q&A thread)"
         assert s.title

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import convert_layers_model
+from harness.targets.tfjs import PREDICT_LAYERS_JS, convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
-PREDICT = "async ({url, x}) => { const m = await tf.loadLayersModel(url); return m.predict(tf.tensor(x)).array(); }"
 
 
 def faulty(run: Run) -> None:
     # Serving the Keras HDF5 file itself: tf.js only reads its own JSON format.
     trained = trained_model(run.cache, SPEC)
     page = run.enter(run.target.page({"/model/": trained.dir}, observe=run.observe))
-    page.evaluate(PREDICT, {"url": "/model/model.h5", "x": trained.probe()[0].tolist()})
+    page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.h5", "x": trained.probe()[0].tolist()})
 
 
 def fixed(run: Run) -> dict[str, float]:
@@ -24,7 +23,7 @@ def fixed(run: Run) -> dict[str, float]:
     converted = convert_layers_model(run.cache, trained)
     page = run.enter(run.target.page({"/model/": converted}, backend="webgl", observe=run.observe))
     x, expected = trained.probe()
-    got = np.asarray(page.evaluate(PREDICT, {"url": "/model/model.json", "x": x.tolist()}))
+    got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()}))
     run.note("backend", page.evaluate("() => tf.getBackend()"))
     return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
 
