@@ -86,8 +86,9 @@ SCENARIO = Scenario(
           "serving signature declares DT_HALF. TF Serving passes a gRPC TensorProto to the graph "
           "as it is, without conversion, so the existing clients, which send float32 tensors "
           "(tf.make_tensor_proto of a float32 array), fail in TensorFlow's function call with "
-          "\"Expects arg[0] to be half but float is provided\". (REST clients are spared: JSON "
-          "numbers are parsed into the signature's dtype.)",
+          "\"Expects arg[0] to be half but float is provided\". REST clients fare no better: "
+          "TF Serving's JSON decoder has no DT_HALF conversion and answers \"Conversion of JSON "
+          "Value: ... to type: half\".",
     fix="Keep the serving interface float32 and quantise inside: float32 Input, float16 layers "
         "(Keras casts the input to each layer's dtype) and a final float32 cast of the output. "
         "The weights stay float16 (weight bytes 0.5 of the float32 model's), unchanged clients "
@@ -96,5 +97,6 @@ SCENARIO = Scenario(
     references=("https://keras.io/api/mixed_precision/policy/",
                 "https://www.tensorflow.org/guide/mixed_precision",
                 "https://github.com/tensorflow/serving/issues/1673",
-                "https://github.com/tensorflow/serving/issues/927"),
+                "https://github.com/tensorflow/serving/issues/927",
+                "https://github.com/tensorflow/serving/pull/1753"),
 )
