@@ -552,3 +552,28 @@ def wide_mlp_saved_model(cache: Any, width: int = 4096, depth: int = 2) -> Path:
     key = {"model": f"wide-mlp-{width}" + (f"x{depth}" if depth != 2 else ""),
            "versions": library_versions("tensorflow", "keras", "numpy")}
     return Path(cache.get_or_build("saved_model_wide_mlp", key, build))
+
+
+def serve_spec(run: Any, spec: Any, *, name: str = "model", **serve_options: Any) -> Server:
+    """Serve the SavedModel of ``spec`` (a :class:`harness.models.ModelSpec`) as version 1 of ``name``.
+
+    The server is registered with ``run`` (stopped when the variant ends) and its implementation noted.
+    """
+    from harness.models import saved_model
+
+    base = model_base_path(run.workdir, {1: saved_model(run.cache, spec)}, name=name)
+    server: Server = run.enter(run.target.serve(model_name=name, model_dir=base, **serve_options))
+    run.note("implementation", server.implementation)
+    return server
+
+
+def probe_diff(server: Server, cache: Any, spec: Any, *, rows: int | None = None, **predict_options: Any) -> float:
+    """Max |served - Keras| on the probe batch of ``spec`` (row format ``instances``)."""
+    import numpy as np
+
+    from harness.models import trained_model
+
+    x, expected = trained_model(cache, spec).probe()
+    x, expected = (x[:rows], expected[:rows]) if rows else (x, expected)
+    got = np.asarray(server.predict({"instances": x.tolist()}, **predict_options)["predictions"])
+    return float(np.max(np.abs(got - expected)))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -12,22 +12,14 @@ SPEC = ModelSpec("dense", "keras3")
 def faulty(run: Run) -> None:
     # The export is mounted at /models/model (the image's default MODEL_NAME), but the container is
     # started with -e MODEL_NAME=classifier: the entrypoint serves /models/classifier.
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base, env={"MODEL_NAME": "classifier"}, wait="started"))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC, env={"MODEL_NAME": "classifier"}, wait="started")
     server.raise_from_log(r"Could not find base path", timeout=90)
 
 
 def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)}, name="classifier")
     # Mount at /models/classifier and set MODEL_NAME=classifier: the name is also the REST path.
-    server = run.enter(run.target.serve(model_name="classifier", model_dir=base, env={"MODEL_NAME": "classifier"}))
-    run.note("implementation", server.implementation)
-    x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()}, model="classifier")["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    server = serve_spec(run, SPEC, name="classifier", env={"MODEL_NAME": "classifier"})
+    return {"max_abs_diff": probe_diff(server, run.cache, SPEC, model="classifier")}
 
 
 SCENARIO = Scenario(

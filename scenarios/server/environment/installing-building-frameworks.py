@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 SERVER_FLAGS = ("--port=8500", "--rest_api_port=8501", "--model_name=model", "--model_base_path=/models/model")
@@ -13,23 +13,16 @@ SERVER_FLAGS = ("--port=8500", "--rest_api_port=8501", "--model_name=model", "--
 def faulty(run: Run) -> None:
     # `tensorflow-model-server` is the name of the Debian/apt package; the binary it installs is
     # `tensorflow_model_server`.  A container command with the package name cannot even start.
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
     run.target.require_container("starting a container with a custom command")
-    run.enter(run.target.serve(model_dir=base, command=["tensorflow-model-server", *SERVER_FLAGS]))
+    serve_spec(run, SPEC, command=["tensorflow-model-server", *SERVER_FLAGS])
 
 
 def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
     # The image's documented entrypoint (tf_serving_entrypoint.sh) runs tensorflow_model_server with
     # MODEL_NAME and MODEL_BASE_PATH; the binary's own name works as an explicit command too.
     run.target.require_container("starting a container with a custom command")
-    server = run.enter(run.target.serve(model_dir=base, command=["tensorflow_model_server", *SERVER_FLAGS]))
-    run.note("implementation", server.implementation)
-    x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    server = serve_spec(run, SPEC, command=["tensorflow_model_server", *SERVER_FLAGS])
+    return {"max_abs_diff": probe_diff(server, run.cache, SPEC)}
 
 
 SCENARIO = Scenario(

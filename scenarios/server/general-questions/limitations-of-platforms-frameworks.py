@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -22,15 +22,9 @@ def faulty(run: Run) -> None:
 
 
 def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
     # The same model exported to the format the server runs: a SavedModel (model.export(dir)).
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
-    x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    server = serve_spec(run, SPEC)
+    return {"max_abs_diff": probe_diff(server, run.cache, SPEC)}
 
 
 SCENARIO = Scenario(

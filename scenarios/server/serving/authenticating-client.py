@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfserving import basic_auth_proxy, http_request, model_base_path
+from harness.targets.tfserving import basic_auth_proxy, http_request, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 USER, PASSWORD = "client-app", "s3cret-for-tests"
@@ -18,9 +18,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
 
 def faulty(run: Run) -> dict[str, float]:
     # The server port is the only gate: a client with no credentials, or wrong ones, predicts.
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC)
     x, _ = trained_model(run.cache, SPEC).probe()
     body = {"instances": x[:2].tolist()}
     anonymous = server.request("POST", server.model_path() + ":predict", body)
@@ -34,9 +32,7 @@ def faulty(run: Run) -> dict[str, float]:
 def fixed(run: Run) -> dict[str, float]:
     import numpy as np
 
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC)
     run.note("published_ports", server.published)
     proxy = run.enter(basic_auth_proxy(server.rest_url, {USER: PASSWORD}))
     x, expected = trained_model(run.cache, SPEC).probe()

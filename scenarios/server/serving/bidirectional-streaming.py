@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from harness.errors import RuntimeFailure
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, grpc_predict, model_base_path, signature_inputs
+from harness.targets.tfserving import Server, grpc_predict, serve_spec, signature_inputs
 
 SPEC = ModelSpec("dense", "keras3")
 STREAM_METHOD = "/tensorflow.serving.PredictionService/StreamPredict"
@@ -16,9 +16,7 @@ STREAM_METHOD = "/tensorflow.serving.PredictionService/StreamPredict"
 def _start(run: Run) -> tuple[Server, Any, str]:
     import grpc
 
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC)
     (name,) = signature_inputs(server)
     return server, run.enter(grpc.insecure_channel(server.grpc_target)), name
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import load_seconds_from_log, model_base_path, wide_mlp_saved_model
+from harness.targets.tfserving import load_seconds_from_log, model_base_path, probe_diff, serve_spec, wide_mlp_saved_model
 
 SMALL = ModelSpec("dense", "keras3")
 WIDE = 4096  # two hidden layers of 4096 units: about 17 M parameters (the export holds ~135 MB)
@@ -17,9 +17,7 @@ CONFIG = """model_config_list {
 
 def faulty(run: Run) -> None:
     # --model_base_path pointing at the version directory (the SavedModel itself) instead of its parent.
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SMALL)})
-    server = run.enter(run.target.serve(model_dir=base, args=["--model_base_path=/models/model/1"], wait="started"))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SMALL, args=["--model_base_path=/models/model/1"], wait="started")
     server.raise_from_log(r"No versions of servable model found under base path /models/model/1", timeout=90)
 
 
@@ -42,11 +40,9 @@ def fixed(run: Run) -> dict[str, float]:
     with np.load(large / "probe.npz") as probe:
         got = np.asarray(server.predict({"instances": probe["x"].tolist()}, model="large")["predictions"])
         large_diff = float(np.max(np.abs(got - probe["y"])))
-    x, expected = trained_model(run.cache, SMALL).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()}, model="small")["predictions"])
     return {"load_seconds_small": small_s, "load_seconds_large": large_s,
             "load_time_ratio": large_s / max(small_s, 1e-3),
-            "max_abs_diff_large": large_diff, "max_abs_diff_small": float(np.max(np.abs(got - expected)))}
+            "max_abs_diff_large": large_diff, "max_abs_diff_small": probe_diff(server, run.cache, SMALL, model="small")}
 
 
 SCENARIO = Scenario(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 
 
 def faulty(run: Run) -> None:
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC)
     x, _ = trained_model(run.cache, SPEC).probe()
     # A truncated body (a client that streamed half a JSON document) is refused by the parser too.
     broken = server.request("POST", server.model_path() + ":predict", raw=b'{"instances": [[1.0, 2.0')
@@ -24,13 +22,10 @@ def faulty(run: Run) -> None:
 def fixed(run: Run) -> dict[str, float]:
     import numpy as np
 
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC)
     x, expected = trained_model(run.cache, SPEC).probe()
-    rows = np.asarray(server.predict({"instances": x.tolist()})["predictions"])  # row format
     columns = np.asarray(server.predict({"inputs": x.tolist()})["outputs"])  # columnar format
-    return {"max_abs_diff_instances": float(np.max(np.abs(rows - expected))),
+    return {"max_abs_diff_instances": probe_diff(server, run.cache, SPEC),  # row format
             "max_abs_diff_inputs": float(np.max(np.abs(columns - expected)))}
 
 
@@ -50,6 +45,6 @@ SCENARIO = Scenario(
     fix="Send one format: `{\"instances\": [[...], ...]}` (answer under `predictions`) or "
         "`{\"inputs\": [[...], ...]}` (answer under `outputs`), serialised with a JSON library, never "
         "assembled by hand. Both give the Keras model's outputs.",
-    references=("https://www.tensorflow.org/tfx/serving/api_rest#request_format_2",
+    references=("https://www.tensorflow.org/tfx/serving/api_rest",
                 "https://github.com/tensorflow/serving/blob/master/tensorflow_serving/util/json_tensor.cc"),
 )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -12,29 +12,20 @@ SPEC = ModelSpec("dense", "keras3")
 def faulty(run: Run) -> None:
     # `tensorflow_model_server --model_base_path=models/model`, as one would type it next to the
     # exported directory: the flag given last overrides the image's absolute default.
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base, args=["--model_base_path=models/model"],
-                                        wait="started"))
-    run.note("implementation", server.implementation)
+    server = serve_spec(run, SPEC, args=["--model_base_path=models/model"], wait="started")
     server.raise_from_log(r"Failed to start server", timeout=90)
 
 
 def fixed(run: Run) -> dict[str, float]:
     import time
 
-    import numpy as np
-
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
     started = time.perf_counter()
-    server = run.enter(run.target.serve(model_dir=base, args=["--model_base_path=/models/model"]))
+    server = serve_spec(run, SPEC, args=["--model_base_path=/models/model"])
     run.figure("start_to_available_seconds", time.perf_counter() - started)
-    run.note("implementation", server.implementation)
     status = server.status().body or {}
     run.observe(f"GET {server.model_path()}: {status}")
     available = [v for v in status.get("model_version_status", []) if v.get("state") == "AVAILABLE"]
-    x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"available_versions": len(available), "max_abs_diff": float(np.max(np.abs(got - expected)))}
+    return {"available_versions": len(available), "max_abs_diff": probe_diff(server, run.cache, SPEC)}
 
 
 SCENARIO = Scenario(

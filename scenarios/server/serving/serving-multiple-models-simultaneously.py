@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, model_base_path
+from harness.targets.tfserving import Server, model_base_path, probe_diff
 
 STABLE, CANARY = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 IMAGES = ModelSpec("cnn", "keras3")
@@ -50,17 +50,10 @@ def faulty(run: Run) -> None:
 
 
 def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
     server = _serve(run, ["--allow_version_labels_for_unavailable_models=true"], wait="available")
-    diffs: dict[str, float] = {}
-    for label, spec in (("stable", STABLE), ("canary", CANARY)):
-        x, expected = trained_model(run.cache, spec).probe()
-        got = server.predict({"instances": x.tolist()}, model="classifier", label=label)
-        diffs[f"max_abs_diff_{label}"] = float(np.max(np.abs(np.asarray(got["predictions"]) - expected)))
-    x, expected = trained_model(run.cache, IMAGES).probe()
-    got = server.predict({"instances": x[:4].tolist()}, model="images")
-    diffs["max_abs_diff_images"] = float(np.max(np.abs(np.asarray(got["predictions"]) - expected[:4])))
+    diffs = {f"max_abs_diff_{label}": probe_diff(server, run.cache, spec, model="classifier", label=label)
+             for label, spec in (("stable", STABLE), ("canary", CANARY))}
+    diffs["max_abs_diff_images"] = probe_diff(server, run.cache, IMAGES, rows=4, model="images")
     status = server.status("classifier").body
     run.observe(f"GET /v1/models/classifier: {status}")
     states = [v["state"] for v in (status or {}).get("model_version_status", [])]
