@@ -1,0 +1,114 @@
+"""Tests of the helpers in harness.targets.tfserving that need no serving container."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.errors import HarnessError
+from harness.targets import tfserving
+
+
+def test_ssha_entry_is_rfc2307_salted_sha1() -> None:
+    user, _, stored = tfserving._ssha_entry("client", "pw").partition(":")
+    assert user == "client" and stored.startswith("{SSHA}")
+    raw = base64.b64decode(stored[len("{SSHA}"):])
+    digest, salt = raw[:20], raw[20:]
+    assert hashlib.sha1(b"pw" + salt).digest() == digest
+
+
+LOG = """\
+2026-11-22 18:25:30.100000: I tfs_compat/core.py:290] Loading servable version {name: small version: 1}
+2026-11-22 18:25:30.150000: I tfs_compat/core.py:330] Successfully loaded servable version {name: small version: 1}
+2026-11-22 18:25:30.200000: I tfs_compat/core.py:290] Loading servable version {name: large version: 1}
+2026-11-22 18:25:31.450000: I tfs_compat/core.py:330] Successfully loaded servable version {name: large version: 1}
+"""
+
+
+def test_load_seconds_from_log() -> None:
+    assert tfserving.load_seconds_from_log(LOG, "small") == pytest.approx(0.05)
+    assert tfserving.load_seconds_from_log(LOG, "large") == pytest.approx(1.25)
+    with pytest.raises(HarnessError, match="no 'Loading servable version"):
+        tfserving.load_seconds_from_log(LOG, "other")
+
+
+@pytest.fixture()
+def upstream() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            self.rfile.read(length)
+            body = ('{"predictions": [[1.0]], "saw_authorization": %s}'
+                    % ("true" if self.headers.get("Authorization") else "false")).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_basic_auth_proxy_rejects_then_forwards(upstream: str) -> None:
+    if not Path(tfserving.NGINX).is_file():
+        pytest.skip("nginx is not installed (run.sh installs nginx-light)")
+    good = {"Authorization": "Basic " + base64.b64encode(b"client:pw").decode()}
+    with tfserving.basic_auth_proxy(upstream, {"client": "pw"}) as url:
+        anonymous = tfserving.http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]})
+        allowed = tfserving.http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]}, headers=good)
+    assert anonymous.status == 401 and "401 Authorization Required" in anonymous.text
+    assert allowed.status == 200 and allowed.body == {"predictions": [[1.0]], "saw_authorization": False}
+    with pytest.raises(OSError):  # nginx is gone once the block ends
+        tfserving.http_request("POST", url + "/", {}, timeout=2)
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.callbacks: list[Any] = []
+
+    def callback(self, fn: Any) -> None:
+        self.callbacks.append(fn)
+
+
+def test_enter_together_stops_the_started_ones_when_one_fails() -> None:
+    events: list[str] = []
+
+    @contextmanager
+    def fake(name: str, fail: bool) -> Iterator[str]:
+        if fail:
+            raise RuntimeError(f"{name} failed")
+        events.append(f"start {name}")
+        try:
+            yield name
+        finally:
+            events.append(f"stop {name}")
+
+    run = _Run()
+    assert tfserving.enter_together(run, fake("a", False), fake("b", False)) == ["a", "b"]
+    for fn in run.callbacks:
+        fn()
+    assert sorted(events) == ["start a", "start b", "stop a", "stop b"]
+    run, events[:] = _Run(), []
+    with pytest.raises(RuntimeError, match="b failed"):
+        tfserving.enter_together(run, fake("a", False), fake("b", True))
+    assert len(run.callbacks) == 1  # the one that started is registered, so the run stops it
+    run.callbacks[0]()
+    assert events == ["start a", "stop a"]
