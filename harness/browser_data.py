@@ -11,7 +11,6 @@ Nothing heavy is imported at module level.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Literal, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError
-from harness.models import KERAS_DISTS, TrainedModel, tabular_data
+from harness.models import KERAS_DISTS, TrainedModel, keras_outputs, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
 from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
@@ -61,20 +60,6 @@ def parity(got: "ArrayLike", expected: "ArrayLike") -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- Python references
-
-def keras_outputs(cache: ArtifactCache, trained: TrainedModel, x: "np.ndarray") -> "np.ndarray":
-    """The Keras model's own outputs on ``x`` (cached by model and input bytes)."""
-    import numpy as np
-
-    x = np.ascontiguousarray(x, dtype="float32")
-    key = {"model": trained.dir.name, "x": hashlib.sha256(x.tobytes()).hexdigest(),
-           "shape": list(x.shape), "versions": library_versions(*KERAS_DISTS)}
-
-    def build(out: Path) -> None:
-        np.save(out / "y.npy", np.asarray(trained.load().predict(x, verbose=0)))
-
-    return np.load(cache.get_or_build("keras_outputs", key, build) / "y.npy")
-
 
 # ---------------------------------------------------------------------------- models tf.js lacks
 

@@ -8,6 +8,7 @@ model's own outputs on it, so targets can check parity without reloading Keras.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -216,3 +217,17 @@ def saved_model(cache: ArtifactCache, spec: ModelSpec = ModelSpec()) -> Path:
             model.save(str(target), save_format="tf")
 
     return cache.get_or_build("saved_model", key, build) / "saved_model"
+
+
+def keras_outputs(cache: ArtifactCache, trained: TrainedModel, x: "np.ndarray") -> "np.ndarray":
+    """The Keras model's own outputs on ``x`` (cached by model and input bytes)."""
+    import numpy as np
+
+    x = np.ascontiguousarray(x, dtype="float32")
+    key = {"model": trained.dir.name, "x": hashlib.sha256(x.tobytes()).hexdigest(),
+           "shape": list(x.shape), "versions": library_versions(*KERAS_DISTS)}
+
+    def build(out: Path) -> None:
+        np.save(out / "y.npy", np.asarray(trained.load().predict(x, verbose=0)))
+
+    return np.load(cache.get_or_build("keras_outputs", key, build) / "y.npy")
