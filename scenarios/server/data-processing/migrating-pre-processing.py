@@ -30,7 +30,7 @@ def export_with_normalization(cache: ArtifactCache, trained: TrainedModel) -> Pa
 def _run(run: Run, model_dir: Path, trained: TrainedModel) -> dict[str, float]:
     import numpy as np
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     x, y = trained.test_set()
     server = serve_versions(run, {1: model_dir})

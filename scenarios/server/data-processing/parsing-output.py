@@ -35,7 +35,7 @@ def export_classes_and_scores(cache: ArtifactCache, trained: TrainedModel) -> Pa
 def _labels(run: Run, read_label: str) -> dict[str, float]:
     import numpy as np
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()

@@ -13,7 +13,7 @@ CLASS_NAMES = ("low", "medium", "high")
 def _run(run: Run, standardise: bool) -> dict[str, float]:
     import numpy as np
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()

@@ -48,7 +48,7 @@ def export_clipped(cache: ArtifactCache, trained: TrainedModel, *, python_op: bo
 def _run(run: Run, python_op: bool) -> dict[str, float]:
     import numpy as np
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, _ = trained.test_set()

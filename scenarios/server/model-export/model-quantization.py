@@ -45,7 +45,7 @@ def weight_bytes(model_dir: Path) -> int:
 def _run(run: Run, float32_io: bool) -> dict[str, float]:
     import numpy as np
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()

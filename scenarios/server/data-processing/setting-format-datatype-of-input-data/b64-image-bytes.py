@@ -39,7 +39,7 @@ def _run(run: Run, wrap: bool) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
 
-    from harness.browser_data import keras_outputs
+    from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()
