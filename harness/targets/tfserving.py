@@ -288,6 +288,13 @@ class TfservingTarget(Target):
                 from harness.errors import WaitTimeout
 
                 def exited() -> str | None:
+                    """Raise the server's own load error (as in a container), else say it has exited."""
+                    from harness.images import load_failure_in_log
+
+                    failure = load_failure_in_log(logs(), ready_model or name) if fail_on_load_error else None
+                    if failure is not None:
+                        raise RuntimeFailure(server.implementation, failure[1], kind=failure[0],
+                                             source="server log: 'Loading servable ... failed'")
                     code = proc.poll()
                     return None if code is None else f"server process exited with code {code}"
 

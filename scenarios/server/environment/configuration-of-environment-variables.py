@@ -12,6 +12,7 @@ SPEC = ModelSpec("dense", "keras3")
 def faulty(run: Run) -> None:
     # The export is mounted at /models/model (the image's default MODEL_NAME), but the container is
     # started with -e MODEL_NAME=classifier: the entrypoint serves /models/classifier.
+    run.target.require_container("the serving image's entrypoint, which reads MODEL_NAME")
     server = serve_spec(run, SPEC, env={"MODEL_NAME": "classifier"}, wait="started")
     server.raise_from_log(r"Could not find base path", timeout=90)
 

@@ -32,7 +32,7 @@ SCENARIO = Scenario(
     targets=("tfserving",),
     faulty=faulty,
     fixed=fixed,
-    symptom=Raises(r"Could not find SavedModel \.pb or \.pbtxt at supplied export directory path: /models/model/1",
+    symptom=Raises(r"Could not find SavedModel \.pb or \.pbtxt at supplied export directory path: \S*/model/1",
                    runtime="tfserving"),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
     cause="TF Serving's only built-in platform is `tensorflow`, whose loader reads a SavedModel "

@@ -17,6 +17,7 @@ CONFIG = """model_config_list {
 
 def faulty(run: Run) -> None:
     # --model_base_path pointing at the version directory (the SavedModel itself) instead of its parent.
+    run.target.require_container("the image's /models mount layout")
     server = serve_spec(run, SMALL, args=["--model_base_path=/models/model/1"], wait="started")
     server.raise_from_log(r"No versions of servable model found under base path /models/model/1", timeout=90)
 

@@ -12,6 +12,7 @@ SPEC = ModelSpec("dense", "keras3")
 def faulty(run: Run) -> None:
     # `tensorflow_model_server --model_base_path=models/model`, as one would type it next to the
     # exported directory: the flag given last overrides the image's absolute default.
+    run.target.require_container("the image's /models mount layout")
     server = serve_spec(run, SPEC, args=["--model_base_path=models/model"], wait="started")
     server.raise_from_log(r"Failed to start server", timeout=90)
 
@@ -19,6 +20,7 @@ def faulty(run: Run) -> None:
 def fixed(run: Run) -> dict[str, float]:
     import time
 
+    run.target.require_container("the image's /models mount layout")
     started = time.perf_counter()
     server = serve_spec(run, SPEC, args=["--model_base_path=/models/model"])
     run.figure("start_to_available_seconds", time.perf_counter() - started)
