@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.artifacts import library_versions
+from harness.artifacts import ArtifactCache, library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving import model_base_path
 
@@ -12,7 +12,7 @@ TRAINING_TF = "2.19.0"
 OLD_SERVING_TF = "2.12.0"
 
 
-def bag_of_items_model(cache: "object") -> Path:
+def bag_of_items_model(cache: ArtifactCache) -> Path:
     """A small recommender: a bag of item ids (padded with -1) -> mean embedding -> 3 scores.
 
     ``tf.nn.safe_embedding_lookup_sparse`` on ragged ids emits RaggedFillEmptyRows, an op added
@@ -42,7 +42,7 @@ def bag_of_items_model(cache: "object") -> Path:
         np.savez(out / "probe.npz", x=x, y=module.serve(tf.constant(x))["scores"].numpy())
 
     key = {"model": "bag-of-items-recommender", "versions": library_versions("tensorflow", "numpy")}
-    return cache.get_or_build("saved_model_ragged_bag", key, build)  # type: ignore[attr-defined]
+    return cache.get_or_build("saved_model_ragged_bag", key, build)
 
 
 def _serve_and_predict(run: Run, tf_version: str) -> dict[str, float]:

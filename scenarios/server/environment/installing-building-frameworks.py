@@ -7,6 +7,7 @@ from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
+ENTRYPOINT = "/usr/bin/tf_serving_entrypoint.sh"  # in tensorflow/serving and in our image
 SERVER_FLAGS = ("--port=8500", "--rest_api_port=8501", "--model_name=model", "--model_base_path=/models/model")
 
 
@@ -18,10 +19,10 @@ def faulty(run: Run) -> None:
 
 
 def fixed(run: Run) -> dict[str, float]:
-    # The image's documented entrypoint (tf_serving_entrypoint.sh) runs tensorflow_model_server with
-    # MODEL_NAME and MODEL_BASE_PATH; the binary's own name works as an explicit command too.
+    # The image's documented entrypoint runs tensorflow_model_server (the binary's real name) with
+    # --model_name=${MODEL_NAME} --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}.
     run.target.require_container("starting a container with a custom command")
-    server = serve_spec(run, SPEC, command=["tensorflow_model_server", *SERVER_FLAGS])
+    server = serve_spec(run, SPEC, command=[ENTRYPOINT])
     return {"max_abs_diff": probe_diff(server, run.cache, SPEC)}
 
 
