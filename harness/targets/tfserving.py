@@ -40,17 +40,28 @@ COMPAT_DIR = REPO_ROOT / "containers" / "tfserving-compat"
 MODES = ("auto", "container", "subprocess")
 
 
-def model_base_path(workdir: Path, versions: Mapping[int | str, Path], name: str = "model") -> Path:
+def model_base_path(workdir: Path, versions: Mapping[int | str, Path], name: str = "model", *,
+                    hard_links: bool = False) -> Path:
     """A model base path as TF Serving expects it: ``<name>/<version>/saved_model.pb``.
 
-    The SavedModels are copied (not linked) so that the directory can be bind-mounted.
+    The SavedModels are copied (not symlinked) so that the directory can be bind-mounted.  With
+    ``hard_links`` (for large models that nothing writes to) files are hard-linked where the file
+    system allows it; never use it when a scenario writes into the version directories, since a
+    hard link shares the cached file.
     """
     import shutil
+
+    def link_or_copy(source: str, target: str) -> object:
+        try:
+            os.link(source, target)
+            return target
+        except OSError:
+            return shutil.copy2(source, target)
 
     base = workdir / name
     base.mkdir(parents=True, exist_ok=True)
     for version, saved in versions.items():
-        shutil.copytree(saved, base / str(version))
+        shutil.copytree(saved, base / str(version), copy_function=link_or_copy if hard_links else shutil.copy2)
     return base
 
 

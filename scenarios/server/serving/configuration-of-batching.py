@@ -59,7 +59,7 @@ def fixed(run: Run) -> dict[str, float]:
     files = _parameters(run, "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 5000 }\n"
                              "max_enqueued_batches { value: 100 }\nnum_batch_threads { value: 2 }\n")
     artifact = wide_mlp_saved_model(run.cache, 4096, depth=4)  # a Session run costs ~10 ms
-    base = model_base_path(run.workdir, {1: artifact / "saved_model"})
+    base = model_base_path(run.workdir, {1: artifact / "saved_model"}, hard_links=True)
     batched, plain = enter_together(run, run.target.serve(model_dir=base, files=files, args=BATCHING_ARGS),
                                     run.target.serve(model_dir=base))
     run.note("implementation", batched.implementation)

@@ -27,7 +27,7 @@ def fixed(run: Run) -> dict[str, float]:
 
     large = wide_mlp_saved_model(run.cache, WIDE, DEPTH)
     bases = {"small": model_base_path(run.workdir, {1: saved_model(run.cache, SMALL)}, name="small"),
-             "large": model_base_path(run.workdir, {1: large / "saved_model"}, name="large")}
+             "large": model_base_path(run.workdir, {1: large / "saved_model"}, name="large", hard_links=True)}
     config = run.workdir / "models.config"
     config.write_text(CONFIG)
     run.target.require_container("a model config file mounted into the server")
