@@ -27,21 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import KERAS_DISTS
-from harness.targets.tfserving import model_base_path
+from harness.targets import tfserving
+from harness.targets.tfserving import serve_versions
 
 if TYPE_CHECKING:
     import numpy as np
 
     from harness.scenario import Run
     from harness.targets.tfserving import Server
-
-
-def serve_versions(run: "Run", versions: Mapping[int, Path], **serve_options: Any) -> "Server":
-    """Serve ``{version: saved_model_dir}`` as model ``model`` until the variant ends."""
-    base = model_base_path(run.workdir, versions)
-    server = run.enter(run.target.serve(model_dir=base, **serve_options))  # type: ignore[attr-defined]
-    run.note("implementation", server.implementation)
-    return server
 
 
 def cached_export(cache: ArtifactCache, recipe: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
@@ -85,30 +78,15 @@ def checked_request(server: "Server", method: str, path: str, body: Any = None) 
 
 def grpc_predict(server: "Server", inputs: Mapping[str, Any], *, signature_name: str = "",
                  model: str | None = None, timeout: float = 30.0) -> dict[str, "np.ndarray"]:
-    """Call ``PredictionService.Predict`` with ``inputs`` made into TensorProtos as they are.
-
-    ``tf.make_tensor_proto`` keeps each array's dtype, so an int32 array goes out as DT_INT32,
-    as a real client would send it.  A failed call raises :class:`RuntimeFailure` carrying the
-    gRPC status code and the server's message.
-    """
+    """``PredictionService.Predict`` on ``server`` with ``inputs`` as they are (dtypes kept, as a
+    real client sends them); a failed call raises :class:`RuntimeFailure` with the gRPC status."""
     import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model or server.model_name
-    if signature_name:
-        request.model_spec.signature_name = signature_name
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     with grpc.insecure_channel(server.grpc_target) as channel:
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        try:
-            response = stub.Predict(request, timeout=timeout)
-        except grpc.RpcError as exc:
-            raise RuntimeFailure(server.implementation, str(exc.details()), kind=str(exc.code()),
-                                 source="status of gRPC PredictionService/Predict") from None
-    return {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
+        outputs, _version = tfserving.grpc_predict(channel, model or server.model_name, inputs,
+                                                   runtime=server.implementation,
+                                                   signature=signature_name or "serving_default", timeout=timeout)
+    return outputs
 
 
 # The training statistics of the 8 raw measurements behind the standardised features of

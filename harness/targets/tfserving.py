@@ -572,17 +572,22 @@ def wide_mlp_saved_model(cache: Any, width: int = 4096, depth: int = 2) -> Path:
     return Path(cache.get_or_build("saved_model_wide_mlp", key, build))
 
 
-def serve_spec(run: Any, spec: Any, *, name: str = "model", **serve_options: Any) -> Server:
-    """Serve the SavedModel of ``spec`` (a :class:`harness.models.ModelSpec`) as version 1 of ``name``.
+def serve_versions(run: Any, versions: Mapping[int, Path], *, name: str = "model", **serve_options: Any) -> Server:
+    """Serve ``{version: saved_model_dir}`` as model ``name`` until the variant ends.
 
     The server is registered with ``run`` (stopped when the variant ends) and its implementation noted.
     """
-    from harness.models import saved_model
-
-    base = model_base_path(run.workdir, {1: saved_model(run.cache, spec)}, name=name)
+    base = model_base_path(run.workdir, versions, name=name)
     server: Server = run.enter(run.target.serve(model_name=name, model_dir=base, **serve_options))
     run.note("implementation", server.implementation)
     return server
+
+
+def serve_spec(run: Any, spec: Any, *, name: str = "model", **serve_options: Any) -> Server:
+    """Serve the SavedModel of ``spec`` (a :class:`harness.models.ModelSpec`) as version 1 of ``name``."""
+    from harness.models import saved_model
+
+    return serve_versions(run, {1: saved_model(run.cache, spec)}, name=name, **serve_options)
 
 
 def probe_diff(server: Server, cache: Any, spec: Any, *, rows: int | None = None, **predict_options: Any) -> float:
