@@ -116,26 +116,40 @@ def _keras_module(flavour: Flavour) -> Any:
     return tf_keras
 
 
+#: Bump when build_model or the training recipe changes, so cached models are rebuilt.
+BUILDER_REVISION = 2
+
+
 def build_model(spec: ModelSpec) -> Any:
-    """An untrained model of the given architecture, in the given Keras flavour."""
+    """An untrained model of the given architecture, in the given Keras flavour.
+
+    Every layer is named explicitly: default names come from process-wide counters
+    (``input_layer`` vs ``input_layer_1``, ``input_1`` vs ``input_2``) and end up in signatures and
+    in the runtimes' error texts, so a model must be named the same whatever was built before it
+    in the process.
+    """
     k = _keras_module(spec.keras)
     k.utils.set_random_seed(spec.seed)
     layers = k.layers
+    # The names a fresh process gives (Keras 3 and tf_keras differ), stated explicitly.
+    inp = "input_layer" if spec.keras == "keras3" else "input_1"
     if spec.arch == "dense":
-        body = [layers.Input(shape=(8,)), layers.Dense(16, activation="relu"),
-                layers.Dense(CLASSES, activation="softmax")]
+        body = [layers.Input(shape=(8,), name=inp), layers.Dense(16, activation="relu", name="dense"),
+                layers.Dense(CLASSES, activation="softmax", name="dense_1")]
     elif spec.arch == "cnn":
-        body = [layers.Input(shape=(28, 28, 1)), layers.Conv2D(4, 3, activation="relu"),
-                layers.MaxPooling2D(2), layers.Flatten(), layers.Dense(CLASSES, activation="softmax")]
+        body = [layers.Input(shape=(28, 28, 1), name=inp), layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+                layers.MaxPooling2D(2, name="max_pooling2d"), layers.Flatten(name="flatten"),
+                layers.Dense(CLASSES, activation="softmax", name="dense")]
     elif spec.arch == "rgb_cnn":
-        body = [layers.Input(shape=(16, 16, 3)), layers.Conv2D(4, 3, activation="relu"),
-                layers.GlobalAveragePooling2D(), layers.Dense(CLASSES, activation="softmax")]
+        body = [layers.Input(shape=(16, 16, 3), name=inp), layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+                layers.GlobalAveragePooling2D(name="global_average_pooling2d"),
+                layers.Dense(CLASSES, activation="softmax", name="dense")]
     elif spec.arch == "lstm":
-        body = [layers.Input(shape=(10, 4)), layers.LSTM(8),
-                layers.Dense(CLASSES, activation="softmax")]
+        body = [layers.Input(shape=(10, 4), name=inp), layers.LSTM(8, name="lstm"),
+                layers.Dense(CLASSES, activation="softmax", name="dense")]
     else:
         raise ValueError(f"unknown architecture {spec.arch!r}")
-    model = k.Sequential(body)
+    model = k.Sequential(body, name="sequential")
     model.compile(optimizer=k.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     return model
@@ -180,7 +194,7 @@ class TrainedModel:
 
 def trained_model(cache: ArtifactCache, spec: ModelSpec = ModelSpec()) -> TrainedModel:
     """Train (or reuse) the model for ``spec``."""
-    key = {"spec": asdict(spec), "versions": library_versions(*KERAS_DISTS)}
+    key = {"spec": asdict(spec), "builder": BUILDER_REVISION, "versions": library_versions(*KERAS_DISTS)}
 
     def build(out: Path) -> None:
         import numpy as np
