@@ -73,3 +73,14 @@ def test_every_repository_scenario_loads_and_names_a_node() -> None:
         assert s.cause and s.fix, f"{s.id}: cause and fix are needed for students"
         assert s.references, f"{s.id}: give at least one reference (docs, an issue, a Q&A thread)"
         assert s.title
+
+
+def test_packaged_taxonomy_matches_the_shared_one() -> None:
+    """harness/taxonomy.yaml is a copy of the project's shared taxonomy; they must not drift."""
+    from harness.scenario import REPO_ROOT
+
+    shared = REPO_ROOT.parent / "shared" / "taxonomy.yaml"
+    if not shared.is_file():
+        pytest.skip(f"{shared} is not beside this checkout")
+    packaged = REPO_ROOT / "harness" / "taxonomy.yaml"
+    assert packaged.read_text() == shared.read_text(), "copy ../shared/taxonomy.yaml to harness/taxonomy.yaml"
