@@ -9,7 +9,6 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from harness.errors import UsageError
 from harness.scenario import REPO_ROOT, Scenario
 from harness.taxonomy import PLATFORMS, taxonomy_node_for
 
@@ -94,12 +93,3 @@ def _all_scenarios(root: Path) -> tuple[Scenario, ...]:
 
 def all_scenarios(root: Path = SCENARIO_ROOT) -> tuple[Scenario, ...]:
     return _all_scenarios(root.resolve())
-
-
-def find_scenario(scenario_id: str, root: Path = SCENARIO_ROOT) -> Scenario:
-    for s in all_scenarios(root):
-        if s.id == scenario_id:
-            return s
-    known = [s.id for s in all_scenarios(root) if s.id.startswith(scenario_id.split("/")[0])]
-    hint = f" (e.g. {known[0]})" if known else ""
-    raise UsageError(f"unknown scenario id {scenario_id!r}: run `pitfalls list` for the ids{hint}")

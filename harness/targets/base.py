@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from harness.errors import HarnessError
 
@@ -69,6 +69,3 @@ class Target(ABC):
 
     def deactivate_impl(self) -> None:
         """Tear the runtime down (default: nothing to do)."""
-
-    def describe(self) -> dict[str, Any]:
-        return {"target": self.name, "platform": self.platform}

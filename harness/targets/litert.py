@@ -12,7 +12,7 @@ import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
@@ -208,12 +208,6 @@ class LitertTarget(Target):
         """Process ids of the live worker processes (one pool per profile used so far)."""
         return [p.pid for pool in self._pools.values()
                 for p in getattr(pool, "_processes", {}).values() if p.pid is not None]
-
-    def worker_versions(self) -> dict[str, str]:
-        return self.call(litert_worker.versions)  # type: ignore[no-any-return]
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "profiles": {k: asdict(v) for k, v in PROFILES.items()}}
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -322,12 +321,6 @@ class TfjsTarget(Target):
                 yield page
             finally:
                 context.close()
-
-
-def copy_model(src: Path, dst: Path) -> Path:
-    """Copy a converted model directory (to change or serve it without touching the cache)."""
-    shutil.copytree(src, dst)
-    return dst
 
 
 # ---------------------------------------------------------------------------- helpers for scenarios
