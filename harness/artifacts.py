@@ -19,27 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from harness.scenario import REPO_ROOT
-
-
-def _user_cache() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-
-
-def default_cache_root() -> Path:
-    """Trained, exported and converted models: ``$PITFALLS_CACHE`` or ``~/.cache/pitfalls``.
-
-    Outside the checkout, so that clones (and CI on the same machine) share what was built;
-    every key carries the versions that determine an artifact, so sharing is safe.
-    """
-    return Path(os.environ.get("PITFALLS_CACHE") or _user_cache() / "pitfalls")
-
-
-def environment_cache_root() -> Path:
-    """Costly environment pieces (serving-image wheels, the arm64 root file system):
-    ``$PITFALLS_ENV_CACHE`` or ``~/.cache/pitfalls-env``; kept apart from the model cache so that a
-    cold-cache benchmark empties one without rebuilding the other."""
-    return Path(os.environ.get("PITFALLS_ENV_CACHE") or _user_cache() / "pitfalls-env")
+from harness.paths import environment_cache_root, model_cache_root
 
 
 def library_versions(*distributions: str) -> dict[str, str]:
@@ -53,18 +33,49 @@ def library_versions(*distributions: str) -> dict[str, str]:
     return found
 
 
+def content_digest(path: Path) -> str:
+    """sha256 of a file's bytes, or of a directory tree's relative paths and file bytes."""
+    digest = hashlib.sha256()
+    if path.is_file():
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != MANIFEST_NAME):
+        rel = file.relative_to(path).as_posix().encode()
+        digest.update(len(rel).to_bytes(8, "big") + rel)
+        digest.update(content_digest(file).encode())
+    return digest.hexdigest()
+
+
 def artifact_key(kind: str, key: Mapping[str, Any]) -> str:
     blob = json.dumps({"kind": kind, **key}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+MANIFEST_NAME = ".pitfalls-artifact.json"
 
 
 class ArtifactCache:
     """Directory artifacts addressed by a hash of their inputs."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = (root or default_cache_root()).resolve()
+        self.root = (root or model_cache_root()).resolve()
         self.hits = 0
         self.builds = 0
+
+    def source_key(self, path: Path) -> str:
+        """What a cache key should hold for a source file or directory: never its absolute path.
+
+        A path inside this cache is named by its entry (``kind/hash/relative``), which is already
+        content-addressed; any other path by the digest of its content.  So a cache restored at
+        another path, or a model the user keeps elsewhere, still hits.
+        """
+        resolved = Path(path).resolve()
+        try:
+            return "cache:" + resolved.relative_to(self.root).as_posix()
+        except ValueError:
+            return "sha256:" + content_digest(resolved)
 
     def path_for(self, kind: str, key: Mapping[str, Any]) -> Path:
         return self.root / kind / artifact_key(kind, key)
@@ -86,7 +97,7 @@ class ArtifactCache:
             started = time.perf_counter()
             try:
                 build(tmp)
-                (tmp / ".pitfalls-artifact.json").write_text(json.dumps(
+                (tmp / MANIFEST_NAME).write_text(json.dumps(
                     {"kind": kind, "key": key, "seconds": round(time.perf_counter() - started, 3)},
                     sort_keys=True, default=str, indent=1))
                 os.replace(tmp, final)

@@ -25,7 +25,8 @@ from typing import Any, Callable, NoReturn, Sequence, TextIO
 
 from harness.errors import UsageError
 from harness.registry import KNOWN_TARGETS, load_scenario, scenario_files, scenario_id_for, scenario_root
-from harness.scenario import REPO_ROOT, VARIANTS, Scenario
+from harness.paths import REPO_ROOT
+from harness.scenario import VARIANTS, Scenario
 
 DEFAULT_RESULTS = REPO_ROOT / "results" / "latest.json"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")

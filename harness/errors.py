@@ -36,6 +36,11 @@ class WaitTimeout(HarnessError):
     """A wait strategy gave up; the message says what it waited for and what it saw last."""
 
 
+class NotApplicable(Exception):
+    """Raised to skip a variant (or a target of a check) with an exact reason: a runtime that does
+    not exist here, e.g. Core ML prediction off macOS.  Never a failure, never a pass."""
+
+
 class UsageError(Exception):
     """Bad input from a user (command line, options, files): one line, exit code 2."""
 

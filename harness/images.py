@@ -77,7 +77,7 @@ def progress(message: str) -> None:
 
 def cache_root() -> Path:
     """Where wheels and build contexts are kept: the environment cache (see harness.artifacts)."""
-    from harness.artifacts import environment_cache_root
+    from harness.paths import environment_cache_root
 
     return environment_cache_root()
 

@@ -22,9 +22,11 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario, scenario_root
 from harness.results import build_results, write_json_atomically
-from harness.scenario import (VARIANTS, NotApplicable, Outcome, Run, Scenario, VariantResult,
+from harness.errors import NotApplicable
+from harness.scenario import (VARIANTS, Outcome, Run, Scenario, VariantResult,
                               Verdict, describe_error, outcome_for)
 from harness.targets.base import Target
+from harness.taxonomy import PLATFORMS
 
 DEFAULT_RESULTS = "results/latest.json"
 
@@ -75,7 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = SessionState()
     config.stash[STATE] = state
     config.pluginmanager.register(RecordCollector(state), "pitfalls-records")
-    for platform in ("server", "mobile", "browser"):
+    for platform in PLATFORMS:
         config.addinivalue_line("markers", f"{platform}: a {platform} scenario")
     for target in KNOWN_TARGETS:
         config.addinivalue_line("markers", f"{target}: a scenario run on the {target} target")

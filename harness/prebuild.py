@@ -31,7 +31,7 @@ def _serving_image(tf_version: str) -> Callable[[], str]:
 
 
 def _arm64_rootfs() -> str:
-    from harness.devices.arm64 import arm64_unavailable_reason, ensure_arm64_rootfs
+    from harness.targets.litert.arm64 import arm64_unavailable_reason, ensure_arm64_rootfs
 
     reason = arm64_unavailable_reason()
     if reason:

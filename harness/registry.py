@@ -9,17 +9,15 @@ import sys
 from functools import lru_cache
 from pathlib import Path
 
-from harness.scenario import REPO_ROOT, Scenario
+from harness.paths import REPO_ROOT
+from harness.scenario import Scenario
+from harness.targets import TARGETS
 from harness.taxonomy import PLATFORMS, taxonomy_node_for
 
 SCENARIO_ROOT = REPO_ROOT / "scenarios"
 SCENARIO_ROOT_ENV = "PITFALLS_SCENARIOS"
-KNOWN_TARGETS: dict[str, str] = {
-    "tfserving": "server",
-    "litert": "mobile",
-    "coreml": "mobile",
-    "tfjs": "browser",
-}
+#: target name -> platform, from the one declaration in harness.targets
+KNOWN_TARGETS: dict[str, str] = {t.name: t.platform for t in TARGETS}
 
 
 def scenario_root() -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from harness.registry import KNOWN_TARGETS
+from harness.targets import TARGETS as TARGET_DECLARATIONS
 from harness.scenario import Scenario
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
 
@@ -198,7 +199,7 @@ PLOTS: tuple[tuple[str, str, FigurePredicate, str, bool], ...] = (
      lambda n: n.endswith("max_abs_diff") or "parity" in n, "plot-parity", True),
     ("Model size per format", "KiB", lambda n: n.endswith("_bytes"), "plot-size", False),
 )
-TARGET_COLOURS = {"tfserving": "#5b7dd8", "litert": "#d8843a", "coreml": "#8d5bd8", "tfjs": "#2f9e6e"}
+TARGET_COLOURS = {t.name: t.colour for t in TARGET_DECLARATIONS}
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,18 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, TypeVar
 
-from harness.errors import HarnessError, RuntimeFailure
+from harness.errors import HarnessError, NotApplicable, RuntimeFailure
+from harness.paths import REPO_ROOT
 
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
     from harness.targets.base import Target
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS: tuple[str, ...] = ("faulty", "fixed")
 T = TypeVar("T")
+TargetT = TypeVar("TargetT", bound="Target")
 
 
 class Outcome(str, Enum):
@@ -39,12 +40,8 @@ class Outcome(str, Enum):
     ERROR = "error"  # the harness itself failed
 
 
-class NotApplicable(Exception):
-    """Raised to skip a variant with an exact reason (a runtime that does not exist here)."""
-
-
 class VariantFn(Protocol):
-    def __call__(self, run: "Run") -> Mapping[str, float] | None: ...
+    def __call__(self, run: "Run[Any]") -> Mapping[str, float] | None: ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,10 +277,14 @@ def outcome_for(variant: str, verdict: Verdict, error: BaseException | None) -> 
 # Run context
 
 
-class Run:
-    """What a variant function gets: its target, a work directory, the cache and an evidence log."""
+class Run(Generic[TargetT]):
+    """What a variant function gets: its target, a work directory, the cache and an evidence log.
 
-    def __init__(self, *, scenario: Scenario, variant: str, target: "Target", workdir: Path,
+    Generic over its target, so that a scenario annotated ``run: Run[TfjsTarget]`` has every call
+    into the target checked by mypy.
+    """
+
+    def __init__(self, *, scenario: Scenario, variant: str, target: TargetT, workdir: Path,
                  cache: "ArtifactCache") -> None:
         self.scenario = scenario
         self.variant = variant

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prepare this machine for the emulated arm64 LiteRT device (harness/devices/arm64.py).
+# Prepare this machine for the emulated arm64 LiteRT device (harness/targets/litert/arm64.py).
 #
 # Idempotent; run as root.  Installs debootstrap and qemu-user-static from Debian when they are
 # missing, mounts binfmt_misc when it is not mounted, and registers qemu for aarch64 ELF files
@@ -81,7 +81,7 @@ build_rootfs() {
     local python=${PITFALLS_PYTHON:-$ROOT/.venv/bin/python}
     [ -x "$python" ] || die "no Python at $python to build the root file system (set PITFALLS_PYTHON)"
     log "building (or finding cached) the arm64 root file system"
-    (cd "$ROOT" && "$python" -c 'from harness.devices.arm64 import ensure_arm64_rootfs; print(ensure_arm64_rootfs())')
+    (cd "$ROOT" && "$python" -c 'from harness.targets.litert.arm64 import ensure_arm64_rootfs; print(ensure_arm64_rootfs())')
 }
 
 install_packages

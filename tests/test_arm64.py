@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.devices import arm64
+from harness.targets.litert.target import arm64
 from harness.errors import RuntimeFailure
 
 PARITY_TOLERANCE = 1e-5

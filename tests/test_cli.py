@@ -12,7 +12,7 @@ import pytest
 from crafted import DEMO_ID, record, write_results, write_scenario_tree
 from harness.cli import main
 from harness.report import CATALOG_END, CATALOG_START
-from harness.scenario import REPO_ROOT
+from harness.paths import REPO_ROOT
 from harness.taxonomy import load_taxonomy
 
 

@@ -16,8 +16,8 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.errors import HarnessError
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.scenario import NotApplicable
-from harness.targets.coreml import (MACOS_ONLY, CoremlTarget, compress_weights, convert_to_coreml,
+from harness.errors import NotApplicable
+from harness.targets.coreml.target import (MACOS_ONLY, CoremlTarget, compress_weights, convert_to_coreml,
                                     image_preprocessing, mil_operations, on_macos, package_bytes, spec_summary,
                                     weight_bytes)
 

@@ -77,7 +77,7 @@ def test_every_repository_scenario_loads_and_names_a_node() -> None:
 
 def test_packaged_taxonomy_matches_the_shared_one() -> None:
     """harness/taxonomy.yaml is a copy of the project's shared taxonomy; they must not drift."""
-    from harness.scenario import REPO_ROOT
+    from harness.paths import REPO_ROOT
 
     shared = REPO_ROOT.parent / "shared" / "taxonomy.yaml"
     if not shared.is_file():

@@ -14,7 +14,7 @@ import pytest
 from harness.errors import RuntimeFailure, WaitTimeout
 from harness.loopback import LoopbackServer
 from harness.plugin import TargetPool
-from harness.targets.tfjs import TfjsTarget
+from harness.targets.tfjs.target import TfjsTarget
 
 BLANK = "<!doctype html><html><head><meta charset='utf-8'></head><body></body></html>"
 
@@ -177,7 +177,7 @@ CLEANUP_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from tests.test_tfjs_target import _descendants
-from harness.targets.tfjs import TfjsTarget
+from harness.targets.tfjs.target import TfjsTarget
 target = TfjsTarget()
 with target:
     with target.page() as page:

@@ -1,4 +1,4 @@
-"""Tests of the helpers in harness.targets.tfserving that need no serving container."""
+"""Tests of the helpers in harness.targets.tfserving.target that need no serving container."""
 
 from __future__ import annotations
 

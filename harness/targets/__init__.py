@@ -1,21 +1,55 @@
-"""Targets by name, imported lazily so that no heavy library loads before it is needed."""
+"""The targets, declared once: name, platform, where the class lives, its colour in reports.
+
+Registry, plugin, CLI and reports read :data:`TARGETS`; adding a target is one package under
+``harness/targets/<name>/`` plus one line here.  Classes are imported lazily (:func:`target_class`)
+so that no heavy library loads before it is needed.
+"""
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from harness.targets.base import Target
 
-TARGET_CLASSES: dict[str, str] = {
-    "tfserving": "harness.targets.tfserving:TfservingTarget",
-    "litert": "harness.targets.litert:LitertTarget",
-    "coreml": "harness.targets.coreml:CoremlTarget",
-    "tfjs": "harness.targets.tfjs:TfjsTarget",
-}
+
+@dataclass(frozen=True)
+class TargetInfo:
+    name: str
+    platform: str  # one of harness.taxonomy.PLATFORMS
+    import_path: str  # "module:Class"
+    colour: str  # report colour
+    summary: str  # one line for `pitfalls list` and the docs
+
+
+TARGETS: tuple[TargetInfo, ...] = (
+    TargetInfo("tfserving", "server", "harness.targets.tfserving.target:TfservingTarget", "#5b7dd8",
+               "TF Serving (compatible server or the real image) in a Docker container"),
+    TargetInfo("litert", "mobile", "harness.targets.litert.target:LitertTarget", "#d8843a",
+               "TF Lite conversion + LiteRT under device profiles (incl. arm64 under qemu)"),
+    TargetInfo("coreml", "mobile", "harness.targets.coreml.target:CoremlTarget", "#8d5bd8",
+               "Core ML via coremltools (prediction on macOS only)"),
+    TargetInfo("tfjs", "browser", "harness.targets.tfjs.target:TfjsTarget", "#2f9e6e",
+               "TensorFlow.js in headless Chromium driven by Playwright"),
+)
+TARGET_INFO: dict[str, TargetInfo] = {t.name: t for t in TARGETS}
+TARGET_NAMES: tuple[str, ...] = tuple(TARGET_INFO)
+
+
+def target_info(name: str) -> TargetInfo:
+    try:
+        return TARGET_INFO[name]
+    except KeyError:
+        raise KeyError(f"unknown target {name!r} (known: {', '.join(TARGET_NAMES)})") from None
+
+
+def targets_of(platform: str) -> tuple[str, ...]:
+    return tuple(t.name for t in TARGETS if t.platform == platform)
 
 
 def target_class(name: str) -> "type[Target]":
-    module_name, _, cls_name = TARGET_CLASSES[name].partition(":")
-    return getattr(importlib.import_module(module_name), cls_name)  # type: ignore[no-any-return]
+    module_name, _, cls_name = target_info(name).import_path.partition(":")
+    cls: type[Target] = getattr(importlib.import_module(module_name), cls_name)
+    return cls

@@ -4,28 +4,167 @@ A target is a context manager: ``activate()`` brings its runtime up (a browser, 
 process, a serving container), ``deactivate()`` tears it down, whatever happened in between.
 Public methods enforce the lifecycle and call the small ``*_impl`` methods a target overrides.
 Heavy libraries are imported inside the implementations only.
+
+The **deploy interface** is the path a model takes to a target, the same on every target and
+usable from a scenario or from a plain script (``pitfalls check`` builds on it)::
+
+    with target_class("litert")() as target:
+        prepared = target.prepare(ModelSource.from_path("model.keras"), cache)  # convert / export
+        with target.load(prepared) as deployed:                               # serve / open
+            deployed.signature()                                                # names, dtypes, shapes
+            outputs = deployed.predict({"input_layer": x})                      # {output name: array}
+        prepared.sizes, target.versions()
+
+Errors keep the harness's two families: text that the runtime produced arrives as
+:class:`~harness.errors.RuntimeFailure`; a runtime that does not exist here (Core ML prediction
+off macOS) raises :class:`~harness.errors.NotApplicable` with the exact reason.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+    from harness.models import TrainedModel
+
+ModelFormat = Literal["keras", "h5", "saved_model"]
+TargetT = TypeVar("TargetT", bound="Target")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output: its name, numpy dtype name and shape (``None`` = dynamic)."""
+
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a deployed model takes and gives, as the target itself reports it."""
+
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
+
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"inputs": [t.to_json() for t in self.inputs],
+                "outputs": [t.to_json() for t in self.outputs]}
+
+
+def _format_of(path: Path) -> ModelFormat:
+    if path.is_dir():
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return "saved_model"
+        raise UsageError(f"{path} is a directory without saved_model.pb: not a SavedModel "
+                         "(pass the directory that holds saved_model.pb, or a .keras/.h5 file)")
+    if path.suffix == ".keras":
+        return "keras"
+    if path.suffix in (".h5", ".hdf5"):
+        return "h5"
+    raise UsageError(f"{path} is not a model this tool reads: give a .keras file, an .h5 file "
+                     "or a SavedModel directory")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A model as a user hands it over: a ``.keras`` file, an ``.h5`` file or a SavedModel dir."""
+
+    path: Path
+    format: ModelFormat
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "ModelSource":
+        p = Path(path).expanduser().resolve()
+        if not p.exists():
+            raise UsageError(f"no model at {p}: give the path of a .keras/.h5 file or a SavedModel directory")
+        return cls(p, _format_of(p))
+
+    @classmethod
+    def from_trained(cls, trained: "TrainedModel") -> "ModelSource":
+        return cls.from_path(trained.model_file)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A model converted or exported for one target (usually a cache entry)."""
+
+    target: str
+    source: ModelSource
+    artifact: Path  # .tflite file, .mlpackage dir, tf.js model dir, SavedModel base dir
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes, e.g. {"artifact": ..., "weights": ...}
+    notes: dict[str, Any] = field(default_factory=dict)  # e.g. which conversion path was taken
+
+
+class Deployment(ABC):
+    """A prepared model loaded on a running target; closed explicitly or with its target."""
+
+    def __init__(self, prepared: Prepared) -> None:
+        self.prepared = prepared
+        self.closed = False
+
+    @abstractmethod
+    def signature(self) -> Signature:
+        """Inputs and outputs as the deployed runtime reports them."""
+
+    @abstractmethod
+    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+        """Outputs by output name for inputs by input name (a batch along the first axis)."""
+
+    def close_impl(self) -> None:
+        """Release what the deployment holds (default: nothing)."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.close_impl()
+
+    def __enter__(self: "DeploymentT") -> "DeploymentT":
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+DeploymentT = TypeVar("DeploymentT", bound=Deployment)
 
 
 class Target(ABC):
-    """Base class of the four deployment targets."""
+    """Base class of the deployment targets."""
 
     name: ClassVar[str]
-    platform: ClassVar[str]
 
     def __init__(self) -> None:
         self.is_active = False
 
+    @property
+    def platform(self) -> str:
+        from harness.targets import target_info
+
+        return target_info(self.name).platform
+
     # lifecycle ---------------------------------------------------------------------------
-    def activate(self) -> "Target":
+    def activate(self: TargetT) -> TargetT:
         if self.is_active:
             return self
         reason = self.unavailable_reason()
@@ -42,7 +181,7 @@ class Target(ABC):
             finally:
                 self.is_active = False
 
-    def __enter__(self) -> "Target":
+    def __enter__(self: TargetT) -> TargetT:
         return self.activate()
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -53,6 +192,31 @@ class Target(ABC):
         if not self.is_active:
             raise HarnessError(f"target {self.name} used before activate()",
                                hint="use it as a context manager: `with Target() as t: ...`")
+
+    # deploy interface --------------------------------------------------------------------
+    def prepare(self, source: ModelSource, cache: "ArtifactCache", *,
+                options: Mapping[str, Any] | None = None) -> Prepared:
+        """Convert or export ``source`` for this target (cached); converter errors arrive as
+        :class:`RuntimeFailure` with the converter's own text."""
+        return self.prepare_impl(source, cache, dict(options or {}))
+
+    def load(self, prepared: Prepared, *, options: Mapping[str, Any] | None = None) -> Deployment:
+        """Load a prepared model on the running target (serve it, open it in a page, ...)."""
+        self.require_active()
+        if prepared.target != self.name:
+            raise HarnessError(f"a model prepared for {prepared.target} cannot be loaded on {self.name}")
+        return self.load_impl(prepared, dict(options or {}))
+
+    def deploy(self, source: ModelSource, cache: "ArtifactCache", *,
+               options: Mapping[str, Any] | None = None) -> Deployment:
+        """``load(prepare(source))`` with the same options."""
+        return self.load(self.prepare(source, cache, options=options), options=options)
+
+    def prepare_impl(self, source: ModelSource, cache: "ArtifactCache", options: dict[str, Any]) -> Prepared:
+        raise HarnessError(f"target {self.name} does not implement prepare() yet")
+
+    def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
+        raise HarnessError(f"target {self.name} does not implement load() yet")
 
     # what each target provides -----------------------------------------------------------
     @classmethod

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity, rgba_bytes, uint8_pixels
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity, rgba_bytes, uint8_pixels
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs import convert_layers_model
+from harness.targets.tfjs.target import convert_layers_model
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")  # 16x16x3, class = dominant colour channel
 SIZE = 16

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfjs import BACKENDS, convert_layers_model
+from harness.targets.tfjs.target import BACKENDS, convert_layers_model
 
 SPEC = ModelSpec("cnn", "tf_keras")
 WARMUP, RUNS, PER_SAMPLE = 3, 10, 4  # a sample = the mean of >= 4 back-to-back predictions

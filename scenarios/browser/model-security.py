@@ -18,7 +18,7 @@ from urllib.request import Request, urlopen
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs import PREDICT_LAYERS_JS, RequestSeen, convert_layers_model, decode_weights
+from harness.targets.tfjs.target import PREDICT_LAYERS_JS, RequestSeen, convert_layers_model, decode_weights
 
 SPEC = ModelSpec("dense", "tf_keras")
 HIDDEN = "/assets/a7f3c91e/"  # "nobody will guess this path"
@@ -111,7 +111,7 @@ def faulty(run: Run) -> dict[str, float]:
 def fixed(run: Run) -> dict[str, float]:
     import numpy as np
 
-    from harness.targets.litert import LitertTarget, convert_to_tflite
+    from harness.targets.litert.target import LitertTarget, convert_to_tflite
 
     x, expected = trained_model(run.cache, SPEC).probe()
     # The model stays on the server, run there by a real runtime (LiteRT, in its own process).

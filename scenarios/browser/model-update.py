@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
 
 # The update: the same architecture retrained for longer (same probe inputs, different weights).
 OLD, NEW = ModelSpec("dense", "tf_keras", epochs=1), ModelSpec("dense", "tf_keras", epochs=5)

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfserving import grpc_predict, model_base_path, signature_inputs
+from harness.targets.tfserving.target import grpc_predict, model_base_path, signature_inputs
 
 OLD, NEW = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 POLL = "--file_system_poll_wait_seconds=1"

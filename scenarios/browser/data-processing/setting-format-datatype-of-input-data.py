@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs import convert_graph_model
+from harness.targets.tfjs.target import convert_graph_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from harness.artifacts import library_versions
 from harness.models import KERAS_DISTS, ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import PREDICT_LAYERS_JS, convert_layers_model, run_converter
+from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model, run_converter
 
 KERAS3, TF_KERAS = ModelSpec("dense", "keras3"), ModelSpec("dense", "tf_keras")
 

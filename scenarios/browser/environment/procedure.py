@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs import NODE_TFJS, convert_layers_model
+from harness.targets.tfjs.target import NODE_TFJS, convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 WASM_DIST = NODE_TFJS / "tfjs-backend-wasm" / "dist"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs import convert_graph_model
+from harness.targets.tfjs.target import convert_graph_model
 
 # The documented escape hatch of the graph executor: implement the missing op in JavaScript.
 REGISTER_SOFTSIGN = """() => {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs import run_converter
+from harness.targets.tfjs.target import run_converter
 
 # The Python lambda was `lambda t: t * 0.5 + 1.0`; its bytecode in model.json means nothing to
 # JavaScript, so the page ports it as a layer class registered under the serialized class name.

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MODEL_URL, model_page, parity, predict_in_page
+from harness.targets.tfjs.kit import MODEL_URL, model_page, parity, predict_in_page
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import convert_graph_model, convert_layers_model, run_converter
+from harness.targets.tfjs.target import convert_graph_model, convert_layers_model, run_converter
 
 SPEC = ModelSpec("dense", "tf_keras")
 

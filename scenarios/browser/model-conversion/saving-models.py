@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from harness.browser_data import MATCHES_KERAS, MODEL_URL, model_page, parity, predict_in_page
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, parity, predict_in_page
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs import convert_graph_model, run_converter
+from harness.targets.tfjs.target import convert_graph_model, run_converter
 
 SPEC = ModelSpec("dense", "keras3")  # model.save("model.keras"), the Keras 3 default
 

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from harness.artifacts import ArtifactCache
-from harness.browser_data import MODEL_URL, model_page, parity
+from harness.targets.tfjs.kit import MODEL_URL, model_page, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import convert_graph_model
+from harness.targets.tfjs.target import convert_graph_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 

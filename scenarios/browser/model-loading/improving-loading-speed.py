@@ -8,7 +8,7 @@ from typing import Any
 from harness.artifacts import library_versions
 from harness.models import tabular_data
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs import model_bytes, run_converter
+from harness.targets.tfjs.target import model_bytes, run_converter
 
 WIDTH = 1024  # two hidden layers of 1024 units: about 1.06 M parameters, 4.2 MB as float32
 SHARD_BYTES = 1 << 20  # 1 MiB shards (the converter's default is 4 MiB)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 STORE_URL = "indexeddb://pitfalls-dense"

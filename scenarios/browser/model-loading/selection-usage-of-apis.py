@@ -5,7 +5,7 @@ from __future__ import annotations
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.errors import RuntimeFailure
-from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS, convert_graph_model, convert_layers_model
+from harness.targets.tfjs.target import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS, convert_graph_model, convert_layers_model
 
 SPEC = ModelSpec("dense", "tf_keras")
 FORMAT_JS = "async (url) => (await (await fetch(url)).json()).format"

@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.targets.litert.target import PROFILES, convert_to_tflite
 
 
 def survival_models(run: Run) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.serving_data import RAW_MEAN, RAW_STD, cached_export, label_figures, raw_measurements, serve_versions
+from harness.targets.tfserving.kit import RAW_MEAN, RAW_STD, cached_export, label_figures, raw_measurements, serve_versions
 
 SPEC = ModelSpec("dense", "keras3")  # trained on standardised features
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.serving_data import cached_export, export_endpoint, serve_versions
+from harness.targets.tfserving.kit import cached_export, export_endpoint, serve_versions
 
 SPEC = ModelSpec("dense", "keras3")
 CLASS_NAMES = ("low", "medium", "high")

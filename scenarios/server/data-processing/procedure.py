@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.serving_data import RAW_MEAN, RAW_STD, label_figures, raw_measurements, serve_versions
+from harness.targets.tfserving.kit import RAW_MEAN, RAW_STD, label_figures, raw_measurements, serve_versions
 
 SPEC = ModelSpec("dense", "keras3")  # trained on standardised features
 CLASS_NAMES = ("low", "medium", "high")

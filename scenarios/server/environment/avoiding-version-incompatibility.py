@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import model_base_path
+from harness.targets.tfserving.target import model_base_path
 
 TRAINING_TF = "2.19.0"
 OLD_SERVING_TF = "2.12.0"

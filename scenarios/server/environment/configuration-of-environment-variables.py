@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import probe_diff, serve_spec
+from harness.targets.tfserving.target import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 

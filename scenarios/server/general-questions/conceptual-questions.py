@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, model_base_path
+from harness.targets.tfserving.target import Server, model_base_path
 
 OLD, NEW = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 

@@ -6,7 +6,7 @@ import shutil
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import probe_diff, serve_spec
+from harness.targets.tfserving.target import probe_diff, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, export_endpoint, serve_versions
+from harness.targets.tfserving.kit import cached_export, export_endpoint, serve_versions
 
 if TYPE_CHECKING:
     import numpy as np

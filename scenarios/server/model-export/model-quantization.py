@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, grpc_predict, serve_versions, signature_defs
+from harness.targets.tfserving.kit import cached_export, grpc_predict, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 

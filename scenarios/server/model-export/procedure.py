@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import serve_versions
+from harness.targets.tfserving.kit import serve_versions
 
 SPEC = ModelSpec("dense", "keras3")
 

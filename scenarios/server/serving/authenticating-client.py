@@ -6,7 +6,7 @@ import base64
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfserving import basic_auth_proxy, http_request, serve_spec
+from harness.targets.tfserving.target import basic_auth_proxy, http_request, serve_spec
 
 SPEC = ModelSpec("dense", "keras3")
 USER, PASSWORD = "client-app", "s3cret-for-tests"

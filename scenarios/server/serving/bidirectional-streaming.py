@@ -7,7 +7,7 @@ from typing import Any, Iterator
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, grpc_predict, serve_spec, signature_inputs
+from harness.targets.tfserving.target import Server, grpc_predict, serve_spec, signature_inputs
 
 SPEC = ModelSpec("dense", "keras3")
 STREAM_METHOD = "/tensorflow.serving.PredictionService/StreamPredict"

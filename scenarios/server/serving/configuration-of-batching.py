@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, enter_together, http_request, model_base_path, wide_mlp_saved_model
+from harness.targets.tfserving.target import Server, enter_together, http_request, model_base_path, wide_mlp_saved_model
 
 SPEC = ModelSpec("dense", "keras3")
 CLIENTS, REQUESTS_PER_CLIENT = 16, 12  # 192 single-example requests per server, on loopback

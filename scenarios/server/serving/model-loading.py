@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import load_seconds_from_log, model_base_path, probe_diff, serve_spec, wide_mlp_saved_model
+from harness.targets.tfserving.target import load_seconds_from_log, model_base_path, probe_diff, serve_spec, wide_mlp_saved_model
 
 SMALL = ModelSpec("dense", "keras3")
 WIDE, DEPTH = 4096, 4  # four hidden layers of 4096 units: about 50 M parameters (the export holds ~400 MB of variables)

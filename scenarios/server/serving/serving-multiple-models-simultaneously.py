@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving import Server, model_base_path, probe_diff
+from harness.targets.tfserving.target import Server, model_base_path, probe_diff
 
 STABLE, CANARY = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 IMAGES = ModelSpec("cnn", "keras3")

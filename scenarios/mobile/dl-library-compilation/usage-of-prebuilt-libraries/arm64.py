@@ -16,7 +16,7 @@ from typing import Any
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.targets.litert import PROFILES, convert_to_tflite, quantize
+from harness.targets.litert.target import PROFILES, convert_to_tflite, quantize
 
 
 def det_models(run: Run) -> Path:
@@ -46,7 +46,7 @@ def det_models(run: Run) -> Path:
 
 
 def _device_available(run: Run) -> None:
-    from harness.devices.arm64 import arm64_unavailable_reason
+    from harness.targets.litert.arm64 import arm64_unavailable_reason
 
     reason = arm64_unavailable_reason()
     if reason:
@@ -77,7 +77,7 @@ def fixed(run: Run) -> dict[str, float]:
     x, expected = _reference(models)
     on_arm = run.target.predict(tflite, [x[:1]], profile=PROFILES["arm64"])[0]
     on_x86 = run.target.predict(tflite, [x[:1]], profile=PROFILES["host"])[0]
-    from harness.devices.arm64 import arm64_versions
+    from harness.targets.litert.arm64 import arm64_versions
 
     run.note("arm64_versions", arm64_versions())
     return {"arm_vs_x86_max_abs_diff": float(np.max(np.abs(on_arm - on_x86))),

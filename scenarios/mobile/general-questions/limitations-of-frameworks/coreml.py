@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml import convert_to_coreml, on_macos, spec_summary
-from harness.targets.litert import LitertTarget, convert_to_tflite
+from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
+from harness.targets.litert.target import LitertTarget, convert_to_tflite
 
 SPEC = ModelSpec("dense", "tf_keras")
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml import convert_to_coreml, mil_operations, on_macos
+from harness.targets.coreml.target import convert_to_coreml, mil_operations, on_macos
 
 
 def determinant_models(run: Run) -> Path:

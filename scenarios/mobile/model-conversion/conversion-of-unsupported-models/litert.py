@@ -9,7 +9,7 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.targets.litert.target import PROFILES, convert_to_tflite
 
 if TYPE_CHECKING:
     import numpy as np
@@ -54,7 +54,7 @@ def parse_csv_on_device(lines: list[str]) -> "np.ndarray":
 
 
 def predict_from_csv(model_path: str, lines: list[str]) -> "np.ndarray":
-    from harness.targets.litert_worker import predict
+    from harness.targets.litert.worker import predict
 
     return predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]  # type: ignore[no-any-return]
 

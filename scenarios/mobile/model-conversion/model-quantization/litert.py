@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.targets.litert.target import PROFILES, convert_to_tflite
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,7 +19,7 @@ def accuracy_on_device(model_path: str, x: "np.ndarray", y: "np.ndarray") -> flo
     """Runs in the LiteRT worker: quantise inputs / dequantise outputs as the model's details say."""
     import numpy as np
 
-    from harness.targets.litert_worker import dequantize, interpreter, quantize
+    from harness.targets.litert.worker import dequantize, interpreter, quantize
 
     interp = interpreter(model_path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]

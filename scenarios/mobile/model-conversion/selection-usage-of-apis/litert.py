@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert import PROFILES, convert_to_tflite
+from harness.targets.litert.target import PROFILES, convert_to_tflite
 
 if TYPE_CHECKING:
     import numpy as np

@@ -7,7 +7,7 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import cached_export, export_endpoint, label_figures, serve_versions
+from harness.targets.tfserving.kit import cached_export, export_endpoint, label_figures, serve_versions
 
 SPEC = ModelSpec("rgb_cnn", "keras3")  # 16x16 RGB in [0, 1]; class = dominant channel
 ROWS = 12

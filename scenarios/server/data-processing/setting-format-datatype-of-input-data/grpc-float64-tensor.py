@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.serving_data import grpc_predict, serve_versions, signature_defs
+from harness.targets.tfserving.kit import grpc_predict, serve_versions, signature_defs
 
 SPEC = ModelSpec("dense", "keras3")
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
-from harness.scenario import REPO_ROOT
+from harness.paths import REPO_ROOT
 from harness.targets.base import Target
 
 if TYPE_CHECKING:
@@ -235,7 +235,6 @@ class TfjsTarget(Target):
     """Headless Chromium with tf.js pages on loopback."""
 
     name = "tfjs"
-    platform = "browser"
 
     def __init__(self, *, timeout_s: float = 60.0) -> None:
         super().__init__()

@@ -27,14 +27,14 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import KERAS_DISTS
-from harness.targets import tfserving
-from harness.targets.tfserving import serve_versions
+from harness.targets.tfserving import target as tfserving
+from harness.targets.tfserving.target import serve_versions
 
 if TYPE_CHECKING:
     import numpy as np
 
     from harness.scenario import Run
-    from harness.targets.tfserving import Server
+    from harness.targets.tfserving.target import Server
 
 
 def cached_export(cache: ArtifactCache, recipe: Mapping[str, Any], build: Callable[[Path], None]) -> Path:

@@ -6,7 +6,7 @@ kernels: XNNPACK's NEON paths, ruy) inside a minimal Debian bookworm arm64 root 
 entered with ``chroot`` and executed through ``qemu-user-static`` registered in binfmt_misc.
 
 It exists for numeric parity between ARM and x86-64 kernels.  Its timings mean nothing: every
-instruction is translated by qemu (see ``harness/devices/README.md``).
+instruction is translated by qemu (see ``harness/targets/litert/README.md``).
 
 Nothing happens at import time.  The first :func:`ensure_arm64_rootfs` builds the root file
 system (about two minutes, network to the Debian mirror and PyPI) and caches it under
@@ -208,7 +208,7 @@ class RootfsRecipe:
 
 def cache_dir() -> Path:
     """Where the arm64 device keeps its root file systems, wheels, locks and build logs."""
-    from harness.artifacts import environment_cache_root
+    from harness.paths import environment_cache_root
 
     return environment_cache_root() / "arm64"
 

@@ -20,14 +20,14 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError
 from harness.models import KERAS_DISTS, TrainedModel, keras_outputs, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
-from harness.targets.tfjs import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
+from harness.targets.tfjs.target import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import ArrayLike
 
     from harness.scenario import Run
-    from harness.targets.tfjs import TfjsPage
+    from harness.targets.tfjs.target import TfjsPage
 
 # The remedy of the data scenarios: the page gives Keras's labels and (float32-close) outputs.
 MATCHES_KERAS: Succeeds = succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4))

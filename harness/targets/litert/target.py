@@ -3,7 +3,7 @@
 Conversion uses TensorFlow's ``TFLiteConverter`` in the pytest process; inference runs in a
 separate worker process per device profile (LiteRT only, no TensorFlow), with the profile's
 thread count, XNNPACK on or off, CPU pinning and memory limit.  The ``arm64`` profile runs the
-aarch64 LiteRT wheel under qemu (``harness.devices.arm64``): for parity, never for timings.
+aarch64 LiteRT wheel under qemu (``harness.targets.litert.arm64``): for parity, never for timings.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
-from harness.scenario import REPO_ROOT
-from harness.targets import litert_worker
+from harness.paths import REPO_ROOT
+from harness.targets.litert import worker as litert_worker
 from harness.targets.base import Target
-from harness.targets.litert_worker import dequantize, quantize, resize_bilinear
+from harness.targets.litert.worker import dequantize, quantize, resize_bilinear
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,7 +109,6 @@ class LitertTarget(Target):
     """LiteRT interpreters in worker processes, one pool per device profile."""
 
     name = "litert"
-    platform = "mobile"
 
     def __init__(self, timeout: float = 120.0) -> None:
         super().__init__()
@@ -182,7 +181,7 @@ class LitertTarget(Target):
         import numpy as np
 
         if profile.arch == "arm64":
-            from harness.devices.arm64 import run_on_arm64
+            from harness.targets.litert.arm64 import run_on_arm64
 
             return run_on_arm64(model_path, inputs, num_threads=profile.num_threads, timeout=self.timeout)
         outputs = self.call(litert_worker.predict, str(model_path), inputs, profile.num_threads,

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError
-from harness.scenario import NotApplicable
+from harness.errors import NotApplicable
 from harness.targets.base import Target
 
 MACOS_ONLY = "Core ML prediction needs macOS (no Core ML runtime exists for Linux)"
@@ -186,7 +186,6 @@ class CoremlTarget(Target):
     """coremltools conversion everywhere; Core ML prediction on macOS only."""
 
     name = "coreml"
-    platform = "mobile"
 
     def __init__(self) -> None:
         super().__init__()

@@ -33,7 +33,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from harness.artifacts import library_versions
 from harness.errors import HarnessError, RuntimeFailure
-from harness.scenario import REPO_ROOT, NotApplicable
+from harness.errors import NotApplicable
+from harness.paths import REPO_ROOT
 from harness.targets.base import Target
 
 COMPAT_DIR = REPO_ROOT / "containers" / "tfserving-compat"
@@ -181,7 +182,6 @@ class TfservingTarget(Target):
     """TF Serving's API, in a container (or a host subprocess where no engine runs)."""
 
     name = "tfserving"
-    platform = "server"
 
     def __init__(self, mode: str | None = None) -> None:
         super().__init__()

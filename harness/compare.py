@@ -1,0 +1,145 @@
+"""Parity between two sets of outputs: one function, one shape policy, tolerances by dtype.
+
+After Polygraphy's comparator (``compare_accuracy``): running and comparing are separate steps.
+:func:`parity` compares what a target gave with a reference (Keras on the same inputs) and
+returns a :class:`Parity` record whose fields have the same names everywhere; a scenario turns the
+ones it judges into figures (``{"max_abs_diff": parity(got, want).max_abs_diff}``) and a
+pre-flight check judges :meth:`Parity.within` a tolerance chosen by the path's dtype.
+
+Shape policy: the two arrays must have the same shape once both are numpy arrays.  A mismatch is a
+harness bug by default (:class:`ShapeMismatch`, recorded as ``error``); where a runtime's wrong
+output shape *is* the symptom, a scenario says ``on_shape_mismatch="inf"`` and every difference
+figure is ``inf`` with ``shape_match`` false.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+
+class ShapeMismatch(HarnessError):
+    """Outputs and reference have different shapes and the caller did not expect it."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|got - want| <= atol + rtol * |want|`` elementwise, as numpy's ``allclose``."""
+
+    atol: float
+    rtol: float
+
+
+#: Tolerances by the numeric path a model took: float32 kernels differ in summation order only;
+#: float16 keeps about three decimal digits; int8 output of a softmax moves in steps of 1/256.
+TOLERANCES: dict[str, Tolerance] = {
+    "float32": Tolerance(atol=1e-4, rtol=1e-3),
+    "float16": Tolerance(atol=1e-2, rtol=1e-2),
+    "int8": Tolerance(atol=5e-2, rtol=5e-2),
+}
+
+
+def tolerance_for(path: str) -> Tolerance:
+    """The tolerance of a numeric path (``float32``, ``float16``, ``int8``; ``float64`` as float32)."""
+    key = {"float64": "float32", "uint8": "int8"}.get(path, path)
+    if key not in TOLERANCES:
+        raise KeyError(f"no tolerance for {path!r} (known: {', '.join(TOLERANCES)})")
+    return TOLERANCES[key]
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How far ``got`` is from ``want`` (the reference)."""
+
+    max_abs_diff: float
+    mean_abs_diff: float
+    p99_abs_diff: float
+    max_rel_diff: float  # |got - want| / max(|want|, tiny), the largest
+    sqnr_db: float  # 10 log10(signal power / noise power); inf when identical
+    label_agreement: float | None  # argmax over the last axis agrees (None for scalars per row)
+    shape_match: bool
+    shape: tuple[int, ...]
+
+    def within(self, tolerance: Tolerance, want_abs_max: float | None = None) -> bool:
+        """True when the worst difference is inside ``atol + rtol * max|want|``."""
+        if not self.shape_match:
+            return False
+        scale = want_abs_max if want_abs_max is not None else 1.0
+        return self.max_abs_diff <= tolerance.atol + tolerance.rtol * scale
+
+    def figures(self, prefix: str = "") -> dict[str, float]:
+        """The numeric fields as figures, e.g. ``{"rest_max_abs_diff": ...}`` with ``prefix="rest_"``."""
+        out = {f"{prefix}{k}": float(v) for k, v in asdict(self).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shape"] = list(self.shape)
+        return {k: (None if isinstance(v, float) and math.isinf(v) and k != "sqnr_db" else v)
+                for k, v in data.items()}
+
+
+def parity(got: "ArrayLike", want: "ArrayLike", *,
+           on_shape_mismatch: Literal["raise", "inf"] = "raise") -> Parity:
+    """Compare ``got`` with the reference ``want`` (any array-likes; compared in float64)."""
+    import numpy as np
+
+    g = np.asarray(got, dtype="float64")
+    w = np.asarray(want, dtype="float64")
+    if g.shape != w.shape:
+        if on_shape_mismatch == "raise":
+            raise ShapeMismatch(f"cannot compare outputs of shape {g.shape} with a reference of shape {w.shape}",
+                                hint="the target and the reference must run on the same inputs; pass "
+                                     "on_shape_mismatch='inf' where a wrong output shape is the symptom")
+        inf = float("inf")
+        return Parity(inf, inf, inf, inf, -inf, None, False, tuple(g.shape))
+    if g.size == 0:
+        return Parity(0.0, 0.0, 0.0, 0.0, float("inf"), None, True, tuple(g.shape))
+    diff = np.abs(g - w)
+    tiny = np.finfo("float64").tiny
+    noise = float(np.mean(diff ** 2))
+    signal = float(np.mean(w ** 2))
+    sqnr = float("inf") if noise == 0.0 else (10.0 * math.log10(signal / noise) if signal > 0 else -float("inf"))
+    labels = (float(np.mean(np.argmax(g, axis=-1) == np.argmax(w, axis=-1)))
+              if g.ndim >= 2 and g.shape[-1] > 1 else None)
+    return Parity(
+        max_abs_diff=float(diff.max()),
+        mean_abs_diff=float(diff.mean()),
+        p99_abs_diff=float(np.quantile(diff, 0.99)),
+        max_rel_diff=float((diff / np.maximum(np.abs(w), tiny)).max()),
+        sqnr_db=sqnr,
+        label_agreement=labels,
+        shape_match=True,
+        shape=tuple(g.shape),
+    )
+
+
+def max_abs_diff(got: "ArrayLike", want: "ArrayLike") -> float:
+    """``parity(got, want).max_abs_diff``: the figure most scenarios judge."""
+    return parity(got, want).max_abs_diff
+
+
+def label_agreement(got: "ArrayLike", want: "ArrayLike") -> float:
+    """Share of rows whose argmax agrees (a classifier's decision), from :func:`parity`."""
+    value = parity(got, want).label_agreement
+    if value is None:
+        raise ShapeMismatch("label agreement needs outputs with a class axis of size > 1")
+    return value
+
+
+def accuracy(got: "ArrayLike", labels: "ArrayLike") -> float:
+    """Share of rows whose argmax equals the integer label."""
+    import numpy as np
+
+    g = np.asarray(got)
+    y = np.asarray(labels)
+    if g.shape[:-1] != y.shape:
+        raise ShapeMismatch(f"outputs of shape {g.shape} do not fit labels of shape {y.shape}")
+    return float(np.mean(np.argmax(g, axis=-1) == y))

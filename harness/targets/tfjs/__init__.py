@@ -1,0 +1,1 @@
+"""The tfjs target: see target.py (lifecycle and deploy interface) and kit.py (helpers scenarios use)."""
