@@ -97,8 +97,7 @@ class LoopbackServer:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("LoopbackServer is not running")
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._httpd.server_port}"  # bound to loopback in __enter__
 
     @property
     def origin(self) -> str:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity, rgba_bytes, uint8_pixels
-from harness.models import ModelSpec, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
+from harness.models import ModelSpec, keras_outputs, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, rgba_bytes, uint8_pixels
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")  # 16x16x3, class = dominant colour channel
 SIZE = 16
 
-# Draw each image on a canvas (as a decoded <img> or video frame would be), then read it back.
-CLASSIFY_CANVAS = """async ({url, images, channels}) => {
+# Draw each image on a canvas (as a decoded <img> or video frame would be), read it back with
+# `%(read)s` and classify it.
+CLASSIFY_CANVAS = """async ({url, images}) => {
   const m = await tf.loadLayersModel(url);
   const canvas = document.createElement('canvas');
   canvas.width = %(size)d; canvas.height = %(size)d;
@@ -20,33 +30,37 @@ CLASSIFY_CANVAS = """async ({url, images, channels}) => {
   for (const rgba of images) {
     ctx.putImageData(new ImageData(new Uint8ClampedArray(rgba), %(size)d, %(size)d), 0, 0);
     const y = tf.tidy(() => {
-      const pixels = channels ? tf.browser.fromPixels(canvas, channels) : tf.browser.fromPixels(canvas);
+      const pixels = %(read)s;
       return m.predict(pixels.toFloat().div(255).expandDims(0));
     });
     out.push((await y.array())[0]);
     y.dispose();
   }
   return out;
-}""" % {"size": SIZE}
+}"""
+# numChannels=4 keeps the canvas's alpha channel: [16,16,4] for a model trained on RGB.
+READ_RGBA_JS = CLASSIFY_CANVAS % {"size": SIZE, "read": "tf.browser.fromPixels(canvas, 4)"}
+# The default numChannels=3 drops alpha: [16,16,3], what the model was trained on.
+READ_RGB_JS = CLASSIFY_CANVAS % {"size": SIZE, "read": "tf.browser.fromPixels(canvas)"}
 
 
-def _classify(run: Run, channels: int | None) -> dict[str, float]:
+def _canvas_page(run: Run[TfjsTarget]) -> tuple[TfjsPage, np.ndarray, np.ndarray]:
+    """The page with the converted model, the uint8 pixels the canvas holds, and Keras's outputs on them."""
     trained = trained_model(run.cache, SPEC)
-    pixels = uint8_pixels(trained.probe()[0])  # what the canvas holds
+    pixels = uint8_pixels(trained.probe()[0])
     expected = keras_outputs(run.cache, trained, pixels.astype("float32") / 255.0)
-    page = model_page(run, convert_layers_model(run.cache, trained))
-    got = page.evaluate(CLASSIFY_CANVAS, {"url": MODEL_URL, "images": rgba_bytes(pixels),
-                                          "channels": channels})
-    return parity(got, expected)
+    return model_page(run, convert_layers_model(run.cache, trained)), pixels, expected
 
 
-def faulty(run: Run) -> None:
-    # numChannels=4 keeps the canvas's alpha channel: [16,16,4] for a model trained on RGB.
-    _classify(run, channels=4)
+def faulty(run: Run[TfjsTarget]) -> None:
+    page, pixels, _ = _canvas_page(run)
+    page.evaluate(READ_RGBA_JS, {"url": MODEL_URL, "images": rgba_bytes(pixels)})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _classify(run, channels=None)  # the default numChannels=3 drops alpha
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, pixels, expected = _canvas_page(run)
+    got = page.evaluate(READ_RGB_JS, {"url": MODEL_URL, "images": rgba_bytes(pixels)})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfjs.target import BACKENDS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.page import BACKENDS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("cnn", "tf_keras")
 WARMUP, RUNS, PER_SAMPLE = 3, 10, 4  # a sample = the mean of >= 4 back-to-back predictions
@@ -34,7 +39,7 @@ BENCH_JS = """async ({url, x, warmup, runs, per}) => {
 }"""
 
 
-def _bench(run: Run, backend: str, warmup: int, runs: int) -> dict[str, Any]:
+def _bench(run: Run[TfjsTarget], backend: str, warmup: int, runs: int) -> dict[str, Any]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -43,7 +48,7 @@ def _bench(run: Run, backend: str, warmup: int, runs: int) -> dict[str, Any]:
                          observe=run.observe) as page:
         result = page.evaluate(BENCH_JS, {"url": "/model/model.json", "x": x.tolist(), "warmup": warmup, "runs": runs,
                                                   "per": PER_SAMPLE})
-    result["max_abs_diff"] = float(np.max(np.abs(np.asarray(result.pop("out")) - expected)))
+    result["max_abs_diff"] = max_abs_diff(result.pop("out"), expected)
     result["median"] = float(np.median(result["times"])) if result["times"] else float("nan")
     run.note(f"{backend}", {"backend_in_use": result["backend"], "first_ms": round(result["first"], 2),
                             "times_ms": [round(t, 2) for t in result["times"]], "predictions_per_sample": result["per"],
@@ -51,7 +56,7 @@ def _bench(run: Run, backend: str, warmup: int, runs: int) -> dict[str, Any]:
     return result
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
     # The benchmark a hurried developer writes: one predict per backend, no warm-up.
     figures: dict[str, float] = {}
     for backend in BACKENDS:
@@ -65,7 +70,7 @@ def faulty(run: Run) -> dict[str, float]:
     return figures
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     figures: dict[str, float] = {"backends_as_requested": 0.0, "max_abs_diff": 0.0}
     for backend in BACKENDS:
         result = _bench(run, backend, warmup=WARMUP, runs=RUNS)

@@ -11,14 +11,20 @@ the page made (as copied from the network panel), looks for weights, and rebuild
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from urllib.error import HTTPError
 from urllib.parse import urljoin
 from urllib.request import Request, urlopen
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, RequestSeen, convert_layers_model, decode_weights
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.kit import decode_weights
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS, RequestSeen
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 HIDDEN = "/assets/a7f3c91e/"  # "nobody will guess this path"
@@ -84,16 +90,14 @@ def _steal(bodies: Mapping[str, tuple[int, bytes]], headers: Mapping[str, str]) 
     return None
 
 
-def faulty(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     x = trained.probe()[0]
     referer_only = lambda path, headers: (403 if path.startswith(HIDDEN) and "Referer" not in headers else None)  # noqa: E731
     # The model sits under an unguessable path, with "hotlink protection" (Referer required).
     page = run.enter(run.target.page({HIDDEN: convert_layers_model(run.cache, trained)}, observe=run.observe,
                                      guard=referer_only))
-    in_page = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": HIDDEN + "model.json", "x": x.tolist()}))
+    in_page = page.evaluate(PREDICT_LAYERS_JS, {"url": HIDDEN + "model.json", "x": x.tolist()})
     naive_status, _ = _http_get(page.url + HIDDEN + "model.json")  # the protection does stop a plain download
     bodies = _replay(page.requests_seen)
     model_json_req = next(r for r in page.requests_seen if r.url.endswith("model.json"))
@@ -105,10 +109,10 @@ def faulty(run: Run) -> dict[str, float]:
     outside = _dense_forward(model_json, weights, x)
     return {"naive_fetch_status": float(naive_status),
             "weight_bytes_stolen": float(sum(w.nbytes for w in weights.values())),
-            "stolen_max_abs_diff": float(np.max(np.abs(outside - in_page)))}
+            "stolen_max_abs_diff": max_abs_diff(outside, in_page)}
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     import numpy as np
 
     from harness.targets.litert.target import LitertTarget, convert_to_tflite
@@ -124,7 +128,7 @@ def fixed(run: Run) -> dict[str, float]:
         return 200, json.dumps({"predictions": outputs.tolist()}).encode(), "application/json"
 
     page = run.enter(run.target.page(observe=run.observe, routes={"/api/predict": predict}))
-    in_page = np.asarray(page.evaluate(API_JS, {"x": x.tolist()}))
+    in_page = page.evaluate(API_JS, {"x": x.tolist()})
     bodies = _replay(page.requests_seen)
     # Also try where models usually are; an attacker would.
     for guess in ("/model.json", "/model/model.json", "/models/model.json", HIDDEN + "model.json"):
@@ -132,12 +136,12 @@ def fixed(run: Run) -> dict[str, float]:
     kernels = [w.tobytes() for w in decode_weights(*_served_model(run)).values() if w.nbytes >= 32]
     found = sum(1 for k in kernels for _, body in bodies.values() if k in body)
     run.note("urls_tried", sorted(bodies))
-    return {"api_max_abs_diff": float(np.max(np.abs(in_page - expected))),
+    return {"api_max_abs_diff": max_abs_diff(in_page, expected),
             "weight_tensors_reachable": float(found),
             "model_json_reachable": float(sum(1 for _, body in bodies.values() if _as_model_json(body)))}
 
 
-def _served_model(run: Run) -> tuple[Any, dict[str, bytes]]:
+def _served_model(run: Run[TfjsTarget]) -> tuple[Any, dict[str, bytes]]:
     """The tf.js files of the model (what a leak would expose), to search the responses for."""
     converted = convert_layers_model(run.cache, trained_model(run.cache, SPEC))
     model_json = json.loads((converted / "model.json").read_text())

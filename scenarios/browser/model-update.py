@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 # The update: the same architecture retrained for longer (same probe inputs, different weights).
 OLD, NEW = ModelSpec("dense", "tf_keras", epochs=1), ModelSpec("dense", "tf_keras", epochs=5)
@@ -20,15 +25,13 @@ LATEST_JS = """async ({x}) => {
 }"""
 
 
-def _outputs(run: Run) -> tuple[Any, Any, Any]:
+def _outputs(run: Run[TfjsTarget]) -> tuple[Any, Any, Any]:
     x, old_out = trained_model(run.cache, OLD).probe()
     new_out = trained_model(run.cache, NEW).probe()[1]
     return x, old_out, new_out
 
 
-def faulty(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
     x, old_out, new_out = _outputs(run)
     old_dir = convert_layers_model(run.cache, trained_model(run.cache, OLD))
     page = run.enter(run.target.page({"/model/": old_dir}, observe=run.observe,
@@ -37,18 +40,16 @@ def faulty(run: Run) -> dict[str, float]:
     # Deploy the new model at the same URL, then the user opens the page again.
     page.server.mount("/model/", convert_layers_model(run.cache, trained_model(run.cache, NEW)))
     mark = page.revisit()
-    got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()}))
+    got = page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()})
     after = [r.path for r in page.server.requests[mark:] if r.path.startswith("/model/")]
     run.note("model_requests_after_update", after)
-    return {"diff_to_new_model": float(np.max(np.abs(got - new_out))),
-            "diff_to_old_model": float(np.max(np.abs(got - old_out))),
+    return {"diff_to_new_model": max_abs_diff(got, new_out),
+            "diff_to_old_model": max_abs_diff(got, old_out),
             "model_requests_after_update": float(len(after))}
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     import json
-
-    import numpy as np
 
     x, old_out, new_out = _outputs(run)
     headers = lambda path: {"Cache-Control": "no-cache"} if path == "/models/latest.json" else LONG_CACHE  # noqa: E731
@@ -66,8 +67,8 @@ def fixed(run: Run) -> dict[str, float]:
     third = [r.path for r in page.server.requests[mark:] if r.path.startswith("/models/v")]
     run.note("versions_seen", [first["version"], second["version"]])
     run.note("model_requests_on_third_visit", third)
-    return {"first_diff_to_old_model": float(np.max(np.abs(np.asarray(first["out"]) - old_out))),
-            "diff_to_new_model": float(np.max(np.abs(np.asarray(second["out"]) - new_out))),
+    return {"first_diff_to_old_model": max_abs_diff(first["out"], old_out),
+            "diff_to_new_model": max_abs_diff(second["out"], new_out),
             "model_requests_on_third_visit": float(len(third))}
 
 

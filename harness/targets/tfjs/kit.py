@@ -1,12 +1,13 @@
-"""Shared pieces of the browser scenarios on conversion and input data (tf.js in Chromium).
+"""Helpers the browser scenarios use (tf.js in Chromium).
 
-* page scripts that load a converted model and predict (layers and graph format);
-* Keras reference outputs for inputs a scenario makes up (cached, so warm runs skip TensorFlow);
+* a page serving a converted model, and one-call load-and-predict in it (layers or graph format);
 * tiny tf_keras models with one feature tf.js lacks (a ``Lambda`` layer, a ``Softsign`` op),
   trained on the tabular data of :mod:`harness.models`;
-* pixel helpers: the uint8 images a page draws on a canvas, as Python sees them.
+* pixel helpers: the uint8 images a page draws on a canvas, as Python sees them;
+* what a converted model costs (``model_bytes``) and what it exposes (``decode_weights``).
 
-Nothing heavy is imported at module level.
+Parity is computed with :mod:`harness.compare` by the scenarios themselves.  Nothing heavy is
+imported at module level.
 """
 
 from __future__ import annotations
@@ -14,26 +15,27 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
-from harness.errors import HarnessError
-from harness.models import KERAS_DISTS, TrainedModel, keras_outputs, tabular_data
+from harness.models import KERAS_DISTS, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
-from harness.targets.tfjs.target import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
+from harness.targets.tfjs.convert import artifact_sizes
+from harness.targets.tfjs.page import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     import numpy as np
-    from numpy.typing import ArrayLike
 
     from harness.scenario import Run
-    from harness.targets.tfjs.target import TfjsPage
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 # The remedy of the data scenarios: the page gives Keras's labels and (float32-close) outputs.
 MATCHES_KERAS: Succeeds = succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4))
 MODEL_URL = "/model/model.json"
 
-def model_page(run: "Run", converted: Path, extra: Mapping[str, Path] | None = None) -> "TfjsPage":
+
+def model_page(run: "Run[TfjsTarget]", converted: Path, extra: Mapping[str, Path] | None = None) -> "TfjsPage":
     """A fresh page on the run's tf.js target serving ``converted`` at ``/model/`` (plus ``extra``
     mounts), recording the page's errors as evidence; closed when the variant ends."""
     return run.enter(run.target.page({"/model/": converted, **(extra or {})}, observe=run.observe))
@@ -47,19 +49,37 @@ def predict_in_page(page: "TfjsPage", url: str, x: "np.ndarray", *, graph: bool 
                                     {"url": url, "x": np.asarray(x).tolist()}), dtype="float64")
 
 
-def parity(got: "ArrayLike", expected: "ArrayLike") -> dict[str, float]:
-    """The two figures the browser data scenarios judge: worst difference and label agreement."""
+def model_bytes(model_dir: Path) -> dict[str, int]:
+    """Bytes of a converted model: ``json_bytes``, ``weight_bytes`` (all shards) and ``shards`` (count)."""
+    sizes = artifact_sizes(model_dir)
+    return {"json_bytes": sizes["model_json"], "weight_bytes": sizes["weights"], "shards": sizes["shards"]}
+
+
+def decode_weights(model_json: Mapping[str, Any], shards: Mapping[str, bytes]) -> "dict[str, np.ndarray]":
+    """Decode tf.js weight shards with numpy, following ``weightsManifest`` (as tf.io does).
+
+    ``shards`` maps each path listed in the manifest to its bytes.  Handles float32/int32 and
+    the converter's uint8/uint16 affine quantization (``min``/``scale``) and float16.
+    """
     import numpy as np
 
-    got, expected = np.asarray(got, dtype="float64"), np.asarray(expected, dtype="float64")
-    if got.shape != expected.shape:
-        raise HarnessError(f"cannot compare outputs of shape {got.shape} with {expected.shape}",
-                           hint="the page script and the reference must use the same inputs")
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
-            "label_agreement": float(np.mean(np.argmax(got, axis=-1) == np.argmax(expected, axis=-1)))}
+    weights: dict[str, np.ndarray] = {}
+    for group in model_json["weightsManifest"]:
+        blob = b"".join(shards[p] for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            count = int(np.prod(spec["shape"])) if spec["shape"] else 1
+            quant = spec.get("quantization")
+            dtype = np.dtype(quant["dtype"] if quant else spec["dtype"])
+            raw = np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
+            offset += count * dtype.itemsize
+            if quant and "scale" in quant:
+                values = raw.astype("float32") * np.float32(quant["scale"]) + np.float32(quant["min"])
+            else:
+                values = raw.astype(spec["dtype"] if spec["dtype"] != "float32" else "float32")
+            weights[spec["name"]] = values.reshape(spec["shape"])
+    return weights
 
-
-# ---------------------------------------------------------------------------- Python references
 
 # ---------------------------------------------------------------------------- models tf.js lacks
 

@@ -2,42 +2,61 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity, uint8_pixels
-from harness.models import ModelSpec, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
+from harness.models import ModelSpec, keras_outputs, trained_model
 from harness.scenario import Figure, Run, Scenario
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, uint8_pixels
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")  # trained on RGB pixels / 255; class = dominant channel
 N_IMAGES = 64
 
 # Python training code:  img = cv2.imread(path)[..., ::-1] / 255.0   (OpenCV gives BGR -> RGB)
-# JS port: the same two steps on canvas pixels, which tf.browser.fromPixels already gives as RGB.
-PREPROCESS_AND_PREDICT = """async ({url, pixels, swapChannels}) => {
+# The JS port repeats both steps on canvas pixels, which tf.browser.fromPixels already gives as RGB.
+PORTED_LINE_BY_LINE_JS = """async ({url, pixels}) => {
   const m = await tf.loadLayersModel(url);
   return tf.tidy(() => {
     let px = tf.tensor4d(pixels, undefined, 'float32');   // RGB, as fromPixels returns it
-    if (swapChannels) px = tf.reverse(px, -1);            // the ported `[..., ::-1]`
+    px = tf.reverse(px, -1);                              // the ported `[..., ::-1]`
+    return m.predict(px.div(255));
+  }).array();
+}"""
+# The port of what the pipeline means: RGB pixels in [0, 1].
+PORTED_MEANING_JS = """async ({url, pixels}) => {
+  const m = await tf.loadLayersModel(url);
+  return tf.tidy(() => {
+    const px = tf.tensor4d(pixels, undefined, 'float32');  // already RGB: no swap
     return m.predict(px.div(255));
   }).array();
 }"""
 
 
-def _run(run: Run, swap_channels: bool) -> dict[str, float]:
+def _page_and_pixels(run: Run[TfjsTarget]) -> tuple[TfjsPage, np.ndarray, np.ndarray]:
+    """The page with the converted model, test images as RGB uint8 pixels, and the Python pipeline's outputs."""
     trained = trained_model(run.cache, SPEC)
-    pixels = uint8_pixels(trained.test_set()[0][:N_IMAGES])  # RGB uint8
-    expected = keras_outputs(run.cache, trained, pixels.astype("float32") / 255.0)  # the Python pipeline
-    page = model_page(run, convert_layers_model(run.cache, trained))
-    got = page.evaluate(PREPROCESS_AND_PREDICT, {"url": MODEL_URL, "pixels": pixels.tolist(),
-                                                 "swapChannels": swap_channels})
-    return parity(got, expected)
+    pixels = uint8_pixels(trained.test_set()[0][:N_IMAGES])
+    expected = keras_outputs(run.cache, trained, pixels.astype("float32") / 255.0)
+    return model_page(run, convert_layers_model(run.cache, trained)), pixels, expected
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, swap_channels=True)
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, pixels, expected = _page_and_pixels(run)
+    got = page.evaluate(PORTED_LINE_BY_LINE_JS, {"url": MODEL_URL, "pixels": pixels.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, swap_channels=False)
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, pixels, expected = _page_and_pixels(run)
+    got = page.evaluate(PORTED_MEANING_JS, {"url": MODEL_URL, "pixels": pixels.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity
-from harness.models import ModelSpec, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
+from harness.models import ModelSpec, keras_outputs, trained_model
 from harness.scenario import Figure, Run, Scenario
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")  # trained on standardised features
 # The training statistics of the 8 raw measurements (a scaler's mean_ and scale_), shipped with
@@ -13,18 +22,22 @@ SPEC = ModelSpec("dense", "tf_keras")  # trained on standardised features
 MEAN = (20.0, -5.0, 100.0, 3.0, 50.0, 0.5, 1000.0, 10.0)
 STD = (5.0, 2.0, 30.0, 1.0, 10.0, 0.1, 200.0, 4.0)
 
-PAGE = """async ({url, raw, standardise}) => {
+# The page hands the raw readings straight to the model.
+RAW_TO_MODEL_JS = """async ({url, raw}) => {
   const m = await tf.loadLayersModel(url);
-  let x = tf.tensor2d(raw);
-  if (standardise) {
-    const stats = await (await fetch('/prep/preprocessing.json')).json();
-    x = x.sub(tf.tensor1d(stats.mean)).div(tf.tensor1d(stats.std));
-  }
+  return m.predict(tf.tensor2d(raw)).array();
+}"""
+# The page applies the scaler shipped with the model, (x - mean) / std, before predict.
+STANDARDISED_JS = """async ({url, raw}) => {
+  const m = await tf.loadLayersModel(url);
+  const stats = await (await fetch('/prep/preprocessing.json')).json();
+  const x = tf.tensor2d(raw).sub(tf.tensor1d(stats.mean)).div(tf.tensor1d(stats.std));
   return m.predict(x).array();
 }"""
 
 
-def _run(run: Run, standardise: bool) -> dict[str, float]:
+def _page_and_readings(run: Run[TfjsTarget]) -> tuple[TfjsPage, np.ndarray, np.ndarray]:
+    """The page (model at /model/, preprocessing.json at /prep/), raw readings, and the Python pipeline's outputs."""
     import json
 
     import numpy as np
@@ -36,16 +49,19 @@ def _run(run: Run, standardise: bool) -> dict[str, float]:
     expected = keras_outputs(run.cache, trained, (raw - mean) / std)  # the Python pipeline
     (run.workdir / "preprocessing.json").write_text(json.dumps({"mean": MEAN, "std": STD}))
     page = model_page(run, convert_layers_model(run.cache, trained), {"/prep/": run.workdir})
-    got = page.evaluate(PAGE, {"url": MODEL_URL, "raw": raw.tolist(), "standardise": standardise})
-    return parity(got, expected)
+    return page, raw, expected
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, standardise=False)
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, raw, expected = _page_and_readings(run)
+    got = page.evaluate(RAW_TO_MODEL_JS, {"url": MODEL_URL, "raw": raw.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, standardise=True)
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, raw, expected = _page_and_readings(run)
+    got = page.evaluate(STANDARDISED_JS, {"url": MODEL_URL, "raw": raw.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, keras_outputs, model_page, parity
-from harness.models import ModelSpec, saved_model, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
+from harness.models import ModelSpec, keras_outputs, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import convert_graph_model
+from harness.targets.tfjs.convert import convert_graph_model
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 # The page collects integer readings (counts, scores) into a typed array, as form or sensor code
 # often does; tf.tensor takes its dtype from the typed array unless told otherwise.
-PREDICT_TYPED = """async ({url, flat, rows, dtype}) => {
+DTYPE_INFERRED_JS = """async ({url, flat, rows}) => {
   const m = await tf.loadGraphModel(url);
-  const data = Int32Array.from(flat);
-  const x = dtype ? tf.tensor(data, [rows, 8], dtype) : tf.tensor(data, [rows, 8]);
+  const x = tf.tensor(Int32Array.from(flat), [rows, 8]);             // int32, from the Int32Array
+  return m.predict(x).array();
+}"""
+DTYPE_STATED_JS = """async ({url, flat, rows}) => {
+  const m = await tf.loadGraphModel(url);
+  const x = tf.tensor(Int32Array.from(flat), [rows, 8], 'float32');  // the dtype the model expects
   return m.predict(x).array();
 }"""
 
 
-def _run(run: Run, dtype: str | None) -> dict[str, float]:
+def _page_and_readings(run: Run[TfjsTarget]) -> tuple[TfjsPage, np.ndarray, np.ndarray]:
+    """The page with the graph model, integer readings, and Keras's outputs on them as float32 (as Python feeds them)."""
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
     readings = np.rint(trained.test_set()[0][:32] * 2.0).astype("int32")
-    expected = keras_outputs(run.cache, trained, readings.astype("float32"))  # Python: float32 input
-    converted = convert_graph_model(run.cache, saved_model(run.cache, SPEC))
-    page = model_page(run, converted)
-    got = page.evaluate(PREDICT_TYPED, {"url": MODEL_URL, "flat": readings.reshape(-1).tolist(),
-                                        "rows": int(readings.shape[0]), "dtype": dtype})
-    return parity(got, expected)
+    expected = keras_outputs(run.cache, trained, readings.astype("float32"))
+    page = model_page(run, convert_graph_model(run.cache, saved_model(run.cache, SPEC)))
+    return page, readings, expected
 
 
-def faulty(run: Run) -> None:
-    _run(run, dtype=None)  # tf.tensor infers int32 from the Int32Array
+def faulty(run: Run[TfjsTarget]) -> None:
+    page, readings, _ = _page_and_readings(run)
+    page.evaluate(DTYPE_INFERRED_JS, {"url": MODEL_URL, "flat": readings.reshape(-1).tolist(),
+                                      "rows": int(readings.shape[0])})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, dtype="float32")
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, readings, expected = _page_and_readings(run)
+    got = page.evaluate(DTYPE_STATED_JS, {"url": MODEL_URL, "flat": readings.reshape(-1).tolist(),
+                                          "rows": int(readings.shape[0])})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,39 +2,56 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, parity
-from harness.models import ModelSpec, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
+from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 # Classify examples one at a time, as a form or a sensor callback delivers them.
-PREDICT_EACH = """async ({url, rows, batchAxis}) => {
+ONE_FLAT_ROW_JS = """async ({url, rows}) => {
   const m = await tf.loadLayersModel(url);
   const out = [];
   for (const row of rows) {
-    const x = batchAxis ? tf.tensor2d([row], [1, row.length]) : tf.tensor(new Float32Array(row));
+    const x = tf.tensor(new Float32Array(row));          // shape [8]: no batch axis
+    out.push((await m.predict(x).array())[0]);
+  }
+  return out;
+}"""
+ONE_ROW_BATCH_JS = """async ({url, rows}) => {
+  const m = await tf.loadLayersModel(url);
+  const out = [];
+  for (const row of rows) {
+    const x = tf.tensor2d([row], [1, row.length]);       // shape [1, 8]: a batch of one
     out.push((await m.predict(x).array())[0]);
   }
   return out;
 }"""
 
 
-def _run(run: Run, batch_axis: bool) -> dict[str, float]:
+def _page(run: Run[TfjsTarget]) -> tuple[TfjsPage, TrainedModel]:
     trained = trained_model(run.cache, SPEC)
-    page = model_page(run, convert_layers_model(run.cache, trained))
+    return model_page(run, convert_layers_model(run.cache, trained)), trained
+
+
+def faulty(run: Run[TfjsTarget]) -> None:
+    page, trained = _page(run)
+    page.evaluate(ONE_FLAT_ROW_JS, {"url": MODEL_URL, "rows": trained.probe()[0].tolist()})
+
+
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page, trained = _page(run)
     x, expected = trained.probe()
-    got = page.evaluate(PREDICT_EACH, {"url": MODEL_URL, "rows": x.tolist(), "batchAxis": batch_axis})
-    return parity(got, expected)
-
-
-def faulty(run: Run) -> None:
-    _run(run, batch_axis=False)  # tf.tensor(Float32Array(row)): shape [8]
-
-
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, batch_axis=True)
+    got = page.evaluate(ONE_ROW_BATCH_JS, {"url": MODEL_URL, "rows": x.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

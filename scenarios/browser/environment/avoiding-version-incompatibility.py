@@ -4,41 +4,50 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import library_versions
+from harness.compare import max_abs_diff
 from harness.models import KERAS_DISTS, ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model, run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MODEL_URL, model_page
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 KERAS3, TF_KERAS = ModelSpec("dense", "keras3"), ModelSpec("dense", "tf_keras")
 
 
-def keras3_h5(run: Run) -> Path:
+def keras3_h5(run: Run[TfjsTarget]) -> Path:
     """The Keras 3 model saved as HDF5 (`model.save('model.h5')`), the file the converter reads."""
     trained = trained_model(run.cache, KERAS3)
     key = {"from": trained.dir.name, "versions": library_versions(*KERAS_DISTS)}
     return run.cache.get_or_build("trained_h5", key, lambda out: trained.load().save(out / "model.h5")) / "model.h5"
 
 
-def _load(run: Run, spec: ModelSpec, converted: Path):  # type: ignore[no-untyped-def]
+def _load_in_page(run: Run[TfjsTarget], converted: Path, x: Any) -> Any:
+    """Record what wrote model.json and its InputLayer config, then load it in a page and predict ``x``."""
     info = json.loads((converted / "model.json").read_text())
     layers = info["modelTopology"]["model_config"]["config"]["layers"]
     run.note("generated_by", info.get("generatedBy"))
     run.note("input_layer_config_keys", sorted(layers[0]["config"]))
-    page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
-    x, expected = trained_model(run.cache, spec).probe()
-    return page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()}), expected
+    return model_page(run, converted).evaluate(PREDICT_LAYERS_JS, {"url": MODEL_URL, "x": x.tolist()})
 
 
-def faulty(run: Run) -> None:
-    _load(run, KERAS3, run_converter(run.cache, ["--input_format=keras"], keras3_h5(run)))
+def faulty(run: Run[TfjsTarget]) -> None:
+    # Trained and saved with Keras 3 (tf.keras under TF 2.16+), converted as a Keras HDF5 file.
+    converted = run_converter(run.cache, ["--input_format=keras"], keras3_h5(run))
+    _load_in_page(run, converted, trained_model(run.cache, KERAS3).probe()[0])
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
-    got, expected = _load(run, TF_KERAS, convert_layers_model(run.cache, trained_model(run.cache, TF_KERAS)))
-    return {"max_abs_diff": float(np.max(np.abs(np.asarray(got) - expected)))}
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    # The same model built and saved with tf_keras (the Keras 2 API), converted the same way.
+    trained = trained_model(run.cache, TF_KERAS)
+    converted = run_converter(run.cache, ["--input_format=keras"], trained.model_file)
+    x, expected = trained.probe()
+    return {"max_abs_diff": max_abs_diff(_load_in_page(run, converted, x), expected)}
 
 
 SCENARIO = Scenario(

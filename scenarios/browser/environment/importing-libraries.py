@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from harness.models import ModelSpec, trained_model
+from harness.compare import max_abs_diff
+from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
@@ -27,7 +33,8 @@ LIBRARY_FIRST = """<!doctype html><html><head><meta charset="utf-8">
 </head><body></body></html>"""
 
 
-def _open(run: Run, html: str):  # type: ignore[no-untyped-def]
+def _open(run: Run[TfjsTarget], html: str) -> tuple[TrainedModel, TfjsPage]:
+    """The page ``html`` with the app script at /js/app.js (it predicts the probe batch into window.prediction)."""
     trained = trained_model(run.cache, SPEC)
     x = trained.probe()[0]
     app = (APP_JS % json.dumps(x.tolist())).encode()
@@ -37,19 +44,17 @@ def _open(run: Run, html: str):  # type: ignore[no-untyped-def]
     return trained, page
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     _, page = _open(run, APP_FIRST)
     page.raise_page_errors()
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     trained, page = _open(run, LIBRARY_FIRST)
     page.raise_page_errors()
-    got = np.asarray(page.evaluate("() => window.prediction"))
+    got = page.evaluate("() => window.prediction")
     run.note("tfjs_version", page.evaluate("() => tf.version.tfjs"))
-    return {"max_abs_diff": float(np.max(np.abs(got - trained.probe()[1]))),
+    return {"max_abs_diff": max_abs_diff(got, trained.probe()[1]),
             "page_errors": float(len(page.page_errors))}
 
 

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Mapping
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs.target import NODE_TFJS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.target import NODE_TFJS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 WASM_DIST = NODE_TFJS / "tfjs-backend-wasm" / "dist"
-# The site's own vendor folder: the two bundles were copied there, the .wasm binaries were not.
+# The site's own vendor folder holds the two bundles.
 PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <script src="/js/tf.min.js"></script>
 <script src="/js/tf-backend-wasm.min.js"></script>
 </head><body></body></html>"""
-APP_JS = """async ({wasmPath, x}) => {
-  if (wasmPath) tf.wasm.setWasmPaths(wasmPath);
+# The app selects the wasm backend and lets the bundle find its binaries by itself.
+APP_DEFAULT_PATHS_JS = """async ({x}) => {
+  const ok = await tf.setBackend('wasm');
+  await tf.ready();
+  const m = await tf.loadLayersModel('/model/model.json');
+  return {setBackend: ok, backend: tf.getBackend(), out: await m.predict(tf.tensor(x)).array()};
+}"""
+# The app says where the deployed .wasm binaries are before selecting the backend.
+APP_WASM_PATHS_JS = """async ({x}) => {
+  tf.wasm.setWasmPaths('/js/wasm/');
   const ok = await tf.setBackend('wasm');
   await tf.ready();
   const m = await tf.loadLayersModel('/model/model.json');
@@ -24,36 +39,37 @@ APP_JS = """async ({wasmPath, x}) => {
 }"""
 
 
-def _run_app(run: Run, wasm_path: str | None) -> tuple[dict[str, Any], Any, Any]:
-    trained = trained_model(run.cache, SPEC)
+def _site(run: Run[TfjsTarget], deployed: Mapping[str, Path]) -> TfjsPage:
+    """The site: PAGE with the two bundles copied to /js/, the model at /model/, plus the ``deployed`` mounts."""
     files = {"/js/tf.min.js": (NODE_TFJS / "tfjs" / "dist" / "tf.min.js").read_bytes(),
              "/js/tf-backend-wasm.min.js": (WASM_DIST / "tf-backend-wasm.min.js").read_bytes()}
-    mounts = {"/model/": convert_layers_model(run.cache, trained)}
-    if wasm_path:
-        mounts[wasm_path] = WASM_DIST  # the binaries deployed next to the site's assets
-    page = run.enter(run.target.page(mounts, html=PAGE, files=files, backend=None, observe=run.observe))
-    x, expected = trained.probe()
-    result = page.evaluate(APP_JS, {"wasmPath": wasm_path, "x": x.tolist()})
-    run.note("backend_in_use", result["backend"])
+    mounts = {"/model/": convert_layers_model(run.cache, trained_model(run.cache, SPEC)), **deployed}
+    return run.enter(run.target.page(mounts, html=PAGE, files=files, backend=None, observe=run.observe))
+
+
+def _note_backend(run: Run[TfjsTarget], page: TfjsPage, backend: str) -> None:
+    run.note("backend_in_use", backend)
     run.note("wasm_requests", [f"{r.path} {r.status}" for r in page.server.requests if r.path.endswith(".wasm")])
-    return result, expected, page
 
 
-def faulty(run: Run) -> dict[str, float]:
-    result, _, page = _run_app(run, None)
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
+    page = _site(run, {})  # only the JS was copied: no .wasm binaries on the site
+    result = page.evaluate(APP_DEFAULT_PATHS_JS, {"x": trained_model(run.cache, SPEC).probe()[0].tolist()})
+    _note_backend(run, page, result["backend"])
     return {"set_backend_returned_true": float(result["setBackend"]),
             "wasm_in_use": float(result["backend"] == "wasm"),
             "init_failed_in_console": float(any("Initialization of backend wasm failed" in c for c in page.console))}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
-    result, expected, page = _run_app(run, "/js/wasm/")
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    page = _site(run, {"/js/wasm/": WASM_DIST})  # the binaries deployed next to the site's assets
+    x, expected = trained_model(run.cache, SPEC).probe()
+    result = page.evaluate(APP_WASM_PATHS_JS, {"x": x.tolist()})
+    _note_backend(run, page, result["backend"])
     return {"set_backend_returned_true": float(result["setBackend"]),
             "wasm_in_use": float(result["backend"] == "wasm"),
             "wasm_binaries_served": float(sum(1 for r in page.server.served("/js/wasm/") if r.status == 200)),
-            "max_abs_diff": float(np.max(np.abs(np.asarray(result["out"]) - expected)))}
+            "max_abs_diff": max_abs_diff(result["out"], expected)}
 
 
 SCENARIO = Scenario(

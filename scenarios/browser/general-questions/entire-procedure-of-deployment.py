@@ -2,30 +2,35 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     # Serving the Keras HDF5 file itself: tf.js only reads its own JSON format.
     trained = trained_model(run.cache, SPEC)
     page = run.enter(run.target.page({"/model/": trained.dir}, observe=run.observe))
     page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.h5", "x": trained.probe()[0].tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    converted = convert_layers_model(run.cache, trained)
+    converted = run_converter(run.cache, ["--input_format=keras"], trained.model_file)  # model.h5 -> model.json + shards
     page = run.enter(run.target.page({"/model/": converted}, backend="webgl", observe=run.observe))
     x, expected = trained.probe()
-    got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()}))
+    got = page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x.tolist()})
     run.note("backend", page.evaluate("() => tf.getBackend()"))
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import convert_graph_model
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, custom_model, model_page, predict_in_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 # The documented escape hatch of the graph executor: implement the missing op in JavaScript.
 REGISTER_SOFTSIGN = """() => {
@@ -16,17 +22,20 @@ REGISTER_SOFTSIGN = """() => {
 }"""
 
 
-def faulty(run: Run) -> None:
-    convert_graph_model(run.cache, custom_model(run.cache, "softsign").saved_model)
+def faulty(run: Run[TfjsTarget]) -> None:
+    run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model"],
+                  custom_model(run.cache, "softsign").saved_model)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     model = custom_model(run.cache, "softsign")
-    converted = convert_graph_model(run.cache, model.saved_model, "--skip_op_check")
+    converted = run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+                                          "--skip_op_check"], model.saved_model)
     page = model_page(run, converted)
     run.note("registered", page.evaluate(REGISTER_SOFTSIGN))
     x, expected = model.probe()
-    return parity(predict_in_page(page, MODEL_URL, x, graph=True), expected)
+    got = predict_in_page(page, MODEL_URL, x, graph=True)
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

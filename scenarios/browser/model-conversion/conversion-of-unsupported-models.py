@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, custom_model, model_page, parity, predict_in_page
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, CustomModel, custom_model, model_page, predict_in_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 # The Python lambda was `lambda t: t * 0.5 + 1.0`; its bytecode in model.json means nothing to
 # JavaScript, so the page ports it as a layer class registered under the serialized class name.
@@ -21,22 +28,24 @@ REGISTER_LAMBDA = """() => {
 }"""
 
 
-def _page(run: Run):  # type: ignore[no-untyped-def]
+def _page(run: Run[TfjsTarget]) -> tuple[CustomModel, TfjsPage]:
+    """The Lambda model converted as a layers model (the converter accepts it), served in a page."""
     model = custom_model(run.cache, "lambda")
     converted = run_converter(run.cache, ["--input_format=keras"], model.h5)
     return model, model_page(run, converted)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     model, page = _page(run)
     predict_in_page(page, MODEL_URL, model.probe()[0])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     model, page = _page(run)
     run.note("registered", page.evaluate(REGISTER_LAMBDA))
     x, expected = model.probe()
-    return parity(predict_in_page(page, MODEL_URL, x), expected)
+    got = predict_in_page(page, MODEL_URL, x)
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

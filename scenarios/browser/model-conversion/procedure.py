@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MODEL_URL, model_page, parity, predict_in_page
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import convert_graph_model, convert_layers_model, run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MODEL_URL, model_page, predict_in_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     # The SavedModel directory handed to the Keras (HDF5) reader of the converter.
     run_converter(run.cache, ["--input_format=keras"], saved_model(run.cache, SPEC))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    layers_dir = convert_layers_model(run.cache, trained)  # model.h5 -> --input_format=keras
-    graph_dir = convert_graph_model(run.cache, saved_model(run.cache, SPEC))  # dir -> tf_saved_model
+    layers_dir = run_converter(run.cache, ["--input_format=keras"], trained.model_file)  # the model.h5 file
+    graph_dir = run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model"],
+                              saved_model(run.cache, SPEC))  # the SavedModel directory
     page = model_page(run, layers_dir, {"/graph/": graph_dir})
     x, expected = trained.probe()
-    layers = parity(predict_in_page(page, MODEL_URL, x), expected)
-    graph = parity(predict_in_page(page, "/graph/model.json", x, graph=True), expected)
-    return {"layers_max_abs_diff": layers["max_abs_diff"], "graph_max_abs_diff": graph["max_abs_diff"]}
+    return {"layers_max_abs_diff": max_abs_diff(predict_in_page(page, MODEL_URL, x), expected),
+            "graph_max_abs_diff": max_abs_diff(predict_in_page(page, "/graph/model.json", x, graph=True), expected)}
 
 
 SCENARIO = Scenario(

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, parity, predict_in_page
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.tfjs.target import convert_graph_model, run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, predict_in_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "keras3")  # model.save("model.keras"), the Keras 3 default
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     run_converter(run.cache, ["--input_format=keras"], trained_model(run.cache, SPEC).model_file)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     # Same Keras 3 model, saved for serving with model.export() -> SavedModel -> graph model.
-    converted = convert_graph_model(run.cache, saved_model(run.cache, SPEC))
+    converted = run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model"],
+                              saved_model(run.cache, SPEC))
     page = model_page(run, converted)
     x, expected = trained_model(run.cache, SPEC).probe()
-    return parity(predict_in_page(page, MODEL_URL, x, graph=True), expected)
+    got = predict_in_page(page, MODEL_URL, x, graph=True)
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected)}
 
 
 SCENARIO = Scenario(

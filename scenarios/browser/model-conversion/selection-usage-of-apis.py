@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from harness.targets.tfjs.kit import MODEL_URL, model_page, parity
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MODEL_URL, model_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
@@ -16,18 +22,18 @@ LOAD_TRAINABLE = """async ({url, x}) => {
 }"""
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_layers_model"],
                   saved_model(run.cache, SPEC))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     # The same tf.keras SavedModel, read by the converter's Keras reader for that artifact.
     converted = run_converter(run.cache, ["--input_format=keras_saved_model"], saved_model(run.cache, SPEC))
     page = model_page(run, converted)
     x, expected = trained_model(run.cache, SPEC).probe()
     got = page.evaluate(LOAD_TRAINABLE, {"url": MODEL_URL, "x": x.tolist()})
-    return {"max_abs_diff": parity(got["y"], expected)["max_abs_diff"],
+    return {"max_abs_diff": max_abs_diff(got["y"], expected),
             "trainable_weights": float(got["trainable"])}
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache
-from harness.targets.tfjs.kit import MODEL_URL, model_page, parity
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import convert_graph_model
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import MODEL_URL, model_page
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
@@ -34,25 +39,27 @@ def serving_signatures(cache: ArtifactCache, saved_model_dir: Path) -> dict[str,
                  if not key.startswith("__")}
         (out / "signatures.json").write_text(json.dumps(found, indent=1))
 
-    built = cache.get_or_build("signatures", {"saved_model": str(saved_model_dir)}, build)
+    built = cache.get_or_build("signatures", {"saved_model": cache.source_key(saved_model_dir)}, build)
     return dict(json.loads((built / "signatures.json").read_text()))
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     # "predict" is the signature name of TF1 Estimator exports, copied from an old tutorial.
-    convert_graph_model(run.cache, saved_model(run.cache, SPEC), "--signature_name=predict")
+    run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+                              "--signature_name=predict"], saved_model(run.cache, SPEC))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     source = saved_model(run.cache, SPEC)
     signatures = run.note("signatures", serving_signatures(run.cache, source))
     name, (inputs, outputs) = next(iter(signatures.items()))
-    converted = convert_graph_model(run.cache, source, f"--signature_name={name}")
+    converted = run_converter(run.cache, ["--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+                                          f"--signature_name={name}"], source)
     page = model_page(run, converted)
     x, expected = trained_model(run.cache, SPEC).probe()
     got = page.evaluate(EXECUTE_BY_NAME, {"url": MODEL_URL, "x": x.tolist(),
                                           "input": inputs[0], "output": outputs[0]})
-    return {"max_abs_diff": parity(got, expected)["max_abs_diff"], "signatures": float(len(signatures))}
+    return {"max_abs_diff": max_abs_diff(got, expected), "signatures": float(len(signatures))}
 
 
 SCENARIO = Scenario(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
+from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
@@ -19,24 +26,22 @@ FIXED_JS = """async ({url, x}) => {
 }"""
 
 
-def _page(run: Run):  # type: ignore[no-untyped-def]
+def _page(run: Run[TfjsTarget]) -> tuple[TrainedModel, TfjsPage]:
     trained = trained_model(run.cache, SPEC)
     page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
     return trained, page
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     trained, page = _page(run)
     page.evaluate(FAULTY_JS, {"url": "/model/model.json", "x": trained.probe()[0].tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     trained, page = _page(run)
     x, expected = trained.probe()
-    got = np.asarray(page.evaluate(FIXED_JS, {"url": "/model/model.json", "x": x.tolist()}))
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = page.evaluate(FIXED_JS, {"url": "/model/model.json", "x": x.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

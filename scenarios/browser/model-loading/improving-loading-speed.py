@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from harness.artifacts import library_versions
+from harness.compare import max_abs_diff
 from harness.models import tabular_data
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
-from harness.targets.tfjs.target import model_bytes, run_converter
+from harness.targets.tfjs.convert import run_converter
+from harness.targets.tfjs.kit import model_bytes
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 WIDTH = 1024  # two hidden layers of 1024 units: about 1.06 M parameters, 4.2 MB as float32
 SHARD_BYTES = 1 << 20  # 1 MiB shards (the converter's default is 4 MiB)
@@ -32,7 +40,7 @@ TIME_LOAD_JS = """async ({url, runs, x}) => {
 SAVE_JS = "async ({url, store}) => { const m = await tf.loadLayersModel(url); await m.save(store); m.dispose(); }"
 
 
-def wide_model(run: Run) -> Path:
+def wide_model(run: Run[TfjsTarget]) -> Path:
     """A wide tf_keras MLP (trained 2 epochs on the tabular data) saved as HDF5, with a probe batch."""
     key = {"arch": "wide-mlp", "width": WIDTH, "versions": library_versions("tensorflow", "tf-keras", "numpy")}
 
@@ -55,7 +63,7 @@ def wide_model(run: Run) -> Path:
     return run.cache.get_or_build("trained", key, build)
 
 
-def _converted(run: Run) -> tuple[Path, Path, Any, Any]:
+def _converted(run: Run[TfjsTarget]) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     import numpy as np
 
     source = wide_model(run)
@@ -69,7 +77,7 @@ def _converted(run: Run) -> tuple[Path, Path, Any, Any]:
     return plain, small, x, expected
 
 
-def _timed_load(run: Run, page: Any, url: str, x: Any, prefix: str) -> tuple[float, Any, int]:
+def _timed_load(run: Run[TfjsTarget], page: TfjsPage, url: str, x: np.ndarray, prefix: str) -> tuple[float, np.ndarray, int]:
     """Median load milliseconds (in the page), the last output, and weight bytes sent by the server."""
     import numpy as np
 
@@ -79,7 +87,7 @@ def _timed_load(run: Run, page: Any, url: str, x: Any, prefix: str) -> tuple[flo
     return float(np.median(result["times"])), np.asarray(result["out"]), page.server.bytes_served(prefix) - before
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[TfjsTarget]) -> dict[str, float]:
     plain, small, x, _ = _converted(run)
     page = run.enter(run.target.page({"/float32/": plain, "/uint8/": small}, observe=run.observe))
     page.throttle(download_bytes_per_s=BANDWIDTH)
@@ -92,9 +100,7 @@ def faulty(run: Run) -> dict[str, float]:
             "revisit_bytes_ratio": again_bytes / first_bytes, "load_vs_quantized": again_ms / small_ms}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     plain, small, x, expected = _converted(run)
     page = run.enter(run.target.page({"/float32/": plain, "/uint8/": small}, observe=run.observe))
     page.throttle(download_bytes_per_s=BANDWIDTH)
@@ -107,8 +113,8 @@ def fixed(run: Run) -> dict[str, float]:
     return {"float32_load_ms": float_ms, "uint8_load_ms": small_ms, "indexeddb_load_ms": cached_ms,
             "bytes_ratio": float_bytes / small_bytes, "speedup": float_ms / small_ms,
             "cached_speedup": float_ms / cached_ms, "revisit_bytes": float(revisit_bytes),
-            "max_abs_diff": float(np.max(np.abs(got - expected))),
-            "cached_max_abs_diff": float(np.max(np.abs(cached_out - got)))}
+            "max_abs_diff": max_abs_diff(got, expected),
+            "cached_max_abs_diff": max_abs_diff(cached_out, got)}
 
 
 SCENARIO = Scenario(

@@ -2,40 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
+from harness.loopback import LoopbackServer
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
-CORS_HEADERS = {"Access-Control-Allow-Origin": "*"}
 
 
-def _predict_from_model_server(run: Run, headers: Mapping[str, str] | None) -> tuple[list[list[float]], object]:
-    trained = trained_model(run.cache, SPEC)
-    # The model lives on a second loopback origin (another port = another origin for the browser).
-    model_server = run.enter(run.target.serve({"/models/dense/": convert_layers_model(run.cache, trained)},
-                                              headers=headers))
+def _predict_from(run: Run[TfjsTarget], model_server: LoopbackServer) -> Any:
+    """Open the app's page on its own origin and predict the probe batch with the model on ``model_server``."""
     page = run.enter(run.target.page(observe=run.observe))
     run.note("page_origin", page.url)
     run.note("model_origin", model_server.url)
-    got = page.evaluate(PREDICT_LAYERS_JS, {"url": model_server.url + "/models/dense/model.json",
-                                            "x": trained.probe()[0].tolist()})
-    run.note("model_requests", [f"{r.method} {r.path} {r.status}" for r in model_server.requests])
-    return got, trained
+    try:
+        return page.evaluate(PREDICT_LAYERS_JS, {"url": model_server.url + "/models/dense/model.json",
+                                                "x": trained_model(run.cache, SPEC).probe()[0].tolist()})
+    finally:
+        run.note("model_requests", [f"{r.method} {r.path} {r.status}" for r in model_server.requests])
 
 
-def faulty(run: Run) -> None:
-    _predict_from_model_server(run, headers=None)
+def faulty(run: Run[TfjsTarget]) -> None:
+    # The model lives on a second loopback origin (another port = another origin for the browser),
+    # a static file server with its default headers.
+    converted = convert_layers_model(run.cache, trained_model(run.cache, SPEC))
+    model_server = run.enter(run.target.serve({"/models/dense/": converted}))
+    _predict_from(run, model_server)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
-    got, trained = _predict_from_model_server(run, headers=CORS_HEADERS)
-    expected = trained.probe()[1]  # type: ignore[attr-defined]
-    return {"max_abs_diff": float(np.max(np.abs(np.asarray(got) - expected)))}
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
+    # The same model server, configured to allow other origins to read its responses.
+    converted = convert_layers_model(run.cache, trained_model(run.cache, SPEC))
+    model_server = run.enter(run.target.serve({"/models/dense/": converted},
+                                              headers={"Access-Control-Allow-Origin": "*"}))
+    got = _predict_from(run, model_server)
+    return {"max_abs_diff": max_abs_diff(got, trained_model(run.cache, SPEC).probe()[1])}
 
 
 SCENARIO = Scenario(

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 STORE_URL = "indexeddb://pitfalls-dense"
@@ -17,7 +24,7 @@ SAVE_JS = """async ({url, store}) => {
 }"""
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     # The page is served over http, but the model is referenced by its path on disk.
     trained = trained_model(run.cache, SPEC)
     converted = convert_layers_model(run.cache, trained)
@@ -25,9 +32,7 @@ def faulty(run: Run) -> None:
     page.evaluate(PREDICT_LAYERS_JS, {"url": (converted / "model.json").as_uri(), "x": trained.probe()[0].tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     page = run.enter(run.target.page({"/model/": convert_layers_model(run.cache, trained)}, observe=run.observe))
     run.note("saved_weight_bytes", page.evaluate(SAVE_JS, {"url": "/model/model.json", "store": STORE_URL}))
@@ -36,10 +41,10 @@ def fixed(run: Run) -> dict[str, float]:
     page.server.unmount("/model/")
     mark = page.revisit()
     x, expected = trained.probe()
-    got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": STORE_URL, "x": x.tolist()}))
+    got = page.evaluate(PREDICT_LAYERS_JS, {"url": STORE_URL, "x": x.tolist()})
     second_visit = [r.path for r in page.server.requests[mark:] if r.path.startswith("/model/")]
     run.note("model_requests_on_second_visit", second_visit)
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "model_requests_on_second_visit": float(len(second_visit))}
 
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfjs.target import PREDICT_LAYERS_JS, convert_layers_model
+from harness.targets.tfjs.convert import convert_layers_model
+from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     # The deploy step copied model.json into the app folder, but the shards stayed in /static/model/.
     trained = trained_model(run.cache, SPEC)
     converted = convert_layers_model(run.cache, trained)
@@ -21,21 +28,19 @@ def faulty(run: Run) -> None:
         run.note("requests", [f"{r.path} {r.status}" for r in page.server.requests if r.path.startswith(("/app/", "/static/"))])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     import json
-
-    import numpy as np
 
     trained = trained_model(run.cache, SPEC)
     converted = convert_layers_model(run.cache, trained)
     page = run.enter(run.target.page({"/static/model/": converted}, observe=run.observe))
     x, expected = trained.probe()
-    got = np.asarray(page.evaluate(PREDICT_LAYERS_JS, {"url": "/static/model/model.json", "x": x.tolist()}))
+    got = page.evaluate(PREDICT_LAYERS_JS, {"url": "/static/model/model.json", "x": x.tolist()})
     manifest = json.loads((converted / "model.json").read_text())["weightsManifest"]
     shards = {p for group in manifest for p in group["paths"]}
     fetched = {r.path.rsplit("/", 1)[-1] for r in page.server.served("/static/model/") if r.status == 200}
     run.note("requests", [f"{r.path} {r.status}" for r in page.server.served("/static/")])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "shards_not_fetched": float(len(shards - fetched))}
 
 

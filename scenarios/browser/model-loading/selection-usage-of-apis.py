@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
+from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.errors import RuntimeFailure
-from harness.targets.tfjs.target import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS, convert_graph_model, convert_layers_model
+from harness.targets.tfjs.convert import convert_graph_model, convert_layers_model
+from harness.targets.tfjs.page import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
+
+if TYPE_CHECKING:
+    from harness.targets.tfjs.page import TfjsPage
+    from harness.targets.tfjs.target import TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 FORMAT_JS = "async (url) => (await (await fetch(url)).json()).format"
 
 
-def _graph_page(run: Run):  # type: ignore[no-untyped-def]
+def _graph_page(run: Run[TfjsTarget]) -> TfjsPage:
+    """A page serving the graph model (converted from the SavedModel) at /model/, its format noted."""
     converted = convert_graph_model(run.cache, saved_model(run.cache, SPEC))
     page = run.enter(run.target.page({"/model/": converted}, observe=run.observe))
     run.note("model_json_format", page.evaluate(FORMAT_JS, "/model/model.json"))
     return page
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[TfjsTarget]) -> None:
     trained = trained_model(run.cache, SPEC)
     x = trained.probe()[0].tolist()
     # The reverse mistake, kept as evidence: a layers model given to loadGraphModel.
@@ -31,13 +40,11 @@ def faulty(run: Run) -> None:
     page.evaluate(PREDICT_LAYERS_JS, {"url": "/model/model.json", "x": x})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
     page = _graph_page(run)
     x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(page.evaluate(PREDICT_GRAPH_JS, {"url": "/model/model.json", "x": x.tolist()}))
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = page.evaluate(PREDICT_GRAPH_JS, {"url": "/model/model.json", "x": x.tolist()})
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(
