@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from harness.cli import load_catalog
-from harness.registry import scenario_root
+from harness.registry import load_catalog, scenario_root
 from harness.report import CATALOG_END, CATALOG_START, catalog_markdown, marked_block
 from harness.paths import REPO_ROOT
 from harness.taxonomy import coverage

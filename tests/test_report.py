@@ -13,7 +13,7 @@ import pytest
 from crafted import ASYNC, COREML, PREDICT_ERROR, SERVER, old_records, write_results, write_scenario_tree
 from harness.cli import main
 from harness.report import anchor, render_html, render_junit
-from harness.results import build_results, load_results
+from harness.results import RunResults, build_results, load_run
 from harness.taxonomy import load_taxonomy
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,14 +38,14 @@ def test_report_command_writes_html_and_junit(report_dir: Path) -> None:
 
 
 def test_junit_counts_follow_the_outcomes() -> None:
-    suite = ET.fromstring(render_junit(build_results(old_records(), env={})))
+    suite = ET.fromstring(render_junit(RunResults.from_json(build_results(old_records(), env={}))))
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("8", "2", "1", "0")
     failed = {c.get("classname") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert failed == {SERVER.replace("/", ".")}
 
 
 def test_html_without_figures_says_so() -> None:
-    text = render_html(build_results([r for r in old_records() if not r["evidence"]["figures"]], env={}))
+    text = render_html(RunResults.from_json(build_results([r for r in old_records() if not r["evidence"]["figures"]], env={})))
     assert "No latency, parity or size figures" in text
 
 
@@ -111,13 +111,13 @@ def test_report_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(err.strip().splitlines()) == 1 and "schema 'pitfalls-results/0'" in err
     assert not out.exists()
     good = write_results(tmp_path / "r.json", old_records())
-    assert load_results(good)["summary"]["reproduced"] == 3
+    assert load_run(good).summary["reproduced"] == 3
     assert main(["report", str(good), "--out", str(good)]) == 2
     assert "is a file" in capsys.readouterr().err
 
 
 def test_html_states_how_many_challenges_reproduce() -> None:
-    text = render_html(build_results(old_records(), env={}))
+    text = render_html(RunResults.from_json(build_results(old_records(), env={})))
     assert "<b>2 of 80</b> challenges reproduced on at least one target in this run (3 with a scenario" in text
 
 
