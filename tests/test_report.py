@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from crafted import ASYNC, COREML, PREDICT_ERROR, SERVER, old_records, write_results, write_scenario_tree
+from crafted import ASYNC, COREML, DEMO_ID, PREDICT_ERROR, SERVER, old_records, record, write_results, write_scenario_tree
 from harness.cli import main
 from harness.report import anchor, render_html, render_junit
 from harness.results import RunResults, build_results, load_run
@@ -138,3 +138,21 @@ def test_plot_axes_use_round_ticks_and_switch_to_log_for_wide_ranges() -> None:
     tiny = svg_bar_chart([Bar("tfjs · a · fixed · max_abs_diff", 1e-21, "tfjs", "#a"),
                           Bar("tfjs · b · fixed · max_abs_diff", 4e-3, "tfjs", "#b")], "", True, "p3")
     assert ticks(tiny)[0] == "1e-10" and len(ticks(tiny)) <= 7
+
+
+def test_html_shows_each_scenarios_faulty_and_fixed_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.registry import load_catalog
+
+    monkeypatch.setenv("PITFALLS_SCENARIOS", str(write_scenario_tree(tmp_path)))
+    scenarios = load_catalog().scenarios
+    run = RunResults.from_json(build_results([record(DEMO_ID, "coreml", "faulty", "reproduced", error="x"),
+                                              record(DEMO_ID, "coreml", "fixed", "works")], env={}))
+    text = render_html(run, scenarios)
+    section = text[text.index(f'id="{anchor(DEMO_ID)}"'):]
+    faulty = section[section.index('<div class="code" data-variant="faulty">'):section.index('data-variant="fixed"')]
+    # escaped, with the constant only the faulty variant uses above its function
+    assert "BROKEN_DOCUMENT = &quot;{&#x27;rgba&#x27;: true}&quot;" in faulty
+    assert faulty.index("BROKEN_DOCUMENT =") < faulty.index("def faulty(run: Run) -&gt; None:")
+    fixed = section[section.index('<div class="code" data-variant="fixed">'):]
+    assert "def fixed(run: Run) -&gt; dict[str, float]:" in fixed[:fixed.index("</pre>")]
+    assert "symptom" not in faulty and "raises an error matching" in faulty  # the expectation heads each side
