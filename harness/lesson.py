@@ -148,5 +148,7 @@ def flag_pair(scenario: Scenario) -> str | None:
     a, b = _single_call(faulty), _single_call(fixed)
     if a is None or b is None or not _calls_differ_only_in_literals(a, b):
         return None
-    return (f"faulty and fixed are each one call of {ast.unparse(a.func)}() differing only in literal "
-            f"arguments ({ast.unparse(a)} / {ast.unparse(b)}): spell the wrong and the right code in the variants")
+    how = ("the same call" if ast.dump(a) == ast.dump(b) else "one call of the same function, differing only in "
+           "literal arguments")
+    return (f"faulty and fixed are {how} ({ast.unparse(a)} / {ast.unparse(b)}): spell the wrong and the "
+            "right code in the variants themselves")
