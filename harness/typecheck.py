@@ -7,7 +7,8 @@ the scenario files in batches whose base names are unique, with ``--follow-impor
 that an error in the harness is counted once.  The settings are pyproject's ``[tool.mypy]``.
 
 Prints mypy's error lines, then one summary line with the error count and the time; exits 1 on
-any error (2 when mypy itself could not run).
+any error (2 when mypy itself could not run).  ``python -m harness.typecheck PATH...`` checks only
+the scenario files under the paths given.
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ def scenario_batches(files: Sequence[Path]) -> list[list[Path]]:
 
 
 def run_mypy(targets: Sequence[str], *, silent_imports: bool) -> tuple[int, list[str]]:
-    """mypy's exit code and its output lines (without its own summary line)."""
+    """mypy's exit code and its output lines (without its own summary line).
+
+    The batches share mypy's cache (``.mypy_cache``), keyed by module name: a ``procedure`` module
+    cached from one batch is re-checked in the next because its content hash differs.
+    """
     cmd = [sys.executable, "-m", "mypy", "--no-error-summary", "--no-pretty"]
     if silent_imports:
         cmd.append("--follow-imports=silent")
@@ -52,12 +57,19 @@ def _relative(path: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.typecheck", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", type=Path, default=SCENARIO_ROOT, help="scenario tree (default scenarios/)")
+    parser = argparse.ArgumentParser(prog="python -m harness.typecheck", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                        help="scenario files or directories to check (default: harness/ and scenarios/)")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    scenario_files = sorted(p for p in args.scenarios.rglob("*.py") if "__pycache__" not in p.parts)
-    runs: list[tuple[list[str], bool]] = [(["harness"], False)]
+    roots = args.paths or [SCENARIO_ROOT]
+    missing = [str(p) for p in roots if not p.exists()]
+    if missing:
+        print(f"typecheck: error: no such file or directory: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    scenario_files = sorted({f.resolve() for p in roots for f in ([p] if p.is_file() else p.rglob("*.py"))
+                             if "__pycache__" not in f.parts})
+    runs: list[tuple[list[str], bool]] = [] if args.paths else [(["harness"], False)]
     runs += [([_relative(p) for p in batch], True) for batch in scenario_batches(scenario_files)]
     errors: list[str] = []
     crashed = ""
@@ -70,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code not in (0, 1) or (code == 1 and not found):
             crashed = lines[-1] if lines else f"mypy exited with code {code}"
     files = {m.group("path") for m in map(ERROR_LINE.match, errors) if m}
-    where = f"harness/ and {len(scenario_files)} scenario files, {len(runs)} mypy runs"
+    where = (f"{'' if args.paths else 'harness/ and '}{len(scenario_files)} scenario files, {len(runs)} mypy "
+             f"run{'s' if len(runs) != 1 else ''}")
     took = f"{time.monotonic() - started:.1f} s"
     if crashed:
         print(f"typecheck: mypy could not run: {crashed} ({where}, {took})", file=sys.stderr)

@@ -33,8 +33,8 @@ def runtime_imports(path: Path) -> set[str]:
 
     def visit(node: ast.AST) -> None:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                visit(child)
+            for statement in node.orelse:
+                visit(statement)
             return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
@@ -123,3 +123,29 @@ def test_architecture_doc_names_only_what_exists() -> None:
     assert not missing, f"{ARCHITECTURE_DOC.name} names what does not exist: {missing}"
     undocumented = [m for m in MODULES if m.count(".") == 1 and m not in named and not m.endswith("__main__")]
     assert not undocumented, f"{ARCHITECTURE_DOC.name} does not mention {undocumented}"
+
+
+def test_typecheck_batches_keep_base_names_unique() -> None:
+    from harness.typecheck import scenario_batches
+
+    files = [Path(p) for p in ("a/procedure.py", "b/procedure.py", "c/procedure.py", "a/litert.py", "b/litert.py",
+                               "x.py")]
+    batches = scenario_batches(files)
+    assert len(batches) == 3 and sorted(p for b in batches for p in b) == sorted(files)
+    assert all(len({p.name for p in b}) == len(b) for b in batches)
+
+
+def test_typecheck_counts_errors_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.typecheck import main
+
+    for sub in ("one", "two"):  # the same base name twice: two batches
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "procedure.py").write_text(f"def {sub}(run) -> int:\n    return 'not an int'\n")
+    assert main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert sum(": error: Incompatible return value type" in line for line in out) == 2
+    assert re.fullmatch(r"typecheck: 2 error\(s\) in 2 file\(s\) \(2 scenario files, 2 mypy runs\) in [0-9.]+ s",
+                        out[-1]), out[-1]
+    (tmp_path / "two" / "procedure.py").write_text("def fixed(run) -> int:\n    return 1\n")
+    assert main([str(tmp_path / "two")]) == 0
+    assert capsys.readouterr().out.startswith("typecheck: 0 errors (1 scenario files, 1 mypy run)")
