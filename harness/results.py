@@ -67,6 +67,7 @@ class Record:
     evidence: Evidence = field(default_factory=Evidence)
     seconds: float = 0.0
     nodeid: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added, kept as read
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -85,7 +86,7 @@ class Record:
         return {"scenario": self.scenario, "taxonomy": self.taxonomy, "platform": self.platform,
                 "target": self.target, "variant": self.variant, "outcome": self.outcome.value,
                 "expected": self.expected, "verdict": self.verdict, "evidence": self.evidence.to_json(),
-                "seconds": self.seconds, "nodeid": self.nodeid}
+                "seconds": self.seconds, "nodeid": self.nodeid, **self.extra}
 
     @classmethod
     def from_json(cls, data: Any) -> "Record":
@@ -111,7 +112,8 @@ class Record:
             evidence = Evidence.from_json(data["evidence"])
         except ValueError as exc:
             raise ValueError(f"has bad evidence: {exc}") from None
-        return cls(outcome=outcome, evidence=evidence, seconds=float(seconds or 0.0), **texts)
+        extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+        return cls(outcome=outcome, evidence=evidence, seconds=float(seconds or 0.0), extra=extra, **texts)
 
 
 def summarize(records: Iterable[Record]) -> dict[str, int]:

@@ -70,6 +70,9 @@ class ObservedError:
         return cls(**{name: str(data.get(name) or "") for name in ("type", "runtime", "kind", "message", "source")})
 
 
+EVIDENCE_FIELDS = ("error", "figures", "notes", "texts", "versions")
+
+
 @dataclass
 class Evidence:
     """What a variant observed: the error it met, its figures, notes and runtime texts."""
@@ -79,12 +82,13 @@ class Evidence:
     notes: dict[str, Any] = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added, kept as read
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values only: a note JSON cannot hold (a page may hand back a datetime) becomes its str()."""
         return {"error": self.error.to_json() if self.error else None, "figures": dict(self.figures),
                 "notes": json.loads(json.dumps(self.notes, default=str)), "texts": list(self.texts),
-                "versions": dict(self.versions)}
+                "versions": dict(self.versions), **json.loads(json.dumps(self.extra, default=str))}
 
     @classmethod
     def from_json(cls, data: Any) -> "Evidence":
@@ -103,7 +107,8 @@ class Evidence:
         error = data.get("error")
         return cls(error=ObservedError.from_json(error) if error else None,
                    figures={str(k): float(v) for k, v in figures.items()}, notes=dict(notes),
-                   texts=[str(t) for t in texts], versions={str(k): str(v) for k, v in versions.items()})
+                   texts=[str(t) for t in texts], versions={str(k): str(v) for k, v in versions.items()},
+                   extra={k: v for k, v in data.items() if k not in EVIDENCE_FIELDS})
 
 
 def _innermost_file(exc: BaseException) -> str:

@@ -126,3 +126,14 @@ def test_malformed_records_name_what_is_wrong(tmp_path: Path, change: dict[str, 
     path.write_text(json.dumps({"schema": SCHEMA, "records": [dict(record(), **change)]}))
     with pytest.raises(UsageError, match=message):
         load_run(path)
+
+
+def test_fields_a_newer_writer_added_survive_the_codec(tmp_path: Path) -> None:
+    """Readers accept extra fields, and keep them: the diff reads ``evidence.repeats`` when present."""
+    data = build_results([dict(record(), rerun=2, evidence=dict(record()["evidence"], repeats={"predict_ms": [5.0, 6.0]}))],
+                         env={})
+    path = tmp_path / "r.json"
+    write_json_atomically(path, data)
+    (only,) = load_run(path).records
+    assert only.extra == {"rerun": 2} and only.evidence.extra == {"repeats": {"predict_ms": [5.0, 6.0]}}
+    assert load_results(path)["records"][0]["evidence"]["repeats"] == {"predict_ms": [5.0, 6.0]}
