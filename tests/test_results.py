@@ -130,8 +130,8 @@ def test_malformed_records_name_what_is_wrong(tmp_path: Path, change: dict[str, 
 
 def test_fields_a_newer_writer_added_survive_the_codec(tmp_path: Path) -> None:
     """Readers accept extra fields, and keep them: the diff reads ``evidence.repeats`` when present."""
-    data = build_results([dict(record(), rerun=2, evidence=dict(record()["evidence"], repeats={"predict_ms": [5.0, 6.0]}))],
-                         env={})
+    evidence = {"error": None, "figures": {"predict_ms": 5.5}, "repeats": {"predict_ms": [5.0, 6.0]}}
+    data = build_results([dict(record(), rerun=2, evidence=evidence)], env={})
     path = tmp_path / "r.json"
     write_json_atomically(path, data)
     (only,) = load_run(path).records
