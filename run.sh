@@ -2,7 +2,7 @@
 # pitfalls: install whatever is missing, then run the catalog or the test suite.
 #
 #   ./run.sh catalog [pitfalls run options]   every scenario, results/latest.json + reports
-#   ./run.sh test    [pytest options]         the harness tests and every scenario
+#   ./run.sh test    [pytest options]         the type check (mypy), then the harness tests and every scenario
 #   ./run.sh setup                            only install what is missing
 #
 # Idempotent: each step checks first and is skipped when its inputs have not changed.
@@ -94,6 +94,8 @@ case "$cmd" in
     ;;
   test)
     setup
+    # mypy over harness/ and every scenario file (one summary line); any error fails before pytest runs
+    "$PY" -m harness.typecheck || { say "the type check failed (errors above); pytest was not run"; exit 1; }
     t=$(date +%s)
     set +e
     "$PY" -m pytest -n "$WORKERS" --durations=15 "$@"

@@ -1,15 +1,15 @@
-"""The ``pitfalls`` command line: list, run, explain, report and diff.
+"""The ``pitfalls`` command line: list, run, explain, report and diff — only the command line.
 
-A thin layer over pytest (``run`` starts ``python -m pytest`` in a subprocess) and over the results
-file (``report``, ``diff``, ``explain``).  It never imports a heavy library itself.  Bad input gets
+A thin layer over pytest (``run`` starts ``python -m pytest`` in a subprocess and follows it with
+:class:`harness.progress.Progress`), over the catalog (:mod:`harness.registry`), the lessons
+(:mod:`harness.lesson`) and the results file (:mod:`harness.results`, rendered by
+:mod:`harness.report`, compared by :mod:`harness.diff`).  It never imports a heavy library itself.  Bad input gets
 one line on stderr and exit code 2 (:class:`harness.errors.UsageError`), and nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import os
 import re
@@ -19,16 +19,18 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence, TextIO
+from typing import TYPE_CHECKING, NoReturn, Sequence
 
 from harness.errors import UsageError
-from harness.registry import KNOWN_TARGETS, load_scenario, scenario_files, scenario_id_for, scenario_root
-from harness.paths import REPO_ROOT
-from harness.scenario import VARIANTS, Scenario
+from harness.paths import DEFAULT_RESULTS, REPO_ROOT
+from harness.registry import (KNOWN_TARGETS, Catalog, find_in_catalog, load_catalog, normalise_selection,
+                              target_availability)
+from harness.scenario import VARIANTS, Outcome, Scenario
 
-DEFAULT_RESULTS = REPO_ROOT / "results" / "latest.json"
+if TYPE_CHECKING:
+    from harness.results import RunResults
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -40,64 +42,12 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 # --------------------------------------------------------------------------------------------
-# Loading the catalog
-
-
-@dataclass
-class Catalog:
-    scenarios: list[Scenario] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # "path: why it cannot be loaded"
-    files: dict[str, Path] = field(default_factory=dict)  # id -> file, including broken ones
-
-
-def load_catalog(root: Path | None = None) -> Catalog:
-    """Every scenario of the tree; a file that cannot be loaded is reported, not fatal."""
-    root = root or scenario_root()
-    catalog = Catalog()
-    if not root.is_dir():
-        raise UsageError(f"scenario directory not found: {root} (set PITFALLS_SCENARIOS or run from the repository)")
-    for path in scenario_files(root):
-        catalog.files[scenario_id_for(path, root)] = path
-        try:
-            catalog.scenarios.append(load_scenario(path, root))
-        except Exception as exc:  # noqa: BLE001 - a broken file must not hide the others
-            catalog.problems.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    return catalog
-
-
-def find_in_catalog(catalog: Catalog, scenario_id: str) -> Scenario:
-    wanted = _normalise_selection(scenario_id)
-    for s in catalog.scenarios:
-        if s.id == wanted:
-            return s
-    if wanted in catalog.files:
-        problem = next((p for p in catalog.problems if p.startswith(str(catalog.files[wanted]))), "")
-        raise UsageError(f"scenario {wanted!r} cannot be loaded: {problem}")
-    near = [s.id for s in catalog.scenarios if s.id.startswith(wanted + "/") or wanted.startswith(s.taxonomy)]
-    hint = f"; did you mean {near[0]}?" if near else ""
-    raise UsageError(f"unknown scenario id {scenario_id!r}: run `pitfalls list` for the ids{hint}")
-
-
-def target_availability() -> dict[str, str | None]:
-    """None for a target whose runtime can run here, else the exact reason it cannot."""
-    from harness.targets import target_class
-
-    found: dict[str, str | None] = {}
-    for name in KNOWN_TARGETS:
-        try:
-            found[name] = target_class(name).unavailable_reason()
-        except Exception as exc:  # noqa: BLE001 - a target module that cannot even import
-            found[name] = f"target module cannot be imported: {exc}"
-    return found
+# list
 
 
 def _warn_problems(catalog: Catalog) -> None:
     for problem in catalog.problems:
         print(f"pitfalls: warning: skipped a scenario file that cannot be loaded: {problem}", file=sys.stderr)
-
-
-# --------------------------------------------------------------------------------------------
-# list
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -133,21 +83,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 # run
 
 
-def _normalise_selection(text: str) -> str:
-    sel = text.strip().replace("\\", "/").strip("/")
-    for prefix in ("scenarios/",):
-        if sel.startswith(prefix):
-            sel = sel[len(prefix):]
-    return sel[:-3] if sel.endswith(".py") else sel
-
-
 def select_files(catalog: Catalog, selections: Sequence[str], targets: Sequence[str]) -> list[Path]:
     """The scenario files a selection names (platform, taxonomy prefix or scenario id)."""
     from harness.taxonomy import challenge_ids
 
     chosen: dict[str, Path] = {}
     for raw in selections or [""]:
-        sel = _normalise_selection(raw)
+        sel = normalise_selection(raw)
         hits = {sid: p for sid, p in catalog.files.items() if not sel or sid == sel or sid.startswith(sel + "/")}
         if not hits:
             if any(c == sel or c.startswith(sel + "/") for c in challenge_ids()):
@@ -161,90 +103,6 @@ def select_files(catalog: Catalog, selections: Sequence[str], targets: Sequence[
         if not chosen:
             raise UsageError(f"no selected scenario runs on {', '.join(targets)} (see `pitfalls list`)")
     return [chosen[sid] for sid in sorted(chosen)]
-
-
-def _display(nodeid: str) -> str:
-    path, _, name = nodeid.partition("::")
-    path = path.replace("\\", "/")
-    if "scenarios/" in path:
-        path = path.split("scenarios/", 1)[1]
-    return f"{path[:-3] if path.endswith('.py') else path} {name}".strip()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 60:02d}:{seconds % 60:02d}"
-
-
-class Progress:
-    """Follows the events of ``harness.progress`` and shows what runs, how far along, how long."""
-
-    def __init__(self, events: Path, out: TextIO, live: bool) -> None:
-        self.events, self.out, self.live = events, out, live
-        self.offset = 0
-        self.total = 0
-        self.done = 0
-        self.running: dict[str, float] = {}
-        self.labels: dict[str, str] = {}
-        self.started = time.monotonic()
-        self.last_heartbeat = self.started
-        self.failed = 0
-
-    def poll(self) -> None:
-        if self.events.exists():
-            with self.events.open(encoding="utf-8") as f:
-                f.seek(self.offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind("\n") + 1]
-            self.offset += len(complete.encode("utf-8"))
-            for line in complete.splitlines():
-                try:
-                    self._event(json.loads(line))
-                except (json.JSONDecodeError, KeyError):
-                    continue
-        self._status()
-
-    def _event(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == "total":
-            self.total = max(self.total, int(event["count"]))
-        elif kind == "start":
-            self.running[event["nodeid"]] = time.monotonic()
-            self.labels[event["nodeid"]] = event.get("label") or _display(event["nodeid"])
-        elif kind == "done":
-            started = self.running.pop(event["nodeid"], None)
-            took = f" ({time.monotonic() - started:.1f} s)" if started else ""
-            self.done += 1
-            outcome = event.get("outcome", "")
-            self.failed += outcome == "failed"
-            mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip", "xfailed": "gap "}.get(outcome, outcome)
-            label = event.get("label") or self.labels.get(event["nodeid"]) or _display(event["nodeid"])
-            self._line(f"[{self.done}/{self.total or '?'}] {mark} {label}{took}")
-
-    def _line(self, text: str) -> None:
-        if self.live:
-            self.out.write("\r\x1b[K")
-        self.out.write(text + "\n")
-        self.out.flush()
-
-    def _status(self) -> None:
-        now = time.monotonic()
-        current = ", ".join(f"{self.labels.get(n, n)} {now - t:.0f} s" for n, t in list(self.running.items())[-2:])
-        status = f"{_clock(now - self.started)}  {self.done}/{self.total or '?'} done" + (
-            f"  running: {current}" if current else "")
-        if self.live:
-            width = shutil.get_terminal_size((100, 20)).columns
-            self.out.write("\r\x1b[K" + status[: width - 1])
-            self.out.flush()
-        elif now - self.last_heartbeat >= 30:
-            self.last_heartbeat = now
-            self._line(status)
-
-    def finish(self) -> None:
-        self.poll()
-        if self.live:
-            self.out.write("\r\x1b[K")
-            self.out.flush()
 
 
 def _pytest_command(files: Sequence[Path], args: argparse.Namespace, results: Path, junit: Path) -> list[str]:
@@ -289,7 +147,8 @@ def _collection_errors(log: Path) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness import report
-    from harness.results import load_results
+    from harness.progress import Progress
+    from harness.results import load_run, write_text_atomically
 
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"-n must be 0 or more, not {args.workers}")
@@ -344,100 +203,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"pytest exited with code {rc} and wrote no results; last lines of {log}:", file=sys.stderr)
         print("\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]), file=sys.stderr)
         return 1
-    data = load_results(results)
+    run = load_run(results)
     for line in _collection_errors(log):
         print(f"pitfalls: a scenario file could not be collected: {line}", file=sys.stderr)
-    if progress.total and len(data["records"]) < progress.total:
-        print(f"pitfalls: warning: {progress.total} variants were collected but only {len(data['records'])} "
+    if progress.total and len(run.records) < progress.total:
+        print(f"pitfalls: warning: {progress.total} variants were collected but only {len(run.records)} "
               f"recorded; see {log}", file=sys.stderr)
         rc = rc or 1
     html_path = report_dir / "report.html"
-    html_path.write_text(report.render_html(data, catalog.scenarios), encoding="utf-8")
-    _print_run_summary(data)
+    write_text_atomically(html_path, report.render_html(run, catalog.scenarios))
+    _print_run_summary(run)
     print(f"results: {results}\nreport:  {html_path}\njunit:   {report_dir / 'junit.xml'}\nlog:     {log}")
     return 0 if rc == 0 else 1
 
 
-def _print_run_summary(data: dict[str, Any]) -> None:
-    summary = data.get("summary", {})
-    print("variants: " + ", ".join(f"{k} {v}" for k, v in summary.items() if v))
-    for r in data["records"]:
-        if r["outcome"] in ("not-reproduced", "broken", "error"):
-            known = " (known gap)" if r["verdict"].endswith("(a known gap, xfail)") else ""
-            print(f"  {r['outcome']}{known}: {r['scenario']} {r['variant']}[{r['target']}]: {r['verdict'][:300]}")
+def _print_run_summary(run: "RunResults") -> None:
+    print("variants: " + ", ".join(f"{k} {v}" for k, v in run.summary.items() if v))
+    for r in run.records:
+        if r.outcome in (Outcome.NOT_REPRODUCED, Outcome.BROKEN, Outcome.ERROR):
+            known = " (known gap)" if r.known_gap else ""
+            print(f"  {r.outcome.value}{known}: {r.scenario} {r.variant}[{r.target}]: {r.verdict[:300]}")
 
 
 # --------------------------------------------------------------------------------------------
 # explain
-
-
-@dataclass(frozen=True)
-class VariantCode:
-    """The code a student compares: each variant with what only it uses, and what both share."""
-
-    faulty: str
-    fixed: str
-    shared: str = ""
-
-
-def _module_definitions(module_source: str) -> dict[str, ast.stmt]:
-    defs: dict[str, ast.stmt] = {}
-    for node in ast.parse(module_source).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            defs[node.name] = node
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
-                if isinstance(target, ast.Name) and target.id != "SCENARIO":
-                    defs[target.id] = node
-    return defs
-
-
-def _reachable(name: str, defs: dict[str, ast.stmt]) -> set[str]:
-    """Module-level names a definition uses, following the functions it calls."""
-    seen: set[str] = set()
-    todo = [name]
-    while todo:
-        node = defs.get(todo.pop())
-        if node is None:
-            continue
-        for used in {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} & set(defs):
-            if used not in seen and used != name:
-                seen.add(used)
-                if isinstance(defs[used], (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    todo.append(used)
-    return seen
-
-
-def _is_code(node: ast.stmt) -> bool:
-    """A function, a class, or a string constant (e.g. JavaScript run in the page)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return True
-    value = getattr(node, "value", None)
-    return isinstance(value, ast.Constant) and isinstance(value.value, str)
-
-
-def variant_code(scenario: Scenario) -> VariantCode:
-    """The real source of the two variant functions, each preceded by the module-level definitions
-    only it uses (e.g. ``FAULTY_JS``), plus the helpers both use (where a flag may hide the fix)."""
-    fns = {v: scenario.variant(v) for v in VARIANTS}
-    try:
-        own = {v: textwrap.dedent(inspect.getsource(fn)).rstrip() for v, fn in fns.items()}
-        module_source = inspect.getsource(inspect.getmodule(fns["faulty"]))  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        return VariantCode(*(f"# the source of {getattr(fn, '__name__', fn)!r} is not available"
-                             for fn in fns.values()))
-    defs = _module_definitions(module_source)
-    names = {v: getattr(fn, "__name__", "") for v, fn in fns.items()}
-    reach = {v: _reachable(names[v], defs) - set(names.values()) for v in VARIANTS}
-
-    def source_of(selected: set[str]) -> list[str]:
-        return [ast.get_source_segment(module_source, defs[n]) or "" for n in defs if n in selected]
-
-    faulty_only, fixed_only = reach["faulty"] - reach["fixed"], reach["fixed"] - reach["faulty"]
-    shared = {n for n in reach["faulty"] & reach["fixed"] if _is_code(defs[n])}
-    return VariantCode("\n\n".join(source_of(faulty_only) + [own["faulty"]]),
-                       "\n\n".join(source_of(fixed_only) + [own["fixed"]]),
-                       "\n\n".join(source_of(shared)))
 
 
 def _highlight(code: str, colour: bool) -> list[str]:
@@ -476,29 +265,30 @@ def side_by_side(left: str, right: str, width: int, colour: bool, titles: tuple[
 
 
 def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> list[str]:
-    from harness.results import load_results
+    from harness.results import load_run
 
     if not results_path.exists() and not explicit:
         return [f"no results file yet ({results_path}); run `pitfalls run {scenario.id}` to observe it"]
-    data = load_results(results_path)
-    mine = [r for r in data["records"] if r["scenario"] == scenario.id]
+    run = load_run(results_path)
+    mine = [r for r in run.records if r.scenario == scenario.id]
     if not mine:
         return [f"{results_path} has no record of this scenario; run `pitfalls run {scenario.id}`"]
-    lines = [f"from {results_path} ({data.get('created', '?')}):"]
-    for r in sorted(mine, key=lambda r: (r["target"], r["variant"] != "faulty")):
-        ev = r["evidence"]
-        lines.append(f"  [{r['target']}] {r['variant']}: {r['outcome']} — {r['verdict'][:400]}")
-        if ev.get("error"):
-            err = ev["error"]
-            lines.append(f"      error: {err.get('kind', '')}: {err.get('message', '')[:600]}")
-            if err.get("runtime") or err.get("source"):
-                lines.append(f"      from:  {err.get('runtime', '')} {err.get('source', '')}".rstrip())
-        if ev.get("figures"):
-            lines.append("      figures: " + ", ".join(f"{k} = {v:.6g}" for k, v in ev["figures"].items()))
+    lines = [f"from {results_path} ({run.created}):"]
+    for r in sorted(mine, key=lambda r: (r.target, r.variant != "faulty")):
+        ev = r.evidence
+        lines.append(f"  [{r.target}] {r.variant}: {r.outcome.value} — {r.verdict[:400]}")
+        if ev.error:
+            err = ev.error
+            lines.append(f"      error: {err.kind}: {err.message[:600]}")
+            if err.runtime or err.source:
+                lines.append(f"      from:  {err.runtime} {err.source}".rstrip())
+        if ev.figures:
+            lines.append("      figures: " + ", ".join(f"{k} = {v:.6g}" for k, v in ev.figures.items()))
     return lines
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from harness.lesson import variant_code
     from harness.taxonomy import challenge
 
     catalog = load_catalog()
@@ -544,10 +334,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from harness import report
-    from harness.results import load_results
+    from harness.results import load_run
 
     path = Path(args.results) if args.results else DEFAULT_RESULTS
-    data = load_results(path)
+    run = load_run(path)
     out_dir = Path(args.out) if args.out else path.parent
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory")
@@ -555,7 +345,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         scenarios = load_catalog().scenarios
     except UsageError:
         scenarios = []  # a results file from elsewhere renders without titles
-    for written in report.write_reports(data, out_dir, scenarios):
+    for written in report.write_reports(run, out_dir, scenarios):
         print(f"wrote {written}")
     return 0
 

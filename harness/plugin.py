@@ -8,7 +8,6 @@ activated lazily, once per test process, and always deactivated at the end of th
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -21,14 +20,15 @@ import pytest
 
 from harness.artifacts import ArtifactCache
 from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario, scenario_root
-from harness.results import build_results, write_json_atomically
 from harness.errors import NotApplicable
-from harness.scenario import (VARIANTS, Outcome, Run, Scenario, VariantResult,
+from harness.results import PASSING, Record, RunResults, write_run
+from harness.scenario import (VARIANTS, Evidence, Outcome, Run, Scenario, VariantResult,
                               Verdict, describe_error, outcome_for)
 from harness.targets.base import Target
 from harness.taxonomy import PLATFORMS
 
-DEFAULT_RESULTS = "results/latest.json"
+DEFAULT_RESULTS = "results/latest.json"  # relative to where pytest runs
+RECORD_PROPERTY = "pitfalls_record"  # the user property that carries a record's JSON (xdist ships it)
 
 
 class TargetPool:
@@ -54,12 +54,12 @@ class TargetPool:
 class SessionState:
     pool: TargetPool = field(default_factory=TargetPool)
     cache: ArtifactCache = field(default_factory=ArtifactCache)
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitfalls-run-")))
 
 
 STATE = pytest.StashKey[SessionState]()
-RECORD = pytest.StashKey[dict[str, Any]]()
+RECORD = pytest.StashKey[Record]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,9 +134,9 @@ class ScenarioFile(pytest.File):
 class ScenarioFailed(Exception):
     """A variant did not behave as its expectation says; carries the record."""
 
-    def __init__(self, record: dict[str, Any]) -> None:
+    def __init__(self, record: Record) -> None:
         self.record = record
-        super().__init__(record["verdict"])
+        super().__init__(record.verdict)
 
 
 class ScenarioItem(pytest.Item):
@@ -147,21 +147,15 @@ class ScenarioItem(pytest.Item):
         self.variant = variant
 
     def _record(self, outcome: Outcome, verdict: Verdict, run: Run | None, seconds: float,
-                error: BaseException | None) -> dict[str, Any]:
-        evidence = run.evidence if run else None
-        if evidence is not None and error is not None and evidence.error is None:
+                error: BaseException | None) -> Record:
+        evidence = run.evidence if run else Evidence()
+        if error is not None and evidence.error is None:
             evidence.error = describe_error(error)
-        record = {
-            "scenario": self.scenario.id, "taxonomy": self.scenario.taxonomy,
-            "platform": self.scenario.platform, "target": self.target_name, "variant": self.variant,
-            "outcome": outcome.value, "expected": self.scenario.expectation(self.variant).describe(),
-            "verdict": verdict.detail,
-            "evidence": evidence.to_json() if evidence else {"error": None, "figures": {}, "notes": {},
-                                                               "texts": [], "versions": {}},
-            "seconds": round(seconds, 3), "nodeid": self.nodeid,
-        }
-        # plain JSON values only (a page can hand back a datetime): xdist must serialise the record
-        record = json.loads(json.dumps(record, default=str))
+        record = Record(
+            scenario=self.scenario.id, taxonomy=self.scenario.taxonomy, platform=self.scenario.platform,
+            target=self.target_name, variant=self.variant, outcome=outcome,
+            expected=self.scenario.expectation(self.variant).describe(), verdict=verdict.detail,
+            evidence=evidence, seconds=round(seconds, 3), nodeid=self.nodeid)
         self.stash[RECORD] = record
         return record
 
@@ -205,15 +199,15 @@ class ScenarioItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed):
             r = excinfo.value.record
-            lines = [f"{r['scenario']} [{r['target']}] {r['variant']} variant: {r['outcome']}",
-                     f"  expected: {r['expected']}", f"  verdict:  {r['verdict']}"]
-            err = r["evidence"].get("error")
+            lines = [f"{r.scenario} [{r.target}] {r.variant} variant: {r.outcome.value}",
+                     f"  expected: {r.expected}", f"  verdict:  {r.verdict}"]
+            err = r.evidence.error
             if err:
-                lines.append(f"  error:    {err.get('kind')}: {err.get('message', '')[:1500]}")
-                lines.append(f"  from:     {err.get('runtime') or ''} {err.get('source', '')}")
-            if r["evidence"].get("figures"):
-                lines.append(f"  figures:  {r['evidence']['figures']}")
-            if r["outcome"] == "error" and excinfo.value.__cause__ is not None:
+                lines.append(f"  error:    {err.kind}: {err.message[:1500]}")
+                lines.append(f"  from:     {err.runtime} {err.source}")
+            if r.evidence.figures:
+                lines.append(f"  figures:  {r.evidence.figures}")
+            if r.outcome is Outcome.ERROR and excinfo.value.__cause__ is not None:
                 import traceback
 
                 lines.append("".join(traceback.format_exception(excinfo.value.__cause__))[-4000:])
@@ -226,11 +220,12 @@ class ScenarioItem(pytest.Item):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+    outcome: Any = yield  # pluggy's result object
     report = outcome.get_result()
     record = item.stash.get(RECORD, None)
     if record is not None and call.when == "call":
-        report.user_properties.append(("pitfalls_record", record))
+        # the codec's plain JSON (a note JSON cannot hold becomes its str()): xdist must serialise it
+        report.user_properties.append((RECORD_PROPERTY, record.to_json()))
 
 
 class RecordCollector:
@@ -241,10 +236,10 @@ class RecordCollector:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
-            if key == "pitfalls_record":
-                record = dict(value)
+            if key == RECORD_PROPERTY:
+                record = Record.from_json(value)
                 if report.outcome == "skipped" and hasattr(report, "wasxfail"):  # xfailed as stated
-                    record["verdict"] += " (a known gap, xfail)"
+                    record = record.as_known_gap()
                 self.state.records.append(record)
 
 
@@ -261,7 +256,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         results_path = Path(path)
         if not results_path.is_absolute():
             results_path = Path(session.config.invocation_params.dir) / results_path
-        write_json_atomically(results_path, build_results(state.records))
+        write_run(results_path, RunResults.build(state.records))
         session.config.stash[RESULTS_PATH] = results_path
 
 
@@ -278,9 +273,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
     tr = terminalreporter
     tr.section("pitfalls")
-    counts = Counter(r["outcome"] for r in records)
+    counts = Counter(r.outcome.value for r in records)
     tr.write_line("variants: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    covered = coverage({r["taxonomy"] for r in records if r["outcome"] in ("reproduced", "works")})
+    covered = coverage({r.taxonomy for r in records if r.outcome in PASSING})
     total = len(covered["covered"]) + len(covered["missing"])
     tr.write_line(f"taxonomy nodes with a passing variant in this run: {len(covered['covered'])}/{total}")
     path = config.stash.get(RESULTS_PATH, None)

@@ -1,4 +1,8 @@
-"""Discovery of scenario files: the path under ``scenarios/`` is the scenario id."""
+"""Discovery of scenario files and the catalog: the path under ``scenarios/`` is the scenario id.
+
+:func:`load_scenario` imports one file; :func:`load_catalog` every file of a tree, reporting the
+ones that cannot be loaded instead of failing; :func:`find_in_catalog` resolves an id a user typed.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,16 @@ import dataclasses
 import importlib.util
 import os
 import sys
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from harness.paths import REPO_ROOT
+from harness.errors import UsageError
+from harness.paths import SCENARIO_ROOT
 from harness.scenario import Scenario
 from harness.targets import TARGETS
 from harness.taxonomy import PLATFORMS, taxonomy_node_for
 
-SCENARIO_ROOT = REPO_ROOT / "scenarios"
 SCENARIO_ROOT_ENV = "PITFALLS_SCENARIOS"
 #: target name -> platform, from the one declaration in harness.targets
 KNOWN_TARGETS: dict[str, str] = {t.name: t.platform for t in TARGETS}
@@ -91,3 +96,63 @@ def _all_scenarios(root: Path) -> tuple[Scenario, ...]:
 
 def all_scenarios(root: Path = SCENARIO_ROOT) -> tuple[Scenario, ...]:
     return _all_scenarios(root.resolve())
+
+
+# --------------------------------------------------------------------------------------------
+# The catalog
+
+
+@dataclass
+class Catalog:
+    scenarios: list[Scenario] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # "path: why it cannot be loaded"
+    files: dict[str, Path] = field(default_factory=dict)  # id -> file, including broken ones
+
+
+def load_catalog(root: Path | None = None) -> Catalog:
+    """Every scenario of the tree; a file that cannot be loaded is reported, not fatal."""
+    root = root or scenario_root()
+    catalog = Catalog()
+    if not root.is_dir():
+        raise UsageError(f"scenario directory not found: {root} (set {SCENARIO_ROOT_ENV} or run from the repository)")
+    for path in scenario_files(root):
+        catalog.files[scenario_id_for(path, root)] = path
+        try:
+            catalog.scenarios.append(load_scenario(path, root))
+        except Exception as exc:  # noqa: BLE001 - a broken file must not hide the others
+            catalog.problems.append(f"{path}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return catalog
+
+
+def normalise_selection(text: str) -> str:
+    """A scenario id, platform or taxonomy prefix as typed: ``scenarios/`` and ``.py`` dropped."""
+    sel = text.strip().replace("\\", "/").strip("/")
+    if sel.startswith("scenarios/"):
+        sel = sel[len("scenarios/"):]
+    return sel[:-3] if sel.endswith(".py") else sel
+
+
+def find_in_catalog(catalog: Catalog, scenario_id: str) -> Scenario:
+    wanted = normalise_selection(scenario_id)
+    for s in catalog.scenarios:
+        if s.id == wanted:
+            return s
+    if wanted in catalog.files:
+        problem = next((p for p in catalog.problems if p.startswith(str(catalog.files[wanted]))), "")
+        raise UsageError(f"scenario {wanted!r} cannot be loaded: {problem}")
+    near = [s.id for s in catalog.scenarios if s.id.startswith(wanted + "/") or wanted.startswith(s.taxonomy)]
+    hint = f"; did you mean {near[0]}?" if near else ""
+    raise UsageError(f"unknown scenario id {scenario_id!r}: run `pitfalls list` for the ids{hint}")
+
+
+def target_availability() -> dict[str, str | None]:
+    """None for a target whose runtime can run here, else the exact reason it cannot."""
+    from harness.targets import target_class
+
+    found: dict[str, str | None] = {}
+    for name in KNOWN_TARGETS:
+        try:
+            found[name] = target_class(name).unavailable_reason()
+        except Exception as exc:  # noqa: BLE001 - a target module that cannot even import
+            found[name] = f"target module cannot be imported: {exc}"
+    return found

@@ -17,16 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from harness.lesson import variant_code
 from harness.registry import KNOWN_TARGETS
+from harness.results import Record, RunResults, write_text_atomically
+from harness.scenario import Outcome, Scenario
 from harness.targets import TARGETS as TARGET_DECLARATIONS
-from harness.scenario import Scenario
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
 
 CATALOG_START = "<!-- catalog:start -->"
 CATALOG_END = "<!-- catalog:end -->"
 TARGETS: tuple[str, ...] = tuple(KNOWN_TARGETS)
-PASSING = ("reproduced", "works")
-KNOWN_GAP_SUFFIX = "(a known gap, xfail)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,33 +157,29 @@ STATUSES: dict[str, CellStatus] = {s.key: s for s in (
 )}
 
 
-def is_known_gap(record: Mapping[str, Any]) -> bool:
-    return str(record.get("verdict", "")).endswith(KNOWN_GAP_SUFFIX)
-
-
-def pair_status(records: Iterable[Mapping[str, Any]]) -> CellStatus:
+def pair_status(records: Iterable[Record]) -> CellStatus:
     """The status of a scenario on one target, from its faulty and fixed records."""
-    by_variant = {r["variant"]: r for r in records}
+    by_variant = {r.variant: r for r in records}
     if not by_variant:
         return STATUSES["notrun"]
-    if any(is_known_gap(r) for r in by_variant.values()):
+    if any(r.known_gap for r in by_variant.values()):
         return STATUSES["gap"]
-    outcomes = {v: r["outcome"] for v, r in by_variant.items()}
-    if "error" in outcomes.values():
+    outcomes = {v: r.outcome for v, r in by_variant.items()}
+    if Outcome.ERROR in outcomes.values():
         return STATUSES["error"]
-    if any(o in ("not-reproduced", "broken") for o in outcomes.values()):
+    if any(o in (Outcome.NOT_REPRODUCED, Outcome.BROKEN) for o in outcomes.values()):
         return STATUSES["fail"]
-    if all(o == "skipped" for o in outcomes.values()):
+    if all(o is Outcome.SKIPPED for o in outcomes.values()):
         return STATUSES["skipped"]
-    if outcomes.get("faulty") == "reproduced" and outcomes.get("fixed") == "works":
+    if outcomes.get("faulty") is Outcome.REPRODUCED and outcomes.get("fixed") is Outcome.WORKS:
         return STATUSES["ok"]
     return STATUSES["partial"]
 
 
-def records_by_pair(records: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
-    pairs: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+def records_by_pair(records: Iterable[Record]) -> dict[tuple[str, str], list[Record]]:
+    pairs: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
-        pairs[(r["scenario"], r["target"])].append(r)
+        pairs[(r.scenario, r.target)].append(r)
     return pairs
 
 
@@ -210,15 +206,15 @@ class Bar:
     link: str
 
 
-def figure_bars(records: Iterable[Mapping[str, Any]], predicate: FigurePredicate, scale: float = 1.0) -> list[Bar]:
+def figure_bars(records: Iterable[Record], predicate: FigurePredicate, scale: float = 1.0) -> list[Bar]:
     bars = []
     for r in records:
-        for name, value in sorted((r.get("evidence") or {}).get("figures", {}).items()):
-            if predicate(name) and isinstance(value, (int, float)) and math.isfinite(value):
-                parts = r["scenario"].split("/")
+        for name, value in sorted(r.evidence.figures.items()):
+            if predicate(name) and math.isfinite(value):
+                parts = r.scenario.split("/")
                 short = "/".join(parts[2:]) or parts[-1]  # without platform and category
-                bars.append(Bar(f"{r['target']} · {short} · {r['variant']} · {name}", float(value) * scale,
-                                r["target"], "#" + anchor(r["scenario"])))
+                bars.append(Bar(f"{r.target} · {short} · {r.variant} · {name}", value * scale,
+                                r.target, "#" + anchor(r.scenario)))
     bars.sort(key=lambda b: (TARGETS.index(b.target) if b.target in TARGETS else 99, b.label))
     return bars
 
@@ -254,8 +250,9 @@ def _axis(values: Sequence[float], log: bool, plot_w: float) -> tuple[Callable[[
         def x_log(v: float) -> float:
             return plot_w * (math.log10(max(v, 10.0 ** lo)) - lo) / (hi - lo)
         return x_log, [10.0 ** e for e in range(lo, hi + 1, stride)], True
-    step = _nice_step(max(values + [0.0]) or 1.0)
-    top_value = step * math.ceil((max(values + [0.0]) or 1.0) / step)
+    top = max([*values, 0.0]) or 1.0
+    step = _nice_step(top)
+    top_value = step * math.ceil(top / step)
 
     def x_lin(v: float) -> float:
         return plot_w * max(v, 0.0) / top_value
@@ -338,6 +335,10 @@ table.kv td:first-child{color:#555;font-family:ui-monospace,monospace}
 details summary{cursor:pointer;color:#444;font-size:12px}.muted{color:#777;font-size:12px}
 svg.plot text{font:11px system-ui,sans-serif;fill:#333}svg.plot .grid{stroke:#e3e6ec}svg.plot .tick{fill:#777;font-size:10px}
 svg.plot a text{fill:#234}
+.codes{display:grid;grid-template-columns:1fr 1fr;gap:12px;margin:6px 0}.code{min-width:0}
+.lesson pre,.shared pre{white-space:pre;word-break:normal;overflow:auto;max-height:420px;font-size:12px;line-height:1.35}
+.code[data-variant="faulty"] pre{border-left:3px solid #e0857b}.code[data-variant="fixed"] pre{border-left:3px solid #6cc08b}
+@media (max-width:900px){.codes,.variants{grid-template-columns:1fr}}
 """
 
 
@@ -355,40 +356,53 @@ def _kv_table(mapping: Mapping[str, Any]) -> str:
     return f'<table class="kv">{rows}</table>'
 
 
-def _variant_html(record: Mapping[str, Any]) -> str:
-    ev = record.get("evidence") or {}
-    gap = ' <span class="badge st-gap">known gap</span>' if is_known_gap(record) else ""
-    out = [f'<div class="variant" data-variant="{_e(record["variant"])}" data-target="{_e(record["target"])}">',
-           f'<h4>{_e(record["variant"])} <span class="badge o-{_e(record["outcome"])}">{_e(record["outcome"])}</span>{gap}'
-           f' <span class="muted">{_e(record.get("seconds", ""))} s</span></h4>',
-           f'<div class="muted">expected: {_e(record.get("expected", ""))}</div>',
-           f'<div class="verdict">verdict: {_e(record.get("verdict", ""))}</div>']
-    err = ev.get("error")
+def _variant_html(record: Record) -> str:
+    ev = record.evidence
+    outcome = record.outcome.value
+    gap = ' <span class="badge st-gap">known gap</span>' if record.known_gap else ""
+    out = [f'<div class="variant" data-variant="{_e(record.variant)}" data-target="{_e(record.target)}">',
+           f'<h4>{_e(record.variant)} <span class="badge o-{_e(outcome)}">{_e(outcome)}</span>{gap}'
+           f' <span class="muted">{_e(record.seconds)} s</span></h4>',
+           f'<div class="muted">expected: {_e(record.expected)}</div>',
+           f'<div class="verdict">verdict: {_e(record.verdict)}</div>']
+    err = ev.error
     if err:
-        source = " ".join(x for x in (err.get("runtime", ""), err.get("source", "")) if x)
-        out.append(f'<div class="muted">error {_e(err.get("kind") or err.get("type", ""))}'
+        source = " ".join(x for x in (err.runtime, err.source) if x)
+        out.append(f'<div class="muted">error {_e(err.kind or err.type)}'
                    f'{" — " + _e(source) if source else ""}</div>')
-        out.append(f'<pre class="error-text">{_e(err.get("message", ""))}</pre>')
-    if ev.get("figures"):
-        out.append('<div class="figures">' + _kv_table(ev["figures"]) + "</div>")
-    if ev.get("texts"):
-        out.append(f'<details><summary>runtime texts ({len(ev["texts"])})</summary>'
-                   f'<pre>{_e(chr(10).join(str(t) for t in ev["texts"]))}</pre></details>')
-    if ev.get("notes"):
+        out.append(f'<pre class="error-text">{_e(err.message)}</pre>')
+    if ev.figures:
+        out.append('<div class="figures">' + _kv_table(ev.figures) + "</div>")
+    if ev.texts:
+        out.append(f'<details><summary>runtime texts ({len(ev.texts)})</summary>'
+                   f'<pre>{_e(chr(10).join(ev.texts))}</pre></details>')
+    if ev.notes:
         out.append('<details><summary>notes</summary><pre>'
-                   f'{_e(json.dumps(ev["notes"], indent=1, default=str))}</pre></details>')
-    if ev.get("versions"):
-        out.append("<details><summary>versions</summary>" + _kv_table(ev["versions"]) + "</details>")
+                   f'{_e(json.dumps(ev.notes, indent=1, default=str))}</pre></details>')
+    if ev.versions:
+        out.append("<details><summary>versions</summary>" + _kv_table(ev.versions) + "</details>")
     out.append("</div>")
     return "".join(out)
 
 
-def _coverage_maps(records: Sequence[Mapping[str, Any]], scenarios: Sequence[Scenario]) -> str:
+def _lesson_html(scenario: Scenario) -> str:
+    """The scenario's faulty and fixed code side by side (what only each uses above it), then what both share."""
+    code = variant_code(scenario)
+    sides = "".join(f'<div class="code" data-variant="{v}"><div class="muted">{v}: {_e(expect.describe())}</div>'
+                    f'<pre><code>{_e(text)}</code></pre></div>'
+                    for v, text, expect in (("faulty", code.faulty, scenario.symptom),
+                                            ("fixed", code.fixed, scenario.remedy)))
+    shared = (f'<details class="shared"><summary>code both variants use</summary><pre><code>{_e(code.shared)}'
+              "</code></pre></details>") if code.shared else ""
+    return f'<details class="lesson" open><summary>faulty and fixed code</summary><div class="codes">{sides}</div>{shared}</details>'
+
+
+def _coverage_maps(records: Sequence[Record], scenarios: Sequence[Scenario]) -> str:
     pairs = records_by_pair(records)
     known = scenarios_by_node(scenarios)
     recorded_nodes: dict[str, set[str]] = defaultdict(set)
     for r in records:
-        recorded_nodes[r["taxonomy"]].add(r["scenario"])
+        recorded_nodes[r.taxonomy].add(r.scenario)
     tables = []
     for platform in PLATFORMS:
         targets = [t for t in TARGETS if KNOWN_TARGETS[t] == platform]
@@ -421,29 +435,29 @@ def _coverage_maps(records: Sequence[Mapping[str, Any]], scenarios: Sequence[Sce
     return f'<div class="legend">{legend}</div><div class="maps">{"".join(tables)}</div>'
 
 
-def _coverage_summary(records: Sequence[Mapping[str, Any]]) -> str:
+def _coverage_summary(records: Sequence[Record]) -> str:
     pairs = records_by_pair(records)
     shown: set[str] = set()
     for pair in pairs.values():
         if pair_status(pair).key in ("ok", "partial"):
-            shown.add(pair[0]["taxonomy"])
+            shown.add(pair[0].taxonomy)
     total = len(load_taxonomy())
     return (f'<p class="coverage-summary"><b>{len(shown)} of {total}</b> challenges reproduced on at least one '
-            f"target in this run ({len({r['taxonomy'] for r in records})} with a scenario in this results file).</p>")
+            f"target in this run ({len({r.taxonomy for r in records})} with a scenario in this results file).</p>")
 
 
-def render_html(results: Mapping[str, Any], scenarios: Sequence[Scenario] = ()) -> str:
+def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
     """The whole HTML report for a results file, as one string."""
-    records: list[Mapping[str, Any]] = list(results.get("records", []))
+    records = list(results.records)
     by_id = {s.id: s for s in scenarios}
-    env = results.get("environment", {})
-    summary = results.get("summary", {})
-    packages = env.get("packages", {})
+    env = results.environment
+    summary = results.summary
+    packages = env.get("packages") or {}
     out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
            "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
            "<title>pitfalls report</title><style>", CSS, "</style></head><body>",
            "<header><h1>pitfalls — deep-learning deployment challenges, reproduced</h1>",
-           f"<p>results of {_e(results.get('created', '?'))} · Python {_e(env.get('python', '?'))} · "
+           f"<p>results of {_e(results.created)} · Python {_e(env.get('python', '?'))} · "
            f"{_e(env.get('platform', '?'))} · {_e(env.get('cpus', '?'))} CPUs</p></header><main>",
            '<p class="summary">' + "".join(f'<span class="badge o-{_e(k)}">{_e(k)} {_e(v)}</span>'
                                          for k, v in summary.items()) + "</p>"]
@@ -464,20 +478,22 @@ def render_html(results: Mapping[str, Any], scenarios: Sequence[Scenario] = ()) 
     if not any_plot:
         out.append('<p class="muted">No latency, parity or size figures in this results file.</p>')
     out.append('<h2 id="scenarios">Scenarios</h2>')
-    by_scenario: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    by_scenario: dict[str, list[Record]] = defaultdict(list)
     for r in records:
-        by_scenario[r["scenario"]].append(r)
+        by_scenario[r.scenario].append(r)
     for sid in sorted(by_scenario):
         s = by_id.get(sid)
         recs = by_scenario[sid]
         out.append(f'<section class="scenario" id="{anchor(sid)}"><h3>{_e(s.title if s else sid)}</h3>'
-                   f'<div class="sid">{_e(sid)} · challenge {_e(recs[0]["taxonomy"])}</div>')
+                   f'<div class="sid">{_e(sid)} · challenge {_e(recs[0].taxonomy)}</div>')
         if s and s.cause:
             out.append(f'<details><summary>cause and fix</summary><p><b>Cause.</b> {_e(s.cause)}</p>'
                        f'<p><b>Fix.</b> {_e(s.fix)}</p>'
                        + "".join(f'<div class="muted">{_e(u)}</div>' for u in s.references) + "</details>")
-        for target in sorted({r["target"] for r in recs}, key=lambda t: TARGETS.index(t) if t in TARGETS else 99):
-            pair = sorted((r for r in recs if r["target"] == target), key=lambda r: r["variant"] != "faulty")
+        if s:
+            out.append(_lesson_html(s))
+        for target in sorted({r.target for r in recs}, key=lambda t: TARGETS.index(t) if t in TARGETS else 99):
+            pair = sorted((r for r in recs if r.target == target), key=lambda r: r.variant != "faulty")
             st = pair_status(pair)
             out.append(f'<div class="muted">target <b>{_e(target)}</b> · '
                        f'<span class="badge st-{st.key}">{st.symbol} {_e(st.label)}</span></div>')
@@ -493,34 +509,32 @@ def render_html(results: Mapping[str, Any], scenarios: Sequence[Scenario] = ()) 
 # JUnit XML
 
 
-def render_junit(results: Mapping[str, Any]) -> str:
+def render_junit(results: RunResults) -> str:
     """JUnit XML with one test case per record (classname = scenario id, name = variant[target])."""
-    records = list(results.get("records", []))
-    suite = ET.Element("testsuite", name="pitfalls", timestamp=str(results.get("created", "")),
-                       tests=str(len(records)))
+    records = results.records
+    suite = ET.Element("testsuite", name="pitfalls", timestamp=results.created, tests=str(len(records)))
     counts = {"failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
     for r in records:
-        seconds = float(r.get("seconds") or 0.0)
-        total += seconds
-        case = ET.SubElement(suite, "testcase", classname=r["scenario"].replace("/", "."),
-                             name=f"{r['variant']}[{r['target']}]", time=f"{seconds:.3f}")
-        err = (r.get("evidence") or {}).get("error") or {}
-        detail = f"expected: {r.get('expected', '')}\nverdict: {r.get('verdict', '')}"
+        total += r.seconds
+        case = ET.SubElement(suite, "testcase", classname=r.scenario.replace("/", "."),
+                             name=f"{r.variant}[{r.target}]", time=f"{r.seconds:.3f}")
+        err = r.evidence.error
+        detail = f"expected: {r.expected}\nverdict: {r.verdict}"
         if err:
-            detail += f"\nerror: {err.get('kind', '')}: {err.get('message', '')}"
-        outcome = r["outcome"]
-        if is_known_gap(r):
-            ET.SubElement(case, "skipped", message=f"known gap: {r.get('verdict', '')}")
+            detail += f"\nerror: {err.kind}: {err.message}"
+        outcome = r.outcome
+        if r.known_gap:
+            ET.SubElement(case, "skipped", message=f"known gap: {r.verdict}")
             counts["skipped"] += 1
-        elif outcome in ("not-reproduced", "broken"):
-            ET.SubElement(case, "failure", message=f"{outcome}: {r.get('verdict', '')}"[:500]).text = detail
+        elif outcome in (Outcome.NOT_REPRODUCED, Outcome.BROKEN):
+            ET.SubElement(case, "failure", message=f"{outcome.value}: {r.verdict}"[:500]).text = detail
             counts["failures"] += 1
-        elif outcome == "error":
-            ET.SubElement(case, "error", message=str(r.get("verdict", ""))[:500]).text = detail
+        elif outcome is Outcome.ERROR:
+            ET.SubElement(case, "error", message=r.verdict[:500]).text = detail
             counts["errors"] += 1
-        elif outcome == "skipped":
-            ET.SubElement(case, "skipped", message=str(r.get("verdict", "")))
+        elif outcome is Outcome.SKIPPED:
+            ET.SubElement(case, "skipped", message=r.verdict)
             counts["skipped"] += 1
         else:
             ET.SubElement(case, "system-out").text = detail
@@ -531,10 +545,9 @@ def render_junit(results: Mapping[str, Any]) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def write_reports(results: Mapping[str, Any], out_dir: Path, scenarios: Sequence[Scenario] = ()) -> list[Path]:
-    """Write ``report.html`` and ``junit.xml`` into ``out_dir``; returns the paths written."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def write_reports(results: RunResults, out_dir: Path, scenarios: Sequence[Scenario] = ()) -> list[Path]:
+    """Write ``report.html`` and ``junit.xml`` into ``out_dir`` (atomically); returns the paths written."""
     html_path, junit_path = out_dir / "report.html", out_dir / "junit.xml"
-    html_path.write_text(render_html(results, scenarios), encoding="utf-8")
-    junit_path.write_text(render_junit(results), encoding="utf-8")
+    write_text_atomically(html_path, render_html(results, scenarios))
+    write_text_atomically(junit_path, render_junit(results))
     return [html_path, junit_path]

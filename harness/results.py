@@ -1,4 +1,4 @@
-"""The results file: environment plus one record per scenario, target and variant.
+"""The results file as typed records: one :class:`Record` per scenario, target and variant.
 
 Schema ``pitfalls-results/1`` (documented in docs/results-schema.md)::
 
@@ -7,27 +7,35 @@ Schema ``pitfalls-results/1`` (documented in docs/results-schema.md)::
      "records": [{"scenario", "taxonomy", "platform", "target", "variant", "outcome", "expected",
                   "verdict", "evidence": {"error", "figures", "notes", "texts", "versions"},
                   "seconds", "nodeid"}, ...]}
+
+:class:`RunResults` and :class:`Record` are the data; ``to_json()`` / ``from_json()`` are the codec
+(the plugin ships records from xdist workers as that JSON, the file holds it).  The outcome values
+are :class:`harness.scenario.Outcome`'s, nowhere else.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import platform
+import secrets
 import sys
-import tempfile
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from harness.artifacts import library_versions
 from harness.errors import UsageError
+from harness.scenario import Evidence, Outcome
 
 SCHEMA = "pitfalls-results/1"
-OUTCOMES = ("reproduced", "not-reproduced", "works", "broken", "skipped", "error")
 RECORD_FIELDS = ("scenario", "taxonomy", "platform", "target", "variant", "outcome", "expected",
                  "verdict", "evidence", "seconds", "nodeid")
+PASSING = (Outcome.REPRODUCED, Outcome.WORKS)
+KNOWN_GAP_SUFFIX = "(a known gap, xfail)"
 TRACKED_DISTRIBUTIONS = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "coremltools",
                          "ai-edge-litert", "playwright", "docker", "tensorflow-serving-api",
                          "numpy", "pytest", "pitfalls")
@@ -44,54 +52,168 @@ def environment() -> dict[str, Any]:
     }
 
 
-def summarize(records: Iterable[dict[str, Any]]) -> dict[str, int]:
-    counts = Counter(r["outcome"] for r in records)
-    return {o: counts.get(o, 0) for o in OUTCOMES}
+@dataclass(frozen=True)
+class Record:
+    """What one variant of one scenario did on one target."""
+
+    scenario: str
+    taxonomy: str
+    platform: str
+    target: str
+    variant: str
+    outcome: Outcome
+    expected: str
+    verdict: str
+    evidence: Evidence = field(default_factory=Evidence)
+    seconds: float = 0.0
+    nodeid: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added, kept as read
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.scenario, self.target, self.variant)
+
+    @property
+    def known_gap(self) -> bool:
+        """A strict xfail that failed as its scenario states (the verdict says so)."""
+        return self.verdict.endswith(KNOWN_GAP_SUFFIX)
+
+    def as_known_gap(self) -> "Record":
+        return dataclasses.replace(self, verdict=f"{self.verdict} {KNOWN_GAP_SUFFIX}")
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON values, in the field order of the schema."""
+        return {"scenario": self.scenario, "taxonomy": self.taxonomy, "platform": self.platform,
+                "target": self.target, "variant": self.variant, "outcome": self.outcome.value,
+                "expected": self.expected, "verdict": self.verdict, "evidence": self.evidence.to_json(),
+                "seconds": self.seconds, "nodeid": self.nodeid, **self.extra}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Record":
+        """The inverse of :meth:`to_json`; a malformed record raises ValueError with one line."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"is a {type(data).__name__}, not an object")
+        missing = [f for f in RECORD_FIELDS if f not in data]
+        if missing:
+            raise ValueError(f"lacks {', '.join(missing)}")
+        try:
+            outcome = Outcome(data["outcome"])
+        except ValueError:
+            raise ValueError(f"has unknown outcome {data['outcome']!r}") from None
+        texts = {f: data[f] for f in ("scenario", "taxonomy", "platform", "target", "variant", "expected",
+                                     "verdict", "nodeid")}
+        wrong = [f for f, v in texts.items() if not isinstance(v, str)]
+        if wrong:
+            raise ValueError(f"has a non-text {', '.join(wrong)}")
+        seconds = data["seconds"]
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+            raise ValueError(f"has seconds {seconds!r}, not a number")
+        try:
+            evidence = Evidence.from_json(data["evidence"])
+        except ValueError as exc:
+            raise ValueError(f"has bad evidence: {exc}") from None
+        extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+        return cls(outcome=outcome, evidence=evidence, seconds=float(seconds or 0.0), extra=extra, **texts)
 
 
-def build_results(records: list[dict[str, Any]], env: dict[str, Any] | None = None) -> dict[str, Any]:
-    ordered = sorted(records, key=lambda r: (r["scenario"], r["target"], r["variant"]))
-    return {
-        "schema": SCHEMA,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "environment": env or environment(),
-        "summary": summarize(ordered),
-        "records": ordered,
-    }
+def summarize(records: Iterable[Record]) -> dict[str, int]:
+    counts = Counter(r.outcome for r in records)
+    return {o.value: counts.get(o, 0) for o in Outcome}
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    """Write JSON next to ``path`` and rename it into place: never a half-written file."""
+@dataclass(frozen=True)
+class RunResults:
+    """A whole results file: where the run happened, the counts, and the records in scenario order."""
+
+    schema: str
+    created: str
+    environment: dict[str, Any]
+    summary: dict[str, int]
+    records: tuple[Record, ...]
+
+    @classmethod
+    def build(cls, records: Iterable[Record], env: Mapping[str, Any] | None = None) -> "RunResults":
+        ordered = tuple(sorted(records, key=lambda r: r.key))
+        return cls(schema=SCHEMA, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                   environment=dict(env if env is not None else environment()), summary=summarize(ordered),
+                   records=ordered)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": self.schema, "created": self.created, "environment": self.environment,
+                "summary": dict(self.summary), "records": [r.to_json() for r in self.records]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "RunResults":
+        """The inverse of :meth:`to_json`; raises ValueError with one line naming what is wrong."""
+        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
+            found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
+            raise ValueError(f"has schema {found!r}, expected {SCHEMA!r}")
+        raw = data.get("records")
+        if not isinstance(raw, list):
+            raise ValueError("has no list of records")
+        records = []
+        for i, item in enumerate(raw):
+            try:
+                records.append(Record.from_json(item))
+            except ValueError as exc:
+                raise ValueError(f"record {i} {exc}") from None
+        env = data.get("environment")
+        if env is not None and not isinstance(env, Mapping):
+            raise ValueError("has an environment that is not an object")
+        return cls(schema=SCHEMA, created=str(data.get("created") or "?"), environment=dict(env or {}),
+                   summary=summarize(records), records=tuple(records))
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it into place: never a half-written file.
+
+    The file gets the mode any new file gets (0666 less the umask: 0644 under the usual 022),
+    not the 0600 of a ``mkstemp`` file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    tmp = path.parent / f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=False, default=str)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def load_results(path: Path) -> dict[str, Any]:
+def write_json_atomically(path: Path, data: Any) -> None:
+    """Write JSON atomically (see :func:`write_text_atomically`)."""
+    write_text_atomically(path, json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+
+
+def write_run(path: Path, run: RunResults) -> None:
+    write_json_atomically(path, run.to_json())
+
+
+def load_run(path: Path) -> RunResults:
     """Read and validate a results file; a bad one raises UsageError with one clear line."""
     if not path.is_file():
         raise UsageError(f"results file not found: {path} (run `pitfalls run` first, or pass a path)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"results file {path} is not valid JSON ({exc}); re-run `pitfalls run` to rewrite it") from None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise UsageError(f"results file {path} has schema {found!r}, expected {SCHEMA!r}")
-    records = data.get("records")
-    if not isinstance(records, list):
-        raise UsageError(f"results file {path} has no list of records")
-    for i, record in enumerate(records):
-        missing = [f for f in RECORD_FIELDS if not isinstance(record, dict) or f not in record]
-        if missing:
-            raise UsageError(f"results file {path}: record {i} lacks {', '.join(missing)}")
-        if record["outcome"] not in OUTCOMES:
-            raise UsageError(f"results file {path}: record {i} has unknown outcome {record['outcome']!r}")
-    return data
+    try:
+        return RunResults.from_json(data)
+    except ValueError as exc:
+        raise UsageError(f"results file {path}{':' if str(exc).startswith('record') else ''} {exc}") from None
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """A validated results file as its JSON-shaped dict (what :mod:`harness.diff` reads)."""
+    return load_run(path).to_json()
+
+
+def build_results(records: Iterable[Mapping[str, Any]], env: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A results file's JSON from JSON-shaped records (validated through :class:`Record`)."""
+    return RunResults.build((Record.from_json(r) for r in records), env).to_json()

@@ -8,6 +8,7 @@ outcome.  Nothing here imports a heavy library.
 
 from __future__ import annotations
 
+import json
 import re
 import traceback
 from abc import ABC, abstractmethod
@@ -48,19 +49,66 @@ class VariantFn(Protocol):
 # Evidence and expectations
 
 
+@dataclass(frozen=True)
+class ObservedError:
+    """The error a variant met, as recorded: who raised it, its type, its exact text and how it reached us."""
+
+    type: str
+    runtime: str
+    kind: str
+    message: str
+    source: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "runtime": self.runtime, "kind": self.kind, "message": self.message,
+                "source": self.source}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "ObservedError":
+        if not isinstance(data, Mapping):
+            raise ValueError(f"evidence.error is a {type(data).__name__}, not an object")
+        return cls(**{name: str(data.get(name) or "") for name in ("type", "runtime", "kind", "message", "source")})
+
+
+EVIDENCE_FIELDS = ("error", "figures", "notes", "texts", "versions")
+
+
 @dataclass
 class Evidence:
     """What a variant observed: the error it met, its figures, notes and runtime texts."""
 
-    error: dict[str, str] | None = None
+    error: ObservedError | None = None
     figures: dict[str, float] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added, kept as read
 
     def to_json(self) -> dict[str, Any]:
-        return {"error": self.error, "figures": self.figures, "notes": self.notes,
-                "texts": self.texts, "versions": self.versions}
+        """Plain JSON values only: a note JSON cannot hold (a page may hand back a datetime) becomes its str()."""
+        return {"error": self.error.to_json() if self.error else None, "figures": dict(self.figures),
+                "notes": json.loads(json.dumps(self.notes, default=str)), "texts": list(self.texts),
+                "versions": dict(self.versions), **json.loads(json.dumps(self.extra, default=str))}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "Evidence":
+        """The inverse of :meth:`to_json`; a missing part is empty, a malformed one raises ValueError."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"evidence is a {type(data).__name__}, not an object")
+        figures, notes = data.get("figures") or {}, data.get("notes") or {}
+        texts, versions = data.get("texts") or [], data.get("versions") or {}
+        if not isinstance(figures, Mapping) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in figures.values()):
+            raise ValueError("evidence.figures is not an object of numbers")
+        if not isinstance(notes, Mapping) or not isinstance(versions, Mapping):
+            raise ValueError("evidence.notes and evidence.versions must be objects")
+        if not isinstance(texts, list):
+            raise ValueError("evidence.texts is not a list")
+        error = data.get("error")
+        return cls(error=ObservedError.from_json(error) if error else None,
+                   figures={str(k): float(v) for k, v in figures.items()}, notes=dict(notes),
+                   texts=[str(t) for t in texts], versions={str(k): str(v) for k, v in versions.items()},
+                   extra={k: v for k, v in data.items() if k not in EVIDENCE_FIELDS})
 
 
 def _innermost_file(exc: BaseException) -> str:
@@ -90,13 +138,12 @@ def raised_by_project(exc: BaseException) -> bool:
     return not str(rel).startswith(".venv")
 
 
-def describe_error(exc: BaseException) -> dict[str, str]:
+def describe_error(exc: BaseException) -> ObservedError:
     if isinstance(exc, RuntimeFailure):
-        return {"type": type(exc).__name__, "runtime": exc.runtime, "kind": exc.kind,
-                "message": exc.message, "source": exc.source}
-    return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}", "runtime": "",
-            "kind": type(exc).__name__, "message": str(exc),
-            "source": f"raised at {_innermost_file(exc)}"}
+        return ObservedError(type=type(exc).__name__, runtime=exc.runtime, kind=exc.kind, message=exc.message,
+                             source=exc.source)
+    return ObservedError(type=f"{type(exc).__module__}.{type(exc).__qualname__}", runtime="",
+                         kind=type(exc).__name__, message=str(exc), source=f"raised at {_innermost_file(exc)}")
 
 
 @dataclass(frozen=True)

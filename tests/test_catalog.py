@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from harness.cli import load_catalog
-from harness.registry import scenario_root
+from pathlib import Path
+
+import pytest
+
+from harness.registry import load_catalog, scenario_root
 from harness.report import CATALOG_END, CATALOG_START, catalog_markdown, marked_block
 from harness.paths import REPO_ROOT
 from harness.taxonomy import coverage
@@ -29,3 +32,49 @@ def test_every_taxonomy_node_has_a_scenario() -> None:
     """The project's promise: every challenge node of the taxonomy is reproduced."""
     missing = coverage(s.taxonomy for s in load_catalog(scenario_root()).scenarios)["missing"]
     assert not missing, f"{len(missing)} challenge(s) without a scenario: " + ", ".join(missing)
+
+
+def test_no_scenario_hides_its_lesson_in_a_flag_pair() -> None:
+    """Faulty and fixed must not each be one call of the same function that differ only in literal
+    arguments (``_go(run, quantize=False)`` / ``_go(run, quantize=True)``): the mistake and the remedy
+    would live in the shared function, not in the scenario a student reads."""
+    from harness.lesson import flag_pair
+
+    flagged = [f"{s.id}: {why}" for s in load_catalog(scenario_root()).scenarios if (why := flag_pair(s))]
+    assert not flagged, f"{len(flagged)} scenario(s) with a flag pair:\n" + "\n".join(flagged)
+
+
+FLAG_PAIR_CASES = {
+    "flags": ("def faulty(run):\n    return _go(run, quantize=False)\n",
+              'def fixed(run):\n    """Quantise."""\n    return _go(run, quantize=True)\n', True),
+    "strings and numbers": ("def faulty(run):\n    _go(run, 'float16', -1)\n",
+                            "def fixed(run):\n    _go(run, 'float32', 3)\n", True),
+    "the same call, judged differently": ("def faulty(run):\n    return _measure(run)\n",
+                                          "def fixed(run):\n    return _measure(run)\n", True),
+    "two constants of code": ("def faulty(run):\n    return _go(run, FAULTY_JS)\n",
+                              "def fixed(run):\n    return _go(run, FIXED_JS)\n", False),
+    "settings spelled as a dict": ("def faulty(run):\n    return convert(run, {'optimizations': []})\n",
+                                   "def fixed(run):\n    return convert(run, {'optimizations': ['DEFAULT']})\n", False),
+    "two statements": ("def faulty(run):\n    x = 1\n    return _go(run, x)\n",
+                       "def fixed(run):\n    return _go(run, 2)\n", False),
+    "different functions": ("def faulty(run):\n    return load_sync(run, 1)\n",
+                            "def fixed(run):\n    return load_async(run, 2)\n", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FLAG_PAIR_CASES))
+def test_flag_pair_detection(case: str, tmp_path: Path) -> None:
+    import importlib.util
+
+    from harness.lesson import flag_pair
+    from harness.scenario import Raises, Scenario
+
+    faulty_src, fixed_src, expected = FLAG_PAIR_CASES[case]
+    path = tmp_path / f"flag_case_{abs(hash(case))}.py"
+    path.write_text(faulty_src + "\n\n" + fixed_src)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scenario = Scenario(title="t", targets=("tfjs",), faulty=module.faulty, fixed=module.fixed, symptom=Raises("x"))
+    assert (flag_pair(scenario) is not None) is expected, flag_pair(scenario)

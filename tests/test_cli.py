@@ -197,7 +197,7 @@ def test_explain_shows_the_helpers_both_variants_share(demo_tree: Path, capsys: 
 def test_progress_follows_the_event_stream(tmp_path: Path) -> None:
     import io
 
-    from harness.cli import Progress
+    from harness.progress import Progress
 
     events, out = tmp_path / "events.jsonl", io.StringIO()
     progress = Progress(events, out, live=False)

@@ -53,6 +53,26 @@ def test_running_writes_the_results_file(pytester: pytest.Pytester, tree) -> Non
     result.stdout.fnmatch_lines(["*pitfalls*", "variants: reproduced 1, works 1*"])
 
 
+def test_the_results_file_holds_typed_records_readable_by_others(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from harness.results import load_run
+    from harness.scenario import ObservedError, Outcome
+
+    old = os.umask(0o022)
+    try:
+        pytester.runpytest("-q", "-n", "1", "--pitfalls-results", "out/r.json", "scenarios").assert_outcomes(passed=2)
+    finally:
+        os.umask(old)
+    path = pytester.path / "out" / "r.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    faulty, fixed = load_run(path).records
+    assert (faulty.outcome, fixed.outcome) == (Outcome.REPRODUCED, Outcome.WORKS)
+    assert isinstance(faulty.evidence.error, ObservedError) and faulty.evidence.error.kind == "JSONDecodeError"
+    assert faulty.nodeid == f"scenarios/{DEMO_ID}.py::faulty[coreml]" and fixed.evidence.figures["max_abs_diff"] == 0.0
+
+
 def test_a_known_gap_is_a_strict_xfail(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
     source = demo_scenario_source(known_gap="demo: the fixed variant passes, so strict xfail fails it")
     write_scenario_tree(pytester.path, {DEMO_ID: source})

@@ -10,10 +10,10 @@ from typing import Iterator
 
 import pytest
 
-from crafted import ASYNC, COREML, PREDICT_ERROR, SERVER, old_records, write_results, write_scenario_tree
+from crafted import ASYNC, COREML, DEMO_ID, PREDICT_ERROR, SERVER, old_records, record, write_results, write_scenario_tree
 from harness.cli import main
 from harness.report import anchor, render_html, render_junit
-from harness.results import build_results, load_results
+from harness.results import RunResults, build_results, load_run
 from harness.taxonomy import load_taxonomy
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,14 +38,14 @@ def test_report_command_writes_html_and_junit(report_dir: Path) -> None:
 
 
 def test_junit_counts_follow_the_outcomes() -> None:
-    suite = ET.fromstring(render_junit(build_results(old_records(), env={})))
+    suite = ET.fromstring(render_junit(RunResults.from_json(build_results(old_records(), env={}))))
     assert (suite.get("tests"), suite.get("failures"), suite.get("skipped"), suite.get("errors")) == ("8", "2", "1", "0")
     failed = {c.get("classname") for c in suite.iter("testcase") if c.find("failure") is not None}
     assert failed == {SERVER.replace("/", ".")}
 
 
 def test_html_without_figures_says_so() -> None:
-    text = render_html(build_results([r for r in old_records() if not r["evidence"]["figures"]], env={}))
+    text = render_html(RunResults.from_json(build_results([r for r in old_records() if not r["evidence"]["figures"]], env={})))
     assert "No latency, parity or size figures" in text
 
 
@@ -111,13 +111,13 @@ def test_report_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert len(err.strip().splitlines()) == 1 and "schema 'pitfalls-results/0'" in err
     assert not out.exists()
     good = write_results(tmp_path / "r.json", old_records())
-    assert load_results(good)["summary"]["reproduced"] == 3
+    assert load_run(good).summary["reproduced"] == 3
     assert main(["report", str(good), "--out", str(good)]) == 2
     assert "is a file" in capsys.readouterr().err
 
 
 def test_html_states_how_many_challenges_reproduce() -> None:
-    text = render_html(build_results(old_records(), env={}))
+    text = render_html(RunResults.from_json(build_results(old_records(), env={})))
     assert "<b>2 of 80</b> challenges reproduced on at least one target in this run (3 with a scenario" in text
 
 
@@ -138,3 +138,21 @@ def test_plot_axes_use_round_ticks_and_switch_to_log_for_wide_ranges() -> None:
     tiny = svg_bar_chart([Bar("tfjs · a · fixed · max_abs_diff", 1e-21, "tfjs", "#a"),
                           Bar("tfjs · b · fixed · max_abs_diff", 4e-3, "tfjs", "#b")], "", True, "p3")
     assert ticks(tiny)[0] == "1e-10" and len(ticks(tiny)) <= 7
+
+
+def test_html_shows_each_scenarios_faulty_and_fixed_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.registry import load_catalog
+
+    monkeypatch.setenv("PITFALLS_SCENARIOS", str(write_scenario_tree(tmp_path)))
+    scenarios = load_catalog().scenarios
+    run = RunResults.from_json(build_results([record(DEMO_ID, "coreml", "faulty", "reproduced", error="x"),
+                                              record(DEMO_ID, "coreml", "fixed", "works")], env={}))
+    text = render_html(run, scenarios)
+    section = text[text.index(f'id="{anchor(DEMO_ID)}"'):]
+    faulty = section[section.index('<div class="code" data-variant="faulty">'):section.index('data-variant="fixed"')]
+    # escaped, with the constant only the faulty variant uses above its function
+    assert "BROKEN_DOCUMENT = &quot;{&#x27;rgba&#x27;: true}&quot;" in faulty
+    assert faulty.index("BROKEN_DOCUMENT =") < faulty.index("def faulty(run: Run) -&gt; None:")
+    fixed = section[section.index('<div class="code" data-variant="fixed">'):]
+    assert "def fixed(run: Run) -&gt; dict[str, float]:" in fixed[:fixed.index("</pre>")]
+    assert "symptom" not in faulty and "raises an error matching" in faulty  # the expectation heads each side

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError, RuntimeFailure
-from harness.scenario import (AllOf, Evidence, Figure, Outcome, Raises, Succeeds, VariantResult,
-                              outcome_for, raised_by_project, succeeds)
+from harness.scenario import (AllOf, Evidence, Figure, ObservedError, Outcome, Raises, Succeeds, VariantResult,
+                              describe_error, outcome_for, raised_by_project, succeeds)
 
 
 def result(error: BaseException | None = None, **figures: float) -> VariantResult:
@@ -105,6 +104,31 @@ def test_outcomes() -> None:
     assert outcome_for("fixed", failed, HarnessError("h")) is Outcome.ERROR
 
 
-def test_evidence_is_json_serialisable(tmp_path: Path) -> None:
-    ev = Evidence(error={"message": "m"}, figures={"x": 1.0}, notes={"n": [1, 2]}, texts=["t"])
-    (tmp_path / "e.json").write_text(json.dumps(ev.to_json()))
+def test_evidence_round_trips_through_plain_json() -> None:
+    import datetime
+
+    error = ObservedError(type="RuntimeFailure", runtime="litert", kind="ValueError", message="m", source="worker")
+    ev = Evidence(error=error, figures={"x": 1.0}, notes={"n": [1, 2], "at": datetime.date(2026, 1, 2)}, texts=["t"])
+    data = json.loads(json.dumps(ev.to_json()))  # no default=: the codec already made it plain JSON
+    assert data["notes"]["at"] == "2026-01-02" and data["error"]["runtime"] == "litert"
+    back = Evidence.from_json(data)
+    assert back.error == error and back.figures == {"x": 1.0} and back.texts == ["t"]
+
+
+@pytest.mark.parametrize("bad, words", [
+    ([], "evidence is a list"),
+    ({"figures": {"x": "fast"}}, "evidence.figures is not an object of numbers"),
+    ({"texts": "t"}, "evidence.texts is not a list"),
+    ({"error": "boom"}, "evidence.error is a str"),
+])
+def test_malformed_evidence_is_one_line(bad: object, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        Evidence.from_json(bad)
+
+
+def test_describe_error_keeps_the_runtime_text() -> None:
+    observed = describe_error(RuntimeFailure("tfjs/chromium", "m.predict is not a function", kind="TypeError",
+                                             source="page error event"))
+    assert (observed.runtime, observed.kind, observed.message) == ("tfjs/chromium", "TypeError",
+                                                                   "m.predict is not a function")
+    assert describe_error(third_party_error()).type == "json.decoder.JSONDecodeError"
