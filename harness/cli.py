@@ -1,4 +1,4 @@
-"""The ``pitfalls`` command line: list, run, explain, report and diff — only the command line.
+"""The ``pitfalls`` command line: list, run, explain, report, diff and check — only the command line.
 
 A thin layer over pytest (``run`` starts ``python -m pytest`` in a subprocess and follows it with
 :class:`harness.progress.Progress`), over the catalog (:mod:`harness.registry`), the lessons
@@ -371,6 +371,31 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# check
+
+
+def _split_list(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harness.check import check
+    from harness.check.render import summary, write_report_dir
+
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
+    report = check(args.model, targets=_split_list(args.targets) or None, inputs=args.inputs,
+                   profiles=_split_list(args.profile) or ("host", "low-end"), imports=tuple(args.imports or ()),
+                   progress=None if args.quiet else (lambda m: print(f"check: {m}", file=sys.stderr, flush=True)))
+    if report_dir is not None:
+        for path in write_report_dir(report, report_dir):
+            print(f"check: wrote {path}", file=sys.stderr)
+    print(json.dumps(report.to_json(), indent=1, default=str) if args.json else summary(report))
+    return report.exit_code()
+
+
+# --------------------------------------------------------------------------------------------
 # parser and entry point
 
 
@@ -421,6 +446,22 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--threshold", type=float, default=20.0, metavar="PCT",
                    help="relative move of a figure that counts as a change (default 20)")
     p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("check", help="pre-flight of your own model on every target: findings, parity, "
+                       "the layer where outputs diverge; exit 1 when a target has a blocker")
+    p.add_argument("model", metavar="MODEL", help="a .keras file, an .h5 file or a SavedModel directory")
+    p.add_argument("--targets", metavar="LIST", help="comma-separated targets (default: all: "
+                   + ",".join(KNOWN_TARGETS) + ")")
+    p.add_argument("--inputs", metavar="FILE.npz", help="sample inputs keyed by input name "
+                   "(default: synthesised from the signature; see docs/check-schema.md)")
+    p.add_argument("--profile", metavar="LIST", help="LiteRT device profiles (default host,low-end; arm64 adds "
+                   "parity under qemu)")
+    p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                   help="import MODULE first (it registers the model's custom layers); repeatable")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (schema pitfalls-check/1)")
+    p.add_argument("--report-dir", metavar="DIR", help="write check.json and check.html there")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=cmd_check)
     return parser
 
 

@@ -1,0 +1,74 @@
+"""Benchmark ``pitfalls check`` on a mid-size CNN no one here wrote, cold and warm.
+
+The model is ``keras.applications.MobileNetV2`` (alpha 1.0, 224x224, 1000 classes, ``weights=None``:
+about 3.5 million parameters), saved as a Keras 3 ``.keras`` file.  "Cold" points ``$PITFALLS_CACHE``
+at a fresh directory (every conversion and export is made again); "warm" runs again on it.  Each
+run is ``python -m harness check --json`` in a subprocess (the path a user takes); the time per
+target comes from the report.
+
+    .venv/bin/python bench/bench_check.py                  # all targets, cold then warm
+    .venv/bin/python bench/bench_check.py --targets litert,tfjs --json /tmp/bench-check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_model(directory: Path) -> Path:
+    code = ("import keras; keras.utils.set_random_seed(0); "
+            "m = keras.applications.MobileNetV2(weights=None); "
+            f"m.save({str(directory / 'mobilenet_v2_224.keras')!r}); print(m.count_params())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    print(f"model: MobileNetV2 224x224, {done.stdout.strip().splitlines()[-1]} parameters", flush=True)
+    return directory / "mobilenet_v2_224.keras"
+
+
+def run_check(model: Path, cache: Path, targets: str) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "harness", "check", str(model), "--json"]
+    if targets:
+        cmd += ["--targets", targets]
+    started = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PITFALLS_CACHE=str(cache)))
+    seconds = time.perf_counter() - started
+    if done.returncode not in (0, 1):
+        print(done.stderr[-3000:], file=sys.stderr)
+        raise SystemExit(f"check exited {done.returncode}")
+    return seconds, json.loads(done.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--targets", default="", help="comma-separated targets (default: all)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="pitfalls-bench-check-") as tmp:
+        root = Path(tmp)
+        model = make_model(root)
+        rows = []
+        for label in ("cold", "warm"):
+            seconds, report = run_check(model, root / "cache", args.targets)
+            per_target = {name: t["seconds"] for name, t in report["targets"].items()}
+            verdicts = {name: t["verdict"] for name, t in report["targets"].items()}
+            rows.append({"cache": label, "seconds": round(seconds, 1), "per_target_s": per_target,
+                         "verdicts": verdicts})
+            print(f"{label}: {seconds:.1f}s  " + "  ".join(f"{n} {s:.1f}s ({verdicts[n]})"
+                                                      for n, s in per_target.items()), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

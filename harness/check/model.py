@@ -1,0 +1,277 @@
+"""The user's model as the check sees it: loaded, described, fed, and run as the reference.
+
+The reference is the model run by TensorFlow/Keras itself on the same inputs; with a Keras model
+it also gives every top-level layer's output, which localisation compares with the converted
+model's intermediate tensors.  TensorFlow is imported inside the functions only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from harness.errors import UsageError
+from harness.targets.base import ModelSource
+
+if TYPE_CHECKING:
+    import numpy as np
+
+Flavour = Literal["keras3", "tf_keras", "saved_model"]
+BATCH = 8
+SEED = 0
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    dtype: str
+    shape: tuple[int | None, ...]
+    kind: str  # "image [0, 1]", "integer [0, N)", "normal(0, 1)"
+
+
+@dataclass
+class LoadedModel:
+    """The user's model, loaded once for the reference."""
+
+    source: ModelSource
+    flavour: Flavour
+    keras_model: Any  # keras / tf_keras model, None for a plain SavedModel
+    signature_fn: Any  # the SavedModel's serving_default, None for Keras
+    inputs: list[InputSpec]
+    outputs: list[str]
+    layers: list[str] = field(default_factory=list)
+    parameters: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"path": str(self.source.path), "format": self.source.format, "flavour": self.flavour,
+                "digest": digest_of(self.source.path),
+                "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in self.inputs],
+                "outputs": self.outputs, "parameters": self.parameters, "layers": len(self.layers)}
+
+
+def digest_of(path: Path) -> str:
+    from harness.artifacts import content_digest
+
+    return content_digest(path)[:16]
+
+
+def _h5_is_tf_keras(path: Path) -> bool:
+    """An .h5 written by tf_keras/Keras 2 says ``keras_version`` 2.x in its root attributes."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    return version.startswith("2.")
+
+
+def _keras_file_is_tf_keras(path: Path) -> bool:
+    import json
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            meta = json.loads(zf.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise UsageError(f"{path} is not a readable .keras file ({type(exc).__name__}: {exc}); "
+                         "re-save it with model.save('model.keras')") from None
+    return str(meta.get("keras_version", "")).startswith("2.")
+
+
+def load_model(source: ModelSource, *, imports: tuple[str, ...] = ()) -> LoadedModel:
+    """Load ``source`` for the reference; a file that is not a loadable model is a UsageError."""
+    for module in imports:  # user code registering custom layers (keras.saving.register_keras_serializable)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise UsageError(f"--import {module}: {exc}; put the module on PYTHONPATH") from None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if source.format == "saved_model":
+        return _load_saved_model(source)
+    tf_keras = (_keras_file_is_tf_keras(source.path) if source.format == "keras"
+                else _h5_is_tf_keras(source.path))
+    if tf_keras:
+        import tf_keras as k
+    else:
+        import keras as k  # type: ignore[no-redef]  # the same API under another flavour
+    try:
+        model = k.models.load_model(str(source.path), compile=False)
+    except Exception as exc:  # noqa: BLE001 - any loader failure is the user's file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{source.path} could not be loaded by {'tf_keras' if tf_keras else 'Keras 3'} "
+                         f"({type(exc).__name__}: {first[:300]}); if it has custom layers, pass "
+                         "--import MODULE that registers them") from None
+    return _describe_keras(source, model, "tf_keras" if tf_keras else "keras3")
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return str(name).replace("tf.", "")
+
+
+def _embedding_range(model: Any, input_name: str) -> int | None:
+    for layer in model.layers:
+        if type(layer).__name__ == "Embedding":
+            return int(layer.input_dim)
+    return None
+
+
+def _kind(shape: tuple[int | None, ...], dtype: str, model: Any, name: str) -> str:
+    if dtype.startswith(("int", "uint")):
+        top = _embedding_range(model, name) if model is not None else None
+        return f"integer [0, {top or 2})"
+    if len(shape) == 4:
+        return "image [0, 1]"
+    return "normal(0, 1)"
+
+
+def _describe_keras(source: ModelSource, model: Any, flavour: Flavour) -> LoadedModel:
+    inputs = []
+    for tensor in model.inputs:
+        shape = tuple(None if d is None else int(d) for d in tensor.shape)
+        dtype = _dtype_name(tensor.dtype)
+        name = getattr(tensor, "name", "input").split(":")[0]
+        inputs.append(InputSpec(name, dtype, shape, _kind(shape, dtype, model, name)))
+    outputs = [getattr(t, "name", f"output_{i}").split(":")[0] for i, t in enumerate(model.outputs)]
+    return LoadedModel(source, flavour, model, None, inputs, outputs,
+                       layers=[layer.name for layer in model.layers], parameters=int(model.count_params()))
+
+
+def _load_saved_model(source: ModelSource) -> LoadedModel:
+    import tensorflow as tf
+
+    try:
+        loaded = tf.saved_model.load(str(source.path))
+    except Exception as exc:  # noqa: BLE001 - TF's reader text is the user's answer
+        raise UsageError(f"{source.path} could not be loaded as a SavedModel ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0][:300]})") from None
+    fn = loaded.signatures.get("serving_default")
+    inputs: list[InputSpec] = []
+    outputs: list[str] = []
+    if fn is not None:
+        _, kwargs = fn.structured_input_signature
+        for name, spec in sorted(kwargs.items()):
+            shape = tuple(None if d is None else int(d) for d in spec.shape)
+            inputs.append(InputSpec(name, spec.dtype.name, shape, _kind(shape, spec.dtype.name, None, name)))
+        outputs = sorted(fn.structured_outputs)
+    model = LoadedModel(source, "saved_model", None, fn, inputs, outputs)
+    model.parameters = int(sum(int(v.shape.num_elements() or 0) for v in getattr(loaded, "variables", [])))
+    return model
+
+
+# ------------------------------------------------------------------------------------ inputs
+
+def synthesise_inputs(model: LoadedModel, batch: int = BATCH, seed: int = SEED) -> "dict[str, np.ndarray]":
+    """Inputs from the signature: images in [0, 1], integers in an embedding's range (else {0, 1}),
+    other floats standard normal; ``batch`` rows unless the model fixes the batch size."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, np.ndarray] = {}
+    for spec in model.inputs:
+        rows = spec.shape[0] if spec.shape and spec.shape[0] is not None else batch
+        dims = [rows] + [d if d is not None else 8 for d in spec.shape[1:]]
+        if spec.kind.startswith("integer"):
+            top = int(spec.kind.split(", ")[1].rstrip(")"))
+            out[spec.name] = rng.integers(0, top, size=dims).astype(spec.dtype)
+        elif spec.kind.startswith("image"):
+            out[spec.name] = rng.random(dims).astype(spec.dtype)
+        else:
+            out[spec.name] = rng.standard_normal(dims).astype(spec.dtype)
+    return out
+
+
+def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
+    """Sample inputs from an ``.npz`` keyed by input name; wrong names, shapes or dtypes: UsageError."""
+    import numpy as np
+
+    if not path.is_file():
+        raise UsageError(f"--inputs {path}: no such file (give an .npz with one array per input name)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--inputs {path}: not a readable .npz ({exc}); write it with numpy.savez") from None
+    wanted = {i.name: i for i in model.inputs}
+    if set(arrays) != set(wanted):
+        raise UsageError(f"--inputs {path}: arrays {sorted(arrays)} do not match the model's inputs "
+                         f"{sorted(wanted)}; name each array after its input")
+    for name, array in arrays.items():
+        spec = wanted[name]
+        if len(array.shape) != len(spec.shape) or any(
+                want is not None and got != want for got, want in zip(array.shape, spec.shape)):
+            raise UsageError(f"--inputs {path}: {name} has shape {list(array.shape)}, the model takes "
+                             f"{[d if d is not None else 'None' for d in spec.shape]}")
+        if np.dtype(array.dtype).kind != np.dtype(spec.dtype).kind:
+            raise UsageError(f"--inputs {path}: {name} is {array.dtype}, the model takes {spec.dtype}; "
+                             f"convert it with .astype('{spec.dtype}')")
+        arrays[name] = array.astype(spec.dtype)
+    return arrays
+
+
+# ------------------------------------------------------------------------------------ reference
+
+def reference_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "list[np.ndarray]":
+    """The model's own outputs (in the model's output order)."""
+    import numpy as np
+
+    if model.keras_model is not None:
+        feed = [inputs[i.name] for i in model.inputs]
+        got = model.keras_model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+        return [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]
+    import tensorflow as tf
+
+    result = model.signature_fn(**{k: tf.constant(v) for k, v in inputs.items()})
+    return [np.asarray(result[name]) for name in model.outputs]
+
+
+def layer_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "dict[str, np.ndarray]":
+    """Every top-level layer's output on ``inputs`` (Keras models with single-output layers)."""
+    import numpy as np
+
+    keras_model = model.keras_model
+    if keras_model is None:
+        return {}
+    layers = [layer for layer in keras_model.layers
+              if type(layer).__name__ != "InputLayer" and not isinstance(layer.output, (list, tuple))]
+    module = importlib.import_module(type(keras_model).__module__.split(".")[0])
+    probe = module.Model(inputs=keras_model.inputs, outputs=[layer.output for layer in layers])
+    feed = [inputs[i.name] for i in model.inputs]
+    got = probe.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+    got = got if isinstance(got, (list, tuple)) else [got]
+    return {layer.name: np.asarray(value) for layer, value in zip(layers, got)}
+
+
+def inbound_layers(model: LoadedModel) -> dict[str, list[str]]:
+    """Layer name -> names of the layers feeding it (previous layer when the graph is not readable)."""
+    keras_model = model.keras_model
+    if keras_model is None:
+        return {}
+    found: dict[str, list[str]] = {}
+    previous: str | None = None
+    for layer in keras_model.layers:
+        parents: list[str] = []
+        try:
+            node = layer._inbound_nodes[0]  # noqa: SLF001 - Keras keeps the graph here in both flavours
+            tensors = getattr(node, "input_tensors", None)
+            if tensors is None:
+                tensors = node.keras_inputs  # tf_keras
+            for tensor in (tensors if isinstance(tensors, (list, tuple)) else [tensors]):
+                parents.append(tensor._keras_history[0].name)  # noqa: SLF001
+        except (AttributeError, IndexError, TypeError):
+            parents = [previous] if previous else []
+        found[layer.name] = parents
+        previous = layer.name
+    return found
+
+
+def hash_inputs(inputs: "dict[str, np.ndarray]") -> str:
+    digest = hashlib.sha256()
+    for name in sorted(inputs):
+        digest.update(name.encode())
+        digest.update(inputs[name].tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,130 @@
+"""What ``pitfalls check`` reports: typed records and their JSON (schema ``pitfalls-check/1``).
+
+Documented in ``docs/check-schema.md``.  A :class:`CheckReport` holds, per target, a verdict,
+every finding (not only the first), parity with the reference, the per-layer divergence table
+when outputs diverge, figures (sizes, latencies) and versions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA = "pitfalls-check/1"
+Severity = Literal["blocker", "warning", "info"]
+Verified = Literal["runtime", "static"]
+Verdict = Literal["deploys", "warnings", "fails", "skipped"]
+SEVERITIES: tuple[str, ...] = ("blocker", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a target said or showed about the model."""
+
+    severity: Severity
+    text: str  # the runtime's own text (verified=runtime) or what the static probe saw
+    source: str  # where the text came from: "TFLiteConverter", "LiteRT interpreter", "served metadata", ...
+    verified: Verified
+    taxonomy: str | None = None  # challenge node id, when the finding is a known pitfall
+    scenario: str | None = None  # the catalog scenario that teaches it (`pitfalls explain ID`)
+    fix: str = ""
+    step: str = ""  # prepare / load / predict / parity / quantize / profile / signature
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """The error of one layer's output, the converted model's tensor against Keras'."""
+
+    layer: str
+    tensor: str  # name of the converted model's tensor mapped to this layer
+    max_abs: float
+    rel_error: float  # ||got - want|| / ||want||
+    sqnr_db: float
+    passes: bool
+    attribution: Literal["ok", "local", "accumulated"]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for k in ("max_abs", "rel_error", "sqnr_db"):
+            if data[k] in (float("inf"), float("-inf")):
+                data[k] = None if k != "sqnr_db" else ("inf" if data[k] > 0 else "-inf")
+        return data
+
+
+@dataclass
+class Divergence:
+    """Where outputs diverge: the first layer that fails while its inputs pass."""
+
+    path: str  # which conversion path was localised, e.g. "litert int8"
+    tolerance: dict[str, float]
+    first_layer: str | None = None
+    layers: list[LayerError] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)  # Keras layers with no tensor in the converted model
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "tolerance": self.tolerance, "first_layer": self.first_layer,
+                "layers": [layer.to_json() for layer in self.layers], "unmapped": self.unmapped,
+                "note": self.note}
+
+
+@dataclass
+class TargetReport:
+    target: str
+    verdict: Verdict = "deploys"
+    reason: str = ""  # for skipped
+    max_abs_diff: float | None = None
+    findings: list[Finding] = field(default_factory=list)
+    divergence: Divergence | None = None
+    figures: dict[str, float] = field(default_factory=dict)  # sizes (bytes), latencies (s), per path/profile
+    parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # per path: Parity.to_json()
+    versions: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, finding: Finding) -> Finding:
+        self.findings.append(finding)
+        return finding
+
+    def settle(self) -> None:
+        """The verdict from the findings (skipped stays skipped)."""
+        if self.verdict == "skipped":
+            return
+        if any(f.severity == "blocker" for f in self.findings):
+            self.verdict = "fails"
+        elif any(f.severity == "warning" for f in self.findings):
+            self.verdict = "warnings"
+        else:
+            self.verdict = "deploys"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "reason": self.reason, "max_abs_diff": self.max_abs_diff,
+                "findings": [f.to_json() for f in self.findings],
+                "divergence": self.divergence.to_json() if self.divergence else
+                {"first_layer": None, "layers": []},
+                "figures": self.figures, "parity": self.parity, "versions": self.versions,
+                "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class CheckReport:
+    model: dict[str, Any]  # path, format, digest, inputs/outputs, parameters, layers
+    inputs: dict[str, Any]  # how the sample inputs were made (file or synthesised, ranges)
+    targets: dict[str, TargetReport] = field(default_factory=dict)
+    created: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no requested target has a blocker (skipped targets do not count against)."""
+        return all(t.verdict != "fails" for t in self.targets.values())
+
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "created": self.created, "seconds": round(self.seconds, 3),
+                "model": self.model, "inputs": self.inputs,
+                "targets": {name: t.to_json() for name, t in self.targets.items()}}

@@ -1,0 +1,363 @@
+"""The pre-flight itself: the user's model through every target's deploy path, for real.
+
+For each target: prepare (convert/export), load, read the deployed signature, predict on the
+sample inputs, compare with the Keras/TensorFlow reference; every error a runtime raises becomes a
+finding with its own text (matched to a catalog lesson where a rule knows it), and the check goes
+on to the next step or path instead of stopping.  Target-specific paths follow (LiteRT: Select TF
+ops, quantisation, device profiles, arm64; Core ML: the conversion path that works, weight
+compression; tf.js: backends, layers format, first vs warm predict; TF Serving: signature checks).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer_outputs, load_model,
+                                 read_inputs, reference_outputs, synthesise_inputs)
+from harness.check.report import CheckReport, Finding, Severity, TargetReport
+from harness.check.rules import rule_for
+from harness.compare import Parity, parity, tolerance_for
+from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
+from harness.targets import TARGET_NAMES, target_class
+from harness.targets.base import Deployment, ModelSource, Prepared, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+
+Progress = Callable[[str], None]
+DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end")
+
+
+def _stderr(message: str) -> None:
+    print(f"check: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Context:
+    model: LoadedModel
+    inputs: "dict[str, np.ndarray]"
+    reference: "list[np.ndarray]"
+    cache: "ArtifactCache"
+    profiles: tuple[str, ...]
+    say: Progress
+
+
+def _text_of(exc: BaseException) -> tuple[str, str, bool]:
+    """(text, source, from the runtime) of an exception met on a deploy path."""
+    from harness.scenario import raised_by_project
+
+    if isinstance(exc, RuntimeFailure):
+        return exc.message, f"{exc.runtime} ({exc.source})" if exc.source else exc.runtime, True
+    if not raised_by_project(exc):
+        module = type(exc).__module__.split(".")[0]
+        return f"{type(exc).__name__}: {exc}", f"raised in {module}", True
+    return f"{type(exc).__name__}: {exc}", "pitfalls (a harness error, not a verdict on the model)", False
+
+
+def finding_from(target: str, exc: BaseException, step: str, *, severity: Severity = "blocker",
+                 fix: str = "") -> Finding:
+    text, source, runtime = _text_of(exc)
+    rule = rule_for(target, text)
+    return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
+                   text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
+                   taxonomy=rule.taxonomy if rule else None, scenario=rule.scenario if rule else None,
+                   fix=(rule.fix if rule else fix), step=step)
+
+
+@contextmanager
+def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker") -> Iterator[list[BaseException]]:
+    """Run a step; an exception becomes a finding (NotApplicable an info) and the check goes on."""
+    caught: list[BaseException] = []
+    try:
+        yield caught
+    except NotApplicable as exc:
+        report.add(finding_from(report.target, exc, step, severity="info"))
+        caught.append(exc)
+    except (RuntimeFailure, HarnessError, Exception) as exc:  # noqa: BLE001 - every failure is a finding
+        if isinstance(exc, UsageError):
+            raise
+        report.add(finding_from(report.target, exc, step, severity=severity))
+        caught.append(exc)
+
+
+def _feed(deployed: Deployment, ctx: Context) -> "dict[str, np.ndarray]":
+    """The sample inputs keyed by the deployed model's input names (by name, else by position)."""
+    names = deployed.signature().input_names()
+    mine = [i.name for i in ctx.model.inputs]
+    if set(names) == set(mine):
+        return {n: ctx.inputs[n] for n in names}
+    if len(names) == len(mine):
+        return {deployed_name: ctx.inputs[own] for deployed_name, own in zip(names, mine)}
+    raise HarnessError(f"the deployed model takes inputs {names}, the model has {mine}")
+
+
+def _outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx: Context) -> "list[np.ndarray]":
+    names = list(got)
+    if set(ctx.model.outputs) <= set(names):
+        return [got[n] for n in ctx.model.outputs]
+    order = [n for n in deployed.signature().output_names() if n in got] or names
+    return [got[n] for n in order]
+
+
+def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]", ctx: Context,
+                    path: str = "float32") -> Parity | None:
+    """Parity of ``outputs`` with the reference; a divergence beyond the path's tolerance is a finding."""
+    if len(outputs) != len(ctx.reference):
+        report.add(Finding("blocker", f"{len(outputs)} outputs, the reference has {len(ctx.reference)}",
+                           label, "runtime", step="parity"))
+        return None
+    worst: Parity | None = None
+    for got, want in zip(outputs, ctx.reference):
+        p = parity(got, want, on_shape_mismatch="inf")
+        if worst is None or p.max_abs_diff > worst.max_abs_diff:
+            worst = p
+    assert worst is not None  # at least one output: the reference always has one
+    report.parity[label] = worst.to_json()
+    tolerance = tolerance_for(path)
+    scale = max(float(abs(w).max()) for w in ctx.reference if w.size)
+    if not worst.shape_match:
+        report.add(Finding("blocker", f"output shape {list(worst.shape)} differs from the reference's "
+                           f"{[list(w.shape) for w in ctx.reference]}", label, "runtime", step="parity"))
+    elif not worst.within(tolerance, scale):
+        report.add(Finding("blocker" if path == "float32" else "warning",
+                           f"outputs diverge from the reference: max |diff| {worst.max_abs_diff:.3g} "
+                           f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}), "
+                           f"label agreement {worst.label_agreement}", label, "runtime", step="parity",
+                           fix="see the divergence table for the first layer that fails"))
+    return worst
+
+
+def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, label: str,
+                        *, path: str = "float32", load_options: Mapping[str, Any] | None = None,
+                        timings: bool = False) -> "list[np.ndarray] | None":
+    outputs: list[np.ndarray] | None = None
+    with recorded(report, f"load {label}"):
+        with target.load(prepared, options=load_options) as deployed:
+            report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
+            feed = _feed(deployed, ctx)
+            with recorded(report, f"predict {label}"):
+                started = time.perf_counter()
+                got = deployed.predict(feed)
+                first = time.perf_counter() - started
+                outputs = _outputs_in_order(got, deployed, ctx)
+                if timings:
+                    started = time.perf_counter()
+                    deployed.predict(feed)
+                    report.figures[f"{label}.first_predict_s"] = round(first, 4)
+                    report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
+    if outputs is not None:
+        p = compare_outputs(report, label, outputs, ctx, path)
+        if label == report.target or report.max_abs_diff is None:
+            report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
+    return outputs
+
+
+# ------------------------------------------------------------------------------------ per target
+
+def _prepare(target: Target, report: TargetReport, ctx: Context, label: str,
+             options: Mapping[str, Any] | None = None, *, severity: Severity = "blocker") -> Prepared | None:
+    with recorded(report, f"prepare {label}", severity=severity):
+        prepared = target.prepare(ctx.model.source, ctx.cache, options=options)
+        for name, value in prepared.sizes.items():
+            report.figures[f"{label}.{name}_bytes" if not name.endswith("bytes") else f"{label}.{name}"] = float(value)
+        return prepared
+    return None
+
+
+def check_tfserving(target: Target, report: TargetReport, ctx: Context) -> None:
+    if ctx.model.flavour == "keras3" and ctx.model.source.format == "keras":
+        report.add(Finding("info", "a Keras 3 .keras file is not a SavedModel: TF Serving needs model.export(dir) "
+                           "(pitfalls exported it for you)", "Keras 3 file format", "static",
+                           taxonomy="server/model-export/procedure", scenario="server/model-export/procedure",
+                           fix="export with model.export('models/<name>/1')", step="prepare"))
+    prepared = _prepare(target, report, ctx, "tfserving")
+    if prepared is None:
+        return
+    with recorded(report, "signature"):
+        with target.load(prepared) as deployed:
+            sig = deployed.signature()
+            for spec in sig.inputs:
+                if spec.dtype not in ("float32", "string"):
+                    report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
+                                       "that TF Serving must convert, gRPC clients must build this dtype",
+                                       "served metadata", "static",
+                                       taxonomy="server/data-processing/setting-format-datatype-of-input-data",
+                                       scenario="server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
+                                       fix="export a float32 signature, or cast on the client", step="signature"))
+                if spec.shape and spec.shape[0] is not None:
+                    report.add(Finding("warning", f"input {spec.name} has a fixed batch dimension {spec.shape[0]}: "
+                                       "requests of another batch size fail", "served metadata", "static",
+                                       taxonomy="server/data-processing/setting-size-shape-of-input-data",
+                                       scenario="server/data-processing/setting-size-shape-of-input-data",
+                                       fix="export with a None batch dimension", step="signature"))
+    _deploy_and_compare(target, report, prepared, ctx, "tfserving", timings=True)
+
+
+def _representative(ctx: Context) -> "np.ndarray | None":
+    if len(ctx.model.inputs) != 1:
+        return None
+    return ctx.inputs[ctx.model.inputs[0].name]
+
+
+def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
+    prepared = _prepare(target, report, ctx, "litert")
+    if prepared is None:
+        # Builtins refused some ops: convert with Select TF ops and see whether this LiteRT runs it.
+        flex = _prepare(target, report, ctx, "litert select_tf_ops", {"select_tf_ops": True})
+        if flex is not None:
+            _deploy_and_compare(target, report, flex, ctx, "litert select_tf_ops")
+        return
+    outputs = _deploy_and_compare(target, report, prepared, ctx, "litert")
+    if outputs is not None and report.findings and any(f.step == "parity" for f in report.findings):
+        _localise_litert(target, report, prepared, ctx, "litert float32", "float32")
+    for profile in ctx.profiles:
+        if profile == "host":
+            continue
+        _deploy_and_compare(target, report, prepared, ctx, f"litert@{profile}", load_options={"profile": profile})
+    rep = _representative(ctx)
+    for mode, path in (("dynamic", "int8"), ("int8", "int8")):
+        options: dict[str, Any] = {"quantize": mode}
+        if mode == "int8":
+            if rep is None:
+                report.add(Finding("info", "full-integer quantisation skipped: it needs one input to draw a "
+                                   "representative set from", "pitfalls check", "static", step="quantize"))
+                continue
+            options["representative"] = rep
+        quantised = _prepare(target, report, ctx, f"litert {mode}", options, severity="warning")
+        if quantised is None:
+            continue
+        got = _deploy_and_compare(target, report, quantised, ctx, f"litert {mode}", path=path)
+        label = f"litert {mode}"
+        if got is not None and label in report.parity and not _within(report, label, path, ctx):
+            _localise_litert(target, report, quantised, ctx, label, path)
+
+
+def _within(report: TargetReport, label: str, path: str, ctx: Context) -> bool:
+    return not any(f.step == "parity" and f.source == label for f in report.findings)
+
+
+def _localise_litert(target: Target, report: TargetReport, prepared: Prepared, ctx: Context,
+                     label: str, path: str) -> None:
+    from harness.check.localise import litert_tensors, localise, map_to_layers
+
+    keras_model = ctx.model.keras_model
+    if keras_model is None:
+        report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
+                           "pitfalls check", "static", step="localise"))
+        return
+    with recorded(report, f"localise {label}", severity="warning"):
+        reference = layer_outputs(ctx.model, ctx.inputs)
+        feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
+        call = getattr(target, "call")
+        tensors = call(litert_tensors, str(prepared.artifact), feed)
+        shapes = {name: tuple(value.shape) for name, value in reference.items()}
+        output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
+        mapped = map_to_layers(tensors["ops"], shapes, keras_model.name, output_layers, tensors["outputs"])
+        order = [layer.name for layer in keras_model.layers]
+        divergence = localise(label, order, reference, mapped, inbound_layers(ctx.model), tolerance_for(path))
+        if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
+            report.divergence = divergence
+
+
+def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
+    prepared = _prepare(target, report, ctx, "coreml")
+    if prepared is None and ctx.model.flavour == "keras3":
+        prepared = _prepare(target, report, ctx, "coreml concrete-function", {"path": "concrete-function"})
+        if prepared is not None:
+            report.add(Finding("warning", "converted through a single tf.function concrete function: the model "
+                               "as given (a Keras 3 model / its model.export SavedModel) does not convert",
+                               "coremltools", "runtime",
+                               taxonomy="mobile/general-questions/entire-procedure-of-deployment",
+                               scenario="mobile/general-questions/entire-procedure-of-deployment/coreml",
+                               fix="convert `[tf.function(model).get_concrete_function(spec)]` with "
+                                   "source='tensorflow', or the tf_keras model", step="prepare"))
+    if prepared is None:
+        return
+    with recorded(report, "spec"):
+        with target.load(prepared) as deployed:
+            sig = deployed.signature()
+            report.figures["coreml.spec_inputs"] = float(len(sig.inputs))
+            flexible = any(None in s.shape for s in sig.inputs)
+            report.figures["coreml.flexible_shapes"] = 1.0 if flexible else 0.0
+    for mode in ("linear-int8", "palettize-6bit"):
+        compressed = _prepare(target, report, ctx, f"coreml {mode}", {"compress": mode}, severity="info")
+        del compressed
+    _deploy_and_compare(target, report, prepared, ctx, "coreml")
+
+
+def check_tfjs(target: Target, report: TargetReport, ctx: Context) -> None:
+    prepared = _prepare(target, report, ctx, "tfjs")
+    if prepared is not None:
+        for backend in ("cpu", "wasm", "webgl"):
+            _deploy_and_compare(target, report, prepared, ctx, f"tfjs@{backend}",
+                                path="float16" if backend == "webgl" else "float32",
+                                load_options={"backend": backend}, timings=True)
+    if ctx.model.flavour == "tf_keras":
+        layers = _prepare(target, report, ctx, "tfjs layers", {"format": "layers"}, severity="warning")
+        if layers is not None:
+            _deploy_and_compare(target, report, layers, ctx, "tfjs layers@cpu", load_options={"backend": "cpu"})
+
+
+CHECKS: dict[str, Callable[[Target, TargetReport, Context], None]] = {
+    "tfserving": check_tfserving, "litert": check_litert, "coreml": check_coreml, "tfjs": check_tfjs,
+}
+
+
+def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
+          profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
+          imports: Sequence[str] = (), progress: Progress | None = _stderr) -> CheckReport:
+    """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``."""
+    from harness.artifacts import ArtifactCache
+
+    say = progress or (lambda message: None)
+    started = time.perf_counter()
+    wanted = list(targets or TARGET_NAMES)
+    unknown = [t for t in wanted if t not in TARGET_NAMES]
+    if unknown:
+        raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
+    source = ModelSource.from_path(path)
+    say(f"loading {source.path} ({source.format})")
+    model = load_model(source, imports=tuple(imports))
+    if inputs is not None:
+        feed = read_inputs(Path(inputs), model)
+        how: dict[str, Any] = {"file": str(Path(inputs).resolve())}
+    else:
+        feed = synthesise_inputs(model)
+        how = {"synthesised": {i.name: i.kind for i in model.inputs}}
+    how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
+    reference = reference_outputs(model, feed)
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), tuple(profiles), say)
+    report = CheckReport(model=model.describe(), inputs=how,
+                         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    for name in wanted:
+        report.targets[name] = check_one(name, ctx)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def check_one(name: str, ctx: Context) -> TargetReport:
+    report = TargetReport(name)
+    cls = target_class(name)
+    reason = cls.unavailable_reason()
+    if reason:
+        report.verdict, report.reason = "skipped", reason
+        ctx.say(f"{name}: skipped ({reason})")
+        return report
+    started = time.perf_counter()
+    ctx.say(f"{name}: checking")
+    with cls() as target:
+        report.versions = target.versions()
+        CHECKS[name](target, report, ctx)
+    report.settle()
+    report.seconds = time.perf_counter() - started
+    ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")
+    return report

@@ -1,0 +1,84 @@
+"""Models for the tests of ``pitfalls check``: real architectures no one here wrote
+(``keras.applications`` with ``weights=None``) and models with custom layers or ops that converters
+reject.  Built into the artifact cache (kind ``check-model``) so that a warm run reuses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.artifacts import ArtifactCache, library_versions
+
+REVISION = 1
+
+
+def _cached(cache: ArtifactCache, name: str, filename: str, build: Callable[[Path], None]) -> Path:
+    key = {"model": name, "revision": REVISION, "versions": library_versions("tensorflow", "keras", "tf-keras")}
+    return cache.get_or_build("check-model", key, build) / filename
+
+
+def mobilenet_v2(cache: ArtifactCache) -> Path:
+    """keras.applications.MobileNetV2 (Keras 3), alpha 0.35 at 96x96, 10 classes, seeded weights."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+        model.save(out / "mobilenet_v2.keras")
+
+    return _cached(cache, "mobilenet_v2", "mobilenet_v2.keras", build)
+
+
+def efficientnet_b0(cache: ArtifactCache) -> Path:
+    """keras.applications.EfficientNetB0 (Keras 3) at 64x64, 10 classes."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None, classes=10)
+        model.save(out / "efficientnet_b0.keras")
+
+    return _cached(cache, "efficientnet_b0", "efficientnet_b0.keras", build)
+
+
+def mobilenet_v1_tf_keras(cache: ArtifactCache) -> Path:
+    """tf_keras.applications.MobileNet (v1), alpha 0.25 at 128x128, saved as .h5 (Keras 2 format)."""
+    def build(out: Path) -> None:
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(0)
+        model = tf_keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None, classes=10)
+        model.save(out / "mobilenet_v1.h5")
+
+    return _cached(cache, "mobilenet_v1_tf_keras", "mobilenet_v1.h5", build)
+
+
+def determinant_saved_model(cache: ArtifactCache) -> Path:
+    """A SavedModel whose signature computes tf.linalg.det (MatrixDeterminant): no TF Lite builtin,
+    no Core ML conversion, no tf.js kernel; TF Serving runs it."""
+    def build(out: Path) -> None:
+        import tensorflow as tf
+
+        class Det(tf.Module):
+            @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32, name="m")])
+            def serve(self, m: Any) -> Any:
+                return {"det": tf.linalg.det(m)}
+
+        module = Det()
+        tf.saved_model.save(module, str(out / "det"), signatures={"serving_default": module.serve})
+
+    return _cached(cache, "determinant_saved_model", "det", build)
+
+
+def softsign_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 model with a Softsign activation: converts everywhere except tf.js (no Softsign op)."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Input((8,), name="features"),
+                                  keras.layers.Dense(16, activation="softsign", name="hidden"),
+                                  keras.layers.Dense(3, activation="softmax", name="scores")], name="softsign_mlp")
+        model.save(out / "softsign.keras")
+
+    return _cached(cache, "softsign_keras", "softsign.keras", build)

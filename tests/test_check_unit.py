@@ -1,0 +1,116 @@
+"""``pitfalls check`` without runtimes: bad input, the rule table, rendering, localisation logic."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness.check.localise import _layer_in_name, localise
+from harness.check.report import CheckReport, Divergence, Finding, LayerError, TargetReport
+from harness.check.render import html_page, summary
+from harness.check.rules import RULES, rule_for
+from harness.compare import Tolerance
+from harness.errors import UsageError
+from harness.registry import all_scenarios
+from harness.targets.base import ModelSource
+
+
+def test_every_rule_names_a_catalog_scenario_of_its_target() -> None:
+    catalog = {s.id: s for s in all_scenarios()}
+    for rule in RULES:
+        assert rule.scenario in catalog, f"rule {rule.pattern!r} names no scenario {rule.scenario}"
+        assert rule.target in catalog[rule.scenario].targets
+        assert rule.taxonomy == catalog[rule.scenario].taxonomy
+
+
+def test_rules_match_the_texts_the_catalog_scenarios_expect() -> None:
+    """Every rule's lesson raises a text the rule recognises (the scenario's own symptom regex,
+    read as a sample of the runtime's wording, must overlap the rule's pattern)."""
+    samples = {
+        "litert": "Some ops are not supported by the native TFLite runtime, you can enable TF kernels fallback",
+        "coreml": "Conversion for TF op 'MatrixDeterminant' not implemented.",
+        "tfjs": "ValueError: Unsupported Ops in the model before optimization\nSoftsign",
+        "tfserving": 'Serving signature name: "serving_default" not found in signature def',
+    }
+    for target, text in samples.items():
+        rule = rule_for(target, text)
+        assert rule is not None and rule.target == target
+    assert rule_for("litert", "something nobody has seen") is None
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: d / "missing.keras", "no model at"),
+    (lambda d: (d / "notes.txt").write_text("hello") and d / "notes.txt", "is not a model this tool reads"),
+    (lambda d: (d / "empty").mkdir() or d / "empty", "without saved_model.pb"),
+])
+def test_bad_model_paths_are_usage_errors(tmp_path: Path, make, words: str) -> None:  # type: ignore[no-untyped-def]  # parametrised lambdas
+    with pytest.raises(UsageError, match=words):
+        ModelSource.from_path(make(tmp_path))
+
+
+def test_truncated_keras_file_is_a_usage_error(tmp_path: Path) -> None:
+    from harness.check.model import load_model
+
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": "3.10.0"}))
+        zf.writestr("config.json", "{}")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UsageError, match="not a readable .keras file"):
+        load_model(ModelSource.from_path(path))
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    out = tmp_path / "report"
+    assert main(["check", str(tmp_path / "nope.keras"), "--report-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no model at" in err[0]
+    assert not out.exists()
+    assert main(["check", str(tmp_path), "--targets", "litert,vax"]) == 2
+    assert "unknown target" in capsys.readouterr().err
+
+
+def test_layer_names_in_converter_tensor_names() -> None:
+    layers = {"conv", "dense", "dense_1"}
+    # Keras 3 exports add _1 to every scope; tf_keras keeps the names
+    assert _layer_in_name("sequential_1/dense_1_1/MatMul", layers, "sequential") == "dense_1"
+    assert _layer_in_name("sequential_1/dense_1/MatMul", layers, "sequential") == "dense"
+    assert _layer_in_name("sequential/dense_1/MatMul;sequential/dense_1/Relu", layers, "sequential") == "dense_1"
+    assert _layer_in_name("StatefulPartitionedCall:0", layers, "sequential") is None
+
+
+def test_localise_attributes_the_first_local_failure() -> None:
+    import numpy as np
+
+    want = {name: np.ones((2, 4)) for name in ("a", "b", "c")}
+    mapped = {"a": ("t_a", np.ones((2, 4))), "b": ("t_b", np.ones((2, 4)) * 3), "c": ("t_c", np.ones((2, 4)) * 2)}
+    d = localise("x", ["a", "b", "c", "d"], want, mapped, {"b": ["a"], "c": ["b"]}, Tolerance(1e-3, 1e-3))
+    assert [r.attribution for r in d.layers] == ["ok", "local", "accumulated"]
+    assert d.first_layer == "b" and d.unmapped == []
+
+
+def test_report_json_html_and_summary_agree() -> None:
+    t = TargetReport("litert", max_abs_diff=0.2)
+    t.add(Finding("blocker", "Some ops are not supported <b>", "TFLiteConverter", "runtime",
+                  taxonomy="mobile/model-conversion/conversion-of-unsupported-models",
+                  scenario="mobile/model-conversion/conversion-of-unsupported-models/litert", fix="rewrite", step="prepare"))
+    t.divergence = Divergence("litert int8", {"atol": 0.05, "rtol": 0.05}, "c1",
+                              [LayerError("c1", "seq/c1", 1.2, 0.9, 0.1, False, "local")])
+    t.settle()
+    report = CheckReport(model={"path": "/m.keras", "format": "keras", "flavour": "keras3", "parameters": 10,
+                                "inputs": [], "outputs": []}, inputs={}, targets={"litert": t})
+    data = report.to_json()
+    assert data["schema"] == "pitfalls-check/1" and data["targets"]["litert"]["verdict"] == "fails"
+    assert data["targets"]["litert"]["divergence"]["first_layer"] == "c1"
+    assert not report.ok and report.exit_code() == 1
+    page = html_page(report)
+    assert "&lt;b&gt;" in page and "<b>" not in page.split("<script")[0].split("<body>")[1]
+    assert "pitfalls explain mobile/model-conversion/conversion-of-unsupported-models/litert" in page
+    text = summary(report)
+    assert "litert" in text and "fails" in text and "first layer that fails on its own: c1" in text
