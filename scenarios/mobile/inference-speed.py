@@ -8,7 +8,8 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache, library_versions
 from harness.models import rgb_image_data
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, DeviceProfile, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, DeviceProfile, dequantize, quantize
 
 SIZE = 64  # a camera thumbnail; four 3x3 convolutions, about 0.1 GMAC per image
 LOW_END = PROFILES["low-end"]  # one thread pinned to one CPU, 2 GB address space

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
 
 SPEC = ModelSpec("dense", "keras3")
 TAG = 32

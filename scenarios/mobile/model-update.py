@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
 
 OLD = ModelSpec("dense", "keras3", seed=0)
 NEW = ModelSpec("dense", "keras3", seed=1, epochs=1)  # an update that changes the answers clearly

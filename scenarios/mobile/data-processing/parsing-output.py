@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, image_data, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, dequantize, quantize
 
 if TYPE_CHECKING:
     import numpy as np

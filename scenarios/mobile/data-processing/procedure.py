@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,7 +30,9 @@ def classify_frames(model_path: str, frames: "np.ndarray", to_grey: bool) -> dic
     """Runs in the LiteRT worker: the app's whole pipeline, numpy and LiteRT only."""
     import numpy as np
 
-    from harness.targets.litert.worker import predict, resize_bilinear
+    from harness.targets.litert.kit import resize_bilinear
+
+    from harness.targets.litert.worker import predict
 
     rgb = frames[..., :3].astype(np.float32)                       # drop alpha
     pixels = rgb @ np.array([[0.299], [0.587], [0.114]], np.float32) if to_grey else rgb  # luma

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from harness.models import ModelSpec, image_data, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,7 +26,9 @@ def accuracy_after_resize(model_path: str, images: "np.ndarray", labels: "np.nda
     """Runs in the LiteRT worker: resize on the device to the model's input size, then classify."""
     import numpy as np
 
-    from harness.targets.litert.worker import predict, resize_bilinear
+    from harness.targets.litert.kit import resize_bilinear
+
+    from harness.targets.litert.worker import predict
 
     probs = predict(model_path, [resize_bilinear(images, MODEL_SIZE, MODEL_SIZE)], resize=True)[0]
     return float(np.mean(np.argmax(probs, axis=1) == labels))

@@ -29,7 +29,7 @@ from pathlib import Path
 from harness.errors import RuntimeFailure, SetupError
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
 
 SPEC = ModelSpec("dense", "keras3")
 TIMEOUT_S = 60.0

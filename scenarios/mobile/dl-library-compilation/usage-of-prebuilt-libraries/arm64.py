@@ -16,7 +16,8 @@ from typing import Any
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.targets.litert.target import PROFILES, convert_to_tflite, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, quantize
 
 
 def det_models(run: Run) -> Path:

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 
 def inverse_models(run: Run) -> Path:

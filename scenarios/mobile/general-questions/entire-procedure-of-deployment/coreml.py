@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.coreml.target import convert_to_coreml, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import spec_summary
 
 
 def faulty(run: Run) -> None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
-from harness.targets.litert.target import LitertTarget, convert_to_tflite
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 

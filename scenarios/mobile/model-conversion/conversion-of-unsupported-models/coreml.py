@@ -12,7 +12,8 @@ from typing import Any
 
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, mil_operations, on_macos
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import mil_operations, on_macos
 
 
 def determinant_models(run: Run) -> Path:

@@ -9,7 +9,8 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np

@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.coreml.target import compress_weights, convert_to_coreml, mil_operations, on_macos, weight_bytes
+from harness.targets.coreml.convert import compress_weights, convert_to_coreml
+from harness.targets.coreml.kit import mil_operations, on_macos, weight_bytes
 
 SPEC = ModelSpec("cnn", "tf_keras")
 

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,7 +20,9 @@ def accuracy_on_device(model_path: str, x: "np.ndarray", y: "np.ndarray") -> flo
     """Runs in the LiteRT worker: quantise inputs / dequantise outputs as the model's details say."""
     import numpy as np
 
-    from harness.targets.litert.worker import dequantize, interpreter, quantize
+    from harness.targets.litert.kit import dequantize, quantize
+
+    from harness.targets.litert.worker import interpreter
 
     interp = interpreter(model_path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]

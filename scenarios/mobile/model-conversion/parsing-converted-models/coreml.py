@@ -14,7 +14,8 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, image_preprocessing, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import image_preprocessing, on_macos, spec_summary
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")
 TRAINED_SCALE = 1.0 / 255.0  # the model was trained on pixels / 255

@@ -7,7 +7,8 @@ from pathlib import Path
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, saved_model, tabular_data, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, dequantize, quantize
 
 SPEC = ModelSpec("dense", "keras3")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
 
 
 def faulty(run: Run) -> None:

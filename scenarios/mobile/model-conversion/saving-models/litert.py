@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES
+from harness.targets.litert.kit import PROFILES
 
 SPEC = ModelSpec("dense", "keras3")
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
 
 SPEC = ModelSpec("dense", "tf_keras")
 BATCH = 16
