@@ -7,12 +7,16 @@ channel, so channel order matters exactly as it does for a real classifier.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.litert.convert import convert_to_tflite
 from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("rgb_cnn", "keras3")
 
@@ -35,14 +39,12 @@ def to_model_input(frames: Any, *, drop_alpha: bool, reorder: bool) -> Any:
     return np.ascontiguousarray(x, dtype=np.float32) / 255.0
 
 
-def _accuracy(run: Run, tflite: Any, x: Any, y: Any) -> float:
-    import numpy as np
-
+def _accuracy(run: Run[LitertTarget], tflite: Any, x: Any, y: Any) -> float:
     probs = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    return float((np.argmax(probs, axis=1) == y).mean())
+    return accuracy(probs, y)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     rgb, _ = trained.test_set()
@@ -52,7 +54,7 @@ def faulty(run: Run) -> None:
                        profile=PROFILES["host"])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     rgb, y = trained.test_set()

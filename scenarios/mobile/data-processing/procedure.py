@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy, max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.litert.convert import convert_to_tflite
@@ -11,6 +12,8 @@ from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 LABELS = ("bar at the top", "bar in the middle", "bar at the bottom")
@@ -31,7 +34,6 @@ def classify_frames(model_path: str, frames: "np.ndarray", to_grey: bool) -> dic
     import numpy as np
 
     from harness.targets.litert.kit import resize_bilinear
-
     from harness.targets.litert.worker import predict
 
     rgb = frames[..., :3].astype(np.float32)                       # drop alpha
@@ -41,7 +43,7 @@ def classify_frames(model_path: str, frames: "np.ndarray", to_grey: bool) -> dic
     return {"probs": probs, "labels": [LABELS[i] for i in np.argmax(probs, axis=1)]}
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # Every step but the colour conversion: the frame keeps its three colour channels.
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -49,7 +51,7 @@ def faulty(run: Run) -> None:
     run.target.call(classify_frames, str(tflite), camera_frames(x), False, profile=PROFILES["low-end"])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -59,10 +61,10 @@ def fixed(run: Run) -> dict[str, float]:
     run.note("labels", probe["labels"][:4])
     tx, ty = trained.test_set()
     test = run.target.call(classify_frames, str(tflite), camera_frames(tx), True, profile=PROFILES["low-end"])
-    accuracy = float(np.mean([LABELS.index(label) for label in test["labels"]] == ty))
-    return {"max_abs_diff_vs_keras": float(np.max(np.abs(probe["probs"] - expected))),
-            "device_accuracy": accuracy,
-            "accuracy_drop": trained.info()["accuracy"] - accuracy}
+    device_accuracy = accuracy(test["probs"], ty)
+    return {"max_abs_diff_vs_keras": max_abs_diff(probe["probs"], expected),
+            "device_accuracy": device_accuracy,
+            "accuracy_drop": trained.info()["accuracy"] - device_accuracy}
 
 
 SCENARIO = Scenario(

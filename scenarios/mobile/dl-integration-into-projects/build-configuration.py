@@ -15,11 +15,15 @@ from __future__ import annotations
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 ASSET = "assets/model.tflite"
@@ -77,7 +81,7 @@ def run_mapped_asset(apk: str, start: int, length: int, x: Any) -> Any:
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-def _package(run: Run, *, compress_model: bool) -> tuple[Path, Path, tuple[int, int]]:
+def _package(run: Run[LitertTarget], *, compress_model: bool) -> tuple[Path, Path, tuple[int, int]]:
     model = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     apk = build_apk(run.workdir / "app.apk", model, compress_model=compress_model)
     where = asset_range(apk, ASSET)
@@ -86,13 +90,13 @@ def _package(run: Run, *, compress_model: bool) -> tuple[Path, Path, tuple[int, 
     return model, apk, where
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     _, apk, (start, length) = _package(run, compress_model=True)
     x, _ = trained_model(run.cache, SPEC).probe()
     run.target.call(run_mapped_asset, str(apk), start, length, x)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     model, apk, (start, length) = _package(run, compress_model=False)
@@ -101,7 +105,7 @@ def fixed(run: Run) -> dict[str, float]:
     with apk.open("rb") as f:
         f.seek(start)
         region_is_model = f.read(length) == model.read_bytes()
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "mapped_region_is_model": float(region_is_model),
             "data_offset_mod_4": float(start % 4)}
 

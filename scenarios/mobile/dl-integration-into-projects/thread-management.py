@@ -10,12 +10,16 @@ effect on latency is measured alongside, not asserted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.litert.convert import convert_to_tflite
 from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 APP_THREADS = 4
@@ -37,7 +41,6 @@ def serve_requests(model_path: str, xs: Any, expected: Any, shared: bool) -> dic
     """
     import threading
 
-    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     def make() -> Any:
@@ -62,20 +65,20 @@ def serve_requests(model_path: str, xs: Any, expected: Any, shared: bool) -> dic
                     continue
                 with lock:
                     counts["answers"] += 1
-                    counts["wrong"] += int(np.max(np.abs(out - expected[j])) > 1e-4)
+                    counts["wrong"] += int(max_abs_diff(out, expected[j]) > 1e-4)
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(APP_THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    result = {**counts, "errors": len(errors), "requests": ROUNDS * len(xs)}
+    result: dict[str, Any] = {**counts, "errors": len(errors), "requests": ROUNDS * len(xs)}
     if errors:
         result["first_error"] = str(errors[0])
     return result
 
 
-def _inputs(run: Run) -> tuple[Any, Any, Any]:
+def _inputs(run: Run[LitertTarget]) -> tuple[Any, Any, Any]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -83,11 +86,11 @@ def _inputs(run: Run) -> tuple[Any, Any, Any]:
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     reference = np.stack([run.target.predict(tflite, [x[i: i + 1]], profile=PROFILES["host"])[0][0]
                           for i in range(len(x))])
-    run.note("reference_vs_keras_max_abs_diff", float(np.max(np.abs(reference - expected))))
+    run.note("reference_vs_keras_max_abs_diff", max_abs_diff(reference, expected))
     return tflite, x, reference
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     tflite, x, reference = _inputs(run)
     totals = {"answers": 0, "wrong": 0, "errors": 0, "requests": 0}
     for attempt in range(5):  # a race: repeat until it shows (it nearly always does at once)
@@ -138,7 +141,7 @@ def raise_shared_error(model_path: str, xs: Any) -> None:
         raise seen[0]
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     tflite, x, reference = _inputs(run)
     result = run.target.call(serve_requests, str(tflite), x, reference, False)
     batch = x[:1]

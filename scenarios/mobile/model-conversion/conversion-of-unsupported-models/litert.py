@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
@@ -14,6 +15,8 @@ from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -27,7 +30,7 @@ def csv_saved_model(cache: ArtifactCache) -> Path:
         import tensorflow as tf
 
         class CsvModel(tf.Module):
-            def __init__(self, model: object) -> None:
+            def __init__(self, model: Any) -> None:
                 super().__init__()
                 self.model = model
 
@@ -60,11 +63,11 @@ def predict_from_csv(model_path: str, lines: list[str]) -> "np.ndarray":
     return predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]  # type: ignore[no-any-return]
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     convert_to_tflite(run.cache, csv_saved_model(run.cache))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
 
@@ -90,7 +93,7 @@ def fixed(run: Run) -> dict[str, float]:
     numeric = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     got = run.target.call(predict_from_csv, str(numeric), lines, profile=PROFILES["host"])
     run.note("builtin_only_bytes", numeric.stat().st_size)
-    return {"max_abs_diff": float(np.max(np.abs(np.asarray(got) - expected)))}
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(
