@@ -94,10 +94,10 @@ def run_in_app(model: bytes, x: Any) -> Any:
 def _attack(run: Run[LitertTarget], bundle: Path, x: Any) -> dict[str, Any]:
     extracted = extract(bundle, run.workdir / "extracted")
     run.note("extracted", [p.name for p in extracted])
-    outcome = run.target.call(run_outside, str(extracted[0]), x)
+    outcome: dict[str, Any] = run.target.call(run_outside, str(extracted[0]), x)
     if not outcome["ran"]:
         run.observe(outcome["error"])
-    return outcome  # type: ignore[no-any-return]
+    return outcome
 
 
 def faulty(run: Run[LitertTarget]) -> dict[str, float]:

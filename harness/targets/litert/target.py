@@ -144,19 +144,22 @@ class LitertTarget(Target):
         return [np.asarray(o) for o in outputs]
 
     def inspect(self, model_path: Path) -> dict[str, Any]:
-        return self.call(litert_worker.inspect, str(model_path))  # type: ignore[no-any-return]
+        details: dict[str, Any] = self.call(litert_worker.inspect, str(model_path))
+        return details
 
     def time_invoke(self, model_path: Path, inputs: "list[np.ndarray]", *,
                     profile: DeviceProfile = PROFILES["host"], runs: int = 30) -> dict[str, float]:
         if profile.arch != "x86_64":
             raise HarnessError("timings under qemu emulation mean nothing; use a host profile")
-        return self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,  # type: ignore[no-any-return]
-                         profile.xnnpack, 3, runs, profile=profile)
+        timing: dict[str, float] = self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,
+                                             profile.xnnpack, 3, runs, profile=profile)
+        return timing
 
     def runtime_state(self, model_path: Path, *, profile: DeviceProfile = PROFILES["host"]) -> dict[str, Any]:
         """What ``profile`` does in its worker: XNNPACK-delegated nodes, threads, CPUs, memory limit."""
-        return self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,  # type: ignore[no-any-return]
-                         profile.xnnpack, profile=profile)
+        state: dict[str, Any] = self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,
+                                          profile.xnnpack, profile=profile)
+        return state
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live worker processes (one pool per profile used so far)."""

@@ -188,7 +188,8 @@ def versions() -> dict[str, str]:
 def _resolve(ref: tuple[str, str, str]) -> Callable[..., Any]:
     kind, where, name = ref
     if kind == "module":
-        return getattr(importlib.import_module(where), name)  # type: ignore[no-any-return]
+        found: Callable[..., Any] = getattr(importlib.import_module(where), name)
+        return found
     module = _LOADED.get(where)
     if module is None:
         spec = importlib.util.spec_from_file_location(f"pitfalls_worker_{len(_LOADED)}", where)
@@ -197,7 +198,8 @@ def _resolve(ref: tuple[str, str, str]) -> Callable[..., Any]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _LOADED[where] = module
-    return getattr(module, name)  # type: ignore[no-any-return]
+    loaded: Callable[..., Any] = getattr(module, name)
+    return loaded
 
 
 def call(ref: tuple[str, str, str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from harness.compare import accuracy
 from harness.errors import RuntimeFailure
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.litert.convert import convert_to_tflite
 from harness.targets.litert.kit import PROFILES
@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 SPEC = ModelSpec("rgb_cnn", "keras3")
 
 
-def camera_frames(trained: object) -> tuple["np.ndarray", "np.ndarray"]:
+def camera_frames(trained: TrainedModel) -> tuple["np.ndarray", "np.ndarray"]:
     """Held-out RGB images as a camera delivers them: uint8 0..255, planar (N, C, H, W)."""
     import numpy as np
 
-    x, y = trained.test_set()  # type: ignore[attr-defined]
+    x, y = trained.test_set()
     return np.round(x * 255).astype("uint8").transpose(0, 3, 1, 2), y
 
 

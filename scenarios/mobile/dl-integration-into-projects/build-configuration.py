@@ -45,7 +45,7 @@ def build_apk(apk: Path, model: Path, *, no_compress: tuple[str, ...], align: in
         info = zipfile.ZipInfo(ASSET, date_time=(2024, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED if compress_model else zipfile.ZIP_STORED
         if not compress_model:
-            start = z.fp.tell() + LOCAL_HEADER.size + len(ASSET.encode())  # type: ignore[union-attr]
+            start = z.fp.tell() + LOCAL_HEADER.size + len(ASSET.encode())  # type: ignore[union-attr]  # fp is Optional in typeshed; open while writing
             pad = (-(start + 4)) % align
             info.extra = struct.pack("<HH", 0xD935, pad) + b"\0" * pad  # zipalign's padding field
         z.writestr(info, model.read_bytes())

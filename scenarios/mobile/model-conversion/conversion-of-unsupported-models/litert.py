@@ -60,7 +60,8 @@ def parse_csv_on_device(lines: list[str]) -> "np.ndarray":
 def predict_from_csv(model_path: str, lines: list[str]) -> "np.ndarray":
     from harness.targets.litert.worker import predict
 
-    return predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]  # type: ignore[no-any-return]
+    probabilities: "np.ndarray" = predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]
+    return probabilities
 
 
 def faulty(run: Run[LitertTarget]) -> None:
