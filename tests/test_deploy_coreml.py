@@ -59,6 +59,7 @@ def test_signature_comes_from_the_spec_and_predict_needs_macos(
         (inp,), (out,) = signature.inputs, signature.outputs
         assert inp.name == summary["inputs"][0]["name"] and out.name == summary["outputs"][0]["name"]
         assert inp.dtype == "float32" and inp.shape[-1] == 8
+        assert out.dtype == "float32" and out.shape == (None, 3)  # from the ML program's own types
         ranges = summary["inputs"][0]["ranges"]
         assert inp.shape[0] == (None if ranges and ranges[0][0] != ranges[0][1] else summary["inputs"][0]["shape"][0])
         x, expected = trained.probe()

@@ -72,6 +72,26 @@ def _const_values(op: Any) -> list[float]:
     return [float(v) for v in getattr(tensor, kind).values] if kind in ("floats", "doubles", "ints") else []
 
 
+def program_tensor_shapes(model_path: Path) -> dict[str, tuple[int | None, ...]]:
+    """Shapes of an ML program's main inputs and outputs as the program types them (``None`` for
+    an unknown dimension); ``{}`` for other models.  The spec's output features of an ML program
+    usually carry no shape; the program's own types do."""
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(model_path))
+    if spec.WhichOneof("Type") != "mlProgram":
+        return {}
+    function = spec.mlProgram.functions["main"]
+    block = _main_block(spec)
+    typed = [*function.inputs, *(o for op in block.operations for o in op.outputs if o.name in block.outputs)]
+
+    def dims(value_type: Any) -> tuple[int | None, ...]:
+        return tuple(int(d.constant.size) if d.WhichOneof("dimension") == "constant" else None
+                     for d in value_type.tensorType.dimensions)
+
+    return {v.name: dims(v.type) for v in typed if v.type.WhichOneof("type") == "tensorType"}
+
+
 def mil_operations(model_path: Path) -> list[str]:
     """The operation types of an ML program's main function, in order (``[]`` for other models)."""
     import coremltools as ct

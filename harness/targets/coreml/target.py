@@ -31,7 +31,8 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, NotApplicable, UsageError
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
 from harness.targets.coreml.convert import coreml_from_source
-from harness.targets.coreml.kit import MACOS_ONLY, on_macos, package_bytes, spec_summary, weight_bytes
+from harness.targets.coreml.kit import (MACOS_ONLY, on_macos, package_bytes, program_tensor_shapes, spec_summary,
+                                        weight_bytes)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -104,12 +105,15 @@ class CoremlTarget(Target):
         return np.asarray(next(iter(self.predict(model_path, {name: value}).values())))
 
 
-def _tensor_spec(feature: dict[str, Any]) -> TensorSpec:
-    """A spec feature as a TensorSpec: a dimension whose range is not one value is dynamic."""
+def _tensor_spec(feature: dict[str, Any], program: dict[str, tuple[int | None, ...]]) -> TensorSpec:
+    """A spec feature as a TensorSpec: a dimension whose range is not one value is dynamic; a
+    multi-array without a shape in the spec (an ML program's outputs) takes the program's type."""
     if feature["type"] == "multiArrayType":
         ranges = feature.get("ranges") or []
         shape = tuple(None if ranges and ranges[i][0] != ranges[i][1] else int(n)
                       for i, n in enumerate(feature["shape"]))
+        if not shape:
+            shape = program.get(feature["name"], ())
         return TensorSpec(feature["name"], ARRAY_DTYPES.get(feature["dtype"], feature["dtype"].lower()), shape)
     if feature["type"] == "imageType":
         channels = 1 if feature["color"] == "GRAYSCALE" else 3
@@ -127,8 +131,9 @@ class CoremlDeployment(Deployment):
     def signature(self) -> Signature:
         """Inputs and outputs as the Core ML spec describes them (read on any OS)."""
         summary = spec_summary(self.prepared.artifact)
-        return Signature(tuple(_tensor_spec(f) for f in summary["inputs"]),
-                         tuple(_tensor_spec(f) for f in summary["outputs"]))
+        program = program_tensor_shapes(self.prepared.artifact)
+        return Signature(tuple(_tensor_spec(f, program) for f in summary["inputs"]),
+                         tuple(_tensor_spec(f, program) for f in summary["outputs"]))
 
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         """Core ML's outputs by name; off macOS :class:`NotApplicable` quoting coremltools."""

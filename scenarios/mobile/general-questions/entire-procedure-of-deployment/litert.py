@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harness.compare import max_abs_diff
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.base import ModelSource
 from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
@@ -24,11 +24,15 @@ def faulty(run: Run[LitertTarget]) -> None:
 
 def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
+    # prepare: model.export(dir) then TFLiteConverter.from_saved_model(dir), cached.
+    prepared = run.target.prepare(ModelSource.from_trained(trained), run.cache)
+    run.note("conversion", prepared.notes["route"])
+    run.note("model_bytes", prepared.sizes["artifact"])
+    deployed = run.enter(run.target.load(prepared, options={"profile": "host"}))
+    signature = run.note("signature", deployed.signature().to_json())  # as LiteRT reads the file
     x, expected = trained.probe()
-    got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    run.note("model_bytes", tflite.stat().st_size)
-    return {"max_abs_diff": max_abs_diff(got, expected)}
+    outputs = deployed.predict({signature["inputs"][0]["name"]: x})
+    return {"max_abs_diff": max_abs_diff(outputs[signature["outputs"][0]["name"]], expected)}
 
 
 SCENARIO = Scenario(
