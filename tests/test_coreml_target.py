@@ -10,16 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from harness.artifacts import ArtifactCache
-from harness.errors import HarnessError
+from harness.errors import HarnessError, NotApplicable
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.errors import NotApplicable
-from harness.targets.coreml.target import (MACOS_ONLY, CoremlTarget, compress_weights, convert_to_coreml,
-                                    image_preprocessing, mil_operations, on_macos, package_bytes, spec_summary,
-                                    weight_bytes)
+from harness.compare import max_abs_diff
+from harness.targets.coreml.convert import compress_weights, convert_to_coreml
+from harness.targets.coreml.kit import (MACOS_ONLY, image_preprocessing, mil_operations, on_macos, package_bytes,
+                                        spec_summary, weight_bytes)
+from harness.targets.coreml.target import CoremlTarget
 
 pytestmark = pytest.mark.skipif(CoremlTarget.unavailable_reason() is not None,
                                 reason=str(CoremlTarget.unavailable_reason()))
@@ -121,13 +121,13 @@ def test_predict_skips_off_macos_quoting_coremltools(conversions: ArtifactCache,
         assert target.versions()["coremltools"] != "missing" and "os" in target.versions()
         if on_macos():
             out = target.predict(model, {name: x[:1]})
-            assert np.max(np.abs(np.asarray(next(iter(out.values()))) - expected[:1])) < 1e-2
-            assert np.max(np.abs(target.predict_array(model, x[:4]) - expected[:4])) < 1e-2
+            assert max_abs_diff(next(iter(out.values())), expected[:1]) < 1e-2
+            assert max_abs_diff(target.predict_array(model, x[:4]), expected[:4]) < 1e-2
             return
         with pytest.raises(NotApplicable) as skipped:
             target.predict(model, {name: x[:1]})
         with pytest.raises(NotApplicable):
             target.predict_array(model, x[:1])
-        assert target.load(model) is target.load(model)  # opened once per path
+        assert target.open_model(model) is target.open_model(model)  # opened once per path
     assert str(skipped.value).startswith(MACOS_ONLY)
     assert "Model prediction is only supported on macOS" in str(skipped.value)

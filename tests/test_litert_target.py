@@ -17,7 +17,9 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
 from harness.models import ModelSpec, saved_model
-from harness.targets.litert.target import PROFILES, DeviceProfile, LitertTarget, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, DeviceProfile, dequantize, quantize
+from harness.targets.litert.target import LitertTarget
 
 pytestmark = pytest.mark.skipif(LitertTarget.unavailable_reason() is not None,
                                 reason=str(LitertTarget.unavailable_reason()))

@@ -7,11 +7,16 @@ channel, so channel order matters exactly as it does for a real classifier.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("rgb_cnn", "keras3")
 
@@ -25,42 +30,38 @@ def camera_frames(rgb: Any) -> Any:
     return np.concatenate([pixels[..., ::-1], alpha], axis=-1)
 
 
-def to_model_input(frames: Any, *, drop_alpha: bool, reorder: bool) -> Any:
-    """The app's conversion from camera bytes to the model's float input in [0, 1]."""
+def scaled(x: Any) -> Any:
+    """Bytes to the float input in [0, 1] the model was trained on."""
     import numpy as np
 
-    x = frames[..., :3] if drop_alpha else frames
-    x = x[..., ::-1] if reorder else x
     return np.ascontiguousarray(x, dtype=np.float32) / 255.0
 
 
-def _accuracy(run: Run, tflite: Any, x: Any, y: Any) -> float:
-    import numpy as np
-
+def _accuracy(run: Run[LitertTarget], tflite: Any, x: Any, y: Any) -> float:
     probs = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    return float((np.argmax(probs, axis=1) == y).mean())
+    return accuracy(probs, y)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     rgb, _ = trained.test_set()
     frames = camera_frames(rgb[:1])
     run.note("frame", {"shape": list(frames.shape), "dtype": str(frames.dtype), "layout": "BGRA"})
-    run.target.predict(tflite, [to_model_input(frames, drop_alpha=False, reorder=False)],
-                       profile=PROFILES["host"])
+    run.target.predict(tflite, [scaled(frames)], profile=PROFILES["host"])  # all four channels, as delivered
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     rgb, y = trained.test_set()
     frames = camera_frames(rgb)
+    bgr = frames[..., :3]        # alpha dropped: the error goes away, the channel order stays BGR
+    model_rgb = bgr[..., ::-1]   # BGR reordered to RGB
     return {
         "accuracy_rgb_reference": _accuracy(run, tflite, rgb, y),
-        "accuracy_alpha_dropped_only": _accuracy(run, tflite,
-                                                 to_model_input(frames, drop_alpha=True, reorder=False), y),
-        "accuracy_fixed": _accuracy(run, tflite, to_model_input(frames, drop_alpha=True, reorder=True), y),
+        "accuracy_alpha_dropped_only": _accuracy(run, tflite, scaled(bgr), y),
+        "accuracy_fixed": _accuracy(run, tflite, scaled(model_rgb), y),
     }
 
 

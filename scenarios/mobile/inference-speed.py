@@ -5,10 +5,17 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.artifacts import ArtifactCache, library_versions
 from harness.models import rgb_image_data
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, DeviceProfile, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, DeviceProfile, dequantize, quantize
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SIZE = 64  # a camera thumbnail; four 3x3 convolutions, about 0.1 GMAC per image
 LOW_END = PROFILES["low-end"]  # one thread pinned to one CPU, 2 GB address space
@@ -40,7 +47,7 @@ def conv_saved_model(cache: ArtifactCache) -> Path:
     return cache.get_or_build("saved_model", key, build) / "saved_model"
 
 
-def models(run: Run) -> dict[str, Path]:
+def models(run: Run[LitertTarget]) -> dict[str, Path]:
     source = conv_saved_model(run.cache)
     calibration, _ = rgb_image_data(50, seed=0, size=SIZE)
     return {"float": convert_to_tflite(run.cache, source),
@@ -48,7 +55,7 @@ def models(run: Run) -> dict[str, Path]:
             "int8": convert_to_tflite(run.cache, source, quantize="int8", representative=calibration)}
 
 
-def latency(run: Run, name: str, model: Path, profile: DeviceProfile) -> float:
+def latency(run: Run[LitertTarget], name: str, model: Path, profile: DeviceProfile) -> float:
     """Best-of-RUNS invoke latency in ms (the minimum resists the noise of a shared machine)."""
     import numpy as np
 
@@ -62,7 +69,7 @@ def latency(run: Run, name: str, model: Path, profile: DeviceProfile) -> float:
     return run.figure(f"min_ms_{name}", timing["min_ms"])
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     # The app builds its interpreter with the builtin kernels only (as
     # OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, or a runtime without XNNPACK) and ships
     # the float model. The default XNNPACK configuration is timed alongside for the ratio.
@@ -72,9 +79,7 @@ def faulty(run: Run) -> dict[str, float]:
     return {"slowdown_vs_xnnpack": slow / fast}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     paths = models(run)
     run.note("bytes", {k: p.stat().st_size for k, p in paths.items()})
     baseline = latency(run, "float_builtin_1thread", paths["float"], LOW_END_BUILTIN)
@@ -90,7 +95,7 @@ def fixed(run: Run) -> dict[str, float]:
     raw = run.target.predict(paths["int8"], [quantize(x, details["inputs"][0])], profile=LOW_END, resize=True)[0]
     got = dequantize(raw, details["outputs"][0])
     return {"speedup_vs_builtin_float": baseline / best,
-            "int8_max_abs_diff": float(np.max(np.abs(got - want)))}
+            "int8_max_abs_diff": max_abs_diff(got, want)}
 
 
 SCENARIO = Scenario(

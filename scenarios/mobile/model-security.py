@@ -19,11 +19,15 @@ import hmac
 import secrets
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 TAG = 32
@@ -87,16 +91,16 @@ def run_in_app(model: bytes, x: Any) -> Any:
     return _outputs(Interpreter(model_content=model), x)
 
 
-def _attack(run: Run, bundle: Path, x: Any) -> dict[str, Any]:
+def _attack(run: Run[LitertTarget], bundle: Path, x: Any) -> dict[str, Any]:
     extracted = extract(bundle, run.workdir / "extracted")
     run.note("extracted", [p.name for p in extracted])
-    outcome = run.target.call(run_outside, str(extracted[0]), x)
+    outcome: dict[str, Any] = run.target.call(run_outside, str(extracted[0]), x)
     if not outcome["ran"]:
         run.observe(outcome["error"])
-    return outcome  # type: ignore[no-any-return]
+    return outcome
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     model = convert_to_tflite(run.cache, saved_model(run.cache, SPEC)).read_bytes()
@@ -107,10 +111,10 @@ def faulty(run: Run) -> dict[str, float]:
     if not stolen["ran"]:
         return {"extracted_model_runs": 0.0}
     return {"extracted_model_runs": 1.0,
-            "extracted_vs_app_max_abs_diff": float(np.max(np.abs(np.asarray(stolen["output"]) - in_app)))}
+            "extracted_vs_app_max_abs_diff": max_abs_diff(stolen["output"], in_app)}
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     model = convert_to_tflite(run.cache, saved_model(run.cache, SPEC)).read_bytes()
@@ -122,7 +126,7 @@ def fixed(run: Run) -> dict[str, float]:
         in_app = np.asarray(run.target.call(run_in_app, decrypt(z.read("assets/model.tflite.enc"), key), x))
     return {"extracted_model_runs": float(stolen["ran"]),
             "key_in_bundle": float(key in bundle.read_bytes()),
-            "app_max_abs_diff": float(np.max(np.abs(in_app - expected)))}
+            "app_max_abs_diff": max_abs_diff(in_app, expected)}
 
 
 SCENARIO = Scenario(

@@ -13,11 +13,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 OLD = ModelSpec("dense", "keras3", seed=0)
 NEW = ModelSpec("dense", "keras3", seed=1, epochs=1)  # an update that changes the answers clearly
@@ -33,11 +39,10 @@ def install(model: Path, app_dir: Path, version: int) -> None:
 
 
 class CachedModel:
-    """The app's model holder: one interpreter, built on first use."""
+    """The app's model holder: one interpreter, built on first use and kept (the mistake)."""
 
-    def __init__(self, app_dir: str, check_version: bool) -> None:
+    def __init__(self, app_dir: str) -> None:
         self.app_dir = Path(app_dir)
-        self.check_version = check_version
         self.interp: Any = None
         self.version: int | None = None
         self.loads = 0
@@ -45,10 +50,13 @@ class CachedModel:
     def installed_version(self) -> int:
         return int(json.loads((self.app_dir / "model.json").read_text())["version"])
 
+    def needs_load(self) -> bool:
+        return self.interp is None
+
     def predict(self, x: Any) -> Any:
         from ai_edge_litert.interpreter import Interpreter
 
-        if self.interp is None or (self.check_version and self.installed_version() != self.version):
+        if self.needs_load():
             self.version = self.installed_version()
             self.interp = Interpreter(model_path=str(self.app_dir / "model.tflite"))
             self.loads += 1
@@ -60,18 +68,39 @@ class CachedModel:
         return self.interp.get_tensor(self.interp.get_output_details()[0]["index"])
 
 
-def app_session(app_dir: str, new_model: str, x: Any, check_version: bool) -> dict[str, Any]:
+class VersionCheckedModel(CachedModel):
+    """The fix: before predicting, compare the installed version with the loaded one."""
+
+    def needs_load(self) -> bool:
+        return self.interp is None or self.installed_version() != self.version
+
+
+def app_session(app: CachedModel, new_model: str, x: Any) -> dict[str, Any]:
     """In the LiteRT worker: predict, let the updater install version 2, predict again."""
-    app = CachedModel(app_dir, check_version)
     before = app.predict(x)
-    install(Path(new_model), Path(app_dir), version=2)
+    install(Path(new_model), app.app_dir, version=2)
     after = app.predict(x)
     return {"before": before, "after": after, "loads": app.loads, "version_used": app.version}
 
 
-def _session(run: Run, check_version: bool) -> dict[str, float]:
-    import numpy as np
+def session_keeping_the_interpreter(app_dir: str, new_model: str, x: Any) -> dict[str, Any]:
+    return app_session(CachedModel(app_dir), new_model, x)
 
+
+def session_checking_the_version(app_dir: str, new_model: str, x: Any) -> dict[str, Any]:
+    return app_session(VersionCheckedModel(app_dir), new_model, x)
+
+
+class Update(NamedTuple):
+    app_dir: Path
+    new_model: Path
+    x: "np.ndarray"
+    old_expected: "np.ndarray"
+    new_expected: "np.ndarray"
+
+
+def installed_app(run: Run[LitertTarget]) -> Update:
+    """Version 1 installed in the app directory; version 2 converted, waiting for the updater."""
     old, new = (convert_to_tflite(run.cache, saved_model(run.cache, s)) for s in (OLD, NEW))
     app_dir = run.workdir / "app"
     app_dir.mkdir()
@@ -79,21 +108,28 @@ def _session(run: Run, check_version: bool) -> dict[str, float]:
     x, old_expected = trained_model(run.cache, OLD).probe()
     # What a freshly started app answers with version 2 (the probe of NEW uses other inputs).
     new_expected = run.target.predict(new, [x], resize=True)[0]
-    got = run.target.call(app_session, str(app_dir), str(new), x, check_version)
+    return Update(app_dir, new, x, old_expected, new_expected)
+
+
+def figures(run: Run[LitertTarget], update: Update, got: dict[str, Any]) -> dict[str, float]:
     run.note("interpreter_loads", got["loads"])
-    run.note("installed_model_bytes_equal_new", (app_dir / "model.tflite").read_bytes() == new.read_bytes())
-    after = np.asarray(got["after"])
-    return {"old_vs_new_model_max_diff": float(np.max(np.abs(old_expected - new_expected))),
-            "after_update_vs_old_model": float(np.max(np.abs(after - old_expected))),
-            "after_update_vs_new_model": float(np.max(np.abs(after - new_expected)))}
+    run.note("installed_model_bytes_equal_new",
+             (update.app_dir / "model.tflite").read_bytes() == update.new_model.read_bytes())
+    return {"old_vs_new_model_max_diff": max_abs_diff(update.old_expected, update.new_expected),
+            "after_update_vs_old_model": max_abs_diff(got["after"], update.old_expected),
+            "after_update_vs_new_model": max_abs_diff(got["after"], update.new_expected)}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _session(run, check_version=False)
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
+    update = installed_app(run)
+    got = run.target.call(session_keeping_the_interpreter, str(update.app_dir), str(update.new_model), update.x)
+    return figures(run, update, got)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _session(run, check_version=True)
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
+    update = installed_app(run)
+    got = run.target.call(session_checking_the_version, str(update.app_dir), str(update.new_model), update.x)
+    return figures(run, update, got)
 
 
 SCENARIO = Scenario(

@@ -5,181 +5,40 @@ No open-source Core ML runtime exists for Linux.  ``predict`` therefore calls co
 ``MLModel.predict``; off macOS that raises coremltools' own "only supported on macOS" error, which
 becomes a skip (:class:`NotApplicable`) quoting it, after the conversion was checked.
 
-What runs everywhere, so that a scenario can check something real on Linux: ``convert_to_coreml``
-(cached, with an ``inputs`` factory for ``ct.TensorType``/``ct.ImageType``), ``spec_summary``
-(input/output features and shape ranges), ``mil_operations`` and ``image_preprocessing`` (what the
-ML program does, e.g. the pixel scale of an image input), ``compress_weights`` (cached
-``ct.optimize.coreml`` quantization/palettization) and ``weight_bytes``/``package_bytes``.
-The macOS job ``.github/workflows/macos-coreml.yml`` runs the prediction checks.
+What runs everywhere, so that a scenario can check something real on Linux: conversion and
+weight compression (:mod:`harness.targets.coreml.convert`: ``convert_to_coreml``,
+``compress_weights``) and reading what they produced (:mod:`harness.targets.coreml.kit`:
+``spec_summary``, ``mil_operations``, ``image_preprocessing``, ``weight_bytes``,
+``package_bytes``).  The macOS job ``.github/workflows/macos-coreml.yml`` runs the prediction
+checks.
+
+The deploy interface::
+
+    with CoremlTarget() as target:
+        prepared = target.prepare(ModelSource.from_path("model.h5"), cache)   # ML program, iOS 15+
+        with target.load(prepared) as deployed:
+            deployed.signature()       # from the Core ML spec (works on Linux)
+            deployed.predict({...})    # macOS only; NotApplicable quoting coremltools elsewhere
 """
 
 from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
-from harness.errors import HarnessError
-from harness.errors import NotApplicable
-from harness.targets.base import Target
+from harness.errors import HarnessError, NotApplicable, UsageError
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
+from harness.targets.coreml.convert import coreml_from_source
+from harness.targets.coreml.kit import (MACOS_ONLY, on_macos, package_bytes, program_tensor_shapes, spec_summary,
+                                        weight_bytes)
 
-MACOS_ONLY = "Core ML prediction needs macOS (no Core ML runtime exists for Linux)"
+if TYPE_CHECKING:
+    import numpy as np
 
-
-def on_macos() -> bool:
-    return platform.system() == "Darwin"
-
-
-def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[str, Any] | None = None,
-                      label: str = "", inputs: Callable[[Any], list[Any]] | None = None) -> Path:
-    """Convert a SavedModel directory or a Keras ``.h5`` file with ``coremltools.convert``.
-
-    ``options`` are passed to ``ct.convert`` (plain values only, e.g. ``convert_to``,
-    ``minimum_deployment_target`` given by name).  ``inputs``, when given, is called with the
-    ``coremltools`` module and returns ``ct.convert``'s ``inputs`` list (``ct.TensorType`` with a
-    ``ct.RangeDim``, ``ct.ImageType(scale=...)`` ...); ``label`` must then name that choice, since
-    it is what distinguishes the cached artifacts.  coremltools' errors propagate with their own
-    text.
-    """
-    if inputs is not None and not label:
-        raise HarnessError("convert_to_coreml: give a label that names the `inputs` choice (it keys the cache)")
-    opts = dict(options or {})
-    key = {"source": str(source), "options": opts, "label": label,
-           "versions": library_versions("coremltools", "tensorflow", "tf-keras")}
-
-    def build(out: Path) -> None:
-        import coremltools as ct
-
-        kwargs = dict(opts)
-        if inputs is not None:
-            kwargs["inputs"] = inputs(ct)
-        if isinstance(kwargs.get("minimum_deployment_target"), str):
-            kwargs["minimum_deployment_target"] = getattr(ct.target, kwargs["minimum_deployment_target"])
-        model = ct.convert(str(source), source="tensorflow", **kwargs)
-        suffix = ".mlmodel" if kwargs.get("convert_to") == "neuralnetwork" else ".mlpackage"
-        model.save(str(out / f"model{suffix}"))
-
-    built = cache.get_or_build("coreml", key, build)
-    return next(p for p in built.iterdir() if p.name.startswith("model."))
-
-
-def spec_summary(model_path: Path) -> dict[str, Any]:
-    """Input/output names, types and shapes as the Core ML spec records them."""
-    import coremltools as ct
-
-    spec = ct.utils.load_spec(str(model_path))
-
-    def feature(f: Any) -> dict[str, Any]:
-        kind = f.type.WhichOneof("Type")
-        entry: dict[str, Any] = {"name": f.name, "type": kind}
-        if kind == "multiArrayType":
-            entry["shape"] = list(f.type.multiArrayType.shape)
-            entry["dtype"] = ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(
-                f.type.multiArrayType.dataType)
-            ranges = f.type.multiArrayType.shapeRange.sizeRanges
-            entry["ranges"] = [[r.lowerBound, r.upperBound] for r in ranges]
-        elif kind == "imageType":
-            entry["width"] = f.type.imageType.width
-            entry["height"] = f.type.imageType.height
-            entry["color"] = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(f.type.imageType.colorSpace)
-        return entry
-
-    return {"spec_version": spec.specificationVersion,
-            "model_type": spec.WhichOneof("Type"),
-            "inputs": [feature(f) for f in spec.description.input],
-            "outputs": [feature(f) for f in spec.description.output]}
-
-
-def package_bytes(model_path: Path) -> int:
-    if model_path.is_file():
-        return model_path.stat().st_size
-    return sum(p.stat().st_size for p in model_path.rglob("*") if p.is_file())
-
-
-def weight_bytes(model_path: Path) -> int:
-    """Bytes of an ``.mlpackage``'s weight files (the part weight compression shrinks).
-
-    An ``.mlmodel`` (neural network) keeps its weights inline: its whole size is returned.
-    """
-    weights = model_path / "Data" / "com.apple.CoreML" / "weights"
-    if model_path.is_file() or not weights.is_dir():
-        return package_bytes(model_path)
-    return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
-
-
-def _main_block(spec: Any) -> Any:
-    function = spec.mlProgram.functions["main"]
-    return function.block_specializations[function.opset]
-
-
-def _const_values(op: Any) -> list[float]:
-    tensor = op.attributes["val"].immediateValue.tensor
-    kind = tensor.WhichOneof("value")
-    return [float(v) for v in getattr(tensor, kind).values] if kind in ("floats", "doubles", "ints") else []
-
-
-def mil_operations(model_path: Path) -> list[str]:
-    """The operation types of an ML program's main function, in order (``[]`` for other models)."""
-    import coremltools as ct
-
-    spec = ct.utils.load_spec(str(model_path))
-    if spec.WhichOneof("Type") != "mlProgram":
-        return []
-    return [op.type for op in _main_block(spec).operations]
-
-
-def image_preprocessing(model_path: Path) -> dict[str, dict[str, list[float]]]:
-    """Per image input: the ``scale`` and ``bias`` Core ML applies to pixels before the network.
-
-    ``ct.ImageType(scale=..., bias=...)`` becomes a ``mul`` (output ``<input>__scaled__``) and an
-    ``add`` (``<input>__biased__``) at the start of the ML program; when they are absent the
-    network receives raw 0-255 pixel values (scale 1, bias 0).
-    """
-    import coremltools as ct
-
-    spec = ct.utils.load_spec(str(model_path))
-    images = [f.name for f in spec.description.input if f.type.WhichOneof("Type") == "imageType"]
-    if spec.WhichOneof("Type") != "mlProgram":
-        raise ValueError(f"{model_path}: image_preprocessing reads ML programs only")
-    ops = list(_main_block(spec).operations)
-    consts = {op.outputs[0].name: _const_values(op) for op in ops if op.type == "const"}
-    found: dict[str, dict[str, list[float]]] = {name: {"scale": [1.0], "bias": [0.0]} for name in images}
-    for op in ops:
-        for name in images:
-            key = {"mul": (f"{name}__scaled__", "scale", "y"), "add": (f"{name}__biased__", "bias", "y")}.get(op.type)
-            if key and op.outputs[0].name == key[0]:
-                argument = op.inputs[key[2]].arguments[0].name
-                found[name][key[1]] = consts.get(argument, [])
-    return found
-
-
-def compress_weights(cache: ArtifactCache, package: Path, *, method: str, config: Mapping[str, Any]) -> Path:
-    """Compress an ML program's weights with ``ct.optimize.coreml`` and save it (cached).
-
-    ``method`` is ``"linear"`` (``linear_quantize_weights`` with ``OpLinearQuantizerConfig``) or
-    ``"palettize"`` (``palettize_weights`` with ``OpPalettizerConfig``); ``config`` holds that
-    config's keyword arguments (e.g. ``mode``, ``nbits``, ``weight_threshold``).
-    """
-    key = {"source": str(package), "method": method, "config": dict(config),
-           "versions": library_versions("coremltools")}
-
-    def build(out: Path) -> None:
-        import coremltools as ct
-        from coremltools.optimize import coreml as cto
-
-        model = ct.models.MLModel(str(package), skip_model_load=True)
-        if method == "linear":
-            options = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**config))
-            compressed = cto.linear_quantize_weights(model, options)
-        elif method == "palettize":
-            options = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(**config))
-            compressed = cto.palettize_weights(model, options)
-        else:
-            raise ValueError(f"unknown compression method {method!r}")
-        compressed.save(str(out / "model.mlpackage"))
-
-    return cache.get_or_build("coreml", key, build) / "model.mlpackage"
+#: Core ML multi-array element types as numpy dtype names.
+ARRAY_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "DOUBLE": "float64", "INT32": "int32"}
 
 
 class CoremlTarget(Target):
@@ -204,7 +63,20 @@ class CoremlTarget(Target):
     def deactivate_impl(self) -> None:
         self._models.clear()
 
-    def load(self, model_path: Path) -> Any:
+    # deploy interface ----------------------------------------------------------------------
+    def prepare_impl(self, source: ModelSource, cache: ArtifactCache, options: dict[str, Any]) -> Prepared:
+        """Convert ``source`` with ``coremltools.convert`` (cached); its errors propagate as raised."""
+        package, notes = coreml_from_source(cache, source, options)
+        return Prepared(self.name, source, package,
+                        sizes={"artifact": package_bytes(package), "weights": weight_bytes(package)}, notes=notes)
+
+    def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> "CoremlDeployment":
+        if options:
+            raise UsageError(f"Core ML load takes no options (got {', '.join(sorted(options))})")
+        return CoremlDeployment(self, prepared)
+
+    # the common operations -----------------------------------------------------------------
+    def open_model(self, model_path: Path) -> Any:
         """The model as coremltools opens it (compiled once per path on macOS; not compiled
         elsewhere, where no runtime exists)."""
         import coremltools as ct
@@ -216,7 +88,7 @@ class CoremlTarget(Target):
 
     def predict(self, model_path: Path, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """Core ML prediction; off macOS a skip quoting coremltools' own refusal."""
-        model = self.load(model_path)
+        model = self.open_model(model_path)
         try:
             return dict(model.predict(dict(inputs)))
         except Exception as exc:
@@ -231,3 +103,50 @@ class CoremlTarget(Target):
 
         name = spec_summary(model_path)["inputs"][0]["name"]
         return np.asarray(next(iter(self.predict(model_path, {name: value}).values())))
+
+
+def _tensor_spec(feature: dict[str, Any], program: dict[str, tuple[int | None, ...]]) -> TensorSpec:
+    """A spec feature as a TensorSpec: a dimension whose range is not one value is dynamic; a
+    multi-array without a shape in the spec (an ML program's outputs) takes the program's type."""
+    if feature["type"] == "multiArrayType":
+        ranges = feature.get("ranges") or []
+        shape = tuple(None if ranges and ranges[i][0] != ranges[i][1] else int(n)
+                      for i, n in enumerate(feature["shape"]))
+        if not shape:
+            shape = program.get(feature["name"], ())
+        return TensorSpec(feature["name"], ARRAY_DTYPES.get(feature["dtype"], feature["dtype"].lower()), shape)
+    if feature["type"] == "imageType":
+        channels = 1 if feature["color"] == "GRAYSCALE" else 3
+        return TensorSpec(feature["name"], "uint8", (int(feature["height"]), int(feature["width"]), channels))
+    return TensorSpec(feature["name"], str(feature["type"]), ())
+
+
+class CoremlDeployment(Deployment):
+    """A converted Core ML model opened by coremltools: its spec everywhere, prediction on macOS."""
+
+    def __init__(self, target: CoremlTarget, prepared: Prepared) -> None:
+        super().__init__(prepared)
+        self.target = target
+
+    def signature(self) -> Signature:
+        """Inputs and outputs as the Core ML spec describes them (read on any OS)."""
+        summary = spec_summary(self.prepared.artifact)
+        program = program_tensor_shapes(self.prepared.artifact)
+        return Signature(tuple(_tensor_spec(f, program) for f in summary["inputs"]),
+                         tuple(_tensor_spec(f, program) for f in summary["outputs"]))
+
+    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+        """Core ML's outputs by name; off macOS :class:`NotApplicable` quoting coremltools."""
+        import numpy as np
+
+        if self.closed:
+            raise HarnessError("predict() on a closed Core ML deployment")
+        names = self.signature().input_names()
+        if sorted(inputs) != sorted(names):
+            raise UsageError(f"inputs {sorted(inputs)} do not match the model's inputs {names}: "
+                             "pass one value per input name of signature()")
+        out = self.target.predict(self.prepared.artifact, inputs)
+        return {name: np.asarray(value) for name, value in out.items()}
+
+
+__all__ = ["CoremlDeployment", "CoremlTarget"]

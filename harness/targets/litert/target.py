@@ -1,100 +1,40 @@
 """TF Lite on LiteRT, under emulated device profiles.
 
-Conversion uses TensorFlow's ``TFLiteConverter`` in the pytest process; inference runs in a
-separate worker process per device profile (LiteRT only, no TensorFlow), with the profile's
-thread count, XNNPACK on or off, CPU pinning and memory limit.  The ``arm64`` profile runs the
-aarch64 LiteRT wheel under qemu (``harness.targets.litert.arm64``): for parity, never for timings.
+Conversion uses TensorFlow's ``TFLiteConverter`` in the pytest process
+(:mod:`harness.targets.litert.convert`); inference runs in a separate worker process per device
+profile (:mod:`~harness.targets.litert.worker`: LiteRT only, no TensorFlow), with the profile's
+thread count, XNNPACK on or off, CPU pinning and memory limit
+(:mod:`~harness.targets.litert.profiles`).  The ``arm64`` profile runs the aarch64 LiteRT wheel
+under qemu (``harness.targets.litert.arm64``): for parity, never for timings.
+
+The deploy interface::
+
+    with LitertTarget() as target:
+        prepared = target.prepare(ModelSource.from_path("model.keras"), cache, options={"quantize": "dynamic"})
+        with target.load(prepared, options={"profile": "low-end"}) as deployed:
+            deployed.signature()              # as LiteRT reads the flatbuffer, -1 dimensions as None
+            deployed.predict({"serving_default_input_layer:0": x})
 """
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
-from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
+from harness.errors import HarnessError, RuntimeFailure, UsageError, WaitTimeout
 from harness.paths import REPO_ROOT
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
 from harness.targets.litert import worker as litert_worker
-from harness.targets.base import Target
-from harness.targets.litert.worker import dequantize, quantize, resize_bilinear
+from harness.targets.litert.convert import convert_to_tflite, tflite_from_source
+from harness.targets.litert.profiles import PROFILES, DeviceProfile, profile_named
 
 if TYPE_CHECKING:
     import numpy as np
-
-Quantization = Literal["none", "dynamic", "float16", "int8"]
-
-
-@dataclass(frozen=True)
-class DeviceProfile:
-    """An emulated device: what the LiteRT worker runs under, recorded with every result."""
-
-    name: str
-    arch: Literal["x86_64", "arm64"] = "x86_64"
-    num_threads: int = 1
-    xnnpack: bool = True
-    cpus: tuple[int, ...] | None = None
-    memory_limit_mb: int | None = None
-
-
-PROFILES: dict[str, DeviceProfile] = {
-    "host": DeviceProfile("host", num_threads=2),
-    "low-end": DeviceProfile("low-end", num_threads=1, cpus=(0,), memory_limit_mb=2048),
-    "no-xnnpack": DeviceProfile("no-xnnpack", num_threads=1, xnnpack=False),
-    "arm64": DeviceProfile("arm64", arch="arm64", num_threads=1),
-}
-
-
-def convert_to_tflite(cache: ArtifactCache, source: Path, *, quantize: Quantization = "none",
-                      representative: "np.ndarray | None" = None, select_tf_ops: bool = False,
-                      from_keras: bool = False, extra: dict[str, Any] | None = None) -> Path:
-    """Convert a SavedModel directory (or a Keras model file with ``from_keras``) to ``.tflite``.
-
-    Cached by the source artifact, the options, the representative data and the TF version.
-    Converter errors propagate with TensorFlow's own text.
-    """
-    rep_hash = hashlib.sha256(representative.tobytes()).hexdigest()[:16] if representative is not None else None
-    key = {"source": str(source), "quantize": quantize, "rep": rep_hash, "select_tf_ops": select_tf_ops,
-           "from_keras": from_keras, "extra": extra or {},
-           "versions": library_versions("tensorflow", "keras", "tf-keras")}
-
-    def build(out: Path) -> None:
-        import tensorflow as tf
-
-        if from_keras:
-            import keras
-
-            converter = tf.lite.TFLiteConverter.from_keras_model(keras.models.load_model(source, compile=False))
-        else:
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            if representative is not None:
-                rep = representative
-
-                def dataset() -> Any:
-                    for i in range(len(rep)):
-                        yield [rep[i: i + 1]]
-
-                converter.representative_dataset = dataset
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        if select_tf_ops:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-        for name, value in (extra or {}).items():
-            setattr(converter, name, value)
-        (out / "model.tflite").write_bytes(converter.convert())
-
-    return cache.get_or_build("tflite", key, build) / "model.tflite"
 
 
 def _ref(fn: Callable[..., Any]) -> tuple[str, str, str]:
@@ -127,6 +67,21 @@ class LitertTarget(Target):
         for pool in self._pools.values():
             _shutdown(pool)
         self._pools.clear()
+
+    # deploy interface ----------------------------------------------------------------------
+    def prepare_impl(self, source: ModelSource, cache: ArtifactCache, options: dict[str, Any]) -> Prepared:
+        """Convert ``source`` to ``.tflite`` (cached) by its format's documented path; options
+        ``quantize`` (none/dynamic/float16/int8), ``representative`` (int8 calibration inputs),
+        ``select_tf_ops`` and ``route`` (``export`` or ``keras_model`` for a ``.keras`` file)."""
+        tflite, notes = tflite_from_source(cache, source, options)
+        return Prepared(self.name, source, tflite, sizes={"artifact": tflite.stat().st_size}, notes=notes)
+
+    def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> "LitertDeployment":
+        """The prepared model on the device profile ``options["profile"]`` (default ``host``)."""
+        unknown = sorted(set(options) - {"profile"})
+        if unknown:
+            raise UsageError(f"unknown LiteRT load option(s) {', '.join(unknown)}: use profile")
+        return LitertDeployment(self, prepared, profile_named(str(options.get("profile", "host"))))
 
     # worker processes ----------------------------------------------------------------------
     def _pool(self, profile: DeviceProfile) -> ProcessPoolExecutor:
@@ -189,24 +144,79 @@ class LitertTarget(Target):
         return [np.asarray(o) for o in outputs]
 
     def inspect(self, model_path: Path) -> dict[str, Any]:
-        return self.call(litert_worker.inspect, str(model_path))  # type: ignore[no-any-return]
+        details: dict[str, Any] = self.call(litert_worker.inspect, str(model_path))
+        return details
 
     def time_invoke(self, model_path: Path, inputs: "list[np.ndarray]", *,
                     profile: DeviceProfile = PROFILES["host"], runs: int = 30) -> dict[str, float]:
         if profile.arch != "x86_64":
             raise HarnessError("timings under qemu emulation mean nothing; use a host profile")
-        return self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,  # type: ignore[no-any-return]
-                         profile.xnnpack, 3, runs, profile=profile)
+        timing: dict[str, float] = self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,
+                                             profile.xnnpack, 3, runs, profile=profile)
+        return timing
 
     def runtime_state(self, model_path: Path, *, profile: DeviceProfile = PROFILES["host"]) -> dict[str, Any]:
         """What ``profile`` does in its worker: XNNPACK-delegated nodes, threads, CPUs, memory limit."""
-        return self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,  # type: ignore[no-any-return]
-                         profile.xnnpack, profile=profile)
+        state: dict[str, Any] = self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,
+                                          profile.xnnpack, profile=profile)
+        return state
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live worker processes (one pool per profile used so far)."""
         return [p.pid for pool in self._pools.values()
                 for p in getattr(pool, "_processes", {}).values() if p.pid is not None]
+
+
+class LitertDeployment(Deployment):
+    """A ``.tflite`` model on one device profile of a running :class:`LitertTarget`.
+
+    Nothing is held between calls: every ``predict`` builds an interpreter in the profile's
+    worker (as the worker functions do), so a deployment costs nothing to keep or close.  On the
+    ``arm64`` profile the model runs at its allocated input shape (no resizing): feed the batch
+    size its signature allows, usually 1.
+    """
+
+    def __init__(self, target: LitertTarget, prepared: Prepared, profile: DeviceProfile) -> None:
+        super().__init__(prepared)
+        self.target = target
+        self.profile = profile
+        self._signature: Signature | None = None
+
+    def signature(self) -> Signature:
+        """Input and output details read by LiteRT in a worker (the x86-64 one for ``arm64``,
+        which reads the same flatbuffer)."""
+        if self._signature is None:
+            reader = self.profile if self.profile.arch == "x86_64" else PROFILES["host"]
+            found = self.target.call(litert_worker.signature, str(self.prepared.artifact), profile=reader)
+
+            def specs(entries: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
+                return tuple(TensorSpec(e["name"], e["dtype"], tuple(None if n < 0 else n for n in e["shape"]))
+                             for e in entries)
+
+            self._signature = Signature(specs(found["inputs"]), specs(found["outputs"]))
+        return self._signature
+
+    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+        """Outputs by output name; LiteRT's own errors (wrong dtype or shape) as RuntimeFailure."""
+        import numpy as np
+
+        if self.closed:
+            raise HarnessError("predict() on a closed LiteRT deployment")
+        signature = self.signature()
+        names = signature.input_names()
+        if sorted(inputs) != sorted(names):
+            raise UsageError(f"inputs {sorted(inputs)} do not match the model's inputs {names}: "
+                             "pass one array per input name of signature()")
+        path = self.prepared.artifact
+        if self.profile.arch == "arm64":
+            from harness.targets.litert.arm64 import run_on_arm64
+
+            outputs = run_on_arm64(path, [np.asarray(inputs[n]) for n in names],
+                                   num_threads=self.profile.num_threads, timeout=self.target.timeout)
+            return dict(zip(signature.output_names(), outputs))
+        found = self.target.call(litert_worker.predict_named, str(path), {n: np.asarray(inputs[n]) for n in names},
+                                 self.profile.num_threads, self.profile.xnnpack, profile=self.profile)
+        return {name: np.asarray(value) for name, value in found.items()}
 
 
 def _shutdown(pool: ProcessPoolExecutor) -> None:
@@ -219,5 +229,4 @@ def _shutdown(pool: ProcessPoolExecutor) -> None:
         proc.join(timeout=5)
 
 
-__all__ = ["DeviceProfile", "LitertTarget", "PROFILES", "convert_to_tflite", "dequantize", "quantize",
-           "resize_bilinear"]
+__all__ = ["LitertDeployment", "LitertTarget", "convert_to_tflite"]

@@ -62,6 +62,50 @@ def predict(model_path: str, inputs: list[Any], num_threads: int = 1, xnnpack: b
     return [interp.get_tensor(d["index"]) for d in interp.get_output_details()]
 
 
+def _resized_shape(detail: dict[str, Any], x: Any) -> list[int]:
+    """The shape to resize an input to for array ``x``: its batch (first) dimension and every
+    dimension the model's ``shape_signature`` leaves dynamic (-1); the model's own elsewhere, so
+    that a wrong feature size still meets LiteRT's check in set_tensor."""
+    shape = [int(n) for n in detail["shape"]]
+    if len(x.shape) != len(shape):
+        return shape
+    dynamic = [int(n) == -1 for n in detail["shape_signature"]]
+    return [int(x.shape[i]) if (i == 0 or dynamic[i]) else shape[i] for i in range(len(shape))]
+
+
+def predict_named(model_path: str, inputs: dict[str, Any], num_threads: int = 1,
+                  xnnpack: bool = True) -> dict[str, Any]:
+    """Run the model once on inputs by tensor name; outputs by tensor name (``Deployment.predict``).
+
+    Each input is resized to its array's batch (and dynamic dimensions) before allocation.
+    """
+    interp = interpreter(model_path, num_threads=num_threads, xnnpack=xnnpack)
+    details = interp.get_input_details()
+    for d in details:
+        wanted = _resized_shape(d, inputs[d["name"]])
+        if wanted != [int(n) for n in d["shape"]]:
+            interp.resize_tensor_input(d["index"], wanted)
+    interp.allocate_tensors()
+    for d in details:
+        interp.set_tensor(d["index"], inputs[d["name"]])
+    interp.invoke()
+    return {d["name"]: interp.get_tensor(d["index"]) for d in interp.get_output_details()}
+
+
+def signature(model_path: str) -> dict[str, list[dict[str, Any]]]:
+    """Inputs and outputs as LiteRT reports them: name, dtype name, shape signature (-1 = dynamic)."""
+    import numpy as np
+
+    interp = interpreter(model_path)
+
+    def spec(d: dict[str, Any]) -> dict[str, Any]:
+        return {"name": d["name"], "dtype": np.dtype(d["dtype"]).name,
+                "shape": [int(n) for n in d["shape_signature"]]}
+
+    return {"inputs": [spec(d) for d in interp.get_input_details()],
+            "outputs": [spec(d) for d in interp.get_output_details()]}
+
+
 def _plain(value: Any) -> Any:
     import numpy as np
 
@@ -111,51 +155,6 @@ def time_invoke(model_path: str, inputs: list[Any], num_threads: int = 1, xnnpac
     return {"load_ms": load_ms, "median_ms": statistics.median(samples), "min_ms": min(samples)}
 
 
-def quantize(x: Any, detail: dict[str, Any]) -> Any:
-    """Real values to the integer type of a quantized tensor: ``q = round(x / scale) + zero_point``.
-
-    ``detail`` is an entry of ``get_input_details()`` (or :func:`inspect`'s plain copy of it).
-    """
-    import numpy as np
-
-    scale, zero_point = detail["quantization"]
-    dtype = np.dtype(detail["dtype"])
-    info = np.iinfo(dtype)
-    return np.clip(np.round(np.asarray(x) / scale) + zero_point, info.min, info.max).astype(dtype)
-
-
-def dequantize(q: Any, detail: dict[str, Any]) -> Any:
-    """Integer values of a quantized tensor back to reals: ``x = (q - zero_point) * scale``."""
-    import numpy as np
-
-    scale, zero_point = detail["quantization"]
-    return ((np.asarray(q).astype("float32") - zero_point) * scale).astype("float32")
-
-
-def resize_bilinear(images: Any, height: int, width: int) -> Any:
-    """Bilinear resize of an NHWC batch with half-pixel centres (what a device image library does).
-
-    Numpy only, so that device-side preprocessing runs in the worker without TensorFlow.  Halving
-    a size averages each 2x2 block exactly.
-    """
-    import numpy as np
-
-    x = np.asarray(images, dtype="float32")
-
-    def taps(out: int, size: int) -> tuple[Any, Any, Any]:
-        src = np.clip((np.arange(out) + 0.5) * size / out - 0.5, 0, size - 1)
-        lo = np.floor(src).astype(int)
-        return lo, np.minimum(lo + 1, size - 1), (src - lo).astype("float32")
-
-    y0, y1, fy = taps(height, x.shape[1])
-    x0, x1, fx = taps(width, x.shape[2])
-    fx = fx[None, None, :, None]
-    rows0 = x[:, y0][:, :, x0] * (1 - fx) + x[:, y0][:, :, x1] * fx
-    rows1 = x[:, y1][:, :, x0] * (1 - fx) + x[:, y1][:, :, x1] * fx
-    fy = fy[None, :, None, None]
-    return (rows0 * (1 - fy) + rows1 * fy).astype("float32")
-
-
 def runtime_state(model_path: str, num_threads: int = 1, xnnpack: bool = True) -> dict[str, Any]:
     """What a device profile did to this worker: delegation, threads, CPU affinity, memory limit.
 
@@ -189,7 +188,8 @@ def versions() -> dict[str, str]:
 def _resolve(ref: tuple[str, str, str]) -> Callable[..., Any]:
     kind, where, name = ref
     if kind == "module":
-        return getattr(importlib.import_module(where), name)  # type: ignore[no-any-return]
+        found: Callable[..., Any] = getattr(importlib.import_module(where), name)
+        return found
     module = _LOADED.get(where)
     if module is None:
         spec = importlib.util.spec_from_file_location(f"pitfalls_worker_{len(_LOADED)}", where)
@@ -198,7 +198,8 @@ def _resolve(ref: tuple[str, str, str]) -> Callable[..., Any]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         _LOADED[where] = module
-    return getattr(module, name)  # type: ignore[no-any-return]
+    loaded: Callable[..., Any] = getattr(module, name)
+    return loaded
 
 
 def call(ref: tuple[str, str, str], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:

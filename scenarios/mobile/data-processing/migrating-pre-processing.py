@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.compare import accuracy, max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 # What the sensors report: each feature in its own unit. Training standardised them with these
@@ -31,29 +35,36 @@ def standardise(raw: "np.ndarray") -> "np.ndarray":
     return ((raw - np.array(RAW_MEAN, "float32")) / np.array(RAW_STD, "float32")).astype("float32")
 
 
-def measure(run: Run, port_preprocessing: bool) -> dict[str, float]:
-    import numpy as np
-
+def sensor_test_set(run: Run[LitertTarget]) -> tuple["np.ndarray", "np.ndarray", "np.ndarray"]:
+    """Held-out rows as the sensors report them, their labels, and the Python pipeline's
+    probabilities on the same rows (standardised there, as in training)."""
     trained = trained_model(run.cache, SPEC)
-    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     x, labels = trained.test_set()
-    raw = sensor_readings(x)
-    device_input = standardise(raw) if port_preprocessing else raw
-    probs = run.target.predict(tflite, [device_input], profile=PROFILES["low-end"], resize=True)[0]
-    keras_probs = trained.load().predict(x, verbose=0)  # the Python pipeline: standardised input
-    keras_accuracy = float(np.mean(keras_probs.argmax(1) == labels))
-    device_accuracy = float(np.mean(probs.argmax(1) == labels))
+    return sensor_readings(x), labels, trained.load().predict(x, verbose=0)
+
+
+def scores(probs: "np.ndarray", labels: "np.ndarray", keras_probs: "np.ndarray") -> dict[str, float]:
+    keras_accuracy = accuracy(keras_probs, labels)
+    device_accuracy = accuracy(probs, labels)
     return {"keras_accuracy": keras_accuracy, "device_accuracy": device_accuracy,
             "accuracy_drop": keras_accuracy - device_accuracy,
-            "max_abs_diff": float(np.max(np.abs(probs - keras_probs)))}
+            "max_abs_diff": max_abs_diff(probs, keras_probs)}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return measure(run, port_preprocessing=False)
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
+    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
+    raw, labels, keras_probs = sensor_test_set(run)
+    # The app hands the sensors' values to the interpreter as they come.
+    probs = run.target.predict(tflite, [raw], profile=PROFILES["low-end"], resize=True)[0]
+    return scores(probs, labels, keras_probs)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return measure(run, port_preprocessing=True)
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
+    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
+    raw, labels, keras_probs = sensor_test_set(run)
+    # The training pipeline's standardisation, ported with its statistics.
+    probs = run.target.predict(tflite, [standardise(raw)], profile=PROFILES["low-end"], resize=True)[0]
+    return scores(probs, labels, keras_probs)
 
 
 SCENARIO = Scenario(

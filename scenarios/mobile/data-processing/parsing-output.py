@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.compare import accuracy, max_abs_diff
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, image_data, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, dequantize, quantize
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 
@@ -21,7 +25,7 @@ def int8_model(cache: ArtifactCache) -> Path:
     return convert_to_tflite(cache, saved_model(cache, SPEC), quantize="int8", representative=calibration)
 
 
-def raw_outputs(run: Run) -> tuple["np.ndarray", dict, "np.ndarray", "np.ndarray"]:
+def raw_outputs(run: Run[LitertTarget]) -> tuple["np.ndarray", dict, "np.ndarray", "np.ndarray"]:
     """Held-out images through the int8 model, inputs quantised correctly: (raw, output details, labels, Keras)."""
     trained = trained_model(run.cache, SPEC)
     tflite = int8_model(run.cache)
@@ -35,16 +39,16 @@ def raw_outputs(run: Run) -> tuple["np.ndarray", dict, "np.ndarray", "np.ndarray
     return raw, out, labels, keras_probs
 
 
-def scores(run: Run, probs: "np.ndarray", labels: "np.ndarray", keras_probs: "np.ndarray") -> dict[str, float]:
+def scores(run: Run[LitertTarget], probs: "np.ndarray", labels: "np.ndarray", keras_probs: "np.ndarray") -> dict[str, float]:
     import numpy as np
 
-    return {"max_abs_diff": float(np.max(np.abs(probs - keras_probs))),
-            "label_accuracy": float(np.mean(probs.argmax(1) == labels)),
-            "keras_accuracy": float(np.mean(keras_probs.argmax(1) == labels)),
+    return {"max_abs_diff": max_abs_diff(probs, keras_probs),
+            "label_accuracy": accuracy(probs, labels),
+            "keras_accuracy": accuracy(keras_probs, labels),
             "mean_probability_sum": float(np.mean(probs.sum(1)))}
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     # Code written for the older uint8 quantised models (zero point 0, scale 1/255):
@@ -54,7 +58,7 @@ def faulty(run: Run) -> dict[str, float]:
     return scores(run, probs, labels, keras_probs)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     raw, out, labels, keras_probs = raw_outputs(run)
     return scores(run, dequantize(raw, out), labels, keras_probs)
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy, max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 LABELS = ("bar at the top", "bar in the middle", "bar at the bottom")
@@ -25,41 +29,58 @@ def camera_frames(x: "np.ndarray") -> "np.ndarray":
     return np.stack([grey, grey, grey, alpha], axis=-1)
 
 
-def classify_frames(model_path: str, frames: "np.ndarray", to_grey: bool) -> dict[str, Any]:
-    """Runs in the LiteRT worker: the app's whole pipeline, numpy and LiteRT only."""
+def classify(model_path: str, pixels: "np.ndarray") -> dict[str, Any]:
+    """In the LiteRT worker: the model on prepared pixels, its output decoded to label strings."""
     import numpy as np
 
-    from harness.targets.litert.worker import predict, resize_bilinear
+    from harness.targets.litert.worker import predict
 
-    rgb = frames[..., :3].astype(np.float32)                       # drop alpha
-    pixels = rgb @ np.array([[0.299], [0.587], [0.114]], np.float32) if to_grey else rgb  # luma
-    pixels = resize_bilinear(pixels, 28, 28) / 255.0                # model size, training scale
     probs = predict(model_path, [pixels.astype(np.float32)], batch=True)[0]
     return {"probs": probs, "labels": [LABELS[i] for i in np.argmax(probs, axis=1)]}
 
 
-def faulty(run: Run) -> None:
-    # Every step but the colour conversion: the frame keeps its three colour channels.
+def app_without_colour_conversion(model_path: str, frames: "np.ndarray") -> dict[str, Any]:
+    """In the LiteRT worker: every step but the colour conversion (the frame keeps its RGB)."""
+    import numpy as np
+
+    from harness.targets.litert.kit import resize_bilinear
+
+    rgb = frames[..., :3].astype(np.float32)                       # drop alpha
+    pixels = resize_bilinear(rgb, 28, 28) / 255.0                   # model size, training scale
+    return classify(model_path, pixels)
+
+
+def app_pipeline(model_path: str, frames: "np.ndarray") -> dict[str, Any]:
+    """In the LiteRT worker: the app's whole pipeline, numpy and LiteRT only."""
+    import numpy as np
+
+    from harness.targets.litert.kit import resize_bilinear
+
+    rgb = frames[..., :3].astype(np.float32)                       # drop alpha
+    grey = rgb @ np.array([[0.299], [0.587], [0.114]], np.float32)  # luma
+    pixels = resize_bilinear(grey, 28, 28) / 255.0                  # model size, training scale
+    return classify(model_path, pixels)
+
+
+def faulty(run: Run[LitertTarget]) -> None:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     x, _ = trained.probe()
-    run.target.call(classify_frames, str(tflite), camera_frames(x), False, profile=PROFILES["low-end"])
+    run.target.call(app_without_colour_conversion, str(tflite), camera_frames(x), profile=PROFILES["low-end"])
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     x, expected = trained.probe()
-    probe = run.target.call(classify_frames, str(tflite), camera_frames(x), True, profile=PROFILES["low-end"])
+    probe = run.target.call(app_pipeline, str(tflite), camera_frames(x), profile=PROFILES["low-end"])
     run.note("labels", probe["labels"][:4])
     tx, ty = trained.test_set()
-    test = run.target.call(classify_frames, str(tflite), camera_frames(tx), True, profile=PROFILES["low-end"])
-    accuracy = float(np.mean([LABELS.index(label) for label in test["labels"]] == ty))
-    return {"max_abs_diff_vs_keras": float(np.max(np.abs(probe["probs"] - expected))),
-            "device_accuracy": accuracy,
-            "accuracy_drop": trained.info()["accuracy"] - accuracy}
+    test = run.target.call(app_pipeline, str(tflite), camera_frames(tx), profile=PROFILES["low-end"])
+    device_accuracy = accuracy(test["probs"], ty)
+    return {"max_abs_diff_vs_keras": max_abs_diff(probe["probs"], expected),
+            "device_accuracy": device_accuracy,
+            "accuracy_drop": trained.info()["accuracy"] - device_accuracy}
 
 
 SCENARIO = Scenario(

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.compare import accuracy
 from harness.errors import RuntimeFailure
-from harness.models import ModelSpec, saved_model, trained_model
+from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.targets.litert.target import LitertTarget
+
 SPEC = ModelSpec("rgb_cnn", "keras3")
 
 
-def camera_frames(trained: object) -> tuple["np.ndarray", "np.ndarray"]:
+def camera_frames(trained: TrainedModel) -> tuple["np.ndarray", "np.ndarray"]:
     """Held-out RGB images as a camera delivers them: uint8 0..255, planar (N, C, H, W)."""
     import numpy as np
 
-    x, y = trained.test_set()  # type: ignore[attr-defined]
+    x, y = trained.test_set()
     return np.round(x * 255).astype("uint8").transpose(0, 3, 1, 2), y
 
 
@@ -30,14 +34,14 @@ def to_model_input(frames: "np.ndarray") -> "np.ndarray":
     return (frames.transpose(0, 2, 3, 1).astype(np.float32) / 255.0).astype(np.float32)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     trained = trained_model(run.cache, SPEC)
     frames, _ = camera_frames(trained)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     run.target.predict(tflite, [frames[:1]], profile=PROFILES["low-end"])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -51,13 +55,13 @@ def fixed(run: Run) -> dict[str, float]:
     # A reshape instead of a transpose has the right shape but scrambles the pixels.
     scrambled = (frames.reshape(len(frames), 16, 16, 3).astype(np.float32) / 255.0)
     probs = run.target.predict(tflite, [scrambled], profile=PROFILES["low-end"], resize=True)[0]
-    run.note("accuracy_with_reshape_instead_of_transpose", float(np.mean(probs.argmax(1) == labels)))
+    run.note("accuracy_with_reshape_instead_of_transpose", accuracy(probs, labels))
 
     probs = run.target.predict(tflite, [to_model_input(frames)], profile=PROFILES["low-end"], resize=True)[0]
-    accuracy = float(np.mean(probs.argmax(1) == labels))
+    device_accuracy = accuracy(probs, labels)
     keras_accuracy = trained.info()["accuracy"]
     run.figure("keras_accuracy", keras_accuracy)
-    return {"device_accuracy": accuracy, "accuracy_drop": keras_accuracy - accuracy}
+    return {"device_accuracy": device_accuracy, "accuracy_drop": keras_accuracy - device_accuracy}
 
 
 SCENARIO = Scenario(

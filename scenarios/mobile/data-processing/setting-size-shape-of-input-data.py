@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.compare import accuracy
 from harness.models import ModelSpec, image_data, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 DEVICE_SIZE = 32  # what the (emulated) camera pipeline delivers
@@ -23,21 +27,20 @@ def device_images() -> tuple["np.ndarray", "np.ndarray"]:
 
 def accuracy_after_resize(model_path: str, images: "np.ndarray", labels: "np.ndarray") -> float:
     """Runs in the LiteRT worker: resize on the device to the model's input size, then classify."""
-    import numpy as np
-
-    from harness.targets.litert.worker import predict, resize_bilinear
+    from harness.targets.litert.kit import resize_bilinear
+    from harness.targets.litert.worker import predict
 
     probs = predict(model_path, [resize_bilinear(images, MODEL_SIZE, MODEL_SIZE)], resize=True)[0]
-    return float(np.mean(np.argmax(probs, axis=1) == labels))
+    return accuracy(probs, labels)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     images, _ = device_images()
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     run.target.predict(tflite, [images[:1]], profile=PROFILES["low-end"])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     images, labels = device_images()

@@ -12,11 +12,16 @@ does not register, found by asking the runtime itself.  The refusal is LiteRT's 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 OP = "FULLY_CONNECTED"
@@ -60,11 +65,12 @@ def newest_registered(model_by_version: dict[int, bytes]) -> int:
     return newest
 
 
-def _runtime_limits(run: Run, model: bytes) -> dict[str, int]:
+def _runtime_limits(run: Run[LitertTarget], model: bytes) -> dict[str, int]:
     """For every operator in ``model``: the newest version the runtime registers (probed)."""
     limits = {op: int(run.target.call(newest_registered, {v: with_op_version(model, op, v) for v in range(1, 41)}))
               for op in op_versions(model)}
-    return run.note("runtime_newest_versions", limits)  # type: ignore[no-any-return]
+    run.note("runtime_newest_versions", limits)
+    return limits
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -72,7 +78,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     model = convert_to_tflite(run.cache, saved_model(run.cache, SPEC)).read_bytes()
     newer = with_op_version(model, OP, _runtime_limits(run, model)[OP] + 1)
     run.note("op_versions_shipped", op_versions(newer))
@@ -80,9 +86,7 @@ def faulty(run: Run) -> None:
     run.target.predict(_write(run.workdir / "model.tflite", newer), [x[:1]], profile=PROFILES["host"])
 
 
-def fixed(run: Run) -> dict[str, Any]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, Any]:
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     model = tflite.read_bytes()
     limits = _runtime_limits(run, model)
@@ -91,7 +95,7 @@ def fixed(run: Run) -> dict[str, Any]:
     x, expected = trained_model(run.cache, SPEC).probe()
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
     return {"ops_newer_than_runtime": float(len(beyond)),
-            "max_abs_diff": float(np.max(np.abs(got - expected)))}
+            "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

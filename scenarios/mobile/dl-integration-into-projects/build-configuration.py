@@ -15,31 +15,37 @@ from __future__ import annotations
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 ASSET = "assets/model.tflite"
 LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header, 30 bytes
 
 
-def build_apk(apk: Path, model: Path, *, compress_model: bool, align: int = 4) -> Path:
-    """Package a stand-in APK: a manifest, code, and the model asset.
+def build_apk(apk: Path, model: Path, *, no_compress: tuple[str, ...], align: int = 4) -> Path:
+    """Package a stand-in APK as aapt does: a manifest, code, and the model asset.
 
-    ``compress_model=False`` is what ``noCompress "tflite"`` / ``androidResources.noCompress``
-    asks of the build; the stored entry is then aligned like ``zipalign`` does, by padding the
-    local header's extra field so the data starts at a multiple of ``align``.
+    ``no_compress`` is the build's ``androidResources { noCompress ... }`` list of extensions:
+    aapt deflates every asset whose extension is not in it.  A stored entry is aligned like
+    ``zipalign`` does, by padding the local header's extra field so the data starts at a
+    multiple of ``align``.
     """
+    compress_model = Path(ASSET).suffix.lstrip(".") not in no_compress
     with zipfile.ZipFile(apk, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("AndroidManifest.xml", b"<manifest package='org.example.app'/>\n" * 20)
         z.writestr("classes.dex", bytes(range(256)) * 40)
         info = zipfile.ZipInfo(ASSET, date_time=(2024, 1, 1, 0, 0, 0))
         info.compress_type = zipfile.ZIP_DEFLATED if compress_model else zipfile.ZIP_STORED
         if not compress_model:
-            start = z.fp.tell() + LOCAL_HEADER.size + len(ASSET.encode())  # type: ignore[union-attr]
+            start = z.fp.tell() + LOCAL_HEADER.size + len(ASSET.encode())  # type: ignore[union-attr]  # fp is Optional in typeshed; open while writing
             pad = (-(start + 4)) % align
             info.extra = struct.pack("<HH", 0xD935, pad) + b"\0" * pad  # zipalign's padding field
         z.writestr(info, model.read_bytes())
@@ -77,31 +83,33 @@ def run_mapped_asset(apk: str, start: int, length: int, x: Any) -> Any:
     return interp.get_tensor(interp.get_output_details()[0]["index"])
 
 
-def _package(run: Run, *, compress_model: bool) -> tuple[Path, Path, tuple[int, int]]:
+def _package(run: Run[LitertTarget], *, no_compress: tuple[str, ...]) -> tuple[Path, Path, tuple[int, int]]:
     model = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
-    apk = build_apk(run.workdir / "app.apk", model, compress_model=compress_model)
+    apk = build_apk(run.workdir / "app.apk", model, no_compress=no_compress)
     where = asset_range(apk, ASSET)
     run.note("asset", {"start": where[0], "stored_bytes": where[1], "model_bytes": model.stat().st_size,
-                       "compressed": compress_model})
+                       "compressed": where[1] != model.stat().st_size, "no_compress": list(no_compress)})
     return model, apk, where
 
 
-def faulty(run: Run) -> None:
-    _, apk, (start, length) = _package(run, compress_model=True)
+def faulty(run: Run[LitertTarget]) -> None:
+    # build.gradle says nothing about assets, so aapt deflates the .tflite file too.
+    _, apk, (start, length) = _package(run, no_compress=())
     x, _ = trained_model(run.cache, SPEC).probe()
     run.target.call(run_mapped_asset, str(apk), start, length, x)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
-    model, apk, (start, length) = _package(run, compress_model=False)
+    # build.gradle: android { androidResources { noCompress "tflite" } }
+    model, apk, (start, length) = _package(run, no_compress=("tflite",))
     x, expected = trained_model(run.cache, SPEC).probe()
     got = np.asarray(run.target.call(run_mapped_asset, str(apk), start, length, x))
     with apk.open("rb") as f:
         f.seek(start)
         region_is_model = f.read(length) == model.read_bytes()
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "mapped_region_is_model": float(region_is_model),
             "data_offset_mod_4": float(start % 4)}
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     import numpy as np
 
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -18,7 +25,7 @@ def faulty(run: Run) -> None:
     run.target.predict(tflite, [np.array([features])], profile=PROFILES["host"])  # float64
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -32,7 +39,7 @@ def fixed(run: Run) -> dict[str, float]:
         run.skip(f"the model expects {wanted['shape_signature']}, not {list(batch.shape)}")
     got = run.target.predict(tflite, [batch], profile=PROFILES["host"], resize=True)[0]
     out = details["outputs"][0]
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "output_classes": float(out["shape_signature"][-1]),
             "input_is_float32": float(wanted["dtype"] == "float32")}
 

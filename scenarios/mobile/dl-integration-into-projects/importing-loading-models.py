@@ -5,14 +5,21 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def _shipped_model(run: Run) -> tuple[Path, dict[str, object]]:
+def _shipped_model(run: Run[LitertTarget]) -> tuple[Path, dict[str, object]]:
     """The converted model and the manifest the app ships with it (size and SHA-256)."""
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     data = tflite.read_bytes()
@@ -45,7 +52,7 @@ def with_damaged_weights(model: bytes) -> bytes:
     return bytes(damaged)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     tflite, _ = _shipped_model(run)
     partial = _download(tflite, run.workdir / "model.tflite", cut_at=0.6)
     run.note("bytes_on_disk", partial.stat().st_size)
@@ -53,9 +60,7 @@ def faulty(run: Run) -> None:
     run.target.predict(partial, [x[:1]], profile=PROFILES["host"])  # no check before loading
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     tflite, manifest = _shipped_model(run)
     run.note("manifest", manifest)
     target = run.workdir / "model.tflite"
@@ -74,8 +79,8 @@ def fixed(run: Run) -> dict[str, float]:
     damaged.write_bytes(with_damaged_weights(tflite.read_bytes()))
     wrong = run.target.predict(damaged, [x], profile=PROFILES["host"], resize=True)[0]
     return {"truncated_downloads_rejected": rejected, "attempts": attempts,
-            "max_abs_diff": float(np.max(np.abs(got - expected))),
-            "damaged_model_runs_with_max_abs_diff": float(np.max(np.abs(wrong - expected))),
+            "max_abs_diff": max_abs_diff(got, expected),
+            "damaged_model_runs_with_max_abs_diff": max_abs_diff(wrong, expected),
             "damaged_model_rejected_by_digest": float(not _verified(damaged, manifest))}
 
 

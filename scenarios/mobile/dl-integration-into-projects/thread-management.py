@@ -10,11 +10,16 @@ effect on latency is measured alongside, not asserted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 APP_THREADS = 4
@@ -28,29 +33,26 @@ def _classify(interp: Any, x: Any) -> Any:
     return interp.get_tensor(interp.get_output_details()[0]["index"])[0]
 
 
-def serve_requests(model_path: str, xs: Any, expected: Any, shared: bool) -> dict[str, Any]:
-    """In the LiteRT worker: APP_THREADS threads answer requests for ``xs``, ROUNDS times each.
-
-    ``shared=True`` uses one interpreter for all threads (the mistake); otherwise each thread
-    owns one.  Returns counts; with ``shared`` the first runtime error is re-raised unchanged.
-    """
-    import threading
-
-    import numpy as np
+def new_interpreter(model_path: str) -> Any:
     from ai_edge_litert.interpreter import Interpreter
 
-    def make() -> Any:
-        interp = Interpreter(model_path=model_path)
-        interp.allocate_tensors()
-        return interp
+    interp = Interpreter(model_path=model_path)
+    interp.allocate_tensors()
+    return interp
 
-    common = make() if shared else None
+
+def serve_requests(interpreter_for_thread: Callable[[], Any], xs: Any, expected: Any) -> dict[str, Any]:
+    """In the LiteRT worker: APP_THREADS threads answer requests for ``xs``, ROUNDS times each,
+    each thread with the interpreter ``interpreter_for_thread()`` gives it.  Returns counts and
+    the first runtime error's text."""
+    import threading
+
     errors: list[BaseException] = []
     counts = {"answers": 0, "wrong": 0}
     lock = threading.Lock()
 
     def client(k: int) -> None:
-        interp = common if shared else make()
+        interp = interpreter_for_thread()
         for _ in range(ROUNDS):
             for j in range(k, len(xs), APP_THREADS):
                 try:
@@ -61,20 +63,31 @@ def serve_requests(model_path: str, xs: Any, expected: Any, shared: bool) -> dic
                     continue
                 with lock:
                     counts["answers"] += 1
-                    counts["wrong"] += int(np.max(np.abs(out - expected[j])) > 1e-4)
+                    counts["wrong"] += int(max_abs_diff(out, expected[j]) > 1e-4)
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(APP_THREADS)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    result = {**counts, "errors": len(errors), "requests": ROUNDS * len(xs)}
+    result: dict[str, Any] = {**counts, "errors": len(errors), "requests": ROUNDS * len(xs)}
     if errors:
         result["first_error"] = str(errors[0])
     return result
 
 
-def _inputs(run: Run) -> tuple[Any, Any, Any]:
+def serve_with_one_shared_interpreter(model_path: str, xs: Any, expected: Any) -> dict[str, Any]:
+    """In the LiteRT worker: the app builds one interpreter and every thread uses it."""
+    shared = new_interpreter(model_path)
+    return serve_requests(lambda: shared, xs, expected)
+
+
+def serve_with_an_interpreter_per_thread(model_path: str, xs: Any, expected: Any) -> dict[str, Any]:
+    """In the LiteRT worker: each thread builds and owns its interpreter."""
+    return serve_requests(lambda: new_interpreter(model_path), xs, expected)
+
+
+def _inputs(run: Run[LitertTarget]) -> tuple[Any, Any, Any]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -82,15 +95,15 @@ def _inputs(run: Run) -> tuple[Any, Any, Any]:
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     reference = np.stack([run.target.predict(tflite, [x[i: i + 1]], profile=PROFILES["host"])[0][0]
                           for i in range(len(x))])
-    run.note("reference_vs_keras_max_abs_diff", float(np.max(np.abs(reference - expected))))
+    run.note("reference_vs_keras_max_abs_diff", max_abs_diff(reference, expected))
     return tflite, x, reference
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     tflite, x, reference = _inputs(run)
     totals = {"answers": 0, "wrong": 0, "errors": 0, "requests": 0}
     for attempt in range(5):  # a race: repeat until it shows (it nearly always does at once)
-        result = run.target.call(serve_requests, str(tflite), x, reference, True)
+        result = run.target.call(serve_with_one_shared_interpreter, str(tflite), x, reference)
         for key in totals:
             totals[key] += result[key]
         if result.get("first_error"):
@@ -109,10 +122,7 @@ def raise_shared_error(model_path: str, xs: Any) -> None:
     then raise its exception in the calling thread (so the harness sees the runtime's own error)."""
     import threading
 
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=model_path)
-    interp.allocate_tensors()
+    interp = new_interpreter(model_path)
     seen: list[BaseException] = []
     stop = threading.Event()
 
@@ -137,9 +147,9 @@ def raise_shared_error(model_path: str, xs: Any) -> None:
         raise seen[0]
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     tflite, x, reference = _inputs(run)
-    result = run.target.call(serve_requests, str(tflite), x, reference, False)
+    result = run.target.call(serve_with_an_interpreter_per_thread, str(tflite), x, reference)
     batch = x[:1]
     one = run.target.time_invoke(tflite, [batch], profile=PROFILES["low-end"], runs=30)
     two = run.target.time_invoke(tflite, [batch], profile=PROFILES["host"], runs=30)

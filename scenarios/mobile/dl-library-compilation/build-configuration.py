@@ -11,11 +11,15 @@ model is run under each configuration in one worker, and the latencies are compa
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 CONFIGURATIONS = ("BUILTIN_REF", "BUILTIN_WITHOUT_DEFAULT_DELEGATES", "BUILTIN")
@@ -48,7 +52,7 @@ def time_configurations(model_path: str, x: Any, runs: int = 25) -> dict[str, An
     return result
 
 
-def _measure(run: Run) -> tuple[dict[str, Any], Any]:
+def _measure(run: Run[LitertTarget]) -> tuple[dict[str, Any], Any]:
     import numpy as np
 
     trained = trained_model(run.cache, SPEC)
@@ -60,22 +64,18 @@ def _measure(run: Run) -> tuple[dict[str, Any], Any]:
     return timings, np.concatenate([expected, expected])
 
 
-def faulty(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def faulty(run: Run[LitertTarget]) -> dict[str, float]:
     timings, expected = _measure(run)
     ref, best = timings["BUILTIN_REF"], timings["BUILTIN"]
     return {"slowdown_vs_optimised": ref["median_ms"] / best["median_ms"],
-            "max_abs_diff": float(np.max(np.abs(ref["output"] - expected)))}
+            "max_abs_diff": max_abs_diff(ref["output"], expected)}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     timings, expected = _measure(run)
     ref, best = timings["BUILTIN_REF"], timings["BUILTIN"]
     return {"latency_ratio_vs_reference": best["median_ms"] / ref["median_ms"],
-            "max_abs_diff": float(np.max(np.abs(best["output"] - expected)))}
+            "max_abs_diff": max_abs_diff(best["output"], expected)}
 
 
 SCENARIO = Scenario(

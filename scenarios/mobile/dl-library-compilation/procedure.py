@@ -26,10 +26,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.errors import RuntimeFailure, SetupError
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 TIMEOUT_S = 60.0
@@ -177,7 +183,7 @@ int main(int argc, char **argv) {
 """
 
 
-def find_compiler(run: Run) -> str:
+def find_compiler(run: Run[LitertTarget]) -> str:
     """The C compiler on PATH (``cc``, else ``gcc``); skips the variant when there is none."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -198,7 +204,7 @@ def litert_library_dir() -> Path:
                      hint="install the ai-edge-litert wheel (see the README set-up)")
 
 
-def _environment(run: Run) -> dict[str, str]:
+def _environment(run: Run[LitertTarget]) -> dict[str, str]:
     """A clean environment: no LD_LIBRARY_PATH (it would hide a missing rpath), temporaries in
     the work directory, and the C locale so that the tools' messages are stable."""
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
@@ -206,13 +212,13 @@ def _environment(run: Run) -> dict[str, str]:
     return env
 
 
-def _execute(run: Run, argv: list[str]) -> subprocess.CompletedProcess[str]:
+def _execute(run: Run[LitertTarget], argv: list[str]) -> subprocess.CompletedProcess[str]:
     run.note("commands", [*run.evidence.notes.get("commands", []), " ".join(argv)])
     return subprocess.run(argv, cwd=run.workdir, env=_environment(run), capture_output=True,
                           text=True, timeout=TIMEOUT_S, check=False)
 
 
-def build_app(run: Run, link_flags: list[str]) -> subprocess.CompletedProcess[str]:
+def build_app(run: Run[LitertTarget], link_flags: list[str]) -> subprocess.CompletedProcess[str]:
     """Compile and link ``app.c`` (written into the work directory) into ``app``."""
     source = run.workdir / "app.c"
     source.write_text(APP_C)
@@ -233,7 +239,7 @@ def _link_failure(result: subprocess.CompletedProcess[str]) -> RuntimeFailure:
                           source="stderr of the C compiler driver (GNU ld)")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     lib_dir = litert_library_dir()
     # First try: compile the app as if the C API were part of libc.
     first = build_app(run, [])
@@ -252,7 +258,7 @@ def faulty(run: Run) -> None:
                              source="stderr of the built app, written by the dynamic loader before main()")
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     lib_dir = litert_library_dir()
@@ -271,8 +277,8 @@ def fixed(run: Run) -> dict[str, float]:
                              kind=f"exit status {ran.returncode}", source="stderr of the built app")
     got = np.fromfile(outputs, dtype="<f4").reshape(expected.shape)
     python = run.target.predict(tflite, [x], resize=True)[0]
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
-            "max_abs_diff_vs_litert_python": float(np.max(np.abs(got - python)))}
+    return {"max_abs_diff": max_abs_diff(got, expected),
+            "max_abs_diff_vs_litert_python": max_abs_diff(got, python)}
 
 
 SCENARIO = Scenario(

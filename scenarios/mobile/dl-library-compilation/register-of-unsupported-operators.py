@@ -11,14 +11,19 @@ not accept even that (the fixed variant records its refusal), so the fix here is
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 
-def survival_models(run: Run) -> Path:
+def survival_models(run: Run[LitertTarget]) -> Path:
     """SavedModels ``cumprod`` and ``builtin`` (exp of a cumulative sum of logs) plus reference data."""
 
     def build(out: Path) -> None:
@@ -72,7 +77,7 @@ def registration_refusal(model_path: str) -> str:
     return "accepted"
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     models = survival_models(run)
     tflite = convert_to_tflite(run.cache, models / "cumprod", extra={"allow_custom_ops": True})
     run.note("custom_ops", custom_operators(str(tflite)))
@@ -80,16 +85,14 @@ def faulty(run: Run) -> None:
     run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     models = survival_models(run)
     tflite = convert_to_tflite(run.cache, models / "builtin")
     custom = run.note("custom_ops", custom_operators(str(tflite)))
     run.note("registration_api", run.target.call(registration_refusal, str(tflite)))
     x, expected = _reference(models)
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    return {"custom_ops": float(len(custom)), "max_abs_diff": float(np.max(np.abs(got - expected)))}
+    return {"custom_ops": float(len(custom)), "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

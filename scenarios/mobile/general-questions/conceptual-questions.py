@@ -8,16 +8,21 @@ identifier, the signature, the input/output details, and the effect of the defau
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     import keras
 
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -34,7 +39,7 @@ def run_signature(model_path: str, x: Any) -> dict[str, Any]:
     return {"input_name": name, "outputs": runner(**{name: x})}
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
 
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -51,9 +56,9 @@ def fixed(run: Run) -> dict[str, float]:
         "is_tflite_flatbuffer": float(head[4:8] == b"TFL3"),
         "signatures": float(len(details["signatures"])),
         "dynamic_batch": float(details["inputs"][0]["shape_signature"][0] == -1),
-        "signature_vs_keras_max_abs_diff": float(np.max(np.abs(sig_out - expected[:1]))),
-        "xnnpack_vs_builtin_max_abs_diff": float(np.max(np.abs(with_xnnpack - builtin_only))),
-        "max_abs_diff": float(np.max(np.abs(with_xnnpack - expected))),
+        "signature_vs_keras_max_abs_diff": max_abs_diff(sig_out, expected[:1]),
+        "xnnpack_vs_builtin_max_abs_diff": max_abs_diff(with_xnnpack, builtin_only),
+        "max_abs_diff": max_abs_diff(with_xnnpack, expected),
     }
 
 

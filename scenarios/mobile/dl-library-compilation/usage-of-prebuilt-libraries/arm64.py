@@ -11,15 +11,20 @@ none are taken.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.models import ModelSpec, saved_model, trained_model
-from harness.targets.litert.target import PROFILES, convert_to_tflite, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, quantize
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 
-def det_models(run: Run) -> Path:
+def det_models(run: Run[LitertTarget]) -> Path:
     """SavedModels ``flex`` (tf.linalg.det) and ``builtin`` (closed form) and TF's outputs."""
 
     def build(out: Path) -> None:
@@ -45,7 +50,7 @@ def det_models(run: Run) -> Path:
                                                   "versions": library_versions("tensorflow")}, build)
 
 
-def _device_available(run: Run) -> None:
+def _device_available(run: Run[LitertTarget]) -> None:
     from harness.targets.litert.arm64 import arm64_unavailable_reason
 
     reason = arm64_unavailable_reason()
@@ -60,7 +65,7 @@ def _reference(models: Path) -> tuple[Any, Any]:
         return f["x"], f["y"]
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     _device_available(run)
     models = det_models(run)
     tflite = convert_to_tflite(run.cache, models / "flex", select_tf_ops=True)
@@ -68,9 +73,7 @@ def faulty(run: Run) -> None:
     run.target.predict(tflite, [x[:1]], profile=PROFILES["arm64"])
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     _device_available(run)
     models = det_models(run)
     tflite = convert_to_tflite(run.cache, models / "builtin")
@@ -80,21 +83,19 @@ def fixed(run: Run) -> dict[str, float]:
     from harness.targets.litert.arm64 import arm64_versions
 
     run.note("arm64_versions", arm64_versions())
-    return {"arm_vs_x86_max_abs_diff": float(np.max(np.abs(on_arm - on_x86))),
-            "arm_vs_tensorflow_max_abs_diff": float(np.max(np.abs(on_arm - expected[:1]))),
+    return {"arm_vs_x86_max_abs_diff": max_abs_diff(on_arm, on_x86),
+            "arm_vs_tensorflow_max_abs_diff": max_abs_diff(on_arm, expected[:1]),
             "int8_arm_vs_x86_max_steps": _int8_parity(run)}
 
 
-def _int8_parity(run: Run) -> float:
+def _int8_parity(run: Run[LitertTarget]) -> float:
     """The zoo's dense model fully quantized to int8: ARM and x86 kernels must agree to the step."""
-    import numpy as np
-
     spec = ModelSpec("dense", "keras3")
     probe, _ = trained_model(run.cache, spec).probe()
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, spec), quantize="int8", representative=probe)
     q = quantize(probe[:1], run.target.inspect(tflite)["inputs"][0])  # the device profile runs batch 1
     on_arm, on_x86 = (run.target.predict(tflite, [q], profile=PROFILES[p])[0] for p in ("arm64", "host"))
-    return float(np.max(np.abs(on_arm.astype(np.int32) - on_x86.astype(np.int32))))
+    return max_abs_diff(on_arm, on_x86)  # int8 steps
 
 
 SCENARIO = Scenario(

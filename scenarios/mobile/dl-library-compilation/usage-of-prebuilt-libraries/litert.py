@@ -9,14 +9,19 @@ The model inverts a 2x2 matrix per example (``tf.linalg.inv``).  TF Lite has no 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 
-def inverse_models(run: Run) -> Path:
+def inverse_models(run: Run[LitertTarget]) -> Path:
     """SavedModels ``linalg`` (tf.linalg.inv) and ``builtin`` (closed form) plus reference data."""
 
     def build(out: Path) -> None:
@@ -57,7 +62,7 @@ def _reference(models: Path) -> tuple[Any, Any]:
         return f["x"], f["y"]
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     models = inverse_models(run)
     tflite = convert_to_tflite(run.cache, models / "linalg", select_tf_ops=True)
     run.note("op_names", run.target.call(operator_names, str(tflite)))
@@ -72,16 +77,14 @@ def operator_names(model_path: str) -> list[str]:
     return sorted({op["op_name"] for op in Interpreter(model_path=model_path)._get_ops_details()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     models = inverse_models(run)
     tflite = convert_to_tflite(run.cache, models / "builtin")
     ops = run.note("op_names", run.target.call(operator_names, str(tflite)))
     x, expected = _reference(models)
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
     return {"flex_ops": float(sum(op.startswith("Flex") for op in ops)),
-            "max_abs_diff": float(np.max(np.abs(got - expected)))}
+            "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,25 +2,36 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Raises, Run, Scenario
-from harness.targets.coreml.target import convert_to_coreml, spec_summary
+from harness.targets.base import ModelSource
+from harness.targets.coreml.kit import spec_summary
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[CoremlTarget]) -> None:
     # Keras 3's model.export writes a SavedModel with several concrete functions.
-    convert_to_coreml(run.cache, saved_model(run.cache, ModelSpec("dense", "keras3")))
+    exported = ModelSource.from_path(saved_model(run.cache, ModelSpec("dense", "keras3")))
+    run.target.prepare(exported, run.cache)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     spec = ModelSpec("dense", "tf_keras")
-    package = convert_to_coreml(run.cache, saved_model(run.cache, spec))
-    run.note("spec", spec_summary(package))
-    x, expected = trained_model(run.cache, spec).probe()
-    got = run.target.predict_array(package, x[:1])  # skips off macOS, quoting coremltools
-    return {"max_abs_diff": float(np.max(np.abs(got - expected[:1])))}
+    trained = trained_model(run.cache, spec)
+    # prepare: the tf_keras model's SavedModel through ct.convert (an ML program for iOS 15+).
+    prepared = run.target.prepare(ModelSource.from_trained(trained), run.cache)
+    run.note("spec", spec_summary(prepared.artifact))
+    run.note("sizes", prepared.sizes)
+    deployed = run.enter(run.target.load(prepared))
+    signature = run.note("signature", deployed.signature().to_json())  # from the Core ML spec
+    x, expected = trained.probe()
+    outputs = deployed.predict({signature["inputs"][0]["name"]: x[:1]})  # skips off macOS, quoting coremltools
+    return {"max_abs_diff": max_abs_diff(next(iter(outputs.values())), expected[:1])}
 
 
 SCENARIO = Scenario(

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
+from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.base import ModelSource
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # A common first attempt: hand the interpreter the Keras file instead of a converted model.
     trained = trained_model(run.cache, SPEC)
     run.target.predict(trained.model_file, [trained.probe()[0][:1]], profile=PROFILES["host"])
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
-    tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
+    # prepare: model.export(dir) then TFLiteConverter.from_saved_model(dir), cached.
+    prepared = run.target.prepare(ModelSource.from_trained(trained), run.cache)
+    run.note("conversion", prepared.notes["route"])
+    run.note("model_bytes", prepared.sizes["artifact"])
+    deployed = run.enter(run.target.load(prepared, options={"profile": "host"}))
+    signature = run.note("signature", deployed.signature().to_json())  # as LiteRT reads the file
     x, expected = trained.probe()
-    got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    run.note("model_bytes", tflite.stat().st_size)
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    outputs = deployed.predict({signature["inputs"][0]["name"]: x})
+    return {"max_abs_diff": max_abs_diff(outputs[signature["outputs"][0]["name"]], expected)}
 
 
 SCENARIO = Scenario(

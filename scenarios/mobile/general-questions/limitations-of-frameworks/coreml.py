@@ -10,15 +10,23 @@ CI job, ``.github/workflows/macos-coreml.yml``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
-from harness.targets.litert.target import LitertTarget, convert_to_tflite
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.target import LitertTarget
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[CoremlTarget]) -> None:
     import coremltools as ct
 
     if on_macos():
@@ -29,9 +37,7 @@ def faulty(run: Run) -> None:
     ct.models.MLModel(str(package), skip_model_load=True).predict({name: x[:1]})  # the Linux CI's check
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     package = convert_to_coreml(run.cache, saved_model(run.cache, SPEC))
     summary = run.note("spec", spec_summary(package))
@@ -40,9 +46,9 @@ def fixed(run: Run) -> dict[str, float]:
     litert = run.enter(LitertTarget())
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     got = litert.predict(tflite, [x], resize=True)[0]
-    figures["litert_max_abs_diff"] = float(np.max(np.abs(got - expected)))
+    figures["litert_max_abs_diff"] = max_abs_diff(got, expected)
     if on_macos():
-        figures["coreml_max_abs_diff"] = float(np.max(np.abs(run.target.predict_array(package, x[:1]) - expected[:1])))
+        figures["coreml_max_abs_diff"] = max_abs_diff(run.target.predict_array(package, x[:1]), expected[:1])
     return figures
 
 

@@ -8,14 +8,19 @@ The model scores each example by the determinant of a 2x2 matrix built from its 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import library_versions
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, mil_operations, on_macos
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import mil_operations, on_macos
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 
-def determinant_models(run: Run) -> Path:
+def determinant_models(run: Run[CoremlTarget]) -> Path:
     """SavedModels ``linalg`` (tf.linalg.det) and ``closed_form`` plus TF reference outputs."""
 
     def build(out: Path) -> None:
@@ -46,11 +51,11 @@ def determinant_models(run: Run) -> Path:
                                                   "versions": library_versions("tensorflow")}, build)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[CoremlTarget]) -> None:
     convert_to_coreml(run.cache, determinant_models(run) / "linalg")
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     import numpy as np
 
     models = determinant_models(run)
@@ -59,11 +64,11 @@ def fixed(run: Run) -> dict[str, float]:
     run.note("mil_operations", sorted(set(ops)))
     with np.load(models / "reference.npz") as f:
         x, y, y_rewrite = f["x"], f["y"], f["y_rewrite"]
-    figures = {"rewrite_vs_linalg_max_abs_diff": float(np.max(np.abs(y_rewrite - y))),
+    figures = {"rewrite_vs_linalg_max_abs_diff": max_abs_diff(y_rewrite, y),
                "mil_mul_ops": float(sum(op == "mul" for op in ops))}
     if on_macos():
         got = np.concatenate([np.ravel(run.target.predict_array(package, row[None])) for row in x])
-        figures["coreml_max_abs_diff"] = float(np.max(np.abs(got - y)))
+        figures["coreml_max_abs_diff"] = max_abs_diff(got, y)
     return figures
 
 

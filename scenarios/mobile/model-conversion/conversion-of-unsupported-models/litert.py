@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -26,7 +30,7 @@ def csv_saved_model(cache: ArtifactCache) -> Path:
         import tensorflow as tf
 
         class CsvModel(tf.Module):
-            def __init__(self, model: object) -> None:
+            def __init__(self, model: Any) -> None:
                 super().__init__()
                 self.model = model
 
@@ -56,14 +60,15 @@ def parse_csv_on_device(lines: list[str]) -> "np.ndarray":
 def predict_from_csv(model_path: str, lines: list[str]) -> "np.ndarray":
     from harness.targets.litert.worker import predict
 
-    return predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]  # type: ignore[no-any-return]
+    probabilities: "np.ndarray" = predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]
+    return probabilities
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     convert_to_tflite(run.cache, csv_saved_model(run.cache))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import numpy as np
     import tensorflow as tf
 
@@ -89,7 +94,7 @@ def fixed(run: Run) -> dict[str, float]:
     numeric = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     got = run.target.call(predict_from_csv, str(numeric), lines, profile=PROFILES["host"])
     run.note("builtin_only_bytes", numeric.stat().st_size)
-    return {"max_abs_diff": float(np.max(np.abs(np.asarray(got) - expected)))}
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

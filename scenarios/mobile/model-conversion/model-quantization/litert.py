@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("cnn", "keras3")
 REPRESENTATIVE = 100  # training images fed to the converter to calibrate activation ranges
@@ -19,7 +23,8 @@ def accuracy_on_device(model_path: str, x: "np.ndarray", y: "np.ndarray") -> flo
     """Runs in the LiteRT worker: quantise inputs / dequantise outputs as the model's details say."""
     import numpy as np
 
-    from harness.targets.litert.worker import dequantize, interpreter, quantize
+    from harness.targets.litert.kit import dequantize, quantize
+    from harness.targets.litert.worker import interpreter
 
     interp = interpreter(model_path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
@@ -30,26 +35,45 @@ def accuracy_on_device(model_path: str, x: "np.ndarray", y: "np.ndarray") -> flo
     probs = interp.get_tensor(out["index"])
     if out["dtype"] != np.float32:
         probs = dequantize(probs, out)
-    return float((np.argmax(probs, axis=1) == y).mean())
+    return accuracy(probs, y)
 
 
-def faulty(run: Run) -> None:
-    # Full-integer quantisation asked for, but no representative dataset given.
-    convert_to_tflite(run.cache, saved_model(run.cache, SPEC), quantize="int8")
+def full_integer_without_calibration(converter: Any, tf: Any) -> None:
+    """Full-integer quantisation as a conversion script spells it: int8 kernels only, int8 input
+    and output, but no representative dataset."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
 
 
-def fixed(run: Run) -> dict[str, float]:
+def full_integer_with_calibration(converter: Any, tf: Any) -> None:
+    """The same settings plus the representative dataset: 100 training images, one at a time."""
     from harness.models import image_data
 
+    full_integer_without_calibration(converter, tf)
+    images, _ = image_data(REPRESENTATIVE, seed=SPEC.seed)
+    converter.representative_dataset = lambda: ([images[i: i + 1]] for i in range(len(images)))
+
+
+def faulty(run: Run[LitertTarget]) -> None:
+    convert_to_tflite(run.cache, saved_model(run.cache, SPEC), configure=full_integer_without_calibration,
+                      label="int8 in and out, TFLITE_BUILTINS_INT8, no representative_dataset")
+
+
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     source = saved_model(run.cache, SPEC)
-    calibration, _ = image_data(REPRESENTATIVE, seed=SPEC.seed)
     x, y = trained.test_set()
     run.figure("keras_accuracy", trained.info()["accuracy"])
+    models = {"none": convert_to_tflite(run.cache, source),
+              "dynamic": convert_to_tflite(run.cache, source, quantize="dynamic"),
+              "float16": convert_to_tflite(run.cache, source, quantize="float16"),
+              "int8": convert_to_tflite(run.cache, source, configure=full_integer_with_calibration,
+                                        label=f"int8 in and out, TFLITE_BUILTINS_INT8, representative_dataset "
+                                              f"of {REPRESENTATIVE} training images (seed {SPEC.seed})")}
     figures: dict[str, float] = {}
-    for mode in ("none", "dynamic", "float16", "int8"):
-        path = convert_to_tflite(run.cache, source, quantize=mode,  # type: ignore[arg-type]
-                                 representative=calibration if mode == "int8" else None)
+    for mode, path in models.items():
         figures[f"bytes_{mode}"] = path.stat().st_size
         figures[f"accuracy_{mode}"] = run.target.call(accuracy_on_device, str(path), x, y,
                                                       profile=PROFILES["low-end"])

@@ -10,11 +10,16 @@ accuracy on labelled images is measured as well.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import accuracy
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, image_preprocessing, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import image_preprocessing, on_macos, spec_summary
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")
 TRAINED_SCALE = 1.0 / 255.0  # the model was trained on pixels / 255
@@ -28,30 +33,30 @@ def scaled_image_input(ct: Any) -> list[Any]:
     return [ct.ImageType(shape=(1, 16, 16, 3), color_layout=ct.colorlayout.RGB, scale=TRAINED_SCALE)]
 
 
-def _check(run: Run, package: Any) -> dict[str, float]:
+def _check(run: Run[CoremlTarget], package: Any) -> dict[str, float]:
     import numpy as np
 
     summary = run.note("spec", spec_summary(package))
     name = summary["inputs"][0]["name"]
     pre = run.note("image_preprocessing", image_preprocessing(package))[name]
-    figures = {"pixel_scale": pre["scale"][0], "pixel_bias": float(np.max(np.abs(pre["bias"]))),
+    figures = {"pixel_scale": pre["scale"][0], "pixel_bias": max(abs(b) for b in pre["bias"]),
                "image_input": float(summary["inputs"][0]["type"] == "imageType")}
     if on_macos():
         from PIL import Image
 
         rgb, y = trained_model(run.cache, SPEC).test_set()
         pixels = np.round(rgb[:64] * 255).astype(np.uint8)
-        preds = [int(np.argmax(run.target.predict_array(package, Image.fromarray(p)))) for p in pixels]
-        figures["accuracy"] = float((np.asarray(preds) == y[:64]).mean())
+        probs = np.concatenate([run.target.predict_array(package, Image.fromarray(p)) for p in pixels])
+        figures["accuracy"] = accuracy(probs, y[:64])
     return figures
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: Run[CoremlTarget]) -> dict[str, float]:
     return _check(run, convert_to_coreml(run.cache, saved_model(run.cache, SPEC), inputs=image_input,
                                          label="ImageType RGB, no scale"))
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     figures = _check(run, convert_to_coreml(run.cache, saved_model(run.cache, SPEC), inputs=scaled_image_input,
                                             label="ImageType RGB, scale 1/255"))
     figures["scale_error"] = abs(figures["pixel_scale"] - TRAINED_SCALE)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
+from harness.compare import label_agreement, max_abs_diff
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, saved_model, tabular_data, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite, dequantize, quantize
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES, dequantize, quantize
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -17,15 +24,13 @@ def int8_model(cache: ArtifactCache) -> Path:
     return convert_to_tflite(cache, saved_model(cache, SPEC), quantize="int8", representative=calibration)
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # The app was written for the float model: it sets float32 features on the int8 model.
     x, _ = trained_model(run.cache, SPEC).probe()
     run.target.predict(int8_model(run.cache), [x], profile=PROFILES["host"], resize=True)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = int8_model(run.cache)
     details = run.target.inspect(tflite)
@@ -36,8 +41,8 @@ def fixed(run: Run) -> dict[str, float]:
     raw = run.target.predict(tflite, [quantize(x, inp)], profile=PROFILES["host"], resize=True)[0]
     probs = dequantize(raw, out)
     return {"input_scale": float(inp["quantization"][0]),
-            "max_abs_diff": float(np.max(np.abs(probs - expected))),
-            "label_agreement": float(np.mean(np.argmax(probs, 1) == np.argmax(expected, 1)))}
+            "max_abs_diff": max_abs_diff(probs, expected),
+            "label_agreement": label_agreement(probs, expected)}
 
 
 SCENARIO = Scenario(

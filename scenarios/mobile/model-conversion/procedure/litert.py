@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # The model was saved with model.save("model.keras"); the file is handed to from_saved_model,
     # which expects a SavedModel *directory* (saved_model.pb + variables/), not a Keras archive.
     import tensorflow as tf
@@ -19,9 +26,7 @@ def faulty(run: Run) -> None:
     tf.lite.TFLiteConverter.from_saved_model(str(trained.model_file)).convert()
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     x, expected = trained.probe()
     paths = {
@@ -34,7 +39,7 @@ def fixed(run: Run) -> dict[str, float]:
     diffs = {}
     for name, path in paths.items():
         got = run.target.predict(path, [x], profile=PROFILES["host"], resize=True)[0]
-        diffs[name] = float(np.max(np.abs(got - expected)))
+        diffs[name] = max_abs_diff(got, expected)
         run.figure(f"max_abs_diff_{name}", diffs[name])
         run.note(f"bytes_{name}", path.stat().st_size)
     return {"max_abs_diff": max(diffs.values())}

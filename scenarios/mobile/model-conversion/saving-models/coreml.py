@@ -8,20 +8,25 @@ the predictions).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[CoremlTarget]) -> None:
     trained = trained_model(run.cache, ModelSpec("dense", "keras3"))
     run.note("saved_as", trained.model_file.name)
     convert_to_coreml(run.cache, trained.model_file)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     spec = ModelSpec("dense", "tf_keras")
     package = convert_to_coreml(run.cache, saved_model(run.cache, spec))
     summary = run.note("spec", spec_summary(package))
@@ -29,7 +34,7 @@ def fixed(run: Run) -> dict[str, float]:
                "input_features": float(summary["inputs"][0]["shape"][-1])}
     if on_macos():
         x, expected = trained_model(run.cache, spec).probe()
-        figures["max_abs_diff"] = float(np.max(np.abs(run.target.predict_array(package, x[:1]) - expected[:1])))
+        figures["max_abs_diff"] = max_abs_diff(run.target.predict_array(package, x[:1]), expected[:1])
     return figures
 
 

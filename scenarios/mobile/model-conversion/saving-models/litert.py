@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # The Keras 2 habit: model.save("some_dir") used to write a SavedModel for the converter.
     model = trained_model(run.cache, SPEC).load()
     model.save(str(run.workdir / "saved_model"))
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     import tensorflow as tf
 
     trained = trained_model(run.cache, SPEC)
@@ -27,7 +32,7 @@ def fixed(run: Run) -> dict[str, float]:
     tflite.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(export_dir)).convert())
     x, expected = trained.probe()
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.targets.litert.target import LitertTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # The interpreter from the TF package, in a test suite that turns warnings into errors
     # (pytest -W error, or filterwarnings = error), as a project preparing for TF 2.20 would.
     import warnings
@@ -45,9 +49,7 @@ def run_with_litert(model_path: str, x: "np.ndarray") -> dict[str, Any]:
     return {"y": y, "warnings": [str(w.message) for w in seen]}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     x, expected = trained.probe()
@@ -55,7 +57,7 @@ def fixed(run: Run) -> dict[str, float]:
     for text in result["warnings"]:
         run.observe(text)
     return {"warnings": float(len(result["warnings"])),
-            "max_abs_diff": float(np.max(np.abs(result["y"] - expected)))}
+            "max_abs_diff": max_abs_diff(result["y"], expected)}
 
 
 SCENARIO = Scenario(

@@ -9,11 +9,16 @@ checked in the spec, and on macOS runs a batch of 16.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.coreml.target import convert_to_coreml, on_macos, spec_summary
+from harness.targets.coreml.convert import convert_to_coreml
+from harness.targets.coreml.kit import on_macos, spec_summary
+
+if TYPE_CHECKING:
+    from harness.targets.coreml.target import CoremlTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 BATCH = 16
@@ -27,13 +32,11 @@ def batch_up_to_64(ct: Any) -> list[Any]:
     return [ct.TensorType(shape=(ct.RangeDim(lower_bound=1, upper_bound=64, default=1), 8))]
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[CoremlTarget]) -> None:
     convert_to_coreml(run.cache, saved_model(run.cache, SPEC), inputs=unbounded_batch, label="batch 1..inf")
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
     source = saved_model(run.cache, SPEC)
     default = spec_summary(convert_to_coreml(run.cache, source))
     run.note("default_conversion_input_ranges", default["inputs"][0]["ranges"])
@@ -44,7 +47,7 @@ def fixed(run: Run) -> dict[str, float]:
                "features": float(ranges[1][1])}
     if on_macos():
         x, expected = trained_model(run.cache, SPEC).probe()
-        figures["max_abs_diff"] = float(np.max(np.abs(run.target.predict_array(package, x[:BATCH]) - expected[:BATCH])))
+        figures["max_abs_diff"] = max_abs_diff(run.target.predict_array(package, x[:BATCH]), expected[:BATCH])
     return figures
 
 

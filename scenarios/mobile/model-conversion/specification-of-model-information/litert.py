@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.litert.target import PROFILES, convert_to_tflite
+from harness.targets.litert.convert import convert_to_tflite
+from harness.targets.litert.kit import PROFILES
+
+if TYPE_CHECKING:
+    from harness.targets.litert.target import LitertTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: Run[LitertTarget]) -> None:
     # The Keras model took batches of any size; the app feeds 16 rows at once.
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
@@ -18,9 +25,7 @@ def faulty(run: Run) -> None:
     run.target.predict(tflite, [x], profile=PROFILES["host"])
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     tflite = convert_to_tflite(run.cache, saved_model(run.cache, SPEC))
     details = run.target.inspect(tflite)["inputs"][0]
@@ -31,7 +36,7 @@ def fixed(run: Run) -> dict[str, float]:
     got = run.target.predict(tflite, [x], profile=PROFILES["host"], resize=True)[0]
     return {"batch_dim_in_signature": float(details["shape_signature"][0]),
             "rows_out": float(got.shape[0]),
-            "max_abs_diff": float(np.max(np.abs(got - expected)))}
+            "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -1,0 +1,120 @@
+"""Core ML conversion and weight compression with coremltools, cached (runs everywhere).
+
+coremltools' errors propagate unchanged, with their own text: a Keras 3 ``.keras`` file is
+refused ("Input model path should be .h5/.hdf5 file or a directory"), a Keras 3 ``model.export``
+SavedModel fails with "Only a single concrete function is supported", an op without a
+translation with "Conversion for TF op ... not implemented".  coremltools is imported inside the
+builders only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+from harness.artifacts import ArtifactCache, library_versions
+from harness.errors import HarnessError, UsageError
+
+if TYPE_CHECKING:
+    from harness.targets.base import ModelSource
+
+
+def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[str, Any] | None = None,
+                      label: str = "", inputs: Callable[[Any], list[Any]] | None = None) -> Path:
+    """Convert a SavedModel directory or a Keras ``.h5`` file with ``coremltools.convert``.
+
+    ``options`` are passed to ``ct.convert`` (plain values only, e.g. ``convert_to``,
+    ``minimum_deployment_target`` given by name).  ``inputs``, when given, is called with the
+    ``coremltools`` module and returns ``ct.convert``'s ``inputs`` list (``ct.TensorType`` with a
+    ``ct.RangeDim``, ``ct.ImageType(scale=...)`` ...); ``label`` must then name that choice, since
+    it is what distinguishes the cached artifacts.  coremltools' errors propagate with their own
+    text.
+    """
+    if inputs is not None and not label:
+        raise HarnessError("convert_to_coreml: give a label that names the `inputs` choice (it keys the cache)")
+    opts = dict(options or {})
+    key = {"source": cache.source_key(source), "options": opts, "label": label,
+           "versions": library_versions("coremltools", "tensorflow", "tf-keras")}
+
+    def build(out: Path) -> None:
+        import coremltools as ct
+
+        kwargs = dict(opts)
+        if inputs is not None:
+            kwargs["inputs"] = inputs(ct)
+        if isinstance(kwargs.get("minimum_deployment_target"), str):
+            kwargs["minimum_deployment_target"] = getattr(ct.target, kwargs["minimum_deployment_target"])
+        model = ct.convert(str(source), source="tensorflow", **kwargs)
+        suffix = ".mlmodel" if kwargs.get("convert_to") == "neuralnetwork" else ".mlpackage"
+        model.save(str(out / f"model{suffix}"))
+
+    built = cache.get_or_build("coreml", key, build)
+    return next(p for p in built.iterdir() if p.name.startswith("model."))
+
+
+def compress_weights(cache: ArtifactCache, package: Path, *, method: str, config: Mapping[str, Any]) -> Path:
+    """Compress an ML program's weights with ``ct.optimize.coreml`` and save it (cached).
+
+    ``method`` is ``"linear"`` (``linear_quantize_weights`` with ``OpLinearQuantizerConfig``) or
+    ``"palettize"`` (``palettize_weights`` with ``OpPalettizerConfig``); ``config`` holds that
+    config's keyword arguments (e.g. ``mode``, ``nbits``, ``weight_threshold``).
+    """
+    key = {"source": cache.source_key(package), "method": method, "config": dict(config),
+           "versions": library_versions("coremltools")}
+
+    def build(out: Path) -> None:
+        import coremltools as ct
+        from coremltools.optimize import coreml as cto
+
+        model = ct.models.MLModel(str(package), skip_model_load=True)
+        if method == "linear":
+            options = cto.OptimizationConfig(global_config=cto.OpLinearQuantizerConfig(**config))
+            compressed = cto.linear_quantize_weights(model, options)
+        elif method == "palettize":
+            options = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(**config))
+            compressed = cto.palettize_weights(model, options)
+        else:
+            raise ValueError(f"unknown compression method {method!r}")
+        compressed.save(str(out / "model.mlpackage"))
+
+    return cache.get_or_build("coreml", key, build) / "model.mlpackage"
+
+
+def saved_model_from_h5(cache: ArtifactCache, h5: Path) -> Path:
+    """A tf_keras ``.h5`` model saved as a SavedModel by tf_keras itself (cached).
+
+    coremltools 9 loads an ``.h5`` path with ``tf.keras``, which is Keras 3 under TF 2.16+ and
+    cannot hand it a tf_keras model; the tf_keras SavedModel of the same model converts.
+    """
+    key = {"saved_model_of": cache.source_key(h5), "versions": library_versions("tensorflow", "tf-keras")}
+
+    def build(out: Path) -> None:
+        import tf_keras
+
+        tf_keras.models.load_model(h5, compile=False).save(str(out / "saved_model"), save_format="tf")
+
+    return cache.get_or_build("saved_model", key, build) / "saved_model"
+
+
+#: What ``CoremlTarget.prepare`` converts to unless its options say otherwise.
+DEFAULT_CONVERSION: dict[str, Any] = {"convert_to": "mlprogram", "minimum_deployment_target": "iOS15"}
+
+
+def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
+                       options: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """Convert a user's model as given (an ML program for iOS 15+ unless ``options`` say
+    otherwise; ``options`` are ``ct.convert`` keywords with plain values).
+
+    A SavedModel directory and a ``.keras`` file go to ``ct.convert`` unchanged, so that
+    coremltools' own refusal surfaces; an ``.h5`` file goes through its tf_keras SavedModel.
+    """
+    if "inputs" in options:
+        raise UsageError("prepare option `inputs` is not supported: call convert_to_coreml(..., inputs=, label=)")
+    settings = {**DEFAULT_CONVERSION, **options}
+    if source.format == "h5":
+        package = convert_to_coreml(cache, saved_model_from_h5(cache, source.path), options=settings)
+        how = "tf_keras SavedModel of the .h5 -> ct.convert"
+    else:
+        package = convert_to_coreml(cache, source.path, options=settings)
+        how = "ct.convert(source='tensorflow')"
+    return package, {"route": how, **settings}
