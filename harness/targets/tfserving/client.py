@@ -27,6 +27,7 @@ from harness.targets.base import Signature, TensorSpec
 if TYPE_CHECKING:
     import grpc
     import numpy as np
+    from numpy.typing import ArrayLike
 
 JsonBody = Any  # a parsed JSON document (dict, list, str, number, None)
 
@@ -177,7 +178,7 @@ class GrpcReply:
     version: int
 
 
-def grpc_predict(server: Server, inputs: Mapping[str, Any], *, channel: "grpc.Channel | None" = None,
+def grpc_predict(server: Server, inputs: Mapping[str, "ArrayLike"], *, channel: "grpc.Channel | None" = None,
                  model: str | None = None, version: int | None = None, signature: str = "serving_default",
                  timeout: float = 30.0) -> GrpcReply:
     """``PredictionService.Predict`` on ``server`` with ``inputs`` as they are (dtypes kept, as a

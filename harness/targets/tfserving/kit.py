@@ -303,16 +303,14 @@ def raw_measurements(standardised: "np.ndarray") -> "np.ndarray":
 
 
 def probe_diff(server: Server, cache: ArtifactCache, spec: ModelSpec, *, rows: int | None = None,
-               **predict_options: Any) -> float:
-    """Max |served - Keras| on the probe batch of ``spec`` (row format ``instances``).
-
-    ``predict_options`` go to :meth:`Server.predict` (``model``, ``version``, ``label``).
-    """
+               model: str | None = None, version: int | None = None, label: str | None = None) -> float:
+    """Max |served - Keras| on the probe batch of ``spec`` (row format ``instances``), sent to
+    ``model`` (default: the server's), pinned to a ``version`` or a ``label`` if given."""
     from harness.models import trained_model
 
     x, expected = trained_model(cache, spec).probe()
     x, expected = (x[:rows], expected[:rows]) if rows else (x, expected)
-    got = server.predict({"instances": x.tolist()}, **predict_options)["predictions"]
+    got = server.predict({"instances": x.tolist()}, model=model, version=version, label=label)["predictions"]
     return parity(got, expected).max_abs_diff
 
 

@@ -177,7 +177,7 @@ class TfservingTarget(Target):
             stack.close()
             raise
         deployment = ServedModel(prepared, server, stack)
-        self.deployments.append(deployment)
+        self.deployments = [d for d in self.deployments if not d.closed] + [deployment]  # closed with the target
         return deployment
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 TRAINING_TF = "2.19.0"
 OLD_SERVING_TF = "2.12.0"
+LOAD_ONCE = ["--max_num_load_retries=0"]  # a failed load is final: its error shows at once
 
 
 def bag_of_items_model(cache: ArtifactCache) -> Path:
@@ -56,10 +57,11 @@ def _recommender_base(run: "Run[TfservingTarget]") -> Path:
     return model_base_path(run.workdir, {1: bag_of_items_model(run.cache) / "saved_model"}, name="recommender")
 
 
-def _probe(run: "Run[TfservingTarget]", server: Server) -> dict[str, float]:
+def _probe(run: "Run[TfservingTarget]", server: Server, serving_tf: str) -> dict[str, float]:
     import numpy as np
 
     run.note("implementation", server.implementation)
+    run.note("serving_tensorflow", serving_tf)
     with np.load(bag_of_items_model(run.cache) / "probe.npz") as probe:
         x, expected = probe["x"], probe["y"]
     got = server.predict({"instances": x.tolist()}, model="recommender")["predictions"]
@@ -67,21 +69,17 @@ def _probe(run: "Run[TfservingTarget]", server: Server) -> dict[str, float]:
 
 
 def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
-    base = _recommender_base(run)
-    # The serving image pinned long ago (TF 2.12), the model exported with TF 2.19.
-    run.note("serving_tensorflow", OLD_SERVING_TF)
-    server = run.enter(run.target.serve(model_name="recommender", model_dir=base, tf_version=OLD_SERVING_TF,
-                                        args=["--max_num_load_retries=0"]))
-    return _probe(run, server)
+    # The serving image pinned long ago (TF 2.12) runs a model exported with this venv's TF 2.19.
+    server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
+                                        tf_version=OLD_SERVING_TF, args=LOAD_ONCE))
+    return _probe(run, server, OLD_SERVING_TF)
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
-    base = _recommender_base(run)
     # The serving image's TensorFlow is the one that exported the model.
-    run.note("serving_tensorflow", TRAINING_TF)
-    server = run.enter(run.target.serve(model_name="recommender", model_dir=base, tf_version=TRAINING_TF,
-                                        args=["--max_num_load_retries=0"]))
-    return _probe(run, server)
+    server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
+                                        tf_version=TRAINING_TF, args=LOAD_ONCE))
+    return _probe(run, server, TRAINING_TF)
 
 
 SCENARIO = Scenario(
