@@ -1,4 +1,4 @@
-"""Tests of the helpers in harness.targets.tfserving.target that need no serving container."""
+"""Tests of the tfserving helpers (kit, client) that need no serving container."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.targets import tfserving
+from harness.scenario import Run, Scenario, Succeeds
+from harness.targets.tfserving import kit
+from harness.targets.tfserving.client import http_request
+from harness.targets.tfserving.target import TfservingTarget
 
 
 def test_ssha_entry_is_rfc2307_salted_sha1() -> None:
-    user, _, stored = tfserving._ssha_entry("client", "pw").partition(":")
+    user, _, stored = kit.ssha_entry("client", "pw").partition(":")
     assert user == "client" and stored.startswith("{SSHA}")
     raw = base64.b64decode(stored[len("{SSHA}"):])
     digest, salt = raw[:20], raw[20:]
@@ -34,10 +36,10 @@ LOG = """\
 
 
 def test_load_seconds_from_log() -> None:
-    assert tfserving.load_seconds_from_log(LOG, "small") == pytest.approx(0.05)
-    assert tfserving.load_seconds_from_log(LOG, "large") == pytest.approx(1.25)
+    assert kit.load_seconds_from_log(LOG, "small") == pytest.approx(0.05)
+    assert kit.load_seconds_from_log(LOG, "large") == pytest.approx(1.25)
     with pytest.raises(HarnessError, match="no 'Loading servable version"):
-        tfserving.load_seconds_from_log(LOG, "other")
+        kit.load_seconds_from_log(LOG, "other")
 
 
 @pytest.fixture()
@@ -68,27 +70,29 @@ def upstream() -> Iterator[str]:
 
 
 def test_basic_auth_proxy_rejects_then_forwards(upstream: str) -> None:
-    if not Path(tfserving.NGINX).is_file():
+    if not Path(kit.NGINX).is_file():
         pytest.skip("nginx is not installed (run.sh installs nginx-light)")
     good = {"Authorization": "Basic " + base64.b64encode(b"client:pw").decode()}
-    with tfserving.basic_auth_proxy(upstream, {"client": "pw"}) as url:
-        anonymous = tfserving.http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]})
-        allowed = tfserving.http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]}, headers=good)
+    with kit.basic_auth_proxy(upstream, {"client": "pw"}) as url:
+        anonymous = http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]})
+        allowed = http_request("POST", url + "/v1/models/m:predict", {"instances": [[1]]}, headers=good)
     assert anonymous.status == 401 and "401 Authorization Required" in anonymous.text
     assert allowed.status == 200 and allowed.body == {"predictions": [[1.0]], "saw_authorization": False}
     with pytest.raises(OSError):  # nginx is gone once the block ends
-        tfserving.http_request("POST", url + "/", {}, timeout=2)
+        http_request("POST", url + "/", {}, timeout=2)
 
 
-class _Run:
-    def __init__(self) -> None:
-        self.callbacks: list[Any] = []
+def _run(tmp_path: Path) -> Run[TfservingTarget]:
+    """A real run context (never activated: enter_together only registers callbacks with it)."""
+    from harness.artifacts import ArtifactCache
 
-    def callback(self, fn: Any) -> None:
-        self.callbacks.append(fn)
+    scenario = Scenario(title="enter_together", targets=("tfserving",), faulty=lambda run: None,
+                        fixed=lambda run: None, symptom=Succeeds())
+    return Run(scenario=scenario, variant="fixed", target=TfservingTarget("subprocess"), workdir=tmp_path,
+               cache=ArtifactCache(tmp_path / "cache"))
 
 
-def test_enter_together_stops_the_started_ones_when_one_fails() -> None:
+def test_enter_together_stops_the_started_ones_when_one_fails(tmp_path: Path) -> None:
     events: list[str] = []
 
     @contextmanager
@@ -101,14 +105,13 @@ def test_enter_together_stops_the_started_ones_when_one_fails() -> None:
         finally:
             events.append(f"stop {name}")
 
-    run = _Run()
-    assert tfserving.enter_together(run, fake("a", False), fake("b", False)) == ["a", "b"]
-    for fn in run.callbacks:
-        fn()
+    run = _run(tmp_path)
+    assert kit.enter_together(run, fake("a", False), fake("b", False)) == ["a", "b"]  # type: ignore[arg-type]  # str stands in for Server
+    run.close()
     assert sorted(events) == ["start a", "start b", "stop a", "stop b"]
-    run, events[:] = _Run(), []
+    run, events[:] = _run(tmp_path), []
     with pytest.raises(RuntimeError, match="b failed"):
-        tfserving.enter_together(run, fake("a", False), fake("b", True))
-    assert len(run.callbacks) == 1  # the one that started is registered, so the run stops it
-    run.callbacks[0]()
+        kit.enter_together(run, fake("a", False), fake("b", True))  # type: ignore[arg-type]  # str stands in for Server
+    assert events == ["start a"]  # the one that started is registered, so closing the run stops it
+    run.close()
     assert events == ["start a", "stop a"]

@@ -7,11 +7,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfserving.target import grpc_predict, model_base_path, signature_inputs
+from harness.targets.tfserving.kit import GrpcReply, grpc_predict, model_base_path, signature_defs
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 OLD, NEW = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 POLL = "--file_system_poll_wait_seconds=1"
@@ -21,7 +25,7 @@ POLL = "--file_system_poll_wait_seconds=1"
 class Traffic:
     """Predict requests sent in a steady stream on one gRPC channel, each answer classified."""
 
-    call: Callable[[], tuple[dict[str, Any], int]]
+    call: Callable[[], GrpcReply]
     is_old_answer: Callable[[dict[str, Any]], bool]
     answers: list[tuple[float, int, bool]] = field(default_factory=list)  # (time, version, old answer?)
     failures: list[str] = field(default_factory=list)
@@ -30,36 +34,40 @@ class Traffic:
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                outputs, version = self.call()
+                reply = self.call()
             except Exception as exc:  # noqa: BLE001 - every failed request is counted
                 self.failures.append(str(exc))
                 continue
-            self.answers.append((time.monotonic(), version, self.is_old_answer(outputs)))
+            self.answers.append((time.monotonic(), reply.version, self.is_old_answer(reply.outputs)))
             self.stop.wait(0.01)  # about 100 requests a second: steady traffic, a bounded load
 
 
-def _start(run: Run) -> tuple[Path, Traffic, threading.Thread]:
+def _start(run: "Run[TfservingTarget]") -> tuple[Path, Traffic, threading.Thread]:
     import grpc
-    import numpy as np
 
     base = model_base_path(run.workdir, {1: saved_model(run.cache, OLD)})
     server = run.enter(run.target.serve(model_dir=base, args=[POLL]))
     run.note("implementation", server.implementation)
-    (name,) = signature_inputs(server)
+    (name,) = signature_defs(server)["serving_default"]["inputs"]
     x, old_expected = trained_model(run.cache, OLD).probe()
     channel = run.enter(grpc.insecure_channel(server.grpc_target))
     traffic = Traffic(
-        call=lambda: grpc_predict(channel, "model", {name: x}, runtime=server.implementation),
-        is_old_answer=lambda out: bool(np.max(np.abs(next(iter(out.values())) - old_expected)) <= 1e-5))
+        call=lambda: grpc_predict(server, {name: x}, channel=channel),
+        is_old_answer=lambda out: max_abs_diff(next(iter(out.values())), old_expected) <= 1e-5)
     traffic.call()  # the first call imports TensorFlow's protos: do it before the clock matters
     worker = threading.Thread(target=traffic.run, name="traffic", daemon=True)
     worker.start()
-    run.callback(lambda: (traffic.stop.set(), worker.join(timeout=30)))
+
+    def stop_traffic() -> None:
+        traffic.stop.set()
+        worker.join(timeout=30)
+
+    run.callback(stop_traffic)
     time.sleep(1.0)  # traffic on version 1 before the update
     return base, traffic, worker
 
 
-def _finish(run: Run, traffic: Traffic, worker: threading.Thread, updated_at: float) -> dict[str, float]:
+def _finish(run: "Run[TfservingTarget]", traffic: Traffic, worker: threading.Thread, updated_at: float) -> dict[str, float]:
     traffic.stop.set()
     worker.join(timeout=30)
     after = [a for a in traffic.answers if a[0] > updated_at]
@@ -78,7 +86,7 @@ def _wait_for(traffic: Traffic, predicate: Callable[[tuple[float, int, bool]], b
         time.sleep(0.2)
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
     base, traffic, worker = _start(run)
     # The new model's files are copied over version 1 in place: the version number does not change.
     shutil.copytree(saved_model(run.cache, NEW), base / "1", dirs_exist_ok=True)
@@ -87,7 +95,7 @@ def faulty(run: Run) -> dict[str, float]:
     return _finish(run, traffic, worker, updated_at)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     base, traffic, worker = _start(run)
     # The new model goes into a new numbered directory, made complete first and renamed into place
     # (a rename is atomic: the server never sees a half-copied version).

@@ -1,181 +1,47 @@
-"""A SavedModel served over TF Serving's REST and gRPC APIs.
+"""The ``tfserving`` target: a SavedModel served over TF Serving's REST and gRPC APIs.
 
-Two ways to run the server, one interface (:class:`Server`):
+Two ways to run the server, one interface (:class:`~harness.targets.tfserving.client.Server`):
 
 * **container** (the default wherever a Docker engine answers): ``harness.images`` builds the
   serving image locally (never pulled) and :class:`harness.images.ServingContainer` runs it with
   ports on 127.0.0.1.  The image runs the real ``tensorflow/serving`` when that image is present
   locally, else our **TF Serving-compatible server** (``containers/tfserving-compat``), which
   executes SavedModels with TensorFlow's own runtime.
-* **subprocess**: the TF Serving-compatible server as a plain process of the host venv on
-  127.0.0.1, used when no engine runs (``PITFALLS_SERVING=subprocess`` forces it).  Scenarios that
-  need container features (mounted config files, other TF versions) skip there with the reason.
+* **subprocess** (:mod:`harness.targets.tfserving.host`): the TF Serving-compatible server as a
+  plain process of the host venv on 127.0.0.1, used when no engine runs
+  (``PITFALLS_SERVING=subprocess`` forces it).  Scenarios that need container features (mounted
+  config files, other TF versions) skip there with the reason.
 
-Every result records which implementation and mode ran.
+The deploy interface: :meth:`TfservingTarget.prepare` turns a ``.keras`` file (``model.export``),
+an ``.h5`` file (tf_keras, ``save_format="tf"``) or a SavedModel directory (as is) into a
+SavedModel with a ``serving_default`` signature; :meth:`TfservingTarget.load` serves it as
+version 1 and returns a :class:`ServedModel` that reads its signature from the server's metadata
+and predicts with the REST columnar format.  Every result records which implementation and mode ran.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import library_versions
-from harness.errors import HarnessError, RuntimeFailure
-from harness.errors import NotApplicable
-from harness.paths import REPO_ROOT
-from harness.targets.base import Target
+from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
+from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
+from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
 
-COMPAT_DIR = REPO_ROOT / "containers" / "tfserving-compat"
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+
 MODES = ("auto", "container", "subprocess")
-
-
-def model_base_path(workdir: Path, versions: Mapping[int | str, Path], name: str = "model", *,
-                    hard_links: bool = False) -> Path:
-    """A model base path as TF Serving expects it: ``<name>/<version>/saved_model.pb``.
-
-    The SavedModels are copied (not symlinked) so that the directory can be bind-mounted.  With
-    ``hard_links`` (for large models that nothing writes to) files are hard-linked where the file
-    system allows it; never use it when a scenario writes into the version directories, since a
-    hard link shares the cached file.
-    """
-    import shutil
-
-    def link_or_copy(source: str, target: str) -> object:
-        try:
-            os.link(source, target)
-            return target
-        except OSError:
-            return shutil.copy2(source, target)
-
-    base = workdir / name
-    base.mkdir(parents=True, exist_ok=True)
-    for version, saved in versions.items():
-        shutil.copytree(saved, base / str(version), copy_function=link_or_copy if hard_links else shutil.copy2)
-    return base
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Reply:
-    """An HTTP reply of the server: status and parsed JSON body (or raw text)."""
-
-    status: int
-    body: Any
-    text: str
-    seconds: float
-
-    @property
-    def error(self) -> str | None:
-        return self.body.get("error") if isinstance(self.body, dict) else None
-
-
-@dataclass
-class Server:
-    """A running server: addresses, implementation, logs and small REST helpers."""
-
-    rest_url: str
-    grpc_target: str
-    implementation: str
-    mode: str
-    model_name: str
-    _logs: Any = field(repr=False, default=None)
-    published: dict[str, list[str]] = field(default_factory=dict)
-    """Container port -> ``host_ip:host_port`` bindings (empty for a host subprocess)."""
-
-    def logs(self, tail_lines: int | None = None) -> str:
-        return str(self._logs(tail_lines)) if self._logs else ""
-
-    def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
-                timeout: float = 60.0, headers: Mapping[str, str] | None = None,
-                base_url: str | None = None) -> Reply:
-        """Send a request; ``body`` is JSON-encoded, ``raw`` sent as is.
-
-        ``base_url`` sends it elsewhere than the server's REST port (e.g. a proxy in front).
-        """
-        return http_request(method, (base_url or self.rest_url) + path, body, raw=raw, timeout=timeout,
-                            headers=headers)
-
-    def model_path(self, model: str | None = None, *, version: int | None = None,
-                   label: str | None = None) -> str:
-        path = f"/v1/models/{model or self.model_name}"
-        if version is not None:
-            path += f"/versions/{version}"
-        elif label is not None:
-            path += f"/labels/{label}"
-        return path
-
-    def predict(self, body: Mapping[str, Any], *, model: str | None = None, version: int | None = None,
-                verb: str = "predict", label: str | None = None) -> Any:
-        """POST ``:predict`` (or ``:classify``/``:regress``); an error body raises RuntimeFailure."""
-        path = self.model_path(model, version=version, label=label) + f":{verb}"
-        reply = self.request("POST", path, body)
-        if reply.status != 200 or reply.error:
-            raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
-                                 source=f"error body of POST {path}")
-        return reply.body
-
-    def raise_from_log(self, pattern: str, *, timeout: float = 60.0) -> None:
-        """Wait for a server log line matching ``pattern`` and raise it as the runtime's error.
-
-        For failures TF Serving reports only in its log (e.g. a model it never finds).  Returns
-        without raising when no such line appeared within ``timeout``.
-        """
-        import re
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.logs().splitlines():
-                if re.search(pattern, line):
-                    raise RuntimeFailure(self.implementation, line.strip(), kind="log",
-                                         source="the server's log (stderr)")
-            time.sleep(0.5)
-
-    def status(self, model: str | None = None) -> Reply:
-        return self.request("GET", self.model_path(model))
-
-    def metadata(self, model: str | None = None) -> Any:
-        reply = self.request("GET", self.model_path(model) + "/metadata")
-        if reply.status != 200:
-            raise RuntimeFailure(self.implementation, reply.error or reply.text, kind=f"HTTP {reply.status}",
-                                 source="error body of GET /metadata")
-        return reply.body
-
-
-def http_request(method: str, url: str, body: Any = None, *, raw: bytes | None = None, timeout: float = 60.0,
-                 headers: Mapping[str, str] | None = None) -> Reply:
-    """One HTTP request; an error status is a :class:`Reply` too (its body is the server's)."""
-    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-    req = urllib.request.Request(url, data=data, method=method,
-                                 headers={"Content-Type": "application/json", **(headers or {})})
-    started = time.perf_counter()
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, text = resp.status, resp.read().decode(errors="replace")
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode(errors="replace")
-    seconds = time.perf_counter() - started
-    try:
-        parsed: Any = json.loads(text)
-    except ValueError:
-        parsed = None
-    return Reply(status, parsed, text, seconds)
+DEFAULT_TF_VERSION = "2.19.0"
+#: Bump when the export recipe of :meth:`TfservingTarget.prepare_impl` changes.
+EXPORT_REVISION = 1
 
 
 class TfservingTarget(Target):
@@ -191,6 +57,7 @@ class TfservingTarget(Target):
                                hint=f"use one of {MODES}")
         self.mode = "subprocess"
         self.engine_reason: str | None = None
+        self.deployments: list[ServedModel] = []
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -211,10 +78,14 @@ class TfservingTarget(Target):
         self.mode = "subprocess" if self.engine_reason else "container"
 
     def deactivate_impl(self) -> None:
-        if self.mode == "container":
-            from harness.images import remove_leftover_containers
+        try:
+            while self.deployments:
+                self.deployments.pop().close()
+        finally:
+            if self.mode == "container":
+                from harness.images import remove_leftover_containers
 
-            remove_leftover_containers()
+                remove_leftover_containers()
 
     def versions(self) -> dict[str, str]:
         found = library_versions("tensorflow", "tensorflow-serving-api", "docker")
@@ -226,11 +97,12 @@ class TfservingTarget(Target):
         if self.mode != "container":
             raise NotApplicable(f"{why} needs a Docker engine, and none answers here ({self.engine_reason})")
 
+    # serving -----------------------------------------------------------------------------
     @contextmanager
     def serve(self, *, model_name: str = "model", model_dir: Path | None = None,
               models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
               env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: str = "available",
-              ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = "2.19.0",
+              ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = DEFAULT_TF_VERSION,
               fail_on_load_error: bool = True, command: Sequence[str] | None = None) -> Iterator[Server]:
         """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
 
@@ -254,74 +126,135 @@ class TfservingTarget(Target):
 
             image = ensure_serving_image(tf_version)
             container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
-                                         files=files, env=env, args=args, command=command,
+                                         files={path: target for path, target in (files or {}).items()}, env=env, args=args, command=command,
                                          wait=wait == "available", ready_model=ready_model,
                                          ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error)
             with _engine_errors_raised(container.name), container as c:
                 server = Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
                                 "container", model_name, c.logs, _published_ports(c.container_id))
                 if wait == "listening":
-                    _wait_listening(server, ready_timeout)
+                    wait_listening(server, ready_timeout)
                 yield server
             return
-        if models or files or command or tf_version != "2.19.0":
+        if models or files or command or tf_version != DEFAULT_TF_VERSION:
             raise NotApplicable("this scenario mounts files or needs another TF version: it needs a Docker "
                                 f"engine, and none answers here ({self.engine_reason})")
-        with self._subprocess(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
-                              fail_on_load_error) as server:
+        with serve_on_host(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
+                           fail_on_load_error) as server:
             yield server
 
-    @contextmanager
-    def _subprocess(self, model_name: str, model_dir: Path | None, env: Mapping[str, str], args: Sequence[str],
-                    wait: str, ready_model: str | None, ready_timeout: float,
-                    fail_on_load_error: bool) -> Iterator[Server]:
-        from harness.images import COMPAT_IMPLEMENTATION, HttpReady, ModelAvailable
+    # deploy interface --------------------------------------------------------------------
+    def prepare_impl(self, source: ModelSource, cache: "ArtifactCache", options: dict[str, Any]) -> Prepared:
+        """A SavedModel with a ``serving_default`` signature (cached unless given as one)."""
+        from harness.models import KERAS_DISTS
 
-        rest, grpc = _free_port(), _free_port()
-        name = env.get("MODEL_NAME", model_name)
-        base = str(model_dir) if model_dir is not None else f"/models/{name}"
-        cmd = [sys.executable, "-m", "tfs_compat", f"--port={grpc}", f"--rest_api_port={rest}",
-               "--listen_host=127.0.0.1", f"--model_name={name}", f"--model_base_path={base}", *args]
-        log = tempfile.TemporaryFile(mode="w+")
-        child_env = {**os.environ, "PYTHONPATH": str(COMPAT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2"}
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+        if source.format == "saved_model":
+            return Prepared(self.name, source, source.path, saved_model_sizes(source.path), {"export": "as given"})
+        recipe = "keras.Model.export" if source.format == "keras" else "tf_keras save_format=tf"
+        key = {"source": cache.source_key(source.path), "format": source.format, "recipe": recipe,
+               "revision": EXPORT_REVISION, "versions": library_versions(*KERAS_DISTS)}
+        artifact = cache.get_or_build("tfserving_saved_model", key,
+                                      lambda out: export_saved_model(source, out / "saved_model")) / "saved_model"
+        return Prepared(self.name, source, artifact, saved_model_sizes(artifact), {"export": recipe})
 
-        def logs(tail_lines: int | None = None) -> str:
-            log.flush()
-            log.seek(0)
-            lines = log.read().splitlines()
-            return "\n".join(lines[-tail_lines:] if tail_lines else lines)
+    def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
+        """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
+        import shutil
+        import tempfile
 
-        server = Server(f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}", f"{COMPAT_IMPLEMENTATION} (host subprocess)",
-                        "subprocess", model_name, logs)
+        from harness.targets.tfserving.kit import model_base_path
+
+        model_name = str(options.get("model_name", "model"))
+        workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-"))
+        workdir.chmod(0o755)  # mounted into the container, read by its user
+        stack = ExitStack()
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
-            if wait == "available":
-                from harness.errors import WaitTimeout
+            base = model_base_path(workdir, {1: prepared.artifact}, name=model_name, hard_links=True)
+            server = stack.enter_context(self.serve(model_name=model_name, model_dir=base,
+                                                    tf_version=str(options.get("tf_version", DEFAULT_TF_VERSION))))
+        except BaseException:
+            stack.close()
+            raise
+        deployment = ServedModel(prepared, server, stack)
+        self.deployments = [d for d in self.deployments if not d.closed] + [deployment]  # closed with the target
+        return deployment
 
-                def exited() -> str | None:
-                    """Raise the server's own load error (as in a container), else say it has exited."""
-                    from harness.images import load_failure_in_log
 
-                    failure = load_failure_in_log(logs(), ready_model or name) if fail_on_load_error else None
-                    if failure is not None:
-                        raise RuntimeFailure(server.implementation, failure[1], kind=failure[0],
-                                             source="server log: 'Loading servable ... failed'")
-                    code = proc.poll()
-                    return None if code is None else f"server process exited with code {code}"
+def export_saved_model(source: ModelSource, out: Path) -> None:
+    """Write ``source`` (a .keras or .h5 file) as a SavedModel at ``out``; Keras's own errors are
+    raised as :class:`RuntimeFailure` carrying its text."""
+    library = "keras" if source.format == "keras" else "tf_keras"
+    step = "load_model"
+    try:
+        if source.format == "keras":
+            import keras
 
-                try:
-                    HttpReady(f"{server.rest_url}/v1/models/{ready_model or name}",
-                              ModelAvailable(COMPAT_IMPLEMENTATION, fail_on_load_error), timeout=ready_timeout,
-                              poll_interval=0.3, abort=exited).wait()
-                except WaitTimeout as exc:
-                    raise WaitTimeout(exc.message, evidence=f"{exc.evidence}\n--- server log ---\n{logs(40)}",
-                                      hint="read the server log above") from None
-            elif wait == "listening":
-                _wait_listening(server, ready_timeout)
-            yield server
-        finally:
-            _stop(proc)
-            log.close()
+            model = keras.models.load_model(source.path, compile=False)
+            step = "model.export"
+            model.export(str(out), verbose=False)
+        elif source.format == "h5":
+            import tf_keras
+
+            model = tf_keras.models.load_model(source.path, compile=False)
+            step = "model.save(save_format='tf')"
+            model.save(str(out), save_format="tf")
+        else:
+            raise HarnessError(f"export_saved_model() got a {source.format} source", hint="pass a .keras or .h5 file")
+    except HarnessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Keras's own error, kept with its text
+        raise RuntimeFailure(library, str(exc), kind=type(exc).__name__,
+                             source=f"{library} {step} of {source.path.name}") from exc
+
+
+def saved_model_sizes(saved_model_dir: Path) -> dict[str, int]:
+    """Bytes of the graph (``saved_model.pb``/``.pbtxt``) and of the ``variables/`` checkpoint."""
+    graph = next((saved_model_dir / n for n in ("saved_model.pb", "saved_model.pbtxt")
+                  if (saved_model_dir / n).is_file()), None)
+    variables = saved_model_dir / "variables"
+    return {"saved_model.pb": graph.stat().st_size if graph else 0,
+            "variables": sum(f.stat().st_size for f in variables.rglob("*") if f.is_file()) if variables.is_dir() else 0}
+
+
+class ServedModel(Deployment):
+    """A prepared SavedModel served as version 1 of a model; the signature is the server's."""
+
+    def __init__(self, prepared: Prepared, server: Server, stack: ExitStack) -> None:
+        super().__init__(prepared)
+        self.server = server
+        self._stack = stack
+        self._signature: Signature | None = None
+
+    def signature(self) -> Signature:
+        """``serving_default`` as ``GET /v1/models/<name>/metadata`` reports it."""
+        if self._signature is None:
+            defs = signature_defs(self.server)
+            if "serving_default" not in defs:
+                raise UsageError(f"the served model has no serving_default signature (it has: "
+                                 f"{', '.join(sorted(defs)) or 'none'}): export it with model.export(dir), or "
+                                 "name it in tf.saved_model.save(obj, dir, signatures={'serving_default': fn})")
+            self._signature = signature_of(defs["serving_default"])
+        return self._signature
+
+    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+        """POST the columnar format ``{"inputs": {name: list}}``; outputs by the signature's names."""
+        import numpy as np
+
+        signature = self.signature()
+        reply = self.server.predict({"inputs": {name: np.asarray(value).tolist() for name, value in inputs.items()}})
+        outputs = reply["outputs"]
+        if not isinstance(outputs, dict):  # one output: TF Serving's columnar reply leaves out its name
+            if len(signature.outputs) != 1:
+                raise HarnessError(f"an unnamed columnar reply from a signature with {len(signature.outputs)} "
+                                   "outputs", evidence=str(reply)[:2000])
+            outputs = {signature.outputs[0].name: outputs}
+        dtypes = {t.name: t.dtype for t in signature.outputs}
+        return {name: np.asarray(value, dtype=dtypes.get(name) if dtypes.get(name) != "object" else None)
+                for name, value in outputs.items()}
+
+    def close_impl(self) -> None:
+        self._stack.close()
 
 
 @contextmanager
@@ -357,246 +290,3 @@ def _published_ports(container_id: str) -> dict[str, list[str]]:
     finally:
         client.close()
     return {port: [f"{b['HostIp']}:{b['HostPort']}" for b in bindings or []] for port, bindings in ports.items()}
-
-
-def _wait_listening(server: Server, timeout: float) -> None:
-    """Wait until the REST port answers at all (any HTTP status), for servers not awaited as ready."""
-    from harness.errors import WaitTimeout
-    from harness.images import HttpReady
-
-    try:
-        HttpReady(f"{server.rest_url}/v1/models/{server.model_name}", lambda status, body: True,
-                  timeout=timeout, poll_interval=0.3).wait()
-    except WaitTimeout as exc:
-        raise WaitTimeout(f"the REST port never answered: {exc.message}",
-                          evidence=f"{exc.evidence}\n--- server log ---\n{server.logs(40)}",
-                          hint="read the server log above") from None
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    """SIGTERM the server's process group, SIGKILL after 10 s."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-
-
-# --- helpers shared by server scenarios ------------------------------------------------------
-
-NGINX = Path("/usr/sbin/nginx")
-
-
-def _ssha_entry(user: str, password: str) -> str:
-    """An htpasswd line in RFC 2307 ``{SSHA}`` form, which nginx's auth_basic accepts."""
-    import base64
-    import hashlib
-
-    salt = os.urandom(8)
-    digest = hashlib.sha1(password.encode() + salt).digest()
-    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}"
-
-
-@contextmanager
-def basic_auth_proxy(upstream: str, users: Mapping[str, str], *, realm: str = "model server",
-                     timeout: float = 15.0) -> Iterator[str]:
-    """A real nginx on 127.0.0.1 with HTTP basic auth, proxying to ``upstream``; yields its URL.
-
-    The configuration and htpasswd file live in a fresh directory that is removed afterwards;
-    nginx runs in the foreground as a child process and is stopped with its workers at the end.
-    """
-    import shutil
-
-    nginx = shutil.which("nginx") or str(NGINX)
-    if not Path(nginx).is_file():
-        raise NotApplicable("nginx is not installed (run.sh installs Debian's nginx-light)")
-    prefix = Path(tempfile.mkdtemp(prefix="pitfalls-nginx-"))
-    prefix.chmod(0o755)  # nginx's workers (user nobody) read the htpasswd file
-    port = _free_port()
-    (prefix / "htpasswd").write_text("".join(_ssha_entry(u, p) + "\n" for u, p in users.items()))
-    (prefix / "nginx.conf").write_text(f"""
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/client_body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            auth_basic "{realm}";
-            auth_basic_user_file {prefix}/htpasswd;
-            proxy_set_header Authorization "";
-            proxy_pass {upstream};
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
-                             str(prefix / "error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                log = (prefix / "error.log").read_text(errors="replace") if (prefix / "error.log").exists() else ""
-                raise HarnessError(f"nginx exited with code {proc.returncode}", evidence=stderr + log)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise HarnessError(f"nginx did not listen on 127.0.0.1:{port} within {timeout:.0f}s") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        _stop(proc)
-        if proc.stderr:
-            proc.stderr.close()
-        shutil.rmtree(prefix, ignore_errors=True)
-
-
-def enter_together(run: Any, *servers: Any) -> list[Server]:
-    """Start several ``serve(...)`` contexts at once (threads) and register them with ``run``.
-
-    Two containers starting side by side take about as long as one; each is stopped when the
-    variant ends, and the ones that started are stopped too if another fails.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(servers)) as pool:
-        futures = [pool.submit(cm.__enter__) for cm in servers]
-        started: list[Server] = []
-        failure: BaseException | None = None
-        for cm, future in zip(servers, futures):
-            try:
-                started.append(future.result())
-            except BaseException as exc:  # noqa: BLE001 - re-raised after the others are registered
-                failure = failure or exc
-                continue
-            run.callback(lambda cm=cm: cm.__exit__(None, None, None))
-    if failure is not None:
-        raise failure
-    return started
-
-
-_GLOG_TIME = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)"
-
-
-def load_seconds_from_log(log: str, model: str, version: int = 1) -> float:
-    """Seconds between the server's ``Loading servable version`` and ``Successfully loaded`` lines.
-
-    Both tensorflow/serving and the compatible server log these two lines (glog time stamps).
-    """
-    import datetime
-    import re
-
-    sid = re.escape(f"{{name: {model} version: {version}}}")
-    stamps = []
-    for what in ("Loading servable version", "Successfully loaded servable version"):
-        match = re.search(_GLOG_TIME + r".*" + what + " " + sid, log)
-        if match is None:
-            raise HarnessError(f"no '{what} {{name: {model} version: {version}}}' line in the server log",
-                               evidence=log[-3000:])
-        stamps.append(datetime.datetime.strptime(match["stamp"], "%Y-%m-%d %H:%M:%S.%f"))
-    return (stamps[1] - stamps[0]).total_seconds()
-
-
-def signature_inputs(server: Server, model: str | None = None, signature: str = "serving_default") -> list[str]:
-    """The input names of a signature, read from the server's ``GET .../metadata``."""
-    meta = server.metadata(model)
-    return sorted(meta["metadata"]["signature_def"]["signature_def"][signature]["inputs"])
-
-
-def grpc_predict(channel: Any, model: str, inputs: Mapping[str, Any], *, runtime: str,
-                 version: int | None = None, signature: str = "serving_default",
-                 timeout: float = 30.0) -> tuple[dict[str, Any], int]:
-    """``PredictionService.Predict`` over gRPC; returns (outputs as numpy arrays, served version).
-
-    A gRPC error status raises :class:`RuntimeFailure` with the server's code and message.
-    """
-    import grpc
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model
-    request.model_spec.signature_name = signature
-    if version is not None:
-        request.model_spec.version.value = version
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    try:
-        reply = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
-    except grpc.RpcError as exc:
-        raise RuntimeFailure(runtime, f"{exc.code().name}: {exc.details()}", kind=exc.code().name,
-                             source="gRPC status of PredictionService.Predict") from None
-    outputs = {name: tf.make_ndarray(tensor) for name, tensor in reply.outputs.items()}
-    return outputs, int(reply.model_spec.version.value)
-
-
-def wide_mlp_saved_model(cache: Any, width: int = 4096, depth: int = 2) -> Path:
-    """A wide MLP (8 -> width x depth -> 3, untrained, seeded) exported as a SavedModel.
-
-    Big enough that loading and each Session run cost something measurable (each width x width
-    layer of 4096 holds 16.7 M weights), and batch-friendly (a run on 16 rows costs about what one
-    row costs). Returns the artifact directory: ``saved_model/`` and ``probe.npz`` (x: 4 rows, y).
-    """
-    from harness.artifacts import library_versions
-
-    def build(out: Path) -> None:
-        import keras
-        import numpy as np
-
-        keras.utils.set_random_seed(0)
-        hidden = [keras.layers.Dense(width, activation="relu") for _ in range(depth)]
-        model = keras.Sequential([keras.Input((8,)), *hidden, keras.layers.Dense(3)])
-        model.export(str(out / "saved_model"), verbose=False)
-        x = np.random.default_rng(3).normal(size=(4, 8)).astype("float32")
-        np.savez(out / "probe.npz", x=x, y=np.asarray(model(x)))
-
-    key = {"model": f"wide-mlp-{width}" + (f"x{depth}" if depth != 2 else ""),
-           "versions": library_versions("tensorflow", "keras", "numpy")}
-    return Path(cache.get_or_build("saved_model_wide_mlp", key, build))
-
-
-def serve_versions(run: Any, versions: Mapping[int, Path], *, name: str = "model", **serve_options: Any) -> Server:
-    """Serve ``{version: saved_model_dir}`` as model ``name`` until the variant ends.
-
-    The server is registered with ``run`` (stopped when the variant ends) and its implementation noted.
-    """
-    base = model_base_path(run.workdir, versions, name=name)
-    server: Server = run.enter(run.target.serve(model_name=name, model_dir=base, **serve_options))
-    run.note("implementation", server.implementation)
-    return server
-
-
-def serve_spec(run: Any, spec: Any, *, name: str = "model", **serve_options: Any) -> Server:
-    """Serve the SavedModel of ``spec`` (a :class:`harness.models.ModelSpec`) as version 1 of ``name``."""
-    from harness.models import saved_model
-
-    return serve_versions(run, {1: saved_model(run.cache, spec)}, name=name, **serve_options)
-
-
-def probe_diff(server: Server, cache: Any, spec: Any, *, rows: int | None = None, **predict_options: Any) -> float:
-    """Max |served - Keras| on the probe batch of ``spec`` (row format ``instances``)."""
-    import numpy as np
-
-    from harness.models import trained_model
-
-    x, expected = trained_model(cache, spec).probe()
-    x, expected = (x[:rows], expected[:rows]) if rows else (x, expected)
-    got = np.asarray(server.predict({"instances": x.tolist()}, **predict_options)["predictions"])
-    return float(np.max(np.abs(got - expected)))

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import RAW_MEAN, RAW_STD, cached_export, label_figures, raw_measurements, serve_versions
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")  # trained on standardised features
 
@@ -27,7 +31,7 @@ def export_with_normalization(cache: ArtifactCache, trained: TrainedModel) -> Pa
                                  "mean": RAW_MEAN, "std": RAW_STD}, build)
 
 
-def _run(run: Run, model_dir: Path, trained: TrainedModel) -> dict[str, float]:
+def _run(run: "Run[TfservingTarget]", model_dir: Path, trained: TrainedModel) -> dict[str, float]:
     import numpy as np
 
     from harness.models import keras_outputs
@@ -39,13 +43,15 @@ def _run(run: Run, model_dir: Path, trained: TrainedModel) -> dict[str, float]:
     return label_figures(scores, keras_outputs(run.cache, trained, x[:64]), y[:64])
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
+    # The export holds the network only: the scaler stayed in the Python training script.
     return _run(run, saved_model(run.cache, SPEC), trained)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
+    # The scaler moved into the export, as a Normalization layer in front of the network.
     return _run(run, export_with_normalization(run.cache, trained), trained)
 
 

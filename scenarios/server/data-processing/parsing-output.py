@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import cached_export, export_endpoint, serve_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 CLASS_NAMES = ("low", "medium", "high")
@@ -32,33 +38,42 @@ def export_classes_and_scores(cache: ArtifactCache, trained: TrainedModel) -> Pa
                                  "model": trained.dir.name}, build)
 
 
-def _labels(run: Run, read_label: str) -> dict[str, float]:
-    import numpy as np
-
+def _classify(run: "Run[TfservingTarget]") -> tuple[list[dict[str, Any]], "np.ndarray", "np.ndarray"]:
+    """Serve the classes-and-scores export and send 64 test rows: (predictions, labels, Keras outputs)."""
     from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()
     x, y = x[:64], y[:64]
     server = serve_versions(run, {1: export_classes_and_scores(run.cache, trained)})
-    predictions = server.predict({"instances": x.tolist()})["predictions"]  # one object per row
+    predictions: list[dict[str, Any]] = server.predict({"instances": x.tolist()})["predictions"]  # one object per row
     run.note("first_prediction", predictions[0])
-    if read_label == "first-class":
-        labels = [p["classes"][0] for p in predictions]
-    else:
-        labels = [p["classes"][int(np.argmax(p["scores"]))] for p in predictions]
-    keras_labels = [CLASS_NAMES[i] for i in np.argmax(keras_outputs(run.cache, trained, x), axis=1)]
+    return predictions, y, keras_outputs(run.cache, trained, x)
+
+
+def _label_figures(labels: list[str], y: "np.ndarray", keras: "np.ndarray") -> dict[str, float]:
+    """Accuracy of the client's labels, and their agreement with Keras's argmax."""
+    import numpy as np
+
+    keras_labels = [CLASS_NAMES[i] for i in np.argmax(keras, axis=1)]
     return {"accuracy": float(np.mean([label == CLASS_NAMES[t] for label, t in zip(labels, y)])),
             "label_agreement": float(np.mean([a == b for a, b in zip(labels, keras_labels)]))}
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    predictions, y, keras = _classify(run)
     # The client takes `classes` for "the predicted class" and reads its first entry.
-    return _labels(run, "first-class")
+    labels = [p["classes"][0] for p in predictions]
+    return _label_figures(labels, y, keras)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _labels(run, "argmax-of-scores")
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    predictions, y, keras = _classify(run)
+    # The label is the class whose score is highest: argmax over `scores`, looked up in `classes`.
+    labels = [p["classes"][int(np.argmax(p["scores"]))] for p in predictions]
+    return _label_figures(labels, y, keras)
 
 
 SCENARIO = Scenario(

@@ -2,37 +2,57 @@
 
 from __future__ import annotations
 
-from harness.models import ModelSpec, saved_model, trained_model
+from typing import TYPE_CHECKING
+
+from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import RAW_MEAN, RAW_STD, label_figures, raw_measurements, serve_versions
+from harness.targets.tfserving.kit import RAW_MEAN, RAW_STD, Server, label_figures, raw_measurements, serve_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")  # trained on standardised features
 CLASS_NAMES = ("low", "medium", "high")
 
 
-def _run(run: Run, standardise: bool) -> dict[str, float]:
-    import numpy as np
+def _raw_rows(run: "Run[TfservingTarget]") -> tuple["np.ndarray", TrainedModel, Server]:
+    """The client's raw measurements of 64 test rows, and the served model trained on standardised ones."""
+    trained = trained_model(run.cache, SPEC)
+    x, _ = trained.test_set()
+    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
+    return raw_measurements(x[:64]), trained, server  # what the client receives from its sensors
 
+
+def _judge(run: "Run[TfservingTarget]", scores: "np.ndarray", trained: TrainedModel) -> dict[str, float]:
+    """The labels against the Python pipeline the model was validated with: scaler, then Keras."""
     from harness.models import keras_outputs
 
-    trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()
-    raw = raw_measurements(x[:64])  # what the client receives from its sensors
-    features = (raw - np.asarray(RAW_MEAN, "float32")) / np.asarray(RAW_STD, "float32") if standardise else raw
-    server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
-    scores = np.asarray(server.predict({"instances": features.tolist()})["predictions"])
-    labels = [CLASS_NAMES[i] for i in np.argmax(scores, axis=1)]  # post-processing
-    run.note("first_labels", labels[:8])
-    # The Python pipeline the model was validated with: scaler, then Keras.
     return label_figures(scores, keras_outputs(run.cache, trained, x[:64]), y[:64])
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, standardise=False)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    raw, trained, server = _raw_rows(run)
+    # The raw values go to the server as they are: the scaler stayed in the training script.
+    scores = np.asarray(server.predict({"instances": raw.tolist()})["predictions"])
+    run.note("first_labels", [CLASS_NAMES[i] for i in np.argmax(scores, axis=1)][:8])
+    return _judge(run, scores, trained)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, standardise=True)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    raw, trained, server = _raw_rows(run)
+    # Pre-processing: the scaler's training statistics, applied before the request.
+    features = (raw - np.asarray(RAW_MEAN, "float32")) / np.asarray(RAW_STD, "float32")
+    scores = np.asarray(server.predict({"instances": features.tolist()})["predictions"])
+    # Post-processing: argmax over each row, then the class names.
+    run.note("first_labels", [CLASS_NAMES[i] for i in np.argmax(scores, axis=1)][:8])
+    return _judge(run, scores, trained)
 
 
 SCENARIO = Scenario(

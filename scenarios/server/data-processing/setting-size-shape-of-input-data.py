@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import serve_versions, signature_defs
+from harness.targets.tfserving.kit import Server, serve_versions, signature_defs
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def _predict(run: Run, features: int) -> dict[str, float]:
-    import numpy as np
-
-    x, expected = trained_model(run.cache, SPEC).probe()
+def _serve(run: "Run[TfservingTarget]") -> Server:
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
-    signature = signature_defs(server)["serving_default"]
-    run.note("signature_inputs", signature["inputs"])
-    got = np.asarray(server.predict({"instances": x[:, :features].tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    run.note("signature_inputs", signature_defs(server)["serving_default"]["inputs"])
+    return server
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    x, expected = trained_model(run.cache, SPEC).probe()
+    server = _serve(run)
     # The client dropped one column (say an id it thought unused): each instance has 7 values.
-    return _predict(run, 7)
+    got = server.predict({"instances": x[:, :7].tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _predict(run, 8)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    x, expected = trained_model(run.cache, SPEC).probe()
+    server = _serve(run)
+    # Every instance holds the 8 features the signature's shape [-1, 8] asks for, in training order.
+    got = server.predict({"instances": x[:, :8].tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

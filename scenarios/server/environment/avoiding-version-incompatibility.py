@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache, library_versions
+from harness.compare import max_abs_diff
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import model_base_path
+from harness.targets.tfserving.kit import Server, model_base_path
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 TRAINING_TF = "2.19.0"
 OLD_SERVING_TF = "2.12.0"
+LOAD_ONCE = ["--max_num_load_retries=0"]  # a failed load is final: its error shows at once
 
 
 def bag_of_items_model(cache: ArtifactCache) -> Path:
@@ -45,28 +51,35 @@ def bag_of_items_model(cache: ArtifactCache) -> Path:
     return cache.get_or_build("saved_model_ragged_bag", key, build)
 
 
-def _serve_and_predict(run: Run, tf_version: str) -> dict[str, float]:
+def _recommender_base(run: "Run[TfservingTarget]") -> Path:
+    """The recommender (exported with this venv's TF, 2.19) laid out as version 1 of ``recommender``."""
+    run.target.require_container("a server with another TensorFlow (its own image)")
+    return model_base_path(run.workdir, {1: bag_of_items_model(run.cache) / "saved_model"}, name="recommender")
+
+
+def _probe(run: "Run[TfservingTarget]", server: Server, serving_tf: str) -> dict[str, float]:
     import numpy as np
 
-    artifact = bag_of_items_model(run.cache)
-    base = model_base_path(run.workdir, {1: artifact / "saved_model"}, name="recommender")
-    run.target.require_container(f"a server with TensorFlow {tf_version} (its own image)")
-    server = run.enter(run.target.serve(model_name="recommender", model_dir=base, tf_version=tf_version,
-                                        args=["--max_num_load_retries=0"]))
     run.note("implementation", server.implementation)
-    run.note("serving_tensorflow", tf_version)
-    with np.load(artifact / "probe.npz") as probe:
+    run.note("serving_tensorflow", serving_tf)
+    with np.load(bag_of_items_model(run.cache) / "probe.npz") as probe:
         x, expected = probe["x"], probe["y"]
-    got = np.asarray(server.predict({"instances": x.tolist()}, model="recommender")["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = server.predict({"instances": x.tolist()}, model="recommender")["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _serve_and_predict(run, OLD_SERVING_TF)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    # The serving image pinned long ago (TF 2.12) runs a model exported with this venv's TF 2.19.
+    server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
+                                        tf_version=OLD_SERVING_TF, args=LOAD_ONCE))
+    return _probe(run, server, OLD_SERVING_TF)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _serve_and_predict(run, TRAINING_TF)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    # The serving image's TensorFlow is the one that exported the model.
+    server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
+                                        tf_version=TRAINING_TF, args=LOAD_ONCE))
+    return _probe(run, server, TRAINING_TF)
 
 
 SCENARIO = Scenario(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import probe_diff, serve_spec
+from harness.targets.tfserving.kit import probe_diff, serve_spec
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # The export is mounted at /models/model (the image's default MODEL_NAME), but the container is
     # started with -e MODEL_NAME=classifier: the entrypoint serves /models/classifier.
     run.target.require_container("the serving image's entrypoint, which reads MODEL_NAME")
@@ -17,7 +22,7 @@ def faulty(run: Run) -> None:
     server.raise_from_log(r"Could not find base path", timeout=90)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     # Mount at /models/classifier and set MODEL_NAME=classifier: the name is also the REST path.
     server = serve_spec(run, SPEC, name="classifier", env={"MODEL_NAME": "classifier"})
     return {"max_abs_diff": probe_diff(server, run.cache, SPEC, model="classifier")}

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import probe_diff, serve_spec
+from harness.targets.tfserving.kit import probe_diff, serve_spec
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 ENTRYPOINT = "/usr/bin/tf_serving_entrypoint.sh"  # in tensorflow/serving and in our image
 SERVER_FLAGS = ("--port=8500", "--rest_api_port=8501", "--model_name=model", "--model_base_path=/models/model")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # `tensorflow-model-server` is the name of the Debian/apt package; the binary it installs is
     # `tensorflow_model_server`.  A container command with the package name cannot even start.
     run.target.require_container("starting a container with a custom command")
     serve_spec(run, SPEC, command=["tensorflow-model-server", *SERVER_FLAGS])
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     # The image's documented entrypoint runs tensorflow_model_server (the binary's real name) with
     # --model_name=${MODEL_NAME} --model_base_path=${MODEL_BASE_PATH}/${MODEL_NAME}.
     run.target.require_container("starting a container with a custom command")

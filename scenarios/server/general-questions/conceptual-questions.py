@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import Server, model_base_path
+from harness.targets.tfserving.kit import Server, model_base_path
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 OLD, NEW = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 
 
-def _serve_two_versions(run: Run) -> Server:
+def _serve_two_versions(run: "Run[TfservingTarget]") -> Server:
     base = model_base_path(run.workdir, {1: saved_model(run.cache, OLD), 2: saved_model(run.cache, NEW)})
     server = run.enter(run.target.serve(model_dir=base))
     run.note("implementation", server.implementation)
     return server
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # Misconception: "every version directory under the base path is served".
     server = _serve_two_versions(run)
     x, _ = trained_model(run.cache, OLD).probe()
     server.predict({"instances": x.tolist()}, version=1)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     server = _serve_two_versions(run)
     # A servable is one version of one model; the status lists the versions the server manages.
     status = server.status().body or {}
@@ -40,9 +44,9 @@ def fixed(run: Run) -> dict[str, float]:
     width = int(spec["tensor_shape"]["dim"][-1]["size"])
     x, expected = trained_model(run.cache, NEW).probe()
     body = {"inputs": {name: x.tolist()}}  # columnar request, keyed by the signature's input name
-    got = np.asarray(server.predict(body, version=available[-1])["outputs"])
+    got = server.predict(body, version=available[-1])["outputs"]
     return {"available_version_count": len(available), "latest_available": available[-1],
-            "signature_input_width": width, "max_abs_diff": float(np.max(np.abs(got - expected)))}
+            "signature_input_width": width, "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

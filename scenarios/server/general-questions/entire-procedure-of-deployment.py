@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import model_base_path
+from harness.targets.tfserving.kit import model_base_path
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # The SavedModel is mounted as the base path itself, without a numbered version directory.
     import shutil
 
@@ -19,15 +25,13 @@ def faulty(run: Run) -> None:
     server.raise_from_log(r"No versions of servable \S+ found under base path", timeout=60)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
     server = run.enter(run.target.serve(model_dir=base))
     run.note("implementation", server.implementation)
     x, expected = trained_model(run.cache, SPEC).probe()
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = server.predict({"instances": x.tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

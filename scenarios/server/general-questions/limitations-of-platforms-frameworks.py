@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import shutil
+from typing import TYPE_CHECKING
 
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import probe_diff, serve_spec
+from harness.targets.tfserving.kit import probe_diff, serve_spec
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # The trained model as Keras saves it (model.keras, a zip of config + weights), dropped into the
     # version directory as if the server could read any model file.
     version = run.workdir / "model" / "1"
@@ -21,7 +25,7 @@ def faulty(run: Run) -> None:
     run.note("implementation", server.implementation)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     # The same model exported to the format the server runs: a SavedModel (model.export(dir)).
     server = serve_spec(run, SPEC)
     return {"max_abs_diff": probe_diff(server, run.cache, SPEC)}

@@ -2,33 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import ArtifactCache
+from harness.compare import accuracy, label_agreement, max_abs_diff
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import cached_export, grpc_predict, serve_versions, signature_defs
 
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def export_float16(cache: ArtifactCache, trained: TrainedModel, *, float32_io: bool) -> Path:
-    """The trained MLP with float16 weights; its signature is float16, or float32 with casts inside."""
+def export_float16(cache: ArtifactCache, trained: TrainedModel, layout: str, build_model: Callable[[], Any]) -> Path:
+    """``build_model()`` (the MLP's layers in float16) given the trained weights as float16, exported.
+
+    ``layout`` names what ``build_model`` builds (it is part of the cache key); the model is a
+    ``keras.Model`` (Keras ships no type information, hence ``Any``).
+    """
 
     def build(out: Path) -> None:
-        import keras
-
-        body = [keras.Input((8,), dtype="float32" if float32_io else "float16", name="features"),
-                keras.layers.Dense(16, activation="relu", dtype="float16"),
-                keras.layers.Dense(3, activation="softmax", dtype="float16")]
-        if float32_io:  # Keras casts the float32 input to each layer's dtype; cast the output back
-            body.append(keras.layers.Activation("linear", dtype="float32"))
-        model = keras.Sequential(body)
+        model = build_model()
         model.set_weights([w.astype("float16") for w in trained.load().get_weights()])
         model.export(str(out), verbose=False)
 
-    return cached_export(cache, {"recipe": "float16-weights/1", "float32_io": float32_io,
-                                 "model": trained.dir.name}, build)
+    return cached_export(cache, {"recipe": "float16-weights/2", "layout": layout, "model": trained.dir.name}, build)
 
 
 def weight_bytes(model_dir: Path) -> int:
@@ -42,15 +44,12 @@ def weight_bytes(model_dir: Path) -> int:
                if not name.startswith("_CHECKPOINTABLE_OBJECT_GRAPH") and dtypes[name].is_floating)
 
 
-def _run(run: Run, float32_io: bool) -> dict[str, float]:
-    import numpy as np
-
+def _serve_and_call(run: "Run[TfservingTarget]", trained: TrainedModel, half: Path) -> dict[str, float]:
+    """Serve the float16 export and call it as the float32 model's gRPC client always has."""
     from harness.models import keras_outputs
 
-    trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()
     x, y = x[:64], y[:64]
-    half = export_float16(run.cache, trained, float32_io=float32_io)
     run.figure("weight_bytes_ratio", weight_bytes(half) / weight_bytes(saved_model(run.cache, SPEC)))
     server = serve_versions(run, {1: half})
     signature = signature_defs(server)["serving_default"]
@@ -58,19 +57,38 @@ def _run(run: Run, float32_io: bool) -> dict[str, float]:
     (output_name,) = signature["outputs"]
     run.note("signature_input", {input_name: info["dtype"]})
     # The gRPC client of the float32 model, unchanged: it sends the float32 array it has.
-    got = grpc_predict(server, {input_name: x}, signature_name="serving_default")[output_name]
+    got = grpc_predict(server, {input_name: x}).outputs[output_name]
     expected = keras_outputs(run.cache, trained, x)
-    return {"max_abs_diff": float(np.max(np.abs(got.astype("float64") - expected))),
-            "label_agreement": float(np.mean(np.argmax(got, axis=1) == np.argmax(expected, axis=1))),
-            "accuracy": float(np.mean(np.argmax(got, axis=1) == y))}
+    return {"max_abs_diff": max_abs_diff(got, expected), "label_agreement": label_agreement(got, expected),
+            "accuracy": accuracy(got, y)}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, float32_io=False)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    def float16_everywhere() -> Any:
+        # The whole model in float16, input included: the signature declares DT_HALF.
+        import keras
+
+        return keras.Sequential([keras.Input((8,), dtype="float16", name="features"),
+                                 keras.layers.Dense(16, activation="relu", dtype="float16"),
+                                 keras.layers.Dense(3, activation="softmax", dtype="float16")])
+
+    trained = trained_model(run.cache, SPEC)
+    return _serve_and_call(run, trained, export_float16(run.cache, trained, "float16 I/O", float16_everywhere))
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, float32_io=True)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    def float16_inside() -> Any:
+        # Float16 layers behind a float32 Input (Keras casts it to each layer's dtype), and the
+        # output cast back to float32: the signature stays DT_FLOAT.
+        import keras
+
+        return keras.Sequential([keras.Input((8,), dtype="float32", name="features"),
+                                 keras.layers.Dense(16, activation="relu", dtype="float16"),
+                                 keras.layers.Dense(3, activation="softmax", dtype="float16"),
+                                 keras.layers.Activation("linear", dtype="float32")])
+
+    trained = trained_model(run.cache, SPEC)
+    return _serve_and_call(run, trained, export_float16(run.cache, trained, "float32 I/O", float16_inside))
 
 
 SCENARIO = Scenario(

@@ -2,29 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import serve_versions
 
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     model = trained_model(run.cache, SPEC).load()
     model.save(str(run.workdir / "models" / "model" / "1"))  # the TF 2.x tutorial line
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     trained = trained_model(run.cache, SPEC)
     x, expected = trained.probe()
     export_dir = run.workdir / "export"
     trained.load().export(str(export_dir), verbose=False)
     run.note("export_files", sorted(p.name for p in export_dir.iterdir()))
     server = serve_versions(run, {1: export_dir})
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    got = server.predict({"instances": x.tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "has_saved_model_pb": float((export_dir / "saved_model.pb").is_file())}
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, TrainedModel, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import cached_export, serve_versions, signature_defs
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
@@ -23,23 +28,23 @@ def export_with_tf_saved_model_save(cache: ArtifactCache, trained: TrainedModel)
     return cached_export(cache, {"recipe": "tf.saved_model.save/1", "model": trained.dir.name}, build)
 
 
-def _predict(run: Run, model_dir: Path) -> dict[str, float]:
-    import numpy as np
-
+def _predict(run: "Run[TfservingTarget]", model_dir: Path) -> dict[str, float]:
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: model_dir})
     signature = signature_defs(server)["serving_default"]
     run.note("serving_default", {"inputs": sorted(signature["inputs"]), "outputs": sorted(signature["outputs"])})
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = server.predict({"instances": x.tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected)}
 
 
-def faulty(run: Run) -> dict[str, float]:
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    # TensorFlow's generic saver on a Keras 3 model: tf.saved_model.save(model, path).
     return _predict(run, export_with_tf_saved_model_save(run.cache, trained_model(run.cache, SPEC)))
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _predict(run, saved_model(run.cache, SPEC))  # model.export(...)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    # Keras's own serving export: model.export(path) (the zoo's SavedModel).
+    return _predict(run, saved_model(run.cache, SPEC))
 
 
 SCENARIO = Scenario(

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from harness.artifacts import ArtifactCache
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import cached_export, serve_versions, signature_defs
 
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def export_module(cache: ArtifactCache, trained: TrainedModel, *, name_signatures: bool) -> Path:
-    """The trained MLP rewritten as a low-level tf.Module with `predict` and `logits` methods."""
+def export_module(cache: ArtifactCache, trained: TrainedModel, how: str, save: Callable[[Any, str], None]) -> Path:
+    """The trained MLP rewritten as a low-level tf.Module with `predict` and `logits` methods,
+    written by ``save(module, path)`` (``how`` names the call; it is part of the cache key)."""
 
     def build(out: Path) -> None:
         import tensorflow as tf
@@ -35,37 +42,41 @@ def export_module(cache: ArtifactCache, trained: TrainedModel, *, name_signature
             def predict(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
                 return {"probabilities": tf.nn.softmax(self.logits(x)["logits"])}
 
-        module = Classifier()
-        if name_signatures:
-            tf.saved_model.save(module, str(out), signatures={"serving_default": module.predict,
-                                                              "logits": module.logits})
-        else:
-            tf.saved_model.save(module, str(out))  # TF picks a default only if there is one tf.function
+        save(Classifier(), str(out))
 
-    return cached_export(cache, {"recipe": "module-signatures/1", "named": name_signatures,
-                                 "model": trained.dir.name}, build)
+    return cached_export(cache, {"recipe": "module-signatures/2", "save": how, "model": trained.dir.name}, build)
 
 
-def _run(run: Run, name_signatures: bool) -> dict[str, float]:
-    import numpy as np
-
-    trained = trained_model(run.cache, SPEC)
+def _serve_and_predict(run: "Run[TfservingTarget]", trained: TrainedModel, model_dir: Path) -> dict[str, float]:
+    """Serve the export, note its signatures, and send a request that names no signature."""
     x, expected = trained.probe()
-    server = serve_versions(run, {1: export_module(run.cache, trained, name_signatures=name_signatures)})
+    server = serve_versions(run, {1: model_dir})
     signatures = signature_defs(server)
     run.note("signatures", {k: {"inputs": sorted(v.get("inputs", {})), "outputs": sorted(v.get("outputs", {})),
                                 "method": v.get("method_name")} for k, v in signatures.items()})
-    got = np.asarray(server.predict({"instances": x.tolist()})["predictions"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))),
+    got = server.predict({"instances": x.tolist()})["predictions"]
+    return {"max_abs_diff": max_abs_diff(got, expected),
             "serving_default_outputs": float(len(signatures.get("serving_default", {}).get("outputs", {})))}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, name_signatures=False)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    def save(module: Any, path: str) -> None:
+        import tensorflow as tf
+
+        tf.saved_model.save(module, path)  # TF picks a default only if there is one tf.function
+
+    trained = trained_model(run.cache, SPEC)
+    return _serve_and_predict(run, trained, export_module(run.cache, trained, "no signatures=", save))
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, name_signatures=True)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    def save(module: Any, path: str) -> None:
+        import tensorflow as tf
+
+        tf.saved_model.save(module, path, signatures={"serving_default": module.predict, "logits": module.logits})
+
+    trained = trained_model(run.cache, SPEC)
+    return _serve_and_predict(run, trained, export_module(run.cache, trained, "signatures= named", save))
 
 
 SCENARIO = Scenario(

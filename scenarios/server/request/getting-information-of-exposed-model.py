@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import serve_versions, signature_defs
 
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     x, _ = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     # "input_1" is what Keras 2 named the first input; Keras 3 exports name it otherwise.
     server.predict({"inputs": {"input_1": x.tolist()}})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     signature = signature_defs(server)["serving_default"]
@@ -27,8 +31,8 @@ def fixed(run: Run) -> dict[str, float]:
     dims = [int(d["size"]) for d in info["tensor_shape"]["dim"]]
     run.note("signature", {"input": input_name, "dtype": info["dtype"], "shape": dims, "output": output_name})
     rows = x[:, : dims[1]].astype({"DT_FLOAT": "float32", "DT_DOUBLE": "float64"}[info["dtype"]])
-    got = np.asarray(server.predict({"inputs": {input_name: rows.tolist()}})["outputs"])
-    return {"max_abs_diff": float(np.max(np.abs(got - expected))), "features_from_metadata": float(dims[1])}
+    got = server.predict({"inputs": {input_name: rows.tolist()}})["outputs"]
+    return {"max_abs_diff": max_abs_diff(got, expected), "features_from_metadata": float(dims[1])}
 
 
 SCENARIO = Scenario(

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import checked_request, grpc_predict, serve_versions, signature_defs
+from harness.targets.tfserving.kit import grpc_predict, serve_versions, signature_defs
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     x, _ = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     # The verb written as a path segment, as in many REST APIs: /predict instead of :predict.
-    checked_request(server, "POST", "/v1/models/model/predict", {"instances": x.tolist()})
+    server.checked_request("POST", "/v1/models/model/predict", {"instances": x.tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
-    rest = np.asarray(checked_request(server, "POST", "/v1/models/model:predict",
-                                      {"instances": x.tolist()})["predictions"])
+    rest = server.checked_request("POST", "/v1/models/model:predict", {"instances": x.tolist()})["predictions"]
     signature = signature_defs(server)["serving_default"]
     (input_name,), (output_name,) = signature["inputs"], signature["outputs"]
-    grpc = grpc_predict(server, {input_name: x}, signature_name="serving_default")[output_name]
-    return {"rest_max_abs_diff": float(np.max(np.abs(rest - expected))),
-            "grpc_max_abs_diff": float(np.max(np.abs(grpc - expected)))}
+    grpc = grpc_predict(server, {input_name: x}, signature="serving_default").outputs[output_name]
+    return {"rest_max_abs_diff": max_abs_diff(rest, expected), "grpc_max_abs_diff": max_abs_diff(grpc, expected)}
 
 
 SCENARIO = Scenario(

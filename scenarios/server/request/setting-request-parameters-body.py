@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import serve_versions, signature_defs
 
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
+
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     x, _ = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     # The body of an Estimator-era tutorial, whose exports had a "predict" signature.
     server.predict({"signature_name": "predict", "instances": x.tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     x, expected = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
     signatures = signature_defs(server)
@@ -29,8 +33,8 @@ def fixed(run: Run) -> dict[str, float]:
     # Columnar format: named input tensors; the reply holds "outputs".
     columns = server.predict({"signature_name": "serving_default", "inputs": {input_name: x.tolist()}})
     run.note("reply_keys", {"instances": sorted(rows), "inputs": sorted(columns)})
-    return {"row_max_abs_diff": float(np.max(np.abs(np.asarray(rows["predictions"]) - expected))),
-            "columnar_max_abs_diff": float(np.max(np.abs(np.asarray(columns["outputs"]) - expected)))}
+    return {"row_max_abs_diff": max_abs_diff(rows["predictions"], expected),
+            "columnar_max_abs_diff": max_abs_diff(columns["outputs"], expected)}
 
 
 SCENARIO = Scenario(

@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+from harness.compare import max_abs_diff
 from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import Server, grpc_predict, serve_spec, signature_inputs
+from harness.targets.tfserving.kit import Server, grpc_predict, serve_spec, signature_defs
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 STREAM_METHOD = "/tensorflow.serving.PredictionService/StreamPredict"
 
 
-def _start(run: Run) -> tuple[Server, Any, str]:
+def _start(run: "Run[TfservingTarget]") -> tuple[Server, Any, str]:
     import grpc
 
     server = serve_spec(run, SPEC)
-    (name,) = signature_inputs(server)
+    (name,) = signature_defs(server)["serving_default"]["inputs"]
     return server, run.enter(grpc.insecure_channel(server.grpc_target)), name
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2
@@ -48,21 +52,19 @@ def faulty(run: Run) -> None:
                              source=f"gRPC status of the bidirectional call {STREAM_METHOD}") from None
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     import numpy as np
 
     server, channel, name = _start(run)
     x, expected = trained_model(run.cache, SPEC).probe()
-    runtime = server.implementation
     # The workaround: every arriving example is one unary Predict, sent without waiting for the
     # previous answer (several calls in flight on one HTTP/2 connection), answers kept in order.
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = list(pool.map(lambda row: grpc_predict(channel, "model", {name: row[None, :]}, runtime=runtime)[0],
-                                x))
-    got = np.concatenate([next(iter(a.values())) for a in answers])
-    return {"answered": len(answers), "sent": len(x), "max_abs_diff": float(np.max(np.abs(got - expected)))}
+        answers = list(pool.map(lambda row: grpc_predict(server, {name: row[None, :]}, channel=channel), x))
+    got = np.concatenate([next(iter(a.outputs.values())) for a in answers])
+    return {"answered": len(answers), "sent": len(x), "max_abs_diff": max_abs_diff(got, expected)}
 
 
 SCENARIO = Scenario(

@@ -5,17 +5,21 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.compare import max_abs_diff, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import Server, enter_together, http_request, model_base_path, wide_mlp_saved_model
+from harness.targets.tfserving.kit import Server, enter_together, http_request, model_base_path, wide_mlp_saved_model
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 CLIENTS, REQUESTS_PER_CLIENT = 16, 12  # 192 single-example requests per server, on loopback
 
 
-def _parameters(run: Run, text: str) -> dict[Path, str]:
+def _parameters(run: "Run[TfservingTarget]", text: str) -> dict[Path, str]:
     path = run.workdir / "batching.config"
     path.write_text(text)
     run.target.require_container("a batching parameters file mounted into the server")
@@ -25,7 +29,7 @@ def _parameters(run: Run, text: str) -> dict[Path, str]:
 BATCHING_ARGS = ["--enable_batching=true", "--batching_parameters_file=/config/batching.config"]
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # max_batch_size copied from a latency-tuning guide, while clients send 8 examples per request.
     files = _parameters(run, "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 2000 }\n"
                              "num_batch_threads { value: 2 }\n")
@@ -53,7 +57,7 @@ def _load(server: Server, x: Any) -> tuple[float, float, list[Any]]:
     return len(rows) / elapsed, sum(r[0] for r in results) / len(results), [r[1] for r in results]
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     import numpy as np
 
     files = _parameters(run, "max_batch_size { value: 32 }\nbatch_timeout_micros { value: 5000 }\n"
@@ -66,12 +70,13 @@ def fixed(run: Run) -> dict[str, float]:
     with np.load(artifact / "probe.npz") as probe:
         x, expected = probe["x"], probe["y"]
     # An 8-example request now fits in a batch.
-    got = np.asarray(batched.predict({"instances": np.tile(x, (2, 1)).tolist()})["predictions"])
-    figures = {"max_abs_diff_8_rows": float(np.max(np.abs(got - np.tile(expected, (2, 1)))))}
+    got = batched.predict({"instances": np.tile(x, (2, 1)).tolist()})["predictions"]
+    figures = {"max_abs_diff_8_rows": max_abs_diff(got, np.tile(expected, (2, 1)))}
     for name, server in (("unbatched", plain), ("batched", batched)):
         throughput, latency, answers = _load(server, x)
-        wrong = sum(1 for i, a in enumerate(answers)
-                    if not isinstance(a, list) or np.max(np.abs(np.asarray(a) - expected[i % len(x)])) > 1e-3)
+        # An error text, or an answer of another shape or value than Keras's, is a wrong answer.
+        wrong = sum(1 for i, a in enumerate(answers) if not isinstance(a, list) or parity(
+            a, expected[i % len(x)][None, :], on_shape_mismatch="inf").max_abs_diff > 1e-3)
         figures |= {f"{name}_requests_per_second": throughput, f"{name}_mean_latency_ms": latency * 1e3,
                     f"{name}_wrong_answers": wrong}
     figures["throughput_ratio"] = figures["batched_requests_per_second"] / figures["unbatched_requests_per_second"]

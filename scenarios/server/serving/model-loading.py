@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import load_seconds_from_log, model_base_path, probe_diff, serve_spec, wide_mlp_saved_model
+from harness.targets.tfserving.kit import load_seconds_from_log, model_base_path, probe_diff, serve_spec, wide_mlp_saved_model
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SMALL = ModelSpec("dense", "keras3")
 WIDE, DEPTH = 4096, 4  # four hidden layers of 4096 units: about 50 M parameters (the export holds ~400 MB of variables)
@@ -15,14 +21,14 @@ CONFIG = """model_config_list {
 """
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # --model_base_path pointing at the version directory (the SavedModel itself) instead of its parent.
     run.target.require_container("the image's /models mount layout")
     server = serve_spec(run, SMALL, args=["--model_base_path=/models/model/1"], wait="started")
     server.raise_from_log(r"No versions of servable model found under base path /models/model/1", timeout=90)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     import numpy as np
 
     large = wide_mlp_saved_model(run.cache, WIDE, DEPTH)
@@ -39,8 +45,8 @@ def fixed(run: Run) -> dict[str, float]:
     log = server.logs()
     small_s, large_s = load_seconds_from_log(log, "small"), load_seconds_from_log(log, "large")
     with np.load(large / "probe.npz") as probe:
-        got = np.asarray(server.predict({"instances": probe["x"].tolist()}, model="large")["predictions"])
-        large_diff = float(np.max(np.abs(got - probe["y"])))
+        got = server.predict({"instances": probe["x"].tolist()}, model="large")["predictions"]
+        large_diff = max_abs_diff(got, probe["y"])
     return {"load_seconds_small": small_s, "load_seconds_large": large_s,
             "load_time_ratio": large_s / max(small_s, 1e-3),
             "max_abs_diff_large": large_diff, "max_abs_diff_small": probe_diff(server, run.cache, SMALL, model="small")}

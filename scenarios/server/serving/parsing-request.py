@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import probe_diff, serve_spec
+from harness.targets.tfserving.kit import probe_diff, serve_spec
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     server = serve_spec(run, SPEC)
     x, _ = trained_model(run.cache, SPEC).probe()
     # A truncated body (a client that streamed half a JSON document) is refused by the parser too.
@@ -19,14 +25,12 @@ def faulty(run: Run) -> None:
     server.predict({"instances": x[:2].tolist(), "inputs": x[:2].tolist()})
 
 
-def fixed(run: Run) -> dict[str, float]:
-    import numpy as np
-
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     server = serve_spec(run, SPEC)
     x, expected = trained_model(run.cache, SPEC).probe()
-    columns = np.asarray(server.predict({"inputs": x.tolist()})["outputs"])  # columnar format
+    columns = server.predict({"inputs": x.tolist()})["outputs"]  # columnar format
     return {"max_abs_diff_instances": probe_diff(server, run.cache, SPEC),  # row format
-            "max_abs_diff_inputs": float(np.max(np.abs(columns - expected)))}
+            "max_abs_diff_inputs": max_abs_diff(columns, expected)}
 
 
 SCENARIO = Scenario(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from harness.models import ModelSpec
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import probe_diff, serve_spec
+from harness.targets.tfserving.kit import probe_diff, serve_spec
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # `tensorflow_model_server --model_base_path=models/model`, as one would type it next to the
     # exported directory: the flag given last overrides the image's absolute default.
     run.target.require_container("the image's /models mount layout")
@@ -17,7 +22,7 @@ def faulty(run: Run) -> None:
     server.raise_from_log(r"Failed to start server", timeout=90)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     import time
 
     run.target.require_container("the image's /models mount layout")

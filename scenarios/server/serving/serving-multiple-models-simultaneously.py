@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.models import ModelSpec, saved_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.target import Server, model_base_path, probe_diff
+from harness.targets.tfserving.kit import Server, model_base_path, probe_diff
+
+if TYPE_CHECKING:
+    from harness.targets.tfserving.target import TfservingTarget
 
 STABLE, CANARY = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 IMAGES = ModelSpec("cnn", "keras3")
@@ -28,7 +32,7 @@ CONFIG = """model_config_list {
 """
 
 
-def _serve(run: Run, args: list[str], wait: str) -> Server:
+def _serve(run: "Run[TfservingTarget]", args: list[str], wait: str) -> Server:
     classifier = model_base_path(run.workdir, {1: saved_model(run.cache, STABLE), 2: saved_model(run.cache, CANARY)},
                                  name="classifier")
     images = model_base_path(run.workdir, {1: saved_model(run.cache, IMAGES)}, name="images")
@@ -43,13 +47,13 @@ def _serve(run: Run, args: list[str], wait: str) -> Server:
     return server
 
 
-def faulty(run: Run) -> None:
+def faulty(run: "Run[TfservingTarget]") -> None:
     # Labels in the config file at start-up: they may only name versions that are already loaded.
     server = _serve(run, [], wait="started")
     server.raise_from_log(r"Failed to start server", timeout=120)
 
 
-def fixed(run: Run) -> dict[str, float]:
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     server = _serve(run, ["--allow_version_labels_for_unavailable_models=true"], wait="available")
     diffs = {f"max_abs_diff_{label}": probe_diff(server, run.cache, spec, model="classifier", label=label)
              for label, spec in (("stable", STABLE), ("canary", CANARY))}

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import cached_export, export_endpoint, label_figures, serve_versions
+from harness.targets.tfserving.kit import Server, cached_export, export_endpoint, label_figures, serve_versions
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("rgb_cnn", "keras3")  # 16x16 RGB in [0, 1]; class = dominant channel
 ROWS = 12
@@ -33,31 +39,49 @@ def export_png_model(cache: ArtifactCache, trained: TrainedModel) -> Path:
     return cached_export(cache, {"recipe": "png-bytes-signature/2", "model": trained.dir.name}, build)
 
 
-def _run(run: Run, wrap: bool) -> dict[str, float]:
+def _png_files(run: "Run[TfservingTarget]") -> tuple[list[str], Server]:
+    """The client's PNG files, base64-encoded as JSON needs them, and the server that decodes PNGs."""
     import base64
 
     import numpy as np
     import tensorflow as tf
+
+    trained = trained_model(run.cache, SPEC)
+    x, _ = trained.test_set()
+    pixels = np.round(x[:ROWS] * 255).astype("uint8")
+    files = [tf.io.encode_png(image).numpy() for image in pixels]  # the client's PNG files
+    server = serve_versions(run, {1: export_png_model(run.cache, trained)})
+    return [base64.b64encode(data).decode("ascii") for data in files], server
+
+
+def _judge(run: "Run[TfservingTarget]", scores: "np.ndarray") -> dict[str, float]:
+    """The served scores against Keras on the same (8-bit) pixels, and against the true labels."""
+    import numpy as np
 
     from harness.models import keras_outputs
 
     trained = trained_model(run.cache, SPEC)
     x, y = trained.test_set()
     pixels = np.round(x[:ROWS] * 255).astype("uint8")
-    files = [tf.io.encode_png(image).numpy() for image in pixels]  # the client's PNG files
-    text = [base64.b64encode(data).decode("ascii") for data in files]
-    server = serve_versions(run, {1: export_png_model(run.cache, trained)})
-    instances = [{"b64": t} for t in text] if wrap else text
-    scores = np.asarray(server.predict({"instances": instances})["predictions"])
     return label_figures(scores, keras_outputs(run.cache, trained, pixels / np.float32(255)), y[:ROWS])
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _run(run, wrap=False)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    text, server = _png_files(run)
+    # Each base64 string sent as a bare JSON string: the server takes it for the bytes themselves.
+    scores = np.asarray(server.predict({"instances": text})["predictions"])
+    return _judge(run, scores)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _run(run, wrap=True)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    text, server = _png_files(run)
+    # Each base64 string wrapped as {"b64": ...}: TF Serving's REST layer decodes it to the PNG bytes.
+    scores = np.asarray(server.predict({"instances": [{"b64": t} for t in text]})["predictions"])
+    return _judge(run, scores)
 
 
 SCENARIO = Scenario(

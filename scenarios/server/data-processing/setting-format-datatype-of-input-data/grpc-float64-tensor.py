@@ -2,35 +2,53 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import grpc_predict, serve_versions, signature_defs
+from harness.targets.tfserving.kit import Server, grpc_predict, serve_versions, signature_defs
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
 
 
-def _predict(run: Run, cast_to_signature: bool) -> dict[str, float]:
+def _client_rows(run: "Run[TfservingTarget]") -> tuple["np.ndarray", Server, dict[str, Any]]:
+    """Probe features as the client builds them (lists, CSV, pandas: float64), the server, its signature."""
     import numpy as np
 
-    x, expected = trained_model(run.cache, SPEC).probe()
-    rows = np.array(x.tolist())  # features as the client builds them (lists, CSV, pandas): float64
+    x, _ = trained_model(run.cache, SPEC).probe()
     server = serve_versions(run, {1: saved_model(run.cache, SPEC)})
-    signature = signature_defs(server)["serving_default"]
+    return np.array(x.tolist()), server, signature_defs(server)["serving_default"]
+
+
+def _send(run: "Run[TfservingTarget]", server: Server, signature: dict[str, Any], rows: "np.ndarray") -> dict[str, float]:
+    """PredictionService.Predict with ``rows`` as they are; the reply against Keras."""
     (input_name, info), = signature["inputs"].items()
     (output_name,) = signature["outputs"]
-    if cast_to_signature:
-        rows = rows.astype({"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64}[info["dtype"]])
     run.note("dtypes", {"signature": info["dtype"], "sent": str(rows.dtype)})
-    got = grpc_predict(server, {input_name: rows}, signature_name="serving_default")[output_name]
-    return {"max_abs_diff": float(np.max(np.abs(got - expected)))}
+    got = grpc_predict(server, {input_name: rows}).outputs[output_name]
+    return {"max_abs_diff": max_abs_diff(got, trained_model(run.cache, SPEC).probe()[1])}
 
 
-def faulty(run: Run) -> dict[str, float]:
-    return _predict(run, cast_to_signature=False)
+def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
+    rows, server, signature = _client_rows(run)
+    # The float64 array goes into tf.make_tensor_proto as it is: a DT_DOUBLE tensor.
+    return _send(run, server, signature, rows)
 
 
-def fixed(run: Run) -> dict[str, float]:
-    return _predict(run, cast_to_signature=True)
+def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
+    import numpy as np
+
+    rows, server, signature = _client_rows(run)
+    # Cast to the dtype the signature declares before building the TensorProto.
+    (info,) = signature["inputs"].values()
+    rows = rows.astype({"DT_FLOAT": np.float32, "DT_DOUBLE": np.float64}[info["dtype"]])
+    return _send(run, server, signature, rows)
 
 
 SCENARIO = Scenario(
