@@ -95,6 +95,17 @@ def test_localise_attributes_the_first_local_failure() -> None:
     assert d.first_layer == "b" and d.unmapped == []
 
 
+def test_localise_looks_through_fused_layers() -> None:
+    """conv -> bn (fused away, no tensor) -> relu: relu's comparable parent is conv."""
+    import numpy as np
+
+    want = {name: np.ones((2, 4)) for name in ("conv", "bn", "relu")}
+    mapped = {"conv": ("t", np.ones((2, 4)) * 2), "relu": ("t2", np.ones((2, 4)) * 2)}
+    d = localise("x", ["conv", "bn", "relu"], want, mapped, {"bn": ["conv"], "relu": ["bn"]}, Tolerance(1e-3, 1e-3))
+    assert [r.attribution for r in d.layers] == ["local", "accumulated"]
+    assert d.first_layer == "conv" and d.unmapped == ["bn"]
+
+
 def test_report_json_html_and_summary_agree() -> None:
     t = TargetReport("litert", max_abs_diff=0.2)
     t.add(Finding("blocker", "Some ops are not supported <b>", "TFLiteConverter", "runtime",

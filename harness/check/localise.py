@@ -110,6 +110,24 @@ def _layer_error(layer: str, tensor: str, got: Any, want: "np.ndarray", toleranc
     return LayerError(layer, tensor, max_abs, rel, sqnr, passes, "ok")
 
 
+def _mapped_ancestors(layer: str, inbound: dict[str, list[str]], status: dict[str, bool]) -> set[str]:
+    """The nearest layers upstream of ``layer`` that were compared (an unmapped parent, fused into
+    its neighbour, is looked through to its own parents)."""
+    found: set[str] = set()
+    seen: set[str] = set()
+    stack = list(inbound.get(layer, []))
+    while stack:
+        parent = stack.pop()
+        if parent in seen:
+            continue
+        seen.add(parent)
+        if parent in status:
+            found.add(parent)
+        else:
+            stack.extend(inbound.get(parent, []))
+    return found
+
+
 def localise(path: str, order: list[str], reference: "dict[str, np.ndarray]",
              mapped: dict[str, tuple[str, Any]], inbound: dict[str, list[str]],
              tolerance: Tolerance) -> Divergence:
@@ -126,8 +144,7 @@ def localise(path: str, order: list[str], reference: "dict[str, np.ndarray]",
         row = _layer_error(layer, tensor, value, reference[layer], tolerance)
         status[layer] = row.passes
         if not row.passes:
-            parents = [p for p in inbound.get(layer, []) if p in status]
-            local = all(status[p] for p in parents)
+            local = all(status[p] for p in _mapped_ancestors(layer, inbound, status))
             row = LayerError(row.layer, row.tensor, row.max_abs, row.rel_error, row.sqnr_db, False,
                              "local" if local else "accumulated")
             if local and divergence.first_layer is None:

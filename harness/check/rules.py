@@ -56,6 +56,10 @@ RULES: tuple[Rule, ...] = (
          "mobile/general-questions/entire-procedure-of-deployment/coreml",
          "coremltools does not read a Keras 3 model.export SavedModel: convert the tf_keras model (or its "
          "SavedModel) instead."),
+    Rule("coreml", r"Input model path should be \.h5/\.hdf5 file or a directory",
+         "mobile/model-conversion/saving-models/coreml",
+         "coremltools reads no .keras file: give it a SavedModel directory, a tf_keras .h5, or (Keras 3) "
+         "a single traced tf.function."),
     Rule("coreml", r"Conversion for TF op '[^']+' not implemented",
          "mobile/model-conversion/conversion-of-unsupported-models/coreml",
          "Rewrite the op with supported ones (or register a composite operator with coremltools)."),

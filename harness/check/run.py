@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer
                                  read_inputs, reference_outputs, synthesise_inputs)
 from harness.check.report import CheckReport, Finding, Severity, TargetReport
 from harness.check.rules import rule_for
+from harness.targets.litert.kit import dequantize, quantize
 from harness.compare import Parity, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets import TARGET_NAMES, target_class
@@ -144,10 +145,16 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
         with target.load(prepared, options=load_options) as deployed:
             report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
             feed = _feed(deployed, ctx)
+            integer_io = _integer_io(target, deployed)
+            if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
+                feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
             with recorded(report, f"predict {label}"):
                 started = time.perf_counter()
                 got = deployed.predict(feed)
                 first = time.perf_counter() - started
+                if integer_io is not None:
+                    got = {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"]
+                                  else value) for name, value in got.items()}
                 outputs = _outputs_in_order(got, deployed, ctx)
                 if timings:
                     started = time.perf_counter()
@@ -159,6 +166,18 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
     return outputs
+
+
+def _integer_io(target: Target, deployed: Deployment) -> dict[str, dict[str, Any]] | None:
+    """LiteRT input/output details by name when the model takes or gives integers (full-int8)."""
+    sig = deployed.signature()
+    if target.name != "litert" or not any(t.dtype in ("int8", "uint8") for t in (*sig.inputs, *sig.outputs)):
+        return None
+    from harness.targets.litert import worker
+
+    details = getattr(target, "call")(worker.inspect, str(deployed.prepared.artifact))
+    return {side: {d["name"]: d for d in details[side] if d["dtype"] in ("int8", "uint8", "int16")}
+            for side in ("inputs", "outputs")}
 
 
 # ------------------------------------------------------------------------------------ per target
@@ -270,9 +289,12 @@ def _localise_litert(target: Target, report: TargetReport, prepared: Prepared, c
 
 def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
     prepared = _prepare(target, report, ctx, "coreml")
-    if prepared is None and ctx.model.flavour == "keras3":
-        prepared = _prepare(target, report, ctx, "coreml concrete-function", {"path": "concrete-function"})
+    if prepared is None and ctx.model.flavour == "keras3" and ctx.model.source.format == "keras":
+        as_given = report.findings[-1] if report.findings else None
+        prepared = _prepare(target, report, ctx, "coreml concrete-function", {"route": "concrete-function"})
         if prepared is not None:
+            if as_given is not None and as_given.severity == "blocker":  # another path works: not a blocker
+                report.findings[report.findings.index(as_given)] = replace(as_given, severity="warning")
             report.add(Finding("warning", "converted through a single tf.function concrete function: the model "
                                "as given (a Keras 3 model / its model.export SavedModel) does not convert",
                                "coremltools", "runtime",
@@ -288,9 +310,14 @@ def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
             report.figures["coreml.spec_inputs"] = float(len(sig.inputs))
             flexible = any(None in s.shape for s in sig.inputs)
             report.figures["coreml.flexible_shapes"] = 1.0 if flexible else 0.0
-    for mode in ("linear-int8", "palettize-6bit"):
-        compressed = _prepare(target, report, ctx, f"coreml {mode}", {"compress": mode}, severity="info")
-        del compressed
+    from harness.targets.coreml.convert import compress_weights
+    from harness.targets.coreml.kit import weight_bytes
+
+    for label, method, config in (("linear int8", "linear", {"mode": "linear_symmetric"}),
+                                  ("palettize 6-bit", "palettize", {"mode": "uniform", "nbits": 6})):
+        with recorded(report, f"compress {label}", severity="info"):
+            package = compress_weights(ctx.cache, prepared.artifact, method=method, config=config)
+            report.figures[f"coreml {label}.weights_bytes"] = float(weight_bytes(package))
     _deploy_and_compare(target, report, prepared, ctx, "coreml")
 
 

@@ -9,7 +9,36 @@ from typing import Any, Callable
 
 from harness.artifacts import ArtifactCache, library_versions
 
-REVISION = 1
+REVISION = 2
+
+
+def calibrate_batchnorm(model: Any, images: Any, seed: int = 0) -> None:
+    """Give a ``weights=None`` network live activations: each BatchNormalization's moving mean and
+    variance are set, in layer order, to the statistics of its input on ``images``, and its scale
+    and offset drawn near 1 and 0.  Without this, a random-init deep CNN's activations shrink to
+    ~1e-10 and every output is the uniform 1/classes, so parity would compare constants."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    module = __import__(type(model).__module__.split(".")[0])
+    for layer in model.layers:
+        if type(layer).__name__ != "BatchNormalization":
+            continue
+        probe = module.Model(model.inputs, layer.input)
+        values = np.asarray(probe.predict(images, verbose=0), dtype="float64")
+        axes = tuple(range(values.ndim - 1))
+        channels = values.shape[-1]
+        gamma = rng.uniform(0.5, 1.5, channels)
+        beta = rng.normal(0.0, 0.1, channels)
+        layer.set_weights([gamma.astype("float32"), beta.astype("float32"),
+                           values.mean(axis=axes).astype("float32"),
+                           (values.var(axis=axes) + 1e-6).astype("float32")])
+
+
+def _images(n: int, size: int, seed: int = 1) -> Any:
+    import numpy as np
+
+    return np.random.default_rng(seed).random((n, size, size, 3)).astype("float32")
 
 
 def _cached(cache: ArtifactCache, name: str, filename: str, build: Callable[[Path], None]) -> Path:
@@ -24,6 +53,7 @@ def mobilenet_v2(cache: ArtifactCache) -> Path:
 
         keras.utils.set_random_seed(0)
         model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
+        calibrate_batchnorm(model, _images(16, 96))
         model.save(out / "mobilenet_v2.keras")
 
     return _cached(cache, "mobilenet_v2", "mobilenet_v2.keras", build)
@@ -36,18 +66,21 @@ def efficientnet_b0(cache: ArtifactCache) -> Path:
 
         keras.utils.set_random_seed(0)
         model = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None, classes=10)
+        calibrate_batchnorm(model, _images(16, 64))
         model.save(out / "efficientnet_b0.keras")
 
     return _cached(cache, "efficientnet_b0", "efficientnet_b0.keras", build)
 
 
 def mobilenet_v1_tf_keras(cache: ArtifactCache) -> Path:
-    """tf_keras.applications.MobileNet (v1), alpha 0.25 at 128x128, saved as .h5 (Keras 2 format)."""
+    """tf_keras.applications.MobileNet (v1), alpha 0.25 at 128x128, saved as .h5 (Keras 2 format).
+    (Its BatchNormalization layers are calibrated as in the Keras 3 models.)"""
     def build(out: Path) -> None:
         import tf_keras
 
         tf_keras.utils.set_random_seed(0)
         model = tf_keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None, classes=10)
+        calibrate_batchnorm(model, _images(16, 128))
         model.save(out / "mobilenet_v1.h5")
 
     return _cached(cache, "mobilenet_v1_tf_keras", "mobilenet_v1.h5", build)

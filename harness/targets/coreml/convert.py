@@ -98,6 +98,34 @@ def saved_model_from_h5(cache: ArtifactCache, h5: Path) -> Path:
 
 #: What ``CoremlTarget.prepare`` converts to unless its options say otherwise.
 DEFAULT_CONVERSION: dict[str, Any] = {"convert_to": "mlprogram", "minimum_deployment_target": "iOS15"}
+#: ``as-given``: the file as the user has it; ``concrete-function``: a Keras 3 model traced into a single
+#: ``tf.function`` and saved with ``tf.saved_model.save`` — the path coremltools 9 reads where a Keras 3
+#: ``model.export`` SavedModel ("Only a single concrete function is supported") and a ``.keras`` path fail.
+ROUTES: tuple[str, ...] = ("as-given", "concrete-function")
+
+
+def single_function_saved_model(cache: ArtifactCache, keras_file: Path) -> Path:
+    """A Keras 3 ``.keras`` model saved as a SavedModel holding one traced function (cached)."""
+    key = {"single_function_of": cache.source_key(keras_file),
+           "versions": library_versions("tensorflow", "keras")}
+
+    def build(out: Path) -> None:
+        import keras
+        import tensorflow as tf
+
+        model = keras.models.load_model(str(keras_file), compile=False)
+        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+
+        @tf.function(input_signature=specs)
+        def serve(*args: Any) -> Any:
+            return model(list(args) if len(args) > 1 else args[0])
+
+        module = tf.Module()
+        module.model = model
+        module.serve = serve
+        tf.saved_model.save(module, str(out / "saved_model"), signatures={"serving_default": serve})
+
+    return cache.get_or_build("coreml_single_function", key, build) / "saved_model"
 
 
 def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
@@ -110,7 +138,16 @@ def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
     """
     if "inputs" in options:
         raise UsageError("prepare option `inputs` is not supported: call convert_to_coreml(..., inputs=, label=)")
-    settings = {**DEFAULT_CONVERSION, **options}
+    route = str(options.get("route", "as-given"))
+    if route not in ROUTES:
+        raise UsageError(f"unknown Core ML route {route!r}: use one of {', '.join(ROUTES)}")
+    settings = {**DEFAULT_CONVERSION, **{k: v for k, v in options.items() if k != "route"}}
+    if route == "concrete-function":
+        if source.format != "keras":
+            raise UsageError("route concrete-function is for a Keras 3 .keras file")
+        package = convert_to_coreml(cache, single_function_saved_model(cache, source.path), options=settings)
+        return package, {"route": "Keras 3 model -> one tf.function concrete function (tf.saved_model.save) "
+                                  "-> ct.convert", **settings}
     if source.format == "h5":
         package = convert_to_coreml(cache, saved_model_from_h5(cache, source.path), options=settings)
         how = "tf_keras SavedModel of the .h5 -> ct.convert"
