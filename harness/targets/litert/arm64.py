@@ -13,7 +13,8 @@ Nothing happens at import time.  The root file system is a recipe of the environ
 environment cache keyed by a hash of its inputs).  Each call copies the model, its inputs and the
 worker module (:mod:`harness.targets.litert.arm64_worker`, which imports nothing from harness)
 into a call directory under ``<rootfs>/tmp`` and runs the worker there by path.  The worker runs
-in a session of its own, so a timeout kills its whole process group.
+in a session of its own, so a timeout kills its whole process group; the owner's watchdog
+(:mod:`harness.environments.reaper`) kills it too if the harness is killed meanwhile.
 
 Findings that shaped the design (qemu 7.2, LiteRT 2.3.0):
 
@@ -45,6 +46,7 @@ from harness.environments.arm64_rootfs import (GUEST_ENV, GUEST_PYTHON, MANIFEST
                                                ensure_arm64_rootfs, host_version,
                                                require_available)
 from harness.environments.build import mounts_under, remove_tree, tail
+from harness.environments.reaper import forget_process_group, watch_process_group
 from harness.errors import HarnessError, RuntimeFailure, UsageError, WaitTimeout
 
 if TYPE_CHECKING:
@@ -77,6 +79,12 @@ def _run_worker(rootfs: Path, argv: Sequence[str], timeout: float, what: str) ->
                                env=GUEST_ENV, start_new_session=True, text=True,
                                errors="replace")
     try:
+        watch_process_group(process.pid)  # killed by the watchdog if this process is killed
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    try:
         stdout, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
@@ -91,6 +99,7 @@ def _run_worker(rootfs: Path, argv: Sequence[str], timeout: float, what: str) ->
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+        forget_process_group(process.pid)
     return WorkerExit(process.returncode, stdout, stderr)
 
 

@@ -3,6 +3,8 @@
 :class:`ServingContainer` publishes ports on 127.0.0.1 only, awaits readiness with
 :class:`harness.waiting.HttpReady` and :class:`harness.waiting.ModelAvailable`, and always removes
 the container on exit.  Each container is labelled ``pitfalls=1`` and ``pitfalls.pid=<owner pid>``;
+the owner's watchdog (:mod:`harness.environments.reaper`, started with the first container)
+removes them if the owner is killed before its ``__exit__`` runs, and
 :func:`remove_leftover_containers` removes those of owners that are gone.  The docker SDK is
 imported inside functions only.
 """
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.environments.build import tail
 from harness.environments.engine import docker_client
+from harness.environments.reaper import CONTAINER_LABEL, OWNER_LABEL, ensure_reaper
 from harness.environments.serving_image import ServingImage, implementation_of
 from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
 from harness.waiting import HttpReady, ModelAvailable
@@ -29,8 +32,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import docker
     from docker.models.containers import Container
 
-CONTAINER_LABEL = "pitfalls"
-OWNER_LABEL = "pitfalls.pid"
 GRPC_PORT = 8500
 REST_PORT = 8501
 
@@ -188,6 +189,8 @@ class ServingContainer:
             options.update(entrypoint=self.command[:1], command=self.command[1:])
         elif self.args:
             options.update(command=self.args)
+        # The watchdog first: from the create on, a kill of this process must not leak it.
+        ensure_reaper()
         # create + start, never containers.run: run would try to pull a missing image.
         import docker.errors
 
