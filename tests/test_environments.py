@@ -24,40 +24,45 @@ from harness.paths import REPO_ROOT
 
 # --- the mirror ----------------------------------------------------------------------------
 
-def test_debian_mirror_reads_deb822_and_one_line_sources(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def apt_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty /etc/apt look-alike, with no $PITFALLS_DEBIAN_MIRROR override."""
     monkeypatch.delenv("PITFALLS_DEBIAN_MIRROR", raising=False)
-    parts = tmp_path / "sources.list.d"
-    parts.mkdir()
-    (parts / "debian.sources").write_text(
-        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
-        "Components: main\n\n"
-        "Types: deb deb-src\n# a comment\nURIs: http://mirror.example/debian/\n"
-        "Suites: bookworm bookworm-updates\nComponents: main\n")
-    (parts / "other.list.disabled").write_text("deb http://wrong.example/debian bookworm main\n")
-    assert debian_mirror("bookworm", tmp_path) == "http://mirror.example/debian"
-
-    (parts / "debian.sources").unlink()
-    (tmp_path / "sources.list").write_text(
-        "# deb http://commented.example/debian bookworm main\n"
-        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n")
-    assert debian_mirror("bookworm", tmp_path) == "http://one.example/debian"
-    assert debian_mirror("trixie", tmp_path) == DEFAULT_MIRROR
+    (tmp_path / "sources.list.d").mkdir()
+    return tmp_path
 
 
-def test_debian_mirror_skips_comments_disabled_stanzas_and_other_suites(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The shape of this machine's sources: a snapshot URI in a comment, other repositories."""
-    monkeypatch.delenv("PITFALLS_DEBIAN_MIRROR", raising=False)
-    parts = tmp_path / "sources.list.d"
-    parts.mkdir()
-    (parts / "debian.sources").write_text(
-        "Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n\n"
-        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
-        "URIs: http://mirror.example/debian\nSuites: bookworm\n")
-    (parts / "other.list").write_text("deb https://packages.example/apt stable main\n")
-    assert debian_mirror("bookworm", tmp_path) == "http://mirror.example/debian"
-    assert debian_mirror("bookworm", tmp_path / "empty") == DEFAULT_MIRROR
+DEB822 = ("Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
+          "Components: main\n\n"
+          "Types: deb deb-src\n# a comment\nURIs: http://mirror.example/debian/\n"
+          "Suites: bookworm bookworm-updates\nComponents: main\n")
+ONE_LINE = ("# deb http://commented.example/debian bookworm main\n"
+            "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n")
+# The shape of this machine's sources: a snapshot URI in a comment, other repositories.
+SNAPSHOT = ("Types: deb\nURIs: http://off.example/debian\nSuites: bookworm\nEnabled: no\n\n"
+            "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
+            "URIs: http://mirror.example/debian\nSuites: bookworm\n")
+MIRROR_CASES = {
+    "deb822, a disabled .list ignored": (
+        {"sources.list.d/debian.sources": DEB822,
+         "sources.list.d/other.list.disabled": "deb http://wrong.example/debian bookworm main\n"},
+        "bookworm", "http://mirror.example/debian"),
+    "one-line with options": ({"sources.list": ONE_LINE}, "bookworm", "http://one.example/debian"),
+    "another suite": ({"sources.list": ONE_LINE}, "trixie", DEFAULT_MIRROR),
+    "comments, Enabled: no, other repositories": (
+        {"sources.list.d/debian.sources": SNAPSHOT,
+         "sources.list.d/other.list": "deb https://packages.example/apt stable main\n"},
+        "bookworm", "http://mirror.example/debian"),
+    "nothing": ({}, "bookworm", DEFAULT_MIRROR),
+}
+
+
+@pytest.mark.parametrize("files, suite, expected", MIRROR_CASES.values(), ids=MIRROR_CASES.keys())
+def test_debian_mirror_reads_deb822_and_one_line_sources(
+        apt_dir: Path, files: dict[str, str], suite: str, expected: str) -> None:
+    for name, text in files.items():
+        (apt_dir / name).write_text(text)
+    assert debian_mirror(suite, apt_dir) == expected
 
 
 def test_debian_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
