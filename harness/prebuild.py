@@ -1,7 +1,7 @@
 """Build the costly, cached environment pieces before the tests run: ``python -m harness.prebuild``.
 
-The serving images (one per TF version the server scenarios use) and the arm64 root file system
-are built on first use anyway; building them here, in parallel and with progress lines, keeps
+The serving images (one per TF version the server scenarios use) and the arm64 root file system,
+the two recipes of :mod:`harness.environments`, are built on first use anyway; building them here, in parallel and with progress lines, keeps
 that time out of any single test's timeout and prints the figures.  Each piece is skipped with
 its reason when its prerequisite (a Docker engine, root and qemu) is missing here; the scenarios
 that need it then skip with the same reason.
@@ -19,19 +19,20 @@ SERVING_TF_VERSIONS: tuple[str, ...] = ("2.19.0", "2.12.0")
 
 def _serving_image(tf_version: str) -> Callable[[], str]:
     def build() -> str:
-        from harness.images import engine_unavailable_reason, ensure_serving_image
+        from harness.environments.engine import engine_unavailable_reason
+        from harness.environments.serving_image import ensure_serving_image
 
         reason = engine_unavailable_reason()
         if reason:
             return f"skipped (no Docker engine: {reason})"
         image = ensure_serving_image(tf_version)
-        return f"{image.tag}{' (cached)' if getattr(image, 'reused', False) else ''}"
+        return f"{image.tag}{' (cached)' if image.reused else ''}"
 
     return build
 
 
 def _arm64_rootfs() -> str:
-    from harness.targets.litert.arm64 import arm64_unavailable_reason, ensure_arm64_rootfs
+    from harness.environments.arm64_rootfs import arm64_unavailable_reason, ensure_arm64_rootfs
 
     reason = arm64_unavailable_reason()
     if reason:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepare this machine for the emulated arm64 LiteRT device (harness/targets/litert/arm64.py).
+# Prepare this machine for the emulated arm64 LiteRT device (harness/targets/litert/arm64.py;
+# its root file system is the recipe harness/environments/arm64_rootfs.py).
 #
 # Idempotent; run as root.  Installs debootstrap and qemu-user-static from Debian when they are
 # missing, mounts binfmt_misc when it is not mounted, and registers qemu for aarch64 ELF files
@@ -17,7 +18,7 @@ BUILD_ROOTFS=0
 for arg in "$@"; do
     case "$arg" in
         --build-rootfs) BUILD_ROOTFS=1 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
         *) printf 'setup-arm64: unknown option %s\n' "$arg" >&2; exit 2 ;;
     esac
 done
@@ -81,7 +82,7 @@ build_rootfs() {
     local python=${PITFALLS_PYTHON:-$ROOT/.venv/bin/python}
     [ -x "$python" ] || die "no Python at $python to build the root file system (set PITFALLS_PYTHON)"
     log "building (or finding cached) the arm64 root file system"
-    (cd "$ROOT" && "$python" -c 'from harness.targets.litert.arm64 import ensure_arm64_rootfs; print(ensure_arm64_rootfs())')
+    (cd "$ROOT" && "$python" -c 'from harness.environments.arm64_rootfs import ensure_arm64_rootfs; print(ensure_arm64_rootfs())')
 }
 
 install_packages

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.targets.litert.target import arm64
+from harness.environments import arm64_rootfs as rootfs_recipe
+from harness.targets.litert import arm64
 from harness.errors import RuntimeFailure
 
 PARITY_TOLERANCE = 1e-5
@@ -145,7 +146,7 @@ def test_rootfs_is_cached(arm64_rootfs: Path) -> None:
     again = arm64.ensure_arm64_rootfs()
     assert again == arm64_rootfs
     assert time.monotonic() - started < 1.0
-    assert arm64_rootfs.name == f"rootfs-{arm64.current_recipe().key()}"
+    assert arm64_rootfs.name == f"rootfs-{rootfs_recipe.current_recipe().key()}"
 
 
 def test_versions_inside_and_outside(arm64_rootfs: Path) -> None:
@@ -165,23 +166,11 @@ def test_unavailable_reason_is_cheap_and_typed() -> None:
 
 
 def test_recipe_key_changes_with_inputs() -> None:
-    recipe = arm64.current_recipe()
+    recipe = rootfs_recipe.current_recipe()
     from dataclasses import replace
 
     assert replace(recipe, mirror="http://example.invalid/debian").key() != recipe.key()
     assert replace(recipe, requirements=("ai-edge-litert==2.2.0",)).key() != recipe.key()
-
-
-def test_mirror_is_read_from_apt_sources(tmp_path: Path) -> None:
-    sources = tmp_path / "sources.list.d"
-    sources.mkdir()
-    (sources / "debian.sources").write_text(
-        "Types: deb\n# http://snapshot.debian.org/archive/debian/20250520T000000Z\n"
-        "URIs: http://mirror.example/debian\nSuites: bookworm\n"
-    )
-    (sources / "other.list").write_text("deb https://packages.example/apt stable main\n")
-    assert arm64.debian_mirror(sources, tmp_path / "none") == "http://mirror.example/debian"
-    assert arm64.debian_mirror(tmp_path / "empty", tmp_path / "none") == arm64.DEFAULT_MIRROR
 
 
 def test_build_failure_raises_setup_error_and_cleans_up(tmp_path: Path,
@@ -192,8 +181,8 @@ def test_build_failure_raises_setup_error_and_cleans_up(tmp_path: Path,
     if reason:
         pytest.skip(reason)
     monkeypatch.setenv("PITFALLS_ENV_CACHE", str(tmp_path))
-    monkeypatch.setattr(arm64, "debian_mirror", lambda: "http://127.0.0.1:9/debian")
-    monkeypatch.setattr(arm64, "_download_wheels", lambda recipe, dest, log: None)
+    monkeypatch.setattr(rootfs_recipe, "debian_mirror", lambda suite: "http://127.0.0.1:9/debian")
+    monkeypatch.setattr(rootfs_recipe, "download_guest_wheels", lambda recipe, log: [])
     with pytest.raises(SetupError) as caught:
         arm64.ensure_arm64_rootfs()
     error = caught.value
@@ -213,3 +202,17 @@ def test_wrong_number_of_inputs_is_our_usage_error(arm64_rootfs: Path, tiny_tfli
     with pytest.raises(UsageError, match="model has 1 inputs but 2 arrays were given"):
         arm64.run_on_arm64(tiny_tflite, [batch, batch])
     assert leftovers(arm64_rootfs) == []
+
+
+def test_the_worker_is_a_module_that_imports_nothing_from_harness() -> None:
+    """It runs inside the root file system, whose Python has only numpy and ai_edge_litert."""
+    import ast
+
+    tree = ast.parse(rootfs_recipe.WORKER_FILE.read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"__future__", "json", "sys", "traceback", "pathlib", "typing", "numpy",
+                        "ai_edge_litert", "importlib", "platform"}, imported
+    assert rootfs_recipe.WORKER_FILE.name == "arm64_worker.py" and rootfs_recipe.WORKER_FILE.is_file()

@@ -1,4 +1,4 @@
-"""Tests of harness.images: local image builds, ServingContainer, readiness waits.
+"""Tests of the serving images (harness.environments.serving_image) and ServingContainer.
 
 The unit tests need nothing; the engine tests skip with the exact reason when no Docker engine
 answers (scripts/setup-docker.sh starts one) and build the serving image on first use (about
@@ -22,7 +22,11 @@ from typing import Any
 
 import pytest
 
-from harness import images
+from harness import waiting
+from harness.environments import engine as docker_engine
+from harness.environments import mirror
+from harness.environments import serving_image as recipe
+from harness.targets.tfserving import container as serving
 from harness.errors import RuntimeFailure, SetupError, WaitTimeout
 
 TF_VERSION = "2.19.0"
@@ -31,49 +35,23 @@ OLD_TF_VERSION = "2.12.0"
 
 # --- unit tests (no engine) --------------------------------------------------------------
 
-def test_debian_mirror_reads_deb822_and_one_line_sources(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PITFALLS_DEBIAN_MIRROR", raising=False)
-    parts = tmp_path / "sources.list.d"
-    parts.mkdir()
-    (parts / "debian.sources").write_text(
-        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n"
-        "Components: main\n\n"
-        "Types: deb deb-src\n# a comment\nURIs: http://mirror.example/debian/\n"
-        "Suites: bookworm bookworm-updates\nComponents: main\n")
-    (parts / "other.list.disabled").write_text("deb http://wrong.example/debian bookworm main\n")
-    assert images.debian_mirror("bookworm", tmp_path) == "http://mirror.example/debian"
-
-    (parts / "debian.sources").unlink()
-    (tmp_path / "sources.list").write_text(
-        "# deb http://commented.example/debian bookworm main\n"
-        "deb [arch=amd64 signed-by=/k.gpg] http://one.example/debian bookworm main\n")
-    assert images.debian_mirror("bookworm", tmp_path) == "http://one.example/debian"
-    assert images.debian_mirror("trixie", tmp_path) == images.DEFAULT_MIRROR
-
-
-def test_debian_mirror_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PITFALLS_DEBIAN_MIRROR", "http://override.example/debian")
-    assert images.debian_mirror() == "http://override.example/debian"
-
-
 def test_serving_requirements_follow_the_tf_version() -> None:
-    assert images.serving_requirements("2.12.0") == [
+    assert recipe.serving_requirements("2.12.0") == [
         "tensorflow==2.12.0", "tensorflow-serving-api==2.12.*", "grpcio", "numpy"]
-    assert "manylinux_2_17_x86_64" in images.PIP_PLATFORMS
-    assert "manylinux2014_x86_64" in images.PIP_PLATFORMS
+    assert "manylinux_2_17_x86_64" in recipe.PIP_PLATFORMS
+    assert "manylinux2014_x86_64" in recipe.PIP_PLATFORMS
 
 
 def test_base_tag_changes_with_the_mirror() -> None:
-    one = images.base_image_tag("bookworm", "http://a.example/debian")
-    two = images.base_image_tag("bookworm", "http://b.example/debian")
+    one = recipe.base_image_tag("bookworm", "http://a.example/debian")
+    two = recipe.base_image_tag("bookworm", "http://b.example/debian")
     assert one != two and one.startswith("pitfalls/base:bookworm-")
 
 
 def test_serving_container_constructor_does_not_talk_to_the_daemon(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    container = images.ServingContainer("pitfalls/none:0", model_name="m", model_dir=tmp_path)
+    container = serving.ServingContainer("pitfalls/none:0", model_name="m", model_dir=tmp_path)
     assert container.mounts == {str(tmp_path.resolve()): "/models/m"}
     assert container.env["MODEL_NAME"] == "m"
     with pytest.raises(Exception, match="no published port"):
@@ -84,75 +62,8 @@ def test_docker_client_without_engine_raises_setup_error_with_hint(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     with pytest.raises(SetupError, match="setup-docker.sh") as caught:
-        images.docker_client()
+        docker_engine.docker_client()
     assert caught.value.evidence
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    reply: tuple[int, str] = (503, "{}")
-
-    def do_GET(self) -> None:
-        status, body = self.reply
-        data = body.encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def loopback_server() -> Iterator[tuple[str, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1/models/m", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_http_ready_times_out_with_the_last_status(
-        loopback_server: tuple[str, type[_Handler]]) -> None:
-    url, handler = loopback_server
-    handler.reply = (404, '{"error": "Servable not found for request: Latest(m)"}')
-    started = time.monotonic()
-    with pytest.raises(WaitTimeout) as caught:
-        images.HttpReady(url, images.ModelAvailable(), timeout=1.0, poll_interval=0.2).wait()
-    assert time.monotonic() - started < 5
-    assert "HTTP 404" in caught.value.evidence
-    assert "Servable not found" in caught.value.evidence
-
-
-def test_http_ready_returns_when_a_version_is_available(
-        loopback_server: tuple[str, type[_Handler]]) -> None:
-    url, handler = loopback_server
-    body = {"model_version_status": [{"version": "1", "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
-    handler.reply = (200, json.dumps(body))
-    assert "AVAILABLE" in images.HttpReady(url, images.ModelAvailable(), timeout=5).wait()
-
-
-def test_http_ready_abort_ends_the_wait_at_once(
-        loopback_server: tuple[str, type[_Handler]]) -> None:
-    url, _ = loopback_server
-    with pytest.raises(WaitTimeout, match="container exited with code 3"):
-        images.HttpReady(url, images.ModelAvailable(), timeout=60,
-                         abort=lambda: "container exited with code 3").wait()
-
-
-def test_model_available_raises_the_server_error_when_every_version_ended() -> None:
-    body = {"model_version_status": [{"version": "1", "state": "END", "status": {
-        "error_code": "NOT_FOUND", "error_message": "Op type not registered 'X'"}}]}
-    with pytest.raises(RuntimeFailure, match="Op type not registered 'X'") as caught:
-        images.ModelAvailable()(200, json.dumps(body))
-    assert caught.value.kind == "NOT_FOUND"
-    assert images.ModelAvailable(fail_on_error=False)(200, json.dumps(body)) is False
-    assert images.ModelAvailable()(404, "not json") is False
 
 
 FAILED_LOAD_LOG = (
@@ -165,27 +76,27 @@ FAILED_LOAD_LOG = (
 
 
 def test_load_failure_is_read_from_the_server_log() -> None:
-    code, message = images.load_failure_in_log(FAILED_LOAD_LOG, "fft") or ("", "")
+    code, message = serving.load_failure_in_log(FAILED_LOAD_LOG, "fft") or ("", "")
     assert code == "NOT_FOUND"
     assert message.startswith("Converting GraphDef to Graph has failed with an error: 'Op type "
                               "not registered 'FFTND'")
     assert message.endswith("GraphDef version was 1395.")
-    assert images.load_failure_in_log(FAILED_LOAD_LOG, "other") is None
+    assert serving.load_failure_in_log(FAILED_LOAD_LOG, "other") is None
 
 
 # --- engine tests ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def engine() -> Any:
-    reason = images.engine_unavailable_reason()
+    reason = docker_engine.engine_unavailable_reason()
     if reason:
         pytest.skip(f"no Docker engine answers here: {reason}")
-    return images.docker_client()
+    return docker_engine.docker_client()
 
 
 @pytest.fixture(scope="module")
-def serving_image(engine: Any) -> images.ServingImage:
-    return images.ensure_serving_image(TF_VERSION)
+def serving_image(engine: Any) -> recipe.ServingImage:
+    return recipe.ensure_serving_image(TF_VERSION)
 
 
 @pytest.fixture(scope="module")
@@ -216,9 +127,9 @@ def _predict(rest_url: str, model: str, instances: list[list[float]]) -> dict[st
 
 
 @pytest.mark.slow
-def test_build_is_cached(serving_image: images.ServingImage) -> None:
+def test_build_is_cached(serving_image: recipe.ServingImage) -> None:
     started = time.monotonic()
-    again = images.ensure_serving_image(TF_VERSION)
+    again = recipe.ensure_serving_image(TF_VERSION)
     elapsed = time.monotonic() - started
     assert again.tag == serving_image.tag
     assert again.reused and again.built_seconds == 0.0
@@ -228,9 +139,9 @@ def test_build_is_cached(serving_image: images.ServingImage) -> None:
 
 
 @pytest.mark.slow
-def test_serving_container_answers_predict(engine: Any, serving_image: images.ServingImage,
+def test_serving_container_answers_predict(engine: Any, serving_image: recipe.ServingImage,
                                            tiny_model: Path) -> None:
-    with images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
+    with serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
         result = _predict(server.rest_url, "tiny", [[1.0, 2.0, 3.0, 4.0]])
         assert result["predictions"] == [[10.5, 9.5]]
         assert server.start_to_ready_seconds is not None
@@ -244,9 +155,9 @@ def test_serving_container_answers_predict(engine: Any, serving_image: images.Se
 
 
 @pytest.mark.slow
-def test_ports_are_published_on_loopback_only(engine: Any, serving_image: images.ServingImage,
+def test_ports_are_published_on_loopback_only(engine: Any, serving_image: recipe.ServingImage,
                                               tiny_model: Path) -> None:
-    with images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
+    with serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
         container = engine.containers.get(server.container_id)
         ports = container.attrs["NetworkSettings"]["Ports"]
         bindings = ports["8500/tcp"] + ports["8501/tcp"]
@@ -259,9 +170,9 @@ def test_ports_are_published_on_loopback_only(engine: Any, serving_image: images
 @pytest.mark.slow
 @pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
 def test_container_is_removed_after_an_exception_inside_the_block(
-        engine: Any, serving_image: images.ServingImage, tiny_model: Path,
+        engine: Any, serving_image: recipe.ServingImage, tiny_model: Path,
         error: type[BaseException]) -> None:
-    container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
+    container = serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
                                         wait=False)
     with pytest.raises(error), container:
         assert _containers_named(engine, container.name)
@@ -270,9 +181,9 @@ def test_container_is_removed_after_an_exception_inside_the_block(
 
 
 @pytest.mark.slow
-def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: images.ServingImage,
+def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: recipe.ServingImage,
                                            tiny_model: Path) -> None:
-    container = images.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
+    container = serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
                                         env={"MODEL_NAME": "wrong_name"}, ready_timeout=20)
     with pytest.raises(WaitTimeout) as caught, container:
         pytest.fail("the container should never become ready")
@@ -286,14 +197,14 @@ def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: images.Se
 
 @pytest.mark.slow
 def test_remove_leftover_containers_spares_live_owners(
-        engine: Any, serving_image: images.ServingImage) -> None:
+        engine: Any, serving_image: recipe.ServingImage) -> None:
     common: dict[str, Any] = {"entrypoint": ["sleep"], "command": ["300"]}
     dead = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
                                     "pitfalls.pid": "999999999"}, **common)
     live = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
                                     "pitfalls.pid": str(os.getppid())}, **common)
     try:
-        removed = images.remove_leftover_containers()
+        removed = serving.remove_leftover_containers()
         assert dead.name in removed and live.name not in removed
         assert _containers_named(engine, live.name)
     finally:
@@ -320,16 +231,16 @@ def fftnd_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def old_tf_image(engine: Any) -> images.ServingImage:
-    return images.ensure_serving_image(OLD_TF_VERSION)
+def old_tf_image(engine: Any) -> recipe.ServingImage:
+    return recipe.ensure_serving_image(OLD_TF_VERSION)
 
 
 @pytest.mark.slow
 def test_old_tf_cannot_load_a_savedmodel_with_a_newer_op(
-        engine: Any, old_tf_image: images.ServingImage, fftnd_model: Path) -> None:
+        engine: Any, old_tf_image: recipe.ServingImage, fftnd_model: Path) -> None:
     """TF 2.12 rejects a TF 2.19 export that uses FFTND, with TF's own error text."""
     assert old_tf_image.tag.startswith(f"pitfalls/serving-compat:{OLD_TF_VERSION}-")
-    container = images.ServingContainer(old_tf_image, model_name="fft", model_dir=fftnd_model,
+    container = serving.ServingContainer(old_tf_image, model_name="fft", model_dir=fftnd_model,
                                         ready_timeout=120)
     with pytest.raises(RuntimeFailure, match="Op type not registered 'FFTND'") as caught, container:
         pytest.fail("TF 2.12 should not load this SavedModel")
@@ -340,7 +251,7 @@ def test_old_tf_cannot_load_a_savedmodel_with_a_newer_op(
 
 @pytest.mark.slow
 def test_old_tf_still_loads_a_plain_keras3_export(
-        engine: Any, old_tf_image: images.ServingImage, tiny_model: Path) -> None:
+        engine: Any, old_tf_image: recipe.ServingImage, tiny_model: Path) -> None:
     """Only a newer op breaks TF 2.12: its tf.saved_model.load takes a plain Dense export."""
     script = ("import tensorflow as tf\n"
               "m = tf.saved_model.load('/models/tiny/1')\n"
@@ -348,7 +259,7 @@ def test_old_tf_still_loads_a_plain_keras3_export(
     container = engine.containers.create(
         old_tf_image.tag, entrypoint=["python", "-c", script], network_disabled=True,
         volumes={str(tiny_model): {"bind": "/models/tiny", "mode": "ro"}},
-        environment={"TF_CPP_MIN_LOG_LEVEL": "3"}, labels={"pitfalls": "1"})
+        environment={"TF_CPP_MIN_LOG_LEVEL": "3"}, labels={"pitfalls": "1", "pitfalls.pid": str(os.getpid())})
     try:
         container.start()
         exit_code = container.wait(timeout=300)["StatusCode"]
@@ -360,20 +271,20 @@ def test_old_tf_still_loads_a_plain_keras3_export(
 
 
 @pytest.mark.slow
-def test_real_image_is_used_only_when_present(engine: Any, serving_image: images.ServingImage,
+def test_real_image_is_used_only_when_present(engine: Any, serving_image: recipe.ServingImage,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in tag plays a `docker load`-ed tensorflow/serving image; nothing is pulled."""
     stand_in = f"tensorflow/serving:pitfalls-test-{os.getpid()}"
     monkeypatch.setenv("PITFALLS_REAL_SERVING_IMAGE", stand_in)
-    assert images.real_serving_image() is None
+    assert recipe.real_serving_image() is None
     with pytest.raises(SetupError, match="no tensorflow/serving image is present locally"):
-        images.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
+        recipe.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
     engine.images.get(serving_image.tag).tag("tensorflow/serving", f"pitfalls-test-{os.getpid()}")
     try:
-        assert images.real_serving_image() == stand_in
-        real = images.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
+        assert recipe.real_serving_image() == stand_in
+        real = recipe.ensure_serving_image(TF_VERSION, implementation="tensorflow/serving")
         assert (real.tag, real.implementation) == (stand_in, "tensorflow/serving")
-        assert images.ServingContainer(stand_in).image.implementation == "tensorflow/serving"
+        assert serving.ServingContainer(stand_in).image.implementation == "tensorflow/serving"
     finally:
         engine.images.remove(stand_in)
 
