@@ -628,8 +628,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
     p.add_argument("--json", action="store_true", help="print the changes as JSON")
-    p.add_argument("--threshold", type=float, default=20.0, metavar="PCT",
-                   help="relative move of a figure that counts as a change (default 20)")
+    p.add_argument("--threshold", type=float, default=400.0, metavar="PCT",
+                   help="noise band of timing figures without repeats: a move beyond (1 + PCT/100) times "
+                        "counts (default 400, a factor 5); other figures are judged by class (see harness.diff)")
     p.set_defaults(func=cmd_diff)
     return parser
 
