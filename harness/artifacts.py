@@ -238,7 +238,7 @@ class ArtifactCache:
     def path_for(self, kind: str, key: Mapping[str, Any]) -> Path:
         return self.root / kind / artifact_key(kind, key)
 
-    def get_or_build(self, kind: str, key: Mapping[str, Any], build: Callable[[Path], None]) -> Path:
+    def get_or_build(self, kind: str, key: Mapping[str, Any], build: Callable[[Path], object]) -> Path:
         """Return the artifact's directory, building it with ``build(tmpdir)`` when absent.
 
         An entry is reused only when :func:`check_entry` finds it intact; a corrupt one is moved
