@@ -704,9 +704,9 @@ def build_parser() -> ArgumentParser:
     p.add_argument("old", metavar="OLD")
     p.add_argument("new", metavar="NEW")
     p.add_argument("--json", action="store_true", help="print the changes as JSON")
-    p.add_argument("--threshold", type=float, default=400.0, metavar="PCT",
+    p.add_argument("--threshold", type=float, default=1900.0, metavar="PCT",
                    help="noise band of timing figures without repeats: a move beyond (1 + PCT/100) times "
-                        "counts (default 400, a factor 5); other figures are judged by class (see harness.diff)")
+                        "counts (default 1900, a factor 20); other figures are judged by class (see harness.diff)")
     p.set_defaults(func=cmd_diff)
 
     p = sub.add_parser("cache", help="the artifact cache: sizes per kind, verify entries, clear them")

@@ -30,7 +30,7 @@ def test_diff_finds_regressions_improvements_and_new_error_text() -> None:
     assert text.severity == "changed" and text.new.endswith("(new wording)")
     assert changes[(SERVER, "faulty", "outcome", "symptom reproduced again")].severity == "improvement"
     assert not any(key[0] == ASYNC and key[2] == "figure" and "load_ms" in key[3] for key in changes)
-    # the default noise band (a factor 5) takes a 3x latency move for noise; parity and outcome stay
+    # the default noise band (a factor 20) takes a 3x latency move for noise; parity and outcome stay
     default = {(c.scenario, c.variant, c.kind) for c in diff_results(
         build_results(old_records(), env={}), build_results(new_records(), env={}))}
     assert (ASYNC, "fixed", "figure") not in default and (LITERT, "fixed", "figure") in default
@@ -82,7 +82,7 @@ def test_cli_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert data["threshold_pct"] == 50 and data["regressions"] == 3 and data["environment"] == {}
     assert main(["diff", str(old), str(new), "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["threshold_pct"] == 400 and data["regressions"] == 2  # predict_ms x3 is within the band
+    assert data["threshold_pct"] == 1900 and data["regressions"] == 2  # predict_ms x3 is within the band
     assert {"scenario", "target", "variant", "kind", "severity", "what", "old", "new"} <= set(data["changes"][0])
 
 
@@ -104,6 +104,11 @@ def test_cli_diff_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 #: rule name -> two texts of the same runtime message from two runs (seen or shaped like real ones)
 SAME_MESSAGE = {
+    "tf-function-id": (  # seen: mobile/model-conversion/conversion-of-unsupported-models/litert faulty
+        'error: loc(callsite(callsite(fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_8683"] at '
+        'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8697"])',
+        'error: loc(callsite(callsite(fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_7991"] at '
+        'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8005"])'),
     "tf-log-prefix": (  # seen: server/serving/model-loading faulty, two runs of the same versions
         "2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable model found under "
         "base path /models/model/1. Did you forget to name your leaf directory as a number (eg. '/1/')?",
@@ -116,14 +121,17 @@ SAME_MESSAGE = {
     "clock-time": ("[07:25:46.123] worker exited", "[23:59:01.9] worker exited"),
     "pitfalls-cache-entry": ("Could not open /root/.cache/pitfalls/tflite/0a1b2c3d4e5f60718293/model.tflite",
                              "Could not open /home/ci/.cache/pitfalls/tflite/ffeeddccbbaa99887766/model.tflite"),
-    "temp-path": ("SavedModel file does not exist at: /tmp/pitfalls-run-x1y2z3/fixed-abc/model/1",
-                  "SavedModel file does not exist at: /tmp/pitfalls-run-q9w8e7/fixed-zzz/model/1"),
+    "temp-path": (  # seen: mobile/model-conversion/saving-models/litert faulty (Keras's text, run directory)
+        "Use `model.export(filepath)` if you want to export a SavedModel for use with TFLite/TFServing/etc. "
+        "Received: filepath=/tmp/pitfalls-run-98pfd954/faulty-7pdt7e1a/model",
+        "Use `model.export(filepath)` if you want to export a SavedModel for use with TFLite/TFServing/etc. "
+        "Received: filepath=/tmp/pitfalls-run-zs72wfcg/faulty-3oha2qpl/model"),
     "run-directory": ("see pitfalls-run-k2j3h4/faulty-1 for the log", "see pitfalls-run-a0b9c8/faulty-1 for the log"),
     "loopback-port": ("UNAVAILABLE: ipv4:127.0.0.1:45121: Connection refused",
                       "UNAVAILABLE: ipv4:127.0.0.1:38007: Connection refused"),
     "container-id": ("No such container: 3f2a9c81d0e4", "No such container: 0b1c2d3e4f5a"),
-    "container-name": ('The container name "/pitfalls-serving-4711-ab12" is already in use',
-                       'The container name "/pitfalls-serving-815-zz9" is already in use'),
+    "container-name": ('The container name "/pitfalls-serving-3f9a0c21bd" is already in use',
+                       'The container name "/pitfalls-serving-00aa11bb22" is already in use'),
     "hex-address": ("<tflite.Interpreter object at 0x7f3a2c1b9d50>", "<tflite.Interpreter object at 0x7f00aa11bb22>"),
     "process-id": ("worker process 81234 exited with signal 9", "worker process 77 exited with signal 9"),
     "thread-id": ("Exception in thread Thread-17 (worker)", "Exception in thread Thread-3 (worker)"),
@@ -199,7 +207,10 @@ def test_parity_moves_by_bound_or_orders_of_magnitude() -> None:
 
 def test_timing_moves_by_bound_noise_band_or_repeats() -> None:
     assert figure_moved("load_seconds_small", 0.669, 0.146) is None  # x4.6, seen between two same-version runs
-    assert figure_moved("median_ms_float", 1.4, 9.0) is not None  # x6.4
+    # x10.4, seen between two same-version runs (a core-pinned median on a loaded machine)
+    assert figure_moved("median_ms_float_builtin_1thread", 6.78454, 70.2342) is None
+    assert figure_moved("median_ms_float", 1.4, 60.0) is not None  # x43: a hang, a lost accelerator
+    assert figure_moved("median_ms_float", 1.4, 9.0, threshold_pct=400) is not None  # x6.4 beyond a x5 band
     assert figure_moved("predict_ms", 0.3, 1.2) is None  # x4 and below the 1 ms floor anyway
     assert figure_moved("load_time_ratio", 4.6, 8.8, bounds=[(">", 2.0)]) is None
     assert figure_moved("load_time_ratio", 4.6, 1.5, bounds=[(">", 2.0)]) == "now violates its bound"
@@ -213,6 +224,9 @@ def test_timing_moves_by_bound_noise_band_or_repeats() -> None:
 def test_events_size_and_exact() -> None:
     assert figure_moved("old_model_answers_after_update", 14, 9) is None
     assert figure_moved("failed_requests", 0, 3) == "moved between zero and non-zero"
+    # seen: thread-management faulty, two same-version runs: its race made one wrong answer once
+    assert figure_moved("wrong", 0, 1, variant="faulty") is None
+    assert figure_moved("wrong", 0, 1, bounds=[("<=", 0)], variant="faulty") == "now violates its bound"
     assert figure_moved("tflite_bytes", 4096, 4100) == "changed"
     assert figure_moved("accuracy", 0.87, 0.86) == "changed"
 
