@@ -3,30 +3,55 @@
 Records are matched by (scenario, target, variant).  A change is one of:
 
 * ``outcome``: the outcome moved, e.g. ``reproduced`` -> ``not-reproduced`` (symptom no longer
-  reproduced) or ``works`` -> ``broken`` (fixed variant now broken);
-* ``error-text``: the runtime's error text differs (the symptom still reproduces, with new words);
-* ``figure``: a figure moved by more than the threshold (relative, with a small absolute floor so
-  that noise around zero does not count);
-* ``added`` / ``removed``: a record exists on one side only.
+  reproduced) or ``works`` -> ``broken`` (fixed variant now broken); always reported;
+* ``added`` / ``removed``: a record exists on one side only; always reported;
+* ``error-text``: the runtime's error text differs once its volatile parts are normalised
+  (:data:`TEXT_RULES`: timestamps, temporary and cache paths, ports, container ids, addresses,
+  process and thread ids, log prefixes), i.e. the runtime says something else;
+* ``figure``: a figure moved in a way its class says is real (:data:`FIGURE_CLASSES`, chosen from the
+  figure's name, first match wins):
+
+  ``parity`` (``max_abs_diff`` and other differences)
+      crosses a bound of the scenario's own expectation, or moves by an order of magnitude or more
+      with the larger value above the float-noise floor :data:`PARITY_FLOOR`;
+  ``size`` (bytes)
+      any difference (sizes are deterministic);
+  ``timing`` (``ms``, ``seconds``, latency, speedup, slowdown, throughput, ratios)
+      a bound of the scenario's expectation flips, or it moves beyond the noise band
+      (``threshold_pct``: by default a factor of 20 either way, because on a shared 2-core machine
+      the median of a core-pinned run moved by x10 between two runs of the same versions, and a
+      ratio built on it by x3; absolute times also by more than :data:`TIMING_FLOOR`); when both
+      records hold repeats (``evidence.repeats[name]``, a list of samples) it moved when the two
+      sample ranges do not overlap and the medians differ by more than :data:`REPEATS_MEDIAN_PCT`
+      percent.  So without repeats a timing is judged by the scenario's own bounds, and only a
+      catastrophic move (a hang, a lost accelerator) counts beyond them;
+  ``events`` (answers, requests, errors, wrong answers counted under load or in a race)
+      a bound flips, or, in a fixed variant, it moves between zero and non-zero (a faulty variant's
+      race makes a random number of them);
+  ``exact`` (everything else: counts, flags, accuracies)
+      any difference.
 
 A change is a **regression** when a variant that behaved as expected no longer does (outcome from
-reproduced/works to anything but skipped), or when a fixed variant's latency, parity error or size
-grew beyond the threshold.  It is an **improvement** in the opposite directions, and **changed**
-otherwise.
+reproduced/works to anything but skipped), when a figure now violates a bound it satisfied, or when
+a fixed variant's parity error, size or absolute time grew.  It is an **improvement** in the
+opposite directions, and **changed** otherwise.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import statistics
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 PASSING = ("reproduced", "works")
-# figure name pattern -> absolute floor below which a move is noise
-WORSE_WHEN_HIGHER: tuple[tuple[str, float], ...] = (
-    (r"_ms$", 1.0), (r"max_abs_diff$", 1e-6), (r"parity", 1e-6), (r"_bytes$", 1024.0),
-)
-DEFAULT_THRESHOLD_PCT = 20.0
+#: Timing noise band: a timing figure without repeats moved when max/min exceeds 1 + pct/100.
+DEFAULT_THRESHOLD_PCT = 1900.0
+PARITY_FLOOR = 1e-6  # a difference below this is float noise, whatever its relative move
+PARITY_ORDERS = 1.0  # moves of at least this many orders of magnitude count
+TIMING_FLOOR = {"ms": 1.0, "seconds": 0.01}  # absolute moves below these are noise
+REPEATS_MEDIAN_PCT = 20.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +69,61 @@ class Change:
         return asdict(self)
 
 
-def _key(record: Mapping[str, Any]) -> tuple[str, str, str]:
-    return (record["scenario"], record["target"], record["variant"])
+# ---------------------------------------------------------------------------------- texts
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """A volatile part of a runtime's text, replaced by a placeholder before texts are compared."""
+
+    name: str
+    pattern: re.Pattern[str]
+    replacement: str
+    example: str  # a real-looking text the rule applies to (tests check each)
+
+
+def _rule(name: str, pattern: str, replacement: str, example: str) -> TextRule:
+    return TextRule(name, re.compile(pattern), replacement, example)
+
+
+_PATH_END = r"[^\s'\"`,;:()\[\]{}<>]*"
+
+#: Applied in order (log prefixes before bare timestamps, cache paths before temporary paths).
+TEXT_RULES: tuple[TextRule, ...] = (
+    _rule("tf-function-id", r"\b(__inference_\w+?|__forward_\w+?|__backward_\w+?)_\d+\b", r"\1_<n>",
+          'fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_8683"]'),
+    _rule("tf-log-prefix", r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?: [IWEF] [\w./-]+:\d+\] ", "",
+          "2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable model found"),
+    _rule("glog-prefix", r"\b[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w./-]+:\d+\] ", "",
+          "I1201 07:25:46.123456  4711 loader_harness.cc:74] Loading servable version {name: model version: 1}"),
+    _rule("python-log-prefix", r"\b(DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:", "",
+          "WARNING:absl:Found untraced functions such as _update_step_xla"),
+    _rule("iso-timestamp", r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<time>",
+          "request at 2026-12-01T07:25:46.123+00:00 failed"),
+    _rule("clock-time", r"\b\d{2}:\d{2}:\d{2}(?:\.\d+)?\b", "<time>", "[07:25:46.123] worker exited"),
+    _rule("pitfalls-cache-entry", r"(?:/[\w.-]+)*/(?:\.cache/)?pitfalls(?:-env)?/([\w-]+)/[0-9a-f]{16,}", r"<cache>/\1/<entry>",
+          "Could not open /root/.cache/pitfalls/tflite/0a1b2c3d4e5f60718293/model.tflite"),
+    _rule("temp-path", r"(?:/private)?(?:/tmp|/var/tmp|/var/folders)/" + _PATH_END, "<tmp>",
+          "SavedModel file does not exist at: /tmp/pitfalls-run-x1y2z3/fixed-abc/model/1"),
+    _rule("run-directory", r"\bpitfalls-(?:run|cli|nginx|call)-[\w-]+|\bpytest-of-\w+/pytest-\d+|\btmp[a-z0-9_]{8}\b",
+          "<run-dir>", "see pitfalls-run-k2j3h4/faulty-1 for the log"),
+    _rule("loopback-port", r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\]):\d{2,5}\b", r"\1:<port>",
+          "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:45121: Connection refused"),
+    _rule("container-id", r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b", "<id>",
+          "No such container: 3f2a9c81d0e4"),
+    _rule("container-name", r"\bpitfalls-[a-z]+-(?:\d+-)?[0-9a-f]{6,}\b", "<container>",  # harness.images names
+          "Conflict. The container name \"/pitfalls-serving-3f9a0c21bd\" is already in use"),
+    _rule("hex-address", r"\b0x[0-9a-fA-F]{6,}\b", "0x<addr>", "<tflite.Interpreter object at 0x7f3a2c1b9d50>"),
+    _rule("process-id", r"\b(pid|PID|process)([ =:#]+)\d+", r"\1\2<pid>", "worker process 81234 exited with signal 9"),
+    _rule("thread-id", r"\b(thread|Thread|tid|TID)([ =:#-]+)\d+", r"\1\2<tid>", "Exception in thread Thread-17 (worker)"),
+)
+
+
+def normalise_text(text: str) -> str:
+    """A runtime text with its volatile parts replaced (:data:`TEXT_RULES`) and spaces collapsed."""
+    for rule in TEXT_RULES:
+        text = rule.pattern.sub(rule.replacement, text)
+    return " ".join(text.split())
 
 
 def _error_text(record: Mapping[str, Any]) -> str:
@@ -53,12 +131,103 @@ def _error_text(record: Mapping[str, Any]) -> str:
     return " ".join(str(err.get("message", "")).split())
 
 
-def _floor_for(name: str) -> tuple[bool, float]:
-    """Whether higher is worse for this figure, and its absolute noise floor."""
-    for pattern, floor in WORSE_WHEN_HIGHER:
-        if re.search(pattern, name):
-            return True, floor
-    return False, 1e-9
+# ---------------------------------------------------------------------------------- figures
+
+#: Figure class by name: (class, pattern), first match wins; "exact" when none matches.
+FIGURE_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("parity", re.compile(r"max_abs_diff|abs_diff|(^|_)diff(_|$)|max_diff|sqnr|max_steps|scale_error"
+                          r"|after_update_vs_(new|old)_model")),
+    ("size", re.compile(r"bytes|megabytes|size_ratio")),
+    ("timing", re.compile(r"(^|_)ms(_|$)|seconds|latency|speedup|slowdown|throughput|per_second|ratio"
+                          r"|_over_|_vs_(cpu|builtin|xnnpack|reference|optimised|quantized)")),
+    ("events", re.compile(r"answers|answered|requests|^errors$|failed|(^|_)wrong(_|$)")),
+)
+_BOUND = re.compile(r"\b([A-Za-z_]\w*) (<=|>=|<|>) (-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf))\b")
+_OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
+
+
+def figure_class(name: str) -> str:
+    """``parity``, ``size``, ``timing``, ``events`` or ``exact``, from the figure's name."""
+    for cls, pattern in FIGURE_CLASSES:
+        if pattern.search(name):
+            return cls
+    return "exact"
+
+
+def figure_bounds(record: Mapping[str, Any]) -> dict[str, list[tuple[str, float]]]:
+    """The bounds a record's expectation states (``name op value`` in its ``expected`` text)."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    for name, op, value in _BOUND.findall(str(record.get("expected") or "")):
+        found.setdefault(name, []).append((op, float(value)))
+    return found
+
+
+def _satisfies(value: float, bounds: Sequence[tuple[str, float]]) -> bool:
+    return all(_OPS[op](value, bound) for op, bound in bounds)
+
+
+def _timing_unit(name: str) -> str | None:
+    if re.search(r"(^|_)ms(_|$)", name):
+        return "ms"
+    if "seconds" in name:
+        return "seconds"
+    return None  # a ratio: no unit, no absolute floor
+
+
+def _factor(a: float, b: float) -> float:
+    lo, hi = sorted((abs(a), abs(b)))
+    return math.inf if lo == 0 else hi / lo
+
+
+def _repeats(record: Mapping[str, Any], name: str) -> list[float]:
+    samples = ((record.get("evidence") or {}).get("repeats") or {}).get(name) or []
+    return [float(s) for s in samples if isinstance(s, (int, float))]
+
+
+def figure_moved(name: str, a: float, b: float, *, bounds: Sequence[tuple[str, float]] = (),
+                 repeats: tuple[Sequence[float], Sequence[float]] = ((), ()),
+                 threshold_pct: float = DEFAULT_THRESHOLD_PCT, variant: str = "fixed") -> str | None:
+    """Why a figure's move from ``a`` to ``b`` is a real change (None when it is noise)."""
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return None
+    if bounds and _satisfies(a, bounds) != _satisfies(b, bounds):
+        return "now violates its bound" if _satisfies(a, bounds) else "now satisfies its bound"
+    cls = figure_class(name)
+    if cls in ("exact", "size"):
+        return "changed"
+    if cls == "parity":
+        if max(abs(a), abs(b)) < PARITY_FLOOR:
+            return None
+        orders = math.log10(_factor(max(abs(a), PARITY_FLOOR), max(abs(b), PARITY_FLOOR)))
+        return f"moved by {orders:.1f} orders of magnitude" if orders >= PARITY_ORDERS else None
+    if cls == "events":
+        return "moved between zero and non-zero" if variant == "fixed" and (a == 0) != (b == 0) else None
+    ra, rb = repeats
+    if len(ra) >= 3 and len(rb) >= 3:
+        overlap = max(ra) >= min(rb) and max(rb) >= min(ra)
+        ma, mb = statistics.median(ra), statistics.median(rb)
+        if not overlap and _factor(ma, mb) > 1 + REPEATS_MEDIAN_PCT / 100:
+            return f"repeats moved (median {ma:.4g} -> {mb:.4g}, ranges apart)"
+        return None
+    unit = _timing_unit(name)
+    if unit and abs(b - a) <= TIMING_FLOOR[unit]:
+        return None
+    return f"moved beyond the noise band (x{_factor(a, b):.2g})" if _factor(a, b) > 1 + threshold_pct / 100 else None
+
+
+def _worse_when_higher(name: str) -> bool | None:
+    cls = figure_class(name)
+    if cls in ("parity", "size"):
+        return True
+    if cls == "timing" and _timing_unit(name):
+        return True
+    if cls == "timing" and re.search(r"speedup|throughput|per_second", name):
+        return False
+    return None
+
+
+def _key(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    return (record["scenario"], record["target"], record["variant"])
 
 
 def _outcome_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> Change | None:
@@ -86,16 +255,23 @@ def _figure_changes(old: Mapping[str, Any], new: Mapping[str, Any], threshold_pc
     changes = []
     fo = (old.get("evidence") or {}).get("figures") or {}
     fn = (new.get("evidence") or {}).get("figures") or {}
+    bounds = figure_bounds(new)
     for name in sorted(set(fo) & set(fn)):
         a, b = float(fo[name]), float(fn[name])
-        worse_when_higher, floor = _floor_for(name)
-        if abs(b - a) <= max(threshold_pct / 100.0 * abs(a), floor):
+        why = figure_moved(name, a, b, bounds=bounds.get(name, ()), threshold_pct=threshold_pct,
+                           repeats=(_repeats(old, name), _repeats(new, name)), variant=new["variant"])
+        if why is None:
             continue
-        pct = (b - a) / abs(a) * 100.0 if a else float("inf")
         severity = "changed"
-        if worse_when_higher and new["variant"] == "fixed":
-            severity = "regression" if b > a else "improvement"
-        what = f"{name} {'rose' if b > a else 'fell'} by {pct:+.0f}%" if a else f"{name} moved from 0"
+        worse = _worse_when_higher(name)
+        if why == "now violates its bound":
+            severity = "regression"
+        elif why == "now satisfies its bound":
+            severity = "improvement"
+        elif worse is not None and new["variant"] == "fixed":
+            severity = "regression" if (b > a) == worse else "improvement"
+        pct = f" by {(b - a) / abs(a) * 100.0:+.0f}%" if a else " from 0"
+        what = f"{name} {'rose' if b > a else 'fell'}{pct} ({figure_class(name)}: {why})"
         changes.append(Change(*_key(new), "figure", severity, what, a, b))
     return changes
 
@@ -109,7 +285,7 @@ def diff_results(old: Mapping[str, Any], new: Mapping[str, Any],
     for key in sorted(set(before) | set(after)):
         a, b = before.get(key), after.get(key)
         if a is None:
-            changes.append(Change(*key, "added", "changed", "new record", None, b["outcome"]))  # type: ignore[index]
+            changes.append(Change(*key, "added", "changed", "new record", None, after[key]["outcome"]))
             continue
         if b is None:
             changes.append(Change(*key, "removed", "changed", "record no longer present", a["outcome"], None))
@@ -118,7 +294,7 @@ def diff_results(old: Mapping[str, Any], new: Mapping[str, Any],
         if outcome:
             changes.append(outcome)
         ta, tb = _error_text(a), _error_text(b)
-        if ta and tb and ta != tb:
+        if ta and tb and normalise_text(ta) != normalise_text(tb):
             changes.append(Change(*key, "error-text", "changed", "new error text", ta, tb))
         changes.extend(_figure_changes(a, b, threshold_pct))
     return changes

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 
 from crafted import ASYNC, LITERT, SERVER, new_records, old_records, record, write_results
+from harness import diff
 from harness.cli import main
-from harness.diff import diff_results, regressions
-from harness.results import build_results
+from harness.diff import diff_results, figure_class, figure_moved, normalise_text, regressions
+from harness.paths import REPO_ROOT
+from harness.results import build_results, load_results
 
 
 def _changes(old: list, new: list, threshold: float = 20.0) -> dict:
@@ -28,6 +30,10 @@ def test_diff_finds_regressions_improvements_and_new_error_text() -> None:
     assert text.severity == "changed" and text.new.endswith("(new wording)")
     assert changes[(SERVER, "faulty", "outcome", "symptom reproduced again")].severity == "improvement"
     assert not any(key[0] == ASYNC and key[2] == "figure" and "load_ms" in key[3] for key in changes)
+    # the default noise band (a factor 20) takes a 3x latency move for noise; parity and outcome stay
+    default = {(c.scenario, c.variant, c.kind) for c in diff_results(
+        build_results(old_records(), env={}), build_results(new_records(), env={}))}
+    assert (ASYNC, "fixed", "figure") not in default and (LITERT, "fixed", "figure") in default
 
 
 def test_symptom_no_longer_reproduced_is_a_regression() -> None:
@@ -74,6 +80,9 @@ def test_cli_diff_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert main(["diff", str(old), str(new), "--json", "--threshold", "50"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["threshold_pct"] == 50 and data["regressions"] == 3 and data["environment"] == {}
+    assert main(["diff", str(old), str(new), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["threshold_pct"] == 1900 and data["regressions"] == 2  # predict_ms x3 is within the band
     assert {"scenario", "target", "variant", "kind", "severity", "what", "old", "new"} <= set(data["changes"][0])
 
 
@@ -89,3 +98,189 @@ def test_cli_diff_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     captured = capsys.readouterr()
     assert captured.out == ""
     assert len(captured.err.strip().splitlines()) == 1 and words in captured.err
+
+
+# ------------------------------------------------------------------ volatile parts of runtime texts
+
+#: rule name -> two texts of the same runtime message from two runs (seen or shaped like real ones)
+SAME_MESSAGE = {
+    "tf-function-id": (  # seen: mobile/model-conversion/conversion-of-unsupported-models/litert faulty
+        'error: loc(callsite(callsite(fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_8683"] at '
+        'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8697"])',
+        'error: loc(callsite(callsite(fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_7991"] at '
+        'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8005"])'),
+    "tf-log-prefix": (  # seen: server/serving/model-loading faulty, two runs of the same versions
+        "2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable model found under "
+        "base path /models/model/1. Did you forget to name your leaf directory as a number (eg. '/1/')?",
+        "2026-12-01 07:37:31.097388: W tfs_compat/core.py:117] No versions of servable model found under "
+        "base path /models/model/1. Did you forget to name your leaf directory as a number (eg. '/1/')?"),
+    "glog-prefix": ("I1201 07:25:46.123456  4711 loader_harness.cc:74] Loading servable version {name: m}",
+                    "I1202 19:01:02.000001    12 loader_harness.cc:74] Loading servable version {name: m}"),
+    "python-log-prefix": ("WARNING:absl:Found untraced functions", "Found untraced functions"),
+    "iso-timestamp": ("request at 2026-12-01T07:25:46.123+00:00 failed", "request at 2026-12-02T10:00:00Z failed"),
+    "clock-time": ("[07:25:46.123] worker exited", "[23:59:01.9] worker exited"),
+    "pitfalls-cache-entry": ("Could not open /root/.cache/pitfalls/tflite/0a1b2c3d4e5f60718293/model.tflite",
+                             "Could not open /home/ci/.cache/pitfalls/tflite/ffeeddccbbaa99887766/model.tflite"),
+    "temp-path": (  # seen: mobile/model-conversion/saving-models/litert faulty (Keras's text, run directory)
+        "Use `model.export(filepath)` if you want to export a SavedModel for use with TFLite/TFServing/etc. "
+        "Received: filepath=/tmp/pitfalls-run-98pfd954/faulty-7pdt7e1a/model",
+        "Use `model.export(filepath)` if you want to export a SavedModel for use with TFLite/TFServing/etc. "
+        "Received: filepath=/tmp/pitfalls-run-zs72wfcg/faulty-3oha2qpl/model"),
+    "run-directory": ("see pitfalls-run-k2j3h4/faulty-1 for the log", "see pitfalls-run-a0b9c8/faulty-1 for the log"),
+    "loopback-port": ("UNAVAILABLE: ipv4:127.0.0.1:45121: Connection refused",
+                      "UNAVAILABLE: ipv4:127.0.0.1:38007: Connection refused"),
+    "container-id": ("No such container: 3f2a9c81d0e4", "No such container: 0b1c2d3e4f5a"),
+    "container-name": ('The container name "/pitfalls-serving-3f9a0c21bd" is already in use',
+                       'The container name "/pitfalls-serving-00aa11bb22" is already in use'),
+    "hex-address": ("<tflite.Interpreter object at 0x7f3a2c1b9d50>", "<tflite.Interpreter object at 0x7f00aa11bb22>"),
+    "process-id": ("worker process 81234 exited with signal 9", "worker process 77 exited with signal 9"),
+    "thread-id": ("Exception in thread Thread-17 (worker)", "Exception in thread Thread-3 (worker)"),
+}
+
+
+def test_every_text_rule_has_a_tested_example() -> None:
+    assert {rule.name for rule in diff.TEXT_RULES} == set(SAME_MESSAGE)
+    for rule in diff.TEXT_RULES:
+        assert rule.pattern.search(rule.example), rule.name
+        assert rule.pattern.sub(rule.replacement, rule.example) != rule.example, rule.name
+
+
+@pytest.mark.parametrize("name", sorted(SAME_MESSAGE))
+def test_the_same_message_from_two_runs_normalises_equal(name: str) -> None:
+    a, b = SAME_MESSAGE[name]
+    assert a != b and normalise_text(a) == normalise_text(b)
+
+
+def test_normalising_keeps_what_the_runtime_said() -> None:
+    a, _ = SAME_MESSAGE["tf-log-prefix"]
+    assert normalise_text(a).startswith("No versions of servable model found under base path /models/model/1.")
+    reworded = a.replace("No versions of servable model found", "No servable versions found")
+    assert normalise_text(a) != normalise_text(reworded)
+    assert normalise_text("Dimension mismatch. Got 8 but expected 4") != normalise_text(
+        "Dimension mismatch. Got 8 but expected 3")
+
+
+def test_error_text_changes_only_when_the_words_change() -> None:
+    a, b = SAME_MESSAGE["tf-log-prefix"]
+    old = [record(SERVER, "tfserving", "faulty", "reproduced", error=a)]
+    same = [record(SERVER, "tfserving", "faulty", "reproduced", error=b)]
+    assert diff_results(build_results(old, env={}), build_results(same, env={})) == []
+    reworded = [record(SERVER, "tfserving", "faulty", "reproduced", error=b.replace("No versions", "No version"))]
+    (change,) = diff_results(build_results(old, env={}), build_results(reworded, env={}))
+    assert (change.kind, change.what) == ("error-text", "new error text")
+
+
+# ------------------------------------------------------------------ figures judged by class
+
+@pytest.mark.parametrize("name, cls", [
+    ("max_abs_diff", "parity"), ("int8_max_abs_diff", "parity"), ("arm_vs_x86_max_abs_diff", "parity"),
+    ("old_vs_new_model_max_diff", "parity"), ("diff_to_new_model", "parity"), ("int8_arm_vs_x86_max_steps", "parity"),
+    ("tflite_bytes", "size"), ("large_variables_megabytes", "size"), ("size_ratio_int8", "size"),
+    ("weight_bytes_ratio", "size"), ("revisit_bytes", "size"),
+    ("predict_ms", "timing"), ("median_ms_float_builtin_1thread", "timing"), ("load_seconds_small", "timing"),
+    ("load_time_ratio", "timing"), ("speedup_vs_builtin_float", "timing"), ("slowdown_vs_xnnpack", "timing"),
+    ("webgl_first_over_warm", "timing"), ("webgl_vs_cpu", "timing"), ("batched_requests_per_second", "timing"),
+    ("throughput_ratio", "timing"), ("latency_ratio_vs_reference", "timing"), ("cpu_first_sample_over_median", "timing"),
+    ("old_model_answers_after_update", "events"), ("failed_requests", "events"), ("errors", "events"),
+    ("wrong_answers", "events"),
+    ("accuracy", "exact"), ("backends_as_requested", "exact"), ("label_agreement", "exact"), ("flex_ops", "exact"),
+    ("is_tflite_flatbuffer", "exact"), ("page_errors", "exact"),
+])
+def test_figure_classes_from_names(name: str, cls: str) -> None:
+    assert figure_class(name) == cls
+
+
+def test_bounds_come_from_the_scenarios_expectation() -> None:
+    rec = record(LITERT, "litert", "fixed", "works",
+                 expected="succeeds with speedup_vs_builtin_float > 3, int8_max_abs_diff <= 0.05, x >= 1e-05")
+    assert diff.figure_bounds(rec) == {"speedup_vs_builtin_float": [(">", 3.0)],
+                                       "int8_max_abs_diff": [("<=", 0.05)], "x": [(">=", 1e-05)]}
+
+
+def test_parity_moves_by_bound_or_orders_of_magnitude() -> None:
+    assert figure_moved("max_abs_diff", 2.6e-8, 9.0e-8) is None  # below the float-noise floor
+    assert figure_moved("max_abs_diff", 1e-4, 5e-4) is None  # x5: same order
+    assert "orders of magnitude" in str(figure_moved("max_abs_diff", 1e-4, 2e-3))
+    assert "orders of magnitude" in str(figure_moved("max_abs_diff", 0.0, 1e-3))
+    assert figure_moved("max_abs_diff", 1e-4, 5e-4, bounds=[("<=", 3e-4)]) == "now violates its bound"
+
+
+def test_timing_moves_by_bound_noise_band_or_repeats() -> None:
+    assert figure_moved("load_seconds_small", 0.669, 0.146) is None  # x4.6, seen between two same-version runs
+    # x10.4, seen between two same-version runs (a core-pinned median on a loaded machine)
+    assert figure_moved("median_ms_float_builtin_1thread", 6.78454, 70.2342) is None
+    assert figure_moved("median_ms_float", 1.4, 60.0) is not None  # x43: a hang, a lost accelerator
+    assert figure_moved("median_ms_float", 1.4, 9.0, threshold_pct=400) is not None  # x6.4 beyond a x5 band
+    assert figure_moved("predict_ms", 0.3, 1.2) is None  # x4 and below the 1 ms floor anyway
+    assert figure_moved("load_time_ratio", 4.6, 8.8, bounds=[(">", 2.0)]) is None
+    assert figure_moved("load_time_ratio", 4.6, 1.5, bounds=[(">", 2.0)]) == "now violates its bound"
+    assert figure_moved("predict_ms", 10.0, 14.0, threshold_pct=20) is not None
+    same = ([10.0, 12.0, 11.0, 30.0], [11.5, 13.0, 9.0, 12.0])
+    apart = ([10.0, 12.0, 11.0, 10.5], [15.0, 16.0, 14.5, 15.5])
+    assert figure_moved("predict_ms", 10.75, 15.25, repeats=same) is None
+    assert "repeats moved" in str(figure_moved("predict_ms", 10.75, 15.25, repeats=apart))
+
+
+def test_events_size_and_exact() -> None:
+    assert figure_moved("old_model_answers_after_update", 14, 9) is None
+    assert figure_moved("failed_requests", 0, 3) == "moved between zero and non-zero"
+    # seen: thread-management faulty, two same-version runs: its race made one wrong answer once
+    assert figure_moved("wrong", 0, 1, variant="faulty") is None
+    assert figure_moved("wrong", 0, 1, bounds=[("<=", 0)], variant="faulty") == "now violates its bound"
+    assert figure_moved("tflite_bytes", 4096, 4100) == "changed"
+    assert figure_moved("accuracy", 0.87, 0.86) == "changed"
+
+
+def test_repeats_in_records_are_used() -> None:
+    def rec(samples: list[float]) -> dict:
+        r = record(ASYNC, "tfjs", "fixed", "works", figures={"predict_ms": sorted(samples)[len(samples) // 2]})
+        r["evidence"]["repeats"] = {"predict_ms": samples}
+        return r
+
+    noisy = diff_results(build_results([rec([5.0, 9.0, 6.0, 30.0, 7.0])], env={}),
+                         build_results([rec([6.0, 8.0, 25.0, 9.5, 8.5])], env={}), threshold_pct=10)
+    assert noisy == []
+    (slower,) = diff_results(build_results([rec([5.0, 5.5, 6.0])], env={}),
+                             build_results([rec([9.0, 9.5, 10.0])], env={}))
+    assert slower.severity == "regression" and "repeats moved" in slower.what
+
+
+def test_a_fixed_variant_broken_and_parity_moved_are_still_regressions() -> None:
+    old = [record(LITERT, "litert", "fixed", "works", figures={"max_abs_diff": 1e-6},
+                  expected="succeeds with max_abs_diff <= 0.0001")]
+    new = [record(LITERT, "litert", "fixed", "broken", figures={"max_abs_diff": 0.3},
+                  expected="succeeds with max_abs_diff <= 0.0001")]
+    found = diff_results(build_results(old, env={}), build_results(new, env={}))
+    assert {(c.kind, c.severity) for c in found} == {("outcome", "regression"), ("figure", "regression")}
+
+
+# ------------------------------------------------------------------ two real runs of the same versions
+
+SELECTION = ["server/serving/model-loading", "server/request/procedure", "mobile/inference-speed",
+             "browser/inference-speed"]
+
+
+@pytest.mark.slow
+def test_two_real_runs_of_the_same_versions_show_no_change(tmp_path: Path) -> None:
+    """Run a small selection twice (servers, LiteRT timings, a browser): the diff says nothing changed.
+
+    Real texts that needed normalising: the TF log prefix of the model server's error
+    (``2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable ...``, the
+    timestamp differs per run); timings that moved between the runs: load_seconds_small x4.6,
+    webgl_reported_ms x2.8, median_ms_float_builtin_1thread x2.9 (all within the noise band or
+    judged by their bounds, which held)."""
+    import subprocess
+    import sys
+
+    runs = []
+    for name in ("first", "second"):
+        results = tmp_path / name / "results.json"
+        proc = subprocess.run([sys.executable, "-m", "harness", "run", *SELECTION, "--results", str(results)],
+                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        runs.append(load_results(results))
+    assert [r["outcome"] for r in runs[0]["records"]] == [r["outcome"] for r in runs[1]["records"]]
+    assert len(runs[0]["records"]) == 8
+    changes = diff_results(runs[0], runs[1])
+    assert changes == [], diff.changes_table(changes)
+    assert main(["diff", str(tmp_path / "first" / "results.json"), str(tmp_path / "second" / "results.json")]) == 0
