@@ -142,12 +142,8 @@ def _json_string(text: str) -> str:
 
 
 def _json_scalar(value: Any) -> Optional[str]:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else str(value).lower()
     if isinstance(value, str):
         return _json_string(value)
     if isinstance(value, int) and -(2**63) <= value < 2**64:
