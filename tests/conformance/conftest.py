@@ -1,10 +1,19 @@
-"""Fixtures: the endpoint under test (ours as a subprocess, or an external TF Serving).
+"""Fixtures: the endpoint under test (ours as a subprocess, a serving image, or any server).
 
-Set ``PITFALLS_CONFORMANCE_REST=http://host:port`` and/or ``PITFALLS_CONFORMANCE_GRPC=host:port``
-(+ ``PITFALLS_CONFORMANCE_MODEL``, default ``tiny``; ``PITFALLS_CONFORMANCE_EXAMPLE_MODEL`` for
-the classify/regress model) to run the API tests against an externally started server, e.g. the
-real ``tensorflow/serving`` image serving the models this suite exports (see the README).  Tests
-that must start a server with particular flags are skipped then.
+By default the suite starts the TF Serving-compatible server (``tfs_compat``) as a loopback
+subprocess.  To check another server with the same tests, unchanged:
+
+* ``PITFALLS_CONFORMANCE_IMAGE=tensorflow/serving:2.19.0``: the suite exports its models, runs
+  that image (already in the local engine; never pulled) on them with ``docker run``, and removes
+  it afterwards;
+* or ``PITFALLS_CONFORMANCE_REST=http://host:port`` and/or ``PITFALLS_CONFORMANCE_GRPC=host:port``
+  for a server started by hand (+ ``PITFALLS_CONFORMANCE_MODEL``, default ``tiny``;
+  ``PITFALLS_CONFORMANCE_EXAMPLE_MODEL`` for the classify/regress model, e.g. ``half``), serving
+  the models ``python -m tests.conformance.export DIR`` writes.
+
+``PITFALLS_CONFORMANCE_EXPORT_DIR`` keeps the exported models in a directory (reused when
+present).  With another server the tests that must start ``tfs_compat`` with particular flags
+(lifecycle, batching) are skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from .support import (
     ENV_GRPC,
     ENV_MODEL,
     ENV_REST,
+    DockerServer,
     ServerProcess,
     export_example_model,
     export_keras_model,
@@ -27,6 +37,7 @@ from .support import (
 
 ENV_EXAMPLE_MODEL = "PITFALLS_CONFORMANCE_EXAMPLE_MODEL"
 ENV_EXPORT_DIR = "PITFALLS_CONFORMANCE_EXPORT_DIR"
+ENV_IMAGE = "PITFALLS_CONFORMANCE_IMAGE"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +73,8 @@ class Endpoint:
 
 
 def _external() -> bool:
-    return bool(os.environ.get(ENV_REST) or os.environ.get(ENV_GRPC))
+    """True when the suite checks another server than the one it starts itself."""
+    return bool(os.environ.get(ENV_REST) or os.environ.get(ENV_GRPC) or os.environ.get(ENV_IMAGE))
 
 
 @pytest.fixture(scope="session")
@@ -86,6 +98,19 @@ def write_model_config(path: Path, models: dict[str, Path], extra: str = "") -> 
 
 @pytest.fixture(scope="session")
 def endpoint(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Endpoint]:
+    image = os.environ.get(ENV_IMAGE)
+    if image:
+        from .export import export_all
+
+        store_for_image: ModelStore = request.getfixturevalue("model_store")
+        root = store_for_image.keras_base.parent
+        export_all(root)
+        with DockerServer(image, root) as container:
+            container.wait_ready("tiny")
+            container.wait_ready("half")
+            yield Endpoint(rest=container.rest_url, grpc=container.grpc_address, model="tiny",
+                           example_model="half", external=True)
+        return
     if _external():
         yield Endpoint(rest=os.environ.get(ENV_REST), grpc=os.environ.get(ENV_GRPC),
                        model=os.environ.get(ENV_MODEL, "tiny"),

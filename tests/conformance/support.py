@@ -244,3 +244,60 @@ def grpc_stubs(address: str) -> tuple[Any, Any, Any]:
     channel = grpc.insecure_channel(address)
     return (channel, prediction_service_pb2_grpc.PredictionServiceStub(channel),
             model_service_pb2_grpc.ModelServiceStub(channel))
+
+
+# ------------------------------------------------------------------ a server image
+
+
+class DockerServer:
+    """A serving image (e.g. the real ``tensorflow/serving:2.19.0``) on the exported models.
+
+    ``docker run --pull=never``: the image must be in the local engine already (``docker pull``
+    it first); ports are published on 127.0.0.1 only; the container is removed on exit.
+    """
+
+    def __init__(self, image: str, models_root: Path, config_in_container: str = "/models/models.config") -> None:
+        self.image = image
+        self.models_root = models_root
+        self.config = config_in_container
+        self.container = ""
+        self.rest_url = ""
+        self.grpc_address = ""
+
+    def _docker(self, *args: str) -> str:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"docker {' '.join(args[:3])} ... failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def _port(self, port: int) -> str:
+        mapping = self._docker("port", self.container, f"{port}/tcp").splitlines()[0]
+        return mapping.rpartition(":")[2]
+
+    def logs(self) -> str:
+        done = subprocess.run(["docker", "logs", "--tail", "60", self.container], capture_output=True, text=True,
+                              check=False)
+        return done.stdout + done.stderr
+
+    def __enter__(self) -> "DockerServer":
+        self.container = self._docker(
+            "run", "-d", "--pull=never", "-p", "127.0.0.1::8500", "-p", "127.0.0.1::8501",
+            "-v", f"{self.models_root}:/models:ro", self.image, f"--model_config_file={self.config}")
+        try:
+            self.rest_url = f"http://127.0.0.1:{self._port(8501)}"
+            self.grpc_address = f"127.0.0.1:{self._port(8500)}"
+        except Exception:
+            self.__exit__()
+            raise
+        return self
+
+    def wait_ready(self, model: str, timeout: float = 180.0) -> None:
+        try:
+            HttpReady(f"{self.rest_url}/v1/models/{model}", timeout=timeout).wait()
+        except WaitTimeout as error:
+            raise WaitTimeout(f"{error}\n--- {self.image} log ---\n{self.logs()}") from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.container:
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True, check=False)
+            self.container = ""

@@ -102,13 +102,70 @@ def test_predict_matches_rest(endpoint: Endpoint, stubs: tuple[Any, Any]) -> Non
 
 
 def test_predict_wrong_alias(endpoint: Endpoint, stubs: tuple[Any, Any]) -> None:
+    """TF's saved_model::GetInputValues (2.19): the signature's input is looked up in the request."""
     signature = _signature(stubs, endpoint.model)
     (alias, info), = signature.inputs.items()
     rows = np.ones((1, info.tensor_shape.dim[1].size), np.float32)
     error = _call_error(lambda: stubs[0].Predict(_predict_request(endpoint.model, "wrong", rows), timeout=30))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert error.details() == (f"input tensor alias not found in signature: wrong. Inputs expected to be in "
-                               f"the set {{{alias}}}.")
+    assert error.details() == (f"Signature input alias: {alias}(feed name: {info.name}) not found in request and "
+                               "no default value provided. Inputs expected to be in the request {wrong}, or "
+                               "default input alias set: ")
+
+
+def test_predict_extra_input(endpoint: Endpoint, stubs: tuple[Any, Any]) -> None:
+    request = _predict_request(endpoint.examples(), "x", np.ones((1, 1), np.float32))
+    request.inputs["extra"].CopyFrom(request.inputs["x"])
+    error = _call_error(lambda: stubs[0].Predict(request, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == ("input size does not match signature: 2!=1 len({extra,x}) != len({x}). "
+                               "Sent extra: {extra}. Missing but required: {}.")
+
+
+def _without_model_spec(kind: str) -> Any:
+    from tensorflow_serving.apis import (
+        classification_pb2,
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        predict_pb2,
+        regression_pb2,
+    )
+
+    return {"Predict": predict_pb2.PredictRequest(), "Classify": classification_pb2.ClassificationRequest(),
+            "Regress": regression_pb2.RegressionRequest(),
+            "GetModelMetadata": get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"]),
+            "GetModelStatus": get_model_status_pb2.GetModelStatusRequest()}[kind]
+
+
+@pytest.mark.parametrize("kind", ["Predict", "Classify", "Regress", "GetModelMetadata", "GetModelStatus"])
+def test_request_without_model_spec(stubs: tuple[Any, Any], kind: str) -> None:
+    """predict_impl.cc, classification_service.cc, regression_service.cc, get_model_*_impl.cc."""
+    stub = stubs[1] if kind == "GetModelStatus" else stubs[0]
+    error = _call_error(lambda: getattr(stub, kind)(_without_model_spec(kind), timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "Missing ModelSpec"
+
+
+def test_model_spec_without_name(stubs: tuple[Any, Any]) -> None:
+    """ServerCore::ServableRequestFromModelSpec, when the spec is there but names no model."""
+    request = _without_model_spec("Predict")
+    request.model_spec.signature_name = "serving_default"
+    error = _call_error(lambda: stubs[0].Predict(request, timeout=30))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "ModelSpec has no name specified."
+
+
+def test_long_error_message_is_truncated(endpoint: Endpoint, stubs: tuple[Any, Any]) -> None:
+    """grpc_status_util.cc ToGRPCStatus: 1024 bytes of the message, then '...TRUNCATED'."""
+    model = endpoint.examples()
+    request = _predict_request(model, "x", np.array([[2.0]], np.float32), signature_name="batch_probe")
+    alias = "a" * 1100
+    request.output_filter.append(alias)
+    error = _call_error(lambda: stubs[0].Predict(request, timeout=30))
+    full = (f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+            "{batch_size,y}.")
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == full[:1024] + "...TRUNCATED"
 
 
 def test_predict_wrong_dtype_is_tensorflow_text(endpoint: Endpoint, stubs: tuple[Any, Any]) -> None:

@@ -57,7 +57,15 @@ def _failing_cases(root: Path, store: ModelStore) -> dict[str, list[str]]:
     (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
     labels = write_model_config(root / "labels.config", {"tiny": store.keras_base},
                                 '    version_labels { key: "stable" value: 1 }\n')
+    keras_file = root / "keras_file"
+    (keras_file / "1").mkdir(parents=True)
+    (keras_file / "1" / "model.keras").write_bytes(b"PK\x03\x04 a zip, not a SavedModel")
+    batching = root / "allowed_sizes.pbtxt"
+    batching.write_text("max_batch_size { value: 8 }\nallowed_batch_sizes: 2\nallowed_batch_sizes: 4\n")
     return {
+        "no_saved_model": ["--model_name=keras_file", f"--model_base_path={keras_file}", "--max_num_load_retries=0"],
+        "allowed_batch_sizes": ["--model_name=tiny", f"--model_base_path={store.keras_base}", "--enable_batching",
+                                f"--batching_parameters_file={batching}", "--max_num_load_retries=0"],
         "no_model": [],
         "bad_port": ["--port=abc"],
         "help": ["--help"],
@@ -99,8 +107,8 @@ def launched(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) 
         swap=ServerProcess(["--model_name=swap", f"--model_base_path={swap_base}",
                             "--file_system_poll_wait_seconds=1"], root / "swap-server").start(),
         swap_base=swap_base,
-        labelled=ServerProcess([f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"],
-                               root / "labelled-server").start())
+        labelled=ServerProcess([f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models",
+                                "--max_num_load_retries=0"], root / "labelled-server").start())
     yield servers
     for server in [servers.late, servers.swap, servers.labelled, *failing.values()]:
         server.terminate()
@@ -132,6 +140,12 @@ def test_help_exits_255_with_usage(startup_failures: dict[str, Exited]) -> None:
 
 
 @pytest.mark.parametrize(("case", "error"), [
+    ("no_saved_model", "UNKNOWN: 1 servable(s) did not become available: {{{name: keras_file version: 1} due to "
+                       "error: NOT_FOUND: Specified file path does not appear to contain a SavedModel bundle (should "
+                       "have a file called `saved_model.pb`)\nSpecified file path: "),
+    ("allowed_batch_sizes", "UNKNOWN: 1 servable(s) did not become available: {{{name: tiny version: 1} due to "
+                            "error: INVALID_ARGUMENT: Last entry in allowed_batch_sizes must match max_batch_size; "
+                            "last entry was 4; expected 8}, }"),
     ("no_model", "INVALID_ARGUMENT: Both server_options.model_base_path and server_options.model_config_file "
                  "are empty!"),
     ("labels_unavailable", "FAILED_PRECONDITION: Request to assign label to version 1 of model tiny, which is "
@@ -251,13 +265,28 @@ def test_version_policy_all_and_labels(launched: Launched, model_store: ModelSto
 
 def _reload_config_swaps_models(server: ServerProcess, model_store: ModelStore, channel: Any) -> None:
     """``ModelService.HandleReloadConfigRequest``: the new list replaces the old one."""
+    import grpc
     from google.protobuf import text_format
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
+    stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    tiny = f'config {{ name: "tiny" base_path: "{model_store.keras_base}" model_platform: "tensorflow" }}'
+    # A reload waits for the models new in the config (ServerCore::WaitUntilModelsAvailable): one
+    # that cannot load makes the reload fail, counted as "model(s)", not "servable(s)".
+    broken = server.workdir / "reload-broken"
+    (broken / "1").mkdir(parents=True)
+    (broken / "1" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    failing = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(f'model_config_list {{ {tiny} config {{ name: "broken" base_path: "{broken}" '
+                      'model_platform: "tensorflow" } }', failing.config)
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.HandleReloadConfigRequest(failing, timeout=120)
+    assert caught.value.code() == grpc.StatusCode.UNKNOWN
+    assert caught.value.details().startswith(
+        "1 model(s) did not become available: {{{name: broken version: 1} due to error: DATA_LOSS: Can't parse ")
     request = model_management_pb2.ReloadConfigRequest()
-    text_format.Parse(f'model_config_list {{ config {{ name: "tiny" base_path: "{model_store.keras_base}" '
-                      'model_platform: "tensorflow" } }', request.config)
-    response = model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=60)
+    text_format.Parse(f"model_config_list {{ {tiny} }}", request.config)
+    response = stub.HandleReloadConfigRequest(request, timeout=60)
     assert response.status.error_code == 0
     assert http("GET", f"{server.rest_url}/v1/models/tiny").json()["model_version_status"][0]["state"] == "AVAILABLE"
     wait_for(lambda: {e["state"] for e in http("GET", f"{server.rest_url}/v1/models/labelled").json()[

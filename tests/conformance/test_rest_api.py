@@ -184,15 +184,17 @@ def test_predict_ragged_instances_is_400(endpoint: Endpoint) -> None:
 @pytest.mark.parametrize(("body", "error"), [
     ("{bad", "JSON Parse error: Missing a name for object member. at offset: 1"),
     ("[1]", "JSON Value: [1] Is not object"),
+    # JsonValueToDebugString: rapidjson's PrettyWriter, 4-space indents, arrays on one line.
     ('{"signature_name": 1, "instances": [1]}',
-     'JSON Value: {"signature_name":1,"instances":[1]} not formatted correctly. '
+     'JSON Value: {\n    "signature_name": 1,\n    "instances": [1]\n} not formatted correctly. '
      "'signature_name' key must be a string value."),
     ('{"foo": 1}', "Missing 'inputs' or 'instances' key"),
     ('{"instances": [], "inputs": []}',
-     'JSON Value: {"instances":[],"inputs":[]} Not formatted correctly expecting only one of '
+     'JSON Value: {\n    "instances": [],\n    "inputs": []\n} Not formatted correctly expecting only one of '
      "'inputs' or 'instances' keys to exist "),
-    ('{"instances": 1}', "JSON Value: {\"instances\":1} Expecting 'instances' to be an list/array"),
-    ('{"instances": []}', "JSON Value: {\"instances\":[]} No values in 'instances' array"),
+    ('{"instances": 1}', "JSON Value: {\n    \"instances\": 1\n} Expecting 'instances' to be an list/array"),
+    ('{"instances": []}', "JSON Value: {\n    \"instances\": []\n} No values in 'instances' array"),
+    ('{"instances": [[1.0, 2.0', "JSON Parse error: Missing a comma or ']' after an array element. at offset: 24"),
 ])
 def test_predict_request_format_errors(endpoint: Endpoint, body: str, error: str) -> None:
     reply = _post(endpoint, f"/v1/models/{endpoint.model}:predict", body)
@@ -230,7 +232,44 @@ def test_predict_b64_for_non_string_input_is_400(endpoint: Endpoint) -> None:
     payload = {"instances": [[{"b64": base64.b64encode(b"x").decode()}]]}
     reply = _post(endpoint, f"/v1/models/{model}:predict", payload)
     assert reply.status == 400
-    assert reply.json()["error"].endswith('JSON Value: {"b64":"eA=="} Type: Object is not of expected type: float')
+    assert reply.json()["error"].endswith(
+        'JSON Value: {\n    "b64": "eA=="\n} Type: Object is not of expected type: float')
+
+
+def test_predict_ignores_what_follows_the_json_root(endpoint: Endpoint) -> None:
+    """ParseJson uses rapidjson's kParseStopWhenDoneFlag: trailing data after the object is not read."""
+    model = endpoint.examples()
+    reply = _post(endpoint, f"/v1/models/{model}:predict", '{"instances": [[1.5]]} trailing, not JSON')
+    assert reply.status == 200, reply.text
+    assert reply.json() == {"predictions": [[2.75]]}
+
+
+def test_debug_string_of_a_large_value_is_cut_after_256_bytes(endpoint: Endpoint) -> None:
+    """JsonWriterWithLimit stops writing once 256 bytes are written (here mid-array)."""
+    values = ", ".join(str(1000 + i) for i in range(100))
+    reply = _post(endpoint, f"/v1/models/{endpoint.model}:predict", '{"instances": 1, "pad": [' + values + "]}")
+    assert reply.status == 400
+    error = reply.json()["error"]
+    assert error.endswith(" Expecting 'instances' to be an list/array")
+    shown = error[len("JSON Value: "):-len(" Expecting 'instances' to be an list/array")]
+    expected = '{\n    "instances": 1,\n    "pad": [' + values
+    assert expected.startswith(shown) and 256 <= len(shown.encode()) < 262, shown
+
+
+def test_cors_preflight_has_no_body(endpoint: Endpoint) -> None:
+    """http_server.cc answers OPTIONS itself: the status only, never an error JSON."""
+    url = f"{endpoint.rest_url()}/v1/models/{endpoint.model}:predict"
+    allowed = http("OPTIONS", url, headers={"Origin": "http://example.com"})
+    assert (allowed.status, allowed.text) == (200, "")
+    refused = http("OPTIONS", url)
+    assert (refused.status, refused.text) == (400, "")
+
+
+def test_unparsable_version_in_path_is_400_without_body(endpoint: Endpoint) -> None:
+    """ParseModelInfo fails before ProcessRequest writes the error JSON: 400 and an empty body."""
+    reply = _post(endpoint, f"/v1/models/{endpoint.model}/versions/99999999999999999999:predict",
+                  {"instances": [[1.0]]})
+    assert (reply.status, reply.text) == (400, "")
 
 
 # ------------------------------------------------------------------ classify / regress
@@ -241,7 +280,7 @@ def test_classify(endpoint: Endpoint) -> None:
     reply = _post(endpoint, f"/v1/models/{model}:classify",
                   {"signature_name": "classify_x_to_y", "examples": [{"x": 1.0}, {"x": 4.0}]})
     assert reply.status == 200, reply.text
-    assert reply.json() == {"result": [[["", 2.5]], [["", 4.0]]]}
+    assert reply.json() == {"results": [[["", 2.5]], [["", 4.0]]]}  # json_tensor.cc kClassifyRegressResponseKey
 
 
 def test_regress_with_context(endpoint: Endpoint) -> None:
@@ -250,7 +289,7 @@ def test_regress_with_context(endpoint: Endpoint) -> None:
                   {"signature_name": "regress_x_to_y", "context": {"unused": "c"},
                    "examples": [{"x": 2.0}, {"x": [6.0]}]})
     assert reply.status == 200, reply.text
-    assert reply.json() == {"result": [3.0, 5.0]}
+    assert reply.json() == {"results": [3.0, 5.0]}
 
 
 def test_classify_on_predict_signature_is_400(endpoint: Endpoint) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import BatchingOptions
 from .status import Code, ServingError, invalid_argument
+from .texts import T
 
 SessionRun = Callable[[dict[str, np.ndarray], list[str], int], list[np.ndarray]]
 Signature = tuple[tuple[str, ...], tuple[str, ...]]
@@ -68,8 +69,8 @@ class BatchScheduler:
     def run(self, feeds: dict[str, np.ndarray], fetches: list[str], timeout_ms: int) -> list[np.ndarray]:
         size = _task_size(feeds)
         if size > self.options.max_batch_size:
-            raise invalid_argument(
-                f"Task size {size} is larger than maximum input batch size {self.options.max_batch_size}")
+            raise invalid_argument(T("Task size <size> is larger than maximum input batch size <limit>",
+                                     size=size, limit=self.options.max_batch_size))
         task = _Task(feeds=feeds, size=size, timeout_ms=timeout_ms)
         self._enqueue((tuple(sorted(feeds)), tuple(fetches)), task)
         task.done.wait()
@@ -81,11 +82,21 @@ class BatchScheduler:
     def _enqueue(self, signature: Signature, task: _Task) -> None:
         with self._lock:
             batch = self._open.get(signature)
-            if batch is not None and batch.size + task.size > self.options.max_batch_size:
-                if len(self._closed) >= self.options.max_enqueued_batches:
-                    raise ServingError(Code.UNAVAILABLE,
-                                       "The batch scheduling queue to which this task was submitted is full")
-                self._closed.append(self._open.pop(signature))
+            # ValidateBatchTaskQueueCapacity counts the queue's batches not yet taken by a thread,
+            # the open one included.  TF's queue always ends in an open batch (maybe empty, maybe
+            # full: a full batch stays open until a thread schedules it); here a full batch is
+            # closed at once, so when there is no open batch the last waiting one plays its part.
+            waiting = [closed for closed in self._closed if closed.signature == signature]
+            back_size = batch.size if batch is not None else (waiting[-1].size if waiting else 0)
+            if back_size + task.size > self.options.max_batch_size:
+                enqueued = len(waiting) + (1 if batch is not None or not waiting else 0)
+                if enqueued >= self.options.max_enqueued_batches:
+                    raise ServingError(Code.UNAVAILABLE, T(
+                        "The batch scheduling queue to which this task was submitted is full; currently "
+                        "<enqueued> batches enqueued and max_enqueued_batches is <max_enqueued>",
+                        enqueued=enqueued, max_enqueued=self.options.max_enqueued_batches))
+                if batch is not None:
+                    self._closed.append(self._open.pop(signature))
                 batch = None
             if batch is None:
                 batch = self._open[signature] = _Batch(signature=signature)
@@ -138,22 +149,20 @@ class BatchScheduler:
         for name in feed_names:
             parts = [task.feeds[name] for task in batch.tasks]
             if any(p.shape[1:] != parts[0].shape[1:] for p in parts):
-                raise ServingError(
-                    Code.FAILED_PRECONDITION,
-                    f"Tensors with name '{name}' from different tasks have different shapes and padding "
-                    "is turned off. Set pad_variable_length_inputs to true, or ensure that all tensors "
-                    "with the same name have equal dimensions starting with the first dim.")
+                raise ServingError(Code.FAILED_PRECONDITION, T(
+                    "Tensors with name '<name>' from different tasks have different shapes and padding is "
+                    "turned off. Set pad_variable_length_inputs to true, or ensure that all tensors with "
+                    "the same name have equal dimensions starting with the first dim.", name=name))
             merged[name] = np.concatenate(parts, axis=0)
         timeout_ms = max(task.timeout_ms for task in batch.tasks)
         combined = self._run(merged, list(fetch_names), timeout_ms)
         for tensor in combined:
             if tensor.ndim == 0:
-                raise ServingError(Code.FAILED_PRECONDITION, "Batched output tensor has 0 dimensions")
+                raise ServingError(Code.FAILED_PRECONDITION, T("Batched output tensor has 0 dimensions"))
             if tensor.shape[0] != batch.size:
-                raise ServingError(
-                    Code.FAILED_PRECONDITION,
+                raise ServingError(Code.FAILED_PRECONDITION, T(
                     "Batched output tensor's 0th dimension does not equal the sum of the 0th dimension "
-                    "sizes of the input tensors")
+                    "sizes of the input tensors"))
         offsets = np.cumsum([0] + [task.size for task in batch.tasks])
         return [[tensor[offsets[i]:offsets[i + 1]] for tensor in combined] for i in range(len(batch.tasks))]
 
@@ -168,13 +177,23 @@ class BatchScheduler:
             self._process(batch)
 
 
+def validate_batching_options(options: BatchingOptions) -> None:
+    """``WrapSessionForBatching`` (servables/tensorflow/bundle_factory_util.cc), run while a model
+    version loads: the last allowed batch size must be the maximum batch size."""
+    if options.allowed_batch_sizes and options.allowed_batch_sizes[-1] != options.max_batch_size:
+        raise invalid_argument(T(
+            "Last entry in allowed_batch_sizes must match max_batch_size; last entry was <last>; "
+            "expected <max_batch_size>", last=options.allowed_batch_sizes[-1],
+            max_batch_size=options.max_batch_size))
+
+
 def _task_size(feeds: dict[str, np.ndarray]) -> int:
     """``ComputeTensorBatchSize`` (batching_util.h)."""
     if not feeds:
-        raise invalid_argument("Batching Run() must have at least one input tensor")
+        raise invalid_argument(T("Batching Run() must have at least one input tensor"))
     if any(array.ndim == 0 for array in feeds.values()):
-        raise invalid_argument("Batching Run() input tensors must have at least one dimension")
+        raise invalid_argument(T("Batching Run() input tensors must have at least one dimension"))
     sizes = {array.shape[0] for array in feeds.values()}
     if len(sizes) != 1:
-        raise invalid_argument("Batching Run() input tensors must have equal 0th-dimension size")
+        raise invalid_argument(T("Batching Run() input tensors must have equal 0th-dimension size"))
     return int(sizes.pop())

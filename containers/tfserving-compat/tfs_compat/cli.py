@@ -11,6 +11,7 @@ from . import __version__
 from .flags import ParsedFlags, flag_specs, parse_flags, usage_text
 from .logs import configure_logging, get_logger
 from .status import ServingError
+from .texts import T
 
 EXIT_FAILURE = 255  # main() returns -1
 
@@ -23,27 +24,27 @@ def _print(text: str) -> None:
 def _log_ignored(values: Mapping[str, object]) -> None:
     for spec in flag_specs():
         if not spec.implemented and values[spec.name] != spec.default:
-            get_logger().warning("--%s is accepted but not implemented by the TF Serving-compatible "
-                                 "server; ignored.", spec.name)
+            get_logger().warning(T("--<flag> is accepted but not implemented by the TF Serving-compatible "
+                                   "server; ignored.", flag=spec.name))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     configure_logging()
     specs = flag_specs()
-    usage = usage_text("tensorflow_model_server (TF Serving-compatible server)", specs)
-    flags = parse_flags(args, specs, lambda text: get_logger().error("%s", text))
+    usage = usage_text(T("tensorflow_model_server (TF Serving-compatible server)"), specs)
+    flags = parse_flags(args, specs, lambda text: get_logger().error(text))
     if not flags.ok:
         _print(usage)
         return EXIT_FAILURE
     if flags.get_bool("version"):
         import tensorflow as tf
 
-        _print(f"TensorFlow ModelServer: tfs_compat-{__version__} (TF Serving-compatible server)\n"
-               f"TensorFlow Library: {tf.__version__}\n")
+        _print(T("TensorFlow ModelServer: tfs_compat-<version> (TF Serving-compatible server)\n"
+                 "TensorFlow Library: <tf_version>\n", version=__version__, tf_version=tf.__version__))
         return 0
     if flags.unknown:
-        _print(f"unknown argument: {flags.unknown[0]}\n{usage}")
+        _print(T("unknown argument: <argument>\n<usage>", argument=flags.unknown[0], usage=usage))
     _log_ignored(flags.values)
     return _serve(flags)
 
@@ -54,7 +55,7 @@ def _serve(flags: ParsedFlags) -> int:
     server = ModelServer(flags)
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        get_logger().info("Received signal %d; shutting down.", signum)
+        get_logger().info(T("Received signal <signal>; shutting down.", signal=signum))
         server.request_stop()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -62,7 +63,7 @@ def _serve(flags: ParsedFlags) -> int:
     try:
         server.build_and_start()
     except ServingError as error:
-        _print(f"Failed to start server. Error: {error.to_string()}\n")
+        _print(T("Failed to start server. Error: <status>\n", status=error.to_string()))
         server.stop()
         return EXIT_FAILURE
     server.wait()

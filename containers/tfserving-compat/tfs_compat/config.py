@@ -17,6 +17,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from tensorflow_serving.config import model_server_config_pb2
 
 from .status import Code, ServingError, invalid_argument
+from .texts import T
 
 TENSORFLOW_PLATFORM = "tensorflow"
 
@@ -27,11 +28,11 @@ def read_text_proto(path: str, message: Any) -> Any:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except OSError as error:
-        raise ServingError(Code.NOT_FOUND, f"{path}; {os.strerror(error.errno or 2)}") from error
+        raise ServingError(Code.NOT_FOUND, T("<path>; <strerror>", path=path, strerror=os.strerror(error.errno or 2))) from error
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as error:
-        raise invalid_argument(f"Invalid protobuf file: '{path}'") from error
+        raise invalid_argument(T("Invalid protobuf file: '<path>'", path=path)) from error
     return message
 
 
@@ -54,30 +55,32 @@ def validate_model_config_list(config: Any) -> None:
     seen: set[str] = set()
     for model in config.model_config_list.config:
         if model.name in seen:
-            raise invalid_argument(f"Illegal to list model {model.name} multiple times in config list")
+            raise invalid_argument(T("Illegal to list model <model> multiple times in config list",
+                                                 model=model.name))
         seen.add(model.name)
     for model in config.model_config_list.config:
         if not os.path.isabs(model.base_path) and "://" not in model.base_path:
-            raise invalid_argument(
-                f"Expected model {model.name} to have an absolute path or URI; "
-                f"got base_path()={model.base_path}")
+            raise invalid_argument(T(
+                "Expected model <model> to have an absolute path or URI; got base_path()=<base_path>",
+                model=model.name, base_path=model.base_path))
     for model in config.model_config_list.config:
         platform = model_platform(model)
         if platform != TENSORFLOW_PLATFORM:
-            raise invalid_argument(f"Model {model.name} requests unsupported platform {platform}")
+            raise invalid_argument(T("Model <model> requests unsupported platform <platform>",
+                                                 model=model.name, platform=platform))
 
 
 def model_platform(model: Any) -> str:
     if model.model_type != 0:
         if model.model_platform:
-            raise invalid_argument(
+            raise invalid_argument(T(
                 "Illegal setting both ModelServerConfig::model_type (deprecated) and "
-                f"ModelServerConfig::model_platform, model name is {model.name}")
+                "ModelServerConfig::model_platform, model name is <model>", model=model.name))
         return TENSORFLOW_PLATFORM
     if not model.model_platform:
-        raise invalid_argument(
+        raise invalid_argument(T(
             "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
-            f"ModelServerConfig::model_platform, model name is {model.name}")
+            "ModelServerConfig::model_platform, model name is <model>", model=model.name))
     return str(model.model_platform)
 
 
@@ -99,7 +102,7 @@ def _batching_parameters_class() -> Any:
             ("thread_pool_name", 5, "StringValue"), ("enable_large_batch_splitting", 8, "BoolValue"),
             ("max_execution_batch_size", 9, "Int64Value")):
         message.field.add(name=name, number=number, label=label_optional, type=type_message,
-                          type_name=f".google.protobuf.{wrapper}")
+                          type_name=".google.protobuf." + wrapper)
     message.field.add(name="allowed_batch_sizes", number=6, label=label_repeated,
                       type=descriptor_pb2.FieldDescriptorProto.TYPE_INT64)
     message.field.add(name="pad_variable_length_inputs", number=7, label=label_optional,

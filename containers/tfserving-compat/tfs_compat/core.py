@@ -27,6 +27,7 @@ from .config import BatchingOptions, validate_model_config_list
 from .logs import get_logger
 from .servable import SavedModelServable
 from .status import Code, ServingError, failed_precondition, invalid_argument, not_found
+from .texts import T
 
 
 class ManagerState(enum.Enum):
@@ -59,7 +60,7 @@ _VERSION_RE = re.compile(r"^\s*[+-]?\d+\s*$")
 
 def servable_id(name: str, version: int) -> str:
     """``ServableId::DebugString``."""
-    return f"{{name: {name} version: {version}}}"
+    return T("{name: <name> version: <version>}", name=name, version=version)
 
 
 def _parse_version(child: str) -> Optional[int]:
@@ -76,9 +77,9 @@ def _index_children(children: list[str]) -> dict[int, str]:
         if version is None:
             continue
         if version in by_version:
-            get_logger().warning(
-                "Duplicate version directories detected. Version %d will be loaded from %s, %s "
-                "will be ignored.", version, child, by_version[version])
+            get_logger().warning(T(
+                "Duplicate version directories detected. Version <version> will be loaded from <kept>, "
+                "<ignored> will be ignored.", version=version, kept=child, ignored=by_version[version]))
         by_version[version] = child
     return by_version
 
@@ -90,9 +91,9 @@ def aspired_versions_for(model: Any) -> dict[int, str]:
     """
     base = model.base_path
     if not os.path.exists(base):
-        raise invalid_argument(
-            f"Could not find base path {base} for servable {model.name} with error "
-            f"NOT_FOUND: {base} not found")
+        raise invalid_argument(T(
+            "Could not find base path <base_path> for servable <servable> with error "
+            "NOT_FOUND: <path> not found", base_path=base, servable=model.name, path=base))
     children = os.listdir(base)
     by_version = _index_children(children)
     policy = model.model_version_policy
@@ -103,20 +104,21 @@ def aspired_versions_for(model: Any) -> dict[int, str]:
     elif choice == "specific":
         wanted = set(policy.specific.versions)
         if not wanted:
-            get_logger().warning("No specific versions requested for servable %s.", model.name)
+            get_logger().warning(T("No specific versions requested for servable <servable>.",
+                                   servable=model.name))
         chosen = {v: c for v, c in by_version.items() if v in wanted}
         for version in sorted(wanted - set(chosen)):
-            get_logger().warning(
-                "Version %d of servable %s, which was requested to be served as a 'specific' "
-                "version in the servable's version policy, was not found in the file system",
-                version, model.name)
+            get_logger().warning(T(
+                "Version <version> of servable <servable>, which was requested to be served as a "
+                "'specific' version in the servable's version policy, was not found in the file system",
+                version=version, servable=model.name))
     else:
         count = max(int(policy.latest.num_versions), 1)
         chosen = {v: by_version[v] for v in sorted(by_version, reverse=True)[:count]}
     if not chosen:
-        get_logger().warning(
-            "No versions of servable %s found under base path %s. Did you forget to name your "
-            "leaf directory as a number (eg. '/1/')?", model.name, base)
+        get_logger().warning(T(
+            "No versions of servable <servable> found under base path <base_path>. Did you forget "
+            "to name your leaf directory as a number (eg. '/1/')?", servable=model.name, base_path=base))
     return {version: os.path.join(base, child) for version, child in chosen.items()}
 
 
@@ -139,28 +141,37 @@ class ServerCore:
 
     # ----------------------------------------------------------------- config
 
-    def reload_config(self, config: Any) -> None:
-        """``ServerCore::ReloadConfig`` for a ``model_config_list`` config."""
+    def reload_config(self, config: Any, wait: bool = False) -> None:
+        """``ServerCore::ReloadConfig`` for a ``model_config_list`` config.
+
+        With ``wait`` (a reload after the first config, as ``HandleReloadConfigRequest`` and the
+        config-file poller do), poll once and wait until the models new in this config are
+        available, as ``WaitUntilModelsAvailable`` does.
+        """
         if config.WhichOneof("config") is None:
-            get_logger().info("Taking no action for empty config.")
+            get_logger().info(T("Taking no action for empty config."))
             return
         if config.WhichOneof("config") != "model_config_list":
-            raise failed_precondition(
+            raise failed_precondition(T(
                 "Cannot transition to requested config. It is only legal to transition from one "
-                "ModelConfigList to another.")
+                "ModelConfigList to another."))
         validate_model_config_list(config)
         with self._lock:
             self._update_labels(config)
-            get_logger().info("Adding/updating models.")
+            get_logger().info(T("Adding/updating models."))
             new_models = {model.name: model for model in config.model_config_list.config}
             for name in new_models:
-                get_logger().info(" (Re-)adding model: %s", name)
+                get_logger().info(T(" (Re-)adding model: <model>", model=name))
+            added = [name for name in new_models if name not in self._models]
             for removed in set(self._models) - set(new_models):
                 self._aspired[removed] = {}
             self._models = new_models
             self._config = config
         self._wake.set()
-        get_logger().info("Finished adding/updating models")
+        if wait:
+            self.poll_once()
+            self.wait_until_models_available(added, on_reload=True)
+        get_logger().info(T("Finished adding/updating models"))
 
     def _update_labels(self, config: Any) -> None:
         """``UpdateModelVersionLabelMap``: a label may only point at an available version."""
@@ -174,9 +185,9 @@ class ServerCore:
                     existing = self._labels.get(model.name, {}).get(label)
                     allowed = existing is None or existing == version
                 if not allowed and not available:
-                    raise failed_precondition(
-                        f"Request to assign label to version {version} of model {model.name}, "
-                        "which is not currently available for inference")
+                    raise failed_precondition(T(
+                        "Request to assign label to version <version> of model <model>, which is not "
+                        "currently available for inference", version=version, model=model.name))
                 labels.setdefault(model.name, {})[label] = int(version)
         self._labels = labels
 
@@ -227,8 +238,8 @@ class ServerCore:
             for model in models:
                 found[model.name] = aspired_versions_for(model)
         except ServingError as error:
-            get_logger().error(
-                "FileSystemStoragePathSource encountered a filesystem access error: %s", error.message)
+            get_logger().error(T("FileSystemStoragePathSource encountered a filesystem access error: "
+                                 "<message>", message=error.message))
             return
         with self._lock:
             for name, versions in found.items():
@@ -257,7 +268,7 @@ class ServerCore:
                        if v not in states or (states[v].state == ManagerState.END and states[v].error is None)]
             for version in to_load:
                 states[version] = VersionState(ManagerState.START)
-                get_logger().info("Approving load for servable version %s", servable_id(name, version))
+                get_logger().info(T("Approving load for servable version <id>", id=servable_id(name, version)))
             self._changed.notify_all()
         for version in to_load:
             self._load(name, version, aspired[version])
@@ -274,27 +285,36 @@ class ServerCore:
     def _load(self, name: str, version: int, path: str) -> None:
         """``LoaderHarness::Load`` with ``Retry`` (util/retrier.cc) and its log lines."""
         self._set_state(name, version, VersionState(ManagerState.LOADING))
-        get_logger().info("Loading servable version %s", servable_id(name, version))
-        description = f"Loading servable: {servable_id(name, version)}"
+        get_logger().info(T("Loading servable version <id>", id=servable_id(name, version)))
+        description = T("Loading servable: <id>", id=servable_id(name, version))
         retries = max(self.options.max_num_load_retries, 0)
         error: Optional[ServingError] = None
         for attempt in range(retries + 1):
             if attempt:
                 if self._stop.wait(max(self.options.load_retry_interval_micros, 0) / 1e6):
                     return
-                get_logger().info("Retrying of %s retry: %d", description, attempt)
+                get_logger().info(T("Retrying of <description> retry: <retry>", description=description,
+                                    retry=attempt))
             servable = SavedModelServable(name, version, path)
             try:
                 servable.load(list(self.options.saved_model_tags), self.options.session_config)
+                if self.options.batching is not None:
+                    from .batching import validate_batching_options
+
+                    validate_batching_options(self.options.batching)
             except ServingError as failure:
+                servable.unload()
                 error = failure
-                get_logger().error("%s failed: %s", description, failure.to_string())
+                get_logger().error(T("<description> failed: <status>", description=description,
+                                     status=failure.to_string()))
                 continue
             self._publish(name, version, servable)
             return
-        get_logger().info("Retrying of %s exhausted max_num_retries: %d", description, retries)
+        get_logger().info(T("Retrying of <description> exhausted max_num_retries: <retries>",
+                            description=description, retries=retries))
         if error is not None:
-            get_logger().error("Servable %s cannot be loaded: %s", servable_id(name, version), error.to_string())
+            get_logger().error(T("Servable <id> cannot be loaded: <status>", id=servable_id(name, version),
+                                 status=error.to_string()))
         self._set_state(name, version, VersionState(ManagerState.END, error))
 
     def _publish(self, name: str, version: int, servable: SavedModelServable) -> None:
@@ -306,7 +326,7 @@ class ServerCore:
             self._serving.setdefault(name, {})[version] = servable
             self._states.setdefault(name, {})[version] = VersionState(ManagerState.AVAILABLE)
             self._changed.notify_all()
-        get_logger().info("Successfully loaded servable version %s", servable_id(name, version))
+        get_logger().info(T("Successfully loaded servable version <id>", id=servable_id(name, version)))
 
     def _unload(self, name: str, version: int) -> None:
         with self._lock:
@@ -315,12 +335,12 @@ class ServerCore:
                 return
             self._states[name][version] = VersionState(ManagerState.UNLOADING)
             self._changed.notify_all()
-        get_logger().info("Quiescing servable version %s", servable_id(name, version))
+        get_logger().info(T("Quiescing servable version <id>", id=servable_id(name, version)))
         servable.wait_until_idle()
-        get_logger().info("Done quiescing servable version %s", servable_id(name, version))
+        get_logger().info(T("Done quiescing servable version <id>", id=servable_id(name, version)))
         servable.unload()
         self._set_state(name, version, VersionState(ManagerState.END))
-        get_logger().info("Done unloading servable version %s", servable_id(name, version))
+        get_logger().info(T("Done unloading servable version <id>", id=servable_id(name, version)))
 
     def _set_state(self, name: str, version: int, state: VersionState) -> None:
         with self._lock:
@@ -329,8 +349,13 @@ class ServerCore:
 
     # ------------------------------------------------------------ startup wait
 
-    def wait_until_models_available(self, names: list[str]) -> None:
-        """``ConnectSourcesWithFastInitialLoad``: wait for each model's latest version to settle."""
+    def wait_until_models_available(self, names: list[str], on_reload: bool = False) -> None:
+        """Wait for each model's latest version to settle.
+
+        At startup this is ``ConnectSourcesWithFastInitialLoad`` (load_servables_fast.cc, whose
+        error counts "servable(s)"); on a reload ``ServerCore::WaitUntilModelsAvailable``
+        (server_core.cc, "model(s)").
+        """
         with self._changed:
             while not self._stop.is_set():
                 settled = [self._latest_settled(name) for name in names]
@@ -343,10 +368,13 @@ class ServerCore:
         if failed:
             parts = []
             for name, version, state in failed:
-                reason = f" due to error: {state.error.to_string()}" if state.error else ""
-                parts.append(f"{{{servable_id(name, version)}{reason}}}, ")
-            raise ServingError(Code.UNKNOWN,
-                               f"{len(failed)} servable(s) did not become available: {{{''.join(parts)}}}")
+                reason = T(" due to error: <status>", status=state.error.to_string()) if state.error else ""
+                parts.append(T("{<id><reason>}, ", id=servable_id(name, version), reason=reason))
+            count, joined = len(failed), "".join(parts)
+            raise ServingError(Code.UNKNOWN, T("<count> model(s) did not become available: {<parts>}",
+                                               count=count, parts=joined) if on_reload else
+                               T("<count> servable(s) did not become available: {<parts>}",
+                                 count=count, parts=joined))
 
     def _latest_state(self, name: str) -> tuple[int, Optional[VersionState]]:
         states = self._states.get(name, {})
@@ -367,18 +395,18 @@ class ServerCore:
         """``ServableRequestFromModelSpec``; returns (name, version or None, request text)."""
         name = model_spec.name
         if not name:
-            raise invalid_argument("ModelSpec has no name specified.")
+            raise invalid_argument(T("ModelSpec has no name specified."))
         choice = model_spec.WhichOneof("version_choice")
         if choice == "version":
             version = int(model_spec.version.value)
-            return name, version, f"Specific({name}, {version})"
+            return name, version, T("Specific(<name>, <version>)", name=name, version=version)
         if choice == "version_label":
             label = model_spec.version_label
             labelled = self._labels.get(name, {}).get(label)
             if labelled is None:
-                raise invalid_argument(f"Unrecognized servable version label: {label}")
-            return name, labelled, f"Specific({name}, {labelled})"
-        return name, None, f"Latest({name})"
+                raise invalid_argument(T("Unrecognized servable version label: <label>", label=label))
+            return name, labelled, T("Specific(<name>, <version>)", name=name, version=labelled)
+        return name, None, T("Latest(<name>)", name=name)
 
     @contextlib.contextmanager
     def servable_handle(self, model_spec: Any) -> Iterator[SavedModelServable]:
@@ -390,7 +418,7 @@ class ServerCore:
                 version = max(versions)
             servable = versions.get(version) if version is not None else None
             if servable is None:
-                raise not_found(f"Servable not found for request: {request_text}")
+                raise not_found(T("Servable not found for request: <request>", request=request_text))
             servable.acquire()
         try:
             yield servable

@@ -18,6 +18,8 @@ import dataclasses
 import re
 from typing import Callable, Union
 
+from .texts import T
+
 FlagValue = Union[int, bool, str]
 
 
@@ -150,7 +152,7 @@ def _parse_value(spec: FlagSpec, rest: str, log_error: ErrorSink) -> tuple[bool,
             return True, False
         if not rest.startswith("="):
             return False, None
-        log_error(f"Couldn't interpret value {rest} for flag {spec.name}.")
+        log_error(T("Couldn't interpret value <value> for flag <flag>.", value=rest, flag=spec.name))
         return True, None
     if not rest.startswith("="):
         return False, None
@@ -158,7 +160,7 @@ def _parse_value(spec: FlagSpec, rest: str, log_error: ErrorSink) -> tuple[bool,
     if isinstance(spec.default, int):
         if _INT_RE.match(text) and -(2**31) <= int(text) < 2**31:
             return True, int(text)
-        log_error(f"Couldn't interpret value {text} for flag {spec.name}.")
+        log_error(T("Couldn't interpret value <value> for flag <flag>.", value=text, flag=spec.name))
         return True, None
     return True, text
 
@@ -174,7 +176,7 @@ def parse_flags(argv: list[str], specs: list[FlagSpec], log_error: ErrorSink) ->
             break
         matched = False
         for spec in specs:
-            prefix = f"--{spec.name}"
+            prefix = "--" + spec.name
             if not arg.startswith(prefix):
                 continue
             found, value = _parse_value(spec, arg[len(prefix):], log_error)
@@ -195,13 +197,13 @@ def parse_flags(argv: list[str], specs: list[FlagSpec], log_error: ErrorSink) ->
 
 def usage_text(program: str, specs: list[FlagSpec]) -> str:
     """The usage text in the layout of ``tensorflow::Flags::Usage``."""
-    lines = [f"usage: {program}", "Flags:"]
+    lines = [T("usage: <program>", program=program), T("Flags:")]
     for spec in specs:
         if isinstance(spec.default, bool):
-            shown = f"--{spec.name}={'true' if spec.default else 'false'}"
+            shown = T("--<name>=<value>", name=spec.name, value="true" if spec.default else "false")
         elif isinstance(spec.default, int):
-            shown = f"--{spec.name}={spec.default}"
+            shown = T("--<name>=<value>", name=spec.name, value=spec.default)
         else:
-            shown = f'--{spec.name}="{spec.default}"'
-        lines.append(f"\t{shown:<33}\t{spec.type_name}\t{spec.help}")
+            shown = T('--<name>="<value>"', name=spec.name, value=spec.default)
+        lines.append(T("\t<flag>\t<type>\t<help>", flag=shown.ljust(33), type=spec.type_name, help=spec.help))
     return "\n".join(lines) + "\n"

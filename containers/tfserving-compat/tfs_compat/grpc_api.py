@@ -16,6 +16,7 @@ from .core import ServerCore
 from .logs import get_logger
 from .service import PredictionService
 from .status import ServingError, invalid_argument
+from .texts import T
 
 Reply = TypeVar("Reply")
 MAX_MESSAGE = 2**31 - 1
@@ -33,7 +34,7 @@ def _answer(context: grpc.ServicerContext, call: Callable[[], Reply]) -> Reply:
     try:
         return call()
     except ServingError as error:
-        context.abort(error.grpc_code, error.message)
+        context.abort(error.grpc_code, error.grpc_message())
         raise  # unreachable: abort raises
 
 
@@ -67,19 +68,20 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         response = model_management_pb2.ReloadConfigResponse()
         try:
             if request.config.WhichOneof("config") != "model_config_list":
-                raise invalid_argument(
+                raise invalid_argument(T(
                     "ServerModelConfig type not supported by HandleReloadConfigRequest. Only "
-                    "ModelConfigList is currently supported")
-            self.core.reload_config(request.config)
-            self.core.poll_once()
-            self.core.wait_until_models_available(
-                [model.name for model in request.config.model_config_list.config])
+                    "ModelConfigList is currently supported"))
+            for index, model in enumerate(request.config.model_config_list.config):
+                get_logger().info(T("\nConfig entry\n\tindex : <index>\n\tpath : <path>\n\tname : <name>"
+                                    "\n\tplatform : <platform>", index=index, path=model.base_path,
+                                    name=model.name, platform=model.model_platform))
+            self.core.reload_config(request.config, wait=True)
         except ServingError as error:
-            get_logger().error("ReloadConfig failed: %s", error.message)
+            get_logger().error(T("ReloadConfig failed: <message>", message=error.message))
             response.status.error_code = int(error.code)
             response.status.error_message = error.message
             context.set_code(error.grpc_code)
-            context.set_details(error.message)
+            context.set_details(error.grpc_message())
         return response
 
 

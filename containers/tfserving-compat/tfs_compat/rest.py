@@ -21,6 +21,7 @@ from . import json_codec
 from .logs import get_logger
 from .service import SIGNATURE_DEF_FIELD, PredictionService
 from .status import Code, ServingError, failed_precondition, invalid_argument
+from .texts import T
 
 DISPATCH_RE = re.compile(r"/v1/.*", re.IGNORECASE)
 PREDICTION_RE = re.compile(
@@ -36,6 +37,15 @@ class RestReply:
     status: int
     body: str
     headers: tuple[tuple[str, str], ...]
+
+
+class _ModelInfoError(Exception):
+    """``ParseModelInfo`` failed: ``ProcessRequest`` returns before ``MakeJsonFromStatus``, so
+    the reply has the status's HTTP code and an empty body."""
+
+    def __init__(self, error: ServingError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +70,8 @@ def _parse_target(method: str, path: str) -> _Target:
     if match.group(2):
         version = int(match.group(2))
         if version >= 2**63:
-            raise invalid_argument(f"Failed to convert version: {match.group(2)} to numeric.")
+            raise _ModelInfoError(invalid_argument(T("Failed to convert version: <version> to numeric.",
+                                                     version=match.group(2))))
     label = urllib.parse.unquote(match.group(3)) if match.group(3) else None
     action = match.group(4) or ""
     if method == "GET":
@@ -85,23 +96,29 @@ class RestApi:
         self.enable_cors = enable_cors
 
     def handle(self, method: str, path: str, body: bytes, origin: str) -> Optional[RestReply]:
-        """None when the path is not under /v1/ (the dispatcher ignores it: 404)."""
+        """None when the path is not under /v1/ (the dispatcher ignores it: 404).
+
+        As ``RestApiRequestDispatcher::ProcessRequest`` (http_server.cc): an OPTIONS preflight
+        never reaches the handler, so it gets no Content-Type and no body, only the status (and
+        the CORS headers when enabled).
+        """
         if not DISPATCH_RE.fullmatch(path):
             return None
-        headers = [("Content-Type", "application/json")]
-        if self.enable_cors:
-            headers += [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "POST, GET"),
-                        ("Access-Control-Allow-Headers", "Content-Type")]
+        cors = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Methods", "POST, GET"),
+                ("Access-Control-Allow-Headers", "Content-Type")] if self.enable_cors else []
+        if method == "OPTIONS":
+            if re.search(r"https?://", origin):
+                return RestReply(200, "", tuple(cors))
+            error = failed_precondition(T("Origin header is missing in CORS preflight"))
+            return RestReply(error.http_status, "", tuple(cors))
+        headers = tuple([("Content-Type", "application/json")] + cors)
         try:
-            if method == "OPTIONS":
-                if not re.search(r"https?://", origin):
-                    raise failed_precondition("Origin header is missing in CORS preflight")
-                text = ""
-            else:
-                text = self._dispatch(method, path, body)
+            text = self._dispatch(method, path, body)
+        except _ModelInfoError as failure:
+            return RestReply(failure.error.http_status, "", headers)
         except ServingError as error:
-            return RestReply(error.http_status, json_codec.error_json(error.message), tuple(headers))
-        return RestReply(200, text, tuple(headers))
+            return RestReply(error.http_status, json_codec.error_json(error.message), headers)
+        return RestReply(200, text, headers)
 
     def _dispatch(self, method: str, path: str, body: bytes) -> str:
         target = _parse_target(method, path)
@@ -111,7 +128,7 @@ class RestApi:
             return self._metadata(target)
         if target.action == "status":
             return self._status(target)
-        raise invalid_argument(f"Malformed request: {method} {path}")
+        raise invalid_argument(T("Malformed request: <method> <path>", method=method, path=path))
 
     def _predict(self, target: _Target, body: bytes) -> str:
         import tensorflow as tf
@@ -143,23 +160,24 @@ class RestApi:
 
     def _status(self, target: _Target) -> str:
         if not target.name:
-            raise invalid_argument("Missing model name in request.")
+            raise invalid_argument(T("Missing model name in request."))
         request = get_model_status_pb2.GetModelStatusRequest()
         _fill_model_spec(request.model_spec, target)
         return json_codec.proto_json(self.service.get_model_status(request), preserve_names=True)
 
     def _metadata(self, target: _Target) -> str:
         if not target.name:
-            raise invalid_argument("Missing model name in request.")
+            raise invalid_argument(T("Missing model name in request."))
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[SIGNATURE_DEF_FIELD])
         _fill_model_spec(request.model_spec, target)
         response = self.service.get_model_metadata(request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         if not response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_map):
-            raise ServingError(Code.INTERNAL, "Failed to unpack 'Any' object to 'SignatureDefMap'.")
+            raise ServingError(Code.INTERNAL, T("Failed to unpack 'Any' object to 'SignatureDefMap'."))
         spec_json = json_codec.proto_json(response.model_spec, preserve_names=True)
         map_json = json_codec.proto_json(signature_map, preserve_names=True)
-        return f'{{\n"model_spec":{spec_json},\n"metadata": {{"signature_def": {map_json}}}\n}}\n'
+        return T('{\n"model_spec":<model_spec>,\n"metadata": {"signature_def": <signature_def>}\n}\n',
+                 model_spec=spec_json, signature_def=map_json)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -174,8 +192,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             reply = self.api.handle(self.command, path, body, self.headers.get("Origin") or "")
         except Exception as error:  # noqa: BLE001 - a bug here must not kill the connection thread
-            get_logger().exception("REST handler failed")
-            reply = RestReply(500, json_codec.error_json(f"{type(error).__name__}: {error}"), ())
+            get_logger().exception(T("REST handler failed"))
+            reply = RestReply(500, json_codec.error_json(T("<exception_type>: <text>",
+                                                           exception_type=type(error).__name__, text=error)), ())
         if reply is None:
             reply = RestReply(404, "", ())
         data = reply.body.encode("utf-8")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import numpy as np
 
 from .status import Code, ServingError, from_tf_error
+from .texts import T
 
 if TYPE_CHECKING:
     from .batching import BatchScheduler
@@ -70,18 +71,24 @@ class SavedModelServable:
         self._session = session
 
     def _read_saved_model(self) -> Any:
-        """The C++ reader's checks (tensorflow/cc/saved_model/reader.cc, ReadBinaryProto in env.cc).
+        """TF Serving's checks before loading, then the C++ reader's.
 
-        TF Serving loads with the C++ loader; Python's loader words these failures differently.
-        Returns the parsed ``SavedModel`` proto (None for a text ``saved_model.pbtxt``).
+        ``LoadSessionBundleOrSavedModelBundle`` (session_bundle/oss/session_bundle_util.cc) refuses
+        a legacy ``export.meta`` and a directory that ``MaybeSavedModelDirectory`` (TF
+        cc/saved_model/loader.cc) rules out; then the C++ reader (TF cc/saved_model/reader.cc,
+        ``ReadBinaryProto`` in platform/env.cc) parses ``saved_model.pb``.  Python's loader words
+        these failures differently.  Returns the parsed ``SavedModel`` proto (None for a text
+        ``saved_model.pbtxt``).
         """
+        if os.path.exists(os.path.join(self.path, "export.meta")):
+            raise ServingError(Code.UNIMPLEMENTED, T("Session Bundle is deprecated and removed."))
         binary = os.path.join(self.path, "saved_model.pb")
         if not os.path.exists(binary):
             if os.path.exists(binary + "txt"):
                 return None
-            raise ServingError(
-                Code.NOT_FOUND,
-                f"Could not find SavedModel .pb or .pbtxt at supplied export directory path: {self.path}")
+            raise ServingError(Code.NOT_FOUND, T(
+                "Specified file path does not appear to contain a SavedModel bundle (should have a file "
+                "called `saved_model.pb`)\nSpecified file path: <path>", path=self.path))
         from google.protobuf.message import DecodeError
         from tensorflow.core.protobuf import saved_model_pb2
 
@@ -90,7 +97,7 @@ class SavedModelServable:
             with open(binary, "rb") as handle:
                 saved_model.ParseFromString(handle.read())
         except DecodeError as error:
-            raise ServingError(Code.DATA_LOSS, f"Can't parse {binary} as binary proto") from error
+            raise ServingError(Code.DATA_LOSS, T("Can't parse <path> as binary proto", path=binary)) from error
         return saved_model
 
     @property
@@ -164,7 +171,6 @@ def _check_tags(saved_model: Any, tags: list[str]) -> None:
     wanted = set(tags)
     if any(set(graph.meta_info_def.tags) == wanted for graph in saved_model.meta_graphs):
         return
-    raise ServingError(
-        Code.NOT_FOUND,
-        f"Could not find meta graph def matching supplied tags: {{ {' '.join(tags)} }}. To inspect available "
-        "tag-sets in the SavedModel, please use the SavedModel CLI: `saved_model_cli`")
+    raise ServingError(Code.NOT_FOUND, T(
+        "Could not find meta graph def matching supplied tags: { <tags> }. To inspect available tag-sets in "
+        "the SavedModel, please use the SavedModel CLI: `saved_model_cli`", tags=" ".join(tags)))

@@ -16,6 +16,7 @@ from .flags import ParsedFlags
 from .logs import get_logger
 from .servable import session_config
 from .status import ServingError, invalid_argument
+from .texts import T
 
 if TYPE_CHECKING:
     from .rest import RestServer
@@ -27,8 +28,8 @@ def _model_server_config(flags: ParsedFlags) -> Any:
     if config_file:
         return read_model_server_config(config_file)
     name, base_path = flags.get_str("model_name"), flags.get_str("model_base_path")
-    get_logger().info("Building single TensorFlow model file config:  model_name: %s model_base_path: %s",
-                      name, base_path)
+    get_logger().info(T("Building single TensorFlow model file config:  model_name: <model_name> "
+                        "model_base_path: <model_base_path>", model_name=name, model_base_path=base_path))
     return single_model_config(name, base_path)
 
 
@@ -37,8 +38,8 @@ def _batching_options(flags: ParsedFlags) -> Optional[BatchingOptions]:
     if flags.get_bool("enable_batching"):
         return read_batching_options(parameters_file) if parameters_file else BatchingOptions()
     if parameters_file:
-        raise invalid_argument("server_options.batching_parameters_file is set without setting "
-                               "server_options.enable_batching to true.")
+        raise invalid_argument(T("server_options.batching_parameters_file is set without setting "
+                                 "server_options.enable_batching to true."))
     return None
 
 
@@ -47,10 +48,10 @@ def _session_config(flags: ParsedFlags) -> Any:
     inter = flags.get_int("tensorflow_inter_op_parallelism")
     both = flags.get_int("tensorflow_session_parallelism")
     if intra > 0 and inter > 0 and both > 0:
-        raise invalid_argument(
+        raise invalid_argument(T(
             "Either configure server_options.tensorflow_session_parallelism or "
             "(server_options.tensorflow_intra_op_parallelism, "
-            "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all.")
+            "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all."))
     if intra > 0 or inter > 0:
         return session_config(intra, inter)
     return session_config(both, both)
@@ -58,13 +59,13 @@ def _session_config(flags: ParsedFlags) -> Any:
 
 def _validate(flags: ParsedFlags) -> None:
     if flags.get_int("port") == 0 and not flags.get_str("grpc_socket_path"):
-        raise invalid_argument("At least one of server_options.grpc_port or "
-                               "server_options.grpc_socket_path must be set.")
+        raise invalid_argument(T("At least one of server_options.grpc_port or "
+                                 "server_options.grpc_socket_path must be set."))
     if flags.get_bool("use_alts_credentials") and flags.get_str("ssl_config_file"):
-        raise invalid_argument("Either use_alts_credentials must be false or ssl_config_file must be empty.")
+        raise invalid_argument(T("Either use_alts_credentials must be false or ssl_config_file must be empty."))
     if not flags.get_str("model_base_path") and not flags.get_str("model_config_file"):
-        raise invalid_argument("Both server_options.model_base_path and "
-                               "server_options.model_config_file are empty!")
+        raise invalid_argument(T("Both server_options.model_base_path and "
+                                 "server_options.model_config_file are empty!"))
 
 
 class ModelServer:
@@ -128,27 +129,27 @@ class ModelServer:
             try:
                 config = read_model_server_config(path)
             except ServingError as error:
-                get_logger().error("Failed to read ModelServerConfig file: %s", error.message)
+                get_logger().error(T("Failed to read ModelServerConfig file: <message>", message=error.message))
                 continue
             try:
-                self.core.reload_config(config)
-                self.core.poll_once()
+                self.core.reload_config(config, wait=True)
             except ServingError as error:
-                get_logger().error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", error.message)
+                get_logger().error(T("PollFilesystemAndReloadConfig failed to ReloadConfig: <message>",
+                                     message=error.message))
 
     def _start_grpc(self, service: "PredictionService") -> None:
         from .grpc_api import build_grpc_server, channel_arguments
 
         assert self.core is not None
         host, port = self.flags.get_str("listen_host"), self.flags.get_int("port")
-        address = f"{host}:{port}"
+        address = T("<host>:<port>", host=host, port=port)
         server, bound = build_grpc_server(service, self.core, address, self.flags.get_int("grpc_max_threads"),
                                           channel_arguments(self.flags.get_str("grpc_channel_arguments")))
         if bound == 0:
-            raise invalid_argument("Failed to BuildAndStart gRPC server")
+            raise invalid_argument(T("Failed to BuildAndStart gRPC server"))
         server.start()
         self.grpc_server, self.grpc_port = server, bound
-        get_logger().info("Running gRPC ModelServer at %s ...", address)
+        get_logger().info(T("Running gRPC ModelServer at <address> ...", address=address))
 
     def _start_rest(self, service: "PredictionService") -> None:
         from .rest import RestApi, RestServer
@@ -158,19 +159,19 @@ class ModelServer:
         if port == 0:
             return
         if port == self.flags.get_int("port"):
-            get_logger().error("server_options.http_port cannot be same as grpc_port. Please use a different "
-                               "port for HTTP/REST API. Skipped exporting HTTP/REST API.")
+            get_logger().error(T("server_options.http_port cannot be same as grpc_port. Please use a different "
+                                 "port for HTTP/REST API. Skipped exporting HTTP/REST API."))
             return
         api = RestApi(service, self.flags.get_int("rest_api_timeout_in_ms"),
                       self.flags.get_bool("rest_api_enable_cors_support"))
         try:
             self.rest_server = RestServer(api, self.flags.get_str("listen_host"), port)
         except OSError:
-            get_logger().error("Failed to start HTTP Server at localhost:%d", port)
+            get_logger().error(T("Failed to start HTTP Server at localhost:<port>", port=port))
             return
         self.rest_server.start()
         self.rest_port = self.rest_server.port
-        get_logger().info("Exporting HTTP/REST API at:localhost:%d ...", port)
+        get_logger().info(T("Exporting HTTP/REST API at:localhost:<port> ...", port=port))
 
     def request_stop(self) -> None:
         """Callable from a signal handler: unblocks startup waits and ``wait()``."""

@@ -25,6 +25,7 @@ from .core import ServerCore
 from .servable import SavedModelServable
 from .status import Code, ServingError, failed_precondition, invalid_argument, not_found
 from .tensors import array_to_proto, dtype_enum_name, proto_to_array
+from .texts import T
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
@@ -60,6 +61,7 @@ class PredictionService:
     # ------------------------------------------------------------------ Predict
 
     def predict(self, request: Any, timeout_ms: int) -> Any:
+        _require_model_spec(request)
         with self.core.servable_handle(request.model_spec) as servable:
             return self._run_predict(servable, request, timeout_ms)
 
@@ -67,22 +69,17 @@ class PredictionService:
         signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
         signature = servable.signature_defs.get(signature_name)
         if signature is None:
-            raise failed_precondition(f'Serving signature key "{signature_name}" not found.')
+            raise failed_precondition(T('Serving signature key "<signature>" not found.',
+                                        signature=signature_name))
         response = predict_pb2.PredictResponse()
         _set_model_spec(response.model_spec, servable.name, servable.version, signature_name)
         self._verify_predict_signature(signature)
         _verify_inputs_size(signature, request)
-        feeds: dict[str, np.ndarray] = {}
-        for alias, proto in request.inputs.items():
-            if alias not in signature.inputs:
-                raise invalid_argument(
-                    f"input tensor alias not found in signature: {alias}. Inputs expected to be in "
-                    f"the set {{{','.join(sorted(signature.inputs))}}}.")
-            feeds[signature.inputs[alias].name] = proto_to_array(alias, proto)
+        feeds = _input_values(signature, request.inputs)
         aliases = _output_aliases(signature, list(request.output_filter))
         outputs = servable.run(feeds, [signature.outputs[a].name for a in aliases], timeout_ms)
         if len(outputs) != len(aliases):
-            raise ServingError(Code.UNKNOWN, "Predict internal error")
+            raise ServingError(Code.UNKNOWN, T("Predict internal error"))
         for alias, value in zip(aliases, outputs):
             response.outputs[alias].CopyFrom(
                 array_to_proto(value, self.options.serialize_as_tensor_content))
@@ -91,10 +88,10 @@ class PredictionService:
     def _verify_predict_signature(self, signature: Any) -> None:
         if self.options.enable_signature_method_name_check and signature.method_name not in (
                 PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
-            raise ServingError(
-                Code.INTERNAL,
-                f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, "
-                f"{CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: {signature.method_name}")
+            raise ServingError(Code.INTERNAL, T(
+                "Expected prediction signature method_name to be one of {<predict>, <classify>, "
+                "<regress>}. Was: <method_name>", predict=PREDICT_METHOD, classify=CLASSIFY_METHOD,
+                regress=REGRESS_METHOD, method_name=signature.method_name))
 
     def signature_inputs(self, model_spec: Any, signature_name: str) -> Any:
         """``HttpRestApiHandler::GetInfoMap``: the input TensorInfo map of a signature."""
@@ -102,12 +99,14 @@ class PredictionService:
             name = signature_name or DEFAULT_SIGNATURE
             signature = servable.signature_defs.get(name)
             if signature is None:
-                raise invalid_argument(f'Serving signature name: "{name}" not found in signature def')
+                raise invalid_argument(T('Serving signature name: "<signature>" not found in signature def',
+                                         signature=name))
             return signature.inputs
 
     # ---------------------------------------------------------- Classify/Regress
 
     def classify(self, request: Any, timeout_ms: int) -> Any:
+        _require_model_spec(request)
         with self.core.servable_handle(request.model_spec) as servable:
             signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
             signature = self._find_signature(servable, signature_name, CLASSIFY_METHOD, "classification")
@@ -121,6 +120,7 @@ class PredictionService:
             return response
 
     def regress(self, request: Any, timeout_ms: int) -> Any:
+        _require_model_spec(request)
         with self.core.servable_handle(request.model_spec) as servable:
             signature_name = request.model_spec.signature_name or DEFAULT_SIGNATURE
             signature = self._find_signature(servable, signature_name, REGRESS_METHOD, "regression")
@@ -135,22 +135,24 @@ class PredictionService:
     def _find_signature(self, servable: SavedModelServable, name: str, method: str, kind: str) -> Any:
         signature = servable.signature_defs.get(name)
         if signature is None:
-            raise invalid_argument(f"No signature was found with the name: {name}")
+            raise invalid_argument(T("No signature was found with the name: <signature>", signature=name))
         if self.options.enable_signature_method_name_check and signature.method_name != method:
             raise invalid_argument(
-                f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
+                T("Expected classification signature method_name to be <method>. Was: <method_name>",
+                  method=method, method_name=signature.method_name) if kind == "classification" else
+                T("Expected regression signature method_name to be <method>. Was: <method_name>",
+                  method=method, method_name=signature.method_name))
         return signature
 
     # ------------------------------------------------------------ Metadata/Status
 
     def get_model_metadata(self, request: Any) -> Any:
-        if not request.HasField("model_spec"):
-            raise invalid_argument("Missing ModelSpec")
+        _require_model_spec(request)
         if not request.metadata_field:
-            raise invalid_argument("GetModelMetadataRequest must specify at least one metadata_field")
+            raise invalid_argument(T("GetModelMetadataRequest must specify at least one metadata_field"))
         for field in request.metadata_field:
             if field != SIGNATURE_DEF_FIELD:
-                raise invalid_argument(f"Metadata field {field} is not supported")
+                raise invalid_argument(T("Metadata field <field> is not supported", field=field))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         with self.core.servable_handle(request.model_spec) as servable:
             signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -162,19 +164,19 @@ class PredictionService:
         return response
 
     def get_model_status(self, request: Any) -> Any:
-        if not request.HasField("model_spec"):
-            raise invalid_argument("Missing ModelSpec")
+        _require_model_spec(request)
         spec = request.model_spec
         states = self.core.version_states(spec.name)
         response = get_model_status_pb2.GetModelStatusResponse()
         if spec.WhichOneof("version_choice") == "version":
             version = int(spec.version.value)
             if version not in states:
-                raise not_found(f"Could not find version {version} of model {spec.name}")
+                raise not_found(T("Could not find version <version> of model <model>", version=version,
+                                  model=spec.name))
             _add_version_status(response, version, states[version])
             return response
         if not states:
-            raise not_found(f"Could not find any versions of model {spec.name}")
+            raise not_found(T("Could not find any versions of model <model>", model=spec.name))
         for version in sorted(states, reverse=True):
             _add_version_status(response, version, states[version])
         return response
@@ -183,25 +185,69 @@ class PredictionService:
 # ---------------------------------------------------------------------- helpers
 
 
+def _require_model_spec(request: Any) -> None:
+    """predict_impl.cc, classification_service.cc, regression_service.cc,
+    get_model_metadata_impl.cc, get_model_status_impl.cc: the request must carry a model_spec."""
+    if not request.HasField("model_spec"):
+        raise invalid_argument(T("Missing ModelSpec"))
+
+
+def _joined(names: Any) -> str:
+    """``absl::StrJoin`` of a ``std::set<string>``: sorted, comma-separated."""
+    return ",".join(sorted(names))
+
+
 def _verify_inputs_size(signature: Any, request: Any) -> None:
+    """``VerifyRequestInputsSize`` (predict_util.cc)."""
     sent, expected = set(request.inputs), set(signature.inputs)
     if len(sent) > len(expected) or (len(sent) < len(expected) and not signature.defaults):
-        raise invalid_argument(
-            f"input size does not match signature: {len(sent)}!={len(expected)} "
-            f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
-            f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-            f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
+        raise invalid_argument(T(
+            "input size does not match signature: <sent_count>!=<expected_count> len({<sent>}) != "
+            "len({<expected>}). Sent extra: {<extra>}. Missing but required: {<missing>}.",
+            sent_count=len(sent), expected_count=len(expected), sent=_joined(sent),
+            expected=_joined(expected), extra=_joined(sent - expected), missing=_joined(expected - sent)))
+
+
+def _input_values(signature: Any, request_inputs: Any) -> dict[str, np.ndarray]:
+    """TF's ``saved_model::GetInputValues`` (tensorflow/cc/saved_model/util.cc), which
+    ``PreProcessPrediction`` calls: every signature input from the request or, when absent, from
+    the signature's ``defaults``; a request input that names no signature input is an error.
+
+    C++ walks the signature's input map in its (unspecified) hash order; we walk it sorted, so
+    with several missing inputs the one named first may differ.
+    """
+    feeds: dict[str, np.ndarray] = {}
+    seen: set[str] = set()
+    for alias in sorted(signature.inputs):
+        feed_name = signature.inputs[alias].name
+        if alias in request_inputs:
+            proto = request_inputs[alias]
+            seen.add(alias)
+        elif alias in signature.defaults:
+            proto = signature.defaults[alias]
+        else:
+            raise invalid_argument(T(
+                "Signature input alias: <alias>(feed name: <feed_name>) not found in request and no "
+                "default value provided. Inputs expected to be in the request {<request_inputs>}, or "
+                "default input alias set: <default_inputs>", alias=alias, feed_name=feed_name,
+                request_inputs=_joined(request_inputs), default_inputs=_joined(signature.defaults)))
+        feeds[feed_name] = proto_to_array(alias, proto)
+    if request_inputs and len(seen) != len(request_inputs):
+        raise invalid_argument(T(
+            "Inputs contains invalid name. Used request inputs: <used>, request input: <request_inputs>",
+            used=_joined(seen), request_inputs=_joined(request_inputs)))
+    return feeds
 
 
 def _output_aliases(signature: Any, output_filter: list[str]) -> list[str]:
     seen: set[str] = set()
     for alias in output_filter:
         if alias not in signature.outputs:
-            raise invalid_argument(
-                f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
-                f"set {{{','.join(sorted(signature.outputs))}}}.")
+            raise invalid_argument(T(
+                "output tensor alias not found in signature: <alias> Outputs expected to be in the set "
+                "{<outputs>}.", alias=alias, outputs=_joined(signature.outputs)))
         if alias in seen:
-            raise invalid_argument(f"duplicate output tensor alias: {alias}")
+            raise invalid_argument(T("duplicate output tensor alias: <alias>", alias=alias))
         seen.add(alias)
     return output_filter or sorted(signature.outputs)
 
@@ -228,49 +274,54 @@ def serialized_examples(model_input: Any) -> np.ndarray:
     else:
         rows = []
     if not rows:
-        raise invalid_argument("Input is empty.")
+        raise invalid_argument(T("Input is empty."))
     return np.array(rows, dtype=object)
 
 
 def _classification_tensors(signature: Any) -> tuple[str, list[tuple[str, str]]]:
     """``PreProcessClassification``: (input tensor, [(output key, tensor name)])."""
     if len(signature.inputs) != 1:
-        raise invalid_argument("Expected one input Tensor.")
+        raise invalid_argument(T("Expected one input Tensor."))
     if len(signature.outputs) not in (1, 2):
-        raise invalid_argument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+        raise invalid_argument(T("Expected one or two output Tensors, found <count>",
+                                 count=len(signature.outputs)))
     if "inputs" not in signature.inputs:
-        raise invalid_argument(f"No classification inputs found in SignatureDef: {_debug_string(signature)}")
+        raise invalid_argument(T("No classification inputs found in SignatureDef: <signature>",
+                                 signature=_debug_string(signature)))
     outputs = [(key, signature.outputs[key].name) for key in ("classes", "scores") if key in signature.outputs]
     if not outputs:
-        raise invalid_argument(
+        raise invalid_argument(T(
             'Expected classification signature outputs to contain at least one of "classes" or '
-            f'"scores". Signature was: {_debug_string(signature)}')
+            '"scores". Signature was: <signature>', signature=_debug_string(signature)))
     return signature.inputs["inputs"].name, outputs
 
 
 def _regression_tensors(signature: Any) -> tuple[str, str]:
     """``PreProcessRegression``: (input tensor, output tensor)."""
     if len(signature.inputs) != 1:
-        raise invalid_argument("Expected one input Tensor.")
+        raise invalid_argument(T("Expected one input Tensor."))
     if len(signature.outputs) != 1:
-        raise invalid_argument("Expected one output Tensor.")
+        raise invalid_argument(T("Expected one output Tensor."))
     if "inputs" not in signature.inputs:
-        raise invalid_argument(f"No regression inputs found in SignatureDef: {_debug_string(signature)}")
+        raise invalid_argument(T("No regression inputs found in SignatureDef: <signature>",
+                                 signature=_debug_string(signature)))
     if "outputs" not in signature.outputs:
-        raise invalid_argument(f"No regression outputs found in SignatureDef: {_debug_string(signature)}")
+        raise invalid_argument(T("No regression outputs found in SignatureDef: <signature>",
+                                 signature=_debug_string(signature)))
     return signature.inputs["inputs"].name, signature.outputs["outputs"].name
 
 
 def _check_class_tensor(name: str, value: np.ndarray, num_examples: int, want: str) -> None:
     if value.ndim != 2:
-        raise invalid_argument(
-            f"Expected Tensor shape: [batch_size num_classes] but got {_shape(value)}")
+        raise invalid_argument(T("Expected Tensor shape: [batch_size num_classes] but got <shape>",
+                                 shape=_shape(value)))
     if want == "DT_STRING" and value.dtype.kind not in "SUO":
-        raise invalid_argument(f"Expected classes Tensor of DT_STRING. Got: {_dt(value)}")
+        raise invalid_argument(T("Expected classes Tensor of DT_STRING. Got: <dtype>", dtype=_dt(value)))
     if want == "DT_FLOAT" and value.dtype != np.float32:
-        raise invalid_argument(f"Expected scores Tensor of DT_FLOAT. Got: {_dt(value)}")
+        raise invalid_argument(T("Expected scores Tensor of DT_FLOAT. Got: <dtype>", dtype=_dt(value)))
     if value.shape[0] != num_examples:
-        raise invalid_argument(f"Expected {name} output batch size of {num_examples}. Got: {value.shape[0]}")
+        raise invalid_argument(T("Expected <tensor> output batch size of <expected>. Got: <got>", tensor=name,
+                                 expected=num_examples, got=value.shape[0]))
 
 
 def _shape(value: np.ndarray) -> str:
@@ -291,9 +342,8 @@ def _fill_classifications(outputs: dict[str, np.ndarray], num_examples: int, res
     if scores is not None:
         _check_class_tensor("scores", scores, num_examples, "DT_FLOAT")
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-        raise invalid_argument(
-            f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. "
-            f"{scores.shape[1]}")
+        raise invalid_argument(T("Tensors class and score should match in dim_size(1). Got <classes> vs. "
+                                 "<scores>", classes=classes.shape[1], scores=scores.shape[1]))
     reference = classes if classes is not None else scores
     assert reference is not None
     for row in range(num_examples):
@@ -309,13 +359,12 @@ def _fill_classifications(outputs: dict[str, np.ndarray], num_examples: int, res
 
 def _fill_regressions(values: np.ndarray, num_examples: int, result: Any) -> None:
     if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
-        raise invalid_argument(
-            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-            f"{_shape(values)}")
+        raise invalid_argument(T("Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
+                                 "but got <shape>", shape=_shape(values)))
     if values.shape[0] != num_examples:
-        raise invalid_argument(
-            f"Input batch size did not match output batch size: {num_examples} vs. {values.shape[0]}")
+        raise invalid_argument(T("Input batch size did not match output batch size: <inputs> vs. <outputs>",
+                                 inputs=num_examples, outputs=values.shape[0]))
     if values.dtype != np.float32:
-        raise invalid_argument(f"Expected output Tensor of DT_FLOAT.  Got: {_dt(values)}")
+        raise invalid_argument(T("Expected output Tensor of DT_FLOAT.  Got: <dtype>", dtype=_dt(values)))
     for value in values.reshape(-1):
         result.regressions.add().value = float(value)

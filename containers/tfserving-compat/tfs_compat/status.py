@@ -12,6 +12,8 @@ import enum
 
 import grpc
 
+from .texts import T
+
 
 class Code(enum.IntEnum):
     """The canonical status codes (same numbers as ``absl::StatusCode`` and gRPC)."""
@@ -34,6 +36,8 @@ class Code(enum.IntEnum):
     DATA_LOSS = 15
     UNAUTHENTICATED = 16
 
+
+GRPC_MESSAGE_LIMIT = 1024  # grpc_status_util.cc kErrorMessageLimit
 
 # http_server.cc ToHTTPStatusCode: the HTTP status TF Serving answers for each code.
 _HTTP_STATUS: dict[Code, int] = {
@@ -67,7 +71,15 @@ class ServingError(Exception):
 
     def to_string(self) -> str:
         """``absl::Status::ToString()`` form, e.g. ``INVALID_ARGUMENT: bad``."""
-        return f"{self.code.name}: {self.message}"
+        return T("<code>: <message>", code=self.code.name, message=self.message)
+
+    def grpc_message(self) -> str:
+        """``ToGRPCStatus`` (model_servers/grpc_status_util.cc): cut after 1024 bytes."""
+        data = self.message.encode("utf-8")
+        if len(data) <= GRPC_MESSAGE_LIMIT:
+            return self.message
+        return T("<message>...TRUNCATED",
+                 message=data[:GRPC_MESSAGE_LIMIT].decode("utf-8", "ignore"))
 
     @property
     def http_status(self) -> int:
@@ -99,4 +111,5 @@ def from_tf_error(error: BaseException) -> ServingError:
     message = getattr(error, "message", None)
     if isinstance(code, int) and isinstance(message, str):
         return ServingError(Code(code), message)
-    return ServingError(Code.UNKNOWN, f"{type(error).__name__}: {error}")
+    return ServingError(Code.UNKNOWN, T("<exception_type>: <text>", exception_type=type(error).__name__,
+                                        text=error))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .status import invalid_argument
+from .texts import T
 
 
 def dtype_name(dtype_enum: int) -> str:
@@ -30,7 +31,7 @@ def proto_to_array(alias: str, proto: Any) -> np.ndarray:
     try:
         return tf.make_ndarray(proto)
     except (TypeError, ValueError, KeyError) as error:
-        raise invalid_argument(f"tensor parsing error: {alias}") from error
+        raise invalid_argument(T("tensor parsing error: <alias>", alias=alias)) from error
 
 
 _TYPED_FIELDS: dict[str, str] = {
