@@ -111,7 +111,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
           "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:45121: Connection refused"),
     _rule("container-id", r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b", "<id>",
           "No such container: 3f2a9c81d0e4"),
-    _rule("container-name", r"\bpitfalls-[a-z]+-(?:\d+-)?[0-9a-f]{6,}\b", "<container>",  # harness.images names
+    _rule("container-name", r"\bpitfalls-[a-z]+-(?:\d+-)?[0-9a-f]{6,}\b", "<container>",  # harness.targets.tfserving.container names
           "Conflict. The container name \"/pitfalls-serving-3f9a0c21bd\" is already in use"),
     _rule("hex-address", r"\b0x[0-9a-fA-F]{6,}\b", "0x<addr>", "<tflite.Interpreter object at 0x7f3a2c1b9d50>"),
     _rule("process-id", r"\b(pid|PID|process)([ =:#]+)\d+", r"\1\2<pid>", "worker process 81234 exited with signal 9"),

@@ -293,3 +293,22 @@ def pitfalls_cache(pytestconfig: pytest.Config) -> ArtifactCache:
 def pitfalls_targets(pytestconfig: pytest.Config) -> TargetPool:
     """The session's target pool: ``pitfalls_targets.get("litert")`` gives an active target."""
     return pytestconfig.stash[STATE].pool
+
+
+@pytest.fixture(scope="session")
+def pitfalls_check(pytestconfig: pytest.Config) -> Any:
+    """``pitfalls_check(path, targets=[...], **options) -> CheckReport``: the pre-flight of
+    ``pitfalls check`` on the session's cache, for a user's own test suite::
+
+        def test_deploys(pitfalls_check):
+            assert pitfalls_check("model.keras", targets=["litert"]).ok
+    """
+    from harness.check import check
+
+    cache = pytestconfig.stash[STATE].cache
+
+    def run(path: str | Path, **options: Any) -> Any:
+        options.setdefault("progress", None)
+        return check(path, cache=cache, **options)
+
+    return run

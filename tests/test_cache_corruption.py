@@ -144,10 +144,9 @@ def test_a_cache_moved_to_another_path_still_hits(moved: ArtifactCache, warm: tu
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="convert_to_tflite's key holds str(source), an absolute path; "
-                                       "passes once it uses cache.source_key(source)")
 def test_a_moved_cache_still_hits_for_tflite(moved: ArtifactCache) -> None:
-    from harness.targets.litert.target import convert_to_tflite
+    """convert_to_tflite keys its source by cache.source_key, not by its absolute path."""
+    from harness.targets.litert.convert import convert_to_tflite
 
     convert_to_tflite(moved, saved_model(moved, SPEC))
     assert moved.builds == 0

@@ -6,7 +6,7 @@ import os
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -16,9 +16,6 @@ from harness.report import anchor, render_html, render_junit
 from harness.results import RunResults, build_results, load_run
 from harness.taxonomy import load_taxonomy
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "report.png"
 
 
@@ -50,21 +47,20 @@ def test_html_without_figures_says_so() -> None:
 
 
 @pytest.fixture
-def page(report_dir: Path) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian package `chromium`)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 760})
-            requests: list[str] = []
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto((report_dir / "report.html").as_uri())
-            page.requests = requests  # type: ignore[attr-defined]
-            yield page
-        finally:
-            browser.close()
+def page(report_dir: Path, pitfalls_targets: Any) -> Iterator[object]:
+    """The report in a page of the session's Chromium (the tfjs target's: one Playwright per process)."""
+    from harness.targets.tfjs.target import TfjsTarget
+
+    reason = TfjsTarget.unavailable_reason()
+    if reason:
+        pytest.skip(f"Chromium/Playwright not available here: {reason}")
+    with pitfalls_targets.get("tfjs").browser_context(viewport={"width": 1200, "height": 760}) as context:
+        page = context.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto((report_dir / "report.html").as_uri())
+        page.requests = requests  # type: ignore[attr-defined]
+        yield page
 
 
 def test_html_report_in_chromium(page, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -115,3 +115,21 @@ def test_enter_together_stops_the_started_ones_when_one_fails(tmp_path: Path) ->
     assert events == ["start a"]  # the one that started is registered, so closing the run stops it
     run.close()
     assert events == ["start a", "stop a"]
+
+
+def test_serving_implementation_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PITFALLS_SERVING_IMPLEMENTATION picks the stand-in (default) or the real image; the results
+    record which ran; a real server without a container engine is refused, not silently replaced."""
+    from harness.errors import HarnessError
+    from harness.targets.tfserving.target import TfservingTarget
+
+    monkeypatch.delenv("PITFALLS_SERVING_IMPLEMENTATION", raising=False)
+    assert TfservingTarget(mode="subprocess").implementation == "tfserving-compatible"
+    monkeypatch.setenv("PITFALLS_SERVING_IMPLEMENTATION", "tfserving-2000")
+    with pytest.raises(HarnessError, match="is not a serving implementation"):
+        TfservingTarget()
+    monkeypatch.setenv("PITFALLS_SERVING_IMPLEMENTATION", "tensorflow/serving")
+    target = TfservingTarget(mode="subprocess")
+    with pytest.raises(HarnessError, match="needs a container"):
+        target.activate()
+    assert TfservingTarget(mode="subprocess").versions()["serving_implementation"] == "tensorflow/serving"

@@ -110,7 +110,7 @@ def _outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx
 
 
 def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]", ctx: Context,
-                    path: str = "float32") -> Parity | None:
+                    path: str = "float32", severity: Severity = "blocker") -> Parity | None:
     """Parity of ``outputs`` with the reference; a divergence beyond the path's tolerance is a finding."""
     if len(outputs) != len(ctx.reference):
         report.add(Finding("blocker", f"{len(outputs)} outputs, the reference has {len(ctx.reference)}",
@@ -129,7 +129,7 @@ def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]
         report.add(Finding("blocker", f"output shape {list(worst.shape)} differs from the reference's "
                            f"{[list(w.shape) for w in ctx.reference]}", label, "runtime", step="parity"))
     elif not worst.within(tolerance, scale):
-        report.add(Finding("blocker" if path == "float32" else "warning",
+        report.add(Finding(severity if path == "float32" else "warning",
                            f"outputs diverge from the reference: max |diff| {worst.max_abs_diff:.3g} "
                            f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}), "
                            f"label agreement {worst.label_agreement}", label, "runtime", step="parity",
@@ -139,16 +139,18 @@ def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]
 
 def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, label: str,
                         *, path: str = "float32", load_options: Mapping[str, Any] | None = None,
-                        timings: bool = False) -> "list[np.ndarray] | None":
+                        timings: bool = False, severity: Severity = "blocker") -> "list[np.ndarray] | None":
+    """Load, predict, compare; ``severity`` is that of a failure on this path (an alternative path
+    that fails while the default one works is a warning, not a blocker)."""
     outputs: list[np.ndarray] | None = None
-    with recorded(report, f"load {label}"):
+    with recorded(report, f"load {label}", severity=severity):
         with target.load(prepared, options=load_options) as deployed:
             report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
             feed = _feed(deployed, ctx)
             integer_io = _integer_io(target, deployed)
             if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
                 feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
-            with recorded(report, f"predict {label}"):
+            with recorded(report, f"predict {label}", severity=severity):
                 started = time.perf_counter()
                 got = deployed.predict(feed)
                 first = time.perf_counter() - started
@@ -162,7 +164,7 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
                     report.figures[f"{label}.first_predict_s"] = round(first, 4)
                     report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
     if outputs is not None:
-        p = compare_outputs(report, label, outputs, ctx, path)
+        p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
     return outputs
@@ -331,7 +333,8 @@ def check_tfjs(target: Target, report: TargetReport, ctx: Context) -> None:
     if ctx.model.flavour == "tf_keras":
         layers = _prepare(target, report, ctx, "tfjs layers", {"format": "layers"}, severity="warning")
         if layers is not None:
-            _deploy_and_compare(target, report, layers, ctx, "tfjs layers@cpu", load_options={"backend": "cpu"})
+            _deploy_and_compare(target, report, layers, ctx, "tfjs layers@cpu", load_options={"backend": "cpu"},
+                                severity="warning")
 
 
 CHECKS: dict[str, Callable[[Target, TargetReport, Context], None]] = {

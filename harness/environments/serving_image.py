@@ -240,13 +240,17 @@ def _compat_image(tf_version: str) -> ServingImage:
 def real_serving_image(tf_version: str | None = None) -> str | None:
     """The tag of a local ``tensorflow/serving`` image (never pulled), else None.
 
-    ``$PITFALLS_REAL_SERVING_IMAGE`` names the one to use; otherwise a tag equal to
-    ``tf_version`` wins, then ``latest``, then the highest ``X.Y.Z`` tag (GPU and devel tags
-    are never chosen).  Raises :class:`SetupError` when no engine answers.
+    ``$PITFALLS_REAL_SERVING_IMAGE`` names the one to use — for its own TF version only: when its
+    tag names another version than ``tf_version``, the usual choice applies, so a scenario that
+    needs TF 2.12 never runs silently on 2.19; otherwise a tag equal to ``tf_version`` wins, then
+    ``latest``, then the highest ``X.Y.Z`` tag (GPU and devel tags are never chosen).  Raises
+    :class:`SetupError` when no engine answers.
     """
     client = docker_client()
     wanted = os.environ.get("PITFALLS_REAL_SERVING_IMAGE")
-    if wanted:
+    wanted_version = wanted.rpartition(":")[2] if wanted else ""
+    if wanted and (not tf_version or not re.fullmatch(r"\d+\.\d+\.\d+", wanted_version)
+                   or wanted_version == tf_version):
         return wanted if image_exists(client, wanted) else None
     release = re.compile(re.escape(REAL_REPOSITORY) + r":(\d+\.\d+\.\d+|latest)$")
     tags = sorted((tag for image in client.images.list(name=REAL_REPOSITORY)

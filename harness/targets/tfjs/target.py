@@ -32,7 +32,7 @@ from harness.targets.tfjs.page import (BACKENDS, LOAD_MODEL_JS, PAGE_DIR, PREDIC
 
 if TYPE_CHECKING:
     import numpy as np
-    from playwright.sync_api import Browser, Playwright
+    from playwright.sync_api import Browser, BrowserContext, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -174,6 +174,20 @@ class TfjsTarget(Target):
             if self._playwright is not None:
                 self._playwright.stop()
                 self._playwright = None
+
+    @contextmanager
+    def browser_context(self, **options: Any) -> "Iterator[BrowserContext]":
+        """A fresh Playwright browser context on this target's Chromium, closed on exit: for a page
+        that is not a tf.js page (e.g. the HTML report).  One Playwright runs per process (its sync
+        API refuses a second while the first is live), so tests borrow this one."""
+        self.require_active()
+        if self._browser is None:
+            raise HarnessError("the tfjs target is active but holds no browser")
+        context = self._browser.new_context(**options)
+        try:
+            yield context
+        finally:
+            context.close()
 
     def versions(self) -> dict[str, str]:
         found = library_versions("tensorflowjs", "playwright", "tensorflow")

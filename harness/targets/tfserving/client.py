@@ -219,7 +219,7 @@ def grpc_predict(server: Server, inputs: Mapping[str, "ArrayLike"], *, channel: 
 def wait_listening(server: Server, timeout: float) -> None:
     """Wait until the REST port answers at all (any HTTP status), for servers not awaited as ready."""
     from harness.errors import WaitTimeout
-    from harness.images import HttpReady
+    from harness.waiting import HttpReady
 
     try:
         HttpReady(f"{server.rest_url}/v1/models/{server.model_name}", lambda status, body: True,

@@ -37,7 +37,9 @@ REST_PORT = 8501
 
 LOAD_FAILED = re.compile(
     r"Loading servable: \{name: (?P<name>\S+) version: \d+\} failed: (?P<code>[A-Z_]+): "
-    r"(?P<message>.*)$", re.MULTILINE)
+    # the message, and the lines after it that carry no log prefix of their own (TF Serving's
+    # "Specified file path does not appear to contain a SavedModel bundle ...\nSpecified file path: ...")
+    r"(?P<message>.*(?:\n(?!\d{4}-\d\d-\d\d[ T]|[IWEF]\d{4} |\[|\s*$)[^\n]*)*)", re.MULTILINE)
 
 
 def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
@@ -45,7 +47,7 @@ def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
 
     Both tensorflow/serving and the compatible server log
     ``Loading servable: {name: N version: V} failed: CODE: message`` when a version fails to
-    load; the server does not open its REST port while it retries the first load, so the log is
+    load (a message of several lines continues on lines without a log prefix); the server does not open its REST port while it retries the first load, so the log is
     where the runtime's own error text shows first.
     """
     for match in LOAD_FAILED.finditer(log):

@@ -32,8 +32,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def watched_popen(cmd: Sequence[str], **kwargs: Any) -> "subprocess.Popen[Any]":
+    """``Popen`` in a new session, registered with the reaper so that a SIGKILL of this process
+    (CI timeout, OOM killer) does not leave the child running; stop it with :func:`stop_process_group`."""
+    from harness.environments.reaper import watch_process_group
+
+    proc = subprocess.Popen(list(cmd), start_new_session=True, **kwargs)
+    watch_process_group(proc.pid)
+    return proc
+
+
 def stop_process_group(proc: "subprocess.Popen[Any]") -> None:
-    """SIGTERM a child's process group, SIGKILL after 10 s."""
+    """SIGTERM a child's process group, SIGKILL after 10 s; the reaper forgets it."""
+    from harness.environments.reaper import forget_process_group
+
+    try:
+        _stop(proc)
+    finally:
+        forget_process_group(proc.pid)
+
+
+def _stop(proc: "subprocess.Popen[Any]") -> None:
     if proc.poll() is not None:
         return
     try:
@@ -51,7 +70,8 @@ def serve_on_host(model_name: str, model_dir: Path | None, env: Mapping[str, str
                   wait: str, ready_model: str | None, ready_timeout: float,
                   fail_on_load_error: bool) -> Iterator[Server]:
     """Run ``python -m tfs_compat`` for ``model_dir`` and yield it once ``wait`` holds."""
-    from harness.images import COMPAT_IMPLEMENTATION, HttpReady, ModelAvailable
+    from harness.environments.serving_image import COMPAT_IMPLEMENTATION
+    from harness.waiting import HttpReady, ModelAvailable
 
     rest, grpc = free_port(), free_port()
     name = env.get("MODEL_NAME", model_name)
@@ -60,7 +80,7 @@ def serve_on_host(model_name: str, model_dir: Path | None, env: Mapping[str, str
            "--listen_host=127.0.0.1", f"--model_name={name}", f"--model_base_path={base}", *args]
     log = tempfile.TemporaryFile(mode="w+")
     child_env = {**os.environ, "PYTHONPATH": str(COMPAT_DIR), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env, start_new_session=True)
+    proc = watched_popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env)
 
     def logs(tail_lines: int | None = None) -> str:
         log.flush()
@@ -76,7 +96,7 @@ def serve_on_host(model_name: str, model_dir: Path | None, env: Mapping[str, str
 
             def exited() -> str | None:
                 """Raise the server's own load error (as in a container), else say it has exited."""
-                from harness.images import load_failure_in_log
+                from harness.targets.tfserving.container import load_failure_in_log
 
                 failure = load_failure_in_log(logs(), ready_model or name) if fail_on_load_error else None
                 if failure is not None:

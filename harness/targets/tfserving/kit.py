@@ -46,7 +46,7 @@ from harness.compare import accuracy, label_agreement, parity
 from harness.errors import HarnessError, NotApplicable
 from harness.models import KERAS_DISTS, ModelSpec
 from harness.targets.tfserving.client import GrpcReply, Reply, Server, grpc_predict, http_request, signature_defs
-from harness.targets.tfserving.host import free_port, stop_process_group
+from harness.targets.tfserving.host import free_port, stop_process_group, watched_popen
 
 if TYPE_CHECKING:
     import numpy as np
@@ -188,9 +188,8 @@ http {{
     }}
 }}
 """)
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
-                             str(prefix / "error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
+    proc = watched_popen([nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e",
+                          str(prefix / "error.log")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + timeout
         while True:

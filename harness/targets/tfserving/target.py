@@ -2,8 +2,8 @@
 
 Two ways to run the server, one interface (:class:`~harness.targets.tfserving.client.Server`):
 
-* **container** (the default wherever a Docker engine answers): ``harness.images`` builds the
-  serving image locally (never pulled) and :class:`harness.images.ServingContainer` runs it with
+* **container** (the default wherever a Docker engine answers): ``harness.environments.serving_image`` builds the
+  serving image locally (never pulled) and :class:`harness.targets.tfserving.container.ServingContainer` runs it with
   ports on 127.0.0.1.  The image runs the real ``tensorflow/serving`` when that image is present
   locally, else our **TF Serving-compatible server** (``containers/tfserving-compat``), which
   executes SavedModels with TensorFlow's own runtime.
@@ -55,6 +55,12 @@ class TfservingTarget(Target):
         if self.requested_mode not in MODES:
             raise HarnessError(f"PITFALLS_SERVING={self.requested_mode!r} is not a serving mode",
                                hint=f"use one of {MODES}")
+        from harness.environments.serving_image import COMPAT_IMPLEMENTATION, REAL_IMPLEMENTATION
+
+        self.implementation = os.environ.get("PITFALLS_SERVING_IMPLEMENTATION") or COMPAT_IMPLEMENTATION
+        if self.implementation not in (COMPAT_IMPLEMENTATION, REAL_IMPLEMENTATION):
+            raise HarnessError(f"PITFALLS_SERVING_IMPLEMENTATION={self.implementation!r} is not a serving implementation",
+                               hint=f"use {COMPAT_IMPLEMENTATION!r} (the default) or {REAL_IMPLEMENTATION!r}")
         self.mode = "subprocess"
         self.engine_reason: str | None = None
         self.deployments: list[ServedModel] = []
@@ -69,13 +75,19 @@ class TfservingTarget(Target):
         return None
 
     def activate_impl(self) -> None:
-        from harness.images import engine_unavailable_reason
+        from harness.environments.engine import engine_unavailable_reason
+        from harness.environments.serving_image import REAL_IMPLEMENTATION
 
         self.engine_reason = engine_unavailable_reason() if self.requested_mode != "subprocess" else "not asked for"
         if self.requested_mode == "container" and self.engine_reason:
             raise HarnessError(f"PITFALLS_SERVING=container but no Docker engine answers: {self.engine_reason}",
                                hint="run scripts/setup-docker.sh as root")
         self.mode = "subprocess" if self.engine_reason else "container"
+        if self.implementation == REAL_IMPLEMENTATION and self.mode != "container":
+            raise HarnessError(f"PITFALLS_SERVING_IMPLEMENTATION={self.implementation} needs a container, "
+                               f"but none can run here ({self.engine_reason})",
+                               hint="run scripts/setup-docker.sh as root and `docker load` the image "
+                                    "(see containers/serving-real/README.md)")
 
     def deactivate_impl(self) -> None:
         try:
@@ -83,13 +95,14 @@ class TfservingTarget(Target):
                 self.deployments.pop().close()
         finally:
             if self.mode == "container":
-                from harness.images import remove_leftover_containers
+                from harness.targets.tfserving.container import remove_leftover_containers
 
                 remove_leftover_containers()
 
     def versions(self) -> dict[str, str]:
         found = library_versions("tensorflow", "tensorflow-serving-api", "docker")
         found["serving_mode"] = self.mode
+        found["serving_implementation"] = self.implementation
         return found
 
     def require_container(self, why: str) -> None:
@@ -122,9 +135,10 @@ class TfservingTarget(Target):
             raise HarnessError(f"serve(wait={wait!r}) is not a wait mode",
                                hint="use 'available', 'listening' or 'started'")
         if self.mode == "container":
-            from harness.images import ServingContainer, ensure_serving_image
+            from harness.environments.serving_image import ensure_serving_image
+            from harness.targets.tfserving.container import ServingContainer
 
-            image = ensure_serving_image(tf_version)
+            image = ensure_serving_image(tf_version, implementation=self.implementation)
             container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
                                          files={path: target for path, target in (files or {}).items()}, env=env, args=args, command=command,
                                          wait=wait == "available", ready_model=ready_model,
@@ -269,7 +283,7 @@ def _engine_errors_raised(container_name: str) -> Iterator[None]:
     try:
         yield
     except docker.errors.APIError as exc:
-        from harness.images import docker_client
+        from harness.environments.engine import docker_client
 
         client = docker_client()
         try:
@@ -282,7 +296,7 @@ def _engine_errors_raised(container_name: str) -> Iterator[None]:
 
 
 def _published_ports(container_id: str) -> dict[str, list[str]]:
-    from harness.images import docker_client
+    from harness.environments.engine import docker_client
 
     client = docker_client()
     try:

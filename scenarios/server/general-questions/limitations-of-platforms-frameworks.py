@@ -37,7 +37,7 @@ SCENARIO = Scenario(
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Specified file path does not appear to contain a SavedModel bundle \(should have a file called "
-                   r"`saved_model\.pb`\)", runtime="tfserving"),
+                   r"`saved_model\.pb`\)\nSpecified file path: \S*/model/1", runtime="tfserving"),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
     cause="TF Serving's only built-in platform is `tensorflow`, whose loader reads a SavedModel "
           "(saved_model.pb + variables/). It does not run Keras files (.keras, .h5), PyTorch, ONNX or "

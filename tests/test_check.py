@@ -1,0 +1,206 @@
+"""``pitfalls check`` on real architectures no one here wrote and on models converters reject,
+compared with what each runtime says when it is called directly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.artifacts import ArtifactCache
+from harness.check import CheckReport, check
+from harness.paths import REPO_ROOT
+from harness.targets import target_class
+
+from check_models import (determinant_saved_model, efficientnet_b0, mobilenet_v1_tf_keras, mobilenet_v2,
+                          softsign_keras)
+
+pytestmark = pytest.mark.slow
+
+
+def _available(*targets: str) -> None:
+    for name in targets:
+        reason = target_class(name).unavailable_reason()
+        if reason:
+            pytest.skip(f"{name} not available here: {reason}")
+
+
+@pytest.fixture(scope="module")
+def cache() -> ArtifactCache:
+    return ArtifactCache()
+
+
+def _texts(report: CheckReport, target: str) -> str:
+    return "\n".join(f.text for f in report.targets[target].findings)
+
+
+def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache) -> None:
+    """keras.applications.MobileNetV2 (Keras 3): every target deploys; parity as the runtimes give it."""
+    _available("tfserving", "litert", "coreml", "tfjs")
+    path = mobilenet_v2(cache)
+    report = check(path, cache=cache, profiles=("host",), progress=None)
+    verdicts = {name: t.verdict for name, t in report.targets.items()}
+    assert verdicts["tfserving"] == "deploys" and verdicts["tfjs"] == "deploys"
+    assert verdicts["litert"] in ("deploys", "warnings")  # int8 may drift beyond its tolerance: a warning
+    assert report.ok, verdicts
+    for name in ("tfserving", "litert", "tfjs"):
+        assert report.targets[name].max_abs_diff is not None and report.targets[name].max_abs_diff < 1e-4
+    # Core ML: the .keras as given is refused by coremltools itself, the traced-function path converts
+    coreml = report.targets["coreml"]
+    assert "Input model path should be .h5/.hdf5 file or a directory" in _texts(report, "coreml")
+    assert any(f.step == "prepare" and "concrete function" in f.text for f in coreml.findings)
+    assert coreml.figures["coreml.spec_inputs"] == 1.0
+    # the check's LiteRT float parity is what LiteRT gives when called directly
+    _direct_litert_parity_matches(report, path, cache)
+
+
+def _direct_litert_parity_matches(report: CheckReport, path: Path, cache: ArtifactCache) -> None:
+    import numpy as np
+
+    from harness.check.model import load_model, reference_outputs, synthesise_inputs
+    from harness.targets.base import ModelSource
+    from harness.targets.litert.target import LitertTarget
+
+    model = load_model(ModelSource.from_path(path))
+    x = synthesise_inputs(model)
+    want = reference_outputs(model, x)[0]
+    with LitertTarget() as litert:
+        prepared = litert.prepare(ModelSource.from_path(path), cache)
+        got = litert.predict(prepared.artifact, [x[model.inputs[0].name]], batch=True)[0]
+    direct = float(np.max(np.abs(np.asarray(got, dtype="float64") - want)))
+    assert report.targets["litert"].parity["litert"]["max_abs_diff"] == pytest.approx(direct, rel=1e-6, abs=1e-9)
+
+
+def test_determinant_model_is_refused_as_each_converter_refuses_it(cache: ArtifactCache) -> None:
+    """A SavedModel computing tf.linalg.det: TF Serving runs it; TF Lite needs Flex, which this LiteRT
+    has not; Core ML and tf.js have no conversion — each finding is the runtime's own text."""
+    _available("tfserving", "litert", "coreml", "tfjs")
+    path = determinant_saved_model(cache)
+    report = check(path, cache=cache, profiles=("host",), progress=None)
+    assert report.targets["tfserving"].verdict == "deploys"
+    assert report.targets["tfserving"].max_abs_diff is not None and report.targets["tfserving"].max_abs_diff < 1e-4
+    for name in ("litert", "coreml", "tfjs"):
+        assert report.targets[name].verdict == "fails", (name, report.targets[name].findings)
+    assert not report.ok and report.exit_code() == 1
+
+    litert = report.targets["litert"]
+    direct = _direct_tflite_error(path)
+    assert direct.splitlines()[0].strip() in _texts(report, "litert")
+    assert any(f.scenario == "mobile/model-conversion/conversion-of-unsupported-models/litert" for f in litert.findings)
+    assert any(f.scenario == "mobile/dl-library-compilation/usage-of-prebuilt-libraries/litert"
+               and "Flex delegate" in f.text for f in litert.findings)
+
+    assert _direct_coreml_error(path).strip() in _texts(report, "coreml")
+    assert any(f.scenario == "mobile/model-conversion/conversion-of-unsupported-models/coreml"
+               for f in report.targets["coreml"].findings)
+
+    tfjs_text = _texts(report, "tfjs")
+    assert "Unsupported Ops in the model before optimization" in tfjs_text and "MatrixDeterminant" in tfjs_text
+    assert "MatrixDeterminant" in _direct_tfjs_error(path)
+
+
+def _direct_tflite_error(path: Path) -> str:
+    code = ("import tensorflow as tf, sys\n"
+            f"c = tf.lite.TFLiteConverter.from_saved_model({str(path)!r})\n"
+            "try:\n    c.convert()\nexcept Exception as e:\n    print(str(e)); sys.exit(0)\nsys.exit(3)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = [line for line in done.stdout.splitlines() if "Some ops are not supported" in line]
+    assert lines, done.stdout[-2000:]
+    return lines[0]
+
+
+def _direct_coreml_error(path: Path) -> str:
+    import coremltools as ct
+
+    with pytest.raises(Exception) as caught:
+        ct.convert(str(path), source="tensorflow", convert_to="mlprogram", minimum_deployment_target=ct.target.iOS15)
+    return str(caught.value)
+
+
+def _direct_tfjs_error(path: Path) -> str:
+    converter = Path(sys.executable).parent / "tensorflowjs_converter"
+    done = subprocess.run([str(converter), "--input_format=tf_saved_model", str(path), "/tmp/pitfalls-direct-tfjs"],
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    return done.stderr
+
+
+def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: ArtifactCache) -> None:
+    """Softsign is neither a TF Lite builtin (the converter asks for Select TF ops, which this LiteRT
+    cannot run) nor a tf.js op (the converter lists it as unsupported)."""
+    _available("litert", "tfjs")
+    report = check(softsign_keras(cache), targets=["litert", "tfjs"], cache=cache, profiles=("host",), progress=None)
+    litert = report.targets["litert"]
+    assert litert.verdict == "fails"
+    assert any(f.step == "prepare litert" and "Softsign" in f.text and f.verified == "runtime" for f in litert.findings)
+    assert any(f.step == "predict litert select_tf_ops" and "Flex delegate" in f.text for f in litert.findings)
+    tfjs = report.targets["tfjs"]
+    assert tfjs.verdict == "fails"
+    assert any("Unsupported Ops in the model before optimization" in f.text and "Softsign" in f.text
+               and f.scenario == "browser/general-questions/limitations-of-frameworks" for f in tfjs.findings)
+
+
+def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache) -> None:
+    """tf_keras.applications.MobileNet as .h5: Core ML converts it as given (its tf_keras SavedModel);
+    tf.js runs the graph model, while the layers model of the same network fails to load in tf.js
+    (its Reshape before conv_preds) — a warning, with tf.js's own text."""
+    _available("coreml", "tfjs")
+    report = check(mobilenet_v1_tf_keras(cache), targets=["coreml", "tfjs"], cache=cache, progress=None)
+    coreml = report.targets["coreml"]
+    assert coreml.verdict == "deploys", coreml.findings
+    assert coreml.figures["coreml.artifact_bytes"] > 0
+    assert coreml.figures["coreml linear int8.weights_bytes"] < coreml.figures["coreml.weights_bytes"]
+    tfjs = report.targets["tfjs"]
+    assert tfjs.verdict == "warnings", tfjs.findings
+    assert tfjs.max_abs_diff is not None and tfjs.max_abs_diff < 1e-4
+    layers = [f for f in tfjs.findings if f.step == "load tfjs layers@cpu"]
+    assert layers and layers[0].severity == "warning" and layers[0].verified == "runtime"
+    assert "is incompatible with layer conv_preds" in layers[0].text
+
+
+def test_int8_divergence_is_localised_to_a_layer(cache: ArtifactCache) -> None:
+    """EfficientNetB0 under full-integer quantisation: if the int8 outputs leave their tolerance, the
+    per-layer table names the first layer that fails while its inputs pass."""
+    _available("litert")
+    report = check(efficientnet_b0(cache), targets=["litert"], cache=cache, profiles=("host",), progress=None)
+    litert = report.targets["litert"]
+    assert litert.parity["litert"]["max_abs_diff"] < 1e-3
+    int8 = litert.parity["litert int8"]
+    if any(f.step == "parity" and f.source == "litert int8" for f in litert.findings):
+        d = litert.divergence
+        assert d is not None and d.layers and d.first_layer is not None
+        first = next(r for r in d.layers if r.layer == d.first_layer)
+        assert not first.passes and first.attribution == "local"
+        assert all(r.passes for r in d.layers[: d.layers.index(first)])
+    else:
+        assert int8["shape_match"]
+
+
+def _dense_model(cache: ArtifactCache) -> Path:
+    from harness.models import ModelSpec, trained_model
+
+    return trained_model(cache, ModelSpec("dense", "keras3")).model_file
+
+
+def test_pytest_fixture(pitfalls_check: Any, cache: ArtifactCache) -> None:
+    _available("litert")
+    report = pitfalls_check(_dense_model(cache), targets=["litert"], profiles=("host",))
+    assert report.ok and set(report.targets) == {"litert"}
+
+
+def test_cli_writes_json_and_html(tmp_path: Path, cache: ArtifactCache) -> None:
+    _available("litert")
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "harness", "check", str(_dense_model(cache)), "--targets", "litert",
+                           "--json", "--report-dir", str(out), "-q"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    data = json.loads(done.stdout)
+    assert data["schema"] == "pitfalls-check/1" and data["targets"]["litert"]["verdict"] in ("deploys", "warnings")
+    assert json.loads((out / "check.json").read_text()) == data
+    assert (out / "check.json").stat().st_mode & 0o777 == 0o644
+    assert "pitfalls check: model.keras" in (out / "check.html").read_text()
