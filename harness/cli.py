@@ -381,12 +381,13 @@ def _split_list(text: str | None) -> list[str]:
 def cmd_check(args: argparse.Namespace) -> int:
     from harness.check import check
     from harness.check.render import summary, write_report_dir
+    from harness.check.run import DEFAULT_PROFILES
 
     report_dir = Path(args.report_dir) if args.report_dir else None
     if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
         raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
     report = check(args.model, targets=_split_list(args.targets) or None, inputs=args.inputs,
-                   profiles=_split_list(args.profile) or ("host", "low-end"), imports=tuple(args.imports or ()),
+                   profiles=_split_list(args.profile) or DEFAULT_PROFILES, imports=tuple(args.imports or ()),
                    progress=None if args.quiet else (lambda m: print(f"check: {m}", file=sys.stderr, flush=True)))
     if report_dir is not None:
         for path in write_report_dir(report, report_dir):
@@ -531,8 +532,8 @@ def build_parser() -> ArgumentParser:
                    + ",".join(KNOWN_TARGETS) + ")")
     p.add_argument("--inputs", metavar="FILE.npz", help="sample inputs keyed by input name "
                    "(default: synthesised from the signature; see docs/check-schema.md)")
-    p.add_argument("--profile", metavar="LIST", help="LiteRT device profiles (default host,low-end; arm64 adds "
-                   "parity under qemu)")
+    p.add_argument("--profile", metavar="LIST", help="LiteRT device profiles (default host,low-end,arm64; "
+                   "arm64 is parity only, under qemu, and is left out where it cannot run)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import MODULE first (it registers the model's custom layers); repeatable")
     p.add_argument("--json", action="store_true", help="print the report as JSON (schema pitfalls-check/1)")

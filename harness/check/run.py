@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
 
 Progress = Callable[[str], None]
-DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end")
+DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end", "arm64")  # arm64 when it can run here
 
 
 def _stderr(message: str) -> None:
@@ -221,6 +221,25 @@ def check_tfserving(target: Target, report: TargetReport, ctx: Context) -> None:
                                        scenario="server/data-processing/setting-size-shape-of-input-data",
                                        fix="export with a None batch dimension", step="signature"))
     _deploy_and_compare(target, report, prepared, ctx, "tfserving", timings=True)
+    _grpc_parity(target, report, prepared, ctx)
+
+
+def _grpc_parity(target: Target, report: TargetReport, prepared: Prepared, ctx: Context) -> None:
+    """The same request over gRPC, built from the served metadata (dtypes as the signature says)."""
+    import numpy as np
+
+    from harness.targets.tfserving.client import grpc_predict
+
+    with recorded(report, "predict tfserving grpc"):
+        started = time.perf_counter()
+        with target.load(prepared) as deployed:
+            report.figures["tfserving.load_s"] = round(time.perf_counter() - started, 3)
+            sig = deployed.signature()
+            feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
+                    in zip(_feed(deployed, ctx).items(), sig.inputs)}
+            reply = grpc_predict(getattr(deployed, "server"), feed)
+            outputs = _outputs_in_order(dict(reply.outputs), deployed, ctx)
+        compare_outputs(report, "tfserving grpc", outputs, ctx)
 
 
 def _representative(ctx: Context) -> "np.ndarray | None":
@@ -240,10 +259,16 @@ def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
     outputs = _deploy_and_compare(target, report, prepared, ctx, "litert")
     if outputs is not None and report.findings and any(f.step == "parity" for f in report.findings):
         _localise_litert(target, report, prepared, ctx, "litert float32", "float32")
+    _latency(target, report, prepared, ctx, "host")
     for profile in ctx.profiles:
         if profile == "host":
             continue
+        if profile == "arm64":  # the aarch64 LiteRT under qemu: parity only, at batch 1, never timings
+            _deploy_and_compare(target, report, prepared, _first_row(ctx), "litert@arm64",
+                                load_options={"profile": "arm64"})
+            continue
         _deploy_and_compare(target, report, prepared, ctx, f"litert@{profile}", load_options={"profile": profile})
+        _latency(target, report, prepared, ctx, profile)
     rep = _representative(ctx)
     for mode, path in (("dynamic", "int8"), ("int8", "int8")):
         options: dict[str, Any] = {"quantize": mode}
@@ -260,6 +285,22 @@ def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
         label = f"litert {mode}"
         if got is not None and label in report.parity and not _within(report, label, path, ctx):
             _localise_litert(target, report, quantised, ctx, label, path)
+
+
+def _first_row(ctx: Context) -> Context:
+    return replace(ctx, inputs={k: v[:1] for k, v in ctx.inputs.items()}, reference=[r[:1] for r in ctx.reference])
+
+
+def _latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
+    """Median invoke time of one row on ``profile`` (LiteRT's own timing loop in the worker)."""
+    from harness.targets.litert.profiles import profile_named
+
+    with recorded(report, f"latency litert@{profile}", severity="info"):
+        feed = [ctx.inputs[i.name][:1] for i in ctx.model.inputs]
+        timing = getattr(target, "time_invoke")(prepared.artifact, feed, profile=profile_named(profile), runs=10)
+        for key in ("median_ms", "min_ms", "load_ms"):
+            if key in timing:
+                report.figures[f"litert@{profile}.{key}"] = float(timing[key])
 
 
 def _within(report: TargetReport, label: str, path: str, ctx: Context) -> bool:
@@ -365,13 +406,31 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         how = {"synthesised": {i.name: i.kind for i in model.inputs}}
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
     reference = reference_outputs(model, feed)
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), tuple(profiles), say)
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say)
     report = CheckReport(model=model.describe(), inputs=how,
                          created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     for name in wanted:
         report.targets[name] = check_one(name, ctx)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _runnable(profiles: Sequence[str], say: Progress) -> tuple[str, ...]:
+    """The requested LiteRT profiles that exist; arm64 dropped (and said) where qemu cannot run it."""
+    from harness.targets.litert.profiles import profile_named
+
+    kept: list[str] = []
+    for name in profiles:
+        profile_named(name)  # an unknown name is a UsageError
+        if name == "arm64":
+            from harness.targets.litert.arm64 import arm64_unavailable_reason
+
+            reason = arm64_unavailable_reason()
+            if reason:
+                say(f"litert: profile arm64 left out: {reason}")
+                continue
+        kept.append(name)
+    return tuple(kept)
 
 
 def check_one(name: str, ctx: Context) -> TargetReport:
