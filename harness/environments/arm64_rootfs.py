@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness.environments.build import (Stopwatch, build_directory, progress, remove_tree,
                                         run_logged)
-from harness.environments.debootstrap import debootstrap
+from harness.environments.debootstrap import debootstrap, trim_tree
 from harness.environments.mirror import debian_mirror
 from harness.environments.wheels import WheelSet, download_wheels
 from harness.errors import SetupError
@@ -243,17 +243,6 @@ def _measure_versions(target: Path, log: Path) -> dict[str, str]:
     return guest
 
 
-def _trim(target: Path) -> None:
-    for relative in TRIMMED_PATHS:
-        path = target / relative
-        if path.is_dir():
-            for child in path.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child)
-                else:
-                    child.unlink()
-
-
 def tree_size_bytes(path: Path) -> int:
     total = 0
     for directory, _, files in os.walk(path):
@@ -277,7 +266,7 @@ def _fill(recipe: RootfsRecipe, log: Path, target: Path) -> None:
     progress(SCOPE, f"debootstrap done after {watch}; "
                     "installing the wheels inside with pip under qemu (offline)")
     _install_wheels_inside(recipe, target, wheel_sets, log)
-    _trim(target)
+    trim_tree(target, TRIMMED_PATHS)
     guest = _measure_versions(target, log)
     manifest = {"recipe": asdict(recipe), "key": recipe.key(), "guest": guest,
                 "build_seconds": round(watch.seconds, 1)}

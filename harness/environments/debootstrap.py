@@ -44,3 +44,18 @@ def debootstrap(target: Path, *, suite: str, mirror: str, log: Path, arch: str |
                    missing_hint=missing_hint)
     finally:
         unmount_all_under(target)
+
+
+def trim_tree(target: Path, relative_paths: Sequence[str]) -> None:
+    """Empty each directory ``target/<relative>`` (docs, man pages, apt caches: nothing a runtime
+    needs), keeping the directory itself."""
+    import shutil
+
+    for relative in relative_paths:
+        path = target / relative
+        if path.is_dir() and not path.is_symlink():
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()

@@ -3,16 +3,16 @@
 No image is ever pulled.  The serving image is built locally in three cached steps, all under
 one file lock (``<env cache>/images/build.lock``, shared by every TF version):
 
-1. the base image ``pitfalls/base:<suite>-<hash12>``: ``containers/base/make-rootfs.sh`` runs
-   ``debootstrap --variant=minbase`` from the Debian mirror apt uses here
-   (:func:`harness.environments.mirror.debian_mirror`) in a scratch directory beside the cache,
-   and the root file system is ``docker import``-ed;
+1. the base image ``pitfalls/base:<suite>-<hash12>``: :data:`BASE_RECIPE` on the shared builder —
+   :func:`harness.environments.debootstrap.debootstrap` (minbase + python3 + python3-venv) from
+   the Debian mirror apt uses here (:func:`harness.environments.mirror.debian_mirror`) in a
+   scratch directory beside the cache, trimmed, tarred and ``docker import``-ed;
 2. the wheels (:func:`harness.environments.wheels.download_wheels`: cp311, manylinux x86_64);
 3. ``pitfalls/serving-compat:<tf>-<hash12>``: ``containers/serving/Dockerfile`` with the wheels
    and the server package ``containers/tfserving-compat/tfs_compat`` in the build context,
    built with ``--network none``.
 
-Each tag carries a hash of everything that went into it (the base script, suite and mirror; the
+Each tag carries a hash of everything that went into it (the base recipe, suite and mirror; the
 TF version, base image id, wheel manifest and server files), so a second call finds the image
 and returns at once.  The real ``tensorflow/serving`` image is used only when it is already
 present locally (:func:`real_serving_image`).
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from harness.environments.build import (Stopwatch, build_lock, progress, run_logged,
                                         scratch_directory, sha256_of_parts, tail)
+from harness.environments.debootstrap import debootstrap, trim_tree
 from harness.environments.engine import SETUP_HINT, docker_client, image_exists
 from harness.environments.mirror import debian_mirror
 from harness.environments.wheels import WheelSet, download_wheels
@@ -39,7 +40,23 @@ from harness.paths import CONTAINERS_DIR
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import docker
 
-BASE_SCRIPT = CONTAINERS_DIR / "base" / "make-rootfs.sh"
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    """What decides the base root file system; hashed (with suite and mirror) into its tag."""
+
+    variant: str = "minbase"
+    #: python3 is 3.11 in bookworm (cp311 wheels); python3-venv gives venv + ensurepip, so the
+    #: wheels install into /opt/venv with no network
+    include: tuple[str, ...] = ("python3", "python3-venv")
+    #: emptied after debootstrap: nothing here is needed to run Python
+    trimmed: tuple[str, ...] = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
+                                "usr/share/man", "usr/share/info", "usr/share/locale", "var/log", "tmp",
+                                "root/.cache")
+    recipe_version: str = "2"  # 1 was containers/base/make-rootfs.sh; bump when the steps change
+
+
+BASE_RECIPE = BaseRecipe()
 SERVING_DIR = CONTAINERS_DIR / "serving"
 SERVING_FILES = ("Dockerfile", "tf_serving_entrypoint.sh", "tensorflow_model_server")
 SERVER_PACKAGE_DIR = CONTAINERS_DIR / "tfserving-compat" / "tfs_compat"
@@ -73,9 +90,26 @@ def _lock() -> Path:
 
 # --- step 1: the base image --------------------------------------------------------------
 
-def base_image_tag(suite: str, mirror: str) -> str:
-    key = sha256_of_parts([BASE_SCRIPT.read_bytes(), suite.encode(), mirror.encode()])
+def base_image_tag(suite: str, mirror: str, recipe: BaseRecipe = BASE_RECIPE) -> str:
+    import json
+    from dataclasses import asdict
+
+    key = sha256_of_parts([json.dumps(asdict(recipe), sort_keys=True).encode(), suite.encode(), mirror.encode()])
     return f"{BASE_REPOSITORY}:{suite}-{key[:12]}"
+
+
+def _make_base_tar(root: Path, tar_path: Path, *, suite: str, mirror: str, log: Path,
+                   cache: Path, recipe: BaseRecipe) -> None:
+    """debootstrap ``suite`` into ``root``, trim it and tar it (numeric owners, xattrs) to ``tar_path``."""
+    debootstrap(root, suite=suite, mirror=mirror, log=log, variant=recipe.variant, include=recipe.include,
+                cache_dir=cache / "debootstrap-debs", missing_hint=SETUP_HINT)
+    # the same sources as the host, so apt-get in a debugging shell looks where we did
+    (root / "etc" / "apt" / "sources.list").write_text(f"deb {mirror} {suite} main\n")
+    trim_tree(root, recipe.trimmed)
+    for cached in (root / "usr" / "lib").glob("python3*/**/__pycache__"):
+        shutil.rmtree(cached, ignore_errors=True)
+    run_logged(["tar", "--numeric-owner", "--xattrs", "-C", str(root), "-cf", str(tar_path), "."], log,
+               "tar of the base root file system", timeout=BASE_BUILD_TIMEOUT_S)
 
 
 def ensure_base_image(client: docker.DockerClient, suite: str = DEBIAN_SUITE) -> str:
@@ -95,18 +129,15 @@ def ensure_base_image(client: docker.DockerClient, suite: str = DEBIAN_SUITE) ->
     repository, _, version = tag.partition(":")
     cache = images_cache_dir()
     log = cache / f"build-base-{version}.log"
-    log.write_text(f"building {tag} from {BASE_SCRIPT} ({suite}, {mirror})\n")
+    log.write_text(f"building {tag} from {BASE_RECIPE} ({suite}, {mirror})\n")
     progress(SCOPE, f"debootstrap {suite} (minbase + python3) from {mirror} -> {tag} (log: {log})")
     watch = Stopwatch()
     with scratch_directory(cache, "rootfs", SCOPE) as scratch:
+        # everything inside the scratch directory, so that a killed build leaves it where the
+        # next build removes it
         tar_path = scratch / "rootfs.tar"
-        # make-rootfs.sh debootstraps into a mktemp directory under $TMPDIR: the scratch
-        # directory, so that a killed build leaves it where the next build removes it.
-        env = dict(os.environ, TMPDIR=str(scratch),
-                   PITFALLS_DEBOOTSTRAP_CACHE=str(cache / "debootstrap-debs"))
-        run_logged(["bash", str(BASE_SCRIPT), str(tar_path), mirror, suite], log,
-                   "making the base root file system", env=env, timeout=BASE_BUILD_TIMEOUT_S,
-                   hint=f"check that apt can reach {mirror}; PITFALLS_DEBIAN_MIRROR overrides it")
+        _make_base_tar(scratch / "root", tar_path, suite=suite, mirror=mirror, log=log, cache=cache,
+                       recipe=BASE_RECIPE)
         progress(SCOPE, f"debootstrap done in {watch}; docker import")
         client.api.import_image_from_file(
             str(tar_path), repository=repository, tag=version,
