@@ -321,9 +321,9 @@ def lesson_page(scenario: Scenario, prev: Scenario | None, nxt: Scenario | None,
             f'<p>targets: {_badges(scenario, pairs, results is not None)}'
             + (f' <span class="badge st-gap">known gap: {_e(scenario.known_gap)}</span>' if scenario.known_gap else "")
             + "</p>"
-            f'<section class="part" id="challenge"><h2>The challenge</h2><p><b>{_e(node.title)}</b> '
-            f'<span class="sid">{_e(node.id)}</span></p>{_para(_sentence(node.note))}</section>'
-            f'<section class="part" id="cause"><h2>Cause</h2>{_para(scenario.cause)}</section>'
+            f'<div class="pair"><section class="part" id="challenge"><h2>The challenge: {_e(node.title)}</h2>'
+            f'<div class="sid">{_e(node.id)}</div>{_para(_sentence(node.note))}</section>'
+            f'<section class="part" id="cause"><h2>Cause</h2>{_para(scenario.cause)}</section></div>'
             f'<section class="part" id="code"><h2>Faulty and fixed code</h2>'
             f'<div class="expect"><b>symptom</b> (faulty): {_e(scenario.symptom.describe())}</div>'
             f'<div class="expect"><b>remedy</b> (fixed): {_e(scenario.remedy.describe())}</div>'
