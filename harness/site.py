@@ -270,14 +270,10 @@ def _observed_html(scenario: Scenario, records: Sequence[Record], results: RunRe
             where = " — ".join(x for x in (err.runtime, err.source) if x)
             out.append(f'<div class="muted">{_e(err.kind or err.type)}{(" from " + _e(where)) if where else ""}</div>'
                        f'<pre class="error-text">{_e(err.message)}</pre>')
-        if ev.figures:
-            out.append('<div class="figures">' + _kv(ev.figures) + "</div>")
-        if ev.texts:
-            out.append(f"<details><summary>runtime texts ({len(ev.texts)})</summary>"
-                       f"<pre>{_e(chr(10).join(ev.texts))}</pre></details>")
-        if ev.notes:
-            out.append(f"<details><summary>notes</summary><pre>{_e(json.dumps(ev.notes, indent=1, default=str))}"
-                       "</pre></details>")
+        out.append('<div class="figures">' + _kv(ev.figures) + "</div>" if ev.figures else "")
+        folded = {f"runtime texts ({len(ev.texts)})": "\n".join(ev.texts),
+                  "notes": json.dumps(ev.notes, indent=1, default=str) if ev.notes else ""}
+        out += [f"<details><summary>{_e(k)}</summary><pre>{_e(v)}</pre></details>" for k, v in folded.items() if v]
         if ev.versions:
             out.append('<div class="muted versions">versions: '
                        + " · ".join(f"{_e(k)} {_e(v)}" for k, v in ev.versions.items()) + "</div>")
