@@ -264,6 +264,19 @@ def side_by_side(left: str, right: str, width: int, colour: bool, titles: tuple[
     return "\n".join(lines)
 
 
+def unified_diff_view(faulty: str, fixed: str, colour: bool) -> str:
+    """The faulty → fixed change as a unified diff (difflib), red/green/cyan in a terminal."""
+    from harness.site import unified_diff
+
+    text = unified_diff(faulty, fixed, context=1000)  # the whole code: a lesson reads better with all of it
+    if not colour:
+        return text
+    paint = {"+": "\x1b[32m", "-": "\x1b[31m", "@": "\x1b[36m"}
+    return "\n".join(f"{paint[line[0]]}{line}\x1b[0m" if line[:1] in paint and not line.startswith(("+++", "---"))
+                     else (f"\x1b[1m{line}\x1b[0m" if line.startswith(("+++", "---")) else line)
+                     for line in text.split("\n"))
+
+
 def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> list[str]:
     from harness.results import load_run
 
@@ -315,7 +328,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
            f"symptom (faulty): {scenario.symptom.describe()}\nremedy (fixed):   {scenario.remedy.describe()}\n"]
     code = variant_code(scenario)
     layout = args.layout if args.layout != "auto" else ("side" if width >= 100 else "stacked")
-    if layout == "side":
+    if layout == "diff":
+        out.append(unified_diff_view(code.faulty, code.fixed, tty))
+    elif layout == "side":
         out.append(side_by_side(code.faulty, code.fixed, width, tty, ("faulty", "fixed")))
     else:
         out += ["--- faulty ---", "\n".join(_highlight(code.faulty, tty)),
@@ -473,6 +488,29 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# site
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    from harness import site
+    from harness.results import load_run
+
+    out = Path(args.out)
+    site.check_out_dir(out)
+    explicit = args.results is not None
+    results_path = Path(args.results) if explicit else DEFAULT_RESULTS
+    run = load_run(results_path) if explicit or results_path.exists() else None
+    catalog = load_catalog()
+    _warn_problems(catalog)
+    files = site.build_site(catalog.scenarios, run, str(results_path) if run else "")
+    site.write_site(out, files)
+    pages = sum(1 for rel in files if rel.startswith("scenarios/"))
+    print(f"wrote the lesson site: {pages} lessons{f' with outcomes from {results_path}' if run else ''} "
+          f"to {out}/ (open {out / 'index.html'})")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # parser and entry point
 
 
@@ -506,8 +544,9 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("explain", help="a scenario for students: challenge, cause, code, symptom, fix")
     p.add_argument("id", metavar="ID", help="scenario id, e.g. browser/model-loading/asynchronous-loading")
     p.add_argument("--results", metavar="PATH", help="results file to read the symptom from")
-    p.add_argument("--layout", choices=("auto", "side", "stacked"), default="auto",
-                   help="faulty and fixed code side by side or one after the other")
+    p.add_argument("--layout", choices=("auto", "side", "stacked", "diff"), default="auto",
+                   help="faulty and fixed code side by side, one after the other, or as a unified diff "
+                        "(faulty → fixed)")
     p.add_argument("--width", type=int, help="output width (default: the terminal's)")
     p.set_defaults(func=cmd_explain)
 
@@ -549,6 +588,14 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--kind", action="append", metavar="K", help="only this kind (repeatable)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_cache)
+
+    p = sub.add_parser("site", help="the lesson site for students: a static site with every scenario's faulty "
+                       "and fixed code, the evidence, search by error text")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the site goes (a new or empty directory, "
+                   "or an earlier site, which is replaced)")
+    p.add_argument("--results", metavar="FILE", help="results file for the outcomes and evidence (default "
+                   f"{os.path.relpath(DEFAULT_RESULTS, REPO_ROOT)} when it exists)")
+    p.set_defaults(func=cmd_site)
     return parser
 
 
