@@ -46,44 +46,38 @@ def _cached(cache: ArtifactCache, name: str, filename: str, build: Callable[[Pat
     return cache.get_or_build("check-model", key, build) / filename
 
 
-def mobilenet_v2(cache: ArtifactCache) -> Path:
-    """keras.applications.MobileNetV2 (Keras 3), alpha 0.35 at 96x96, 10 classes, seeded weights."""
+def _application(cache: ArtifactCache, name: str, filename: str, flavour: str, size: int,
+                 make: Callable[[Any], Any]) -> Path:
+    """A ``keras.applications`` (or ``tf_keras.applications``) network, seeded, BatchNorm calibrated
+    on random ``size``x``size`` images, saved as ``filename``."""
     def build(out: Path) -> None:
-        import keras
+        import importlib
 
-        keras.utils.set_random_seed(0)
-        model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10)
-        calibrate_batchnorm(model, _images(16, 96))
-        model.save(out / "mobilenet_v2.keras")
+        k = importlib.import_module(flavour)
+        k.utils.set_random_seed(0)
+        model = make(k.applications)
+        calibrate_batchnorm(model, _images(16, size))
+        model.save(out / filename)
 
-    return _cached(cache, "mobilenet_v2", "mobilenet_v2.keras", build)
+    return _cached(cache, name, filename, build)
+
+
+def mobilenet_v2(cache: ArtifactCache) -> Path:
+    """keras.applications.MobileNetV2 (Keras 3), alpha 0.35 at 96x96, 10 classes."""
+    return _application(cache, "mobilenet_v2", "mobilenet_v2.keras", "keras", 96, lambda apps: apps.MobileNetV2(
+        input_shape=(96, 96, 3), alpha=0.35, weights=None, classes=10))
 
 
 def efficientnet_b0(cache: ArtifactCache) -> Path:
     """keras.applications.EfficientNetB0 (Keras 3) at 64x64, 10 classes."""
-    def build(out: Path) -> None:
-        import keras
-
-        keras.utils.set_random_seed(0)
-        model = keras.applications.EfficientNetB0(input_shape=(64, 64, 3), weights=None, classes=10)
-        calibrate_batchnorm(model, _images(16, 64))
-        model.save(out / "efficientnet_b0.keras")
-
-    return _cached(cache, "efficientnet_b0", "efficientnet_b0.keras", build)
+    return _application(cache, "efficientnet_b0", "efficientnet_b0.keras", "keras", 64, lambda apps: apps.EfficientNetB0(
+        input_shape=(64, 64, 3), weights=None, classes=10))
 
 
 def mobilenet_v1_tf_keras(cache: ArtifactCache) -> Path:
-    """tf_keras.applications.MobileNet (v1), alpha 0.25 at 128x128, saved as .h5 (Keras 2 format).
-    (Its BatchNormalization layers are calibrated as in the Keras 3 models.)"""
-    def build(out: Path) -> None:
-        import tf_keras
-
-        tf_keras.utils.set_random_seed(0)
-        model = tf_keras.applications.MobileNet(input_shape=(128, 128, 3), alpha=0.25, weights=None, classes=10)
-        calibrate_batchnorm(model, _images(16, 128))
-        model.save(out / "mobilenet_v1.h5")
-
-    return _cached(cache, "mobilenet_v1_tf_keras", "mobilenet_v1.h5", build)
+    """tf_keras.applications.MobileNet (v1), alpha 0.25 at 128x128, saved as .h5 (Keras 2 format)."""
+    return _application(cache, "mobilenet_v1_tf_keras", "mobilenet_v1.h5", "tf_keras", 128, lambda apps: apps.MobileNet(
+        input_shape=(128, 128, 3), alpha=0.25, weights=None, classes=10))
 
 
 def determinant_saved_model(cache: ArtifactCache) -> Path:
