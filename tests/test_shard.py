@@ -118,7 +118,8 @@ def test_merge_refusals_are_one_line_and_write_nothing(tmp_path: Path, capsys: p
     a, b = _halves(tmp_path)
     out = tmp_path / "merged.json"
     recs = old_records()
-    other_env = dict(ENV, packages=dict(ENV["packages"], tensorflow="2.20.0"))
+    other_env = json.loads(json.dumps(ENV))  # a deep copy, typed Any
+    other_env["packages"]["tensorflow"] = "2.20.0"
     newer = _shard_file(tmp_path / "newer.json", json.loads(b.read_text())["records"], 2, 2,
                         load_run(b).environment["shard"]["files"], env=other_env)
     wrong_schema = tmp_path / "v2.json"
