@@ -43,16 +43,18 @@ def run_shards(selection: list[str], count: int, durations: Path, workers: int, 
         started = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         seconds = time.perf_counter() - started
-        shard = load_run(results).environment["shard"]
-        rows.append((k, len(shard["files"]), shard["expected_seconds"], seconds, proc.returncode))
-        print(f"shard {k}/{count}: {len(shard['files'])} files, expected {shard['expected_seconds']:.1f} s "
-              f"(sum of record seconds), ran {seconds:.1f} s, exit {proc.returncode}", flush=True)
+        run = load_run(results)
+        shard = run.environment["shard"]
+        recorded = sum(r.seconds for r in run.records)
+        rows.append((k, len(shard["files"]), shard["expected_seconds"], recorded, seconds, proc.returncode))
+        print(f"shard {k}/{count}: {len(shard['files'])} files, record seconds expected {shard['expected_seconds']:.1f} "
+              f"s, recorded {recorded:.1f} s; ran {seconds:.1f} s, exit {proc.returncode}", flush=True)
     merged = out / "merged.json"
     proc = subprocess.run([sys.executable, "-m", "harness", "merge", *(str(out / f"shard-{k}.json")
                                                                        for k in range(1, count + 1)),
                            "--out", str(merged)], cwd=REPO_ROOT, capture_output=True, text=True)
     print(proc.stdout.strip(), proc.stderr.strip(), sep="\n")
-    times = [r[3] for r in rows]
+    times = [r[4] for r in rows]
     imbalance = (max(times) - min(times)) / max(times)
     print(f"run times: {', '.join(f'{t:.1f}' for t in times)} s; imbalance (slowest - fastest) / slowest = "
           f"{imbalance:.1%}; total {sum(times):.1f} s")
@@ -69,8 +71,8 @@ def run_shards(selection: list[str], count: int, durations: Path, workers: int, 
              f"DIFFERENT: only merged {sorted(set(got) - set(want))[:5]}, only unsharded "
              f"{sorted(set(want) - set(got))[:5]}, other outcome "
              f"{[(k, want[k], got[k]) for k in set(got) & set(want) if got[k] != want[k]][:5]}"))
-    print(json.dumps({"shards": [{"index": k, "files": n, "expected_seconds": e, "seconds": round(t, 1),
-                                  "exit": rc} for k, n, e, t, rc in rows],
+    print(json.dumps({"shards": [{"index": k, "files": n, "expected_seconds": e, "recorded_seconds": round(r, 1),
+                                  "seconds": round(t, 1), "exit": rc} for k, n, e, r, t, rc in rows],
                       "imbalance": round(imbalance, 3), "same_as_unsharded": same}))
     return 0 if same and proc.returncode == 0 else 1
 
