@@ -117,6 +117,8 @@ def _pytest_command(files: Sequence[Path], args: argparse.Namespace, results: Pa
         cmd += ["--pitfalls-variant", args.variant]
     if args.keyword:
         cmd += ["-k", args.keyword]
+    if getattr(args, "shard_environment", None):
+        cmd += ["--pitfalls-shard", json.dumps(args.shard_environment)]
     cmd += [os.path.relpath(p, REPO_ROOT) if p.is_relative_to(REPO_ROOT) else str(p) for p in files]
     return cmd + list(args.pytest_args or [])
 
@@ -152,12 +154,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"-n must be 0 or more, not {args.workers}")
+    shard = durations = None
+    if args.shard is not None or args.durations is not None:
+        from harness import shard as sharding
+
+        if args.shard is None:
+            raise UsageError("--durations FILE goes with --shard K/N (e.g. `pitfalls run --shard 1/3 --durations "
+                             "results/latest.json`)")
+        shard = sharding.parse_shard(args.shard)
+        durations = sharding.load_durations(Path(args.durations)) if args.durations is not None else None
     catalog = load_catalog()
     files = select_files(catalog, args.selection, args.target or [])
     results = Path(args.results).resolve() if args.results else DEFAULT_RESULTS
     report_dir = Path(args.report_dir).resolve() if args.report_dir else results.parent
     if results.exists() and results.is_dir():
         raise UsageError(f"--results {results} is a directory; give a file path such as results/latest.json")
+    if shard is not None:
+        ids = {p: sid for sid, p in catalog.files.items()}
+        the_split = sharding.split([ids[p] for p in files], shard.count, durations)
+        args.shard_environment = sharding.shard_environment(
+            shard, the_split, Path(args.durations).resolve() if args.durations is not None else None)
+        mine = set(args.shard_environment["files"])
+        expected = args.shard_environment["expected_seconds"]
+        print(f"shard {shard}: {len(mine)} of {len(files)} scenario file(s), split "
+              + (f"by the durations in {args.durations} (expected {expected:.0f} s)" if the_split.strategy == "durations"
+                 else "by hash (no durations known)"), flush=True)
+        files = [p for p in files if ids[p] in mine]
+        if not files:
+            from harness import report
+            from harness.results import RunResults, environment, write_run
+
+            env = dict(environment(), shard=args.shard_environment)
+            empty = RunResults.build([], env)
+            write_run(results, empty)
+            write_text_atomically(report_dir / "report.html", report.render_html(empty, catalog.scenarios))
+            print(f"shard {shard} has no scenario file (more shards than files); wrote an empty results file\n"
+                  f"results: {results}")
+            return 0
     log = report_dir / "pytest.log"
     with tempfile.TemporaryDirectory(prefix="pitfalls-cli-") as tmp:
         # pytest's output and JUnit file stay in the temporary directory until the run is known to be
@@ -385,6 +418,26 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """``pitfalls merge A.json B.json ... --out merged.json``: shards (or runs of one environment) as one run."""
+    from harness.results import write_run
+    from harness.shard import merge
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file path such as results/merged.json")
+    if any(out.resolve() == Path(p).resolve() for p in args.inputs):
+        raise UsageError(f"--out {out} is one of the inputs; write the merged file elsewhere")
+    merged = merge([Path(p) for p in args.inputs], args.allow_different_environments)
+    write_run(out, merged.run)
+    print(f"merged {len(args.inputs)} results files, {len(merged.run.records)} records: "
+          + ", ".join(f"{k} {v}" for k, v in merged.run.summary.items() if v) + f"\nresults: {out}")
+    for sid in merged.missing_files:
+        print(f"pitfalls: warning: {sid} was given to a shard but has no record in any input "
+              "(the shard stopped early or the file could not be collected)", file=sys.stderr)
+    return 1 if merged.missing_files else 0
+
+
 # --------------------------------------------------------------------------------------------
 # check
 
@@ -539,7 +592,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--results", metavar="PATH", help=f"results file (default {os.path.relpath(DEFAULT_RESULTS, REPO_ROOT)})")
     p.add_argument("--report-dir", metavar="DIR", help="where report.html, junit.xml and pytest.log go "
                    "(default: the results file's directory)")
-    p.set_defaults(func=cmd_run, pytest_args=[])
+    p.add_argument("--shard", metavar="K/N", help="run only shard K of N (1-based): the selected scenario files "
+                   "split deterministically, every variant of a file in one shard (see docs/cli.md)")
+    p.add_argument("--durations", metavar="FILE", help="with --shard: balance the shards by the per-file "
+                   "seconds of this previous results file (default: a stable hash split)")
+    p.set_defaults(func=cmd_run, pytest_args=[], shard_environment=None)
 
     p = sub.add_parser("explain", help="a scenario for students: challenge, cause, code, symptom, fix")
     p.add_argument("id", metavar="ID", help="scenario id, e.g. browser/model-loading/asynchronous-loading")
@@ -596,6 +653,15 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--results", metavar="FILE", help="results file for the outcomes and evidence (default "
                    f"{os.path.relpath(DEFAULT_RESULTS, REPO_ROOT)} when it exists)")
     p.set_defaults(func=cmd_site)
+
+    p = sub.add_parser("merge", help="join results files (the shards of a run) into one results file; "
+                       "refuses different environments, duplicate records and missing shards")
+    p.add_argument("inputs", nargs="+", metavar="RESULTS", help="results files, e.g. every shard's")
+    p.add_argument("--out", required=True, metavar="PATH", help="the merged results file to write")
+    p.add_argument("--allow-different-environments", action="store_true",
+                   help="merge files whose package or Python versions differ (each file's are kept in "
+                        "environment.merged_from)")
+    p.set_defaults(func=cmd_merge)
     return parser
 
 

@@ -8,6 +8,7 @@ activated lazily, once per test process, and always deactivated at the end of th
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -21,7 +22,7 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.registry import KNOWN_TARGETS, is_scenario_file, load_scenario, scenario_root
 from harness.errors import NotApplicable
-from harness.results import PASSING, Record, RunResults, write_run
+from harness.results import PASSING, Record, RunResults, environment, write_run
 from harness.scenario import (VARIANTS, Evidence, Outcome, Run, Scenario, VariantResult,
                               Verdict, describe_error, outcome_for)
 from harness.targets.base import Target
@@ -70,6 +71,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only scenarios on this target (repeatable)")
     group.addoption("--pitfalls-variant", choices=VARIANTS, default=None,
                     help="run only this variant")
+    group.addoption("--pitfalls-shard", default=None, metavar="JSON",
+                    help="the shard this run is (JSON, set by `pitfalls run --shard K/N`): recorded in the "
+                         "results file's environment")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -256,7 +260,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         results_path = Path(path)
         if not results_path.is_absolute():
             results_path = Path(session.config.invocation_params.dir) / results_path
-        write_run(results_path, RunResults.build(state.records))
+        env = environment()
+        shard = session.config.getoption("--pitfalls-shard")
+        if shard:
+            env["shard"] = json.loads(shard)  # written by harness.shard.shard_environment
+        write_run(results_path, RunResults.build(state.records, env))
         session.config.stash[RESULTS_PATH] = results_path
 
 
