@@ -15,8 +15,8 @@ from harness.check import CheckReport, check
 from harness.paths import REPO_ROOT
 from harness.targets import target_class
 
-from check_models import (determinant_saved_model, efficientnet_b0, mobilenet_v1_tf_keras, mobilenet_v2,
-                          softsign_keras)
+from check_models import (custom_layer_keras, determinant_saved_model, efficientnet_b0, mobilenet_v1_tf_keras,
+                          mobilenet_v2, softsign_keras)
 
 pytestmark = pytest.mark.slow
 
@@ -204,3 +204,24 @@ def test_cli_writes_json_and_html(tmp_path: Path, cache: ArtifactCache) -> None:
     assert json.loads((out / "check.json").read_text()) == data
     assert (out / "check.json").stat().st_mode & 0o777 == 0o644
     assert "pitfalls check: model.keras" in (out / "check.html").read_text()
+
+
+def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusal(cache: ArtifactCache) -> None:
+    """A Keras 3 model with a registered custom layer (tf.linalg.det inside): without its code the
+    check refuses at once (exit 2, one line); with --import it runs, TF Serving serves it and the
+    three converters refuse MatrixDeterminant in their own words."""
+    _available("tfserving", "litert", "coreml", "tfjs")
+    path = custom_layer_keras(cache)
+    env = {**__import__("os").environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'tests'}"}
+    done = subprocess.run([sys.executable, "-m", "harness", "check", str(path), "--targets", "litert", "-q"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, env=env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert "could not be loaded" in line and "--import MODULE" in line
+
+    report = check(path, imports=("check_models.custom_layers",), cache=cache, profiles=("host",), progress=None)
+    assert report.targets["tfserving"].verdict == "deploys"
+    assert report.targets["tfserving"].max_abs_diff is not None and report.targets["tfserving"].max_abs_diff < 1e-4
+    assert report.targets["litert"].verdict == "fails" and "MatrixDeterminant" in _texts(report, "litert")
+    assert "Conversion for TF op 'MatrixDeterminant' not implemented" in _texts(report, "coreml")
+    assert "MatrixDeterminant" in _texts(report, "tfjs") and report.targets["tfjs"].verdict == "fails"

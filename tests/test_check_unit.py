@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -16,6 +17,9 @@ from harness.compare import Tolerance
 from harness.errors import UsageError
 from harness.registry import all_scenarios
 from harness.targets.base import ModelSource
+
+if TYPE_CHECKING:
+    from harness.check.model import LoadedModel
 
 
 def test_every_rule_names_a_catalog_scenario_of_its_target() -> None:
@@ -125,3 +129,42 @@ def test_report_json_html_and_summary_agree() -> None:
     assert "pitfalls explain mobile/model-conversion/conversion-of-unsupported-models/litert" in page
     text = summary(report)
     assert "litert" in text and "fails" in text and "first layer that fails on its own: c1" in text
+
+
+def _model_taking(name: str, dtype: str, shape: tuple[int | None, ...]) -> "LoadedModel":
+    from harness.check.model import InputSpec, LoadedModel
+
+    return LoadedModel(ModelSource(Path("/m.keras"), "keras"), "keras3", None, None,
+                       [InputSpec(name, dtype, shape, "normal(0, 1)")], ["out"])
+
+
+@pytest.mark.parametrize("arrays, words", [
+    ({"other": ("float32", (2, 8))}, "do not match the model's inputs"),
+    ({"features": ("float32", (2, 7))}, "has shape [2, 7], the model takes"),
+    ({"features": ("float32", (2, 8, 1))}, "has shape [2, 8, 1], the model takes"),
+    ({"features": ("int64", (2, 8))}, "is int64, the model takes float32"),
+])
+def test_inputs_file_with_wrong_names_shapes_or_dtypes_is_a_usage_error(
+        tmp_path: Path, arrays: dict[str, tuple[str, tuple[int, ...]]], words: str) -> None:
+    import numpy as np
+
+    from harness.check.model import read_inputs
+
+    path = tmp_path / "inputs.npz"
+    np.savez(path, **{k: np.zeros(shape, dtype=dtype) for k, (dtype, shape) in arrays.items()})
+    with pytest.raises(UsageError) as caught:
+        read_inputs(path, _model_taking("features", "float32", (None, 8)))
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_inputs_file_that_fits_is_read_in_the_model_dtype(tmp_path: Path) -> None:
+    import numpy as np
+
+    from harness.check.model import read_inputs
+
+    path = tmp_path / "inputs.npz"
+    np.savez(path, features=np.ones((3, 8), dtype="float64"))
+    got = read_inputs(path, _model_taking("features", "float32", (None, 8)))
+    assert got["features"].dtype == np.float32 and got["features"].shape == (3, 8)
+    with pytest.raises(UsageError, match="no such file"):
+        read_inputs(tmp_path / "missing.npz", _model_taking("features", "float32", (None, 8)))

@@ -150,14 +150,17 @@ def _load_saved_model(source: ModelSource) -> LoadedModel:
         raise UsageError(f"{source.path} could not be loaded as a SavedModel ({type(exc).__name__}: "
                          f"{str(exc).strip().splitlines()[0][:300]})") from None
     fn = loaded.signatures.get("serving_default")
+    if fn is None:
+        found = ", ".join(sorted(loaded.signatures)) or "none"
+        raise UsageError(f"{source.path} has no serving_default signature (signatures: {found}); TF Serving, "
+                         "the converters and this check call it: save with "
+                         "tf.saved_model.save(module, dir, signatures={'serving_default': fn}) or model.export(dir)")
     inputs: list[InputSpec] = []
-    outputs: list[str] = []
-    if fn is not None:
-        _, kwargs = fn.structured_input_signature
-        for name, spec in sorted(kwargs.items()):
-            shape = tuple(None if d is None else int(d) for d in spec.shape)
-            inputs.append(InputSpec(name, spec.dtype.name, shape, _kind(shape, spec.dtype.name, None, name)))
-        outputs = sorted(fn.structured_outputs)
+    _, kwargs = fn.structured_input_signature
+    for name, spec in sorted(kwargs.items()):
+        shape = tuple(None if d is None else int(d) for d in spec.shape)
+        inputs.append(InputSpec(name, spec.dtype.name, shape, _kind(shape, spec.dtype.name, None, name)))
+    outputs = sorted(fn.structured_outputs)
     model = LoadedModel(source, "saved_model", None, fn, inputs, outputs)
     model.parameters = int(sum(int(v.shape.num_elements() or 0) for v in getattr(loaded, "variables", [])))
     return model

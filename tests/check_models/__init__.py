@@ -109,3 +109,19 @@ def softsign_keras(cache: ArtifactCache) -> Path:
         model.save(out / "softsign.keras")
 
     return _cached(cache, "softsign_keras", "softsign.keras", build)
+
+
+def custom_layer_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 model with the registered custom layer ``GramDeterminant`` (check_models.custom_layers)."""
+    def build(out: Path) -> None:
+        import keras
+
+        from check_models.custom_layers import GramDeterminant
+
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8,), name="features")
+        hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
+        outputs = keras.layers.Dense(1, name="score")(GramDeterminant(name="gram_det")(hidden))
+        keras.Model(inputs, outputs, name="custom_det").save(out / "custom_det.keras")
+
+    return _cached(cache, "custom_layer_keras", "custom_det.keras", build)
