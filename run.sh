@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cd "$ROOT"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
-WORKERS=${PITFALLS_WORKERS:-2}
+WORKERS=${PITFALLS_WORKERS:-auto}  # auto: from cores and memory (harness.shard.default_workers), after set-up
 T0=$(date +%s)
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -84,12 +84,22 @@ setup() {
   say "all set up in $(( $(date +%s) - T0 ))s"
 }
 
+resolve_workers() {
+  # one xdist worker per core, as many as fit in memory (a worker with TF, Chromium and LiteRT
+  # workers peaked at 1.8 GiB RSS; see docs/cli.md); PITFALLS_WORKERS=N overrides
+  if [ "$WORKERS" = auto ]; then
+    WORKERS=$("$PY" -c 'from harness.shard import default_workers; print(default_workers())')
+  fi
+  say "pytest-xdist workers: $WORKERS"
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
   setup) setup ;;
   catalog)
     setup
+    resolve_workers
     "$VENV/bin/pitfalls" run -n "$WORKERS" "$@"
     ;;
   test)

@@ -442,6 +442,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
 # check
 
 
+def _workers(text: str) -> int:
+    """``-n N`` or ``-n auto`` (one per core, as many as fit in memory)."""
+    if text == "auto":
+        from harness.shard import default_workers
+
+        return default_workers()
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"-n takes a number or `auto`, not {text!r}") from None
+
+
 def _split_list(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
 
@@ -585,7 +597,9 @@ def build_parser() -> ArgumentParser:
     p = sub.add_parser("run", help="run scenarios through pytest; write the results file and reports")
     p.add_argument("selection", nargs="*", metavar="SELECTION",
                    help="platform, taxonomy prefix or scenario id (default: every scenario)")
-    p.add_argument("-n", dest="workers", type=int, metavar="N", help="pytest-xdist workers (default: none)")
+    p.add_argument("-n", dest="workers", type=_workers, metavar="N|auto",
+                   help="pytest-xdist workers; `auto`: as many as this machine's cores and memory take "
+                        "(harness.shard.default_workers; default: none)")
     p.add_argument("--target", action="append", choices=list(KNOWN_TARGETS), help="only this target (repeatable)")
     p.add_argument("--variant", choices=VARIANTS, help="only this variant")
     p.add_argument("-k", dest="keyword", metavar="EXPR", help="pytest keyword expression")

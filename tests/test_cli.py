@@ -232,3 +232,11 @@ def test_malformed_results_files(demo_tree: Path, tmp_path: Path, capsys: pytest
     assert main(args) == 2
     _one_line_error(capsys, words)
     assert not (tmp_path / "out").exists()
+
+
+def test_run_takes_auto_workers_from_cores_and_memory() -> None:
+    from harness.cli import build_parser
+    from harness.shard import default_workers
+
+    assert build_parser().parse_args(["run", "-n", "auto"]).workers == default_workers()
+    assert build_parser().parse_args(["run", "-n", "3"]).workers == 3
