@@ -106,6 +106,7 @@ case "$cmd" in
     setup
     # mypy over harness/ and every scenario file (one summary line); any error fails before pytest runs
     "$PY" -m harness.typecheck || { say "the type check failed (errors above); pytest was not run"; exit 1; }
+    resolve_workers
     t=$(date +%s)
     set +e
     "$PY" -m pytest -n "$WORKERS" --durations=15 "$@"
