@@ -27,7 +27,7 @@ from harness.targets.litert.kit import dequantize, quantize
 from harness.compare import Parity, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets import TARGET_NAMES, target_class
-from harness.targets.base import Deployment, ModelSource, Prepared, Target
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
 
 if TYPE_CHECKING:
     import numpy as np
@@ -83,7 +83,7 @@ def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker")
     except NotApplicable as exc:
         report.add(finding_from(report.target, exc, step, severity="info"))
         caught.append(exc)
-    except (RuntimeFailure, HarnessError, Exception) as exc:  # noqa: BLE001 - every failure is a finding
+    except Exception as exc:  # noqa: BLE001 - every failure is a finding
         if isinstance(exc, UsageError):
             raise
         report.add(finding_from(report.target, exc, step, severity=severity))
@@ -145,24 +145,34 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
     outputs: list[np.ndarray] | None = None
     with recorded(report, f"load {label}", severity=severity):
         with target.load(prepared, options=load_options) as deployed:
-            report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
-            feed = _feed(deployed, ctx)
-            integer_io = _integer_io(target, deployed)
-            if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
-                feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
-            with recorded(report, f"predict {label}", severity=severity):
-                started = time.perf_counter()
-                got = deployed.predict(feed)
-                first = time.perf_counter() - started
-                if integer_io is not None:
-                    got = {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"]
-                                  else value) for name, value in got.items()}
-                outputs = _outputs_in_order(got, deployed, ctx)
-                if timings:
-                    started = time.perf_counter()
-                    deployed.predict(feed)
-                    report.figures[f"{label}.first_predict_s"] = round(first, 4)
-                    report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
+            outputs = _predict_and_compare(target, report, deployed, ctx, label, path=path, timings=timings,
+                                           severity=severity)
+    return outputs
+
+
+def _predict_and_compare(target: Target, report: TargetReport, deployed: Deployment, ctx: Context, label: str,
+                         *, path: str = "float32", timings: bool = False,
+                         severity: Severity = "blocker") -> "list[np.ndarray] | None":
+    """Predict the sample on a loaded model and compare it with the reference (see _deploy_and_compare)."""
+    outputs: list[np.ndarray] | None = None
+    report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
+    feed = _feed(deployed, ctx)
+    integer_io = _integer_io(target, deployed)
+    if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
+        feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
+    with recorded(report, f"predict {label}", severity=severity):
+        started = time.perf_counter()
+        got = deployed.predict(feed)
+        first = time.perf_counter() - started
+        if integer_io is not None:
+            got = {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"]
+                          else value) for name, value in got.items()}
+        outputs = _outputs_in_order(got, deployed, ctx)
+        if timings:
+            started = time.perf_counter()
+            deployed.predict(feed)
+            report.figures[f"{label}.first_predict_s"] = round(first, 4)
+            report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
     if outputs is not None:
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
@@ -172,8 +182,10 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
 
 def _integer_io(target: Target, deployed: Deployment) -> dict[str, dict[str, Any]] | None:
     """LiteRT input/output details by name when the model takes or gives integers (full-int8)."""
+    if target.name != "litert":
+        return None
     sig = deployed.signature()
-    if target.name != "litert" or not any(t.dtype in ("int8", "uint8") for t in (*sig.inputs, *sig.outputs)):
+    if not any(t.dtype in ("int8", "uint8") for t in (*sig.inputs, *sig.outputs)):
         return None
     from harness.targets.litert import worker
 
@@ -203,42 +215,47 @@ def check_tfserving(target: Target, report: TargetReport, ctx: Context) -> None:
     prepared = _prepare(target, report, ctx, "tfserving")
     if prepared is None:
         return
-    with recorded(report, "signature"):
-        with target.load(prepared) as deployed:
-            sig = deployed.signature()
-            for spec in sig.inputs:
-                if spec.dtype not in ("float32", "string"):
-                    report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
-                                       "that TF Serving must convert, gRPC clients must build this dtype",
-                                       "served metadata", "static",
-                                       taxonomy="server/data-processing/setting-format-datatype-of-input-data",
-                                       scenario="server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
-                                       fix="export a float32 signature, or cast on the client", step="signature"))
-                if spec.shape and spec.shape[0] is not None:
-                    report.add(Finding("warning", f"input {spec.name} has a fixed batch dimension {spec.shape[0]}: "
-                                       "requests of another batch size fail", "served metadata", "static",
-                                       taxonomy="server/data-processing/setting-size-shape-of-input-data",
-                                       scenario="server/data-processing/setting-size-shape-of-input-data",
-                                       fix="export with a None batch dimension", step="signature"))
-    _deploy_and_compare(target, report, prepared, ctx, "tfserving", timings=True)
-    _grpc_parity(target, report, prepared, ctx)
+    started = time.perf_counter()
+    with recorded(report, "load tfserving"):
+        with target.load(prepared) as deployed:  # one server for the signature checks, REST and gRPC
+            report.figures["tfserving.load_s"] = round(time.perf_counter() - started, 3)
+            _signature_findings(report, deployed.signature())
+            _predict_and_compare(target, report, deployed, ctx, "tfserving", timings=True)
+            _grpc_parity(report, deployed, ctx)
 
 
-def _grpc_parity(target: Target, report: TargetReport, prepared: Prepared, ctx: Context) -> None:
+def _signature_findings(report: TargetReport, sig: Signature) -> None:
+    """What the served metadata says clients will get wrong: non-float inputs, a fixed batch size."""
+    for spec in sig.inputs:
+        if spec.dtype not in ("float32", "string"):
+            report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
+                               "that TF Serving must convert, gRPC clients must build this dtype",
+                               "served metadata", "static",
+                               taxonomy="server/data-processing/setting-format-datatype-of-input-data",
+                               scenario="server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
+                               fix="export a float32 signature, or cast on the client", step="signature"))
+        if spec.shape and spec.shape[0] is not None:
+            report.add(Finding("warning", f"input {spec.name} has a fixed batch dimension {spec.shape[0]}: "
+                               "requests of another batch size fail", "served metadata", "static",
+                               taxonomy="server/data-processing/setting-size-shape-of-input-data",
+                               scenario="server/data-processing/setting-size-shape-of-input-data",
+                               fix="export with a None batch dimension", step="signature"))
+
+
+def _grpc_parity(report: TargetReport, deployed: Deployment, ctx: Context) -> None:
     """The same request over gRPC, built from the served metadata (dtypes as the signature says)."""
     import numpy as np
 
     from harness.targets.tfserving.client import grpc_predict
 
+    outputs: list[np.ndarray] | None = None
     with recorded(report, "predict tfserving grpc"):
-        started = time.perf_counter()
-        with target.load(prepared) as deployed:
-            report.figures["tfserving.load_s"] = round(time.perf_counter() - started, 3)
-            sig = deployed.signature()
-            feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
-                    in zip(_feed(deployed, ctx).items(), sig.inputs)}
-            reply = grpc_predict(getattr(deployed, "server"), feed)
-            outputs = _outputs_in_order(dict(reply.outputs), deployed, ctx)
+        sig = deployed.signature()
+        feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
+                in zip(_feed(deployed, ctx).items(), sig.inputs)}
+        reply = grpc_predict(getattr(deployed, "server"), feed)
+        outputs = _outputs_in_order(dict(reply.outputs), deployed, ctx)
+    if outputs is not None:
         compare_outputs(report, "tfserving grpc", outputs, ctx)
 
 
@@ -348,12 +365,12 @@ def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
                                    "source='tensorflow', or the tf_keras model", step="prepare"))
     if prepared is None:
         return
-    with recorded(report, "spec"):
-        with target.load(prepared) as deployed:
+    with recorded(report, "load coreml"):
+        with target.load(prepared) as deployed:  # one model for the spec and the prediction
             sig = deployed.signature()
             report.figures["coreml.spec_inputs"] = float(len(sig.inputs))
-            flexible = any(None in s.shape for s in sig.inputs)
-            report.figures["coreml.flexible_shapes"] = 1.0 if flexible else 0.0
+            report.figures["coreml.flexible_shapes"] = 1.0 if any(None in t.shape for t in sig.inputs) else 0.0
+            _predict_and_compare(target, report, deployed, ctx, "coreml")
     from harness.targets.coreml.convert import compress_weights
     from harness.targets.coreml.kit import weight_bytes
 
@@ -362,7 +379,6 @@ def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
         with recorded(report, f"compress {label}", severity="info"):
             package = compress_weights(ctx.cache, prepared.artifact, method=method, config=config)
             report.figures[f"coreml {label}.weights_bytes"] = float(weight_bytes(package))
-    _deploy_and_compare(target, report, prepared, ctx, "coreml")
 
 
 #: rows the browser backends predict (the software WebGL and the cpu backend of a 224x224 CNN take
