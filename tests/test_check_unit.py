@@ -168,3 +168,20 @@ def test_inputs_file_that_fits_is_read_in_the_model_dtype(tmp_path: Path) -> Non
     assert got["features"].dtype == np.float32 and got["features"].shape == (3, 8)
     with pytest.raises(UsageError, match="no such file"):
         read_inputs(tmp_path / "missing.npz", _model_taking("features", "float32", (None, 8)))
+
+
+def test_integer_inputs_are_synthesised_within_the_embedding_that_reads_them(tmp_path: Path) -> None:
+    """Two inputs, one Embedding: only the input it reads gets its range; the other stays float."""
+    import keras
+    import numpy as np
+
+    from harness.check.model import load_model, synthesise_inputs
+
+    tokens, extra = keras.Input((5,), dtype="int32", name="tokens"), keras.Input((3,), name="extra")
+    flat = keras.layers.Flatten()(keras.layers.Embedding(40, 4, name="emb")(tokens))
+    model = keras.Model([tokens, extra], keras.layers.Dense(2)(keras.layers.Concatenate()([flat, extra])))
+    model.save(tmp_path / "m.keras")
+    loaded = load_model(ModelSource.from_path(tmp_path / "m.keras"))
+    assert {i.name: i.kind for i in loaded.inputs} == {"tokens": "integer [0, 40)", "extra": "normal(0, 1)"}
+    x = synthesise_inputs(loaded)
+    assert x["tokens"].dtype == np.int32 and 0 <= x["tokens"].min() and x["tokens"].max() < 40

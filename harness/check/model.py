@@ -114,8 +114,11 @@ def _dtype_name(dtype: Any) -> str:
 
 
 def _embedding_range(model: Any, input_name: str) -> int | None:
+    """``input_dim`` of the Embedding layer that reads ``input_name`` (the range its integers must
+    stay in); None when no Embedding reads it."""
+    parents = _inbound_of(model)
     for layer in model.layers:
-        if type(layer).__name__ == "Embedding":
+        if type(layer).__name__ == "Embedding" and input_name in parents.get(layer.name, []):
             return int(layer.input_dim)
     return None
 
@@ -251,9 +254,10 @@ def layer_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "dict[
 
 def inbound_layers(model: LoadedModel) -> dict[str, list[str]]:
     """Layer name -> names of the layers feeding it (previous layer when the graph is not readable)."""
-    keras_model = model.keras_model
-    if keras_model is None:
-        return {}
+    return _inbound_of(model.keras_model) if model.keras_model is not None else {}
+
+
+def _inbound_of(keras_model: Any) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     previous: str | None = None
     for layer in keras_model.layers:
