@@ -73,12 +73,6 @@ class Parity:
         scale = want_abs_max if want_abs_max is not None else 1.0
         return self.max_abs_diff <= tolerance.atol + tolerance.rtol * scale
 
-    def figures(self, prefix: str = "") -> dict[str, float]:
-        """The numeric fields as figures, e.g. ``{"rest_max_abs_diff": ...}`` with ``prefix="rest_"``."""
-        out = {f"{prefix}{k}": float(v) for k, v in asdict(self).items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool) and v is not None}
-        return out
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["shape"] = list(self.shape)
