@@ -121,10 +121,17 @@ class Deployment(ABC):
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
         self.closed = False
+        self._signature: Signature | None = None
+
+    def signature(self) -> Signature:
+        """Inputs and outputs as the deployed runtime reports them (asked once, then kept)."""
+        if self._signature is None:
+            self._signature = self.signature_impl()
+        return self._signature
 
     @abstractmethod
-    def signature(self) -> Signature:
-        """Inputs and outputs as the deployed runtime reports them."""
+    def signature_impl(self) -> Signature:
+        """Ask the deployed runtime for its inputs and outputs."""
 
     @abstractmethod
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":

@@ -128,7 +128,7 @@ class CoremlDeployment(Deployment):
         super().__init__(prepared)
         self.target = target
 
-    def signature(self) -> Signature:
+    def signature_impl(self) -> Signature:
         """Inputs and outputs as the Core ML spec describes them (read on any OS)."""
         summary = spec_summary(self.prepared.artifact)
         program = program_tensor_shapes(self.prepared.artifact)

@@ -180,21 +180,18 @@ class LitertDeployment(Deployment):
         super().__init__(prepared)
         self.target = target
         self.profile = profile
-        self._signature: Signature | None = None
 
-    def signature(self) -> Signature:
+    def signature_impl(self) -> Signature:
         """Input and output details read by LiteRT in a worker (the x86-64 one for ``arm64``,
         which reads the same flatbuffer)."""
-        if self._signature is None:
-            reader = self.profile if self.profile.arch == "x86_64" else PROFILES["host"]
-            found = self.target.call(litert_worker.signature, str(self.prepared.artifact), profile=reader)
+        reader = self.profile if self.profile.arch == "x86_64" else PROFILES["host"]
+        found = self.target.call(litert_worker.signature, str(self.prepared.artifact), profile=reader)
 
-            def specs(entries: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
-                return tuple(TensorSpec(e["name"], e["dtype"], tuple(None if n < 0 else n for n in e["shape"]))
-                             for e in entries)
+        def specs(entries: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:
+            return tuple(TensorSpec(e["name"], e["dtype"], tuple(None if n < 0 else n for n in e["shape"]))
+                         for e in entries)
 
-            self._signature = Signature(specs(found["inputs"]), specs(found["outputs"]))
-        return self._signature
+        return Signature(specs(found["inputs"]), specs(found["outputs"]))
 
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         """Outputs by output name; LiteRT's own errors (wrong dtype or shape) as RuntimeFailure."""

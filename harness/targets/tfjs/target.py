@@ -103,13 +103,11 @@ class TfjsDeployment(Deployment):
         except BaseException:
             self._stack.close()
             raise
-        self._signature: Signature | None = None
 
-    def signature(self) -> Signature:
-        if self._signature is None:
-            found = self.page.evaluate(SIGNATURE_JS)
-            self._signature = Signature(_tensor_specs(found["inputs"]), _tensor_specs(found["outputs"]))
-        return self._signature
+    def signature_impl(self) -> Signature:
+        """The loaded model's inputs and outputs as tf.js reports them in the page."""
+        found = self.page.evaluate(SIGNATURE_JS)
+        return Signature(_tensor_specs(found["inputs"]), _tensor_specs(found["outputs"]))
 
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         import numpy as np

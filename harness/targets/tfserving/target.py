@@ -238,18 +238,15 @@ class ServedModel(Deployment):
         super().__init__(prepared)
         self.server = server
         self._stack = stack
-        self._signature: Signature | None = None
 
-    def signature(self) -> Signature:
+    def signature_impl(self) -> Signature:
         """``serving_default`` as ``GET /v1/models/<name>/metadata`` reports it."""
-        if self._signature is None:
-            defs = signature_defs(self.server)
-            if "serving_default" not in defs:
-                raise UsageError(f"the served model has no serving_default signature (it has: "
-                                 f"{', '.join(sorted(defs)) or 'none'}): export it with model.export(dir), or "
-                                 "name it in tf.saved_model.save(obj, dir, signatures={'serving_default': fn})")
-            self._signature = signature_of(defs["serving_default"])
-        return self._signature
+        defs = signature_defs(self.server)
+        if "serving_default" not in defs:
+            raise UsageError(f"the served model has no serving_default signature (it has: "
+                             f"{', '.join(sorted(defs)) or 'none'}): export it with model.export(dir), or "
+                             "name it in tf.saved_model.save(obj, dir, signatures={'serving_default': fn})")
+        return signature_of(defs["serving_default"])
 
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         """POST the columnar format ``{"inputs": {name: list}}``; outputs by the signature's names."""
