@@ -313,10 +313,11 @@ def pitfalls_check(pytestconfig: pytest.Config) -> Any:
     """
     from harness.check import check
 
-    cache = pytestconfig.stash[STATE].cache
+    state = pytestconfig.stash[STATE]
 
     def run(path: str | Path, **options: Any) -> Any:
         options.setdefault("progress", None)
-        return check(path, cache=cache, **options)
+        options.setdefault("cache", state.cache)
+        return check(path, active=state.pool, **options)
 
     return run

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.artifacts import ArtifactCache
-from harness.check import CheckReport, check
+from harness.check import CheckReport
 from harness.paths import REPO_ROOT
 from harness.targets import target_class
 
@@ -37,11 +37,11 @@ def _texts(report: CheckReport, target: str) -> str:
     return "\n".join(f.text for f in report.targets[target].findings)
 
 
-def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache) -> None:
+def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """keras.applications.MobileNetV2 (Keras 3): every target deploys; parity as the runtimes give it."""
     _available("tfserving", "litert", "coreml", "tfjs")
     path = mobilenet_v2(cache)
-    report = check(path, cache=cache, profiles=("host",), progress=None)
+    report = pitfalls_check(path, cache=cache, profiles=("host",), progress=None)
     verdicts = {name: t.verdict for name, t in report.targets.items()}
     assert verdicts["tfserving"] == "deploys" and verdicts["tfjs"] == "deploys"
     assert verdicts["litert"] in ("deploys", "warnings")  # int8 may drift beyond its tolerance: a warning
@@ -74,12 +74,12 @@ def _direct_litert_parity_matches(report: CheckReport, path: Path, cache: Artifa
     assert report.targets["litert"].parity["litert"]["max_abs_diff"] == pytest.approx(direct, rel=1e-6, abs=1e-9)
 
 
-def test_determinant_model_is_refused_as_each_converter_refuses_it(cache: ArtifactCache) -> None:
+def test_determinant_model_is_refused_as_each_converter_refuses_it(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """A SavedModel computing tf.linalg.det: TF Serving runs it; TF Lite needs Flex, which this LiteRT
     has not; Core ML and tf.js have no conversion — each finding is the runtime's own text."""
     _available("tfserving", "litert", "coreml", "tfjs")
     path = determinant_saved_model(cache)
-    report = check(path, cache=cache, profiles=("host",), progress=None)
+    report = pitfalls_check(path, cache=cache, profiles=("host",), progress=None)
     assert report.targets["tfserving"].verdict == "deploys"
     assert report.targets["tfserving"].max_abs_diff is not None and report.targets["tfserving"].max_abs_diff < 1e-4
     for name in ("litert", "coreml", "tfjs"):
@@ -128,11 +128,11 @@ def _direct_tfjs_error(path: Path) -> str:
     return done.stderr
 
 
-def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: ArtifactCache) -> None:
+def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """Softsign is neither a TF Lite builtin (the converter asks for Select TF ops, which this LiteRT
     cannot run) nor a tf.js op (the converter lists it as unsupported)."""
     _available("litert", "tfjs")
-    report = check(softsign_keras(cache), targets=["litert", "tfjs"], cache=cache, profiles=("host",), progress=None)
+    report = pitfalls_check(softsign_keras(cache), targets=["litert", "tfjs"], cache=cache, profiles=("host",), progress=None)
     litert = report.targets["litert"]
     assert litert.verdict == "fails"
     assert any(f.step == "prepare litert" and "Softsign" in f.text and f.verified == "runtime" for f in litert.findings)
@@ -143,12 +143,12 @@ def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: Artif
                and f.scenario == "browser/general-questions/limitations-of-frameworks" for f in tfjs.findings)
 
 
-def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache) -> None:
+def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """tf_keras.applications.MobileNet as .h5: Core ML converts it as given (its tf_keras SavedModel);
     tf.js runs the graph model, while the layers model of the same network fails to load in tf.js
     (its Reshape before conv_preds) — a warning, with tf.js's own text."""
     _available("coreml", "tfjs")
-    report = check(mobilenet_v1_tf_keras(cache), targets=["coreml", "tfjs"], cache=cache, progress=None)
+    report = pitfalls_check(mobilenet_v1_tf_keras(cache), targets=["coreml", "tfjs"], cache=cache, progress=None)
     coreml = report.targets["coreml"]
     assert coreml.verdict == "deploys", coreml.findings
     assert coreml.figures["coreml.artifact_bytes"] > 0
@@ -161,11 +161,11 @@ def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache) -
     assert "is incompatible with layer conv_preds" in layers[0].text
 
 
-def test_int8_divergence_is_localised_to_a_layer(cache: ArtifactCache) -> None:
+def test_int8_divergence_is_localised_to_a_layer(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """EfficientNetB0 under full-integer quantisation: if the int8 outputs leave their tolerance, the
     per-layer table names the first layer that fails while its inputs pass."""
     _available("litert")
-    report = check(efficientnet_b0(cache), targets=["litert"], cache=cache, profiles=("host",), progress=None)
+    report = pitfalls_check(efficientnet_b0(cache), targets=["litert"], cache=cache, profiles=("host",), progress=None)
     litert = report.targets["litert"]
     assert litert.parity["litert"]["max_abs_diff"] < 1e-3
     int8 = litert.parity["litert int8"]
@@ -186,6 +186,7 @@ def _dense_model(cache: ArtifactCache) -> Path:
 
 
 def test_pytest_fixture(pitfalls_check: Any, cache: ArtifactCache) -> None:
+    """The fixture a user's own suite uses (it lends the session's running targets to the check)."""
     _available("litert")
     report = pitfalls_check(_dense_model(cache), targets=["litert"], profiles=("host",))
     assert report.ok and set(report.targets) == {"litert"}
@@ -206,7 +207,7 @@ def test_cli_writes_json_and_html(tmp_path: Path, cache: ArtifactCache) -> None:
     assert "pitfalls check: model.keras" in (out / "check.html").read_text()
 
 
-def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusal(cache: ArtifactCache) -> None:
+def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusal(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """A Keras 3 model with a registered custom layer (tf.linalg.det inside): without its code the
     check refuses at once (exit 2, one line); with --import it runs, TF Serving serves it and the
     three converters refuse MatrixDeterminant in their own words."""
@@ -219,7 +220,7 @@ def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusa
     line = done.stderr.strip().splitlines()[-1]
     assert "could not be loaded" in line and "--import MODULE" in line
 
-    report = check(path, imports=("check_models.custom_layers",), cache=cache, profiles=("host",), progress=None)
+    report = pitfalls_check(path, imports=("check_models.custom_layers",), cache=cache, profiles=("host",), progress=None)
     assert report.targets["tfserving"].verdict == "deploys"
     assert report.targets["tfserving"].max_abs_diff is not None and report.targets["tfserving"].max_abs_diff < 1e-4
     assert report.targets["litert"].verdict == "fails" and "MatrixDeterminant" in _texts(report, "litert")

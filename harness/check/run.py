@@ -14,10 +14,10 @@ import datetime as dt
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer_outputs, load_model,
                                  read_inputs, reference_outputs, synthesise_inputs)
@@ -406,10 +406,22 @@ CHECKS: dict[str, Callable[[Target, TargetReport, Context], None]] = {
 }
 
 
+class ActiveTargets(Protocol):
+    """Targets already active in this process (the pytest plugin's session pool): ``get(name)``."""
+
+    def get(self, name: str) -> Target: ...
+
+
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
           profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
-          imports: Sequence[str] = (), progress: Progress | None = _stderr) -> CheckReport:
-    """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``."""
+          imports: Sequence[str] = (), progress: Progress | None = _stderr,
+          active: ActiveTargets | None = None) -> CheckReport:
+    """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
+
+    ``active`` lends targets that are already running in this process (inside pytest, the
+    session's: a second browser target would start a second sync Playwright, which Playwright
+    refuses); without it each target is started and stopped here.
+    """
     from harness.artifacts import ArtifactCache
 
     say = progress or (lambda message: None)
@@ -433,7 +445,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     report = CheckReport(model=model.describe(), inputs=how,
                          created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     for name in wanted:
-        report.targets[name] = check_one(name, ctx)
+        report.targets[name] = check_one(name, ctx, active)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -456,7 +468,7 @@ def _runnable(profiles: Sequence[str], say: Progress) -> tuple[str, ...]:
     return tuple(kept)
 
 
-def check_one(name: str, ctx: Context) -> TargetReport:
+def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> TargetReport:
     report = TargetReport(name)
     cls = target_class(name)
     reason = cls.unavailable_reason()
@@ -466,7 +478,8 @@ def check_one(name: str, ctx: Context) -> TargetReport:
         return report
     started = time.perf_counter()
     ctx.say(f"{name}: checking")
-    with cls() as target:
+    with ExitStack() as stack:
+        target = active.get(name) if active is not None else stack.enter_context(cls())
         report.versions = target.versions()
         CHECKS[name](target, report, ctx)
     report.settle()
