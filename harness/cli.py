@@ -575,6 +575,53 @@ def cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_matrix(args: argparse.Namespace) -> int:
+    from harness.errors import SetupError
+    from harness.matrix import spec
+
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"-n must be 0 or more, not {args.workers}")
+    if args.cell_timeout <= 0:
+        raise UsageError(f"--cell-timeout must be a number of seconds above 0, not {args.cell_timeout:g}")
+    rest = list(args.selection)
+    matrix_file = spec.DEFAULT_MATRIX
+    if rest and rest[0].endswith(".toml"):
+        matrix_file = Path(rest.pop(0))
+    out = Path(args.out).resolve()
+    if args.report_only:
+        if rest or args.cells:
+            raise UsageError("--report-only renders an existing matrix run: it takes no selection and no --cells")
+        return _matrix_report(out)
+    matrix = spec.parse_matrix(matrix_file)
+    if args.cells:
+        matrix = matrix.pick(_split_list(args.cells))
+    select_files(load_catalog(), rest or list(matrix.selection), [])  # an unknown selection is bad input here
+    from harness.matrix.run import run_matrix
+
+    try:
+        run_matrix(matrix, out_dir=out, selection=rest, workers=str(args.workers) if args.workers else None,
+                   cell_timeout=args.cell_timeout)
+    except SetupError as exc:
+        print(f"pitfalls: {exc}", file=sys.stderr)
+        return 1
+    return _matrix_report(out)
+
+
+def _matrix_report(out: Path) -> int:
+    from harness.matrix import report
+
+    matrix_json = out / "matrix.json"
+    built = report.build_report(matrix_json)
+    print(report.render_terminal(built))
+    html, data = out / "matrix.html", out / "matrix-report.json"
+    report.write_html(built, html)
+    from harness.results import write_text_atomically
+
+    write_text_atomically(data, json.dumps(report.report_json(built), indent=2) + "\n")
+    print(f"matrix: {matrix_json}\nreport: {html}\njson:   {data}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # parser and entry point
 
@@ -667,6 +714,20 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--results", metavar="FILE", help="results file for the outcomes and evidence (default "
                    f"{os.path.relpath(DEFAULT_RESULTS, REPO_ROOT)} when it exists)")
     p.set_defaults(func=cmd_site)
+
+    p = sub.add_parser("matrix", help="the catalog across versions: one uv environment per cell of a matrix "
+                       "file, then a scenario x cell report of what changed between neighbouring cells")
+    p.add_argument("selection", nargs="*", metavar="[FILE.toml] SELECTION",
+                   help="the matrix file (default matrix.toml at the checkout's root), then what each cell runs "
+                        "as `pitfalls run` takes it (default: the file's selection, else every scenario)")
+    p.add_argument("-n", dest="workers", type=_workers, metavar="N|auto", help="pytest-xdist workers in each cell")
+    p.add_argument("--cells", metavar="A,B", help="run only these cells (comma-separated names)")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "matrix"), metavar="DIR",
+                   help="where matrix.json, each cell's results and the report go (default results/matrix)")
+    p.add_argument("--cell-timeout", type=float, default=3 * 3600.0, metavar="S",
+                   help="stop a cell's run after S seconds (default 10800)")
+    p.add_argument("--report-only", action="store_true", help="only render the report of the matrix run in --out")
+    p.set_defaults(func=cmd_matrix)
 
     p = sub.add_parser("merge", help="join results files (the shards of a run) into one results file; "
                        "refuses different environments, duplicate records and missing shards")

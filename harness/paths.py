@@ -11,7 +11,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCENARIO_ROOT = REPO_ROOT / "scenarios"
 CONTAINERS_DIR = REPO_ROOT / "containers"
-NODE_MODULES = REPO_ROOT / "node_modules"
+# the npm packages the browser target serves; a version-matrix cell points $PITFALLS_NODE_MODULES at its own
+NODE_MODULES = Path(os.environ.get("PITFALLS_NODE_MODULES") or REPO_ROOT / "node_modules")
 DEFAULT_RESULTS = REPO_ROOT / "results" / "latest.json"
 
 

@@ -14,7 +14,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
-SERVING_TF_VERSIONS: tuple[str, ...] = ("2.19.0", "2.12.0")
+OLD_SERVING_TF = "2.12.0"  # server/environment/avoiding-version-incompatibility serves an old TF on purpose
+
+
+def serving_tf_versions() -> tuple[str, ...]:
+    """The TF of the default serving image (``$PITFALLS_SERVING_TF`` in a matrix cell) and the old one."""
+    from harness.targets.tfserving.target import DEFAULT_TF_VERSION
+
+    return tuple(dict.fromkeys((DEFAULT_TF_VERSION, OLD_SERVING_TF)))
 
 
 def _serving_image(tf_version: str) -> Callable[[], str]:
@@ -41,7 +48,7 @@ def _arm64_rootfs() -> str:
 
 
 def main() -> int:
-    jobs: dict[str, Callable[[], str]] = {f"serving image TF {v}": _serving_image(v) for v in SERVING_TF_VERSIONS}
+    jobs: dict[str, Callable[[], str]] = {f"serving image TF {v}": _serving_image(v) for v in serving_tf_versions()}
     jobs["arm64 root file system"] = _arm64_rootfs
     started = time.perf_counter()
     failed = 0

@@ -36,6 +36,7 @@ RECORD_FIELDS = ("scenario", "taxonomy", "platform", "target", "variant", "outco
                  "verdict", "evidence", "seconds", "nodeid")
 PASSING = (Outcome.REPRODUCED, Outcome.WORKS)
 KNOWN_GAP_SUFFIX = "(a known gap, xfail)"
+MATRIX_CELL_ENV = "PITFALLS_MATRIX_CELL"  # JSON: the version-matrix cell this run is (name, versions, lock digest)
 TRACKED_DISTRIBUTIONS = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "coremltools",
                          "ai-edge-litert", "playwright", "docker", "tensorflow-serving-api",
                          "numpy", "pytest", "pitfalls")
@@ -43,13 +44,17 @@ TRACKED_DISTRIBUTIONS = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "cor
 
 def environment() -> dict[str, Any]:
     """Where the run happened: platform, Python and the versions of the tracked packages."""
-    return {
+    env: dict[str, Any] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
         "packages": library_versions(*TRACKED_DISTRIBUTIONS),
     }
+    cell = os.environ.get(MATRIX_CELL_ENV)
+    if cell:  # set by `pitfalls matrix` for the run of one cell (harness.matrix.run)
+        env["cell"] = json.loads(cell)
+    return env
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ SUITE = "bookworm"
 ARCH = "arm64"
 VARIANT = "minbase"
 INCLUDE_PACKAGES: tuple[str, ...] = ("python3",)
-LITERT_REQUIREMENT = "ai-edge-litert==2.3.0"
+DEFAULT_LITERT_VERSION = "2.3.0"  # when the host has no ai-edge-litert; else the host's (a matrix cell's) own
 # Pinned to the host's versions when the host has them, so both sides run the same Python code.
 HOST_PINNED_DISTRIBUTIONS: tuple[str, ...] = (
     "numpy",
@@ -123,7 +123,7 @@ def host_version(distribution: str) -> str | None:
 
 def guest_requirements() -> tuple[str, ...]:
     """LiteRT pinned, its dependencies pinned to the host's versions where the host has them."""
-    pins = [LITERT_REQUIREMENT]
+    pins = [f"ai-edge-litert=={host_version('ai-edge-litert') or DEFAULT_LITERT_VERSION}"]
     for name in HOST_PINNED_DISTRIBUTIONS:
         version = host_version(name)
         pins.append(f"{name}=={version}" if version else name)

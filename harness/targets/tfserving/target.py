@@ -39,7 +39,8 @@ if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
 
 MODES = ("auto", "container", "subprocess")
-DEFAULT_TF_VERSION = "2.19.0"
+# the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
+DEFAULT_TF_VERSION = os.environ.get("PITFALLS_SERVING_TF") or "2.19.0"
 #: Bump when the export recipe of :meth:`TfservingTarget.prepare_impl` changes.
 EXPORT_REVISION = 1
 

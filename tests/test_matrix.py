@@ -1,0 +1,169 @@
+"""`pitfalls matrix`: the matrix file, uv's resolution (feasible and infeasible cells), bad input.
+
+The resolution tests ask the package registry through uv (what the set-up installs); they do not
+install anything.  The end-to-end test runs a real two-cell matrix on one small scenario.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.matrix import env as cellenv
+from harness.matrix.spec import DEFAULT_MATRIX, Cell, matrix_from_data, parse_matrix
+from harness.paths import REPO_ROOT
+
+BASE = {"defaults": {"tensorflow": "2.19.0", "tf-keras": "2.19.0", "tensorflowjs": "4.22.0",
+                     "@tensorflow/tfjs": "4.22.0", "coremltools": "9.0", "ai-edge-litert": "2.3.0",
+                     "constraints": ["ydf<0.14"]}}
+
+
+def _matrix(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "m.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+# --- the matrix file ------------------------------------------------------------------------
+
+def test_default_matrix_covers_what_the_issue_asks() -> None:
+    matrix = parse_matrix(DEFAULT_MATRIX)
+    requested = [c.requested for c in matrix.cells]
+    tf_minors = {".".join(r["tensorflow"].split(".")[:2]) for r in requested}
+    assert {"2.18", "2.19", "2.20", "2.21"} <= tf_minors
+    for package in ("tensorflowjs", "@tensorflow/tfjs", "coremltools", "ai-edge-litert"):
+        assert len({r[package] for r in requested} - {"none"}) >= 2, package
+    assert all(r["serving-tf"] == r["tensorflow"] for r in requested)
+
+
+def test_defaults_cells_and_compare() -> None:
+    m = matrix_from_data(Path("m.toml"), {**BASE, "cell": [
+        {"name": "base"}, {"name": "old", "tensorflow": "2.18.0", "compare": "base", "targets": ["litert"]}]})
+    base, old = m.cells
+    assert base.packages["tensorflow"] == "2.19.0" and old.packages["tensorflow"] == "2.18.0"
+    assert old.packages["coremltools"] == "9.0" and old.compare == "base" and old.targets == ("litert",)
+    assert old.constraints == ("ydf<0.14",)
+    assert old.requested["serving-tf"] == "2.18.0"
+    assert m.pick(["old"]).names() == ["old"]
+
+
+def test_axes_and_exclusions() -> None:
+    m = matrix_from_data(Path("m.toml"), {**BASE, "axes": {"tensorflow": ["2.18.0", "2.19.0"],
+                                                             "coremltools": ["8.3.0", "9.0"]},
+                                          "exclude": [{"tensorflow": "2.18.0", "coremltools": "8.3.0",
+                                                       "reason": "not wanted"}]})
+    assert m.names() == ["tf2.18.0-coreml8.3.0", "tf2.18.0-coreml9.0", "tf2.19.0-coreml8.3.0", "tf2.19.0-coreml9.0"]
+    excluded = {c.name: c.excluded for c in m.cells}
+    assert excluded == {"tf2.18.0-coreml8.3.0": "not wanted", "tf2.18.0-coreml9.0": None,
+                        "tf2.19.0-coreml8.3.0": None, "tf2.19.0-coreml9.0": None}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[[cell]\nname='x'", "is not valid TOML"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ntorch='2.1.0'", "unknown package or key 'torch'"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncoremltools='latest'", "is not an exact version"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\n[[cell]]\nname='a'", "is used twice"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncompare='b'", "compare = 'b' names no cell"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ntargets=['gpu']", "unknown target 'gpu'"),
+    ("[defaults]\ntensorflow='none'\n[[cell]]\nname='a'", "tensorflow cannot be \"none\""),
+    ("[[cell]]\nname='a'", "has no tensorflow version"),
+    ("[defaults]\ntensorflow='2.19.0'", "no cells"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\n[[exclude]]\ntensorflow='2.19.0'", "needs a reason"),
+    ("[defaults]\ntensorflow='2.19.0'\n[tables]\nx=1\n[[cell]]\nname='a'", "unknown table 'tables'"),
+])
+def test_malformed_matrix_files_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace("[", r"\[")) as info:
+        parse_matrix(_matrix(tmp_path, text))
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_cell_name() -> None:
+    with pytest.raises(UsageError, match="no cell named 'tf9'"):
+        parse_matrix(DEFAULT_MATRIX).pick(["tf9"])
+
+
+# --- what uv is asked -----------------------------------------------------------------------
+
+def test_cell_requirements_replace_the_pinned_stack() -> None:
+    cell = Cell(name="c", packages={"tensorflow": "2.21.0", "tensorflowjs": "none", "numpy": "2.1.3"})
+    wanted = cellenv.cell_requirements(cell)
+    names = [cellenv._name(r) for r in wanted]
+    assert "tensorflow==2.21.0" in wanted and "tensorflow-serving-api==2.21.*" in wanted
+    assert "numpy==2.1.3" in wanted and names.count("numpy") == 1  # the cell's pin replaces the harness's range
+    assert "tensorflowjs" not in names and "tensorflow-decision-forests" not in names
+    assert "pytest" in names and "playwright" in names  # the harness itself is still there
+
+
+def test_an_infeasible_cell_carries_the_resolvers_own_text(tmp_path: Path) -> None:
+    m = matrix_from_data(Path("m.toml"), {**BASE, "cell": [{"name": "tf2.21", "tensorflow": "2.21.0",
+                                                             "tf-keras": "2.21.0"}]})
+    resolution = cellenv.resolve(m.cells[0], scratch=tmp_path)
+    assert not resolution.feasible
+    assert "No solution found" in resolution.reason
+    assert "tensorflow-decision-forests" in resolution.reason and "unsatisfiable" in resolution.reason
+
+
+def test_a_feasible_cell_is_locked(tmp_path: Path) -> None:
+    m = matrix_from_data(Path("m.toml"), {**BASE, "cell": [{"name": "c83", "coremltools": "8.3.0"}]})
+    resolution = cellenv.resolve(m.cells[0], scratch=tmp_path)
+    assert resolution.feasible, resolution.reason
+    versions = resolution.versions()
+    assert versions["coremltools"] == "8.3.0" and versions["tensorflow"] == "2.19.0"
+    assert versions["tensorflow-serving-api"].startswith("2.19.")
+
+
+def test_a_version_that_does_not_exist_is_bad_input(tmp_path: Path) -> None:
+    m = matrix_from_data(Path("m.toml"), {**BASE, "cell": [{"name": "c", "coremltools": "8.99.0"}]})
+    with pytest.raises(UsageError, match="coremltools 8.99.0 does not exist"):
+        cellenv.resolve(m.cells[0], scratch=tmp_path)
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    bad = _matrix(tmp_path, "[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncoremltools='8.99.0'\n")
+    for args, message in (([str(bad)], "coremltools 8.99.0 does not exist"),
+                          ([str(_matrix(tmp_path, "nope = ["))], "is not valid TOML"),
+                          (["--cells", "tf9"], "no cell named 'tf9'"),
+                          (["no-such-scenario"], "")):
+        proc = _cli("matrix", *args, "--out", str(out))
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("pitfalls: error: ") and message in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_two_cell_matrix_end_to_end(tmp_path: Path) -> None:
+    """Two real cells (coremltools 9.0 and 8.3.0) on one Core ML scenario; a third is infeasible."""
+    matrix = _matrix(tmp_path, "\n".join([
+        "[defaults]", "tensorflow = '2.19.0'", "tf-keras = '2.19.0'", "tensorflowjs = '4.22.0'",
+        "'@tensorflow/tfjs' = '4.22.0'", "coremltools = '9.0'", "ai-edge-litert = '2.3.0'",
+        "constraints = ['ydf<0.14']",
+        "[[cell]]", "name = 'coreml9'",
+        "[[cell]]", "name = 'tf2.21'", "tensorflow = '2.21.0'", "tf-keras = '2.21.0'",
+        "[[cell]]", "name = 'coreml8'", "coremltools = '8.3.0'", "compare = 'coreml9'", ""]))
+    out = tmp_path / "out"
+    scenario = "mobile/model-conversion/conversion-of-unsupported-models/coreml"
+    proc = _cli("matrix", str(matrix), scenario, "--out", str(out), "-n", "0")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = json.loads((out / "matrix.json").read_text())
+    status = {c["name"]: c["status"] for c in run["cells"]}
+    assert status == {"coreml9": "ran", "tf2.21": "infeasible", "coreml8": "ran"}
+    cells = {c["name"]: c for c in run["cells"]}
+    assert cells["coreml8"]["versions"]["coremltools"] == "8.3.0"
+    results = json.loads((out / cells["coreml8"]["results"]).read_text())
+    assert results["environment"]["cell"]["name"] == "coreml8"
+    assert results["environment"]["packages"]["coremltools"] == "8.3.0"  # the cell's own venv ran it
+    assert {r["scenario"] for r in results["records"]} == {scenario}
+    assert "unsatisfiable" in cells["tf2.21"]["reason"]
+    assert (out / "matrix.html").exists() and (out / "matrix-report.json").exists()
