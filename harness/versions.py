@@ -100,13 +100,15 @@ class VersionRange:
             try:
                 specifier = SpecifierSet(spec.strip())
             except InvalidSpecifier as exc:
-                raise ValueError(f"version range {text!r}: bad versions ({exc}); {hint}") from None
+                first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+                raise ValueError(f"version range {text!r}: bad versions ({first}); {hint}") from None
             prefix = NPM_PREFIX if stripped.startswith(NPM_PREFIX) or not name.startswith("@") else ""
             return cls(package_key(prefix + name), specifier)
         try:
             req = Requirement(stripped)
         except InvalidRequirement as exc:
-            raise ValueError(f"version range {text!r} is not a requirement ({exc}); {hint}") from None
+            first = str(exc).splitlines()[0] if str(exc) else "unreadable"
+            raise ValueError(f"version range {text!r} is not a requirement ({first}); {hint}") from None
         if req.extras or req.url or req.marker:
             raise ValueError(f"version range {text!r} has extras, a URL or a marker; {hint}")
         return cls(package_key(req.name), req.specifier)
