@@ -174,3 +174,29 @@ def test_a_bad_version_range_is_a_collection_error_naming_it(pytester: pytest.Py
     result = pytester.runpytest("-q", "scenarios")
     result.stdout.fnmatch_lines(["*version range 'numpy=>1' is not a requirement*"])
     assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_not_applicable_reads_as_such_in_every_report(pytester: pytest.Pytester, tree,  # type: ignore[no-untyped-def]
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.registry import load_catalog
+    from harness.report import catalog_json, catalog_tree, render_html, render_junit
+    from harness.results import load_run
+    from harness.site import build_site
+
+    write_scenario_tree(pytester.path, {DEMO_ID: _with_applies("numpy<1.0")})
+    pytester.runpytest("-q", "--pitfalls-results", "r.json", "scenarios").assert_outcomes(skipped=2)
+    run = load_run(pytester.path / "r.json")
+    scenarios = load_catalog(tree).scenarios
+    page = render_html(run, scenarios)
+    assert page.count('<span class="badge o-not-applicable">n/a on these versions</span>') == 2
+    assert 'data-status="na"' in page and "versions: applies on numpy&lt;1.0" in page
+    junit = render_junit(run)
+    assert 'skipped="2"' in junit and 'failures="0"' in junit and "is outside numpy&lt;1.0" in junit
+    site = "".join(build_site(scenarios, run, "r.json").values())
+    assert 'data-status="na"' in site and "n/a on these versions</span>" in site
+    assert catalog_json(scenarios)["scenarios"][0]["applies"] == ["numpy<1.0"]
+    assert "[applies on numpy<1.0]" in catalog_tree(scenarios, {})
+    assert main(["explain", DEMO_ID, "--results", str(pytester.path / "r.json"), "--width", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "versions: applies on numpy<1.0" in out and "faulty: n/a on these versions — not applicable" in out
