@@ -322,7 +322,8 @@ def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> l
     lines = [f"from {results_path} ({run.created}):"]
     for r in sorted(mine, key=lambda r: (r.target, r.variant != "faulty")):
         ev = r.evidence
-        lines.append(f"  [{r.target}] {r.variant}: {r.outcome.value} — {r.verdict[:400]}")
+        label = "n/a on these versions" if r.outcome is Outcome.NOT_APPLICABLE else r.outcome.value
+        lines.append(f"  [{r.target}] {r.variant}: {label} — {r.verdict[:400]}")
         if ev.error:
             err = ev.error
             lines.append(f"      error: {err.kind}: {err.message[:600]}")
@@ -354,7 +355,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     out = [f"\x1b[1m{scenario.title}\x1b[0m" if tty else scenario.title,
            f"{scenario.id} · targets: {', '.join(scenario.targets)}"
-           + (f" · known gap: {scenario.known_gap}" if scenario.known_gap else ""),
+           + (f" · known gap: {scenario.known_gap}" if scenario.known_gap else "")
+           + (f" · versions: {scenario.describe_ranges()}" if scenario.describe_ranges() else ""),
            heading(f"The challenge: {node.id}"), para(node.note[:1].upper() + node.note[1:] + "." if node.note else ""),
            heading("Cause"), para(scenario.cause),
            heading("Faulty and fixed code"),

@@ -4,6 +4,9 @@ Records are matched by (scenario, target, variant).  A change is one of:
 
 * ``outcome``: the outcome moved, e.g. ``reproduced`` -> ``not-reproduced`` (symptom no longer
   reproduced) or ``works`` -> ``broken`` (fixed variant now broken); always reported;
+* ``applicability``: one side is ``not-applicable`` (the installed versions lie outside the
+  scenario's ``applies`` ranges) and the other is not, e.g. ``reproduced`` -> ``not-applicable``
+  after an upgrade; always reported, never a regression (the scenario says it does not hold there);
 * ``added`` / ``removed``: a record exists on one side only; always reported;
 * ``error-text``: the runtime's error text differs once its volatile parts are normalised
   (:data:`TEXT_RULES`: timestamps, temporary and cache paths, ports, container ids, addresses,
@@ -32,7 +35,7 @@ Records are matched by (scenario, target, variant).  A change is one of:
       any difference.
 
 A change is a **regression** when a variant that behaved as expected no longer does (outcome from
-reproduced/works to anything but skipped), when a figure now violates a bound it satisfied, or when
+reproduced/works to anything but skipped or not-applicable), when a figure now violates a bound it satisfied, or when
 a fixed variant's parity error, size or absolute time grew.  It is an **improvement** in the
 opposite directions, and **changed** otherwise.
 """
@@ -46,6 +49,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 PASSING = ("reproduced", "works")
+NOT_APPLICABLE = "not-applicable"  # harness.scenario.Outcome.NOT_APPLICABLE's value
 #: Timing noise band: a timing figure without repeats moved when max/min exceeds 1 + pct/100.
 DEFAULT_THRESHOLD_PCT = 1900.0
 PARITY_FLOOR = 1e-6  # a difference below this is float noise, whatever its relative move
@@ -59,7 +63,7 @@ class Change:
     scenario: str
     target: str
     variant: str
-    kind: str  # outcome | error-text | figure | added | removed
+    kind: str  # outcome | applicability | error-text | figure | added | removed
     severity: str  # regression | improvement | changed
     what: str
     old: Any
@@ -234,6 +238,12 @@ def _outcome_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> Change | 
     a, b = old["outcome"], new["outcome"]
     if a == b:
         return None
+    if NOT_APPLICABLE in (a, b):
+        if b == NOT_APPLICABLE:
+            what = "no longer applies on these versions: " + str(new.get("verdict", ""))[:200]
+        else:
+            what = f"applies on these versions again: now {b}"
+        return Change(*_key(new), "applicability", "changed", what, a, b)
     if a in PASSING and b != "skipped":
         severity = "regression"
     elif b in PASSING:

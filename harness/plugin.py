@@ -151,8 +151,8 @@ class ScenarioItem(pytest.Item):
         self.variant = variant
 
     def _record(self, outcome: Outcome, verdict: Verdict, run: Run | None, seconds: float,
-                error: BaseException | None) -> Record:
-        evidence = run.evidence if run else Evidence()
+                error: BaseException | None, versions: dict[str, str] | None = None) -> Record:
+        evidence = run.evidence if run else Evidence(versions=dict(versions or {}))
         if error is not None and evidence.error is None:
             evidence.error = describe_error(error)
         record = Record(
@@ -172,11 +172,17 @@ class ScenarioItem(pytest.Item):
         if reason:
             self._record(Outcome.SKIPPED, Verdict(False, reason), None, 0.0, None)
             pytest.skip(f"{self.target_name} not available here: {reason}")
+        versions = self.scenario.installed_versions()  # every package the scenario's ranges name
+        outside = self.scenario.not_applicable_reason(versions)
+        if outside:
+            self._record(Outcome.NOT_APPLICABLE, Verdict(False, outside), None, 0.0, None,
+                         versions=versions)
+            pytest.skip(outside)
         target = state.pool.get(self.target_name)
         workdir = Path(tempfile.mkdtemp(prefix=f"{self.variant}-", dir=state.workdir))
         run = Run(scenario=self.scenario, variant=self.variant, target=target, workdir=workdir,
                   cache=state.cache)
-        run.evidence.versions = target.versions()
+        run.evidence.versions = {**target.versions(), **versions}  # judge() reads the ranges' versions here
         error: BaseException | None = None
         skipped: str | None = None
         try:

@@ -44,7 +44,8 @@ def catalog_json(scenarios: Sequence[Scenario]) -> dict[str, Any]:
     """The catalog as data: ``{"scenarios": [...], "taxonomy": [...]}`` (``pitfalls list --json``)."""
     return {
         "scenarios": [{"id": s.id, "taxonomy": s.taxonomy, "platform": s.platform,
-                       "targets": list(s.targets), "title": s.title} for s in scenarios],
+                       "targets": list(s.targets), "title": s.title, "applies": list(s.applies),
+                       "ranges": [str(r) for r in s.ranges()]} for s in scenarios],
         "taxonomy": [{"id": c.id, "platform": c.platform, "category": c.category, "name": c.name}
                      for c in load_taxonomy()],
     }
@@ -90,7 +91,8 @@ def _append_scenarios(lines: list[str], node: Challenge, scenarios: list[Scenari
     for s in scenarios:
         marks = ", ".join(t + ("" if availability.get(t) is None else " (unavailable here)") for t in s.targets)
         gap = "  [known gap]" if s.known_gap else ""
-        lines.append(f"{indent}* {s.id}  [{marks}]{gap}  {s.title}")
+        ranges = f"  [{s.describe_ranges()}]" if s.describe_ranges() else ""
+        lines.append(f"{indent}* {s.id}  [{marks}]{gap}{ranges}  {s.title}")
 
 
 def _md_cell(text: str, limit: int = 0) -> str:
@@ -145,13 +147,21 @@ class CellStatus:
     rank: int  # higher is worse; the coverage map shows the worst of a cell
 
 
+OUTCOME_LABELS = {Outcome.NOT_APPLICABLE: "n/a on these versions"}  # an outcome's words where its value reads badly
+
+
+def outcome_label(outcome: Outcome) -> str:
+    return OUTCOME_LABELS.get(outcome, outcome.value)
+
+
 STATUSES: dict[str, CellStatus] = {s.key: s for s in (
     CellStatus("ok", "symptom reproduced and fix works", "✓", 1),
     CellStatus("partial", "symptom reproduced; fix not checkable here", "◐", 2),
-    CellStatus("gap", "known gap (strict xfail)", "∅", 3),
-    CellStatus("skipped", "runtime not available here", "–", 4),
-    CellStatus("fail", "not as expected (symptom not reproduced or fix broken)", "✗", 5),
-    CellStatus("error", "harness error", "!", 6),
+    CellStatus("na", "n/a on these versions (outside the scenario's version range)", "n/a", 3),
+    CellStatus("gap", "known gap (strict xfail)", "∅", 4),
+    CellStatus("skipped", "runtime not available here", "–", 5),
+    CellStatus("fail", "not as expected (symptom not reproduced or fix broken)", "✗", 6),
+    CellStatus("error", "harness error", "!", 7),
     CellStatus("none", "no scenario yet", "", 0),
     CellStatus("notrun", "scenario exists, not in this results file", "·", 0),
 )}
@@ -169,7 +179,9 @@ def pair_status(records: Iterable[Record]) -> CellStatus:
         return STATUSES["error"]
     if any(o in (Outcome.NOT_REPRODUCED, Outcome.BROKEN) for o in outcomes.values()):
         return STATUSES["fail"]
-    if all(o is Outcome.SKIPPED for o in outcomes.values()):
+    if all(o is Outcome.NOT_APPLICABLE for o in outcomes.values()):
+        return STATUSES["na"]
+    if all(o in (Outcome.SKIPPED, Outcome.NOT_APPLICABLE) for o in outcomes.values()):
         return STATUSES["skipped"]
     if outcomes.get("faulty") is Outcome.REPRODUCED and outcomes.get("fixed") is Outcome.WORKS:
         return STATUSES["ok"]
@@ -321,14 +333,14 @@ tr.cat th{background:#f6f7f9;font-weight:600;color:#555}
 .st-ok{background:#c9efd6;color:#135c2f}.st-partial{background:#e4f4c6;color:#4b6a12}
 .st-gap{background:#e6dcf7;color:#4f2d8a}.st-skipped{background:#eceef2;color:#666}
 .st-fail{background:#f9d0cc;color:#8a1a10}.st-error{background:#e98a80;color:#fff}
-.st-none{background:#fff;color:#bbb}.legend span.st-none{border:1px solid #e2e5eb}.st-notrun{background:#fbfbf3;color:#999}.st-na{background:#f3f4f6}
+.st-none{background:#fff;color:#bbb}.legend span.st-none{border:1px solid #e2e5eb}.st-notrun{background:#fbfbf3;color:#999}.st-na{background:#f3f4f6;color:#5a6270}
 .legend span{display:inline-block;padding:1px 8px;margin:2px 6px 2px 0;border-radius:3px;font-size:12px}
 section.scenario{background:#fff;border:1px solid #e2e5eb;border-radius:6px;padding:10px 16px;margin:14px 0}
 section.scenario h3{margin:2px 0 4px;font-size:16px}.sid{font-family:ui-monospace,monospace;color:#555;font-size:12px}
 .variants{display:grid;grid-template-columns:1fr 1fr;gap:12px}.variant{border:1px solid #eceef2;border-radius:4px;padding:6px 10px}
 .variant h4{margin:0 0 4px;font-size:13px}.badge{display:inline-block;border-radius:3px;padding:0 6px;font-size:12px;font-weight:600}
 .o-reproduced,.o-works{background:#c9efd6;color:#135c2f}.o-not-reproduced,.o-broken{background:#f9d0cc;color:#8a1a10}
-.o-skipped{background:#eceef2;color:#666}.o-error{background:#e98a80;color:#fff}
+.o-skipped{background:#eceef2;color:#666}.o-error{background:#e98a80;color:#fff}.o-not-applicable{background:#f3f4f6;color:#5a6270}
 pre{white-space:pre-wrap;word-break:break-word;background:#f6f7f9;border-radius:3px;padding:6px;margin:4px 0;font-size:12px;max-height:240px;overflow:auto}
 table.kv{border-collapse:collapse;font-size:12px}table.kv td{padding:1px 8px 1px 0;vertical-align:top}
 table.kv td:first-child{color:#555;font-family:ui-monospace,monospace}
@@ -361,7 +373,7 @@ def _variant_html(record: Record) -> str:
     outcome = record.outcome.value
     gap = ' <span class="badge st-gap">known gap</span>' if record.known_gap else ""
     out = [f'<div class="variant" data-variant="{_e(record.variant)}" data-target="{_e(record.target)}">',
-           f'<h4>{_e(record.variant)} <span class="badge o-{_e(outcome)}">{_e(outcome)}</span>{gap}'
+           f'<h4>{_e(record.variant)} <span class="badge o-{_e(outcome)}">{_e(outcome_label(record.outcome))}</span>{gap}'
            f' <span class="muted">{_e(record.seconds)} s</span></h4>',
            f'<div class="muted">expected: {_e(record.expected)}</div>',
            f'<div class="verdict">verdict: {_e(record.verdict)}</div>']
@@ -446,6 +458,13 @@ def _coverage_summary(records: Sequence[Record]) -> str:
             f"target in this run ({len({r.taxonomy for r in records})} with a scenario in this results file).</p>")
 
 
+def _summary_label(value: str) -> str:
+    try:
+        return outcome_label(Outcome(value))
+    except ValueError:
+        return value
+
+
 def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
     """The whole HTML report for a results file, as one string."""
     records = list(results.records)
@@ -459,7 +478,7 @@ def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
            "<header><h1>pitfalls — deep-learning deployment challenges, reproduced</h1>",
            f"<p>results of {_e(results.created)} · Python {_e(env.get('python', '?'))} · "
            f"{_e(env.get('platform', '?'))} · {_e(env.get('cpus', '?'))} CPUs</p></header><main>",
-           '<p class="summary">' + "".join(f'<span class="badge o-{_e(k)}">{_e(k)} {_e(v)}</span>'
+           '<p class="summary">' + "".join(f'<span class="badge o-{_e(k)}">{_e(_summary_label(k))} {_e(v)}</span>'
                                          for k, v in summary.items()) + "</p>"]
     if packages:
         out.append("<details><summary>package versions</summary>" + _kv_table(packages) + "</details>")
@@ -486,6 +505,8 @@ def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
         recs = by_scenario[sid]
         out.append(f'<section class="scenario" id="{anchor(sid)}"><h3>{_e(s.title if s else sid)}</h3>'
                    f'<div class="sid">{_e(sid)} · challenge {_e(recs[0].taxonomy)}</div>')
+        if s and s.describe_ranges():
+            out.append(f'<div class="muted ranges">versions: {_e(s.describe_ranges())}</div>')
         if s and s.cause:
             out.append(f'<details><summary>cause and fix</summary><p><b>Cause.</b> {_e(s.cause)}</p>'
                        f'<p><b>Fix.</b> {_e(s.fix)}</p>'
@@ -535,6 +556,9 @@ def render_junit(results: RunResults) -> str:
             counts["errors"] += 1
         elif outcome is Outcome.SKIPPED:
             ET.SubElement(case, "skipped", message=r.verdict)
+            counts["skipped"] += 1
+        elif outcome is Outcome.NOT_APPLICABLE:
+            ET.SubElement(case, "skipped", message=r.verdict)  # "not applicable on these versions: …"
             counts["skipped"] += 1
         else:
             ET.SubElement(case, "system-out").text = detail

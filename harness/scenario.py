@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, Typ
 
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure
 from harness.paths import REPO_ROOT
+from harness.versions import MISSING, VersionRange, installed_version, parse_ranges
 
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
@@ -39,6 +40,7 @@ class Outcome(str, Enum):
     BROKEN = "broken"  # fixed variant did not
     SKIPPED = "skipped"  # runtime not available here (reason recorded)
     ERROR = "error"  # the harness itself failed
+    NOT_APPLICABLE = "not-applicable"  # the installed versions lie outside the scenario's ``applies``
 
 
 class VariantFn(Protocol):
@@ -169,6 +171,10 @@ class Expectation(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    def ranges(self) -> tuple[VersionRange, ...]:
+        """The version ranges this expectation reads (from ``evidence.versions``); none by default."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Raises(Expectation):
@@ -272,6 +278,54 @@ class AllOf(Expectation):
     def describe(self) -> str:
         return " and ".join(p.describe() for p in self.parts)
 
+    def ranges(self) -> tuple[VersionRange, ...]:
+        return tuple(r for p in self.parts for r in p.ranges())
+
+
+@dataclass(frozen=True)
+class ByVersion(Expectation):
+    """An expectation per version range, for a release that rewords an error or changes a figure::
+
+        ByVersion((("tensorflow<2.20", Raises("old text")), ("tensorflow>=2.20", Raises("new text"))))
+
+    The first case whose range holds for ``evidence.versions`` judges (the plugin records there the
+    version of every package a range names); when none holds the verdict says so and fails.
+    """
+
+    cases: tuple[tuple[str, Expectation], ...]
+
+    def __post_init__(self) -> None:
+        if not self.cases:
+            raise ValueError("ByVersion needs at least one (range, expectation) case")
+        for case in self.cases:
+            if not (isinstance(case, tuple) and len(case) == 2 and isinstance(case[1], Expectation)):
+                raise ValueError(f"a ByVersion case is a (range, expectation) pair, not {case!r}")
+            VersionRange.parse(case[0])  # a bad range fails when the scenario file loads
+
+    def parsed(self) -> tuple[tuple[VersionRange, Expectation], ...]:
+        return tuple((VersionRange.parse(text), expect) for text, expect in self.cases)
+
+    def pick(self, versions: Mapping[str, str]) -> tuple[VersionRange, Expectation] | None:
+        """The first case whose range holds for ``versions``, or None."""
+        return next(((r, e) for r, e in self.parsed() if r.contains(versions)), None)
+
+    def judge(self, result: VariantResult) -> Verdict:
+        versions = result.evidence.versions
+        picked = self.pick(versions)
+        if picked is None:
+            why = "; ".join(r.explain(versions) for r, _ in self.parsed())
+            return Verdict(False, f"no version range of this expectation holds ({why}): "
+                                  "the scenario states nothing for these versions")
+        rng, expect = picked
+        verdict = expect.judge(result)
+        return Verdict(verdict.ok, f"[{rng.explain(versions)}] {verdict.detail}")
+
+    def describe(self) -> str:
+        return "; ".join(f"on {r}: {e.describe()}" for r, e in self.parsed())
+
+    def ranges(self) -> tuple[VersionRange, ...]:
+        return tuple(r for r, e in self.parsed()) + tuple(r for _, e in self.parsed() for r in e.ranges())
+
 
 # --------------------------------------------------------------------------------------------
 # Scenario record
@@ -294,13 +348,51 @@ class Scenario:
     fix: str = ""
     references: tuple[str, ...] = ()
     known_gap: str | None = None  # strict xfail with this reason, stated in one place
+    applies: tuple[str, ...] = ()  # version ranges that must all hold, e.g. ("tensorflow<2.20",); none: always
     id: str = ""
     taxonomy: str = ""
     path: Path | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.applies, str):
+            raise ValueError(f"applies is a tuple of version ranges, e.g. ({self.applies!r},), not a string")
+        parse_ranges(self.applies)  # a bad range fails when the scenario file loads, naming the text
+
     @property
     def platform(self) -> str:
         return self.id.split("/", 1)[0]
+
+    def applies_ranges(self) -> tuple[VersionRange, ...]:
+        return parse_ranges(self.applies)
+
+    def ranges(self) -> tuple[VersionRange, ...]:
+        """Every version range the scenario states: ``applies``, then its expectations' (``ByVersion``)."""
+        found = (*self.applies_ranges(), *self.symptom.ranges(), *self.remedy.ranges())
+        return tuple(dict.fromkeys(found))
+
+    def version_names(self) -> tuple[str, ...]:
+        """The packages the scenario's ranges name, once each."""
+        return tuple(dict.fromkeys(r.name for r in self.ranges()))
+
+    def installed_versions(self) -> dict[str, str]:
+        """The installed version (or "missing") of every package the scenario's ranges name."""
+        return {name: installed_version(name) or MISSING for name in self.version_names()}
+
+    def not_applicable_reason(self, versions: Mapping[str, str]) -> str | None:
+        """None when every ``applies`` range holds for ``versions``, else why not (one line)."""
+        outside = [r.explain(versions) for r in self.applies_ranges() if not r.contains(versions)]
+        return "not applicable on these versions: " + "; ".join(outside) if outside else None
+
+    def describe_ranges(self) -> str:
+        """The version ranges in words, '' when the scenario states none."""
+        parts = []
+        if self.applies:
+            parts.append("applies on " + ", ".join(str(r) for r in self.applies_ranges()))
+        for variant, expect in (("symptom", self.symptom), ("remedy", self.remedy)):
+            named = list(dict.fromkeys(str(r) for r in expect.ranges()))
+            if named:
+                parts.append(f"{variant} by version: " + ", ".join(named))
+        return "; ".join(parts)
 
     def variant(self, name: str) -> VariantFn:
         if name not in VARIANTS:

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.lesson import variant_code
-from harness.report import STATUSES, CellStatus, pair_status, records_by_pair
+from harness.report import STATUSES, CellStatus, outcome_label, pair_status, records_by_pair
 from harness.results import Record, RunResults
 from harness.scenario import Scenario
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
@@ -263,7 +263,7 @@ def _observed_html(scenario: Scenario, records: Sequence[Record], results: RunRe
         gap = ' <span class="badge st-gap">known gap</span>' if r.known_gap else ""
         out.append(f'<div class="obs" data-variant="{_e(r.variant)}" data-target="{_e(r.target)}">'
                    f'<h3>{_e(r.variant)} on {_e(r.target)} <span class="badge o-{_e(r.outcome.value)}">'
-                   f'{_e(r.outcome.value)}</span>{gap}</h3>'
+                   f'{_e(outcome_label(r.outcome))}</span>{gap}</h3>'
                    f'<div class="expect">expected: {_e(r.expected)}</div><div class="expect">verdict: {_e(r.verdict)}</div>')
         if ev.error:
             err = ev.error
@@ -317,7 +317,8 @@ def lesson_page(scenario: Scenario, prev: Scenario | None, nxt: Scenario | None,
             f'<p>targets: {_badges(scenario, pairs, results is not None)}'
             + (f' <span class="badge st-gap">known gap: {_e(scenario.known_gap)}</span>' if scenario.known_gap else "")
             + "</p>"
-            f'<div class="pair"><section class="part" id="challenge"><h2>The challenge: {_e(node.title)}</h2>'
+            + (f'<p class="muted ranges">versions: {_e(scenario.describe_ranges())}</p>' if scenario.describe_ranges() else "")
+            + f'<div class="pair"><section class="part" id="challenge"><h2>The challenge: {_e(node.title)}</h2>'
             f'<div class="sid">{_e(node.id)}</div>{_para(_sentence(node.note))}</section>'
             f'<section class="part" id="cause"><h2>Cause</h2>{_para(scenario.cause)}</section></div>'
             f'<section class="part" id="code"><h2>Faulty and fixed code</h2>'
@@ -352,7 +353,7 @@ def index_page(scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], li
         shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k in ("tensorflow", "tensorflowjs",
                                                                              "ai-edge-litert", "coremltools"))
         observed = f"Outcomes from {source}, run of {results.created}" + (f" ({shown})." if shown else ".")
-    legend = " ".join(_badge(STATUSES[k], STATUSES[k].label) for k in ("ok", "partial", "gap", "skipped", "fail",
+    legend = " ".join(_badge(STATUSES[k], STATUSES[k].label) for k in ("ok", "partial", "na", "gap", "skipped", "fail",
                                                                          "error", "notrun"))
     parts = [f'<h1>Deep-learning deployment pitfalls</h1><p class="lead">{len(scenarios)} lessons covering '
              f"<b>{covered} of {len(nodes)}</b> challenges of the taxonomy of Chen et al. (ESEC/FSE 2020). Each "

@@ -9,7 +9,10 @@ import pytest
 from harness.registry import load_catalog, scenario_root
 from harness.report import CATALOG_END, CATALOG_START, catalog_markdown, marked_block
 from harness.paths import REPO_ROOT
+from harness.results import TRACKED_DISTRIBUTIONS
+from harness.scenario import Scenario
 from harness.taxonomy import coverage
+from harness.versions import TRACKED_NPM_PACKAGES, package_key
 
 README = REPO_ROOT / "README.md"
 REGENERATE = "pitfalls list --markdown --update README.md"
@@ -78,3 +81,29 @@ def test_flag_pair_detection(case: str, tmp_path: Path) -> None:
     spec.loader.exec_module(module)
     scenario = Scenario(title="t", targets=("tfjs",), faulty=module.faulty, fixed=module.fixed, symptom=Raises("x"))
     assert (flag_pair(scenario) is not None) is expected, flag_pair(scenario)
+
+
+def untracked_ranges(scenarios: list[Scenario] | tuple[Scenario, ...]) -> list[str]:
+    """The version ranges (``applies`` and ``ByVersion``) that name a package a run does not track
+    (harness.results.TRACKED_DISTRIBUTIONS, harness.versions.TRACKED_NPM_PACKAGES): a range on a
+    package no results file records could never be checked by a reader of the results."""
+    tracked = {package_key(n) for n in (*TRACKED_DISTRIBUTIONS, *TRACKED_NPM_PACKAGES)}
+    return [f"{s.id}: {r}" for s in scenarios for r in s.ranges() if r.name not in tracked]
+
+
+def test_every_version_range_parses_and_names_a_tracked_package() -> None:
+    catalog = load_catalog(scenario_root())  # a range that does not parse is a load problem, named above
+    assert not [p for p in catalog.problems if "version range" in p], catalog.problems
+    bad = untracked_ranges(catalog.scenarios)
+    assert not bad, "version ranges on packages a run does not record:\n" + "\n".join(bad)
+
+
+def test_an_untracked_or_unparsable_range_is_caught(tmp_path: Path) -> None:
+    from crafted import DEMO_ID, DEMO_SCENARIO, write_scenario_tree
+
+    root = write_scenario_tree(tmp_path, {
+        DEMO_ID: DEMO_SCENARIO.replace("KNOWN_GAP", "applies=('tensorflow<2.20', 'left-pad>=1'),"),
+        "mobile/model-update/demo": DEMO_SCENARIO.replace("KNOWN_GAP", "applies=('tensorflow<<2.20',),")})
+    catalog = load_catalog(root)
+    assert untracked_ranges(catalog.scenarios) == [f"{DEMO_ID}: left-pad>=1"]
+    assert len(catalog.problems) == 1 and "version range 'tensorflow<<2.20'" in catalog.problems[0]

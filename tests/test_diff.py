@@ -284,3 +284,26 @@ def test_two_real_runs_of_the_same_versions_show_no_change(tmp_path: Path) -> No
     changes = diff_results(runs[0], runs[1])
     assert changes == [], diff.changes_table(changes)
     assert main(["diff", str(tmp_path / "first" / "results.json"), str(tmp_path / "second" / "results.json")]) == 0
+
+
+def test_leaving_a_version_range_is_a_change_of_applicability_not_a_regression() -> None:
+    na = "not applicable on these versions: tensorflow 2.21.0 is outside tensorflow<2.20"
+    old = [record(LITERT, "litert", "faulty", "reproduced", error="Cannot set tensor: Dimension mismatch."),
+           record(LITERT, "litert", "fixed", "works", figures={"max_abs_diff": 1e-6}),
+           record(SERVER, "tfserving", "faulty", "not-applicable", verdict=na),
+           record(SERVER, "tfserving", "fixed", "not-applicable", verdict=na)]
+    new = [record(LITERT, "litert", "faulty", "not-applicable", verdict=na),
+           record(LITERT, "litert", "fixed", "not-applicable", verdict=na),
+           record(SERVER, "tfserving", "faulty", "not-applicable", verdict=na),
+           record(SERVER, "tfserving", "fixed", "broken", error="Servable not found for request")]
+    found = diff_results(build_results(old, env={}), build_results(new, env={}))
+    assert not regressions(found)
+    by_key = {(c.scenario, c.variant): c for c in found}
+    assert set(by_key) == {(LITERT, "faulty"), (LITERT, "fixed"), (SERVER, "fixed")}  # n/a -> n/a: no change
+    gone = by_key[(LITERT, "faulty")]
+    assert (gone.kind, gone.severity, gone.old, gone.new) == ("applicability", "changed", "reproduced", "not-applicable")
+    assert gone.what == f"no longer applies on these versions: {na}"
+    back = by_key[(SERVER, "fixed")]
+    assert (back.kind, back.what, back.old, back.new) == ("applicability", "applies on these versions again: now broken",
+                                                          "not-applicable", "broken")
+    assert f"no longer applies on these versions: {na}"[:60] in diff.changes_table(found)

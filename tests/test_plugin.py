@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crafted import DEMO_ID, demo_scenario_source, write_scenario_tree
+from crafted import DEMO_ID, DEMO_SCENARIO, demo_scenario_source, write_scenario_tree
 
 pytest_plugins = ["pytester"]
 
@@ -113,3 +113,90 @@ def test_scenario_files_named_on_the_command_line_sharing_a_base_name(pytester: 
                                 "scenarios/mobile/model-update/litert.py")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*4 tests collected*"])
+
+
+# --------------------------------------------------------------------------------------------
+# Version ranges
+
+
+def _numpy() -> str:
+    from importlib import metadata
+
+    return metadata.version("numpy")
+
+
+def _with_applies(*ranges: str) -> str:
+    return DEMO_SCENARIO.replace("KNOWN_GAP", f"applies={ranges!r},")
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "1")])
+def test_a_scenario_outside_its_version_range_is_recorded_not_applicable_and_skipped(
+        pytester: pytest.Pytester, tree, workers: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    write_scenario_tree(pytester.path, {DEMO_ID: _with_applies("numpy<1.0")})
+    result = pytester.runpytest("-q", "-rs", *workers, "--pitfalls-results", "r.json", "scenarios")
+    result.assert_outcomes(skipped=2)
+    reason = f"not applicable on these versions: numpy {_numpy()} is outside numpy<1.0"
+    result.stdout.fnmatch_lines(["variants: not-applicable 2"])
+    result.stdout.fnmatch_lines([f"SKIPPED*{reason}"])
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert [(r["variant"], r["outcome"], r["verdict"]) for r in data["records"]] == [
+        ("faulty", "not-applicable", reason), ("fixed", "not-applicable", reason)]
+    assert data["records"][0]["evidence"]["versions"] == {"numpy": _numpy()}
+    assert data["summary"]["not-applicable"] == 2
+
+
+def test_a_scenario_within_its_version_range_runs(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    write_scenario_tree(pytester.path, {DEMO_ID: _with_applies(f"numpy>={_numpy()}", "numpy<1000")})
+    result = pytester.runpytest("-q", "--pitfalls-results", "r.json", "scenarios")
+    result.assert_outcomes(passed=2)
+    records = json.loads((pytester.path / "r.json").read_text())["records"]
+    assert [r["outcome"] for r in records] == ["reproduced", "works"]
+    assert records[0]["evidence"]["versions"]["numpy"] == _numpy()
+
+
+def test_a_by_version_symptom_is_judged_on_the_recorded_versions(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    source = DEMO_SCENARIO.replace("KNOWN_GAP", "").replace(
+        'symptom=Raises(r"Expecting property name enclosed in double quotes"),',
+        'symptom=ByVersion((("numpy<1.0", Raises("a wording of long ago")),'
+        ' ("numpy>=1.0", Raises(r"Expecting property name enclosed in double quotes")))),').replace(
+        "from harness.scenario import ", "from harness.scenario import ByVersion, ")
+    write_scenario_tree(pytester.path, {DEMO_ID: source})
+    result = pytester.runpytest("-q", "--pitfalls-results", "r.json", "scenarios")
+    result.assert_outcomes(passed=2)
+    faulty = json.loads((pytester.path / "r.json").read_text())["records"][0]
+    assert faulty["outcome"] == "reproduced" and f"numpy {_numpy()} is within numpy>=1.0" in faulty["verdict"]
+    assert faulty["expected"].startswith("on numpy<1.0: raises an error matching /a wording of long ago/")
+    assert faulty["evidence"]["versions"]["numpy"] == _numpy()
+
+
+def test_a_bad_version_range_is_a_collection_error_naming_it(pytester: pytest.Pytester, tree) -> None:  # type: ignore[no-untyped-def]
+    write_scenario_tree(pytester.path, {DEMO_ID: _with_applies("numpy=>1")})
+    result = pytester.runpytest("-q", "scenarios")
+    result.stdout.fnmatch_lines(["*version range 'numpy=>1' is not a requirement*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_not_applicable_reads_as_such_in_every_report(pytester: pytest.Pytester, tree,  # type: ignore[no-untyped-def]
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+    from harness.registry import load_catalog
+    from harness.report import catalog_json, catalog_tree, render_html, render_junit
+    from harness.results import load_run
+    from harness.site import build_site
+
+    write_scenario_tree(pytester.path, {DEMO_ID: _with_applies("numpy<1.0")})
+    pytester.runpytest("-q", "--pitfalls-results", "r.json", "scenarios").assert_outcomes(skipped=2)
+    run = load_run(pytester.path / "r.json")
+    scenarios = load_catalog(tree).scenarios
+    page = render_html(run, scenarios)
+    assert page.count('<span class="badge o-not-applicable">n/a on these versions</span>') == 2
+    assert 'data-status="na"' in page and "versions: applies on numpy&lt;1.0" in page
+    junit = render_junit(run)
+    assert 'skipped="2"' in junit and 'failures="0"' in junit and "is outside numpy&lt;1.0" in junit
+    site = "".join(build_site(scenarios, run, "r.json").values())
+    assert 'data-status="na"' in site and "n/a on these versions</span>" in site
+    assert catalog_json(scenarios)["scenarios"][0]["applies"] == ["numpy<1.0"]
+    assert "[applies on numpy<1.0]" in catalog_tree(scenarios, {})
+    assert main(["explain", DEMO_ID, "--results", str(pytester.path / "r.json"), "--width", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "versions: applies on numpy<1.0" in out and "faulty: n/a on these versions — not applicable" in out
