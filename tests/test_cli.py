@@ -43,7 +43,8 @@ def test_list_json_has_exactly_the_documented_shape(demo_tree: Path, capsys: pyt
     data = json.loads(capsys.readouterr().out)
     assert set(data) == {"scenarios", "taxonomy"}
     assert data["scenarios"] == [{"id": DEMO_ID, "taxonomy": "mobile/data-extraction", "platform": "mobile",
-                                  "targets": ["coreml"], "title": "Demo: a document with single quotes is not JSON"}]
+                                  "targets": ["coreml"], "title": "Demo: a document with single quotes is not JSON",
+                                  "applies": [], "ranges": []}]
     assert len(data["taxonomy"]) == 80
     assert all(set(n) == {"id", "platform", "category", "name"} for n in data["taxonomy"])
 

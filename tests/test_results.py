@@ -67,7 +67,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_a_file_written_by_the_previous_code_loads_as_typed_records() -> None:
     run = load_run(MAIN_3DC8E15)
     assert run.schema == SCHEMA and run.summary == {"reproduced": 1, "not-reproduced": 0, "works": 1, "broken": 0,
-                                                   "skipped": 0, "error": 0}
+                                                   "skipped": 0, "error": 0, "not-applicable": 0}
     faulty, fixed = run.records
     assert (faulty.variant, faulty.outcome, fixed.outcome) == ("faulty", Outcome.REPRODUCED, Outcome.WORKS)
     assert isinstance(faulty.evidence.error, ObservedError)

@@ -103,7 +103,8 @@ def test_merge_joins_shards_and_report_and_diff_read_it(tmp_path: Path, capsys: 
     assert main(["merge", str(a), str(b), "--out", str(out)]) == 0
     merged = load_run(out)
     assert merged.schema == SCHEMA and len(merged.records) == len(old_records())
-    assert merged.summary == {"reproduced": 3, "not-reproduced": 1, "works": 2, "broken": 1, "skipped": 1, "error": 0}
+    assert merged.summary == {"reproduced": 3, "not-reproduced": 1, "works": 2, "broken": 1, "skipped": 1, "error": 0,
+                              "not-applicable": 0}
     assert "shard" not in merged.environment and merged.environment["packages"] == ENV["packages"]
     assert [m["shard"] for m in merged.environment["merged_from"]] == ["1/2", "2/2"]
     assert "merged 2 results files, 8 records" in capsys.readouterr().out
