@@ -379,7 +379,7 @@ table.matrix{border-collapse:collapse;font-size:12px;background:#fff}
 table.matrix th,table.matrix td{border:1px solid #e2e5eb;padding:2px 6px;vertical-align:top}
 table.matrix thead th{background:#eef0f4;text-align:left}table.matrix td.cell{text-align:center;white-space:nowrap}
 table.matrix th .versions{font-weight:400;color:#555;font-family:ui-monospace,monospace;font-size:11px;white-space:nowrap}
-table.matrix td.changed{outline:2px solid #d9822b;outline-offset:-2px}table.matrix td.changed sup{color:#b25d00;font-weight:700}
+table.matrix td.changed{outline:2px solid #d9822b;outline-offset:-2px}table.matrix td.changed sup a{color:#b25d00;font-weight:700;text-decoration:none}
 table.matrix td.sev-regression{outline-color:#c0392b}table.matrix td.sev-improvement{outline-color:#27ae60}
 .st-infeasible{background:#f3ecd9;color:#7a5a10}.st-failed{background:#e98a80;color:#fff}.st-norecord{color:#bbb}
 .o-not-applicable{background:#f3f4f6;color:#777}.vchange{color:#b25d00}
@@ -446,7 +446,7 @@ def render_html(report: MatrixReport) -> str:
                 cls += f" changed sev-{_severity(mine)}"
                 title = f"vs {col.against}: " + "; ".join(f"{c.kind}: {c.what}" if c.what != c.kind else c.kind
                                                           for c in mine)
-                mark = "<sup>" + ",".join(str(numbers[id(c)]) for c in mine) + "</sup>"
+                mark = "<sup>" + ",".join(f'<a href="#change-{numbers[id(c)]}">{numbers[id(c)]}</a>' for c in mine) + "</sup>"
             elif shown in ("infeasible", "failed"):
                 title = _clip(col.cell.reason, 300)
             tip = f' title="{_e(title)}"' if title else ""
