@@ -172,7 +172,7 @@ def test_bad_matrix_file_is_one_line_usage_error(tmp_path: Path, mutate: Any, me
 
 
 def test_missing_or_broken_matrix_file(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"matrix run file not found: .*pitfalls matrix"):
+    with pytest.raises(UsageError, match=r"^matrix run file .*nothing\.json not found; run `pitfalls matrix`"):
         load_matrix(tmp_path / "nothing.json")
     (tmp_path / "matrix.json").write_text("{not json")
     with pytest.raises(UsageError, match="is not valid JSON"):
@@ -252,7 +252,7 @@ def test_bad_results_file_names_the_cell(matrix: Path) -> None:
     data = json.loads(path.read_text())
     data["records"][0]["outcome"] = "exploded"
     path.write_text(json.dumps(data))
-    with pytest.raises(UsageError, match=r"tf218\.json of cell 'tf218': record 0 has unknown outcome 'exploded'"):
+    with pytest.raises(UsageError, match=r"^cell 'tf218': results file .*tf218\.json: record 0 has unknown outcome 'exploded'$"):
         build_report(matrix)
 
 

@@ -182,16 +182,21 @@ def write_matrix(path: Path, run: MatrixRun) -> None:
     write_json_atomically(path, run.to_json())
 
 
+def read_json(path: Path, what: str, hint: str) -> Any:
+    """A JSON file's content; a missing or unreadable file is a one-line UsageError naming ``what`` and ``hint``."""
+    if not path.is_file():
+        raise UsageError(f"{what} {path} not found; {hint}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{what} {path} is not valid JSON ({exc}); {hint}") from None
+
+
 def load_matrix(path: Path) -> MatrixRun:
     """Read and validate a matrix run file (or the ``matrix.json`` in a folder); one-line UsageError if bad."""
     if path.is_dir():
         path = path / FILE_NAME
-    if not path.is_file():
-        raise UsageError(f"matrix run file not found: {path} (run `pitfalls matrix` first, or pass its matrix.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"matrix run file {path} is not valid JSON ({exc}); re-run `pitfalls matrix` to rewrite it") from None
+    data = read_json(path, "matrix run file", "run `pitfalls matrix` (again) to write it, or pass its matrix.json")
     try:
         return MatrixRun.from_json(data)
     except ValueError as exc:

@@ -20,16 +20,15 @@ Renderers: :func:`render_terminal` (a compact table of the changed rows and a su
 from __future__ import annotations
 
 import html
-import json
 import textwrap
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.diff import _error_text, _repeats, figure_bounds, figure_class, figure_moved, normalise_text
+from harness.diff import Change, _error_text, _repeats, figure_bounds, figure_class, figure_moved, normalise_text
 from harness.errors import UsageError
-from harness.matrix.record import FILE_NAME, CellRecord, MatrixRun, load_matrix
+from harness.matrix.record import FILE_NAME, CellRecord, MatrixRun, load_matrix, read_json
 from harness.report import CSS
 from harness.results import RunResults, write_text_atomically
 from harness.scenario import Outcome
@@ -62,22 +61,12 @@ Found = tuple[str, str, str, Any, Any]  # kind, severity, what, old, new
 
 
 @dataclass(frozen=True)
-class CellChange:
-    """One change of a row between a cell and its left neighbour that ran."""
+class CellChange(Change):
+    """One change of a row between a cell and its left neighbour that ran: a :class:`harness.diff.Change`
+    whose ``kind`` is one of :data:`KIND_NAMES`, with the two cells' names."""
 
-    scenario: str
-    target: str
-    variant: str
     cell: str
     against: str  # the left neighbour's name
-    kind: str  # one of KIND_NAMES
-    severity: str  # regression | improvement | changed
-    what: str
-    old: Any
-    new: Any
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -116,7 +105,7 @@ class MatrixReport:
     run: MatrixRun
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
-    changes: tuple[CellChange, ...] = field(default=())
+    changes: tuple[CellChange, ...] = ()
 
     @property
     def changed_rows(self) -> list[Row]:
@@ -136,13 +125,7 @@ def _cell_records(path: Path, cell: str) -> dict[Key, Mapping[str, Any]]:
     A record whose outcome is ``not-applicable`` is validated as if it were skipped when
     :class:`~harness.scenario.Outcome` does not know that outcome yet, and keeps its own outcome.
     """
-    where = f"results file {path} of cell {cell!r}"
-    if not path.is_file():
-        raise UsageError(f"{where} not found; re-run `pitfalls matrix` for that cell, or mark it not run in matrix.json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{where} is not valid JSON ({exc}); re-run `pitfalls matrix` for that cell") from None
+    data = read_json(path, f"cell {cell!r}: results file", "re-run `pitfalls matrix` for that cell")
     known = {o.value for o in Outcome}
     stand_in: set[int] = set()
     if isinstance(data, Mapping) and isinstance(data.get("records"), list) and NOT_APPLICABLE not in known:
@@ -156,7 +139,7 @@ def _cell_records(path: Path, cell: str) -> dict[Key, Mapping[str, Any]]:
     try:
         run = RunResults.from_json(data)
     except ValueError as exc:
-        raise UsageError(f"{where}: {exc}") from None
+        raise UsageError(f"cell {cell!r}: results file {path}: {exc}") from None
     out: dict[Key, Mapping[str, Any]] = {}
     for i, record in enumerate(run.records):
         js = record.to_json()
@@ -277,7 +260,7 @@ def build_report(matrix_path: Path) -> MatrixReport:
                                        None if new is None else new["outcome"])]
             else:
                 found = compare_records(old, new)
-            changes.extend(CellChange(*key, col.name, col.against, *f) for f in found)
+            changes.extend(CellChange(*key, *f, cell=col.name, against=col.against) for f in found)
         rows.append(Row(*key, shown, tuple(changes)))
         everything.extend(changes)
     return MatrixReport(path, run, tuple(columns), tuple(rows), tuple(everything))
