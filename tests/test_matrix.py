@@ -23,8 +23,8 @@ BASE = {"defaults": {"tensorflow": "2.19.0", "tf-keras": "2.19.0", "tensorflowjs
                      "constraints": ["ydf<0.14"]}}
 
 
-def _matrix(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "m.toml"
+def _matrix(tmp_path: Path, text: str, name: str = "m.toml") -> Path:
+    path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -73,7 +73,7 @@ def test_axes_and_exclusions() -> None:
     ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ntorch='2.1.0'", "unknown package or key 'torch'"),
     ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncoremltools='latest'", "is not an exact version"),
     ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\n[[cell]]\nname='a'", "is used twice"),
-    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncompare='b'", "compare = 'b' names no cell"),
+    ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncompare='b'", "compare = 'b' names no cell above it"),
     ("[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ntargets=['gpu']", "unknown target 'gpu'"),
     ("[defaults]\ntensorflow='none'\n[[cell]]\nname='a'", "tensorflow cannot be \"none\""),
     ("[[cell]]\nname='a'", "has no tensorflow version"),
@@ -132,7 +132,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     bad = _matrix(tmp_path, "[defaults]\ntensorflow='2.19.0'\n[[cell]]\nname='a'\ncoremltools='8.99.0'\n")
     for args, message in (([str(bad)], "coremltools 8.99.0 does not exist"),
-                          ([str(_matrix(tmp_path, "nope = ["))], "is not valid TOML"),
+                          ([str(_matrix(tmp_path, "nope = [", "broken.toml"))], "is not valid TOML"),
                           (["--cells", "tf9"], "no cell named 'tf9'"),
                           (["no-such-scenario"], "")):
         proc = _cli("matrix", *args, "--out", str(out))

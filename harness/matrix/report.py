@@ -4,7 +4,7 @@ Read from a matrix run file (:mod:`harness.matrix.record`) and the results file 
 ran.  Rows are (scenario, target, variant) over all cells that ran; a cell shows the record's
 outcome, or ``infeasible`` / ``failed`` when the cell did not resolve or broke, or ``—`` when it
 did not run or holds no record of the row.  Each cell that ran is compared with its nearest left
-neighbour that ran (the matrix file's order), and a change is one of :data:`CHANGE_KINDS`.
+neighbour that ran (the matrix file's order), or with the cell its ``compare`` names, and a change is one of :data:`CHANGE_KINDS`.
 
 What counts as a change is :mod:`harness.diff`'s judgement, not a second one: error texts are
 compared after :func:`harness.diff.normalise_text` (timestamps, paths, ports, ids are volatile),
@@ -223,6 +223,11 @@ def _shown(column: Column, key: Key) -> str:
     return str(record["outcome"]) if record is not None else NO_RECORD
 
 
+def _ran_target(cell: CellRecord, target: str) -> bool:
+    targets = cell.extra.get("targets")
+    return not targets or target in targets
+
+
 def build_report(matrix_path: Path) -> MatrixReport:
     """The report of a matrix run (its ``matrix.json`` or the folder holding it)."""
     path = matrix_path / FILE_NAME if matrix_path.is_dir() else matrix_path
@@ -235,8 +240,12 @@ def build_report(matrix_path: Path) -> MatrixReport:
         results = cell.results_path(base)
         if cell.status == "ran" and results is not None:
             records = _cell_records(results, cell.name)
-        against = left.name if records is not None and left is not None else None
-        moved = _version_changes(left.versions, cell.versions) if against and left else {}
+        base_cell = left
+        named = cell.extra.get("compare")  # the matrix file's `compare = "<cell>"` overrides the left neighbour
+        if isinstance(named, str):
+            base_cell = next((c.cell for c in columns if c.name == named and c.records is not None), None)
+        against = base_cell.name if records is not None and base_cell is not None else None
+        moved = _version_changes(base_cell.versions, cell.versions) if against and base_cell else {}
         columns.append(Column(cell, against, moved, records))
         if records is not None:
             left = cell
@@ -255,6 +264,8 @@ def build_report(matrix_path: Path) -> MatrixReport:
             if old is None and new is None:
                 continue
             if old is None or new is None:
+                if not (_ran_target(col.cell, key[1]) and _ran_target(by_name[col.against].cell, key[1])):
+                    continue  # one of the two cells ran only other targets (`targets = [...]` in the matrix file)
                 kind = "record appears" if old is None else "record missing"
                 found: list[Found] = [(kind, "changed", kind, None if old is None else old["outcome"],
                                        None if new is None else new["outcome"])]

@@ -211,9 +211,10 @@ def matrix_from_data(path: Path, data: Mapping[str, Any]) -> Matrix:
     if dupes:
         raise UsageError(_where(path, f"cell name {dupes[0]!r} is used twice; every cell needs its own name"))
     for cell in cells:
-        if cell.compare is not None and cell.compare not in names:
-            raise UsageError(_where(path, f"cell {cell.name!r}: compare = {cell.compare!r} names no cell "
-                                          f"(cells: {', '.join(names)})"))
+        earlier = names[:names.index(cell.name)]
+        if cell.compare is not None and cell.compare not in earlier:
+            raise UsageError(_where(path, f"cell {cell.name!r}: compare = {cell.compare!r} names no cell above it "
+                                          f"(cells above: {', '.join(earlier) or 'none'})"))
         if cell.packages.get("tensorflow", NONE) == NONE:
             raise UsageError(_where(path, f"cell {cell.name!r} has no tensorflow version (set one in "
                                           "[defaults] or in the cell)"))
