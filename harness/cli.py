@@ -619,9 +619,15 @@ def _matrix_report(out: Path) -> int:
     report.write_html(built, html)
     from harness.results import write_text_atomically
 
-    write_text_atomically(data, json.dumps(report.report_json(built), indent=2) + "\n")
+    summary = report.report_json(built)
+    write_text_atomically(data, json.dumps(summary, indent=2) + "\n")
     print(f"matrix: {matrix_json}\nreport: {html}\njson:   {data}")
-    return 0
+    failed = [c.name for c in built.run.cells if c.status == "failed"]
+    if failed:
+        print(f"pitfalls: cell(s) whose set-up or run broke: {', '.join(failed)} (reasons above and in "
+              f"{matrix_json})", file=sys.stderr)
+    # infeasible cells are findings, not failures; a regression between neighbours or a broken cell is
+    return 1 if failed or summary["summary"]["regressions"] else 0
 
 
 # --------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 * :func:`resolve` runs ``uv pip compile`` on the harness's own requirements (``pyproject.toml``:
   the dependencies and the server, mobile and browser extras) with the cell's pins in place of the
-  packages the matrix controls.  A cell that cannot resolve is *infeasible*: the reason is uv's own
+  packages the matrix controls, preferring the versions of ``requirements.lock`` wherever the pins
+  allow them (so a cell differs from the pinned stack only where it must).  A cell that cannot resolve is *infeasible*: the reason is uv's own
   text.  A pin of a version the registry does not have is bad input (:class:`UsageError`).
 * :func:`ensure_venv` installs a resolved lock into ``<env cache>/matrix/venv-<digest>`` with
   ``uv pip sync`` once; the digest covers the lock, the Python and uv, so a changed resolution gets
@@ -18,6 +19,7 @@ Every command has a timeout; its output goes to a log beside the environment.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
@@ -87,8 +89,13 @@ def harness_requirements(pinned: Sequence[str] = ()) -> list[str]:
 
 
 def cell_requirements(cell: Cell) -> list[str]:
-    """What uv resolves for ``cell``: the harness's requirements and the cell's pins."""
+    """What uv resolves for ``cell``: the harness's requirements and the cell's pins.
+
+    pip is pinned to the project venv's own: the arm64 recipe downloads its wheels with the
+    running pip and keys its root file system by that version.
+    """
     pins = [f"{p}=={v}" for p, v in cell.pip_pins().items() if v != NONE]
+    pins.append(f"pip=={importlib.metadata.version('pip')}")
     tf = cell.packages["tensorflow"]
     pins.append(f"tensorflow-serving-api=={'.'.join(tf.split('.')[:2])}.*")
     return harness_requirements(tuple(cell.pip_pins())) + pins
@@ -145,6 +152,8 @@ def resolve(cell: Cell, *, scratch: Path) -> Resolution:
     infile, constraints, out = scratch / f"{cell.name}.in", scratch / f"{cell.name}.constraints", scratch / f"{cell.name}.lock"
     infile.write_text("\n".join(requirements) + "\n", encoding="utf-8")
     constraints.write_text("\n".join(cell.constraints) + "\n", encoding="utf-8")
+    # the pinned stack as uv's preferences (an existing output file): a cell moves only what its pins force
+    shutil.copyfile(REPO_ROOT / "requirements.lock", out)
     started = time.perf_counter()
     proc = _run([uv_binary(), "pip", "compile", "--quiet", "--no-header", "--no-annotate",
                  "--python", base_python(), "--constraint", str(constraints), str(infile), "-o", str(out)],

@@ -98,8 +98,8 @@ def check(matrix: Matrix, *, scratch: Path, say: Callable[[str], None]) -> list[
 
 def _record(cell: Cell, status: str, *, versions: dict[str, str] | None = None, results: str | None = None,
             lock: str | None = None, reason: str = "", setup_seconds: float = 0.0,
-            run_seconds: float = 0.0) -> CellRecord:
-    extra: dict[str, object] = {}
+            run_seconds: float = 0.0, notes: dict[str, object] | None = None) -> CellRecord:
+    extra: dict[str, object] = dict(notes or {})
     if cell.compare:
         extra["compare"] = cell.compare
     if cell.targets:
@@ -178,9 +178,10 @@ def run_cell(planned: Planned, *, out_dir: Path, selection: Sequence[str], worke
         python = str(cellenv.venv_python(venv))
         rc = _run_logged([python, "-m", "harness.prebuild"], env=env, prefix=prefix, log_path=log,
                          timeout=PREBUILD_TIMEOUT_S, out=out)
-        if rc != 0:
-            raise SetupError(f"the prebuild in cell {cell.name} failed (exit {rc})", evidence=_tail(log),
-                             hint=f"full output in {log}")
+        if rc != 0:  # the scenarios that need the piece that failed record their own set-up error
+            planned.extra["prebuild"] = f"failed (exit {rc}); see {log}"
+            out.write(f"{prefix}warning: the prebuild failed (exit {rc}); the cell runs, and the scenarios that "
+                      f"need what failed will say so\n")
     except SetupError as exc:
         return _record(cell, "failed", versions=versions, lock=lock_rel, reason=str(exc),
                        setup_seconds=time.perf_counter() - started)
@@ -202,7 +203,7 @@ def run_cell(planned: Planned, *, out_dir: Path, selection: Sequence[str], worke
                        run_seconds=run_seconds, reason=f"`pitfalls run` exited {rc} and wrote no results; {_tail(log)}")
     out.write(f"{prefix}ran in {run_seconds:.0f}s (exit {rc})\n")
     return _record(cell, "ran", versions=versions, results=results_rel, lock=lock_rel,
-                   setup_seconds=setup_seconds, run_seconds=run_seconds)
+                   setup_seconds=setup_seconds, run_seconds=run_seconds, notes=planned.extra)
 
 
 def _tail(path: Path, lines: int = 12) -> str:
