@@ -13,7 +13,6 @@ from harness.targets.tfserving.kit import Server, model_base_path
 if TYPE_CHECKING:
     from harness.targets.tfserving.target import TfservingTarget
 
-TRAINING_TF = "2.19.0"
 OLD_SERVING_TF = "2.12.0"
 LOAD_ONCE = ["--max_num_load_retries=0"]  # a failed load is final: its error shows at once
 
@@ -76,10 +75,11 @@ def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
-    # The serving image's TensorFlow is the one that exported the model.
+    # The serving image's TensorFlow is the one that exported the model: this venv's own.
+    training_tf = library_versions("tensorflow")["tensorflow"]
     server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
-                                        tf_version=TRAINING_TF, args=LOAD_ONCE))
-    return _probe(run, server, TRAINING_TF)
+                                        tf_version=training_tf, args=LOAD_ONCE))
+    return _probe(run, server, training_tf)
 
 
 SCENARIO = Scenario(
