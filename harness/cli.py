@@ -14,10 +14,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Sequence
@@ -210,7 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                     time.sleep(0.25)
             except KeyboardInterrupt:
                 try:
-                    proc.wait(timeout=60)  # pytest got the SIGINT too and tears its targets down
+                    proc.wait(timeout=5)  # a Ctrl-C reached pytest too; a SIGTERM sent to us alone did not
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=60)  # pytest tears its targets down
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
@@ -748,6 +754,10 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -761,7 +771,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command != "run":
                 raise UsageError(f"`--` passes options to pytest and only goes with `run`, not `{args.command}`")
             args.pytest_args = extra
-        return int(args.func(args))
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # a CI job's SIGTERM
+        try:                                                                              # tears down as Ctrl-C does
+            return int(args.func(args))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
     except UsageError as exc:
         print(f"pitfalls: error: {exc}", file=sys.stderr)
         return 2

@@ -44,6 +44,7 @@ ENV_MARKER = "pitfalls-matrix-env.json"
 # any other package the cell pins (numpy, keras) replaces the harness's own range for it
 CONTROLLED = ("tensorflow", "tf-keras", "tensorflowjs", "tensorflow-decision-forests", "coremltools",
               "ai-edge-litert", "tensorflow-serving-api")
+SEED_PACKAGES = ("pip", "setuptools")  # in the project venv from `python -m venv`, not in requirements.lock
 NPM_PACKAGES = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm")  # one version for both, as package.json
 NO_VERSION = re.compile(r"there is no version of ([A-Za-z0-9._-]+)==([^\s,]+)")
 UV_NOISE = re.compile(r"^WARNING: Location '.*' is ignored: .*$", re.M)  # pip.conf find-links uv cannot read
@@ -91,11 +92,14 @@ def harness_requirements(pinned: Sequence[str] = ()) -> list[str]:
 def cell_requirements(cell: Cell) -> list[str]:
     """What uv resolves for ``cell``: the harness's requirements and the cell's pins.
 
-    pip is pinned to the project venv's own: the arm64 recipe downloads its wheels with the
-    running pip and keys its root file system by that version.
+    pip and setuptools, which ``requirements.lock`` (a ``pip freeze``) does not list, are pinned to
+    the project venv's own: the arm64 recipe downloads with the running pip and keys its root file
+    system by that version, and the tensorflowjs converter imports ``pkg_resources``, which
+    setuptools 81 and newer no longer ship (a cell left to take the newest setuptools fails every
+    browser scenario with "No module named 'pkg_resources'").
     """
     pins = [f"{p}=={v}" for p, v in cell.pip_pins().items() if v != NONE]
-    pins.append(f"pip=={importlib.metadata.version('pip')}")
+    pins += [f"{seed}=={importlib.metadata.version(seed)}" for seed in SEED_PACKAGES]
     tf = cell.packages["tensorflow"]
     pins.append(f"tensorflow-serving-api=={'.'.join(tf.split('.')[:2])}.*")
     return harness_requirements(tuple(cell.pip_pins())) + pins

@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -141,8 +142,13 @@ def _run_logged(cmd: Sequence[str], *, env: dict[str, str], prefix: str, log_pat
             raise SetupError(f"{cmd[2:4]} did not finish in {timeout:.0f} s", evidence=str(log_path),
                              hint="raise --cell-timeout, or run fewer scenarios per cell") from None
         except KeyboardInterrupt:
+            # Ctrl-C reaches the child too; a SIGTERM sent to this process alone does not: pass it on
             try:
-                proc.wait(timeout=60)  # the child got the SIGINT too and tears its targets down
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)  # `pitfalls run` and pytest tear their targets down
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -223,6 +229,20 @@ def run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str] = (), 
         out.write(f"matrix: {text}\n")
         out.flush()
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # a CI job's SIGTERM stops the cell's run as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _run_matrix(matrix, out_dir=out_dir, selection=selection, workers=workers,
+                           cell_timeout=cell_timeout, out=out, say=say)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str], workers: str | None,
+                cell_timeout: float, out: TextIO, say: Callable[[str], None]) -> MatrixRun:
     chosen = tuple(selection) or matrix.selection
     say(f"{len(matrix.cells)} cell(s) from {matrix.path}; checking each with uv")
     scratch = cellenv.matrix_dir() / "resolve"
