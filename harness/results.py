@@ -25,13 +25,14 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from harness.artifacts import library_versions
 from harness.errors import UsageError
 from harness.scenario import Evidence, Outcome
 
 SCHEMA = "pitfalls-results/1"
+T = TypeVar("T")
 RECORD_FIELDS = ("scenario", "taxonomy", "platform", "target", "variant", "outcome", "expected",
                  "verdict", "evidence", "seconds", "nodeid")
 PASSING = (Outcome.REPRODUCED, Outcome.WORKS)
@@ -55,6 +56,23 @@ def environment() -> dict[str, Any]:
     if cell:  # set by `pitfalls matrix` for the run of one cell (harness.matrix.run)
         env["cell"] = json.loads(cell)
     return env
+
+
+def decode_items(data: Any, schema: str, key: str, what: str, decode: Callable[[Any], T]) -> list[T]:
+    """The list ``data[key]`` of a file of ``schema``, each item decoded; ValueError naming what is wrong."""
+    if not isinstance(data, Mapping) or data.get("schema") != schema:
+        found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
+        raise ValueError(f"has schema {found!r}, expected {schema!r}")
+    raw = data.get(key)
+    if not isinstance(raw, list):
+        raise ValueError(f"has no list of {key}")
+    items = []
+    for i, item in enumerate(raw):
+        try:
+            items.append(decode(item))
+        except ValueError as exc:
+            raise ValueError(f"{what} {i} {exc}") from None
+    return items
 
 
 @dataclass(frozen=True)
@@ -150,18 +168,7 @@ class RunResults:
     @classmethod
     def from_json(cls, data: Any) -> "RunResults":
         """The inverse of :meth:`to_json`; raises ValueError with one line naming what is wrong."""
-        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
-            found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
-            raise ValueError(f"has schema {found!r}, expected {SCHEMA!r}")
-        raw = data.get("records")
-        if not isinstance(raw, list):
-            raise ValueError("has no list of records")
-        records = []
-        for i, item in enumerate(raw):
-            try:
-                records.append(Record.from_json(item))
-            except ValueError as exc:
-                raise ValueError(f"record {i} {exc}") from None
+        records = decode_items(data, SCHEMA, "records", "record", Record.from_json)
         env = data.get("environment")
         if env is not None and not isinstance(env, Mapping):
             raise ValueError("has an environment that is not an object")

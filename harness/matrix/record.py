@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from harness.errors import UsageError
-from harness.results import write_json_atomically
+from harness.results import decode_items, write_json_atomically
 
 SCHEMA = "pitfalls-matrix/1"
 FILE_NAME = "matrix.json"
@@ -150,21 +150,10 @@ class MatrixRun:
     @classmethod
     def from_json(cls, data: Any) -> "MatrixRun":
         """The inverse of :meth:`to_json`; raises ValueError with one line naming what is wrong."""
-        if not isinstance(data, Mapping) or data.get("schema") != SCHEMA:
-            found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
-            raise ValueError(f"has schema {found!r}, expected {SCHEMA!r}")
+        cells = decode_items(data, SCHEMA, "cells", "cell", CellRecord.from_json)
         selection = data.get("selection") or []
         if not isinstance(selection, list) or not all(isinstance(s, str) for s in selection):
             raise ValueError("has a selection that is not a list of texts")
-        raw = data.get("cells")
-        if not isinstance(raw, list):
-            raise ValueError("has no list of cells")
-        cells = []
-        for i, item in enumerate(raw):
-            try:
-                cells.append(CellRecord.from_json(item))
-            except ValueError as exc:
-                raise ValueError(f"cell {i} {exc}") from None
         names = [c.name for c in cells]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
