@@ -67,13 +67,7 @@ def spare_eligible(*, implementation: str, model_dir: Path | None, models: Mappi
 
 def link_tree(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` with hard links where the file system allows (copies elsewhere)."""
-
-    def link_or_copy(src: str, dst: str) -> object:
-        try:
-            os.link(src, dst)
-            return dst
-        except OSError:
-            return shutil.copy2(src, dst)
+    from harness.targets.tfserving.kit import link_or_copy
 
     shutil.copytree(source, target, copy_function=link_or_copy)
 
