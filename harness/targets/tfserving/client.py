@@ -135,7 +135,7 @@ class Server:
                 if re.search(pattern, line):
                     raise RuntimeFailure(self.implementation, line.strip(), kind="log",
                                          source="the server's log (stderr)")
-            time.sleep(0.5)
+            time.sleep(0.1)
 
     def status(self, model: str | None = None) -> Reply:
         return self.request("GET", self.model_path(model))
@@ -223,7 +223,7 @@ def wait_listening(server: Server, timeout: float) -> None:
 
     try:
         HttpReady(f"{server.rest_url}/v1/models/{server.model_name}", lambda status, body: True,
-                  timeout=timeout, poll_interval=0.3).wait()
+                  timeout=timeout, poll_interval=0.1).wait()
     except WaitTimeout as exc:
         raise WaitTimeout(f"the REST port never answered: {exc.message}",
                           evidence=f"{exc.evidence}\n--- server log ---\n{server.logs(40)}",

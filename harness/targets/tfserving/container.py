@@ -90,7 +90,7 @@ class ServingContainer:
                  env: Mapping[str, str] | None = None, args: Sequence[str] = (),
                  command: Sequence[str] | None = None, wait: bool = True,
                  ready_model: str | None = None, ready_timeout: float = 120.0,
-                 poll_interval: float = 0.5, fail_on_load_error: bool = True,
+                 poll_interval: float = 0.1, fail_on_load_error: bool = True,
                  log_tail_lines: int = 40) -> None:
         self.image = image if isinstance(image, ServingImage) else \
             ServingImage(image, implementation_of(image), "", 0.0)

@@ -108,7 +108,7 @@ def serve_on_host(model_name: str, model_dir: Path | None, env: Mapping[str, str
             try:
                 HttpReady(f"{server.rest_url}/v1/models/{ready_model or name}",
                           ModelAvailable(COMPAT_IMPLEMENTATION, fail_on_load_error), timeout=ready_timeout,
-                          poll_interval=0.3, abort=exited).wait()
+                          poll_interval=0.1, abort=exited).wait()
             except WaitTimeout as exc:
                 raise WaitTimeout(exc.message, evidence=f"{exc.evidence}\n--- server log ---\n{logs(40)}",
                                   hint="read the server log above") from None

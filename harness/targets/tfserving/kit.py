@@ -63,6 +63,17 @@ __all__ = ["GrpcReply", "Reply", "Server", "grpc_predict", "http_request", "sign
 
 # --- serving ----------------------------------------------------------------------------------
 
+def link_or_copy(source: str, target: str) -> object:
+    """A hard link of ``source`` at ``target`` where the file system allows, else a copy (a ``copytree`` copy function)."""
+    import shutil
+
+    try:
+        os.link(source, target)
+        return target
+    except OSError:
+        return shutil.copy2(source, target)
+
+
 def model_base_path(workdir: Path, versions: Mapping[int, Path], name: str = "model", *,
                     hard_links: bool = False) -> Path:
     """A model base path as TF Serving expects it: ``<name>/<version>/saved_model.pb``.
@@ -73,13 +84,6 @@ def model_base_path(workdir: Path, versions: Mapping[int, Path], name: str = "mo
     hard link shares the cached file.
     """
     import shutil
-
-    def link_or_copy(source: str, target: str) -> object:
-        try:
-            os.link(source, target)
-            return target
-        except OSError:
-            return shutil.copy2(source, target)
 
     base = workdir / name
     base.mkdir(parents=True, exist_ok=True)

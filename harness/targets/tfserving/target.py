@@ -32,11 +32,14 @@ from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageErr
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
+from harness.targets.tfserving.spares import spare_eligible, spares_enabled
 
 if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
+    from harness.environments.serving_image import ServingImage
+    from harness.targets.tfserving.spares import Spare, SparePool
 
 MODES = ("auto", "container", "subprocess")
 # the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
@@ -65,6 +68,9 @@ class TfservingTarget(Target):
         self.mode = "subprocess"
         self.engine_reason: str | None = None
         self.deployments: list[ServedModel] = []
+        self.spares: SparePool | None = None
+        self.served_fresh = 0
+        self.served_by_spare = 0
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -94,6 +100,9 @@ class TfservingTarget(Target):
         try:
             while self.deployments:
                 self.deployments.pop().close()
+            if self.spares is not None:
+                self.spares.close()
+                self.spares = None
         finally:
             if self.mode == "container":
                 from harness.targets.tfserving.container import remove_leftover_containers
@@ -140,6 +149,20 @@ class TfservingTarget(Target):
             from harness.targets.tfserving.container import ServingContainer
 
             image = ensure_serving_image(tf_version, implementation=self.implementation)
+            if model_dir is not None and spares_enabled() and spare_eligible(
+                    implementation=self.implementation, model_dir=model_dir, models=models, files=files, env=env,
+                    args=args, command=command, wait=wait, ready_model=ready_model, model_name=model_name,
+                    tf_version=tf_version, default_tf_version=DEFAULT_TF_VERSION):
+                spare = self._handed_over_spare(image, model_name, model_dir, ready_timeout)
+                if spare is not None:
+                    try:
+                        c = spare.container
+                        yield Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
+                                     "container", model_name, c.logs, _published_ports(c.container_id))
+                    finally:
+                        spare.close()
+                    return
+            self.served_fresh += 1
             container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
                                          files={path: target for path, target in (files or {}).items()}, env=env, args=args, command=command,
                                          wait=wait == "available", ready_model=ready_model,
@@ -157,6 +180,27 @@ class TfservingTarget(Target):
         with serve_on_host(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
                            fail_on_load_error) as server:
             yield server
+
+    def _handed_over_spare(self, image: "ServingImage", model_name: str, model_dir: Path,
+                           ready_timeout: float) -> "Spare | None":
+        """A spare container now serving ``model_dir`` as ``model_name``, or None (start a fresh one)."""
+        from harness.targets.tfserving.spares import SparePool
+
+        if self.spares is None:
+            self.spares = SparePool()
+        spare = self.spares.take(image)
+        if spare is None:
+            return None
+        try:
+            handed = spare.hand_over(model_name, model_dir, ready_timeout)
+        except BaseException:
+            spare.close()
+            raise
+        if not handed:  # the load failed or the server exited: a fresh start reports it
+            spare.close()
+            return None
+        self.served_by_spare += 1
+        return spare
 
     # deploy interface --------------------------------------------------------------------
     def prepare_impl(self, source: ModelSource, cache: "ArtifactCache", options: dict[str, Any]) -> Prepared:
