@@ -597,10 +597,17 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         matrix_file = Path(rest.pop(0))
     out = Path(args.out).resolve()
     if args.report_only:
-        if rest or args.cells:
-            raise UsageError("--report-only renders an existing matrix run: it takes no selection and no --cells")
+        if rest or args.cells or args.combine:
+            raise UsageError("--report-only renders an existing matrix run: it takes no selection, --cells or --combine")
         return _matrix_report(out)
     matrix = spec.parse_matrix(matrix_file)
+    if args.combine:
+        if rest or args.cells:
+            raise UsageError("--combine joins finished runs: it takes the matrix file but no selection and no --cells")
+        from harness.matrix.run import combine_runs
+
+        combine_runs([Path(p) for p in args.combine], out_dir=out, matrix=matrix)
+        return _matrix_report(out)
     if args.cells:
         matrix = matrix.pick(_split_list(args.cells))
     select_files(load_catalog(), rest or list(matrix.selection), [])  # an unknown selection is bad input here
@@ -741,6 +748,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cell-timeout", type=float, default=3 * 3600.0, metavar="S",
                    help="stop a cell's run after S seconds (default 10800)")
     p.add_argument("--report-only", action="store_true", help="only render the report of the matrix run in --out")
+    p.add_argument("--combine", nargs="+", metavar="DIR", help="join the matrix runs in these directories (e.g. "
+                   "one CI job per cell, `--cells NAME`) into --out, in the matrix file's cell order, and report")
     p.set_defaults(func=cmd_matrix)
 
     p = sub.add_parser("merge", help="join results files (the shards of a run) into one results file; "

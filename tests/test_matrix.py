@@ -167,3 +167,46 @@ def test_a_two_cell_matrix_end_to_end(tmp_path: Path) -> None:
     assert {r["scenario"] for r in results["records"]} == {scenario}
     assert "unsatisfiable" in cells["tf2.21"]["reason"]
     assert (out / "matrix.html").exists() and (out / "matrix-report.json").exists()
+
+
+def _part(root: Path, matrix: Path, ran: str, infeasible: str | None = None, selection: list[str] | None = None) -> Path:
+    from harness.matrix.record import CellRecord, MatrixRun, write_matrix
+    from harness.results import RunResults, write_run
+
+    (root / "cells").mkdir(parents=True)
+    write_run(root / "cells" / f"{ran}.json", RunResults.build([], {"cell": {"name": ran}}))
+    (root / "cells" / f"{ran}.lock").write_text("tensorflow==2.19.0\n")
+    cells = [CellRecord(name=ran, status="ran", results=f"cells/{ran}.json", lock=f"cells/{ran}.lock")]
+    if infeasible:
+        cells.append(CellRecord(name=infeasible, status="infeasible", reason="No solution found"))
+    write_matrix(root / "matrix.json", MatrixRun.build(str(matrix), selection or [], cells))
+    return root
+
+
+def test_combine_joins_one_job_per_cell_in_the_files_order(tmp_path: Path) -> None:
+    from harness.matrix.record import load_matrix
+    from harness.matrix.run import combine_runs
+
+    text = "[defaults]\ntensorflow='2.19.0'\n" + "".join(f"[[cell]]\nname='{n}'\n" for n in ("a", "b", "c", "d"))
+    path = _matrix(tmp_path, text)
+    matrix = parse_matrix(path)
+    one, two = _part(tmp_path / "p1", path, "c"), _part(tmp_path / "p2", path, "a", infeasible="b")
+    out = tmp_path / "out"
+    combine_runs([one, two], out_dir=out, matrix=matrix)
+    run = load_matrix(out / "matrix.json")
+    assert [(c.name, c.status) for c in run.cells] == [("a", "ran"), ("b", "infeasible"), ("c", "ran"), ("d", "not-run")]
+    assert (out / "cells" / "a.json").exists() and (out / "cells" / "c.lock").read_text() == "tensorflow==2.19.0\n"
+    with pytest.raises(UsageError, match="cell 'c' is in both"):
+        combine_runs([one, _part(tmp_path / "p3", path, "c")], out_dir=tmp_path / "o2", matrix=matrix)
+    with pytest.raises(UsageError, match="same matrix file and selection only"):
+        combine_runs([one, _part(tmp_path / "p4", path, "d", selection=["mobile"])], out_dir=tmp_path / "o3",
+                     matrix=matrix)
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()
+
+
+def test_the_matrix_workflow_runs_every_cell_of_the_default_matrix() -> None:
+    import yaml
+
+    workflow = yaml.safe_load((REPO_ROOT / ".github" / "workflows" / "matrix.yml").read_text())
+    cells = workflow["jobs"]["cell"]["strategy"]["matrix"]["cell"]
+    assert cells == parse_matrix(DEFAULT_MATRIX).names()

@@ -276,3 +276,50 @@ def _run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str], work
         + ", ".join(f"{s} {sum(1 for c in run.cells if c.status == s)}"
                     for s in ("ran", "infeasible", "failed", "not-run") if any(c.status == s for c in run.cells)))
     return run
+
+
+def combine_runs(parts: Sequence[Path], *, out_dir: Path, matrix: Matrix) -> MatrixRun:
+    """Join matrix runs of some cells each (one CI job per cell) into one run in the file's cell order.
+
+    Every part must come from the same matrix file name and selection; a cell that ran (or was
+    found infeasible or failed) in two parts is refused, and a cell of the file no part has is
+    listed as not run.  The parts' results and lock files are copied under ``out_dir/cells``.
+    Bad input is a UsageError before anything is written.
+    """
+    from harness.matrix.record import load_matrix
+
+    if out_dir.resolve() in {p.resolve() for p in parts}:
+        raise UsageError(f"--out {out_dir} is one of the parts; combine into a new directory")
+    loaded = [(p, load_matrix(p / "matrix.json" if p.is_dir() else p)) for p in parts]
+    first = loaded[0][1]
+    found: dict[str, tuple[Path, CellRecord]] = {}
+    for path, run in loaded:
+        if Path(run.matrix_file).name != Path(first.matrix_file).name or run.selection != first.selection:
+            raise UsageError(f"{path}: a run of {run.matrix_file} {run.selection} cannot join one of "
+                             f"{first.matrix_file} {first.selection} (same matrix file and selection only)")
+        for cell in run.cells:
+            if cell.status == "not-run":
+                continue
+            if cell.name in found:
+                raise UsageError(f"cell {cell.name!r} is in both {found[cell.name][0]} and {path}; give each cell once")
+            found[cell.name] = (path if path.is_dir() else path.parent, cell)
+    unknown = sorted(set(found) - set(matrix.names()))
+    if unknown:
+        raise UsageError(f"cell {unknown[0]!r} of the parts is not in {matrix.path}; combine with the matrix "
+                         "file the parts ran")
+    (out_dir / "cells").mkdir(parents=True, exist_ok=True)
+    cells: list[CellRecord] = []
+    for planned in matrix.cells:
+        if planned.name not in found:
+            cells.append(_record(planned, "not-run", reason="in none of the combined parts"))
+            continue
+        base, cell = found[planned.name]
+        for rel in (cell.results, cell.lock):
+            if rel:
+                shutil.copyfile(base / rel, out_dir / rel)
+        cells.append(cell)
+    run = MatrixRun(schema="pitfalls-matrix/1", created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    matrix_file=first.matrix_file, selection=list(first.selection), cells=cells,
+                    extra={"combined_from": [str(p) for p in parts]})
+    write_matrix(out_dir / "matrix.json", run)
+    return run
