@@ -43,6 +43,7 @@ opposite directions, and **changed** otherwise.
 from __future__ import annotations
 
 import math
+import json
 import re
 import statistics
 from dataclasses import asdict, dataclass
@@ -96,6 +97,8 @@ _PATH_END = r"[^\s'\"`,;:()\[\]{}<>]*"
 TEXT_RULES: tuple[TextRule, ...] = (
     _rule("tf-function-id", r"\b(__inference_\w+?|__forward_\w+?|__backward_\w+?)_\d+\b", r"\1_<n>",
           'fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_8683"]'),
+    _rule("tf-function-node", r"\{\{function_node (\w+?)_\d+\}\}", r"{{function_node \1_<n>}}",
+          "One of JPEG, PNG, GIF, BMP required. [[{{function_node map_while_body_18638}}{{node map/while/DecodePng}}]]"),
     _rule("tf-log-prefix", r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?: [IWEF] [\w./-]+:\d+\] ", "",
           "2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable model found"),
     _rule("glog-prefix", r"\b[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ [\w./-]+:\d+\] ", "",
@@ -123,10 +126,40 @@ TEXT_RULES: tuple[TextRule, ...] = (
 )
 
 
+def canonical_json_spans(text: str) -> str:
+    """Every JSON object embedded in ``text`` rewritten with its keys sorted.
+
+    tf.js quotes a model's JSON in its errors, and the key order of that JSON is not stable
+    between converter runs of the same versions (seen: ``numArgs`` before or after
+    ``leakyreluAlpha`` in browser/model-loading/selection-usage-of-apis); the values are compared.
+    """
+    decoder = json.JSONDecoder()
+    out: list[str] = []
+    i = 0
+    while True:
+        start = text.find("{", i)
+        if start < 0:
+            out.append(text[i:])
+            return "".join(out)
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except ValueError:
+            out.append(text[i:start + 1])
+            i = start + 1
+            continue
+        out.append(text[i:start])
+        out.append(json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, dict)
+                   else text[start:end])
+        i = end
+
+
 def normalise_text(text: str) -> str:
-    """A runtime text with its volatile parts replaced (:data:`TEXT_RULES`) and spaces collapsed."""
+    """A runtime text with its volatile parts replaced (:data:`TEXT_RULES`), the keys of embedded JSON
+    objects sorted and spaces collapsed."""
     for rule in TEXT_RULES:
         text = rule.pattern.sub(rule.replacement, text)
+    if "{" in text:
+        text = canonical_json_spans(text)
     return " ".join(text.split())
 
 

@@ -109,6 +109,11 @@ SAME_MESSAGE = {
         'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8697"])',
         'error: loc(callsite(callsite(fused["StringSplitV2:", "StringSplit/StringSplitV2@__inference_serve_7991"] at '
         'fused["StatefulPartitionedCall:", "StatefulPartitionedCall@__inference_signature_wrapper_serve_8005"])'),
+    "tf-function-node": (  # seen: server/.../b64-image-bytes faulty, TF 2.18 and 2.19 servers
+        "Unknown image file format. One of JPEG, PNG, GIF, BMP required. [[{{function_node map_while_body_18638}}"
+        "{{node map/while/DecodePng}}]]",
+        "Unknown image file format. One of JPEG, PNG, GIF, BMP required. [[{{function_node map_while_body_7270}}"
+        "{{node map/while/DecodePng}}]]"),
     "tf-log-prefix": (  # seen: server/serving/model-loading faulty, two runs of the same versions
         "2026-12-01 07:36:21.894355: W tfs_compat/core.py:117] No versions of servable model found under "
         "base path /models/model/1. Did you forget to name your leaf directory as a number (eg. '/1/')?",
@@ -307,3 +312,13 @@ def test_leaving_a_version_range_is_a_change_of_applicability_not_a_regression()
     assert (back.kind, back.what, back.old, back.new) == ("applicability", "applies on these versions again: now broken",
                                                           "not-applicable", "broken")
     assert f"no longer applies on these versions: {na}"[:60] in diff.changes_table(found)
+
+
+def test_embedded_json_is_compared_by_value_not_key_order() -> None:
+    # seen: browser/model-loading/selection-usage-of-apis faulty, tf.js quoting the model JSON (two runs)
+    a = 'layer: Improper config format: {"attr":{"fusedOps":{"list":{"s":["QmlhcwA="]}},"leakyreluAlpha":{"f":0.2},"numArgs":{"i":"1"}}} x'
+    b = 'layer: Improper config format: {"attr":{"fusedOps":{"list":{"s":["QmlhcwA="]}},"numArgs":{"i":"1"},"leakyreluAlpha":{"f":0.2}}} x'
+    assert diff.normalise_text(a) == diff.normalise_text(b)
+    changed = b.replace('"i":"1"', '"i":"2"')
+    assert diff.normalise_text(a) != diff.normalise_text(changed)
+    assert diff.normalise_text("a {not json} b {\"k\": 1}") == "a {not json} b {\"k\":1}"

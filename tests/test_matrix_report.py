@@ -342,3 +342,26 @@ def test_json_report(matrix: Path) -> None:
     assert len(data["changes"]) == len(report.changes)
     assert {"scenario", "target", "variant", "cell", "against", "kind", "severity", "what", "old", "new"} == \
         set(data["changes"][0])
+
+
+def test_a_target_whose_package_a_cell_leaves_out_is_no_change(tmp_path: Path) -> None:
+    """tensorflowjs = "none" in a cell: its tfjs records skip, and that is not a change (nor a regression)."""
+    from harness.matrix.record import CellRecord, MatrixRun, write_matrix
+    from harness.matrix.report import build_report
+    from harness.results import Record, RunResults, write_run
+    from harness.scenario import Outcome
+
+    def rec(outcome: Outcome) -> Record:
+        return Record(scenario="browser/x", taxonomy="browser/x", platform="browser", target="tfjs", variant="faulty",
+                      outcome=outcome, expected="e", verdict="v")
+
+    (tmp_path / "cells").mkdir()
+    write_run(tmp_path / "cells" / "a.json", RunResults.build([rec(Outcome.REPRODUCED)], {}))
+    write_run(tmp_path / "cells" / "b.json", RunResults.build([rec(Outcome.SKIPPED)], {}))
+    cells = [CellRecord(name="a", status="ran", results="cells/a.json", requested={"tensorflowjs": "4.22.0"}),
+             CellRecord(name="b", status="ran", results="cells/b.json", requested={"tensorflowjs": "none"})]
+    write_matrix(tmp_path / "matrix.json", MatrixRun.build("m.toml", [], cells))
+    assert build_report(tmp_path).changes == ()
+    cells[1] = CellRecord(name="b", status="ran", results="cells/b.json", requested={"tensorflowjs": "4.21.0"})
+    write_matrix(tmp_path / "matrix.json", MatrixRun.build("m.toml", [], cells))
+    assert [c.kind for c in build_report(tmp_path).changes] == ["outcome changed"]

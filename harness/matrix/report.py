@@ -223,9 +223,16 @@ def _shown(column: Column, key: Key) -> str:
     return str(record["outcome"]) if record is not None else NO_RECORD
 
 
+TARGET_PACKAGE = {"tfjs": "tensorflowjs", "coreml": "coremltools", "litert": "ai-edge-litert"}
+
+
 def _ran_target(cell: CellRecord, target: str) -> bool:
+    """Whether the cell ran ``target`` at all: not when its ``targets`` leave it out, nor when the
+    matrix file left the target's package out of the cell (``tensorflowjs = "none"``: it skips)."""
     targets = cell.extra.get("targets")
-    return not targets or target in targets
+    if targets and target not in targets:
+        return False
+    return cell.requested.get(TARGET_PACKAGE.get(target, ""), "") != "none"
 
 
 def build_report(matrix_path: Path) -> MatrixReport:
@@ -263,9 +270,9 @@ def build_report(matrix_path: Path) -> MatrixReport:
             old, new = prev.get(key), col.records.get(key)
             if old is None and new is None:
                 continue
+            if not (_ran_target(col.cell, key[1]) and _ran_target(by_name[col.against].cell, key[1])):
+                continue  # one of the two cells did not run this target (`targets = [...]`, or its package "none")
             if old is None or new is None:
-                if not (_ran_target(col.cell, key[1]) and _ran_target(by_name[col.against].cell, key[1])):
-                    continue  # one of the two cells ran only other targets (`targets = [...]` in the matrix file)
                 kind = "record appears" if old is None else "record missing"
                 found: list[Found] = [(kind, "changed", kind, None if old is None else old["outcome"],
                                        None if new is None else new["outcome"])]

@@ -284,6 +284,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Building a native app against the prebuilt LiteRT library (link and rpath)",
     targets=("litert",),
+    applies=("ai-edge-litert>=2",),  # the prebuilt libLiteRt.so and its C API ship from LiteRT 2 on (1.4.0 has none)
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"error while loading shared libraries: libLiteRt\.so: cannot open shared object "

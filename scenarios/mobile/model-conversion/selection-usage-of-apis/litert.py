@@ -63,6 +63,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="tf.lite.Interpreter is deprecated in TF 2.19: LiteRT's ai_edge_litert Interpreter replaces it",
     targets=("litert",),
+    applies=("tensorflow>=2.19",),  # the version matrix: TF 2.18's tf.lite.Interpreter does not warn yet
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"tf\.lite\.Interpreter is deprecated and is scheduled for deletion in\s+TF 2\.20\. "

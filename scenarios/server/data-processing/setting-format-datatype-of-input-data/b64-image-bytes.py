@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache
 from harness.models import ModelSpec, TrainedModel, trained_model
-from harness.scenario import Figure, Raises, Run, Scenario, succeeds
+from harness.scenario import ByVersion, Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import Server, cached_export, export_endpoint, label_figures, serve_versions
 
 if TYPE_CHECKING:
@@ -89,7 +89,12 @@ SCENARIO = Scenario(
     targets=("tfserving",),
     faulty=faulty,
     fixed=fixed,
-    symptom=Raises(r"Unknown image file format\. One of JPEG, PNG, GIF, BMP required\.", runtime="tfserving"),
+    # the version matrix: TF 2.20 added JPEG XL and WebP to tf.io.decode_image's list (the serving
+    # image's TF follows this venv's: `serving-tf` defaults to `tensorflow` in a matrix cell)
+    symptom=ByVersion((
+        ("tensorflow<2.20", Raises(r"Unknown image file format\. One of JPEG, PNG, GIF, BMP required\.", runtime="tfserving")),
+        ("tensorflow>=2.20", Raises(r"Unknown image file format\. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required\.",
+                                    runtime="tfserving")))),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5), Figure("label_agreement", ">=", 1.0),
                     Figure("accuracy", ">=", 0.9)),
     cause="JSON cannot carry raw bytes, so TF Serving's REST API decodes base64 only when the "
