@@ -89,11 +89,13 @@ SCENARIO = Scenario(
     targets=("tfserving",),
     faulty=faulty,
     fixed=fixed,
-    # the version matrix: TF 2.20 added JPEG XL and WebP to tf.io.decode_image's list (the serving
-    # image's TF follows this venv's: `serving-tf` defaults to `tensorflow` in a matrix cell)
+    # the version matrix: TF 2.20 added WebP to the formats decode_image names, TF 2.21 JPEG XL (the
+    # serving image's TF follows this venv's: `serving-tf` defaults to `tensorflow` in a matrix cell)
     symptom=ByVersion((
         ("tensorflow<2.20", Raises(r"Unknown image file format\. One of JPEG, PNG, GIF, BMP required\.", runtime="tfserving")),
-        ("tensorflow>=2.20", Raises(r"Unknown image file format\. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required\.",
+        ("tensorflow>=2.20,<2.21", Raises(r"Unknown image file format\. One of JPEG, PNG, GIF, BMP, WebP required\.",
+                                          runtime="tfserving")),
+        ("tensorflow>=2.21", Raises(r"Unknown image file format\. One of JPEG, JPEG XL, PNG, GIF, BMP, WebP required\.",
                                     runtime="tfserving")))),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5), Figure("label_agreement", ">=", 1.0),
                     Figure("accuracy", ">=", 0.9)),
