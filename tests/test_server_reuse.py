@@ -45,11 +45,13 @@ def target() -> Iterator[Any]:
     tfs = TfservingTarget(mode="container")
     if tfs.implementation != "tfserving-compatible":
         pytest.skip("spares are used with the compatible server only")
-    tfs.activate()
-    try:
-        yield tfs
-    finally:
-        tfs.deactivate()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PITFALLS_SERVING_SPARES", "1")  # opt-in (see spares_enabled)
+        tfs.activate()
+        try:
+            yield tfs
+        finally:
+            tfs.deactivate()
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +65,11 @@ def saved_models() -> tuple[Path, Path]:
             saved_model(cache, ModelSpec("dense", "keras3", seed=1)))
 
 
-def _base(versions: dict[int, Path]) -> Path:
+def _base(tmp_path: Path, versions: dict[int, Path]) -> Path:
     from harness.targets.tfserving.kit import model_base_path
 
-    workdir = Path(tempfile.mkdtemp(prefix="pitfalls-test-spare-"))
-    workdir.chmod(0o755)
+    workdir = Path(tempfile.mkdtemp(prefix="spare-", dir=tmp_path))
+    workdir.chmod(0o755)  # the container's server reads it
     return model_base_path(workdir, versions)
 
 
@@ -91,13 +93,13 @@ def _versions(server: Any) -> list[tuple[str, str]]:
 
 
 def test_a_spare_serves_one_variant_and_holds_nothing_of_the_previous(target: Any,
-                                                                    saved_models: tuple[Path, Path]) -> None:
+                                                                    saved_models: tuple[Path, Path], tmp_path: Path) -> None:
     old, new = saved_models
-    with target.serve(model_dir=_base({1: old, 2: new})) as first:  # versions 1 and 2; the pool starts a spare
+    with target.serve(model_dir=_base(tmp_path, {1: old, 2: new})) as first:  # versions 1 and 2; the pool starts a spare
         assert _versions(first) == [("2", "AVAILABLE")]
         first_id = first.published
     taken_before = target.spares.taken
-    with target.serve(model_dir=_base({1: old})) as second:
+    with target.serve(model_dir=_base(tmp_path, {1: old})) as second:
         assert target.spares.taken == taken_before + 1, "the second default-flag server came from the spare"
         assert second.published != first_id
         # A server reused from the first variant would still list version 2 (unloaded, END).
@@ -109,13 +111,13 @@ def test_a_spare_serves_one_variant_and_holds_nothing_of_the_previous(target: An
         assert "ReloadConfig failed" not in second.logs() and "Config entry" in second.logs()
 
 
-def test_the_spare_container_is_removed_when_its_variant_ends(target: Any, saved_models: tuple[Path, Path]) -> None:
+def test_the_spare_container_is_removed_when_its_variant_ends(target: Any, saved_models: tuple[Path, Path], tmp_path: Path) -> None:
     from harness.environments.engine import docker_client
 
     taken_before = target.spares.taken if target.spares else 0
-    with target.serve(model_dir=_base({1: saved_models[0]})):
+    with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]})):
         pass  # make sure a spare is started for the next block
-    with target.serve(model_dir=_base({1: saved_models[0]})) as server:
+    with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]})) as server:
         assert target.spares.taken > taken_before
         port = server.published["8501/tcp"][0].split(":")[1]
         client = docker_client()
@@ -129,11 +131,11 @@ def test_the_spare_container_is_removed_when_its_variant_ends(target: Any, saved
     assert _container_gone(container_id)
 
 
-def test_a_server_with_its_own_flags_gets_a_fresh_container(target: Any, saved_models: tuple[Path, Path]) -> None:
-    with target.serve(model_dir=_base({1: saved_models[0]})):
+def test_a_server_with_its_own_flags_gets_a_fresh_container(target: Any, saved_models: tuple[Path, Path], tmp_path: Path) -> None:
+    with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]})):
         pass  # a spare is now starting
     taken, fresh = target.spares.taken, target.served_fresh
-    with target.serve(model_dir=_base({1: saved_models[0]}), args=["--max_num_load_retries=0"]) as server:
+    with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]}), args=["--max_num_load_retries=0"]) as server:
         assert target.spares.taken == taken and target.served_fresh == fresh + 1
         # a fresh start: the single-model config built from --model_name/--model_base_path, no reload
         assert "Building single TensorFlow model file config" in server.logs()
@@ -141,10 +143,10 @@ def test_a_server_with_its_own_flags_gets_a_fresh_container(target: Any, saved_m
         assert _versions(server) == [("1", "AVAILABLE")]
 
 
-def test_a_model_that_fails_to_load_is_reported_by_a_fresh_start(target: Any, saved_models: tuple[Path, Path]) -> None:
-    with target.serve(model_dir=_base({1: saved_models[0]})):
+def test_a_model_that_fails_to_load_is_reported_by_a_fresh_start(target: Any, saved_models: tuple[Path, Path], tmp_path: Path) -> None:
+    with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]})):
         pass  # a spare is now starting
-    broken = _base({1: saved_models[0]})
+    broken = _base(tmp_path, {1: saved_models[0]})
     (broken / "1" / "saved_model.pb").unlink()  # a version directory without a SavedModel
     taken, fresh = target.spares.taken, target.served_fresh
     with pytest.raises(RuntimeFailure, match="SavedModel") as failure:
