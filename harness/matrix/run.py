@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -126,7 +125,7 @@ def _run_logged(cmd: Sequence[str], *, env: dict[str, str], prefix: str, log_pat
     with log_path.open("a", encoding="utf-8") as log:
         log.write(f"$ {' '.join(cmd)}\n")
         proc = subprocess.Popen(list(cmd), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=False)
+                                stderr=subprocess.STDOUT, text=True)
         reader = threading.Thread(target=_stream, args=(proc, prefix, out, log), daemon=True)
         reader.start()
         try:
