@@ -225,7 +225,7 @@ def _remove_containers(owner: int) -> int:
     try:
         client = docker.from_env(timeout=60)
         found = client.containers.list(all=True, filters={
-            "label": [f"{CONTAINER_LABEL}=1", f"{OWNER_LABEL}={owner}"]})
+            "label": [f"{CONTAINER_LABEL}=1", f"{OWNER_LABEL}={owner}"]}, ignore_removed=True)
     except Exception as exc:  # noqa: BLE001 - no engine: nothing of ours can run there
         _say(f"cannot list containers: {type(exc).__name__}: {exc}")
         return 0

@@ -281,7 +281,10 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
 
     client = docker_client()
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"}):
+    # ignore_removed: docker-py inspects each listed container, and another worker (or the reaper) may
+    # remove one in between (seen in CI: "404 ... No such container" out of list())
+    for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"},
+                                             ignore_removed=True):
         owner = container.labels.get(OWNER_LABEL, "")
         if not all_owners and _process_alive(owner):
             continue

@@ -329,7 +329,7 @@ def _engine_errors_raised(container_name: str) -> Iterator[None]:
 
         client = docker_client()
         try:
-            for leftover in client.containers.list(all=True, filters={"name": container_name}):
+            for leftover in client.containers.list(all=True, filters={"name": container_name}, ignore_removed=True):
                 leftover.remove(force=True, v=True)
         finally:
             client.close()
