@@ -107,6 +107,10 @@ class RequestSeen:
     headers: dict[str, str]
 
 
+NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
+NETWORK_CHANGED_TRIES = 3
+
+
 class TfjsPage:
     """A page in a fresh browser context, served from a loopback server.
 
@@ -171,8 +175,20 @@ class TfjsPage:
         return self.server.url
 
     def goto(self, path: str = "/index.html", *, timeout_s: float = 30.0) -> None:
-        self.page.goto(self.server.url + path if path.startswith("/") else path,
-                       timeout=timeout_s * 1000, wait_until="load")
+        """Open ``path`` and wait for its load event.
+
+        Chromium aborts the requests in flight with ``net::ERR_NETWORK_CHANGED`` when a network
+        interface of the machine appears or goes (a serving container's veth, started by another
+        xdist worker); the page then loads without tf.js ("tf is not defined", seen in CI).  That is
+        the machine's event, not the page's: the load is repeated, up to :data:`NETWORK_CHANGED_TRIES`
+        times, and every failed request stays in the evidence.
+        """
+        url = self.server.url + path if path.startswith("/") else path
+        for _ in range(NETWORK_CHANGED_TRIES):
+            mark = len(self.failed_requests)
+            self.page.goto(url, timeout=timeout_s * 1000, wait_until="load")
+            if not any(NETWORK_CHANGED in text for text in self.failed_requests[mark:]):
+                return
 
     def revisit(self, backend: str | None = "cpu", path: str = "/index.html") -> int:
         """Open the page again in the same context (a returning user: storage and HTTP cache kept).
