@@ -589,7 +589,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"-n must be 0 or more, not {args.workers}")
-    if args.cell_timeout <= 0:
+    if args.cell_timeout is not None and args.cell_timeout <= 0:
         raise UsageError(f"--cell-timeout must be a number of seconds above 0, not {args.cell_timeout:g}")
     rest = list(args.selection)
     matrix_file = spec.DEFAULT_MATRIX
@@ -611,11 +611,11 @@ def cmd_matrix(args: argparse.Namespace) -> int:
     if args.cells:
         matrix = matrix.pick(_split_list(args.cells))
     select_files(load_catalog(), rest or list(matrix.selection), [])  # an unknown selection is bad input here
-    from harness.matrix.run import run_matrix
+    from harness.matrix.run import CELL_TIMEOUT_S, run_matrix
 
     try:
         run_matrix(matrix, out_dir=out, selection=rest, workers=str(args.workers) if args.workers else None,
-                   cell_timeout=args.cell_timeout)
+                   cell_timeout=CELL_TIMEOUT_S if args.cell_timeout is None else args.cell_timeout)
     except SetupError as exc:
         print(f"pitfalls: {exc}", file=sys.stderr)
         return 1
@@ -745,8 +745,8 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--cells", metavar="A,B", help="run only these cells (comma-separated names)")
     p.add_argument("--out", default=str(REPO_ROOT / "results" / "matrix"), metavar="DIR",
                    help="where matrix.json, each cell's results and the report go (default results/matrix)")
-    p.add_argument("--cell-timeout", type=float, default=3 * 3600.0, metavar="S",
-                   help="stop a cell's run after S seconds (default 10800)")
+    p.add_argument("--cell-timeout", type=float, metavar="S",
+                   help="stop a cell's run after S seconds (default 10800: harness.matrix.run.CELL_TIMEOUT_S)")
     p.add_argument("--report-only", action="store_true", help="only render the report of the matrix run in --out")
     p.add_argument("--combine", nargs="+", metavar="DIR", help="join the matrix runs in these directories (e.g. "
                    "one CI job per cell, `--cells NAME`) into --out, in the matrix file's cell order, and report")

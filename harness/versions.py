@@ -10,6 +10,7 @@ is read from ``<harness.paths.NODE_MODULES>/<name>/package.json``.  Only ``packa
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import re
 from dataclasses import dataclass
 from importlib import metadata
@@ -43,17 +44,22 @@ def package_key(name: str) -> str:
     return canonicalize_name(name)
 
 
+def npm_version(name: str, node_modules: "Path | None" = None) -> str | None:
+    """The version of npm package ``name`` in ``node_modules`` (default: the one the browser target serves)."""
+    bare = name[len(NPM_PREFIX):] if name.startswith(NPM_PREFIX) else name
+    root = harness.paths.NODE_MODULES if node_modules is None else node_modules  # read at call time: it may be redirected
+    try:
+        version = json.loads((root / bare / "package.json").read_text(encoding="utf-8")).get("version")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    return str(version) if version else None
+
+
 def installed_version(name: str) -> str | None:
     """The installed version of a pip distribution or an npm package, None when it is not installed."""
     key = package_key(name)
     if is_npm(key):
-        bare = key[len(NPM_PREFIX):] if key.startswith(NPM_PREFIX) else key
-        manifest = harness.paths.NODE_MODULES / bare / "package.json"  # read at call time: it may be redirected
-        try:
-            version = json.loads(manifest.read_text(encoding="utf-8")).get("version")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-            return None
-        return str(version) if version else None
+        return npm_version(key)
     try:
         return metadata.version(key)
     except metadata.PackageNotFoundError:

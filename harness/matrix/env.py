@@ -253,11 +253,10 @@ def ensure_npm(version: str, *, log: Path) -> tuple[Path | None, bool]:
 
 
 def installed_npm_version(node_modules: Path | None) -> str:
-    root = node_modules or (REPO_ROOT / "node_modules")
-    try:
-        return str(json.loads((root / "@tensorflow" / "tfjs" / "package.json").read_text(encoding="utf-8"))["version"])
-    except (OSError, ValueError, KeyError):
-        return "missing"
+    """The ``@tensorflow/tfjs`` a cell serves: in its own node_modules, else the checkout's."""
+    from harness.versions import npm_version
+
+    return npm_version("@tensorflow/tfjs", node_modules or REPO_ROOT / "node_modules") or "missing"
 
 
 def cell_environment(*, node_modules: Path | None, serving_tf: str, cell_json: str) -> dict[str, str]:

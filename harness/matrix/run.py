@@ -212,8 +212,10 @@ def run_cell(planned: Planned, *, out_dir: Path, selection: Sequence[str], worke
 
 
 def _tail(path: Path, lines: int = 12) -> str:
+    from harness.environments.build import tail
+
     try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        return tail(path.read_text(encoding="utf-8", errors="replace"), lines)
     except OSError:
         return ""
 

@@ -50,8 +50,9 @@ def lib_mounts() -> dict[str, Path]:
 
 
 def _tfjs_npm_version() -> str:
-    pkg = NODE_TFJS / "tfjs" / "package.json"
-    return str(json.loads(pkg.read_text())["version"]) if pkg.is_file() else "missing"
+    from harness.versions import installed_version
+
+    return installed_version("@tensorflow/tfjs") or "missing"
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
