@@ -10,6 +10,9 @@ the repository's ``results/`` is left alone.
     .venv/bin/python bench/bench_catalog.py --quick    # a small subset, to check the bench works
     .venv/bin/python bench/bench_catalog.py --workers 2 --json /tmp/bench.json
     .venv/bin/python bench/bench_catalog.py --warm-only --workers 2   # on the existing cache, no cold run
+    .venv/bin/python bench/bench_catalog.py --fork-ab --workers 2 --keep /tmp/ab
+        # warm, back to back: servers in a container each (PITFALLS_SERVING_FORK=0), then forked;
+        # the ratio, and both results files kept for `pitfalls diff`
 
 Each line also gives the variant-seconds (the sum of the records' ``seconds``) per target and the
 server share: the ``tfserving`` variant-seconds over all variant-seconds.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +41,7 @@ QUICK_SELECTION = ("browser/model-loading/asynchronous-loading",
 class Measurement:
     what: str  # "catalog" | "one scenario"
     workers: int
-    cache: str  # "cold" | "warm"
+    cache: str  # "cold" | "warm" | "unforked" | "forked" (both warm)
     seconds: float
     exit_code: int
     variants: int
@@ -62,11 +66,11 @@ def target_seconds(records: list[dict[str, object]]) -> dict[str, float]:
 
 
 def run_once(selection: tuple[str, ...], workers: int, cache: Path | None, out: Path, what: str,
-             label: str) -> Measurement:
+             label: str, extra_env: dict[str, str] | None = None) -> Measurement:
     results = out / f"{what.replace(' ', '-')}-n{workers}-{label}.json"
     cmd = [sys.executable, "-m", "harness", "run", *selection, "-n", str(workers), "--results", str(results),
            "--report-dir", str(out / f"{what.replace(' ', '-')}-n{workers}-{label}")]
-    env = dict(os.environ, **({"PITFALLS_CACHE": str(cache)} if cache is not None else {}))
+    env = dict(os.environ, **({"PITFALLS_CACHE": str(cache)} if cache is not None else {}), **(extra_env or {}))
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seconds = time.perf_counter() - started
@@ -89,27 +93,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the measurements as JSON")
     parser.add_argument("--warm-only", action="store_true",
                         help="only the warm catalog, on the existing cache ($PITFALLS_CACHE or the default)")
+    parser.add_argument("--fork-ab", action="store_true",
+                        help="warm only, back to back: PITFALLS_SERVING_FORK=0 (a container per server), then forked servers")
+    parser.add_argument("--keep", metavar="DIR", help="copy the results files here (for `pitfalls diff`)")
     parser.add_argument("selection", nargs="*", help="scenario paths to run instead of the whole catalog")
     args = parser.parse_args(argv)
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     selection = tuple(args.selection) or (QUICK_SELECTION if args.quick else ())
     measurements: list[Measurement] = []
+    warm_only = args.warm_only or args.fork_ab
+    forking = {"warm": None, "cold": None, "unforked": {"PITFALLS_SERVING_FORK": "0"}, "forked": {"PITFALLS_SERVING_FORK": "1"}}
     with tempfile.TemporaryDirectory(prefix="pitfalls-bench-") as tmp:
         for n in workers:
-            cache: Path | None = None if args.warm_only else Path(tmp) / f"cache-n{n}"
+            cache: Path | None = None if warm_only else Path(tmp) / f"cache-n{n}"
             out = Path(tmp) / "out"
-            plan = ((("catalog", selection, "warm"),) if args.warm_only else
+            plan = ((("catalog", selection, "unforked"), ("catalog", selection, "forked")) if args.fork_ab else
+                    (("catalog", selection, "warm"),) if args.warm_only else
                     (("catalog", selection, "cold"), ("catalog", selection, "warm"),
                      ("one scenario", (ONE_SCENARIO,), "warm")))
             for what, sel, label in plan:
-                m = run_once(sel, n, cache, out, what, label)
+                m = run_once(sel, n, cache, out, what, label, forking[label])
                 measurements.append(m)
                 print(f"{m.what:<13} -n {m.workers}  {m.cache:<4}  {m.seconds:7.1f} s  exit {m.exit_code}  "
                       f"{m.variants} variants {m.summary}  load {os.getloadavg()[0]:.1f}", flush=True)
                 print(f"{'':<13} variant-seconds by target {m.target_seconds}  "
                       f"server share {m.server_share:.0%}", flush=True)
+            if args.keep:
+                Path(args.keep).mkdir(parents=True, exist_ok=True)
+                for results in out.glob("*.json"):
+                    shutil.copy2(results, Path(args.keep) / results.name)
     print()
-    if args.warm_only:
+    if args.fork_ab:
+        for n in workers:
+            pair = {m.cache: m for m in measurements if m.workers == n}
+            print(f"-n {n}: forked/unforked {pair['forked'].seconds / pair['unforked'].seconds:.2f} "
+                  f"({pair['forked'].seconds:.1f} s / {pair['unforked'].seconds:.1f} s)")
+    if warm_only:
         if args.json:
             Path(args.json).write_text(json.dumps([dict(asdict(m), server_share=m.server_share)
                                                    for m in measurements], indent=1) + "\n")

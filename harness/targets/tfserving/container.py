@@ -67,6 +67,10 @@ def _host_port(container: Container, port: int) -> int:
                        evidence=json.dumps(container.attrs["NetworkSettings"].get("Ports")))
 
 
+_OPEN: set[str] = set()
+"""Names of the containers a :class:`ServingContainer` of this process has open (entered, not yet removed)."""
+
+
 class ServingContainer:
     """A serving container as a context manager (testcontainers style).
 
@@ -77,7 +81,8 @@ class ServingContainer:
     version subdirectories; it is mounted at ``/models/<model_name>``.  ``models`` mounts more
     such directories (name -> host dir), ``files`` more read-only paths (host -> container
     path), e.g. a model config file for ``--model_config_file``.  ``args`` are passed to the
-    entrypoint after the default flags; ``command`` replaces entrypoint and flags altogether.
+    entrypoint after the default flags; ``command`` replaces entrypoint and flags altogether;
+    ``extra_ports`` are published on 127.0.0.1 too (:meth:`host_port` finds them).
     Set ``wait=False`` to skip the readiness wait.  With ``fail_on_load_error`` (the default)
     a failed load of ``ready_model`` ends the wait at once with :class:`RuntimeFailure`
     carrying the server's own error text (from ``GET /v1/models/<name>`` or, while the server
@@ -88,7 +93,7 @@ class ServingContainer:
                  model_dir: Path | str | None = None, models: Mapping[str, Path | str] | None = None,
                  files: Mapping[Path | str, str] | None = None,
                  env: Mapping[str, str] | None = None, args: Sequence[str] = (),
-                 command: Sequence[str] | None = None, wait: bool = True,
+                 command: Sequence[str] | None = None, wait: bool = True, extra_ports: Sequence[int] = (),
                  ready_model: str | None = None, ready_timeout: float = 120.0,
                  poll_interval: float = 0.1, fail_on_load_error: bool = True,
                  log_tail_lines: int = 40) -> None:
@@ -104,6 +109,7 @@ class ServingContainer:
             self.mounts[str(Path(path).resolve())] = target
         self.env = {"MODEL_NAME": model_name, **(env or {})}
         self.args = list(args)
+        self.extra_ports = list(extra_ports)
         self.command = list(command) if command is not None else None
         self.wait = wait
         self.ready_model = ready_model or model_name
@@ -117,6 +123,7 @@ class ServingContainer:
         self._container: Container | None = None
         self._rest_port: int | None = None
         self._grpc_port: int | None = None
+        self._extra_host_ports: dict[int, int] = {}
         self._final_logs: str | None = None
 
     # addresses ---------------------------------------------------------------------------
@@ -135,6 +142,14 @@ class ServingContainer:
         if self._container is None:
             raise HarnessError("the container is not running", hint="use it inside `with`")
         return str(self._container.id)
+
+    def host_port(self, port: int) -> int:
+        """The host port (on 127.0.0.1) that container port ``port`` is published at."""
+        if port == REST_PORT:
+            return self._require_port(self._rest_port)
+        if port == GRPC_PORT:
+            return self._require_port(self._grpc_port)
+        return self._require_port(self._extra_host_ports.get(port))
 
     def model_url(self, model: str | None = None) -> str:
         return f"{self.rest_url}/v1/models/{model or self.model_name}"
@@ -184,8 +199,7 @@ class ServingContainer:
         options: dict[str, Any] = {
             "name": self.name,
             "labels": {CONTAINER_LABEL: "1", OWNER_LABEL: str(os.getpid())},
-            "ports": {f"{GRPC_PORT}/tcp": ("127.0.0.1", None),
-                      f"{REST_PORT}/tcp": ("127.0.0.1", None)},
+            "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in (GRPC_PORT, REST_PORT, *self.extra_ports)},
             "volumes": volumes, "environment": self.env}
         if self.command is not None:
             options.update(entrypoint=self.command[:1], command=self.command[1:])
@@ -196,6 +210,7 @@ class ServingContainer:
         # create + start, never containers.run: run would try to pull a missing image.
         import docker.errors
 
+        _OPEN.add(self.name)
         try:
             self._container = self._client.containers.create(self.image.tag, **options)
         except docker.errors.ImageNotFound as exc:
@@ -207,6 +222,7 @@ class ServingContainer:
         self._container.reload()
         self._rest_port = _host_port(self._container, REST_PORT)
         self._grpc_port = _host_port(self._container, GRPC_PORT)
+        self._extra_host_ports = {port: _host_port(self._container, port) for port in self.extra_ports}
 
     def _abort_reason(self) -> str | None:
         """Asked before each poll: raise the server's load error, or say it has exited."""
@@ -216,7 +232,18 @@ class ServingContainer:
             if failure is not None:
                 raise RuntimeFailure(self.image.implementation, failure[1], kind=failure[0],
                                      source="container log: 'Loading servable ... failed'")
-        self._container.reload()
+        return self.exit_reason()
+
+    def exit_reason(self) -> str | None:
+        """``container exited with code N`` once the container has stopped, else None."""
+        import docker.errors
+
+        if self._container is None:
+            return "the container is gone"
+        try:
+            self._container.reload()
+        except docker.errors.NotFound:
+            return "the container is gone (removed from outside)"
         state = self._container.attrs.get("State", {})
         if state.get("Status") in ("exited", "dead"):
             return f"container exited with code {state.get('ExitCode')}"
@@ -240,6 +267,7 @@ class ServingContainer:
 
     def _remove(self) -> None:
         container, self._container = self._container, None
+        _OPEN.discard(self.name)
         if container is None:
             return
         import docker.errors
@@ -273,9 +301,11 @@ def _process_alive(pid_text: str) -> bool:
 def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
     """Remove containers labelled ``pitfalls=1`` that are left over; return their names.
 
-    A container is left over when the process that started it (label ``pitfalls.pid``) is this
-    one or no longer runs, so a call from one pytest-xdist worker never removes a container that
-    another live worker is still using.  ``all_owners=True`` removes every such container.
+    A container is left over when the process that started it (label ``pitfalls.pid``) no longer
+    runs, or is this one and no :class:`ServingContainer` of this process has it open (a worker's
+    fork container outlives the target that asked, when several targets share one process, as in
+    the harness's own tests).  So a call from one pytest-xdist worker never removes a container
+    that another live worker is still using.  ``all_owners=True`` removes every such container.
     """
     import docker.errors
 
@@ -286,7 +316,7 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
     for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"},
                                              ignore_removed=True):
         owner = container.labels.get(OWNER_LABEL, "")
-        if not all_owners and _process_alive(owner):
+        if not all_owners and (_process_alive(owner) or container.name in _OPEN):
             continue
         try:
             container.remove(force=True, v=True)
@@ -294,3 +324,13 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
             continue
         removed.append(str(container.name))
     return removed
+
+
+def published_ports(container_id: str) -> dict[str, list[str]]:
+    """Container port -> ``host_ip:host_port`` bindings, as the engine reports them now."""
+    client = docker_client()
+    try:
+        ports = client.api.inspect_container(container_id)["NetworkSettings"].get("Ports") or {}
+    finally:
+        client.close()
+    return {port: [f"{b['HostIp']}:{b['HostPort']}" for b in bindings or []] for port, bindings in ports.items()}

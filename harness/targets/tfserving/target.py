@@ -6,7 +6,10 @@ Two ways to run the server, one interface (:class:`~harness.targets.tfserving.cl
   serving image locally (never pulled) and :class:`harness.targets.tfserving.container.ServingContainer` runs it with
   ports on 127.0.0.1.  The image runs the real ``tensorflow/serving`` when that image is present
   locally, else our **TF Serving-compatible server** (``containers/tfserving-compat``), which
-  executes SavedModels with TensorFlow's own runtime.
+  executes SavedModels with TensorFlow's own runtime.  A compatible server that a fresh container
+  would start alike (one model, the image's environment) is instead forked as a new process in
+  one container per worker (:mod:`harness.targets.tfserving.forked`; ``PITFALLS_SERVING_FORK=0``
+  turns that off).
 * **subprocess** (:mod:`harness.targets.tfserving.host`): the TF Serving-compatible server as a
   plain process of the host venv on 127.0.0.1, used when no engine runs
   (``PITFALLS_SERVING=subprocess`` forces it).  Scenarios that need container features (mounted
@@ -32,14 +35,13 @@ from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageErr
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
-from harness.targets.tfserving.spares import spare_eligible, spares_enabled
+from harness.targets.tfserving.forked import ForkedServers, fork_eligible, forking_enabled
 
 if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
     from harness.environments.serving_image import ServingImage
-    from harness.targets.tfserving.spares import Spare, SparePool
 
 MODES = ("auto", "container", "subprocess")
 # the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
@@ -68,9 +70,9 @@ class TfservingTarget(Target):
         self.mode = "subprocess"
         self.engine_reason: str | None = None
         self.deployments: list[ServedModel] = []
-        self.spares: SparePool | None = None
+        self.forked: ForkedServers | None = None
         self.served_fresh = 0
-        self.served_by_spare = 0
+        self.served_forked = 0
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -100,9 +102,9 @@ class TfservingTarget(Target):
         try:
             while self.deployments:
                 self.deployments.pop().close()
-            if self.spares is not None:
-                self.spares.close()
-                self.spares = None
+            if self.forked is not None:
+                self.forked.close()
+                self.forked = None
         finally:
             if self.mode == "container":
                 from harness.targets.tfserving.container import remove_leftover_containers
@@ -113,7 +115,20 @@ class TfservingTarget(Target):
         found = library_versions("tensorflow", "tensorflow-serving-api", "docker")
         found["serving_mode"] = self.mode
         found["serving_implementation"] = self.implementation
+        found["serving_processes"] = self.serving_processes()
         return found
+
+    def serving_processes(self) -> str:
+        """How this instance starts its servers (see :mod:`harness.targets.tfserving.forked`)."""
+        from harness.environments.serving_image import COMPAT_IMPLEMENTATION
+
+        if self.mode != "container":
+            return "a host process per server"
+        if self.forked is not None and self.forked.broken:
+            return f"a container per server (the fork server failed: {self.forked.broken})"
+        if forking_enabled() and self.implementation == COMPAT_IMPLEMENTATION:
+            return "forked in one container per worker where eligible, else a container per server"
+        return "a container per server"
 
     def require_container(self, why: str) -> None:
         """Skip (with the reason) when this scenario needs a container but none can run here."""
@@ -137,8 +152,10 @@ class TfservingTarget(Target):
         In a container ``model_dir`` is mounted at ``/models/<model_name>``, ``models`` at
         ``/models/<name>``, ``files`` at the given container paths; ``command`` replaces the image's
         entrypoint and flags (the engine's own error, e.g. an executable not found, is raised as
-        :class:`RuntimeFailure` of runtime ``docker``).  The server is stopped and removed when the
-        block ends, whatever happens.
+        :class:`RuntimeFailure` of runtime ``docker``).  A call :func:`~harness.targets.tfserving.forked.fork_eligible`
+        accepts runs as a forked server process in this worker's fork container instead, with
+        ``model_dir`` linked at ``/models/<model_name>``.  The server is stopped (and its container
+        removed) when the block ends, whatever happens.
         """
         self.require_active()
         if wait not in ("available", "listening", "started"):
@@ -146,21 +163,22 @@ class TfservingTarget(Target):
                                hint="use 'available', 'listening' or 'started'")
         if self.mode == "container":
             from harness.environments.serving_image import ensure_serving_image
-            from harness.targets.tfserving.container import ServingContainer
+            from harness.targets.tfserving.container import ServingContainer, published_ports
 
             image = ensure_serving_image(tf_version, implementation=self.implementation)
-            if model_dir is not None and spares_enabled() and spare_eligible(
+            if forking_enabled() and fork_eligible(
                     implementation=self.implementation, model_dir=model_dir, models=models, files=files, env=env,
-                    args=args, command=command, wait=wait, ready_model=ready_model, model_name=model_name,
-                    tf_version=tf_version, default_tf_version=DEFAULT_TF_VERSION):
-                spare = self._handed_over_spare(image, model_name, model_dir, ready_timeout)
-                if spare is not None:
-                    try:
-                        c = spare.container
-                        yield Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
-                                     "container", model_name, c.logs, _published_ports(c.container_id))
-                    finally:
-                        spare.close()
+                    command=command, ready_model=ready_model, model_name=model_name, tf_version=tf_version,
+                    default_tf_version=DEFAULT_TF_VERSION):
+                assert model_dir is not None
+                if self.forked is None:
+                    self.forked = ForkedServers()
+                if self.forked.available(image):  # else (two servers at once in one variant) a fresh container
+                    self.served_forked += 1
+                    with self.forked.serve(image, model_name=model_name, model_dir=model_dir, args=args, wait=wait,
+                                           ready_model=ready_model, ready_timeout=ready_timeout,
+                                           fail_on_load_error=fail_on_load_error) as server:
+                        yield server
                     return
             self.served_fresh += 1
             container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
@@ -169,7 +187,7 @@ class TfservingTarget(Target):
                                          ready_timeout=ready_timeout, fail_on_load_error=fail_on_load_error)
             with _engine_errors_raised(container.name), container as c:
                 server = Server(c.rest_url, c.grpc_target, f"{image.implementation} (container {image.tag})",
-                                "container", model_name, c.logs, _published_ports(c.container_id))
+                                "container", model_name, c.logs, published_ports(c.container_id))
                 if wait == "listening":
                     wait_listening(server, ready_timeout)
                 yield server
@@ -180,27 +198,6 @@ class TfservingTarget(Target):
         with serve_on_host(model_name, model_dir, env or {}, args, wait, ready_model, ready_timeout,
                            fail_on_load_error) as server:
             yield server
-
-    def _handed_over_spare(self, image: "ServingImage", model_name: str, model_dir: Path,
-                           ready_timeout: float) -> "Spare | None":
-        """A spare container now serving ``model_dir`` as ``model_name``, or None (start a fresh one)."""
-        from harness.targets.tfserving.spares import SparePool
-
-        if self.spares is None:
-            self.spares = SparePool()
-        spare = self.spares.take(image)
-        if spare is None:
-            return None
-        try:
-            handed = spare.hand_over(model_name, model_dir, ready_timeout)
-        except BaseException:
-            spare.close()
-            raise
-        if not handed:  # the load failed or the server exited: a fresh start reports it
-            spare.close()
-            return None
-        self.served_by_spare += 1
-        return spare
 
     # deploy interface --------------------------------------------------------------------
     def prepare_impl(self, source: ModelSource, cache: "ArtifactCache", options: dict[str, Any]) -> Prepared:
@@ -335,14 +332,3 @@ def _engine_errors_raised(container_name: str) -> Iterator[None]:
             client.close()
         raise RuntimeFailure("docker", str(exc.explanation or exc), kind=type(exc).__name__,
                              source="Docker engine API reply") from exc
-
-
-def _published_ports(container_id: str) -> dict[str, list[str]]:
-    from harness.environments.engine import docker_client
-
-    client = docker_client()
-    try:
-        ports = client.api.inspect_container(container_id)["NetworkSettings"].get("Ports") or {}
-    finally:
-        client.close()
-    return {port: [f"{b['HostIp']}:{b['HostPort']}" for b in bindings or []] for port, bindings in ports.items()}
