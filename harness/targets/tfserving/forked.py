@@ -202,8 +202,11 @@ class ForkedServers:
         if owner is None:
             try:
                 owner = ForkContainer(image).start()
-            except SetupError as exc:
+            except HarnessError as exc:
                 self.broken = f"{exc.message}: {tail(exc.evidence or '', 5)}"
+                return False
+            except Exception as exc:  # noqa: BLE001 - the engine's refusal: a fresh container reports it
+                self.broken = f"{type(exc).__name__}: {exc}"
                 return False
             self._containers[image.tag] = owner
         return not owner.busy

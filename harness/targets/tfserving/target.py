@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
-    from harness.environments.serving_image import ServingImage
 
 MODES = ("auto", "container", "subprocess")
 # the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
@@ -173,7 +172,7 @@ class TfservingTarget(Target):
                 assert model_dir is not None
                 if self.forked is None:
                     self.forked = ForkedServers()
-                if self.forked.available(image):  # else (two servers at once in one variant) a fresh container
+                if self.forked.available(image):  # else (a second server at once, or no fork server) a fresh one
                     self.served_forked += 1
                     with self.forked.serve(image, model_name=model_name, model_dir=model_dir, args=args, wait=wait,
                                            ready_model=ready_model, ready_timeout=ready_timeout,
