@@ -89,10 +89,10 @@ SCENARIO = Scenario(
     targets=("litert",),
     faulty=faulty,
     fixed=fixed,
-    # the version matrix: LiteRT 2.x verifies the truncated flatbuffer; 1.4.0 reads it and fails on
-    # the op table it no longer finds (2.0-2.2 not run)
-    symptom=ByVersion((("ai-edge-litert>=2", Raises(r"^The model is not a valid Flatbuffer buffer$", runtime="litert")),
-                       ("ai-edge-litert<2", Raises(r"^Missing registration for opcode_index \d+", runtime="litert")))),
+    # the version matrix: LiteRT 2.1.6 and later verify the truncated flatbuffer; 1.4.0 to 2.1.5
+    # read it and fail on the op table they no longer find (run: 1.4.0, 2.0.3, 2.1.0, 2.1.3-2.1.6, 2.2.0, 2.3.0)
+    symptom=ByVersion((("ai-edge-litert>=2.1.6", Raises(r"^The model is not a valid Flatbuffer buffer$", runtime="litert")),
+                       ("ai-edge-litert<2.1.6", Raises(r"^Missing registration for opcode_index \d+", runtime="litert")))),
     remedy=succeeds(Figure("truncated_downloads_rejected", ">=", 1), Figure("max_abs_diff", "<=", 1e-5),
                     Figure("damaged_model_runs_with_max_abs_diff", ">", 1e-4),
                     Figure("damaged_model_rejected_by_digest", ">=", 1)),

@@ -40,10 +40,10 @@ SCENARIO = Scenario(
     targets=("litert",),
     faulty=faulty,
     fixed=fixed,
-    # the version matrix: LiteRT 2.x verifies the buffer; 1.4.0 reads the file identifier and quotes
-    # its first byte (2.0-2.2 not run)
-    symptom=ByVersion((("ai-edge-litert>=2", Raises(r"The model is not a valid Flatbuffer buffer", runtime="litert")),
-                       ("ai-edge-litert<2", Raises(r"^Model provided has model identifier '", runtime="litert")))),
+    # the version matrix: LiteRT 2.1.6 and later verify the buffer; 1.4.0 to 2.1.5 read the file
+    # identifier and quote its first byte (run: 1.4.0, 2.0.3, 2.1.0, 2.1.3-2.1.6, 2.2.0, 2.3.0)
+    symptom=ByVersion((("ai-edge-litert>=2.1.6", Raises(r"The model is not a valid Flatbuffer buffer", runtime="litert")),
+                       ("ai-edge-litert<2.1.6", Raises(r"^Model provided has model identifier '", runtime="litert")))),
     remedy=succeeds(Figure("max_abs_diff", "<=", 1e-5)),
     cause="A Keras model file (.keras, a zip archive) is not a TF Lite flatbuffer; LiteRT checks "
           "the file and refuses it with 'The model is not a valid Flatbuffer buffer'.",
