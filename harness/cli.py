@@ -317,6 +317,7 @@ def unified_diff_view(faulty: str, fixed: str, colour: bool) -> str:
 
 
 def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> list[str]:
+    from harness.report import outcome_label
     from harness.results import load_run
 
     if not results_path.exists() and not explicit:
@@ -328,8 +329,7 @@ def _observed_lines(scenario: Scenario, results_path: Path, explicit: bool) -> l
     lines = [f"from {results_path} ({run.created}):"]
     for r in sorted(mine, key=lambda r: (r.target, r.variant != "faulty")):
         ev = r.evidence
-        label = "n/a on these versions" if r.outcome is Outcome.NOT_APPLICABLE else r.outcome.value
-        lines.append(f"  [{r.target}] {r.variant}: {label} — {r.verdict[:400]}")
+        lines.append(f"  [{r.target}] {r.variant}: {outcome_label(r.outcome)} — {r.verdict[:400]}")
         if ev.error:
             err = ev.error
             lines.append(f"      error: {err.kind}: {err.message[:600]}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, Typ
 
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure
 from harness.paths import REPO_ROOT
-from harness.versions import MISSING, VersionRange, installed_version, parse_ranges
+from harness.versions import VersionRange, installed_versions, parse_ranges
 
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
@@ -324,7 +324,8 @@ class ByVersion(Expectation):
         return "; ".join(f"on {r}: {e.describe()}" for r, e in self.parsed())
 
     def ranges(self) -> tuple[VersionRange, ...]:
-        return tuple(r for r, e in self.parsed()) + tuple(r for _, e in self.parsed() for r in e.ranges())
+        cases = self.parsed()
+        return tuple(r for r, _ in cases) + tuple(r for _, e in cases for r in e.ranges())
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ class Scenario:
 
     def installed_versions(self) -> dict[str, str]:
         """The installed version (or "missing") of every package the scenario's ranges name."""
-        return {name: installed_version(name) or MISSING for name in self.version_names()}
+        return installed_versions(self.version_names())
 
     def not_applicable_reason(self, versions: Mapping[str, str]) -> str | None:
         """None when every ``applies`` range holds for ``versions``, else why not (one line)."""

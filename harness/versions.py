@@ -35,18 +35,23 @@ def is_npm(name: str) -> bool:
     return name.startswith(("@", NPM_PREFIX))
 
 
+def _bare(name: str) -> str:
+    """An npm name without the ``npm:`` prefix."""
+    return name[len(NPM_PREFIX):] if name.startswith(NPM_PREFIX) else name
+
+
 def package_key(name: str) -> str:
     """The one spelling of a package name: a pip name canonicalised (PEP 503), an npm name as npm
     spells it (``@scope/name``, or ``npm:name`` when unscoped so that it cannot meet a pip name)."""
     if is_npm(name):
-        bare = name[len(NPM_PREFIX):] if name.startswith(NPM_PREFIX) else name
+        bare = _bare(name)
         return bare if bare.startswith("@") else NPM_PREFIX + bare
     return canonicalize_name(name)
 
 
 def npm_version(name: str, node_modules: "Path | None" = None) -> str | None:
     """The version of npm package ``name`` in ``node_modules`` (default: the one the browser target serves)."""
-    bare = name[len(NPM_PREFIX):] if name.startswith(NPM_PREFIX) else name
+    bare = _bare(name)
     root = harness.paths.NODE_MODULES if node_modules is None else node_modules  # read at call time: it may be redirected
     try:
         version = json.loads((root / bare / "package.json").read_text(encoding="utf-8")).get("version")
@@ -98,7 +103,7 @@ class VersionRange:
         stripped = text.strip()
         hint = "write a package and its versions, e.g. 'tensorflow>=2.20' or '@tensorflow/tfjs<4.22'"
         if is_npm(stripped):
-            bare = stripped[len(NPM_PREFIX):] if stripped.startswith(NPM_PREFIX) else stripped
+            bare = _bare(stripped)
             cut = _SPEC_START.search(bare)
             name, spec = (bare[:cut.start()], bare[cut.start():]) if cut else (bare, "")
             if not _NPM_NAME.fullmatch(name):
@@ -108,8 +113,7 @@ class VersionRange:
             except InvalidSpecifier as exc:
                 first = str(exc).splitlines()[0] if str(exc) else "unreadable"
                 raise ValueError(f"version range {text!r}: bad versions ({first}); {hint}") from None
-            prefix = NPM_PREFIX if stripped.startswith(NPM_PREFIX) or not name.startswith("@") else ""
-            return cls(package_key(prefix + name), specifier)
+            return cls(package_key(NPM_PREFIX + name), specifier)  # "@scope/x" or "npm:x"
         try:
             req = Requirement(stripped)
         except InvalidRequirement as exc:

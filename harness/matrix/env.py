@@ -71,8 +71,9 @@ def base_python() -> str:
 
 def _name(requirement: str) -> str:
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
-    return re.sub(r"[-_.]+", "-", Requirement(requirement).name).lower()
+    return canonicalize_name(Requirement(requirement).name)
 
 
 def harness_requirements(pinned: Sequence[str] = ()) -> list[str]:
@@ -120,11 +121,13 @@ class Resolution:
         return self.lock is not None
 
     def versions(self) -> dict[str, str]:
+        from packaging.utils import canonicalize_name
+
         found: dict[str, str] = {}
         for line in (self.lock or "").splitlines():
             m = re.match(r"^([A-Za-z0-9._-]+)==(\S+)", line.strip())
             if m:
-                found[re.sub(r"[-_.]+", "-", m.group(1)).lower()] = m.group(2)
+                found[canonicalize_name(m.group(1))] = m.group(2)
         return found
 
     def digest(self) -> str:

@@ -34,7 +34,7 @@ from typing import Callable, Sequence, TextIO
 
 from harness.errors import SetupError, UsageError
 from harness.matrix import env as cellenv
-from harness.matrix.record import CellRecord, MatrixRun, write_matrix
+from harness.matrix.record import SCHEMA, CellRecord, MatrixRun, write_matrix
 from harness.matrix.spec import NONE, Cell, Matrix
 from harness.paths import REPO_ROOT
 
@@ -222,7 +222,11 @@ def _tail(path: Path, lines: int = 12) -> str:
 
 def run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str] = (), workers: str | None = None,
                cell_timeout: float = CELL_TIMEOUT_S, out: TextIO = sys.stdout) -> MatrixRun:
-    """All three phases; returns the matrix run written to ``<out_dir>/matrix.json``."""
+    """All three phases; returns the matrix run written to ``<out_dir>/matrix.json``.
+
+    A Ctrl-C, or a SIGTERM (which ``pitfalls``'s ``main`` turns into KeyboardInterrupt for every
+    command), is passed on to the cell's run by :func:`_run_logged`.
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} is a file; give a directory such as results/matrix")
 
@@ -230,20 +234,6 @@ def run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str] = (), 
         out.write(f"matrix: {text}\n")
         out.flush()
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # a CI job's SIGTERM stops the cell's run as Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, stop) if threading.current_thread() is threading.main_thread() else None
-    try:
-        return _run_matrix(matrix, out_dir=out_dir, selection=selection, workers=workers,
-                           cell_timeout=cell_timeout, out=out, say=say)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str], workers: str | None,
-                cell_timeout: float, out: TextIO, say: Callable[[str], None]) -> MatrixRun:
     chosen = tuple(selection) or matrix.selection
     say(f"{len(matrix.cells)} cell(s) from {matrix.path}; checking each with uv")
     scratch = cellenv.matrix_dir() / "resolve"
@@ -256,7 +246,7 @@ def _run_matrix(matrix: Matrix, *, out_dir: Path, selection: Sequence[str], work
     records = [p.record or _record(p.cell, "not-run", reason="not run yet") for p in planned]
 
     def save() -> MatrixRun:
-        run = MatrixRun(schema="pitfalls-matrix/1", created=created, matrix_file=str(matrix.path),
+        run = MatrixRun(schema=SCHEMA, created=created, matrix_file=str(matrix.path),
                         selection=list(chosen), cells=list(records), extra={})
         write_matrix(out_dir / "matrix.json", run)
         return run
@@ -319,7 +309,7 @@ def combine_runs(parts: Sequence[Path], *, out_dir: Path, matrix: Matrix) -> Mat
             if rel:
                 shutil.copyfile(base / rel, out_dir / rel)
         cells.append(cell)
-    run = MatrixRun(schema="pitfalls-matrix/1", created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    run = MatrixRun(schema=SCHEMA, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     matrix_file=first.matrix_file, selection=list(first.selection), cells=cells,
                     extra={"combined_from": [str(p) for p in parts]})
     write_matrix(out_dir / "matrix.json", run)

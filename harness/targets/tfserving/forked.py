@@ -89,7 +89,6 @@ class ForkContainer:
             image, env={FORK_ENV: str(CONTROL_PORT)}, files={temp_root(): HOST_TMP},
             extra_ports=[CONTROL_PORT], wait=False)
         self.busy = False
-        self.forked = 0
         self._entered = False
 
     def start(self, timeout: float = 180.0) -> "ForkContainer":
@@ -136,9 +135,8 @@ class ForkContainer:
 class ForkedServer:
     """One forked server process: its log, its status, and the readiness waits of a fresh container."""
 
-    def __init__(self, owner: ForkContainer, model_name: str) -> None:
+    def __init__(self, owner: ForkContainer) -> None:
         self.owner = owner
-        self.model_name = model_name
         self.final_log: str | None = None
 
     def logs(self, tail_lines: int | None = None) -> str:
@@ -226,8 +224,7 @@ class ForkedServers:
         owner.busy = True
         try:
             owner.control("start", args=list(args), links={f"/models/{model_name}": link})
-            owner.forked += 1
-            forked = ForkedServer(owner, model_name)
+            forked = ForkedServer(owner)
             try:
                 container = owner.container
                 published = {port: bindings for port, bindings in published_ports(container.container_id).items()
