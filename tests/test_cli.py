@@ -162,7 +162,7 @@ def test_python_dash_m_harness_is_the_cli() -> None:
 
 def test_side_by_side_keeps_columns_aligned_with_colours() -> None:
     pytest.importorskip("pygments")
-    from harness.cli import ANSI, side_by_side
+    from harness.commands.explain import ANSI, side_by_side
 
     text = side_by_side('X = """a long string that\nspans lines"""\ndef f():\n    return X', "y = 2", 60, True, ("faulty", "fixed"))
     assert "\x1b[" in text
