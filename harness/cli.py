@@ -476,7 +476,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
     report = check(args.model, targets=_split_list(args.targets) or None, inputs=args.inputs,
                    profiles=_split_list(args.profile) or DEFAULT_PROFILES, imports=tuple(args.imports or ()),
-                   progress=None if args.quiet else (lambda m: print(f"check: {m}", file=sys.stderr, flush=True)))
+                   trust=args.trust_model, progress=None if args.quiet else (lambda m: print(f"check: {m}", file=sys.stderr, flush=True)))
     if report_dir is not None:
         for path in write_report_dir(report, report_dir):
             print(f"check: wrote {path}", file=sys.stderr)
@@ -713,7 +713,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--profile", metavar="LIST", help="LiteRT device profiles (default host,low-end,arm64; "
                    "arm64 is parity only, under qemu, and is left out where it cannot run)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
-                   help="import MODULE first (it registers the model's custom layers); repeatable")
+                   help="import MODULE first (it registers the model's custom layers); repeatable. "
+                        "MODULE is trusted code: it runs, and the model's config may name it")
+    p.add_argument("--trust-model", action="store_true",
+                   help="let the model run the code it carries (Lambda layers, Python/file-system/network ops); "
+                        "by default such a model is refused or not run (see docs/security.md)")
     p.add_argument("--json", action="store_true", help="print the report as JSON (schema pitfalls-check/1)")
     p.add_argument("--report-dir", metavar="DIR", help="write check.json and check.html there")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
