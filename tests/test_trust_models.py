@@ -136,6 +136,20 @@ def test_scan_flags_the_saved_model_cli_ops_and_passes_a_clean_export(attacks: d
     assert [c.name for c in found] == ["WriteFile"] and found[0].where.startswith("function __inference_serve")
 
 
+def test_an_unparseable_saved_model_is_left_to_tensorflows_own_refusal(attacks: dict[str, Path], tmp_path: Path) -> None:
+    """No graph to run, so nothing to refuse: TensorFlow's loader reports it in its own words."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(attacks["clean_saved_model"], broken)
+    (broken / "saved_model.pb").write_bytes(b"this is not a SavedModel protocol buffer")
+    assert saved_model_concerns(broken) == []
+    from harness.check.model import load_model
+
+    with pytest.raises(UsageError, match="could not be loaded as a SavedModel"):
+        load_model(ModelSource.from_path(broken))
+
+
 def test_denied_ops_are_ops_tensorflow_registers() -> None:
     """The op list names real ops (a typo would be a check that cannot fail)."""
     import tensorflow as tf
