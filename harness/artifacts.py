@@ -337,7 +337,7 @@ class ArtifactCache:
 
         An entry is removed under its build lock (an entry being built is left alone), as are
         leftovers of killed builds (temporary and moved-aside directories).  The arm64 root file
-        system goes through the arm64 device's ``remove_tree`` (unmounts first, never deletes across
+        system goes through the environment builder's ``remove_tree`` (unmounts first, never deletes across
         a mount).  Do not clear while a run uses the cache.
         """
         from filelock import FileLock, Timeout
@@ -349,7 +349,7 @@ class ArtifactCache:
             try:
                 with FileLock(str(lock), timeout=0):
                     if entry.kind == "arm64":
-                        from harness.targets.litert.arm64 import remove_tree
+                        from harness.environments.build import remove_tree
 
                         remove_tree(entry.path)
                         (entry.path.parent / f"build-{entry.name.removeprefix('rootfs-')}.log").unlink(missing_ok=True)

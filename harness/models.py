@@ -188,8 +188,11 @@ class TrainedModel:
         return json.loads((self.dir / "info.json").read_text())
 
     def load(self) -> Any:
-        k = _keras_module(self.spec.keras)
-        return k.models.load_model(self.model_file, compile=False)
+        """The Keras model, through the one loader (:func:`harness.export.load_keras_model`; ours: trusted)."""
+        from harness.export import load_keras_model
+        from harness.targets.base import ModelSource
+
+        return load_keras_model(ModelSource.from_trained(self))
 
 
 def trained_model(cache: ArtifactCache, spec: ModelSpec = ModelSpec()) -> TrainedModel:
@@ -214,23 +217,14 @@ def trained_model(cache: ArtifactCache, spec: ModelSpec = ModelSpec()) -> Traine
 
 
 def saved_model(cache: ArtifactCache, spec: ModelSpec = ModelSpec()) -> Path:
-    """A SavedModel directory with a ``serving_default`` signature.
-
-    Keras 3 uses ``model.export`` (the documented path for serving and TF Lite); tf_keras uses
-    ``model.save(dir, save_format="tf")``.
+    """A SavedModel directory with a ``serving_default`` signature, by the one export step
+    (:func:`harness.export.saved_model_of`): Keras 3 ``model.export`` (the documented path for
+    serving and TF Lite), tf_keras ``model.save(dir, save_format="tf")``.
     """
-    trained = trained_model(cache, spec)
-    key = {"from": trained.dir.name, "versions": library_versions(*KERAS_DISTS)}
+    from harness.export import saved_model_of
+    from harness.targets.base import ModelSource
 
-    def build(out: Path) -> None:
-        model = trained.load()
-        target = out / "saved_model"
-        if spec.keras == "keras3":
-            model.export(str(target), verbose=False)
-        else:
-            model.save(str(target), save_format="tf")
-
-    return cache.get_or_build("saved_model", key, build) / "saved_model"
+    return saved_model_of(cache, ModelSource.from_trained(trained_model(cache, spec)))
 
 
 def keras_outputs(cache: ArtifactCache, trained: TrainedModel, x: "np.ndarray") -> "np.ndarray":

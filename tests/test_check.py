@@ -209,8 +209,9 @@ def test_cli_writes_json_and_html(tmp_path: Path, cache: ArtifactCache) -> None:
 
 def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusal(cache: ArtifactCache, pitfalls_check: Any) -> None:
     """A Keras 3 model with a registered custom layer (tf.linalg.det inside): without its code the
-    check refuses at once (exit 2, one line); with --import it runs, TF Serving serves it and the
-    three converters refuse MatrixDeterminant in their own words."""
+    trust gate refuses at once (exit 2, one line: its config names a module outside Keras); with
+    --import (trusted code) it runs, TF Serving serves it and the three converters refuse
+    MatrixDeterminant in their own words."""
     _available("tfserving", "litert", "coreml", "tfjs")
     path = custom_layer_keras(cache)
     env = {**__import__("os").environ, "PYTHONPATH": f"{REPO_ROOT}:{REPO_ROOT / 'tests'}"}
@@ -218,7 +219,8 @@ def test_custom_layer_model_needs_its_code_and_then_meets_each_converters_refusa
                           cwd=REPO_ROOT, capture_output=True, text=True, env=env)
     assert done.returncode == 2, done.stderr[-2000:]
     line = done.stderr.strip().splitlines()[-1]
-    assert "could not be loaded" in line and "--import MODULE" in line
+    assert "refused to load" in line and "check_models.custom_layers.GramDeterminant" in line
+    assert "gram_det" in line and "--import MODULE" in line and "--trust-model" in line
 
     report = pitfalls_check(path, imports=("check_models.custom_layers",), cache=cache, profiles=("host",), progress=None)
     assert report.targets["tfserving"].verdict == "deploys"

@@ -64,7 +64,7 @@ def test_truncated_keras_file_is_a_usage_error(tmp_path: Path) -> None:
         zf.writestr("config.json", "{}")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(UsageError, match="not a readable .keras file"):
+    with pytest.raises(UsageError, match="not a complete zip archive"):
         load_model(ModelSource.from_path(path))
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness.archives import INPUTS_ARCHIVE, checked_members
 from harness.errors import UsageError
 from harness.targets.base import ModelSource
 
@@ -60,31 +60,16 @@ def digest_of(path: Path) -> str:
     return content_digest(path)[:16]
 
 
-def _h5_is_tf_keras(path: Path) -> bool:
-    """An .h5 written by tf_keras/Keras 2 says ``keras_version`` 2.x in its root attributes."""
-    import h5py
+def load_model(source: ModelSource) -> LoadedModel:
+    """Load ``source`` for the reference, through the trust gate; a file that is not a loadable
+    model is a UsageError, an untrusted one that carries code a :class:`~harness.trust.ModelRefused`.
 
-    with h5py.File(path, "r") as f:
-        version = f.attrs.get("keras_version", b"")
-    version = version.decode() if isinstance(version, bytes) else str(version)
-    return version.startswith("2.")
+    The modules in ``source.imports`` (user code registering custom layers with
+    ``keras.saving.register_keras_serializable``) are imported first: trusted code by the user's word.
+    """
+    from harness.export import keras_flavour, load_keras_model
 
-
-def _keras_file_is_tf_keras(path: Path) -> bool:
-    import json
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            meta = json.loads(zf.read("metadata.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
-        raise UsageError(f"{path} is not a readable .keras file ({type(exc).__name__}: {exc}); "
-                         "re-save it with model.save('model.keras')") from None
-    return str(meta.get("keras_version", "")).startswith("2.")
-
-
-def load_model(source: ModelSource, *, imports: tuple[str, ...] = ()) -> LoadedModel:
-    """Load ``source`` for the reference; a file that is not a loadable model is a UsageError."""
-    for module in imports:  # user code registering custom layers (keras.saving.register_keras_serializable)
+    for module in source.imports:
         try:
             importlib.import_module(module)
         except ImportError as exc:
@@ -92,20 +77,17 @@ def load_model(source: ModelSource, *, imports: tuple[str, ...] = ()) -> LoadedM
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if source.format == "saved_model":
         return _load_saved_model(source)
-    tf_keras = (_keras_file_is_tf_keras(source.path) if source.format == "keras"
-                else _h5_is_tf_keras(source.path))
-    if tf_keras:
-        import tf_keras as k
-    else:
-        import keras as k  # type: ignore[no-redef]  # the same API under another flavour
+    flavour = keras_flavour(source)
     try:
-        model = k.models.load_model(str(source.path), compile=False)
+        model = load_keras_model(source)
+    except UsageError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any loader failure is the user's file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{source.path} could not be loaded by {'tf_keras' if tf_keras else 'Keras 3'} "
+        raise UsageError(f"{source.path} could not be loaded by {'tf_keras' if flavour == 'tf_keras' else 'Keras 3'} "
                          f"({type(exc).__name__}: {first[:300]}); if it has custom layers, pass "
                          "--import MODULE that registers them") from None
-    return _describe_keras(source, model, "tf_keras" if tf_keras else "keras3")
+    return _describe_keras(source, model, flavour)
 
 
 def _dtype_name(dtype: Any) -> str:
@@ -147,6 +129,9 @@ def _describe_keras(source: ModelSource, model: Any, flavour: Flavour) -> Loaded
 def _load_saved_model(source: ModelSource) -> LoadedModel:
     import tensorflow as tf
 
+    from harness.trust import admit
+
+    admit(source)
     try:
         loaded = tf.saved_model.load(str(source.path))
     except Exception as exc:  # noqa: BLE001 - TF's reader text is the user's answer
@@ -197,6 +182,7 @@ def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
 
     if not path.is_file():
         raise UsageError(f"--inputs {path}: no such file (give an .npz with one array per input name)")
+    checked_members(path, INPUTS_ARCHIVE, hint="--inputs takes an .npz written with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}

@@ -16,7 +16,8 @@ def summary(report: CheckReport) -> str:
     """Target x verdict, then the findings, then the divergence (plain text)."""
     model = report.model
     lines = [f"pitfalls check {model['path']} ({model['format']}, {model.get('flavour')}, "
-             f"{model.get('parameters')} parameters) in {report.seconds:.1f}s", ""]
+             f"{model.get('parameters')} parameters) in {report.seconds:.1f}s", report.trust_line(), ""]
+    lines += [f"  [{f.severity}] {f.step}: {f.text[:200]}" for f in report.findings]
     width = max(len(n) for n in report.targets) if report.targets else 6
     for name, t in report.targets.items():
         diff = "" if t.max_abs_diff is None else f"  max|diff| {t.max_abs_diff:.2e}"
@@ -121,6 +122,8 @@ def html_page(report: CheckReport) -> str:
             f"<p>{html.escape(model['format'])} ({html.escape(str(model.get('flavour')))}), "
             f"{model.get('parameters')} parameters, inputs {html.escape(json.dumps(model['inputs']))}; "
             f"checked {html.escape(report.created)} in {report.seconds:.1f}s</p>"
+            f"<p class=\"trust\">{html.escape(report.trust_line())}</p>"
+            + "".join(f"<p class=\"{f.severity}\">{html.escape(f.text)}</p>" for f in report.findings) +
             f"<table><tr><th>target</th><th>verdict</th><th>max |diff|</th><th>findings</th><th>time</th></tr>"
             f"{matrix}</table>{sections}<script type='application/json' id='report'>{data}</script>"
             f"</body></html>")

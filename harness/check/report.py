@@ -115,16 +115,30 @@ class CheckReport:
     targets: dict[str, TargetReport] = field(default_factory=dict)
     created: str = ""
     seconds: float = 0.0
+    trusted: bool = False  # --trust-model / trust=True: the model's own code was allowed to run
+    findings: list[Finding] = field(default_factory=list)  # about the model file itself (the trust scan)
 
     @property
     def ok(self) -> bool:
-        """True when no requested target has a blocker (skipped targets do not count against)."""
-        return all(t.verdict != "fails" for t in self.targets.values())
+        """True when the model file has no blocker and no requested target has one (skipped
+        targets do not count against)."""
+        return (not any(f.severity == "blocker" for f in self.findings)
+                and all(t.verdict != "fails" for t in self.targets.values()))
+
+    def trust_line(self) -> str:
+        """One line on what the check let the model do (terminal and HTML)."""
+        if self.trusted:
+            return "model trusted (--trust-model): its own code (Lambda layers, Python ops) was allowed to run"
+        if self.findings:
+            return (f"model untrusted: the trust scan found {len(self.findings)} op(s) that touch the file system, "
+                    "the network or Python; nothing was run (--trust-model runs it)")
+        return "model untrusted: scanned, it carries no code beyond the runtimes' own ops"
 
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "created": self.created, "seconds": round(self.seconds, 3),
-                "model": self.model, "inputs": self.inputs,
+                "model": self.model, "inputs": self.inputs, "trusted": self.trusted,
+                "findings": [f.to_json() for f in self.findings],
                 "targets": {name: t.to_json() for name, t in self.targets.items()}}

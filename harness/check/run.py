@@ -28,6 +28,7 @@ from harness.compare import Parity, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets import TARGET_NAMES, target_class
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
+from harness.trust import Concern, ModelRefused, model_concerns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -415,8 +416,13 @@ class ActiveTargets(Protocol):
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
           profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
-          active: ActiveTargets | None = None) -> CheckReport:
+          active: ActiveTargets | None = None, trust: bool = False) -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
+
+    Unless ``trust``, the model file is scanned first (:mod:`harness.trust`, nothing is loaded):
+    a Keras file that carries Python code is refused (:class:`~harness.trust.ModelRefused`, a
+    UsageError); a SavedModel with ops that touch the file system, the network or Python gets
+    one finding per op and is not run (every target skipped, with the reason).
 
     ``active`` lends targets that are already running in this process (inside pytest, the
     session's: a second browser target would start a second sync Playwright, which Playwright
@@ -430,9 +436,16 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
-    source = ModelSource.from_path(path)
+    source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
+    if not trust:
+        say(f"scanning {source.path} ({source.format}) for code it carries")
+        concerns = model_concerns(source)
+        if concerns and source.format != "saved_model":
+            raise ModelRefused(source.path, concerns)
+        if concerns:
+            return _not_run(source, concerns, wanted, started)
     say(f"loading {source.path} ({source.format})")
-    model = load_model(source, imports=tuple(imports))
+    model = load_model(source)
     if inputs is not None:
         feed = read_inputs(Path(inputs), model)
         how: dict[str, Any] = {"file": str(Path(inputs).resolve())}
@@ -442,10 +455,33 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
     reference = reference_outputs(model, feed)
     ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say)
-    report = CheckReport(model=model.describe(), inputs=how,
-                         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    report = CheckReport(model=model.describe(), inputs=how, created=_now(), trusted=trust)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _not_run(source: ModelSource, concerns: "list[Concern]", wanted: list[str], started: float) -> CheckReport:
+    """The report of an untrusted SavedModel whose scan found denied ops: one finding per op, every
+    target skipped (nothing loaded, converted or run)."""
+    from harness.check.model import digest_of
+
+    model: dict[str, Any] = {"path": str(source.path), "format": source.format, "flavour": "saved_model",
+                             "digest": digest_of(source.path), "inputs": [], "outputs": [], "parameters": None, "layers": 0}
+    report = CheckReport(model=model, inputs={}, created=_now(), trusted=False)
+    for concern in concerns:
+        report.findings.append(Finding("blocker", concern.describe(), "pitfalls trust scan of saved_model.pb",
+                                       "static", fix="compute it with TensorFlow ops in the serving function, "
+                                       "or pass --trust-model if you trust this file", step="scan"))
+    reason = (f"not run: the SavedModel holds {len(concerns)} op(s) that touch the file system, the network or "
+              "Python (see the model's findings); --trust-model runs it")
+    for name in wanted:
+        report.targets[name] = TargetReport(name, verdict="skipped", reason=reason)
     report.seconds = time.perf_counter() - started
     return report
 

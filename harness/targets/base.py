@@ -87,21 +87,30 @@ def _format_of(path: Path) -> ModelFormat:
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A model as a user hands it over: a ``.keras`` file, an ``.h5`` file or a SavedModel dir."""
+    """A model as a user hands it over: a ``.keras`` file, an ``.h5`` file or a SavedModel dir.
+
+    ``trusted`` says whether its code may run: a user's file is untrusted unless the user said
+    so (``--trust-model``), and every loader passes it through :func:`harness.trust.admit`
+    first; the catalog's own models (:meth:`from_trained`) are trusted.  ``imports`` are the
+    modules the user imported for its custom objects (trusted code a Keras config may name).
+    """
 
     path: Path
     format: ModelFormat
+    trusted: bool = False
+    imports: tuple[str, ...] = ()
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "ModelSource":
+    def from_path(cls, path: str | Path, *, trusted: bool = False, imports: tuple[str, ...] = ()) -> "ModelSource":
         p = Path(path).expanduser().resolve()
         if not p.exists():
             raise UsageError(f"no model at {p}: give the path of a .keras/.h5 file or a SavedModel directory")
-        return cls(p, _format_of(p))
+        return cls(p, _format_of(p), trusted, tuple(imports))
 
     @classmethod
     def from_trained(cls, trained: "TrainedModel") -> "ModelSource":
-        return cls.from_path(trained.model_file)
+        """A model of the catalog's zoo (ours: trusted)."""
+        return cls.from_path(trained.model_file, trusted=True)
 
 
 @dataclass(frozen=True)
@@ -204,7 +213,12 @@ class Target(ABC):
     def prepare(self, source: ModelSource, cache: "ArtifactCache", *,
                 options: Mapping[str, Any] | None = None) -> Prepared:
         """Convert or export ``source`` for this target (cached); converter errors arrive as
-        :class:`RuntimeFailure` with the converter's own text."""
+        :class:`RuntimeFailure` with the converter's own text.  An untrusted source passes the trust
+        gate first (:func:`harness.trust.admit`: refused with :class:`~harness.trust.ModelRefused`
+        when it carries code)."""
+        from harness.trust import admit
+
+        admit(source)
         return self.prepare_impl(source, cache, dict(options or {}))
 
     def load(self, prepared: Prepared, *, options: Mapping[str, Any] | None = None) -> Deployment:

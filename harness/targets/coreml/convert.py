@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
+from harness.export import saved_model_of
+from harness.trust import admit
 
 if TYPE_CHECKING:
     from harness.targets.base import ModelSource
@@ -80,22 +82,6 @@ def compress_weights(cache: ArtifactCache, package: Path, *, method: str, config
     return cache.get_or_build("coreml", key, build) / "model.mlpackage"
 
 
-def saved_model_from_h5(cache: ArtifactCache, h5: Path) -> Path:
-    """A tf_keras ``.h5`` model saved as a SavedModel by tf_keras itself (cached).
-
-    coremltools 9 loads an ``.h5`` path with ``tf.keras``, which is Keras 3 under TF 2.16+ and
-    cannot hand it a tf_keras model; the tf_keras SavedModel of the same model converts.
-    """
-    key = {"saved_model_of": cache.source_key(h5), "versions": library_versions("tensorflow", "tf-keras")}
-
-    def build(out: Path) -> None:
-        import tf_keras
-
-        tf_keras.models.load_model(h5, compile=False).save(str(out / "saved_model"), save_format="tf")
-
-    return cache.get_or_build("saved_model", key, build) / "saved_model"
-
-
 #: What ``CoremlTarget.prepare`` converts to unless its options say otherwise.
 DEFAULT_CONVERSION: dict[str, Any] = {"convert_to": "mlprogram", "minimum_deployment_target": "iOS15"}
 #: ``as-given``: the file as the user has it; ``concrete-function``: a Keras 3 model traced into a single
@@ -104,38 +90,18 @@ DEFAULT_CONVERSION: dict[str, Any] = {"convert_to": "mlprogram", "minimum_deploy
 ROUTES: tuple[str, ...] = ("as-given", "concrete-function")
 
 
-def single_function_saved_model(cache: ArtifactCache, keras_file: Path) -> Path:
-    """A Keras 3 ``.keras`` model saved as a SavedModel holding one traced function (cached)."""
-    key = {"single_function_of": cache.source_key(keras_file),
-           "versions": library_versions("tensorflow", "keras")}
-
-    def build(out: Path) -> None:
-        import keras
-        import tensorflow as tf
-
-        model = keras.models.load_model(str(keras_file), compile=False)
-        specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
-
-        @tf.function(input_signature=specs)
-        def serve(*args: Any) -> Any:
-            return model(list(args) if len(args) > 1 else args[0])
-
-        module = tf.Module()
-        module.model = model
-        module.serve = serve
-        tf.saved_model.save(module, str(out / "saved_model"), signatures={"serving_default": serve})
-
-    return cache.get_or_build("coreml_single_function", key, build) / "saved_model"
-
-
 def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
                        options: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
     """Convert a user's model as given (an ML program for iOS 15+ unless ``options`` say
     otherwise; ``options`` are ``ct.convert`` keywords with plain values).
 
     A SavedModel directory and a ``.keras`` file go to ``ct.convert`` unchanged, so that
-    coremltools' own refusal surfaces; an ``.h5`` file goes through its tf_keras SavedModel.
+    coremltools' own refusal surfaces; an ``.h5`` file goes through its tf_keras SavedModel
+    (coremltools 9 loads an ``.h5`` path with ``tf.keras``, which is Keras 3 under TF 2.16+ and
+    cannot hand it a tf_keras model; the tf_keras SavedModel of the same model converts).  Every
+    route passes the trust gate (:func:`harness.trust.admit`).
     """
+    admit(source)
     if "inputs" in options:
         raise UsageError("prepare option `inputs` is not supported: call convert_to_coreml(..., inputs=, label=)")
     route = str(options.get("route", "as-given"))
@@ -145,11 +111,11 @@ def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
     if route == "concrete-function":
         if source.format != "keras":
             raise UsageError("route concrete-function is for a Keras 3 .keras file")
-        package = convert_to_coreml(cache, single_function_saved_model(cache, source.path), options=settings)
+        package = convert_to_coreml(cache, saved_model_of(cache, source, recipe="concrete-function"), options=settings)
         return package, {"route": "Keras 3 model -> one tf.function concrete function (tf.saved_model.save) "
                                   "-> ct.convert", **settings}
     if source.format == "h5":
-        package = convert_to_coreml(cache, saved_model_from_h5(cache, source.path), options=settings)
+        package = convert_to_coreml(cache, saved_model_of(cache, source), options=settings)
         how = "tf_keras SavedModel of the .h5 -> ct.convert"
     else:
         package = convert_to_coreml(cache, source.path, options=settings)

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
+from harness.export import load_keras_model, saved_model_of
+from harness.targets.base import ModelSource
+from harness.trust import admit
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from harness.targets.base import ModelSource
 
 Quantization = Literal["none", "dynamic", "float16", "int8"]
 QUANTIZATIONS: tuple[Quantization, ...] = ("none", "dynamic", "float16", "int8")
@@ -31,19 +32,7 @@ def _digest(data: "np.ndarray | None") -> str | None:
     return hashlib.sha256(data.tobytes()).hexdigest()[:16] if data is not None else None
 
 
-def _load_keras_file(source: Path) -> Any:
-    """A Keras model file as an object: ``.h5`` through tf_keras (the Keras 2 that wrote it),
-    ``.keras`` through Keras 3."""
-    if source.suffix in (".h5", ".hdf5"):
-        import tf_keras
-
-        return tf_keras.models.load_model(source, compile=False)
-    import keras
-
-    return keras.models.load_model(source, compile=False)
-
-
-def convert_to_tflite(cache: ArtifactCache, source: Path, *, quantize: Quantization = "none",
+def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, quantize: Quantization = "none",
                       representative: "np.ndarray | None" = None, select_tf_ops: bool = False,
                       from_keras: bool = False, extra: Mapping[str, Any] | None = None,
                       configure: ConverterSetup | None = None, label: str = "") -> Path:
@@ -55,12 +44,17 @@ def convert_to_tflite(cache: ArtifactCache, source: Path, *, quantize: Quantizat
     whatever a scenario spells out itself, and ``label`` must then name those settings, since it
     is what distinguishes the cached artifacts.  Cached by the source's content key, the options,
     the representative data and the converter versions.
+
+    ``source`` passes the trust gate first (:func:`harness.trust.admit`); a bare path is an
+    untrusted :class:`ModelSource` (the catalog's files pass the gate's scan).
     """
+    model = source if isinstance(source, ModelSource) else ModelSource.from_path(source)
+    admit(model)
     if quantize not in QUANTIZATIONS:
         raise UsageError(f"unknown quantization {quantize!r}: use one of {', '.join(QUANTIZATIONS)}")
     if configure is not None and not label:
         raise HarnessError("convert_to_tflite: give a label that names the `configure` settings (it keys the cache)")
-    key = {"source": cache.source_key(source), "quantize": quantize, "rep": _digest(representative),
+    key = {"source": cache.source_key(model.path), "quantize": quantize, "rep": _digest(representative),
            "select_tf_ops": select_tf_ops, "from_keras": from_keras, "extra": dict(extra or {}),
            "label": label, "versions": library_versions(*CONVERTER_VERSIONS)}
 
@@ -68,9 +62,9 @@ def convert_to_tflite(cache: ArtifactCache, source: Path, *, quantize: Quantizat
         import tensorflow as tf
 
         if from_keras:
-            converter = tf.lite.TFLiteConverter.from_keras_model(_load_keras_file(source))
+            converter = tf.lite.TFLiteConverter.from_keras_model(load_keras_model(model))
         else:
-            converter = tf.lite.TFLiteConverter.from_saved_model(str(source))
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
         if quantize != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
@@ -96,16 +90,6 @@ def convert_to_tflite(cache: ArtifactCache, source: Path, *, quantize: Quantizat
         (out / "model.tflite").write_bytes(converter.convert())
 
     return cache.get_or_build("tflite", key, build) / "model.tflite"
-
-
-def export_saved_model(cache: ArtifactCache, keras_file: Path) -> Path:
-    """A Keras 3 ``.keras`` file exported with ``model.export`` (an inference SavedModel, cached)."""
-    key = {"export_of": cache.source_key(keras_file), "versions": library_versions(*CONVERTER_VERSIONS)}
-
-    def build(out: Path) -> None:
-        _load_keras_file(keras_file).export(str(out / "saved_model"), verbose=False)
-
-    return cache.get_or_build("saved_model", key, build) / "saved_model"
 
 
 #: The options ``LitertTarget.prepare`` takes.
@@ -134,14 +118,15 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
                                 "select_tf_ops": bool(options.get("select_tf_ops", False))}
     if source.format == "saved_model":
         how = "TFLiteConverter.from_saved_model"
-        tflite = convert_to_tflite(cache, source.path, **settings)
+        tflite = convert_to_tflite(cache, source, **settings)
     elif source.format == "h5":
         how = "tf_keras.models.load_model -> TFLiteConverter.from_keras_model"
-        tflite = convert_to_tflite(cache, source.path, from_keras=True, **settings)
+        tflite = convert_to_tflite(cache, source, from_keras=True, **settings)
     elif route == "keras_model":
         how = "keras.models.load_model -> TFLiteConverter.from_keras_model"
-        tflite = convert_to_tflite(cache, source.path, from_keras=True, **settings)
+        tflite = convert_to_tflite(cache, source, from_keras=True, **settings)
     else:
         how = "model.export -> TFLiteConverter.from_saved_model"
-        tflite = convert_to_tflite(cache, export_saved_model(cache, source.path), **settings)
+        exported = saved_model_of(cache, source)
+        tflite = convert_to_tflite(cache, ModelSource.from_path(exported, trusted=source.trusted), **settings)
     return tflite, {"route": how, "quantize": settings["quantize"], "select_tf_ops": settings["select_tf_ops"]}

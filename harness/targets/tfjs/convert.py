@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure, WaitTimeout
-from harness.models import KERAS_DISTS
+from harness.export import saved_model_of
 
 if TYPE_CHECKING:
     from harness.models import TrainedModel
@@ -68,29 +68,8 @@ def convert_graph_model(cache: ArtifactCache, saved_model_dir: Path, *extra: str
 
 
 def export_saved_model(cache: ArtifactCache, source: "ModelSource") -> Path:
-    """The SavedModel the graph converter reads, for a Keras model file (cached by content).
-
-    A Keras 3 ``.keras`` file goes through ``model.export`` (a ``serving_default`` signature);
-    a tf_keras ``.h5`` file through ``model.save(dir, save_format="tf")``.  A SavedModel
-    directory is its own answer.
-    """
-    if source.format == "saved_model":
-        return source.path
-    key = {"source": cache.source_key(source.path), "format": source.format,
-           "versions": library_versions(*KERAS_DISTS)}
-
-    def build(out: Path) -> None:
-        target = out / "saved_model"
-        if source.format == "keras":
-            import keras
-
-            keras.models.load_model(source.path, compile=False).export(str(target), verbose=False)
-        else:
-            import tf_keras
-
-            tf_keras.models.load_model(source.path, compile=False).save(str(target), save_format="tf")
-
-    return cache.get_or_build("tfjs_export", key, build) / "saved_model"
+    """The SavedModel the graph converter reads: :func:`harness.export.saved_model_of` (gated, cached)."""
+    return saved_model_of(cache, source)
 
 
 def artifact_sizes(model_dir: Path) -> dict[str, int]:

@@ -45,8 +45,6 @@ if TYPE_CHECKING:
 MODES = ("auto", "container", "subprocess")
 # the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
 DEFAULT_TF_VERSION = os.environ.get("PITFALLS_SERVING_TF") or "2.19.0"
-#: Bump when the export recipe of :meth:`TfservingTarget.prepare_impl` changes.
-EXPORT_REVISION = 1
 
 
 class TfservingTarget(Target):
@@ -200,16 +198,14 @@ class TfservingTarget(Target):
 
     # deploy interface --------------------------------------------------------------------
     def prepare_impl(self, source: ModelSource, cache: "ArtifactCache", options: dict[str, Any]) -> Prepared:
-        """A SavedModel with a ``serving_default`` signature (cached unless given as one)."""
-        from harness.models import KERAS_DISTS
+        """A SavedModel with a ``serving_default`` signature (:func:`harness.export.saved_model_of`:
+        gated, cached unless given as one)."""
+        from harness.export import saved_model_of
 
         if source.format == "saved_model":
             return Prepared(self.name, source, source.path, saved_model_sizes(source.path), {"export": "as given"})
         recipe = "keras.Model.export" if source.format == "keras" else "tf_keras save_format=tf"
-        key = {"source": cache.source_key(source.path), "format": source.format, "recipe": recipe,
-               "revision": EXPORT_REVISION, "versions": library_versions(*KERAS_DISTS)}
-        artifact = cache.get_or_build("tfserving_saved_model", key,
-                                      lambda out: export_saved_model(source, out / "saved_model")) / "saved_model"
+        artifact = saved_model_of(cache, source)
         return Prepared(self.name, source, artifact, saved_model_sizes(artifact), {"export": recipe})
 
     def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
@@ -234,33 +230,6 @@ class TfservingTarget(Target):
         deployment = ServedModel(prepared, server, stack)
         self.deployments = [d for d in self.deployments if not d.closed] + [deployment]  # closed with the target
         return deployment
-
-
-def export_saved_model(source: ModelSource, out: Path) -> None:
-    """Write ``source`` (a .keras or .h5 file) as a SavedModel at ``out``; Keras's own errors are
-    raised as :class:`RuntimeFailure` carrying its text."""
-    library = "keras" if source.format == "keras" else "tf_keras"
-    step = "load_model"
-    try:
-        if source.format == "keras":
-            import keras
-
-            model = keras.models.load_model(source.path, compile=False)
-            step = "model.export"
-            model.export(str(out), verbose=False)
-        elif source.format == "h5":
-            import tf_keras
-
-            model = tf_keras.models.load_model(source.path, compile=False)
-            step = "model.save(save_format='tf')"
-            model.save(str(out), save_format="tf")
-        else:
-            raise HarnessError(f"export_saved_model() got a {source.format} source", hint="pass a .keras or .h5 file")
-    except HarnessError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - Keras's own error, kept with its text
-        raise RuntimeFailure(library, str(exc), kind=type(exc).__name__,
-                             source=f"{library} {step} of {source.path.name}") from exc
 
 
 def saved_model_sizes(saved_model_dir: Path) -> dict[str, int]:
