@@ -150,10 +150,6 @@ def _collection_errors(log: Path) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import report
-    from harness.progress import Progress
-    from harness.results import load_run, write_text_atomically
-
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"-n must be 0 or more, not {args.workers}")
     shard = durations = None
@@ -171,6 +167,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     report_dir = Path(args.report_dir).resolve() if args.report_dir else results.parent
     if results.exists() and results.is_dir():
         raise UsageError(f"--results {results} is a directory; give a file path such as results/latest.json")
+    from harness.environments.ownership import OutputsBusy, claim_outputs
+
+    try:
+        with claim_outputs([results, report_dir], f"`pitfalls run` writing {results}"):
+            return _run_claimed(args, catalog, files, results, report_dir, shard, durations)
+    except OutputsBusy as exc:
+        raise UsageError(f"{exc}; wait for that run to end, or give this one its own --results PATH "
+                         "(and --report-dir DIR)") from None
+
+
+def _run_claimed(args: argparse.Namespace, catalog: Any, files: list[Path], results: Path, report_dir: Path,
+                 shard: Any, durations: Any) -> int:
+    """``cmd_run`` once this run holds its results file and report directory (two runs never share them)."""
+    from harness import report
+    from harness import shard as sharding
+    from harness.progress import Progress
+    from harness.results import load_run, write_text_atomically
+
     if shard is not None:
         ids = {p: sid for sid, p in catalog.files.items()}
         the_split = sharding.split([ids[p] for p in files], shard.count, durations)
