@@ -18,7 +18,6 @@ picks.  The docker SDK is imported inside functions only.
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
