@@ -209,6 +209,15 @@ def open_to_container_dir(directory: Path) -> None:
         directory.chmod(stat.S_IMODE(info.st_mode) | 0o001)
 
 
+def open_in_work_dir(path: Path) -> None:
+    """Let the container's user reach ``path`` inside :func:`run_work_dir` through its mount (o+x on
+    each directory between the two) and read the tree at ``path`` (:func:`open_to_container`)."""
+    root, target = run_work_dir().resolve(), Path(path).resolve()
+    for parent in target.relative_to(root).parents[:-1]:
+        open_to_container_dir(root / parent)
+    open_to_container(target)
+
+
 def remove_leftover_work_dirs() -> list[Path]:
     """Remove work directories and lock files of owners that are proven gone; return the dirs."""
     removed: list[Path] = []

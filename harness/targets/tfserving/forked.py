@@ -232,13 +232,10 @@ class ForkedServers:
         if owner is None or owner.busy:
             raise HarnessError("no idle fork container for this worker",
                                hint="ask available() first; this is a harness bug")
-        from harness.environments.ownership import open_to_container, open_to_container_dir
+        from harness.environments.ownership import open_in_work_dir
 
-        root, model_path = work_root(), Path(model_dir).resolve()
-        link = f"{WORK_MOUNT}/{model_path.relative_to(root)}"
-        for parent in model_path.relative_to(root).parents[:-1]:  # the server walks down from the mount
-            open_to_container_dir(root / parent)
-        open_to_container(model_path)
+        link = f"{WORK_MOUNT}/{Path(model_dir).resolve().relative_to(work_root())}"
+        open_in_work_dir(Path(model_dir))  # the server walks down to it from the mount
         owner.busy = True
         try:
             owner.control("start", args=list(args), links={f"/models/{model_name}": link})
