@@ -56,7 +56,16 @@ class SessionState:
     pool: TargetPool = field(default_factory=TargetPool)
     cache: ArtifactCache = field(default_factory=ArtifactCache)
     records: list[Record] = field(default_factory=list)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="pitfalls-run-")))
+    workdir: Path = field(default_factory=lambda: session_workdir())
+
+
+def session_workdir() -> Path:
+    """The session's scratch directory, inside this process's owner work directory (0750, named by
+    its random owner id: :mod:`harness.environments.ownership`), the one directory its containers
+    may mount."""
+    from harness.environments.ownership import run_work_dir
+
+    return Path(tempfile.mkdtemp(prefix="pitfalls-run-", dir=run_work_dir()))
 
 
 STATE = pytest.StashKey[SessionState]()
@@ -258,7 +267,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.pool.close()
     import shutil
 
-    shutil.rmtree(state.workdir, ignore_errors=True)
+    shutil.rmtree(state.workdir, ignore_errors=True)  # the owner's work directory goes at exit (ownership)
     if hasattr(session.config, "workerinput"):
         return  # xdist worker: the controller writes the file
     path = session.config.getoption("--pitfalls-results")

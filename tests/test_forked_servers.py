@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness.errors import RuntimeFailure
-from harness.targets.tfserving.forked import fork_eligible, temp_root
+from harness.targets.tfserving.forked import fork_eligible, work_root
 
 DEFAULTS: dict[str, Any] = dict(implementation="tfserving-compatible", models=None, files=None, env=None,
                                 command=None, ready_model=None, model_name="model", tf_version="2.19.0",
@@ -26,7 +26,7 @@ DEFAULTS: dict[str, Any] = dict(implementation="tfserving-compatible", models=No
 def test_only_servers_that_a_fresh_container_would_start_alike_are_forked(tmp_path: Path) -> None:
     from harness.environments.serving_image import REAL_IMPLEMENTATION
 
-    inside = temp_root() / "pitfalls-run-x" / "model"
+    inside = work_root() / "pitfalls-run-x" / "model"
     assert fork_eligible(**DEFAULTS, model_dir=inside)
     needs_fresh = {"implementation": REAL_IMPLEMENTATION, "model_dir": None, "models": {"b": Path("/b")},
                    "files": {Path("/c"): "/config/models.config"}, "env": {"MODEL_NAME": "x"},
@@ -34,8 +34,11 @@ def test_only_servers_that_a_fresh_container_would_start_alike_are_forked(tmp_pa
                    "model_name": "classifier"}
     for option, value in needs_fresh.items():
         assert not fork_eligible(**{**DEFAULTS, "model_dir": inside, option: value}), option
-    # the fork container mounts the temporary directory only: a model elsewhere needs its own mount
+    # the fork container mounts this run's work directory only: a model elsewhere (even in the host's
+    # temporary directory, or another run's work directory) needs its own mount
     assert not fork_eligible(**DEFAULTS, model_dir=Path("/srv/models/model"))
+    assert not fork_eligible(**DEFAULTS, model_dir=tmp_path / "model")
+    assert not fork_eligible(**DEFAULTS, model_dir=Path(tempfile.gettempdir()) / "pitfalls-own-0123456789abcdef" / "m")
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +75,10 @@ def saved_models() -> tuple[Path, Path]:
 def _base(tmp_path: Path, versions: dict[int, Path]) -> Path:
     from harness.targets.tfserving.kit import model_base_path
 
-    workdir = Path(tempfile.mkdtemp(prefix="forked-", dir=tmp_path))
-    workdir.chmod(0o755)  # the container's server reads it
+    from harness.environments.ownership import run_work_dir
+
+    # in this process's work directory, the one the fork container mounts (tmp_path is not in it)
+    workdir = Path(tempfile.mkdtemp(prefix="forked-", dir=run_work_dir()))
     return model_base_path(workdir, versions)
 
 

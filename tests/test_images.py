@@ -195,23 +195,6 @@ def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: recipe.Se
     assert _containers_named(engine, container.name) == []
 
 
-@pytest.mark.slow
-def test_remove_leftover_containers_spares_live_owners(
-        engine: Any, serving_image: recipe.ServingImage) -> None:
-    common: dict[str, Any] = {"entrypoint": ["sleep"], "command": ["300"]}
-    dead = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
-                                    "pitfalls.pid": "999999999"}, **common)
-    live = engine.containers.create(serving_image.tag, labels={"pitfalls": "1",
-                                    "pitfalls.pid": str(os.getppid())}, **common)
-    try:
-        removed = serving.remove_leftover_containers()
-        assert dead.name in removed and live.name not in removed
-        assert _containers_named(engine, live.name)
-    finally:
-        for container in engine.containers.list(all=True, filters={"id": [dead.id, live.id]}):
-            container.remove(force=True)
-
-
 @pytest.fixture(scope="module")
 def fftnd_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A Keras 3 export whose graph holds FFTND, an op TF 2.12 does not have."""

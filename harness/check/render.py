@@ -131,14 +131,11 @@ def html_page(report: CheckReport) -> str:
 
 def write_report_dir(report: CheckReport, directory: Path) -> list[Path]:
     """``check.json`` and ``check.html`` in ``directory``, each written atomically (mode 0644)."""
-    from harness.results import write_json_atomically
+    from harness.results import write_json_atomically, write_text_atomically
 
     directory.mkdir(parents=True, exist_ok=True)
     json_path = directory / "check.json"
     write_json_atomically(json_path, report.to_json())
     html_path = directory / "check.html"
-    tmp = directory / ".check.html.tmp"
-    tmp.write_text(html_page(report), encoding="utf-8")
-    tmp.chmod(0o644)
-    tmp.replace(html_path)
+    write_text_atomically(html_path, html_page(report))  # a fresh O_EXCL name: never through a planted symlink
     return [json_path, html_path]

@@ -11,7 +11,8 @@ One builder, two recipes:
   compatible server via ``docker build --network none``) and :mod:`.arm64_rootfs` (the arm64
   root file system of the emulated LiteRT device).
 
-:mod:`.reaper` removes what a run leaves behind when it is killed outright.  Every cache entry lives
+:mod:`.reaper` removes what a run leaves behind when it is killed outright; :mod:`.ownership`
+says who owns what (a random id per process, alive while its lock is held) and confines it.  Every cache entry lives
 under :func:`harness.paths.environment_cache_root`.  Nothing here does work at import time, and
 the docker SDK and filelock are imported inside functions.
 """

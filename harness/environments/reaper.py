@@ -15,9 +15,12 @@ stdin; the kernel closes it when the owner dies, however it dies.  Then the watc
 1. SIGKILLs the process groups the owner registered (:func:`watch_process_group`) and did not
    unregister, each only if its leader still has the start time it had when registered (a
    reused pid is never killed);
-2. removes the containers labelled ``pitfalls=1`` *and* ``pitfalls.pid=<owner pid>`` (never
-   those of another owner: each pytest-xdist worker is an owner with its own watchdog), twice,
-   1.5 s apart, for a create request that was still in flight when the owner died;
+2. removes the containers labelled ``pitfalls=1`` *and* ``pitfalls.owner=<owner id>`` (the
+   random id of :mod:`harness.environments.ownership`, never the pid: another run in another pid
+   namespace may have the same pid; never another owner's: each pytest-xdist worker is an owner
+   with its own id and watchdog), twice, 1.5 s apart, for a create request that was still in
+   flight when the owner died, then the owner's work directory and, once its lock is free, its
+   lock file;
 3. exits.  It also polls the owner's pid every second, for the case where a forked child kept
    a copy of the pipe.  So it outlives its owner by about two seconds.
 
@@ -41,8 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from harness.environments.ownership import OWNER_ID_LABEL, current_owner
+
 CONTAINER_LABEL = "pitfalls"
-OWNER_LABEL = "pitfalls.pid"
+OWNER_LABEL = OWNER_ID_LABEL
 READY_LINE = "reaper ready"
 READY_TIMEOUT_S = 20.0
 SECOND_PASS_DELAY_S = 1.5
@@ -56,6 +61,7 @@ class Reaper:
     """The owner's handle on its watchdog process."""
 
     owner: int
+    owner_id: str
     process: subprocess.Popen[str]
     channel: IO[str]
 
@@ -108,11 +114,12 @@ def _start() -> Reaper:
     from harness.paths import REPO_ROOT
 
     owner = os.getpid()
+    owner_id = current_owner().id
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     with _log_path().open("a") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.environments.reaper", "--owner", str(owner)],
+            [sys.executable, "-m", "harness.environments.reaper", "--owner", str(owner), "--owner-id", owner_id],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, text=True,
             start_new_session=True, close_fds=True, cwd="/")
     assert process.stdin is not None and process.stdout is not None
@@ -125,7 +132,7 @@ def _start() -> Reaper:
         raise HarnessError("the reaper (the watchdog that cleans up after a killed run) did not "
                            "start", evidence=f"its first line: {line!r}; see {_log_path()}",
                            hint="python -m harness.environments.reaper --owner <pid> must run here")
-    return Reaper(owner, process, process.stdin)
+    return Reaper(owner, owner_id, process, process.stdin)
 
 
 def ensure_reaper() -> Reaper:
@@ -216,7 +223,7 @@ def _kill_groups(groups: dict[int, str]) -> None:
             pass
 
 
-def _remove_containers(owner: int) -> int:
+def _remove_containers(owner_id: str) -> int:
     try:
         import docker
         import docker.errors
@@ -225,18 +232,18 @@ def _remove_containers(owner: int) -> int:
     try:
         client = docker.from_env(timeout=60)
         found = client.containers.list(all=True, filters={
-            "label": [f"{CONTAINER_LABEL}=1", f"{OWNER_LABEL}={owner}"]}, ignore_removed=True)
+            "label": [f"{CONTAINER_LABEL}=1", f"{OWNER_LABEL}={owner_id}"]}, ignore_removed=True)
     except Exception as exc:  # noqa: BLE001 - no engine: nothing of ours can run there
         _say(f"cannot list containers: {type(exc).__name__}: {exc}")
         return 0
     removed = 0
     for container in found:
-        if container.labels.get(OWNER_LABEL) != str(owner):
+        if container.labels.get(OWNER_LABEL) != owner_id:
             continue  # never another owner's, whatever the filter did
         try:
             container.remove(force=True, v=True)
             removed += 1
-            _say(f"removed container {container.name} of owner {owner}")
+            _say(f"removed container {container.name} of owner {owner_id}")
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
@@ -245,11 +252,15 @@ def _remove_containers(owner: int) -> int:
     return removed
 
 
-def reap(owner: int, groups: dict[int, str]) -> None:
+def reap(owner_id: str, groups: dict[int, str]) -> None:
+    from harness.environments.ownership import remove_gone_lock, remove_leftover_work_dirs
+
     _kill_groups(groups)
-    _remove_containers(owner)
+    _remove_containers(owner_id)
     time.sleep(SECOND_PASS_DELAY_S)
-    _remove_containers(owner)
+    _remove_containers(owner_id)
+    remove_leftover_work_dirs()  # the owner's, now that its lock is free (and any other gone owner's)
+    remove_gone_lock(owner_id)
 
 
 def watch(owner: int, channel: IO[str]) -> dict[int, str]:
@@ -279,6 +290,7 @@ def watch(owner: int, channel: IO[str]) -> dict[int, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Clean up after a pitfalls process that dies.")
     parser.add_argument("--owner", type=int, required=True, help="pid of the owning process")
+    parser.add_argument("--owner-id", required=True, help="the owner's random id (its containers' pitfalls.owner label)")
     options = parser.parse_args(argv)
     for name in ("SIGINT", "SIGHUP", "SIGQUIT"):
         signal.signal(getattr(signal, name), signal.SIG_IGN)
@@ -288,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     groups = watch(options.owner, sys.stdin)
-    reap(options.owner, groups)
+    reap(options.owner_id, groups)
     return 0
 
 

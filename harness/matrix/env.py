@@ -243,7 +243,9 @@ def ensure_npm(version: str, *, log: Path) -> tuple[Path | None, bool]:
     final = matrix_dir() / f"npm-tfjs-{version}"
 
     def fill(tmp: Path) -> None:
-        proc = _run(["npm", "install", "--prefix", str(tmp), "--no-audit", "--no-fund", "--loglevel=error",
+        # --ignore-scripts: no package's install script runs on this host (tf.js needs none)
+        proc = _run(["npm", "install", "--prefix", str(tmp), "--ignore-scripts", "--no-audit", "--no-fund",
+                     "--loglevel=error",
                      *[f"{p}@{version}" for p in NPM_PACKAGES]], timeout=NPM_TIMEOUT_S,
                     what=f"npm install @tensorflow/tfjs@{version}", log=log)
         if proc.returncode != 0:

@@ -8,7 +8,7 @@ from types import FrameType
 from typing import Mapping, Optional
 
 from . import __version__
-from .forkserver import fork_server_port, serve_forever
+from .forkserver import fork_server_port, fork_server_token, serve_forever
 from .flags import ParsedFlags, flag_specs, parse_flags, usage_text
 from .logs import configure_logging, get_logger
 from .status import ServingError
@@ -33,7 +33,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     fork_port = fork_server_port()
     if fork_port is not None:  # the harness's start-up speed-up, not TF Serving: see forkserver.py
-        return serve_forever(args, fork_port)
+        return serve_forever(args, fork_port, fork_server_token())
     configure_logging()
     specs = flag_specs()
     usage = usage_text(T("tensorflow_model_server (TF Serving-compatible server)"), specs)

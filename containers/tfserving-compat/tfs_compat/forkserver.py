@@ -7,18 +7,21 @@ process per request.  Each server is a new process: ``cli.main`` runs in it from
 logging, core, model load, gRPC and REST on the container's ports 8500/8501), with no object
 created by an earlier server, because the parent never runs one.  The parent only imports.
 
-Enabled by the environment variable ``TFS_COMPAT_FORK_SERVER=<control port>`` (removed from the
-environment before any server starts, so no server sees it).  The server flags the image's
+Enabled by the environment variable ``TFS_COMPAT_FORK_SERVER=<control port>``, with the control
+secret in ``TFS_COMPAT_FORK_TOKEN`` (both removed from the environment before any server starts,
+so no server sees them; without a token of at least 32 characters the fork server does not start).  The server flags the image's
 entrypoint passes become every server's first flags; a request adds its own after them, as
 ``docker run IMAGE <args>`` does.
 
 Control: one JSON object per TCP connection on the control port, one JSON reply; one server at
-a time.
+a time.  Every request carries ``"token": "<the secret>"``; a request without the right one
+(compared with ``hmac.compare_digest``) gets ``{"ok": false, "error": "forbidden"}`` and nothing
+is done: no server is started, inspected or stopped.
 
 * ``{"op": "ping"}``: ``{"ok": true}`` once the imports are done;
-* ``{"op": "start", "args": [...], "links": {"/models/<name>": "<path>"}}``: make each link a
-  symbolic link (the harness mounts the host's temporary directory read-only and links the model
-  directory there, so the server sees it live), then fork a server whose stdout and stderr go to
+* ``{"op": "start", "args": [...], "links": {"/models/<name>": "<path>"}}``: make each link (a
+  path directly under ``/models``) a symbolic link (the harness mounts its run's work directory
+  read-only and links the model directory there, so the server sees it live), then fork a server whose stdout and stderr go to
   a fresh log file; the log starts with what the imports printed (TensorFlow's start-up lines),
   which a fresh start prints a little later, after the first lines of the server's own;
 * ``{"op": "status"}``: ``{"running": bool, "exit_code": int or null}``;
@@ -30,6 +33,7 @@ Replies never carry a server text: this module composes none (``tests/test_fidel
 
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import signal
@@ -39,6 +43,9 @@ import traceback
 from typing import Any, Optional
 
 ENV = "TFS_COMPAT_FORK_SERVER"
+TOKEN_ENV = "TFS_COMPAT_FORK_TOKEN"
+MIN_TOKEN_LENGTH = 32
+LINK_DIR = "/models"
 LOG_DIR = "/tmp/tfs-compat-fork"
 PREAMBLE = "imports.log"
 
@@ -72,8 +79,9 @@ def _import_everything() -> bytes:
 class ForkServer:
     """The parent: holds the imports, forks one server at a time, answers the control port."""
 
-    def __init__(self, base_args: list[str], preamble: bytes) -> None:
+    def __init__(self, base_args: list[str], preamble: bytes, token: str) -> None:
         self.base_args = base_args
+        self.token = token
         self.preamble = preamble
         self.pid: Optional[int] = None
         self.exit_code: Optional[int] = None
@@ -85,6 +93,9 @@ class ForkServer:
     def start(self, args: list[str], links: dict[str, str], inherited: list[socket.socket]) -> dict[str, Any]:
         if self.pid is not None:
             return {"ok": False, "error": "a server is running; stop it first"}
+        for link in links:
+            if os.path.dirname(os.path.normpath(link)) != LINK_DIR or os.path.basename(link) in ("", ".", ".."):
+                return {"ok": False, "error": "a link must be a name directly under " + LINK_DIR + ": " + link}
         for link, target in links.items():
             if os.path.lexists(link):
                 if not os.path.islink(link):
@@ -163,6 +174,9 @@ class ForkServer:
 
     # control -------------------------------------------------------------------------------
     def answer(self, request: dict[str, Any], inherited: list[socket.socket]) -> dict[str, Any]:
+        token = request.get("token")
+        if not isinstance(token, str) or not hmac.compare_digest(token.encode(), self.token.encode()):
+            return {"ok": False, "error": "forbidden"}
         op = request.get("op")
         self.reap()
         if op == "ping":
@@ -179,10 +193,14 @@ class ForkServer:
         return {"ok": False, "error": "unknown op: " + str(op)}
 
 
-def serve_forever(base_args: list[str], port: int) -> int:
+def serve_forever(base_args: list[str], port: int, token: str) -> int:
     """The parent's loop; ends on SIGTERM (the container's stop) after killing its server."""
+    if len(token) < MIN_TOKEN_LENGTH:
+        print("fork server: " + TOKEN_ENV + " must hold a secret of at least " + str(MIN_TOKEN_LENGTH)
+              + " characters", file=sys.stderr)
+        return 2
     preamble = _import_everything()
-    parent = ForkServer(base_args, preamble)
+    parent = ForkServer(base_args, preamble, token)
     listener = socket.create_server(("0.0.0.0", port), backlog=16)
 
     def on_term(signum: int, frame: object) -> None:
@@ -209,3 +227,8 @@ def fork_server_port() -> Optional[int]:
     """The control port asked for in the environment (removed from it), or None."""
     value = os.environ.pop(ENV, "")
     return int(value) if value.strip() else None
+
+
+def fork_server_token() -> str:
+    """The control secret from the environment (removed from it, so no server inherits it)."""
+    return os.environ.pop(TOKEN_ENV, "")

@@ -57,7 +57,7 @@ __all__ = ["CALL_DIR_PREFIX", "RUNTIME_NAME", "arm64_unavailable_reason", "arm64
 
 RUNTIME_NAME = "litert/arm64"
 WORKER_SOURCE_LABEL = "exception in arm64 LiteRT worker under qemu"
-CALL_DIR_PREFIX = "pitfalls-call-"  # then "<host pid>-<random>", inside <rootfs>/tmp
+CALL_DIR_PREFIX = "pitfalls-call-"  # then "<owner id>-<host pid>-<random>", inside <rootfs>/tmp
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,8 +73,11 @@ class WorkerExit:
 
 
 def _run_worker(rootfs: Path, argv: Sequence[str], timeout: float, what: str) -> WorkerExit:
-    """Run the aarch64 python in a chroot (nothing mounted); kill its process group on timeout."""
-    command = ["chroot", str(rootfs), GUEST_PYTHON, *argv]
+    """Run the aarch64 python in a chroot (nothing mounted) as the unprivileged user of
+    :func:`harness.environments.ownership.container_user`; kill its process group on timeout."""
+    from harness.environments.ownership import container_user
+
+    command = ["chroot", "--userspec={}:{}".format(*container_user()), str(rootfs), GUEST_PYTHON, *argv]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=GUEST_ENV, start_new_session=True, text=True,
                                errors="replace")
@@ -129,10 +132,14 @@ def _read_outputs(call_dir: Path, exit_: WorkerExit, what: str) -> list[numpy.nd
 
 
 def _remove_stale_call_dirs(rootfs: Path) -> None:
-    """Call directories left by a process that was killed before its ``finally`` ran."""
+    """Call directories left by an owner that was killed before its ``finally`` ran: only those whose
+    owner is proven gone (its lock is free, :func:`harness.environments.ownership.owner_state`), never by
+    pid, which says nothing about a run in another pid namespace."""
+    from harness.environments.ownership import owner_state
+
     for stale in (rootfs / "tmp").glob(f"{CALL_DIR_PREFIX}*"):
-        pid = stale.name[len(CALL_DIR_PREFIX):].split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+        owner_id = stale.name[len(CALL_DIR_PREFIX):].split("-", 1)[0]
+        if owner_state(owner_id) == "gone":
             remove_tree(stale)
 
 
@@ -152,8 +159,12 @@ def run_on_arm64(model_path: Path, inputs: list[numpy.ndarray], *, num_threads: 
     require_available()
     what = f"the arm64 LiteRT worker on {model_path.name} (num_threads={num_threads})"
     _remove_stale_call_dirs(rootfs)
-    call_dir = Path(tempfile.mkdtemp(prefix=f"{CALL_DIR_PREFIX}{os.getpid()}-", dir=rootfs / "tmp"))
+    from harness.environments.ownership import container_user, current_owner
+
+    call_dir = Path(tempfile.mkdtemp(prefix=f"{CALL_DIR_PREFIX}{current_owner().id}-{os.getpid()}-",
+                                     dir=rootfs / "tmp"))
     try:
+        os.chown(call_dir, *container_user())  # 0700: the worker's user writes its outputs here, no one else reads
         shutil.copyfile(model_path, call_dir / "model.tflite")
         np.savez(call_dir / "inputs.npz", *[np.asarray(a) for a in inputs])  # arr_0, arr_1, ...
         shutil.copyfile(WORKER_FILE, call_dir / "worker.py")

@@ -2,17 +2,22 @@
 
 :class:`ServingContainer` publishes ports on 127.0.0.1 only, awaits readiness with
 :class:`harness.waiting.HttpReady` and :class:`harness.waiting.ModelAvailable`, and always removes
-the container on exit.  Each container is labelled ``pitfalls=1`` and ``pitfalls.pid=<owner pid>``;
-the owner's watchdog (:mod:`harness.environments.reaper`, started with the first container)
-removes them if the owner is killed before its ``__exit__`` runs, and
-:func:`remove_leftover_containers` removes those of owners that are gone.  The docker SDK is
-imported inside functions only.
+the container on exit.  Each container is labelled ``pitfalls=1``, ``pitfalls.owner=<random owner
+id>`` and ``pitfalls.pid=<owner pid>`` (for humans; :mod:`harness.environments.ownership`); the
+owner's watchdog (:mod:`harness.environments.reaper`, started with the first container) removes
+them if the owner is killed before its ``__exit__`` runs, and :func:`remove_leftover_containers`
+removes those of owners proven gone (their lock is free), never by pid.
+
+Confinement: every container runs as an unprivileged user (:func:`~harness.environments.ownership.container_user`),
+with all capabilities dropped, ``no-new-privileges``, a memory limit (:data:`MEMORY_LIMIT`) and a
+pids limit (:data:`PIDS_LIMIT`); it mounts only the directories it is given, read-only, never the
+host's temporary directory itself or ``/``; its ports are published on 127.0.0.1 at ports the engine
+picks.  The docker SDK is imported inside functions only.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import uuid
@@ -23,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from harness.environments.build import tail
 from harness.environments.engine import docker_client
-from harness.environments.reaper import CONTAINER_LABEL, OWNER_LABEL, ensure_reaper
+from harness.environments.ownership import (OWNER_ID_LABEL, container_user, current_owner, open_to_container,
+                                            owner_state)
+from harness.environments.reaper import CONTAINER_LABEL, ensure_reaper
 from harness.environments.serving_image import ServingImage, implementation_of
 from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
 from harness.waiting import HttpReady, ModelAvailable
@@ -34,6 +41,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 GRPC_PORT = 8500
 REST_PORT = 8501
+#: limits of every container the harness starts: a model server of the catalog needs well under 1 GiB
+#: and a few dozen threads (TensorFlow's pools); a runaway one stops here, not in the host's OOM killer
+MEMORY_LIMIT = "3g"
+PIDS_LIMIT = 1024
 
 LOAD_FAILED = re.compile(
     r"Loading servable: \{name: (?P<name>\S+) version: \d+\} failed: (?P<code>[A-Z_]+): "
@@ -195,10 +206,16 @@ class ServingContainer:
 
     def _run(self) -> None:
         assert self._client is not None
+        for host in self.mounts:
+            refuse_broad_mount(Path(host))
+            open_to_container(Path(host))
         volumes = {host: {"bind": target, "mode": "ro"} for host, target in self.mounts.items()}
         options: dict[str, Any] = {
             "name": self.name,
-            "labels": {CONTAINER_LABEL: "1", OWNER_LABEL: str(os.getpid())},
+            "labels": {CONTAINER_LABEL: "1", **current_owner().labels()},
+            "user": "{}:{}".format(*container_user()),
+            "mem_limit": MEMORY_LIMIT, "memswap_limit": MEMORY_LIMIT, "pids_limit": PIDS_LIMIT,
+            "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"],
             "ports": {f"{port}/tcp": ("127.0.0.1", None) for port in (GRPC_PORT, REST_PORT, *self.extra_ports)},
             "volumes": volumes, "environment": self.env}
         if self.command is not None:
@@ -282,32 +299,34 @@ class ServingContainer:
             pass
 
 
-def _process_alive(pid_text: str) -> bool:
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False  # our own containers are leftovers once we ask
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def refuse_broad_mount(host: Path) -> None:
+    """A container mounts one directory of a run, never ``/``, the host's temporary directory or
+    the user's home as a whole (they hold other users' and processes' files)."""
+    import tempfile
+
+    resolved = host.resolve()
+    broad = {Path("/"), Path(tempfile.gettempdir()).resolve(), Path("/tmp"), Path.home().resolve()}
+    if resolved in broad:
+        raise SetupError(f"refusing to mount {resolved} into a serving container",
+                         hint="mount the run's own directory (harness.environments.ownership.run_work_dir()) "
+                              "or a model directory inside it")
 
 
 def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
     """Remove containers labelled ``pitfalls=1`` that are left over; return their names.
 
-    A container is left over when the process that started it (label ``pitfalls.pid``) no longer
-    runs, or is this one and no :class:`ServingContainer` of this process has it open (a worker's
-    fork container outlives the target that asked, when several targets share one process, as in
-    the harness's own tests).  So a call from one pytest-xdist worker never removes a container
-    that another live worker is still using.  ``all_owners=True`` removes every such container.
+    A container is left over when its owner (label ``pitfalls.owner``) is proven gone (its lock
+    file is free: :func:`harness.environments.ownership.owner_state`), or is this process and no
+    :class:`ServingContainer` of this process has it open (a worker's fork container outlives the
+    target that asked, when several targets share one process, as in the harness's own tests).
+    An owner that is alive, or that cannot be checked from here (no lock file: another user's or
+    machine's run on the same engine, or a container of an older harness that had no owner id),
+    keeps its containers, whatever its pid: a pid seen from here says nothing about another pid
+    namespace.  ``all_owners=True`` removes every such container.
     """
     import docker.errors
+
+    from harness.environments.ownership import remove_leftover_work_dirs
 
     client = docker_client()
     removed: list[str] = []
@@ -315,14 +334,16 @@ def remove_leftover_containers(*, all_owners: bool = False) -> list[str]:
     # remove one in between (seen in CI: "404 ... No such container" out of list())
     for container in client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}=1"},
                                              ignore_removed=True):
-        owner = container.labels.get(OWNER_LABEL, "")
-        if not all_owners and (_process_alive(owner) or container.name in _OPEN):
+        state = owner_state(container.labels.get(OWNER_ID_LABEL, ""))
+        leftover = state == "gone" or (state == "self" and container.name not in _OPEN)
+        if not (all_owners or leftover):
             continue
         try:
             container.remove(force=True, v=True)
         except docker.errors.NotFound:
             continue
         removed.append(str(container.name))
+    remove_leftover_work_dirs()
     return removed
 
 

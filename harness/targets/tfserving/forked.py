@@ -12,14 +12,22 @@ reaped; the next variant's server is forked from the same pristine parent.
 Isolation.  No two variants share a server process: each server starts from ``cli.main`` with no
 object an earlier server made (the parent never runs a server, it only imports), so model states,
 load failures, version labels and batch queues cannot leak from one variant to the next.  The
-model directory is not copied: the container mounts the host's temporary directory read-only at
-:data:`HOST_TMP` and the variant's ``/models/<name>`` is a symbolic link into it, so the server sees
-the directory live (versions a scenario adds later appear, as with a bind mount).  What differs
+model directory is not copied: the container mounts this owner's work directory
+(:func:`harness.environments.ownership.run_work_dir`, never the host's temporary directory) read-only
+at :data:`WORK_MOUNT` and the variant's ``/models/<name>`` is a symbolic link into it, so the server
+sees the directory live (versions a scenario adds later appear, as with a bind mount).
+
+Control.  The control port (published on 127.0.0.1 only) answers only requests that carry the
+container's secret: a random token made here for each fork container and given to it in its
+environment (``TFS_COMPAT_FORK_TOKEN``, removed from the environment before any server starts);
+the server compares it with ``hmac.compare_digest`` and refuses anything else without acting, so
+another local user who finds the port can neither start, inspect nor stop a server.  What differs
 from a fresh container, and is why some calls still get one (:func:`fork_eligible`):
 
 * the environment is the image's (a variant that sets ``env`` gets a fresh container: TensorFlow
   reads some variables at import, which here happened before the variant);
-* no mounted files, extra models, ``command`` or other TF version (those need their own container);
+* no mounted files, extra models, ``command`` or other TF version (those need their own container),
+  and the model directory inside the work directory;
 * the server's log is its own stdout and stderr in the container (read over the control port), and
   starts with what TensorFlow's import printed, which a fresh start prints after the server's
   first line;
@@ -32,8 +40,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,8 +57,9 @@ if TYPE_CHECKING:
     from harness.targets.tfserving.container import ServingContainer
 
 FORK_ENV = "TFS_COMPAT_FORK_SERVER"
+TOKEN_ENV = "TFS_COMPAT_FORK_TOKEN"
 CONTROL_PORT = 8600
-HOST_TMP = "/pitfalls-host-tmp"
+WORK_MOUNT = "/pitfalls-work"
 CONTROL_TIMEOUT_S = 30.0
 SERVING_PORTS = ("8500/tcp", "8501/tcp")
 
@@ -60,9 +69,11 @@ def forking_enabled() -> bool:
     return os.environ.get("PITFALLS_SERVING_FORK", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def temp_root() -> Path:
-    """The host directory the fork container mounts read-only: where the harness's work directories are."""
-    return Path(tempfile.gettempdir()).resolve()
+def work_root() -> Path:
+    """The host directory the fork container mounts read-only: this owner's work directory."""
+    from harness.environments.ownership import run_work_dir
+
+    return run_work_dir().resolve()
 
 
 def fork_eligible(*, implementation: str, model_dir: Path | None, models: Mapping[str, Path] | None,
@@ -75,7 +86,7 @@ def fork_eligible(*, implementation: str, model_dir: Path | None, models: Mappin
             and not env and command is None and ready_model in (None, model_name) and model_name == "model"
             and tf_version == default_tf_version):
         return False
-    return Path(model_dir).resolve().is_relative_to(temp_root())
+    return Path(model_dir).resolve().is_relative_to(work_root())
 
 
 class ForkContainer:
@@ -85,8 +96,9 @@ class ForkContainer:
         from harness.targets.tfserving.container import ServingContainer
 
         self.image = image
+        self.token = secrets.token_hex(32)
         self.container: ServingContainer = ServingContainer(
-            image, env={FORK_ENV: str(CONTROL_PORT)}, files={temp_root(): HOST_TMP},
+            image, env={FORK_ENV: str(CONTROL_PORT), TOKEN_ENV: self.token}, files={work_root(): WORK_MOUNT},
             extra_ports=[CONTROL_PORT], wait=False)
         self.busy = False
         self._entered = False
@@ -118,7 +130,7 @@ class ForkContainer:
         """One request on the control port; a refused request raises :class:`HarnessError`."""
         address = ("127.0.0.1", self.container.host_port(CONTROL_PORT))
         with socket.create_connection(address, timeout=timeout) as connection:
-            connection.sendall(json.dumps({"op": op, **fields}).encode() + b"\n")
+            connection.sendall(json.dumps({"op": op, "token": self.token, **fields}).encode() + b"\n")
             line = connection.makefile("rb").readline()
         reply = json.loads(line)  # an empty line (the proxy had no server behind it yet) is a ValueError
         if not isinstance(reply, dict) or not reply.get("ok"):
@@ -165,7 +177,7 @@ class ForkedServer:
         try:
             HttpReady(container.model_url(ready_model), ModelAvailable(implementation, fail_on_load_error),
                       timeout=timeout, poll_interval=0.1, abort=abort, logs=self.logs, log_label="server log",
-                      hint=f"model {ready_model!r} is served from {HOST_TMP} through /models/{ready_model}; "
+                      hint=f"model {ready_model!r} is served from {WORK_MOUNT} through /models/{ready_model}; "
                            "read the log above").wait()
         except WaitTimeout as exc:
             raise WaitTimeout(f"{self.owner.image.tag} (forked server): model {ready_model!r} never became "
@@ -220,7 +232,10 @@ class ForkedServers:
         if owner is None or owner.busy:
             raise HarnessError("no idle fork container for this worker",
                                hint="ask available() first; this is a harness bug")
-        link = f"{HOST_TMP}/{Path(model_dir).resolve().relative_to(temp_root())}"
+        from harness.environments.ownership import open_in_work_dir
+
+        link = f"{WORK_MOUNT}/{Path(model_dir).resolve().relative_to(work_root())}"
+        open_in_work_dir(Path(model_dir))  # the server walks down to it from the mount
         owner.busy = True
         try:
             owner.control("start", args=list(args), links={f"/models/{model_name}": link})

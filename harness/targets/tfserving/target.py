@@ -216,8 +216,10 @@ class TfservingTarget(Target):
         from harness.targets.tfserving.kit import model_base_path
 
         model_name = str(options.get("model_name", "model"))
-        workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-"))
-        workdir.chmod(0o755)  # mounted into the container, read by its user
+        from harness.environments.ownership import run_work_dir
+
+        # inside this owner's work directory: the only one a container of this run may mount
+        workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-", dir=run_work_dir()))
         stack = ExitStack()
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
