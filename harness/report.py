@@ -305,7 +305,7 @@ def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str
         colour = TARGET_COLOURS.get(bar.target, "#888")
         parts.append(f'<a href="{html.escape(bar.link)}"><text x="{label_w - 6}" y="{y + 14}" class="blabel" '
                      f'text-anchor="end">{html.escape(_clip_label(bar.label))}</text></a>')
-        parts.append(f'<rect class="bar" data-target="{bar.target}" x="{label_w}" y="{y + 3}" width="{w:.1f}" '
+        parts.append(f'<rect class="bar" data-target="{html.escape(bar.target)}" x="{label_w}" y="{y + 3}" width="{w:.1f}" '
                      f'height="{row_h - 6}" fill="{colour}"><title>{html.escape(bar.label)}: '
                      f'{_fmt(bar.value)} {unit}</title></rect>')
         parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" class="bvalue">{_fmt(bar.value)}'

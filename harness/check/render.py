@@ -114,7 +114,8 @@ def html_page(report: CheckReport) -> str:
                      f'<td>{len(t.findings)}</td><td>{t.seconds:.1f}s</td></tr>'
                      for n, t in report.targets.items())
     sections = "".join(_target_section(n, t) for n, t in report.targets.items())
-    data = html.escape(json.dumps(report.to_json(), default=str))
+    data = (json.dumps(report.to_json(), default=str)
+            .replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>pitfalls check: "
             f"{html.escape(Path(model['path']).name)}</title><style>{CSS}</style></head><body>"
             f"<h1>pitfalls check: {html.escape(Path(model['path']).name)}</h1>"
