@@ -179,7 +179,7 @@ def test_check_page_escapes_model_path_and_runtime_text() -> None:
     text = "".join(dom.text)
     for shown in (f"runtime said {PAYLOAD}", f"fix {PAYLOAD}", f"note {PAYLOAD}", f"{PAYLOAD}.keras"):
         assert shown in text, shown
-    embedded = page[page.index("id='report'>") + len("id='report'>"):page.index("</script>")]
+    embedded = page[page.index('id="report">') + len('id="report">'):page.index("</script>")]
     assert json.loads(embedded)["model"]["path"] == f"/models/{PAYLOAD}.keras"  # the embedded JSON reads back exactly
 
 
