@@ -10,8 +10,10 @@ by id, title and error text in plain JavaScript (``site_assets/site.js``) over a
 ``search-index.js`` (a script, not JSON: ``fetch`` is refused on ``file://``).
 
 The pages open from disk and from any static host: relative links only, one stylesheet, no font,
-no CDN, no request beyond the site's own files.  The lessons come from :mod:`harness.lesson`, the
-catalog from :mod:`harness.registry`, the badges from :mod:`harness.report`'s pair status.
+no CDN, no request beyond the site's own files.  The pages come from the ``site/`` templates of
+:mod:`harness.render` and ``site.css`` is its one stylesheet (this module computes what a page shows,
+the templates lay it out).  The lessons come from :mod:`harness.lesson`, the catalog from
+:mod:`harness.registry`, the badges from :mod:`harness.report`'s pair status.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from markupsafe import Markup, escape
 
 from harness.errors import UsageError
 from harness.lesson import variant_code
-from harness.render import format_number, highlight, highlighted_lines, pygments_stylesheet, render
+from harness.render import (format_number, highlight, highlighted_lines, pygments_stylesheet, render,
+                            stylesheet as render_stylesheet)
 from harness.render.charts import Chart, ChartBar, ChartLine, ChartText
 from harness.report import STATUSES, CellStatus, outcome_label, pair_status, records_by_pair
 from harness.results import Record, RunResults
@@ -40,7 +43,6 @@ from harness.scenario import Scenario
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
 
 MARKER = ".pitfalls-site"  # written into every site: a directory holding it may be replaced
-ASSETS = ("site.css", "site.js")
 VARIANT_COLOURS = {"faulty": "#e0857b", "fixed": "#5fb47f"}  # the diff's colours
 PLATFORM_TITLES = {"server": "Server", "mobile": "Mobile", "browser": "Browser"}
 
@@ -124,9 +126,8 @@ def diff_table_rows(faulty: str, fixed: str) -> list[ShownDiffRow]:
 
 
 def stylesheet() -> str:
-    """The site's CSS: the asset file plus Pygments' colours (scoped to ``.hl``)."""
-    css = resources.files("harness").joinpath("site_assets", "site.css").read_text(encoding="utf-8")
-    return css + "\n/* Pygments (default style) */\n" + pygments_stylesheet(".hl") + "\n"
+    """The site's ``site.css``: the one stylesheet of :mod:`harness.render` plus Pygments' colours (``.hl``)."""
+    return render_stylesheet() + "\n/* Pygments (default style) */\n" + pygments_stylesheet(".hl") + "\n"
 
 
 # --------------------------------------------------------------------------------------------

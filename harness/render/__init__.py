@@ -5,9 +5,11 @@ refuses an undefined name (``StrictUndefined``): a page cannot hold a value that
 typo that renders as nothing.  The only markup that enters from Python is Pygments' own output,
 wrapped in :class:`~markupsafe.Markup` by :func:`highlight` and :func:`highlighted_lines` here.
 
-Templates (``templates/``): ``page.html.j2`` (the frame of the one-file pages: the stylesheet
-``pitfalls.css`` inline), ``macros.html.j2`` (evidence, key-value tables, badges, charts, code),
-``report.html.j2``, ``matrix.html.j2``, ``check.html.j2``, and the site's ``site/*.html.j2``.
+Templates (``templates/``): ``pitfalls.css`` (the one stylesheet: inline in the one-file pages,
+``body.page``; linked as ``site.css`` by the lesson site, ``body.site``), ``page.html.j2`` (the frame
+of the one-file pages), ``macros.html.j2`` (evidence, key-value tables, badges, charts, code),
+``report.html.j2``, ``matrix.html.j2``, ``check.html.j2``, and the site's ``site/*.html.j2``
+(``frame``, ``index``, ``lesson``, ``macros``).
 Charts are :class:`harness.render.charts.Chart` data (positions computed in Python), drawn by one macro.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from importlib import resources
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -59,6 +62,11 @@ def environment() -> Environment:
 def render(template: str, **context: Any) -> str:
     """The page ``template`` (a name under ``templates/``) rendered with ``context``, every value escaped."""
     return environment().get_template(template).render(**context)
+
+
+def stylesheet() -> str:
+    """The one stylesheet (``templates/pitfalls.css``): inline in the one-file pages, ``site.css`` of the site."""
+    return resources.files("harness.render").joinpath("templates", "pitfalls.css").read_text(encoding="utf-8")
 
 
 def highlight(code: str, lexer_name: str = "python") -> Markup:
