@@ -1,14 +1,13 @@
 """The catalog (list, JSON, Markdown table) and the reports rendered from a results file.
 
-Everything here is plain Python: no template engine, no plotting library, no heavy runtime.  The
-HTML report is one self-contained file (inline CSS and inline SVG, no script, no CDN) that opens
-from disk; the JUnit XML is derived from the same results file.
+No plotting library, no heavy runtime.  The HTML report is one self-contained file (inline CSS and
+inline SVG, no script, no CDN) that opens from disk, rendered by :mod:`harness.render` from
+``report.html.j2``: this module computes what the page shows (coverage maps, charts as data,
+sections), the template only lays it out.  The JUnit XML is derived from the same results file.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -17,8 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from harness.lesson import variant_code
+from harness.lesson import VariantCode, variant_code
 from harness.registry import KNOWN_TARGETS
+from harness.render import render
+from harness.render.charts import Chart, ChartBar, ChartLine, ChartText
 from harness.results import Record, RunResults, write_text_atomically
 from harness.scenario import Outcome, Scenario
 from harness.targets import TARGETS as TARGET_DECLARATIONS
@@ -279,8 +280,8 @@ def _clip_label(label: str, limit: int = 68) -> str:
     return label[:head] + "…" + label[-(limit - head - 1):]
 
 
-def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str:
-    """A horizontal bar chart as inline SVG: one bar per figure, coloured by target.
+def bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> Chart:
+    """A horizontal bar chart as data: one bar per figure, coloured by target.
 
     ``log`` asks for a logarithmic axis (used when the values span more than two orders of magnitude).
     """
@@ -291,139 +292,81 @@ def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str
     if positive and max(positive) / min(positive) > 100:
         log = True
     x_of, ticks, log = _axis(values, log, plot_w)
-    parts = [f'<svg id="{css_id}" class="plot" role="img" xmlns="http://www.w3.org/2000/svg" '
-             f'width="{label_w + plot_w + 90}" height="{height}" '
-             f'viewBox="0 0 {label_w + plot_w + 90} {height}">']
     axis_y = top + row_h * len(bars)
+    lines: list[ChartLine] = []
+    texts: list[ChartText] = []
     for t in ticks:
         x = label_w + x_of(t)
-        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" class="grid"/>')
-        parts.append(f'<text x="{x:.1f}" y="{axis_y + 14}" class="tick" text-anchor="middle">{_fmt(t)}</text>')
+        lines.append(ChartLine(x, top, x, axis_y, "grid"))
+        texts.append(ChartText(x, axis_y + 14, _fmt(t), css_class="tick", anchor="middle"))
+    chart_bars: list[ChartBar] = []
     for i, bar in enumerate(bars):
         y = top + i * row_h
         w = max(x_of(bar.value), 1.0)
-        colour = TARGET_COLOURS.get(bar.target, "#888")
-        parts.append(f'<a href="{html.escape(bar.link)}"><text x="{label_w - 6}" y="{y + 14}" class="blabel" '
-                     f'text-anchor="end">{html.escape(_clip_label(bar.label))}</text></a>')
-        parts.append(f'<rect class="bar" data-target="{bar.target}" x="{label_w}" y="{y + 3}" width="{w:.1f}" '
-                     f'height="{row_h - 6}" fill="{colour}"><title>{html.escape(bar.label)}: '
-                     f'{_fmt(bar.value)} {unit}</title></rect>')
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 14}" class="bvalue">{_fmt(bar.value)}'
-                     f'{(" " + unit) if unit else ""}</text>')
-    parts.append(f'<text x="{label_w + plot_w / 2}" y="{height - 2}" class="tick" text-anchor="middle">'
-                 f'{unit or "value"}{" (log scale)" if log else ""}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        texts.append(ChartText(label_w - 6, y + 14, _clip_label(bar.label), css_class="blabel", anchor="end",
+                               link=bar.link))
+        chart_bars.append(ChartBar(label_w, y + 3, w, row_h - 6, TARGET_COLOURS.get(bar.target, "#888"),
+                                   f"{bar.label}: {_fmt(bar.value)} {unit}", target=bar.target))
+        texts.append(ChartText(label_w + w + 4, y + 14, _fmt(bar.value) + (f" {unit}" if unit else ""),
+                               css_class="bvalue"))
+    texts.append(ChartText(label_w + plot_w / 2, height - 2, (unit or "value") + (" (log scale)" if log else ""),
+                           css_class="tick", anchor="middle"))
+    return Chart(label_w + plot_w + 90, height, "plot", element_id=css_id, lines=tuple(lines),
+                 bars=tuple(chart_bars), texts=tuple(texts))
+
+
+def svg_bar_chart(bars: Sequence[Bar], unit: str, log: bool, css_id: str) -> str:
+    """:func:`bar_chart` drawn as inline SVG."""
+    return render("chart.html.j2", chart=bar_chart(bars, unit, log, css_id))
 
 
 # --------------------------------------------------------------------------------------------
 # HTML report
 
 
-CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
-header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}
-header p{margin:4px 0 0;color:#c6cbd6}main{padding:8px 20px 40px;max-width:1400px}
-h2{border-bottom:1px solid #d9dde5;padding-bottom:4px;margin-top:28px}
-.summary span{display:inline-block;margin-right:14px}.maps{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
-table.map{border-collapse:collapse;font-size:12px}table.map th,table.map td{border:1px solid #e2e5eb;padding:1px 5px}
-table.map th{background:#eef0f4;text-align:left}table.map td.cell{text-align:center;width:46px;font-weight:600}
-table.map td.cell a{color:inherit;text-decoration:none;display:block}
-tr.cat th{background:#f6f7f9;font-weight:600;color:#555}
-.st-ok{background:#c9efd6;color:#135c2f}.st-partial{background:#e4f4c6;color:#4b6a12}
-.st-gap{background:#e6dcf7;color:#4f2d8a}.st-skipped{background:#eceef2;color:#666}
-.st-fail{background:#f9d0cc;color:#8a1a10}.st-error{background:#e98a80;color:#fff}
-.st-none{background:#fff;color:#bbb}.legend span.st-none{border:1px solid #e2e5eb}.st-notrun{background:#fbfbf3;color:#999}.st-na{background:#f3f4f6;color:#5a6270}
-.legend span{display:inline-block;padding:1px 8px;margin:2px 6px 2px 0;border-radius:3px;font-size:12px}
-section.scenario{background:#fff;border:1px solid #e2e5eb;border-radius:6px;padding:10px 16px;margin:14px 0}
-section.scenario h3{margin:2px 0 4px;font-size:16px}.sid{font-family:ui-monospace,monospace;color:#555;font-size:12px}
-.variants{display:grid;grid-template-columns:1fr 1fr;gap:12px}.variant{border:1px solid #eceef2;border-radius:4px;padding:6px 10px}
-.variant h4{margin:0 0 4px;font-size:13px}.badge{display:inline-block;border-radius:3px;padding:0 6px;font-size:12px;font-weight:600}
-.o-reproduced,.o-works{background:#c9efd6;color:#135c2f}.o-not-reproduced,.o-broken{background:#f9d0cc;color:#8a1a10}
-.o-skipped{background:#eceef2;color:#666}.o-error{background:#e98a80;color:#fff}.o-not-applicable{background:#f3f4f6;color:#5a6270}
-pre{white-space:pre-wrap;word-break:break-word;background:#f6f7f9;border-radius:3px;padding:6px;margin:4px 0;font-size:12px;max-height:240px;overflow:auto}
-table.kv{border-collapse:collapse;font-size:12px}table.kv td{padding:1px 8px 1px 0;vertical-align:top}
-table.kv td:first-child{color:#555;font-family:ui-monospace,monospace}
-details summary{cursor:pointer;color:#444;font-size:12px}.muted{color:#777;font-size:12px}
-svg.plot text{font:11px system-ui,sans-serif;fill:#333}svg.plot .grid{stroke:#e3e6ec}svg.plot .tick{fill:#777;font-size:10px}
-svg.plot a text{fill:#234}
-.codes{display:grid;grid-template-columns:1fr 1fr;gap:12px;margin:6px 0}.code{min-width:0}
-.lesson pre,.shared pre{white-space:pre;word-break:normal;overflow:auto;max-height:420px;font-size:12px;line-height:1.35}
-.code[data-variant="faulty"] pre{border-left:3px solid #e0857b}.code[data-variant="fixed"] pre{border-left:3px solid #6cc08b}
-@media (max-width:900px){.codes,.variants{grid-template-columns:1fr}}
-"""
-
-
 def anchor(scenario_id: str) -> str:
     return "s-" + re.sub(r"[^A-Za-z0-9_-]+", "-", scenario_id)
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+@dataclass(frozen=True)
+class MapCell:
+    target: str
+    status: CellStatus
+    title: str
+    link: str  # the anchor of the scenario whose evidence the cell shows, or ""
 
 
-def _kv_table(mapping: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt(v) if isinstance(v, float) else v)}</td></tr>"
-                   for k, v in mapping.items())
-    return f'<table class="kv">{rows}</table>'
+@dataclass(frozen=True)
+class MapRow:
+    node: str
+    name: str
+    note: str
+    indent: bool  # a challenge under a category (not a category that is a challenge itself)
+    category: str  # the category heading to put above this row, or ""
+    cells: tuple[MapCell, ...]
 
 
-def _variant_html(record: Record) -> str:
-    ev = record.evidence
-    outcome = record.outcome.value
-    gap = ' <span class="badge st-gap">known gap</span>' if record.known_gap else ""
-    out = [f'<div class="variant" data-variant="{_e(record.variant)}" data-target="{_e(record.target)}">',
-           f'<h4>{_e(record.variant)} <span class="badge o-{_e(outcome)}">{_e(outcome_label(record.outcome))}</span>{gap}'
-           f' <span class="muted">{_e(record.seconds)} s</span></h4>',
-           f'<div class="muted">expected: {_e(record.expected)}</div>',
-           f'<div class="verdict">verdict: {_e(record.verdict)}</div>']
-    err = ev.error
-    if err:
-        source = " ".join(x for x in (err.runtime, err.source) if x)
-        out.append(f'<div class="muted">error {_e(err.kind or err.type)}'
-                   f'{" — " + _e(source) if source else ""}</div>')
-        out.append(f'<pre class="error-text">{_e(err.message)}</pre>')
-    if ev.figures:
-        out.append('<div class="figures">' + _kv_table(ev.figures) + "</div>")
-    if ev.texts:
-        out.append(f'<details><summary>runtime texts ({len(ev.texts)})</summary>'
-                   f'<pre>{_e(chr(10).join(ev.texts))}</pre></details>')
-    if ev.notes:
-        out.append('<details><summary>notes</summary><pre>'
-                   f'{_e(json.dumps(ev.notes, indent=1, default=str))}</pre></details>')
-    if ev.versions:
-        out.append("<details><summary>versions</summary>" + _kv_table(ev.versions) + "</details>")
-    out.append("</div>")
-    return "".join(out)
+@dataclass(frozen=True)
+class CoverageMap:
+    platform: str
+    targets: tuple[str, ...]
+    rows: tuple[MapRow, ...]
 
 
-def _lesson_html(scenario: Scenario) -> str:
-    """The scenario's faulty and fixed code side by side (what only each uses above it), then what both share."""
-    code = variant_code(scenario)
-    sides = "".join(f'<div class="code" data-variant="{v}"><div class="muted">{v}: {_e(expect.describe())}</div>'
-                    f'<pre><code>{_e(text)}</code></pre></div>'
-                    for v, text, expect in (("faulty", code.faulty, scenario.symptom),
-                                            ("fixed", code.fixed, scenario.remedy)))
-    shared = (f'<details class="shared"><summary>code both variants use</summary><pre><code>{_e(code.shared)}'
-              "</code></pre></details>") if code.shared else ""
-    return f'<details class="lesson" open><summary>faulty and fixed code</summary><div class="codes">{sides}</div>{shared}</details>'
-
-
-def _coverage_maps(records: Sequence[Record], scenarios: Sequence[Scenario]) -> str:
+def coverage_maps(records: Sequence[Record], scenarios: Sequence[Scenario]) -> list[CoverageMap]:
+    """Per platform, one row per challenge and one cell per target: the worst status of its scenarios."""
     pairs = records_by_pair(records)
     known = scenarios_by_node(scenarios)
     recorded_nodes: dict[str, set[str]] = defaultdict(set)
     for r in records:
         recorded_nodes[r.taxonomy].add(r.scenario)
-    tables = []
+    maps = []
     for platform in PLATFORMS:
-        targets = [t for t in TARGETS if KNOWN_TARGETS[t] == platform]
-        head = "".join(f"<th>{t}</th>" for t in targets)
-        rows = [f'<table class="map" data-platform="{platform}"><thead><tr><th>{platform}</th>{head}</tr></thead><tbody>']
+        targets = tuple(t for t in TARGETS if KNOWN_TARGETS[t] == platform)
+        rows = []
         category = ""
         for c in (n for n in load_taxonomy() if n.platform == platform):
-            if c.category != category and c.name != c.category:
-                rows.append(f'<tr class="cat"><th colspan="{len(targets) + 1}">{_e(c.category)}</th></tr>')
+            heading = c.category if c.category != category and c.name != c.category else ""
             category = c.category if c.name != c.category else ""
             ids = sorted(recorded_nodes.get(c.id, set()) | {s.id for s in known.get(c.id, [])})
             cells = []
@@ -435,27 +378,17 @@ def _coverage_maps(records: Sequence[Record], scenarios: Sequence[Scenario]) -> 
                 else:
                     st, link = max(statuses, key=lambda p: p[0].rank)
                 title = f"{c.id} on {t}: {st.label}" + (f" ({len(statuses)} scenarios)" if len(statuses) > 1 else "")
-                body = f'<a href="#{anchor(link)}">{st.symbol}</a>' if link and st.key != "notrun" else st.symbol
-                cells.append(f'<td class="cell st-{st.key}" data-node="{_e(c.id)}" data-target="{t}" '
-                             f'data-status="{st.key}" title="{_e(title)}">{body}</td>')
-            name = c.name if c.name != c.category else c.category
-            indent = "" if c.name == c.category else "&nbsp;&nbsp;"
-            rows.append(f'<tr><td title="{_e(c.note)}">{indent}{_e(name)}</td>{"".join(cells)}</tr>')
-        rows.append("</tbody></table>")
-        tables.append("".join(rows))
-    legend = "".join(f'<span class="st-{s.key}">{s.symbol or "&nbsp;"} {s.label}</span>' for s in STATUSES.values())
-    return f'<div class="legend">{legend}</div><div class="maps">{"".join(tables)}</div>'
+                cells.append(MapCell(t, st, title, anchor(link) if link and st.key != "notrun" else ""))
+            rows.append(MapRow(c.id, c.name if c.name != c.category else c.category, c.note,
+                               c.name != c.category, heading, tuple(cells)))
+        maps.append(CoverageMap(platform, targets, tuple(rows)))
+    return maps
 
 
-def _coverage_summary(records: Sequence[Record]) -> str:
-    pairs = records_by_pair(records)
-    shown: set[str] = set()
-    for pair in pairs.values():
-        if pair_status(pair).key in ("ok", "partial"):
-            shown.add(pair[0].taxonomy)
-    total = len(load_taxonomy())
-    return (f'<p class="coverage-summary"><b>{len(shown)} of {total}</b> challenges reproduced on at least one '
-            f"target in this run ({len({r.taxonomy for r in records})} with a scenario in this results file).</p>")
+def coverage_counts(records: Sequence[Record]) -> dict[str, int]:
+    """How many challenges reproduce on at least one target, of how many, and how many were recorded."""
+    shown = {pair[0].taxonomy for pair in records_by_pair(records).values() if pair_status(pair).key in ("ok", "partial")}
+    return {"reproduced": len(shown), "total": len(load_taxonomy()), "recorded": len({r.taxonomy for r in records})}
 
 
 def _summary_label(value: str) -> str:
@@ -465,65 +398,58 @@ def _summary_label(value: str) -> str:
         return value
 
 
-def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
-    """The whole HTML report for a results file, as one string."""
-    records = list(results.records)
+@dataclass(frozen=True)
+class ScenarioSection:
+    """One scenario of the report: its lesson (when the catalog knows it) and its records per target."""
+
+    id: str
+    title: str
+    taxonomy: str
+    scenario: Scenario | None
+    code_sides: tuple[tuple[str, str, str], ...]  # (variant, code, what it is expected to do)
+    code: VariantCode | None
+    targets: tuple[tuple[str, CellStatus, tuple[Record, ...]], ...]
+
+    @property
+    def anchor(self) -> str:
+        return anchor(self.id)
+
+
+def scenario_sections(records: Sequence[Record], scenarios: Sequence[Scenario]) -> list[ScenarioSection]:
     by_id = {s.id: s for s in scenarios}
-    env = results.environment
-    summary = results.summary
-    packages = env.get("packages") or {}
-    out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-           "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
-           "<title>pitfalls report</title><style>", CSS, "</style></head><body>",
-           "<header><h1>pitfalls — deep-learning deployment challenges, reproduced</h1>",
-           f"<p>results of {_e(results.created)} · Python {_e(env.get('python', '?'))} · "
-           f"{_e(env.get('platform', '?'))} · {_e(env.get('cpus', '?'))} CPUs</p></header><main>",
-           '<p class="summary">' + "".join(f'<span class="badge o-{_e(k)}">{_e(_summary_label(k))} {_e(v)}</span>'
-                                         for k, v in summary.items()) + "</p>"]
-    if packages:
-        out.append("<details><summary>package versions</summary>" + _kv_table(packages) + "</details>")
-    out.append('<h2 id="coverage">Coverage of the taxonomy</h2>')
-    out.append('<p class="muted">One row per challenge of Chen et al. (ESEC/FSE 2020), one column per target; '
-               "a cell shows whether the challenge reproduces there. Click a cell for its evidence.</p>")
-    out.append(_coverage_summary(records))
-    out.append(_coverage_maps(records, scenarios))
-    out.append('<h2 id="plots">Figures</h2>')
-    any_plot = False
-    for title, unit, predicate, css_id, log in PLOTS:
-        bars = figure_bars(records, predicate, 1 / 1024 if unit == "KiB" else 1.0)
-        if bars:
-            any_plot = True
-            out.append(f"<h3>{_e(title)}</h3>" + svg_bar_chart(bars, unit, log, css_id))
-    if not any_plot:
-        out.append('<p class="muted">No latency, parity or size figures in this results file.</p>')
-    out.append('<h2 id="scenarios">Scenarios</h2>')
     by_scenario: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_scenario[r.scenario].append(r)
+    sections = []
     for sid in sorted(by_scenario):
         s = by_id.get(sid)
         recs = by_scenario[sid]
-        out.append(f'<section class="scenario" id="{anchor(sid)}"><h3>{_e(s.title if s else sid)}</h3>'
-                   f'<div class="sid">{_e(sid)} · challenge {_e(recs[0].taxonomy)}</div>')
-        if s and s.describe_ranges():
-            out.append(f'<div class="muted ranges">versions: {_e(s.describe_ranges())}</div>')
-        if s and s.cause:
-            out.append(f'<details><summary>cause and fix</summary><p><b>Cause.</b> {_e(s.cause)}</p>'
-                       f'<p><b>Fix.</b> {_e(s.fix)}</p>'
-                       + "".join(f'<div class="muted">{_e(u)}</div>' for u in s.references) + "</details>")
-        if s:
-            out.append(_lesson_html(s))
+        code = variant_code(s) if s else None
+        sides = (("faulty", code.faulty, s.symptom.describe()), ("fixed", code.fixed, s.remedy.describe())) \
+            if s and code else ()
+        targets = []
         for target in sorted({r.target for r in recs}, key=lambda t: TARGETS.index(t) if t in TARGETS else 99):
-            pair = sorted((r for r in recs if r.target == target), key=lambda r: r.variant != "faulty")
-            st = pair_status(pair)
-            out.append(f'<div class="muted">target <b>{_e(target)}</b> · '
-                       f'<span class="badge st-{st.key}">{st.symbol} {_e(st.label)}</span></div>')
-            out.append('<div class="variants">' + "".join(_variant_html(r) for r in pair) + "</div>")
-        out.append("</section>")
-    if not by_scenario:
-        out.append('<p class="muted">This results file holds no records.</p>')
-    out.append("</main></body></html>\n")
-    return "".join(out)
+            pair = tuple(sorted((r for r in recs if r.target == target), key=lambda r: r.variant != "faulty"))
+            targets.append((target, pair_status(pair), pair))
+        sections.append(ScenarioSection(sid, s.title if s else sid, recs[0].taxonomy, s, sides, code, tuple(targets)))
+    return sections
+
+
+def render_html(results: RunResults, scenarios: Sequence[Scenario] = ()) -> str:
+    """The whole HTML report for a results file, as one string (inline CSS and SVG, no script)."""
+    records = list(results.records)
+    env = results.environment
+    plots = []
+    for title, unit, predicate, css_id, log in PLOTS:
+        bars = figure_bars(records, predicate, 1 / 1024 if unit == "KiB" else 1.0)
+        if bars:
+            plots.append((title, bar_chart(bars, unit, log, css_id)))
+    return render("report.html.j2", run=results,
+                  where={k: env.get(k, "?") for k in ("python", "platform", "cpus")},
+                  summary=[(k, _summary_label(k), v) for k, v in results.summary.items()],
+                  packages=env.get("packages") or {}, coverage=coverage_counts(records),
+                  statuses=list(STATUSES.values()), maps=coverage_maps(records, scenarios), plots=plots,
+                  sections=scenario_sections(records, scenarios), outcome_label=outcome_label)
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import secrets
 import sys
 from collections import Counter
@@ -30,12 +31,18 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 from harness.artifacts import library_versions
 from harness.errors import UsageError
 from harness.scenario import Evidence, Outcome
+from harness.targets import TARGET_NAMES
+from harness.taxonomy import PLATFORMS
 
 SCHEMA = "pitfalls-results/1"
 T = TypeVar("T")
 RECORD_FIELDS = ("scenario", "taxonomy", "platform", "target", "variant", "outcome", "expected",
                  "verdict", "evidence", "seconds", "nodeid")
 PASSING = (Outcome.REPRODUCED, Outcome.WORKS)
+#: what a scenario id of any catalog looks like: ``<platform>/<segment>/...``, each segment starting with a
+#: letter or digit (no ``..``, no markup, no spaces).  An id of an older catalog loads (``pitfalls diff``
+#: compares files across catalogs); one that is not shaped like this is refused.
+SCENARIO_ID = re.compile(rf"(?:{'|'.join(PLATFORMS)})(?:/[A-Za-z0-9][A-Za-z0-9_.-]{{0,99}}){{1,8}}")
 KNOWN_GAP_SUFFIX = "(a known gap, xfail)"
 MATRIX_CELL_ENV = "PITFALLS_MATRIX_CELL"  # JSON: the version-matrix cell this run is (name, versions, lock digest)
 TRACKED_DISTRIBUTIONS = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "coremltools",
@@ -128,6 +135,7 @@ class Record:
         wrong = [f for f, v in texts.items() if not isinstance(v, str)]
         if wrong:
             raise ValueError(f"has a non-text {', '.join(wrong)}")
+        check_identity(texts["scenario"], texts["target"])
         seconds = data["seconds"]
         if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
             raise ValueError(f"has seconds {seconds!r}, not a number")
@@ -137,6 +145,22 @@ class Record:
             raise ValueError(f"has bad evidence: {exc}") from None
         extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
         return cls(outcome=outcome, evidence=evidence, seconds=float(seconds or 0.0), extra=extra, **texts)
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``value`` as a one-line repr, clipped: what an error message may quote of an untrusted text."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + "…" + text[-3:]
+
+
+def check_identity(scenario: str, target: str) -> None:
+    """Refuse a record whose target is not a declared one or whose scenario id is not shaped like a
+    catalog id (ValueError, one line): such a text never reaches a page, a path or a node id."""
+    if target not in TARGET_NAMES:
+        raise ValueError(f"has target {_shown(target)}, not one of {', '.join(TARGET_NAMES)}")
+    if not SCENARIO_ID.fullmatch(scenario):
+        raise ValueError(f"has scenario {_shown(scenario)}, not a catalog id (<platform>/<category>/..., "
+                         "letters, digits, '.', '_', '-')")
 
 
 def summarize(records: Iterable[Record]) -> dict[str, int]:

@@ -10,14 +10,15 @@ by id, title and error text in plain JavaScript (``site_assets/site.js``) over a
 ``search-index.js`` (a script, not JSON: ``fetch`` is refused on ``file://``).
 
 The pages open from disk and from any static host: relative links only, one stylesheet, no font,
-no CDN, no request beyond the site's own files.  The lessons come from :mod:`harness.lesson`, the
-catalog from :mod:`harness.registry`, the badges from :mod:`harness.report`'s pair status.
+no CDN, no request beyond the site's own files.  The pages come from the ``site/`` templates of
+:mod:`harness.render` and ``site.css`` is its one stylesheet (this module computes what a page shows,
+the templates lay it out).  The lessons come from :mod:`harness.lesson`, the catalog from
+:mod:`harness.registry`, the badges from :mod:`harness.report`'s pair status.
 """
 
 from __future__ import annotations
 
 import difflib
-import html
 import itertools
 import json
 import math
@@ -29,15 +30,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from markupsafe import Markup, escape
+
 from harness.errors import UsageError
 from harness.lesson import variant_code
+from harness.render import (format_number, highlight, highlighted_lines, pygments_stylesheet, render,
+                            stylesheet as render_stylesheet)
+from harness.render.charts import Chart, ChartBar, ChartLine, ChartText
 from harness.report import STATUSES, CellStatus, outcome_label, pair_status, records_by_pair
 from harness.results import Record, RunResults
 from harness.scenario import Scenario
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
 
 MARKER = ".pitfalls-site"  # written into every site: a directory holding it may be replaced
-ASSETS = ("site.css", "site.js")
 VARIANT_COLOURS = {"faulty": "#e0857b", "fixed": "#5fb47f"}  # the diff's colours
 PLATFORM_TITLES = {"server": "Server", "mobile": "Mobile", "browser": "Browser"}
 
@@ -51,20 +56,6 @@ def _root_of(url: str) -> str:
     return "../" * url.count("/")
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _fmt(value: float) -> str:
-    if value == 0:
-        return "0"
-    if not math.isfinite(value):
-        return str(value)
-    if abs(value) >= 1e6 or abs(value) < 0.01:
-        return f"{value:.3g}"
-    return f"{value:.4g}"
-
-
 def course_order(scenarios: Iterable[Scenario]) -> list[Scenario]:
     """The scenarios as a course: taxonomy order, then by id within a challenge."""
     rank = {c.id: i for i, c in enumerate(load_taxonomy())}
@@ -73,23 +64,6 @@ def course_order(scenarios: Iterable[Scenario]) -> list[Scenario]:
 
 # --------------------------------------------------------------------------------------------
 # Code: highlighted lines aligned by difflib
-
-
-def highlighted_lines(code: str) -> list[str]:
-    """One HTML fragment per line of ``code``, coloured by Pygments (a multi-line string stays coloured:
-    Pygments closes and reopens its spans at each line end)."""
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer
-
-    plain = code.split("\n")
-    out = highlight(code, PythonLexer(stripnl=False, ensurenl=True), HtmlFormatter(nowrap=True))
-    lines = out.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    if len(lines) != len(plain):  # never seen; keep the lines right rather than coloured
-        return [_e(line) for line in plain]
-    return lines
 
 
 @dataclass(frozen=True)
@@ -123,50 +97,49 @@ def unified_diff(faulty: str, fixed: str, context: int = 3) -> str:
                                           n=context, lineterm=""))
 
 
-def diff_html(faulty: str, fixed: str) -> str:
+@dataclass(frozen=True)
+class DiffSide:
+    name: str  # faulty | fixed
+    number: int | None  # the line's number, None where the side has no line
+    line: Markup  # the line as Pygments coloured it
+    mark: str  # del | add: how a changed line of this side is marked
+
+
+@dataclass(frozen=True)
+class ShownDiffRow:
+    kind: str  # same | chg | del | add
+    sides: tuple[DiffSide, DiffSide]
+
+
+def diff_table_rows(faulty: str, fixed: str) -> list[ShownDiffRow]:
+    """The side-by-side diff as the lesson shows it: difflib's rows with each side's coloured line."""
     left, right = faulty.split("\n"), fixed.split("\n")
     hl_left, hl_right = highlighted_lines(faulty), highlighted_lines(fixed)
+    empty = escape("")  # an empty Markup: a side without a line
     rows = []
     for row in diff_rows(left, right):
-        cells = []
-        for side, index, hl, changed in (("faulty", row.left, hl_left, "del"), ("fixed", row.right, hl_right, "add")):
-            if index is None:
-                cells.append(f'<td class="ln"></td><td class="code {side} empty"></td>')
-                continue
-            mark = f" {changed}" if row.kind != "same" else ""
-            cells.append(f'<td class="ln">{index + 1}</td><td class="code {side}{mark}">{hl[index] or " "}</td>')
-        rows.append(f'<tr class="{row.kind}">{"".join(cells)}</tr>')
-    return ('<table class="diff hl"><colgroup><col class="ln"><col><col class="ln"><col></colgroup>'
-            '<thead><tr><th colspan="2" class="faulty">faulty</th><th colspan="2" class="fixed">fixed</th></tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table>')
-
-
-def _highlight_block(code: str, lexer_name: str = "python") -> str:
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import get_lexer_by_name
-
-    return f'<pre class="hl">{highlight(code, get_lexer_by_name(lexer_name), HtmlFormatter(nowrap=True))}</pre>'
+        sides = tuple(DiffSide(name, None if index is None else index + 1, empty if index is None else hl[index], mark)
+                      for name, index, hl, mark in (("faulty", row.left, hl_left, "del"),
+                                                    ("fixed", row.right, hl_right, "add")))
+        rows.append(ShownDiffRow(row.kind, (sides[0], sides[1])))
+    return rows
 
 
 def stylesheet() -> str:
-    """The site's CSS: the asset file plus Pygments' colours (scoped to ``.hl``)."""
-    from pygments.formatters import HtmlFormatter
-
-    css = resources.files("harness").joinpath("site_assets", "site.css").read_text(encoding="utf-8")
-    return css + "\n/* Pygments (default style) */\n" + HtmlFormatter(style="default").get_style_defs(".hl") + "\n"
+    """The site's ``site.css``: the one stylesheet of :mod:`harness.render` plus Pygments' colours (``.hl``)."""
+    return render_stylesheet() + "\n/* Pygments (default style) */\n" + pygments_stylesheet(".hl") + "\n"
 
 
 # --------------------------------------------------------------------------------------------
 # Figures as small plots
 
 
-def mini_plot(name: str, values: Sequence[tuple[str, str, float]]) -> str:
+def mini_chart(name: str, values: Sequence[tuple[str, str, float]]) -> Chart | None:
     """One figure of a scenario as a small horizontal bar chart: one bar per (label, variant, value),
     on a linear axis from zero, or a logarithmic one when the values span more than 100x."""
     finite = [(label, variant, v) for label, variant, v in values if math.isfinite(v)]
     if not finite:
-        return ""
+        return None
     label_w, plot_w, row_h = 118, 170, 18
     height = 20 + row_h * len(finite) + 4
     positive = [v for _, _, v in finite if v > 0]
@@ -182,112 +155,42 @@ def mini_plot(name: str, values: Sequence[tuple[str, str, float]]) -> str:
 
         def x_of(v: float) -> float:
             return plot_w * max(v, 0.0) / top
-    parts = [f'<svg class="mini" role="img" data-figure="{_e(name)}" xmlns="http://www.w3.org/2000/svg" '
-             f'width="{label_w + plot_w + 70}" height="{height}" viewBox="0 0 {label_w + plot_w + 70} {height}">',
-             f'<text x="0" y="12" class="name">{_e(name)}{" (log scale)" if log else ""}</text>',
-             f'<line class="axis" x1="{label_w}" y1="16" x2="{label_w}" y2="{height - 2}"/>']
+    texts = [ChartText(0, 12, name + (" (log scale)" if log else ""), css_class="name")]
+    bars = []
     for i, (label, variant, value) in enumerate(finite):
         y = 20 + i * row_h
         w = max(x_of(value), 1.0)
-        parts.append(f'<text x="{label_w - 6}" y="{y + 12}" text-anchor="end">{_e(label)}</text>'
-                     f'<rect class="bar" x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{row_h - 5}" '
-                     f'fill="{VARIANT_COLOURS.get(variant, "#888")}"><title>{_e(label)}: {_fmt(value)}</title></rect>'
-                     f'<text x="{label_w + w + 4:.1f}" y="{y + 12}">{_fmt(value)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+        texts.append(ChartText(label_w - 6, y + 12, label, anchor="end"))
+        bars.append(ChartBar(label_w, y + 2, w, row_h - 5, VARIANT_COLOURS.get(variant, "#888"),
+                             f"{label}: {format_number(value)}"))
+        texts.append(ChartText(label_w + w + 4, y + 12, format_number(value)))
+    return Chart(label_w + plot_w + 70, height, "mini", data_figure=name,
+                 lines=(ChartLine(label_w, 16, label_w, height - 2, "axis"),), bars=tuple(bars), texts=tuple(texts))
 
 
-def figure_plots(records: Sequence[Record]) -> str:
+def figure_charts(records: Sequence[Record]) -> list[Chart]:
+    """One small chart per figure name the records hold."""
     by_name: dict[str, list[tuple[str, str, float]]] = {}
     for r in sorted(records, key=lambda r: (r.target, r.variant != "faulty")):
         for name, value in r.evidence.figures.items():
             by_name.setdefault(name, []).append((f"{r.variant} [{r.target}]", r.variant, value))
-    plots = [mini_plot(name, values) for name, values in by_name.items()]
-    return f'<div class="plots">{"".join(p for p in plots if p)}</div>' if plots else ""
+    return [c for c in (mini_chart(name, values) for name, values in by_name.items()) if c is not None]
 
 
 # --------------------------------------------------------------------------------------------
 # Pages
 
 
-def _badge(status: CellStatus, target: str) -> str:
-    symbol = f"{status.symbol} " if status.symbol else ""
-    return (f'<span class="badge st-{status.key}" data-target="{_e(target)}" data-status="{status.key}" '
-            f'title="{_e(status.label)}">{symbol}{_e(target)}</span>')
-
-
-def _badges(scenario: Scenario, pairs: Mapping[tuple[str, str], list[Record]], have_results: bool) -> str:
-    if not have_results:
-        return " ".join(f'<span class="badge st-notrun" data-target="{_e(t)}">{_e(t)}</span>' for t in scenario.targets)
-    return " ".join(_badge(pair_status(pairs.get((scenario.id, t), [])), t) for t in scenario.targets)
-
-
-def _page(title: str, url: str, body: str) -> str:
-    root = _root_of(url)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{_e(title)}</title><link rel="stylesheet" href="{root}site.css"></head>'
-            f'<body data-root="{root}"><header class="top"><a class="home" href="{root}index.html">pitfalls</a>'
-            '<span class="tag">deep-learning deployment challenges, reproduced on real runtimes</span>'
-            '<div class="search"><input id="search" type="search" autocomplete="off" '
-            'placeholder="Search: paste the error you got, or an id or title" aria-label="search lessons">'
-            '<ul id="search-results"></ul></div></header>'
-            f'<main>{body}</main><footer>Built by <code>pitfalls site</code>. Taxonomy: Chen et al., '
-            '“A comprehensive study on challenges in deploying deep learning based software”, ESEC/FSE 2020.</footer>'
-            f'<script src="{root}search-index.js"></script><script src="{root}site.js"></script></body></html>\n')
-
-
-def _para(text: str) -> str:
-    return f"<p>{_e(' '.join(text.split()))}</p>" if text.strip() else '<p class="muted">(not written)</p>'
-
-
 def _sentence(note: str) -> str:
     return (note[:1].upper() + note[1:] + ("" if note.endswith(".") else ".")) if note else ""
 
 
-def _kv(mapping: Mapping[str, Any]) -> str:
-    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt(v) if isinstance(v, float) else v)}</td></tr>"
-                   for k, v in mapping.items())
-    return f'<table class="kv">{rows}</table>'
-
-
-def _observed_html(scenario: Scenario, records: Sequence[Record], results: RunResults | None, source: str) -> str:
-    run_it = f"<code>pitfalls run {_e(scenario.id)}</code>"
-    if results is None:
-        return f'<p class="muted">No results file was given when this site was built; {run_it} to observe it.</p>'
-    if not records:
-        return f'<p class="muted">{_e(source)} has no record of this scenario; {run_it} to observe it.</p>'
-    out = [f'<p class="muted">From <code>{_e(source)}</code>, run of {_e(results.created)}.</p>']
-    for r in sorted(records, key=lambda r: (r.target, r.variant != "faulty")):
-        ev = r.evidence
-        gap = ' <span class="badge st-gap">known gap</span>' if r.known_gap else ""
-        out.append(f'<div class="obs" data-variant="{_e(r.variant)}" data-target="{_e(r.target)}">'
-                   f'<h3>{_e(r.variant)} on {_e(r.target)} <span class="badge o-{_e(r.outcome.value)}">'
-                   f'{_e(outcome_label(r.outcome))}</span>{gap}</h3>'
-                   f'<div class="expect">expected: {_e(r.expected)}</div><div class="expect">verdict: {_e(r.verdict)}</div>')
-        if ev.error:
-            err = ev.error
-            where = " — ".join(x for x in (err.runtime, err.source) if x)
-            out.append(f'<div class="muted">{_e(err.kind or err.type)}{(" from " + _e(where)) if where else ""}</div>'
-                       f'<pre class="error-text">{_e(err.message)}</pre>')
-        out.append('<div class="figures">' + _kv(ev.figures) + "</div>" if ev.figures else "")
-        folded = {f"runtime texts ({len(ev.texts)})": "\n".join(ev.texts),
-                  "notes": json.dumps(ev.notes, indent=1, default=str) if ev.notes else ""}
-        out += [f"<details><summary>{_e(k)}</summary><pre>{_e(v)}</pre></details>" for k, v in folded.items() if v]
-        if ev.versions:
-            out.append('<div class="muted versions">versions: '
-                       + " · ".join(f"{_e(k)} {_e(v)}" for k, v in ev.versions.items()) + "</div>")
-        out.append("</div>")
-    plots = figure_plots(records)
-    if plots:
-        out.append(f"<h3>Figures</h3>{plots}")
-    return "".join(out)
-
-
-def _link(text: str) -> str:
-    if text.startswith(("https://", "http://")):
-        return f'<a href="{_e(text)}" rel="noreferrer">{_e(text)}</a>'
-    return _e(text)
+def _statuses(scenario: Scenario, pairs: Mapping[tuple[str, str], list[Record]],
+              have_results: bool) -> dict[str, CellStatus] | None:
+    """Per target of the scenario, its status in the results (None: no results file, the badges show targets)."""
+    if not have_results:
+        return None
+    return {t: pair_status(pairs.get((scenario.id, t), [])) for t in scenario.targets}
 
 
 def lesson_page(scenario: Scenario, prev: Scenario | None, nxt: Scenario | None,
@@ -295,48 +198,19 @@ def lesson_page(scenario: Scenario, prev: Scenario | None, nxt: Scenario | None,
     from harness.taxonomy import challenge
 
     url = page_url(scenario.id)
-    root = _root_of(url)
     node = challenge(scenario.taxonomy)
     code = variant_code(scenario)
     records = [r for t in scenario.targets for r in pairs.get((scenario.id, t), [])]
-    shared = (f'<details class="shared"><summary>code both variants use</summary>{_highlight_block(code.shared)}'
-              "</details>") if code.shared else ""
-    udiff = unified_diff(code.faulty, code.fixed)
-    refs = "".join(f"<li>{_link(u)}</li>" for u in scenario.references) or '<li class="muted">(none given)</li>'
-
-    def course_link(other: Scenario | None, rel: str, label: str) -> str:
-        if other is None:
-            return "<span></span>"
-        return (f'<a rel="{rel}" href="{root}{page_url(other.id)}"><span class="dir">{label}</span>'
-                f"{_e(other.title)}</a>")
-
-    body = (f'<div class="crumbs"><a href="{root}index.html#{_e(node.platform)}">{_e(PLATFORM_TITLES[node.platform])}</a>'
-            f' › <a href="{root}index.html#{_e(node.platform)}/{_e(node.category)}">{_e(node.category.replace("-", " "))}</a>'
-            f' › {_e(node.title)}</div>'
-            f'<h1>{_e(scenario.title)}</h1><div class="sid">{_e(scenario.id)}</div>'
-            f'<p>targets: {_badges(scenario, pairs, results is not None)}'
-            + (f' <span class="badge st-gap">known gap: {_e(scenario.known_gap)}</span>' if scenario.known_gap else "")
-            + "</p>"
-            + (f'<p class="muted ranges">versions: {_e(scenario.describe_ranges())}</p>' if scenario.describe_ranges() else "")
-            + f'<div class="pair"><section class="part" id="challenge"><h2>The challenge: {_e(node.title)}</h2>'
-            f'<div class="sid">{_e(node.id)}</div>{_para(_sentence(node.note))}</section>'
-            f'<section class="part" id="cause"><h2>Cause</h2>{_para(scenario.cause)}</section></div>'
-            f'<section class="part" id="code"><h2>Faulty and fixed code</h2>'
-            f'<div class="expect"><b>symptom</b> (faulty): {_e(scenario.symptom.describe())}</div>'
-            f'<div class="expect"><b>remedy</b> (fixed): {_e(scenario.remedy.describe())}</div>'
-            f"{diff_html(code.faulty, code.fixed)}"
-            f'<details class="udiff"><summary>as a unified diff</summary>{_highlight_block(udiff, "diff")}</details>'
-            f"{shared}</section>"
-            f'<section class="part" id="observed"><h2>Symptom last observed</h2>'
-            f"{_observed_html(scenario, records, results, source)}</section>"
-            f'<section class="part" id="fix"><h2>Fix</h2>{_para(scenario.fix)}</section>'
-            f'<section class="part" id="references"><h2>References</h2><ul>{refs}</ul></section>'
-            f'<section class="part" id="run"><h2>Run it yourself</h2>'
-            f'<pre class="cmd">pitfalls run {_e(scenario.id)}\npitfalls explain {_e(scenario.id)}\n'
-            f'pitfalls explain {_e(scenario.id)} --layout diff</pre>'
-            f'<p class="muted">The scenario file: <code>scenarios/{_e(scenario.id)}.py</code>.</p></section>'
-            f'<nav class="course">{course_link(prev, "prev", "← previous")}{course_link(nxt, "next", "next →")}</nav>')
-    return _page(f"{scenario.title} · pitfalls", url, body)
+    return render("site/lesson.html.j2", root=_root_of(url), scenario=scenario, node=node,
+                  platform_title=PLATFORM_TITLES[node.platform], challenge_note=_sentence(node.note),
+                  statuses=_statuses(scenario, pairs, results is not None),
+                  diff=diff_table_rows(code.faulty, code.fixed),
+                  unified=highlight(unified_diff(code.faulty, code.fixed), "diff"),
+                  shared=highlight(code.shared) if code.shared else "",
+                  results=results, source=source,
+                  records=sorted(records, key=lambda r: (r.target, r.variant != "faulty")),
+                  plots=figure_charts(records), outcome_label=outcome_label, page_url=page_url,
+                  course=((prev, "prev", "← previous"), (nxt, "next", "next →")))
 
 
 def index_page(scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], list[Record]],
@@ -353,38 +227,17 @@ def index_page(scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], li
         shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k in ("tensorflow", "tensorflowjs",
                                                                              "ai-edge-litert", "coremltools"))
         observed = f"Outcomes from {source}, run of {results.created}" + (f" ({shown})." if shown else ".")
-    legend = " ".join(_badge(STATUSES[k], STATUSES[k].label) for k in ("ok", "partial", "na", "gap", "skipped", "fail",
-                                                                         "error", "notrun"))
-    parts = [f'<h1>Deep-learning deployment pitfalls</h1><p class="lead">{len(scenarios)} lessons covering '
-             f"<b>{covered} of {len(nodes)}</b> challenges of the taxonomy of Chen et al. (ESEC/FSE 2020). Each "
-             "lesson shows the faulty code next to the fixed one, what the real runtime said, and the fix. "
-             "Paste an error you met into the search box to find its lesson.</p>"
-             f'<p class="muted">{_e(observed)}</p>' + (f'<p class="muted">{legend}</p>' if results else "")]
-    for platform in PLATFORMS:
-        parts.append(f'<h2 id="{platform}">{PLATFORM_TITLES[platform]}</h2>')
-        category = ""
-        for node in (c for c in nodes if c.platform == platform):
-            if node.category != category:
-                if category:
-                    parts.append("</ul>")
-                category = node.category
-                parts.append(f'<h3 id="{_e(platform)}/{_e(category)}">{_e(category.replace("-", " "))}</h3>'
-                             '<ul class="challenges">')
-            parts.append(_challenge_item(node, by_node.get(node.id, []), pairs, results is not None))
-        if category:
-            parts.append("</ul>")
-    return _page("pitfalls — lessons", "index.html", "".join(parts))
-
-
-def _challenge_item(node: Challenge, scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], list[Record]],
-                    have_results: bool) -> str:
-    head = (f'<span class="cname">{_e(node.title)}</span> <span class="sid">{_e(node.id)}</span>'
-            f'<div class="note">{_e(_sentence(node.note))}</div>')
-    if not scenarios:
-        return f'<li class="challenge empty" data-node="{_e(node.id)}">{head}<div class="muted">no scenario yet</div></li>'
-    items = "".join(f'<li><a class="lesson" href="{page_url(s.id)}">{_e(s.title)}</a> '
-                    f"{_badges(s, pairs, have_results)}</li>" for s in scenarios)
-    return f'<li class="challenge" data-node="{_e(node.id)}">{head}<ul class="scen">{items}</ul></li>'
+    categories: dict[str, list[tuple[str, list[tuple[Challenge, list[Scenario], str]]]]] = {
+        platform: [(category, [(node, by_node.get(node.id, []), _sentence(node.note)) for node in group])
+                   for category, group in itertools.groupby((c for c in nodes if c.platform == platform),
+                                                            key=lambda c: c.category)]
+        for platform in PLATFORMS}
+    return render("site/index.html.j2", root="", lessons=len(scenarios), covered=covered, nodes=nodes,
+                  observed=observed, page_url=page_url,
+                  legend=[STATUSES[k] for k in ("ok", "partial", "na", "gap", "skipped", "fail", "error", "notrun")]
+                  if results else [],
+                  platforms=[(p, PLATFORM_TITLES[p], categories[p]) for p in PLATFORMS],
+                  statuses={s.id: _statuses(s, pairs, results is not None) for s in scenarios})
 
 
 def search_index(scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], list[Record]]) -> dict[str, Any]:

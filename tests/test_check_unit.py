@@ -125,7 +125,7 @@ def test_report_json_html_and_summary_agree() -> None:
     assert data["targets"]["litert"]["divergence"]["first_layer"] == "c1"
     assert not report.ok and report.exit_code() == 1
     page = html_page(report)
-    assert "&lt;b&gt;" in page and "<b>" not in page.split("<script")[0].split("<body>")[1]
+    assert "&lt;b&gt;" in page and "<b>" not in page.split("<script")[0].split("<body")[1]
     assert "pitfalls explain mobile/model-conversion/conversion-of-unsupported-models/litert" in page
     text = summary(report)
     assert "litert" in text and "fails" in text and "first layer that fails on its own: c1" in text

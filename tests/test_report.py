@@ -147,7 +147,7 @@ def test_html_shows_each_scenarios_faulty_and_fixed_code(tmp_path: Path, monkeyp
     section = text[text.index(f'id="{anchor(DEMO_ID)}"'):]
     faulty = section[section.index('<div class="code" data-variant="faulty">'):section.index('data-variant="fixed"')]
     # escaped, with the constant only the faulty variant uses above its function
-    assert "BROKEN_DOCUMENT = &quot;{&#x27;rgba&#x27;: true}&quot;" in faulty
+    assert "BROKEN_DOCUMENT = &#34;{&#39;rgba&#39;: true}&#34;" in faulty
     assert faulty.index("BROKEN_DOCUMENT =") < faulty.index("def faulty(run: Run) -&gt; None:")
     fixed = section[section.index('<div class="code" data-variant="fixed">'):]
     assert "def fixed(run: Run) -&gt; dict[str, float]:" in fixed[:fixed.index("</pre>")]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from pathlib import Path
 
 from harness.check.report import CheckReport, Divergence, TargetReport
-
-VERDICT_COLOURS = {"deploys": "#2f9e6e", "warnings": "#d8a33a", "fails": "#d04a4a", "skipped": "#888"}
+from harness.render import render
+from harness.render.charts import Chart, ChartBar, ChartText
 
 
 def summary(report: CheckReport) -> str:
@@ -45,88 +43,47 @@ def summary(report: CheckReport) -> str:
     return "\n".join(lines)
 
 
-def _layer_plot(d: Divergence) -> str:
+def layer_chart(d: Divergence) -> Chart:
     """Per-layer SQNR bars (higher is better); failing layers red, the first local one marked."""
-    rows = [r for r in d.layers]
-    if not rows:
-        return ""
-    values = [min(r.sqnr_db, 120.0) if not math.isinf(r.sqnr_db) or r.sqnr_db > 0 else 0.0 for r in rows]
-    values = [120.0 if math.isinf(r.sqnr_db) and r.sqnr_db > 0 else v for r, v in zip(rows, values)]
+    rows = list(d.layers)
+    values = [120.0 if math.isinf(r.sqnr_db) and r.sqnr_db > 0 else
+              (min(r.sqnr_db, 120.0) if not math.isinf(r.sqnr_db) else 0.0) for r in rows]
     top = max(values + [1.0])
     bar_h, label_w, plot_w = 18, 220, 420
     height = bar_h * len(rows) + 30
-    parts = [f'<svg class="plot" width="{label_w + plot_w + 90}" height="{height}" role="img" '
-             f'aria-label="per-layer SQNR">']
+    bars, texts = [], []
     for i, (row, value) in enumerate(zip(rows, values)):
         y = 10 + i * bar_h
         w = max(1.0, value / top * plot_w)
         colour = "#2f9e6e" if row.passes else ("#d04a4a" if row.attribution == "local" else "#e89a9a")
-        parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end">{html.escape(row.layer)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y + 2}" width="{w:.1f}" height="{bar_h - 5}" fill="{colour}"/>')
         shown = "inf" if math.isinf(row.sqnr_db) else f"{row.sqnr_db:.1f}"
-        parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 13}">{shown} dB</text>')
-    parts.append(f'<text x="{label_w}" y="{height - 4}" class="axis">SQNR per layer (dB, higher is better; '
-                 'red = fails, dark red = local cause)</text></svg>')
-    return "".join(parts)
+        texts.append(ChartText(label_w - 6, y + 13, row.layer, anchor="end"))
+        bars.append(ChartBar(label_w, y + 2, w, bar_h - 5, colour, f"{row.layer}: {shown} dB"))
+        texts.append(ChartText(label_w + w + 4, y + 13, f"{shown} dB"))
+    texts.append(ChartText(label_w, height - 4, "SQNR per layer (dB, higher is better; red = fails, dark red = "
+                                                "local cause)", css_class="axis"))
+    return Chart(label_w + plot_w + 90, height, "plot", aria_label="per-layer SQNR", bars=tuple(bars),
+                 texts=tuple(texts))
 
 
-def _target_section(name: str, t: TargetReport) -> str:
-    out = [f'<section id="t-{html.escape(name)}"><h2>{html.escape(name)} '
-           f'<span class="badge" style="background:{VERDICT_COLOURS[t.verdict]}">{t.verdict}</span></h2>']
-    if t.reason:
-        out.append(f"<p>{html.escape(t.reason)}</p>")
-    if t.findings:
-        out.append("<table><tr><th>severity</th><th>step</th><th>text</th><th>source</th><th>lesson</th><th>fix</th></tr>")
-        for f in t.findings:
-            lesson = (f'<code>pitfalls explain {html.escape(f.scenario)}</code>' if f.scenario else "")
-            out.append(f'<tr class="{f.severity}"><td>{f.severity}</td><td>{html.escape(f.step)}</td>'
-                       f'<td><pre>{html.escape(f.text[:2000])}</pre></td><td>{html.escape(f.source)} '
-                       f'({f.verified})</td><td>{lesson}</td><td>{html.escape(f.fix)}</td></tr>')
-        out.append("</table>")
-    if t.divergence and t.divergence.layers:
-        d = t.divergence
-        out.append(f"<h3>Divergence ({html.escape(d.path)}): first layer that fails on its own: "
-                   f"<code>{html.escape(str(d.first_layer))}</code></h3>{_layer_plot(d)}")
-        if d.note:
-            out.append(f"<p>{html.escape(d.note)}</p>")
-    timings = {k: v for k, v in t.figures.items() if k.endswith("_s")}
-    sizes = {k: v for k, v in t.figures.items() if k.endswith("bytes")}
-    if timings or sizes:
-        out.append("<table><tr><th>figure</th><th>value</th></tr>")
-        for k, v in {**sizes, **timings}.items():
-            shown = f"{v / 1e6:.2f} MB" if k.endswith("bytes") else f"{v * 1000:.1f} ms"
-            out.append(f"<tr><td>{html.escape(k)}</td><td>{shown}</td></tr>")
-        out.append("</table>")
-    out.append("</section>")
-    return "".join(out)
-
-
-CSS = """body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top;text-align:left}pre{white-space:pre-wrap;margin:0;
-max-width:520px}.badge{color:#fff;border-radius:4px;padding:2px 8px;font-size:.8em}tr.blocker td:first-child{color:#d04a4a;
-font-weight:bold}tr.warning td:first-child{color:#b07a10}svg text{font-size:12px}svg .axis{fill:#555}"""
+def _figures_shown(t: TargetReport) -> list[tuple[str, str]]:
+    """Sizes in MB, then timings in ms."""
+    sizes = [(k, f"{v / 1e6:.2f} MB") for k, v in t.figures.items() if k.endswith("bytes")]
+    timings = [(k, f"{v * 1000:.1f} ms") for k, v in t.figures.items() if k.endswith("_s")]
+    return sizes + timings
 
 
 def html_page(report: CheckReport) -> str:
+    """The check page (``check.html``): the target x verdict table, then per target its findings, divergence
+    and figures, with the report's JSON embedded for tools."""
     model = report.model
-    matrix = "".join(f'<tr><td><a href="#t-{html.escape(n)}">{html.escape(n)}</a></td><td><span class="badge" '
-                     f'style="background:{VERDICT_COLOURS[t.verdict]}">{t.verdict}</span></td>'
-                     f'<td>{"" if t.max_abs_diff is None else f"{t.max_abs_diff:.2e}"}</td>'
-                     f'<td>{len(t.findings)}</td><td>{t.seconds:.1f}s</td></tr>'
-                     for n, t in report.targets.items())
-    sections = "".join(_target_section(n, t) for n, t in report.targets.items())
-    data = html.escape(json.dumps(report.to_json(), default=str))
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>pitfalls check: "
-            f"{html.escape(Path(model['path']).name)}</title><style>{CSS}</style></head><body>"
-            f"<h1>pitfalls check: {html.escape(Path(model['path']).name)}</h1>"
-            f"<p>{html.escape(model['format'])} ({html.escape(str(model.get('flavour')))}), "
-            f"{model.get('parameters')} parameters, inputs {html.escape(json.dumps(model['inputs']))}; "
-            f"checked {html.escape(report.created)} in {report.seconds:.1f}s</p>"
-            f"<p class=\"trust\">{html.escape(report.trust_line())}</p>"
-            + "".join(f"<p class=\"{f.severity}\">{html.escape(f.text)}</p>" for f in report.findings) +
-            f"<table><tr><th>target</th><th>verdict</th><th>max |diff|</th><th>findings</th><th>time</th></tr>"
-            f"{matrix}</table>{sections}<script type='application/json' id='report'>{data}</script>"
-            f"</body></html>")
+    return render("check.html.j2", report=report, model_name=Path(str(model["path"])).name,
+                  model={"format": model.get("format"), "flavour": model.get("flavour"),
+                         "parameters": model.get("parameters"), "inputs": model.get("inputs")},
+                  layer_charts={n: layer_chart(t.divergence) for n, t in report.targets.items()
+                                if t.divergence and t.divergence.layers},
+                  figures={n: _figures_shown(t) for n, t in report.targets.items()},
+                  data=report.to_json())
 
 
 def write_report_dir(report: CheckReport, directory: Path) -> list[Path]:

@@ -13,13 +13,12 @@ moves only beyond its noise band or when a bound of the expectation flips).  Wal
 (``seconds``) and other volatile fields are never compared.
 
 Renderers: :func:`render_terminal` (a compact table of the changed rows and a summary),
-:func:`write_html` (one self-contained file, the style of :mod:`harness.report`), and
+:func:`write_html` (one self-contained file from ``matrix.html.j2`` of :mod:`harness.render`), and
 :func:`report_json` (schema ``pitfalls-matrix-report/1``).
 """
 
 from __future__ import annotations
 
-import html
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import Any, Mapping, Sequence
 from harness.diff import Change, _error_text, _repeats, figure_bounds, figure_class, figure_moved, normalise_text
 from harness.errors import UsageError
 from harness.matrix.record import FILE_NAME, CellRecord, MatrixRun, load_matrix, read_json
-from harness.report import CSS
+from harness.render import render
 from harness.results import RunResults, write_text_atomically
 from harness.scenario import Outcome
 
@@ -375,24 +374,6 @@ def render_terminal(report: MatrixReport, colour: bool = False, width: int = 100
 
 # ---------------------------------------------------------------------------------- HTML
 
-MATRIX_CSS = """
-table.matrix{border-collapse:collapse;font-size:12px;background:#fff}
-table.matrix th,table.matrix td{border:1px solid #e2e5eb;padding:2px 6px;vertical-align:top}
-table.matrix thead th{background:#eef0f4;text-align:left}table.matrix td.cell{text-align:center;white-space:nowrap}
-table.matrix th .versions{font-weight:400;color:#555;font-family:ui-monospace,monospace;font-size:11px;white-space:nowrap}
-table.matrix td.changed{outline:2px solid #d9822b;outline-offset:-2px}table.matrix td.changed sup a{color:#b25d00;font-weight:700;text-decoration:none}
-table.matrix td.sev-regression{outline-color:#c0392b}table.matrix td.sev-improvement{outline-color:#27ae60}
-.st-infeasible{background:#f3ecd9;color:#7a5a10}.st-failed{background:#e98a80;color:#fff}.st-norecord{color:#bbb}
-.o-not-applicable{background:#f3f4f6;color:#777}.vchange{color:#b25d00}
-ul.changes{font-size:12px}ul.changes li{margin:2px 0}.sev{font-weight:600}
-.sev-regression .sev{color:#c0392b}.sev-improvement .sev{color:#27ae60}.sev-changed .sev{color:#b25d00}
-"""
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
 def _cell_class(shown: str) -> str:
     if shown in ("infeasible", "failed"):
         return f"st-{shown}"
@@ -406,77 +387,51 @@ def _severity(changes: Sequence[CellChange]) -> str:
     return next(s for s in ("regression", "improvement", "changed") if s in severities)
 
 
-def render_html(report: MatrixReport) -> str:
-    """The whole HTML report as one string (inline CSS, no script, no network)."""
-    cols = report.columns
-    out = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-           "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">",
-           "<title>pitfalls matrix report</title><style>", CSS, MATRIX_CSS, "</style></head><body>",
-           "<header><h1>pitfalls — the catalog across versions</h1>",
-           f"<p>matrix run of {_e(report.run.created)} · {_e(report.run.matrix_file)} · {len(cols)} cells · "
-           f"{len(report.rows)} rows · {len(report.changed_rows)} changed</p></header><main>"]
-    summary = report.summary()
-    out.append('<p class="summary">' + ("".join(f'<span class="badge">{_e(k)} {n}</span>' for k, n in summary.items())
-                                       or "no row changed between neighbouring cells") + "</p>")
-    head = ["<th>scenario</th><th>target</th><th>variant</th>"]
-    for col in cols:
-        c = col.cell
-        versions = "<br>".join(
-            f'<span class="{"vchange" if k in col.version_changes else ""}">{_e(k)} {_e(v)}</span>'
-            for k, v in c.versions.items())
-        status = "" if c.status == "ran" else f' <span class="badge st-{_e(c.status)}">{_e(c.status)}</span>'
-        reason = (f'<details><summary>{"resolver" if c.status == "infeasible" else "error"}</summary>'
-                  f"<pre>{_e(c.reason)}</pre></details>") if c.reason and c.status != "ran" else ""
-        against = f'<div class="muted">vs {_e(col.against)}</div>' if col.against else ""
-        head.append(f'<th data-cell="{_e(c.name)}" data-status="{_e(c.status)}">{_e(c.name)}{status}'
-                    f'<div class="versions">{versions}</div>{against}{reason}</th>')
-    out.append('<h2 id="matrix">Scenario × cell</h2>')
-    out.append('<p class="muted">Each column is one environment, headed by the versions it resolved (a version '
-               "that differs from the column compared with is highlighted). A framed cell changed against its "
-               "left neighbour that ran; hover it for what changed, or see the list below.</p>")
-    out.append(f'<table class="matrix"><thead><tr>{"".join(head)}</tr></thead><tbody>')
+@dataclass(frozen=True)
+class ShownCell:
+    """One cell of the HTML table: what it shows, its classes, its tooltip and the numbers of its changes."""
+
+    column: str
+    shown: str
+    css_class: str
+    title: str
+    numbers: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ShownRow:
+    scenario: str
+    target: str
+    variant: str
+    changed: bool
+    cells: tuple[ShownCell, ...]
+
+
+def shown_rows(report: MatrixReport) -> list[ShownRow]:
+    """The table's rows as the page shows them (changes numbered as in the list below the table)."""
     numbers = {id(ch): n for n, ch in enumerate(report.changes, 1)}
+    rows = []
     for row in report.rows:
-        cells = [f"<td>{_e(row.scenario)}</td><td>{_e(row.target)}</td><td>{_e(row.variant)}</td>"]
-        for col, shown in zip(cols, row.shown):
+        cells = []
+        for col, shown in zip(report.columns, row.shown):
             mine = row.changes_in(col.name)
-            cls = f"cell {_cell_class(shown)}"
+            css = f"cell {_cell_class(shown)}"
             title = ""
-            mark = ""
             if mine:
-                cls += f" changed sev-{_severity(mine)}"
+                css += f" changed sev-{_severity(mine)}"
                 title = f"vs {col.against}: " + "; ".join(f"{c.kind}: {c.what}" if c.what != c.kind else c.kind
                                                           for c in mine)
-                mark = "<sup>" + ",".join(f'<a href="#change-{numbers[id(c)]}">{numbers[id(c)]}</a>' for c in mine) + "</sup>"
             elif shown in ("infeasible", "failed"):
                 title = _clip(col.cell.reason, 300)
-            tip = f' title="{_e(title)}"' if title else ""
-            cells.append(f'<td class="{cls}" data-cell="{_e(col.name)}" data-outcome="{_e(shown)}"{tip}>'
-                         f"{_e(shown)}{mark}</td>")
-        out.append(f'<tr data-changed="{"yes" if row.changes else "no"}">{"".join(cells)}</tr>')
-    out.append("</tbody></table>")
-    if not report.rows:
-        out.append('<p class="muted">No cell of this matrix run has a record.</p>')
-    out.append('<h2 id="changes">Changes</h2>')
-    if report.changes:
-        out.append('<ul class="changes">')
-        for n, ch in enumerate(report.changes, 1):
-            detail = "" if ch.what == ch.kind else f" — {_e(ch.what)}"
-            texts = ""
-            if ch.kind == "new error wording":
-                texts = f"<pre>{_e(ch.old)}</pre><pre>{_e(ch.new)}</pre>"
-            out.append(f'<li class="sev-{_e(ch.severity)}" id="change-{n}"><b>{n}</b> '
-                       f'<span class="sev">{_e(ch.kind)}</span> · {_e(ch.scenario)} [{_e(ch.target)}] {_e(ch.variant)} · '
-                       f"{_e(ch.against)} → {_e(ch.cell)}{detail}{texts}</li>")
-        out.append("</ul>")
-    else:
-        out.append('<p class="muted">No row changed between neighbouring cells.</p>')
-    out.append('<h2 id="legend">What a change means</h2><table class="kv">')
-    out.extend(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in CHANGE_KINDS)
-    out.append("</table><p class=\"muted\">Error texts are compared after their volatile parts (times, paths, "
-               "ports, ids) are normalised; figures by their class's noise rules (harness.diff); wall times never."
-               "</p></main></body></html>\n")
-    return "".join(out)
+            cells.append(ShownCell(col.name, shown, css, title, tuple(numbers[id(c)] for c in mine)))
+        rows.append(ShownRow(row.scenario, row.target, row.variant, bool(row.changes), tuple(cells)))
+    return rows
+
+
+def render_html(report: MatrixReport) -> str:
+    """The whole HTML report as one string (inline CSS, no script, no network)."""
+    return render("matrix.html.j2", report=report, summary=report.summary(), rows=shown_rows(report),
+                  kinds=CHANGE_KINDS)
 
 
 def write_html(report: MatrixReport, path: Path) -> None:
