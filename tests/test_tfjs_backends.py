@@ -198,3 +198,37 @@ def test_webgpu_predicts_like_cpu_within_its_tolerance(target: TfjsTarget, pitfa
     tolerance = tolerance_for(backend_named(WEBGPU).tolerance)
     assert parity(outputs[WEBGPU], outputs["cpu"]).within(tolerance)
     assert parity(outputs[WEBGPU], want).within(tolerance)
+
+
+def _unique_saved_model(cache: ArtifactCache) -> Path:
+    """A SavedModel whose graph holds the ``Unique`` op (tf.js has a cpu kernel for it, none on WebGPU)."""
+    from harness.artifacts import library_versions
+
+    def build(out: Path) -> None:
+        import tensorflow as tf
+
+        class Coded(tf.Module):
+            def __init__(self) -> None:
+                self.w = tf.Variable(tf.random.stateless_normal((4, 2), seed=(1, 2)))
+
+            @tf.function(input_signature=[tf.TensorSpec((None, 4), tf.float32, name="x")])
+            def serve(self, x: Any) -> Any:
+                idx = tf.unique(tf.reshape(x, [-1])).idx  # each value's first position: the Unique op
+                return {"y": tf.matmul(tf.reshape(tf.cast(idx, tf.float32), tf.shape(x)), self.w)}
+
+        module = Coded()
+        tf.saved_model.save(module, str(out / "saved_model"), signatures={"serving_default": module.serve})
+
+    key = {"model": "unique-op", "versions": library_versions("tensorflow")}
+    return cache.get_or_build("test_unique_saved_model", key, build) / "saved_model"
+
+
+@pytest.mark.slow
+def test_check_on_webgpu_quotes_tfjs_for_a_kernel_it_lacks(target: TfjsTarget, pitfalls_cache: ArtifactCache,
+                                                           pitfalls_check: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHECK_BACKENDS_ENV, f"cpu,{WEBGPU}")
+    report = pitfalls_check(_unique_saved_model(pitfalls_cache), targets=["tfjs"], cache=pitfalls_cache, progress=None)
+    tfjs = report.targets["tfjs"]
+    assert [(f.step, f.text, f.verified) for f in tfjs.findings] == [
+        (f"predict tfjs@{WEBGPU}", f"Error: Kernel 'Unique' not registered for backend '{WEBGPU}'", "runtime")]
+    assert "tfjs@cpu.first_predict_s" in tfjs.figures  # the same model ran on cpu, within its tolerance (no finding)
