@@ -18,13 +18,13 @@ from harness.artifacts import ArtifactCache
 from harness.compare import TOLERANCES, parity, tolerance_for
 from harness.errors import HarnessError, RuntimeFailure, UsageError
 from harness.models import ModelSpec, trained_model
-from harness.plugin import TargetPool
 from harness.targets.base import ModelSource
 from harness.targets.tfjs import backends
 from harness.targets.tfjs.backends import (CHECK_BACKENDS_ENV, TABLE, Bundle, TfjsBackend, backend_named,
                                            browser_flags, check_backends, lib_mounts, npm_packages, page_scripts)
 from harness.targets.tfjs.page import index_html
 from harness.targets.tfjs.target import TfjsTarget
+from test_tfjs_target import target  # noqa: F401  # the session's browser target, as scenarios get it
 
 ROOT = Path(__file__).resolve().parents[1]
 WEBGPU = "webgpu"
@@ -133,17 +133,6 @@ def test_a_made_up_entry_reaches_mounts_scripts_flags_and_the_check(made_up: Tfj
     run.check_tfjs(None, None, ctx)  # type: ignore[arg-type]  # stand-ins: only the loop over the table runs
     assert calls[-1] == ("tfjs@madeup", "int8", {"backend": "madeup"})
     assert [c[0] for c in calls] == [f"tfjs@{b.name}" for b in backends.TABLE if b.in_check]
-
-
-@pytest.fixture()
-def target(pitfalls_targets: TargetPool) -> TfjsTarget:
-    """The session's browser target, as scenarios get it."""
-    reason = TfjsTarget.unavailable_reason()
-    if reason:
-        pytest.skip(f"tfjs target not available here: {reason}")
-    found = pitfalls_targets.get("tfjs")
-    assert isinstance(found, TfjsTarget)
-    return found
 
 
 def test_a_made_up_entry_gets_its_page_browser_and_setup(target: TfjsTarget, made_up: TfjsBackend) -> None:
