@@ -109,12 +109,17 @@ BACKENDS: tuple[str, ...] = tuple(b.name for b in TABLE)  # the names, for calle
 DEFAULT_BACKEND = "cpu"
 
 
+def backend_names() -> tuple[str, ...]:
+    """The names of the table's backends, in its order."""
+    return tuple(b.name for b in TABLE)
+
+
 def backend_named(name: str) -> TfjsBackend:
     """The backend called ``name``; a one-line :class:`UsageError` naming the known ones otherwise."""
     for backend in TABLE:
         if backend.name == name:
             return backend
-    raise UsageError(f"unknown tf.js backend {name!r}: use one of {', '.join(b.name for b in TABLE)}")
+    raise UsageError(f"unknown tf.js backend {name!r}: use one of {', '.join(backend_names())}")
 
 
 def browser_flags(backend: TfjsBackend) -> tuple[str, ...]:

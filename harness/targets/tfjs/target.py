@@ -27,8 +27,8 @@ from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
-from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, browser_flags,
-                                           lib_mounts, npm_packages)
+from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
+                                           browser_flags, lib_mounts, npm_packages)
 from harness.targets.tfjs.convert import (GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, export_saved_model,
                                           run_converter)
 from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, TfjsPage, index_html
@@ -57,10 +57,9 @@ def _check_options(options: Mapping[str, Any]) -> None:
         raise UsageError(f"unknown tfjs option(s) {', '.join(unknown)}: the tfjs target takes {', '.join(OPTIONS)}")
     if options.get("format", "graph") not in FORMATS:
         raise UsageError(f"tfjs option format={options['format']!r} is not one of {', '.join(FORMATS)}")
-    try:
-        backend_named(str(options.get("backend", DEFAULT_BACKEND)))
-    except UsageError as exc:
-        raise UsageError(f"tfjs option backend: {exc}") from None
+    backend = options.get("backend", DEFAULT_BACKEND)
+    if backend not in backend_names():
+        raise UsageError(f"tfjs option backend={backend!r} is not one of {', '.join(backend_names())}")
 
 
 def _require_bundle(backend: TfjsBackend) -> None:
