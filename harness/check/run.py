@@ -24,6 +24,7 @@ from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer
 from harness.check.report import CheckReport, Finding, Severity, TargetReport
 from harness.check.rules import rule_for
 from harness.targets.litert.kit import dequantize, quantize
+from harness.targets.tfjs.backends import check_backends
 from harness.compare import Parity, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets import TARGET_NAMES, target_class
@@ -391,10 +392,9 @@ def check_tfjs(target: Target, report: TargetReport, ctx: Context) -> None:
     prepared = _prepare(target, report, ctx, "tfjs")
     browser_ctx = _first_rows(ctx, BROWSER_ROWS)
     if prepared is not None:
-        for backend in ("cpu", "wasm", "webgl"):
-            _deploy_and_compare(target, report, prepared, browser_ctx, f"tfjs@{backend}",
-                                path="float16" if backend == "webgl" else "float32",
-                                load_options={"backend": backend}, timings=True)
+        for backend in check_backends():  # the tf.js backend table: names and tolerance paths
+            _deploy_and_compare(target, report, prepared, browser_ctx, f"tfjs@{backend.name}",
+                                path=backend.tolerance, load_options={"backend": backend.name}, timings=True)
     if ctx.model.flavour == "tf_keras":
         layers = _prepare(target, report, ctx, "tfjs layers", {"format": "layers"}, severity="warning")
         if layers is not None:

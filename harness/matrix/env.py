@@ -35,6 +35,7 @@ from typing import Mapping, Sequence
 from harness.errors import SetupError, UsageError
 from harness.matrix.spec import NONE, Cell
 from harness.paths import REPO_ROOT, environment_cache_root
+from harness.targets.tfjs.backends import npm_packages
 
 RESOLVE_TIMEOUT_S = 300.0
 INSTALL_TIMEOUT_S = 1800.0
@@ -45,7 +46,7 @@ ENV_MARKER = "pitfalls-matrix-env.json"
 CONTROLLED = ("tensorflow", "tf-keras", "tensorflowjs", "tensorflow-decision-forests", "coremltools",
               "ai-edge-litert", "tensorflow-serving-api")
 SEED_PACKAGES = ("pip", "setuptools")  # in the project venv from `python -m venv`, not in requirements.lock
-NPM_PACKAGES = ("@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm")  # one version for both, as package.json
+NPM_PACKAGES = npm_packages()  # tf.js and the backends' bundles (the tfjs backend table), one version for all
 NO_VERSION = re.compile(r"there is no version of ([A-Za-z0-9._-]+)==([^\s,]+)")
 UV_NOISE = re.compile(r"^WARNING: Location '.*' is ignored: .*$", re.M)  # pip.conf find-links uv cannot read
 

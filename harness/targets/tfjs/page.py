@@ -12,20 +12,23 @@ model and predict in one go, and the three a deployment uses to keep a model loa
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from string import Template
 from typing import TYPE_CHECKING, Any, Callable
 
-from harness.errors import HarnessError, RuntimeFailure, WaitTimeout
+from harness.errors import HarnessError, RuntimeFailure, UsageError, WaitTimeout
 from harness.loopback import LoopbackServer
+from harness.targets.tfjs.backends import BACKENDS as BACKENDS  # the backend names, as scenarios import them from here
+from harness.targets.tfjs.backends import TfjsBackend, backend_named, browser_flags, page_scripts
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Page, Request
     from playwright.sync_api import Error as PlaywrightError
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
-BACKENDS = ("cpu", "webgl", "wasm")
 _TIMEOUT_MARK = "pitfalls-evaluate-timeout"
 
 #: Load a layers model from ``url`` and predict ``x``; returns the output as nested arrays.
@@ -85,6 +88,12 @@ PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
 }"""
 
 
+def index_html(backend: TfjsBackend) -> str:
+    """The default page (``page/index.html``) with the script tags of ``backend``'s browser (escaped)."""
+    tags = "\n".join(f'<script src="{html.escape(src)}"></script>' for src in page_scripts(backend))
+    return Template((PAGE_DIR / "index.html").read_text(encoding="utf-8")).substitute(scripts=tags)
+
+
 def _first_lines(message: str) -> str:
     """The error text without the JS stack frames Playwright appends."""
     lines = [ln for ln in message.splitlines() if not ln.lstrip().startswith("at ")]
@@ -118,9 +127,11 @@ class TfjsPage:
     failed requests and every request the page made (URL and headers).
     """
 
-    def __init__(self, page: "Page", server: LoopbackServer, observe: Callable[[str], Any] | None) -> None:
+    def __init__(self, page: "Page", server: LoopbackServer, observe: Callable[[str], Any] | None,
+                 browser: tuple[str, ...] = ()) -> None:
         self.page = page
         self.server = server
+        self.browser = browser  # the Chromium flags of the browser this page runs in
         self.console: list[str] = []
         self.page_errors: list[str] = []
         self.failed_requests: list[str] = []
@@ -233,11 +244,20 @@ class TfjsPage:
                                         + (" and console errors during the call" if during else "")) from None
 
     def use_backend(self, backend: str) -> str:
-        """Select a tf.js backend and return the one actually in use."""
-        if backend not in BACKENDS:
-            raise HarnessError(f"unknown tf.js backend {backend!r}", hint=f"choose one of {BACKENDS}")
+        """Select a tf.js backend (its ``setup_js`` first) and return the one actually in use.
+
+        The backend must run in this page's browser: one launched with other flags (see
+        :mod:`harness.targets.tfjs.backends`) needs a page of its own, ``target.page(backend=...)``.
+        """
+        try:
+            chosen = backend_named(backend)
+        except UsageError as exc:
+            raise HarnessError(str(exc), hint="the backends are the entries of harness/targets/tfjs/backends.py") from None
+        if self.browser and browser_flags(chosen) != self.browser:
+            raise HarnessError(f"the tf.js backend {backend!r} runs in a browser with other flags than this page's",
+                               evidence=f"this page: {' '.join(self.browser)}\n{backend}: {' '.join(browser_flags(chosen))}",
+                               hint=f"open a page with target.page(backend={backend!r})")
         return str(self.evaluate(
-            "async (b) => { if (b === 'wasm') tf.wasm.setWasmPaths('/lib/tfjs-backend-wasm/');"
-            " const ok = await tf.setBackend(b); await tf.ready();"
-            " if (!ok) throw new Error('tf.setBackend(' + b + ') returned false'); return tf.getBackend(); }",
-            backend))
+            f"async ({{name, prefix}}) => {{ {chosen.setup_js} const ok = await tf.setBackend(name); await tf.ready();"
+            " if (!ok) throw new Error('tf.setBackend(' + name + ') returned false'); return tf.getBackend(); }",
+            {"name": chosen.name, "prefix": chosen.prefix}))

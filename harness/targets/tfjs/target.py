@@ -1,7 +1,9 @@
 """TensorFlow.js in Debian's headless Chromium, driven by Playwright.
 
-One browser per test process (activated lazily, closed at the end of the session), a fresh
-browser context per page (no IndexedDB, localStorage or HTTP-cache state leaks between
+One browser per set of Chromium flags per test process (the backends' flags come from
+:mod:`harness.targets.tfjs.backends`: cpu, wasm and webgl share one browser, a backend that needs
+other flags gets its own, launched on its first page; all closed at the end of the session), a
+fresh browser context per page (no IndexedDB, localStorage or HTTP-cache state leaks between
 scenarios), and loopback HTTP servers for the page, the model files and the tf.js bundles from
 the npm lockfile.  Page errors, console messages and failed requests are recorded
 (:mod:`harness.targets.tfjs.page`); an exception thrown by page code comes back as a
@@ -10,7 +12,7 @@ the npm lockfile.  Page errors, console messages and failed requests are recorde
 The deploy interface: :meth:`TfjsTarget.prepare` runs the real converter
 (:mod:`harness.targets.tfjs.convert`) to a graph model by default, or a layers model with
 ``options={"format": "layers"}``; :meth:`TfjsTarget.load` opens a page that loads the model from
-loopback and keeps it (``options={"backend": "cpu" | "webgl" | "wasm"}``).
+loopback and keeps it (``options={"backend": name}``, a name of the backend table).
 """
 
 from __future__ import annotations
@@ -21,38 +23,32 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
-from harness.errors import HarnessError, SetupError, UsageError
+from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
+from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
+                                           browser_flags, lib_mounts, npm_packages)
 from harness.targets.tfjs.convert import (GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, export_saved_model,
                                           run_converter)
-from harness.targets.tfjs.page import (BACKENDS, LOAD_MODEL_JS, PAGE_DIR, PREDICT_NAMED_JS, SIGNATURE_JS,
-                                       TfjsPage)
+from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, TfjsPage, index_html
 
 if TYPE_CHECKING:
     import numpy as np
     from playwright.sync_api import Browser, BrowserContext, Playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic")
 NODE_TFJS = NODE_MODULES / "@tensorflow"
 FORMATS = ("graph", "layers")
 OPTIONS = ("format", "backend", "converter_args")  # prepare and load share one options mapping (deploy)
 MODEL_PREFIX = "/model/"
 
 
-def lib_mounts() -> dict[str, Path]:
-    """URL prefixes of the tf.js bundles installed from the npm lockfile."""
-    return {"/lib/tfjs/": NODE_TFJS / "tfjs" / "dist",
-            "/lib/tfjs-backend-wasm/": NODE_TFJS / "tfjs-backend-wasm" / "dist"}
-
-
-def _tfjs_npm_version() -> str:
+def _npm_versions() -> dict[str, str]:
+    """The installed version of every npm package the page serves (tf.js and the backends' bundles)."""
     from harness.versions import installed_version
 
-    return installed_version("@tensorflow/tfjs") or "missing"
+    return {package: installed_version(package) or "missing" for package in npm_packages()}
 
 
 def _check_options(options: Mapping[str, Any]) -> None:
@@ -61,8 +57,17 @@ def _check_options(options: Mapping[str, Any]) -> None:
         raise UsageError(f"unknown tfjs option(s) {', '.join(unknown)}: the tfjs target takes {', '.join(OPTIONS)}")
     if options.get("format", "graph") not in FORMATS:
         raise UsageError(f"tfjs option format={options['format']!r} is not one of {', '.join(FORMATS)}")
-    if options.get("backend", "cpu") not in BACKENDS:
-        raise UsageError(f"tfjs option backend={options['backend']!r} is not one of {', '.join(BACKENDS)}")
+    backend = options.get("backend", DEFAULT_BACKEND)
+    if backend not in backend_names():
+        raise UsageError(f"tfjs option backend={backend!r} is not one of {', '.join(backend_names())}")
+
+
+def _require_bundle(backend: TfjsBackend) -> None:
+    """Skip (NotApplicable) a backend whose bundle is not installed, e.g. in a matrix cell's older node_modules."""
+    bundle = backend.bundle
+    if bundle is not None and bundle.missing():
+        raise NotApplicable(f"the tf.js {backend.name} backend is not installed here: {', '.join(bundle.missing())} "
+                            f"is missing (add {bundle.package} to package.json and run `npm ci`)")
 
 
 def _tfjs_dtype(array: "np.ndarray") -> str:
@@ -140,36 +145,46 @@ class TfjsTarget(Target):
         super().__init__()
         self.timeout_s = timeout_s
         self._playwright: Playwright | None = None
-        self._browser: Browser | None = None
+        self._browsers: dict[tuple[str, ...], Browser] = {}  # Chromium flags -> the browser launched with them
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
         if not CHROMIUM.exists():
             return f"{CHROMIUM} is missing (Debian package `chromium`; run the README set-up)"
-        if not (NODE_TFJS / "tfjs" / "dist" / "tf.min.js").is_file():
-            return "node_modules/@tensorflow/tfjs is missing (run the README set-up: `npm ci`)"
+        if CORE.missing():
+            return f"{CORE.package} is missing: {', '.join(CORE.missing())} (run the README set-up: `npm ci`)"
         missing = [d for d, v in library_versions("playwright", "tensorflowjs").items() if v == "missing"]
         return f"Python packages not installed: {', '.join(missing)}" if missing else None
 
     def activate_impl(self) -> None:
         from playwright.sync_api import sync_playwright
 
-        playwright = sync_playwright().start()
+        self._playwright = sync_playwright().start()
         try:
-            self._browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS), timeout=60_000)
-        except Exception as exc:
-            playwright.stop()
-            raise SetupError("Chromium did not start", evidence=str(exc)[-2000:],
-                             hint="check `chromium --version`; the README set-up installs it") from exc
-        self._playwright = playwright
+            self.browser(browser_flags(backend_named(DEFAULT_BACKEND)))  # fail here if Chromium cannot start
+        except BaseException:
+            self.deactivate_impl()
+            raise
+
+    def browser(self, flags: tuple[str, ...]) -> "Browser":
+        """The browser launched with ``flags`` (launched on first use, then kept for the session)."""
+        if self._playwright is None:
+            raise HarnessError("the tfjs target is not active: no Playwright to launch a browser with")
+        if flags not in self._browsers:
+            try:
+                self._browsers[flags] = self._playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=list(flags), timeout=60_000)
+            except Exception as exc:
+                raise SetupError("Chromium did not start", evidence=f"flags: {' '.join(flags)}\n{str(exc)[-2000:]}",
+                                 hint="check `chromium --version`; the README set-up installs it") from exc
+        return self._browsers[flags]
 
     def deactivate_impl(self) -> None:
         try:
-            if self._browser is not None:
-                self._browser.close()
+            for browser in self._browsers.values():
+                browser.close()
         finally:
-            self._browser = None
+            self._browsers.clear()
             if self._playwright is not None:
                 self._playwright.stop()
                 self._playwright = None
@@ -180,9 +195,7 @@ class TfjsTarget(Target):
         that is not a tf.js page (e.g. the HTML report).  One Playwright runs per process (its sync
         API refuses a second while the first is live), so tests borrow this one."""
         self.require_active()
-        if self._browser is None:
-            raise HarnessError("the tfjs target is active but holds no browser")
-        context = self._browser.new_context(**options)
+        context = self.browser(browser_flags(backend_named(DEFAULT_BACKEND))).new_context(**options)
         try:
             yield context
         finally:
@@ -190,8 +203,9 @@ class TfjsTarget(Target):
 
     def versions(self) -> dict[str, str]:
         found = library_versions("tensorflowjs", "playwright", "tensorflow")
-        found["@tensorflow/tfjs"] = _tfjs_npm_version()
-        found["chromium"] = self._browser.version if self._browser is not None else "not started"
+        found.update(_npm_versions())
+        first = next(iter(self._browsers.values()), None)
+        found["chromium"] = first.version if first is not None else "not started"
         return found
 
     # deploy interface ----------------------------------------------------------------------
@@ -224,7 +238,7 @@ class TfjsTarget(Target):
         """A page on the running browser that loaded the model (``tf.loadGraphModel`` /
         ``tf.loadLayersModel`` from loopback) on ``backend`` (default cpu); closed with ``close()``."""
         _check_options(options)
-        return TfjsDeployment(self, prepared, str(options.get("backend", "cpu")))
+        return TfjsDeployment(self, prepared, str(options.get("backend", DEFAULT_BACKEND)))
 
     # pages and servers ---------------------------------------------------------------------
     def serve(self, mounts: Mapping[str, Path] | None = None, *, headers: Mapping[str, str] | HeaderRule | None = None,
@@ -237,30 +251,34 @@ class TfjsTarget(Target):
         return LoopbackServer(mounts or {}, headers=headers, files=files, guard=guard, routes=routes)
 
     @contextmanager
-    def page(self, mounts: Mapping[str, Path] | None = None, *, backend: str | None = "cpu",
+    def page(self, mounts: Mapping[str, Path] | None = None, *, backend: str | None = DEFAULT_BACKEND,
              html: str | None = None, headers: Mapping[str, str] | HeaderRule | None = None,
              observe: Callable[[str], Any] | None = None, goto: bool = True,
              files: Mapping[str, bytes] | None = None, routes: Mapping[str, Route] | None = None,
-             guard: Guard | None = None) -> Iterator[TfjsPage]:
+             guard: Guard | None = None, browser_of: str | None = None) -> Iterator[TfjsPage]:
         """A fresh context and page on a new loopback server serving the tf.js page.
 
         ``mounts`` are extra URL prefixes (e.g. ``{"/model/": converted_dir}``); ``html``
-        replaces the default page (which loads tf.js and the wasm backend); ``backend`` is set
-        after load (None leaves tf.js's default); ``files`` are extra exact paths, ``routes``
-        POST handlers and ``guard`` an access rule of the page's own origin.  Every call gets a new browser context, so no
+        replaces the default page (which loads tf.js and the bundles of the backends of its
+        browser); ``backend`` is set after load (None leaves tf.js's default); the page opens in
+        the browser of ``browser_of`` (a backend name; default ``backend``'s, or cpu's when
+        ``backend`` is None); ``files`` are extra exact paths, ``routes`` POST handlers and ``guard``
+        an access rule of the page's own origin.  Every call gets a new browser context, so no
         IndexedDB, localStorage, cookie or HTTP-cache state crosses from one page to the next.
         """
         self.require_active()
-        if self._browser is None:
-            raise HarnessError("the tfjs target is active but holds no browser")
-        page_files = {"/index.html": (html if html is not None else (PAGE_DIR / "index.html").read_text()).encode(),
+        home = backend_named(browser_of or backend or DEFAULT_BACKEND)
+        if backend is not None:
+            _require_bundle(backend_named(backend))  # an unknown or missing backend fails before a browser starts
+        flags = browser_flags(home)
+        page_files = {"/index.html": (html if html is not None else index_html(home)).encode(),
                       "/favicon.ico": b"", **(files or {})}
         with LoopbackServer({**lib_mounts(), **(mounts or {})}, headers=headers, files=page_files,
                             routes=routes, guard=guard) as server:
-            context = self._browser.new_context()
+            context = self.browser(flags).new_context()
             try:
                 context.set_default_timeout(self.timeout_s * 1000)
-                page = TfjsPage(context.new_page(), server, observe)
+                page = TfjsPage(context.new_page(), server, observe, flags)
                 if goto:
                     page.goto("/index.html")
                     if backend is not None:
