@@ -27,8 +27,24 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 Clock = Callable[[], float]
+
+
+class _Evidence(Protocol):
+    extra: dict[str, Any]
+
+
+class RecordsEvidence(Protocol):
+    """What :func:`record_ratios` writes to: a scenario's ``Run``."""
+
+    @property
+    def evidence(self) -> _Evidence: ...
+
+    def figure(self, name: str, value: float) -> float: ...
+
+    def note(self, name: str, value: Any) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,10 @@ class PairedRatios:
         """(Q3 - Q1) / median: how far the ratios scatter, relative to the statistic."""
         q1, q3 = self.quartiles
         return (q3 - q1) / self.median if self.median > 0 else float("inf")
+
+    def inverted(self) -> "PairedRatios":
+        """The same pairs as b/a (e.g. a remedy's speed-up from a symptom's slowdown)."""
+        return PairedRatios(self.b_seconds, self.a_seconds, warmup=self.warmup)
 
     def figures(self, name: str) -> dict[str, float]:
         """``name`` (the median ratio) plus its spread, for a scenario's evidence figures."""
@@ -131,3 +151,18 @@ def interleaved(a: Callable[[], object], b: Callable[[], object], *, warmup: int
         result = PairedRatios(tuple(a_s), tuple(b_s), warmup=warmup)
         if result.relative_spread <= spread_within or len(a_s) >= max_repeats:
             return result
+
+
+def record_ratios(run: RecordsEvidence, name: str, result: PairedRatios) -> float:
+    """Record ``result`` in a variant's evidence and return the statistic the verdict judges.
+
+    The figure ``name`` is the median of the paired ratios; the note ``<name>_spread`` holds the
+    quartiles, range, pairs and warm-up; ``evidence.repeats[name]`` holds every paired ratio, which
+    ``pitfalls diff`` compares as samples (ranges apart and medians moved) instead of one number.
+    """
+    q1, q3 = result.quartiles
+    run.note(f"{name}_spread", {"median": result.median, "q1": q1, "q3": q3, "min": min(result.ratios),
+                                "max": max(result.ratios), "pairs": result.pairs, "warmup": result.warmup,
+                                "how": result.describe(name)})
+    run.evidence.extra.setdefault("repeats", {})[name] = list(result.ratios)
+    return run.figure(name, result.median)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.timing import PairedRatios, interleaved, paired_ratios
+from harness.timing import PairedRatios, interleaved, paired_ratios, record_ratios
 
 
 class FakeClock:
@@ -72,6 +72,7 @@ def test_paired_ratios_of_samples_measured_elsewhere() -> None:
     result = paired_ratios([10.0, 6.0, 2.0, 4.0], [1.0, 2.0, 1.0, 1.0], warmup=1)
     assert result.ratios == (3.0, 2.0, 4.0) and result.median == 3.0 and result.quartiles == (2.5, 3.5)
     assert result.figures("r")["r_q1"] == 2.5 and result.figures("r")["r_max"] == 4.0
+    assert result.inverted().ratios == (1 / 3, 0.5, 0.25) and result.inverted().warmup == 1
 
 
 @pytest.mark.parametrize("a, b, warmup, words", [
@@ -86,3 +87,27 @@ def test_bad_samples_are_refused(a: list[float], b: list[float], warmup: int, wo
         PairedRatios((), ())
     with pytest.raises(ValueError, match="repeats"):
         interleaved(lambda: None, lambda: None, repeats=5, max_repeats=3)
+
+
+def test_record_ratios_writes_the_median_the_spread_and_every_ratio_into_the_evidence() -> None:
+    from harness.scenario import Evidence
+
+    class RecordingRun:  # the part of a scenario's Run that record_ratios uses
+        def __init__(self) -> None:
+            self.evidence = Evidence()
+
+        def figure(self, name: str, value: float) -> float:
+            self.evidence.figures[name] = value
+            return value
+
+        def note(self, name: str, value: object) -> object:
+            self.evidence.notes[name] = value
+            return value
+
+    run = RecordingRun()
+    value = record_ratios(run, "load_time_ratio", paired_ratios([9.0, 6.0, 2.0, 4.0], [1.0, 2.0, 1.0, 1.0], warmup=1))
+    assert value == 3.0 and run.evidence.figures == {"load_time_ratio": 3.0}
+    spread = run.evidence.notes["load_time_ratio_spread"]
+    assert (spread["q1"], spread["q3"], spread["min"], spread["max"], spread["pairs"], spread["warmup"]) == \
+        (2.5, 3.5, 2.0, 4.0, 3, 1)
+    assert run.evidence.to_json()["repeats"] == {"load_time_ratio": [3.0, 2.0, 4.0]}
