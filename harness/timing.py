@@ -14,10 +14,11 @@ each backend) do it, :func:`interleaved` here
   adding pairs (``repeats`` to ``max_repeats``) until the ratios' relative spread (IQR / median) is
   within ``spread_within``;
 * reports the median of the paired ratios (the verdict's statistic) and their quartiles and range
-  (the evidence) as :class:`PairedRatios`.
+  (the evidence) as :class:`PairedRatios`; :func:`record_ratios` writes them into a variant's evidence.
 
-Where the samples are measured elsewhere (in a browser page, a worker, a server's log), the caller
-pairs them itself and gives them to :func:`paired_ratios`.  The clock is a parameter so that the
+Where each call measures its own duration (in a worker process, a browser page), the same loop is
+:func:`interleaved_measured`; where the samples were taken elsewhere in pairs already (a server's
+log), the caller gives them to :func:`paired_ratios`.  The clock is a parameter so that the
 tests feed made-up durations; nothing here sleeps or imports more than the standard library.
 """
 
@@ -118,25 +119,36 @@ def paired_ratios(a_seconds: Sequence[float], b_seconds: Sequence[float], *, war
 
 def interleaved(a: Callable[[], object], b: Callable[[], object], *, warmup: int = 2, repeats: int = 9,
                 max_repeats: int = 31, spread_within: float = 0.25, clock: Clock = time.perf_counter) -> PairedRatios:
-    """Time ``a`` and ``b`` in alternating pairs; the ratio a/b per pair (see the module docstring).
+    """Time ``a`` and ``b`` (by ``clock``) in alternating pairs; the ratio a/b per pair (see the module docstring)."""
 
-    ``repeats`` pairs are always timed after the ``warmup`` ones; more follow, one at a time, while
-    the ratios' relative spread exceeds ``spread_within`` and fewer than ``max_repeats`` were timed.
+    def timed(fn: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            started = clock()
+            fn()
+            return clock() - started
+        return run
+
+    return interleaved_measured(timed(a), timed(b), warmup=warmup, repeats=repeats, max_repeats=max_repeats,
+                                spread_within=spread_within)
+
+
+def interleaved_measured(a: Callable[[], float], b: Callable[[], float], *, warmup: int = 2, repeats: int = 9,
+                         max_repeats: int = 31, spread_within: float = 0.25) -> PairedRatios:
+    """As :func:`interleaved`, for calls that return their own duration in seconds (measured where
+    they ran: a worker process, a browser page, a server's log).
+
+    ``repeats`` pairs are always taken after the ``warmup`` ones; more follow, one at a time, while
+    the ratios' relative spread exceeds ``spread_within`` and fewer than ``max_repeats`` were taken.
     """
     if warmup < 0 or repeats < 1 or max_repeats < repeats:
         raise ValueError(f"need warmup >= 0 and 1 <= repeats <= max_repeats, not {warmup}, {repeats}, {max_repeats}")
 
-    def timed(fn: Callable[[], object]) -> float:
-        started = clock()
-        fn()
-        return clock() - started
-
     def one_pair(index: int) -> tuple[float, float]:
         if index % 2 == 0:
-            ta = timed(a)
-            return ta, timed(b)
-        tb = timed(b)
-        return timed(a), tb
+            ta = a()
+            return ta, b()
+        tb = b()
+        return a(), tb
 
     for i in range(warmup):
         one_pair(i)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.timing import PairedRatios, interleaved, paired_ratios, record_ratios
+from harness.timing import PairedRatios, interleaved, interleaved_measured, paired_ratios, record_ratios
 
 
 class FakeClock:
@@ -66,6 +66,21 @@ def test_repeats_grow_until_the_spread_is_known_and_stop_at_max_repeats() -> Non
     noisy = interleaved(clock.path("a", [1.0, 9.0] * 20), clock.path("b", [1.0]), warmup=1, repeats=3,
                         max_repeats=6, spread_within=0.1, clock=clock)
     assert noisy.pairs == 6 and noisy.relative_spread > 0.1
+
+
+def test_interleaved_measured_takes_the_durations_the_calls_report() -> None:
+    calls: list[str] = []
+    reported = {"a": iter([7.0, 0.5, 0.2, 0.4, 0.2]), "b": iter([7.0, 0.1, 0.1, 0.1, 0.1])}
+
+    def path(name: str) -> Callable[[], float]:
+        def run() -> float:  # e.g. a worker's median invoke time
+            calls.append(name)
+            return next(reported[name])
+        return run
+
+    result = interleaved_measured(path("a"), path("b"), warmup=1, repeats=4, spread_within=1.0)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a", "a", "b"]
+    assert result.ratios == (5.0, 2.0, 4.0, 2.0) and result.median == 3.0
 
 
 def test_paired_ratios_of_samples_measured_elsewhere() -> None:
