@@ -191,6 +191,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3, help="runs of each kind (default 3)")
     p.add_argument("--hog", type=int, default=2, help="busy processes beside the runs (default 2; 0 for none)")
     p.add_argument("--only", choices=("tests", "catalog"), help="run only the tests or only the catalog")
+    p.add_argument("--catalog-first", action="store_true", help="the catalog runs before the tests")
     p.add_argument("--via", choices=("run.sh", "python"), default="run.sh",
                    help="./run.sh test|catalog (a clean clone), or python -m with PYTHONPATH=CHECKOUT (a worktree)")
     p.add_argument("--checkout", type=Path, default=REPO_ROOT, help="the checkout to run (default: this one)")
@@ -219,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if str(args.checkout) not in sys.path:
         sys.path.insert(0, str(args.checkout))  # harness.diff and harness.results for the flips
     args.out.mkdir(parents=True, exist_ok=True)
-    kinds = [args.only] if args.only else ["tests", "catalog"]
+    kinds = [args.only] if args.only else ["catalog", "tests"] if args.catalog_first else ["tests", "catalog"]
     print(f"under load: {args.runs} run(s) of {' and '.join(kinds)} in {args.checkout} via {args.via}, "
           f"{args.hog} busy process(es) beside them, {os.cpu_count()} cores; logs in {args.out}", flush=True)
     figures: list[RunFigures] = []
