@@ -6,27 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+from crafted import FakeClock
 from harness.timing import PairedRatios, interleaved, interleaved_measured, paired_ratios, record_ratios
-
-
-class FakeClock:
-    """A clock that only moves when a timed call says how long it took; records the call order."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.calls: list[str] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def path(self, name: str, durations: list[float]) -> Callable[[], None]:
-        """A timed path whose calls take ``durations`` in turn (the last one repeats)."""
-        queue = list(durations)
-
-        def run() -> None:
-            self.calls.append(name)
-            self.now += queue.pop(0) if len(queue) > 1 else queue[0]
-        return run
 
 
 def test_interleaved_alternates_discards_warmup_and_takes_the_median_of_paired_ratios() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from crafted import FakeClock
 from harness import waiting
 from harness.errors import RuntimeFailure, WaitTimeout
 
@@ -30,21 +31,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
-
-
-class FakeClock:
-    """Made-up time for the waits: ``sleep`` moves it, nothing else does (no verdict depends on load)."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture
