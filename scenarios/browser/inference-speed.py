@@ -99,6 +99,11 @@ SCENARIO = Scenario(
     # WebGL carries the one-time cost (shader compilation): after warm-up its measured runs must
     # hold no compile left and agree with each other. CPU and WASM figures are recorded as
     # evidence only: on a shared 2-core machine their millisecond timings are too noisy to bound.
+    # Why the bounds hold under load: the first call's excess is compiling a shader program per op,
+    # work measured at 30-140x a warm prediction (symptom bound 3x), so a busy machine that slows
+    # both alike keeps the ratio; each remedy sample is the mean of >= 4 predictions over >= 8 ms,
+    # the halves compared are medians of interleaved samples (odd vs even), and a compile left in
+    # the first sample would be tens of times a sample, not the 3x a burst of other work can add.
     remedy=succeeds(Figure("backends_as_requested", ">=", len(BACKENDS)), Figure("max_abs_diff", "<=", 1e-3),
                     Figure("webgl_first_sample_over_median", "<=", 3.0), Figure("webgl_halves_ratio", "<=", 3.0)),
     cause="The first predict() on a backend does one-time work: WebGL compiles a shader program "
