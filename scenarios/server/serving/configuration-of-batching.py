@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from harness.targets.tfserving.target import TfservingTarget
 
 SPEC = ModelSpec("dense", "keras3")
-CLIENTS, REQUESTS_PER_CLIENT = 16, 12  # 192 single-example requests per burst, on loopback
+CLIENTS, REQUESTS_PER_CLIENT = 16, 6  # 96 single-example requests per burst (one sample), on loopback
 REQUESTS = CLIENTS * REQUESTS_PER_CLIENT
 
 
