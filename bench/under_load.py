@@ -185,6 +185,10 @@ def one_run(kind: str, index: int, args: argparse.Namespace, out: Path) -> RunFi
     return RunFigures(kind, index, args.hog, exit_code, round(wall, 1), counts, flips, str(log))
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -224,6 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"under load: {args.runs} run(s) of {' and '.join(kinds)} in {args.checkout} via {args.via}, "
           f"{args.hog} busy process(es) beside them, {os.cpu_count()} cores; logs in {args.out}", flush=True)
     figures: list[RunFigures] = []
+    signal.signal(signal.SIGTERM, _interrupted)  # a CI timeout's SIGTERM still ends the busy processes
     hogs = start_hog(args.hog)
     try:
         for kind in kinds:
