@@ -142,15 +142,15 @@ def catalog_counts(path: Path) -> dict[str, int]:
 
 
 def commands(kind: str, via: str, checkout: Path, python: Path, workers: str, out: Path, index: int,
-             extra: Sequence[str]) -> list[list[str]]:
+             extra: Sequence[str], typecheck: bool = True) -> list[list[str]]:
     """The command(s) one run executes, in order (a failing one stops the run)."""
     junit, results = out / f"tests-{index}.xml", out / f"catalog-{index}.json"
     if kind == "tests":
         pytest_args = ["--junitxml", str(junit), *extra]
         if via == "run.sh":
             return [[str(checkout / "run.sh"), "test", *pytest_args]]
-        return [[str(python), "-m", "harness.typecheck"],
-                [str(python), "-m", "pytest", "-n", workers, "--durations=15", *pytest_args]]
+        return [[str(python), "-m", "harness.typecheck"]] * typecheck + \
+            [[str(python), "-m", "pytest", "-n", workers, "--durations=15", *pytest_args]]
     run_args = ["--results", str(results), *extra]
     if via == "run.sh":
         return [[str(checkout / "run.sh"), "catalog", *run_args]]
@@ -167,7 +167,8 @@ def one_run(kind: str, index: int, args: argparse.Namespace, out: Path) -> RunFi
     exit_code = 0
     with log.open("w", encoding="utf-8") as sink:
         extra = shlex.split(args.tests_args if kind == "tests" else args.catalog_args)
-        for argv in commands(kind, args.via, args.checkout, args.python, args.workers, out, index, extra):
+        for argv in commands(kind, args.via, args.checkout, args.python, args.workers, out, index, extra,
+                             typecheck=not args.no_typecheck):
             sink.write(f"$ {' '.join(argv)}\n")
             sink.flush()
             exit_code = subprocess.run(argv, cwd=args.checkout, env=env, stdout=sink, stderr=subprocess.STDOUT,
@@ -202,6 +203,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--python", type=Path, help="interpreter for --via python (default CHECKOUT/.venv/bin/python)")
     p.add_argument("--workers", default="2", help="pytest-xdist workers, as PITFALLS_WORKERS (default 2)")
     p.add_argument("--out", type=Path, default=Path("/tmp/pitfalls-under-load"), help="logs, JUnit and results files")
+    p.add_argument("--no-typecheck", action="store_true",
+                   help="--via python: run pytest only (e.g. a selection of tests; ./run.sh always type-checks)")
     p.add_argument("--json", type=Path, help="write every run's figures here")
     p.add_argument("--tests-args", default="", metavar="ARGS", help="more arguments for every pytest call")
     p.add_argument("--catalog-args", default="", metavar="ARGS",
