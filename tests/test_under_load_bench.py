@@ -82,7 +82,7 @@ def test_the_commands_are_what_ci_calls(bench: ModuleType, tmp_path: Path) -> No
     assert tests == [[str(py), "-m", "harness.typecheck"],
                      [str(py), "-m", "pytest", "-n", "2", "--durations=15", "--junitxml", str(tmp_path / "tests-1.xml"),
                       "-k", "shard"]]
-    assert bench.commands("tests", "python", REPO_ROOT, py, "2", tmp_path, 1, [], typecheck=False) == tests[1:]
+    assert bench.commands("tests", "python", REPO_ROOT, py, "2", tmp_path, 1, ["-k", "shard"], typecheck=False) == tests[1:]
     assert bench.commands("tests", "run.sh", REPO_ROOT, py, "2", tmp_path, 2, []) == \
         [[str(REPO_ROOT / "run.sh"), "test", "--junitxml", str(tmp_path / "tests-2.xml")]]
     assert bench.commands("catalog", "python", REPO_ROOT, py, "2", tmp_path, 3, []) == \
