@@ -81,7 +81,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     # unbatched server does whatever else the machine is doing.
     seen: dict[str, list[tuple[float, list[Any]]]] = {"unbatched": [], "batched": []}
     pairs = interleaved(_load(plain, x, seen["unbatched"]), _load(batched, x, seen["batched"]),
-                        warmup=1, repeats=5, max_repeats=9)
+                        warmup=1, repeats=5, max_repeats=7)
     for name, seconds in (("unbatched", pairs.a_seconds), ("batched", pairs.b_seconds)):
         latencies = [latency for latency, _ in seen[name]]
         # An error text, or an answer of another shape or value than Keras's, is a wrong answer.
