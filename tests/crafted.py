@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,18 @@ class FakeClock:
             self.calls.append(name)
             self.now += queue.pop(0) if len(queue) > 1 else queue[0]
         return run
+
+
+def run_to_the_end(argv: list[str], *, timeout: float, what: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` with text output captured; a timeout fails saying what it waited for and
+    the last lines the command printed (e.g. the variant a catalog run was on), not only its argv.
+
+    ``timeout`` bounds a hang on a busy machine; it is no timed assertion.
+    """
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as expired:
+        def text(part: str | bytes | None) -> str:
+            return part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+        tail = "\n".join((text(expired.stdout) + text(expired.stderr)).splitlines()[-20:])
+        raise AssertionError(f"{what} had not finished after {timeout:.0f}s; its last output:\n{tail}") from None
