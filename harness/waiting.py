@@ -2,9 +2,11 @@
 
 A wait polls one condition until it holds: :class:`HttpReady` (``GET url`` until a predicate on
 status and body holds, e.g. :class:`ModelAvailable`), :class:`PortListening` (a TCP connect
-succeeds) and :class:`LogMessage` (a pattern shows in a log).  They share :class:`Wait`:
+succeeds), :class:`LogMessage` (a pattern shows in a log) and :class:`Condition` (any probe whose
+value a predicate accepts: what tests wait for, e.g. a container gone or a process ended).  They share :class:`Wait`:
 
-* ``timeout`` and ``poll_interval`` in seconds; ``abort``, asked before each poll, returns a
+* ``timeout`` and ``poll_interval`` in seconds (on ``clock`` and ``sleep``, which tests replace
+  with a fake clock so that no verdict depends on how fast the machine is); ``abort``, asked before each poll, returns a
   reason to give up at once (e.g. "container exited with code 1") and may itself raise (a
   server's own load error, as :class:`RuntimeFailure`);
 * ``logs``, a callable returning the last N lines of the log of whatever is awaited
@@ -26,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.environments.serving_image import COMPAT_IMPLEMENTATION
 from harness.errors import RuntimeFailure, WaitTimeout
@@ -58,6 +60,8 @@ class Wait:
     log_tail_lines: int = field(default=LOG_TAIL_LINES, kw_only=True)
     log_label: str = field(default="log", kw_only=True)
     hint: str = field(default="", kw_only=True)
+    clock: Callable[[], float] = field(default=time.monotonic, kw_only=True, repr=False)  # tests give a fake one
+    sleep: Callable[[float], None] = field(default=time.sleep, kw_only=True, repr=False)
     last_seen: str = field(default="nothing yet", init=False)
 
     def describe(self) -> str:
@@ -74,21 +78,21 @@ class Wait:
         return text
 
     def wait(self) -> str:
-        started = time.monotonic()
+        started = self.clock()
         deadline = started + self.timeout
         while True:
             reason = self.abort() if self.abort else None
             if reason:
                 raise WaitTimeout(f"gave up waiting for {self.describe()} after "
-                                  f"{time.monotonic() - started:.1f}s: {reason}",
+                                  f"{self.clock() - started:.1f}s: {reason}",
                                   evidence=self.evidence(), hint=self.hint)
             result = self.poll()
             if result is not None:
                 return result
-            if time.monotonic() >= deadline:
+            if self.clock() >= deadline:
                 raise WaitTimeout(f"{self.describe()} was not ready after {self.timeout:.0f}s",
                                   evidence=self.evidence(), hint=self.hint)
-            time.sleep(self.poll_interval)
+            self.sleep(self.poll_interval)
 
 
 @dataclass
@@ -172,6 +176,27 @@ class LogMessage(Wait):
         self.last_seen = (f"{len(matches)} of {self.times} matches; last line: "
                           f"{lines[-1][:500] if lines else '(empty log)'}")
         return matches[self.times - 1] if len(matches) >= self.times else None
+
+
+@dataclass
+class Condition(Wait):
+    """Poll ``probe()`` until ``holds(value)``; returns the accepted value's ``repr``.
+
+    ``what`` names the awaited state ("the killed owner's containers removed"); every value the
+    probe returns is kept as :attr:`last_seen`, so a timeout says what was seen last.
+    """
+
+    what: str
+    probe: Callable[[], object]
+    holds: Callable[[Any], bool]
+
+    def describe(self) -> str:
+        return self.what
+
+    def poll(self) -> str | None:
+        value = self.probe()
+        self.last_seen = repr(value)[:2000]
+        return self.last_seen if self.holds(value) else None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Crafted results files for the tests of the command line, the reports and the diff.
+"""Crafted results files for the tests of the command line, the reports and the diff; a fake clock.
 
 No scenario runs: the records are written by hand in the ``pitfalls-results/1`` schema, with the
 kind of evidence real runs record (runtime error texts, figures, versions).
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,3 +121,44 @@ def write_scenario_tree(root: Path, files: dict[str, str] | None = None) -> Path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(source, encoding="utf-8")
     return tree
+
+
+class FakeClock:
+    """Made-up time: it moves only when a wait sleeps (:meth:`sleep`) or a timed path runs
+    (:meth:`path`), so that no test's verdict depends on how fast or busy the machine is."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+        self.calls: list[str] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def path(self, name: str, durations: list[float]) -> Callable[[], None]:
+        """A timed path whose calls take ``durations`` in turn (the last one repeats); calls are logged."""
+        queue = list(durations)
+
+        def run() -> None:
+            self.calls.append(name)
+            self.now += queue.pop(0) if len(queue) > 1 else queue[0]
+        return run
+
+
+def run_to_the_end(argv: list[str], *, timeout: float, what: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run`` with text output captured; a timeout fails saying what it waited for and
+    the last lines the command printed (e.g. the variant a catalog run was on), not only its argv.
+
+    ``timeout`` bounds a hang on a busy machine; it is no timed assertion.
+    """
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kwargs)
+    except subprocess.TimeoutExpired as expired:
+        def text(part: str | bytes | None) -> str:
+            return part.decode(errors="replace") if isinstance(part, bytes) else part or ""
+        tail = "\n".join((text(expired.stdout) + text(expired.stderr)).splitlines()[-20:])
+        raise AssertionError(f"{what} had not finished after {timeout:.0f}s; its last output:\n{tail}") from None

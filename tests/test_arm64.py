@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,10 +122,8 @@ def test_timeout_kills_worker_and_cleans_up(arm64_rootfs: Path, tiny_tflite: Pat
                                             batch: np.ndarray) -> None:
     from harness.errors import WaitTimeout
 
-    started = time.monotonic()
     with pytest.raises(WaitTimeout, match="arm64 LiteRT worker"):
         arm64.run_on_arm64(tiny_tflite, [batch], timeout=0.05)
-    assert time.monotonic() - started < 10
     assert leftovers(arm64_rootfs) == []
     assert arm64.mounts_under(arm64_rootfs) == []
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
@@ -152,11 +149,13 @@ def test_the_worker_runs_unprivileged(arm64_rootfs: Path) -> None:
     assert exit_.stdout.split() == [str(i) for i in container_user()], exit_
 
 
-def test_rootfs_is_cached(arm64_rootfs: Path) -> None:
-    started = time.monotonic()
+def test_rootfs_is_cached(arm64_rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_build(*args: object, **kwargs: object) -> bool:
+        raise AssertionError("the cached root file system was built again")
+
+    monkeypatch.setattr(rootfs_recipe, "build_directory", no_build)
     again = arm64.ensure_arm64_rootfs()
     assert again == arm64_rootfs
-    assert time.monotonic() - started < 1.0
     assert arm64_rootfs.name == f"rootfs-{rootfs_recipe.current_recipe().key()}"
 
 
@@ -169,10 +168,12 @@ def test_versions_inside_and_outside(arm64_rootfs: Path) -> None:
     assert versions["qemu"][0].isdigit()
 
 
-def test_unavailable_reason_is_cheap_and_typed() -> None:
-    started = time.monotonic()
+def test_unavailable_reason_is_cheap_and_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("arm64_unavailable_reason started a process; it must stay cheap")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)  # cheap: no subprocess (run() goes through Popen)
     reason = arm64.arm64_unavailable_reason()
-    assert time.monotonic() - started < 0.5
     assert reason is None or isinstance(reason, str) and reason
 
 

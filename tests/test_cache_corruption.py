@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from crafted import run_to_the_end
 from harness import artifacts
 from harness.artifacts import MANIFEST_NAME, ArtifactCache, check_entry
 from harness.compare import max_abs_diff
@@ -154,12 +155,13 @@ def test_a_moved_cache_still_hits_for_tflite(moved: ArtifactCache) -> None:
 
 def _litert_run(cache: Path, results: Path, extra: list[str]) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PITFALLS_CACHE=str(cache), PYTHONPATH=str(REPO_ROOT))
-    return subprocess.run([sys.executable, "-m", "pytest", "scenarios/mobile", "--pitfalls-target", "litert",
+    return run_to_the_end([sys.executable, "-m", "pytest", "scenarios/mobile", "--pitfalls-target", "litert",
                            "-q", "-rP", "-p", "no:randomly", "--pitfalls-results", str(results), *extra],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=1500)
+                          timeout=1700, what="the LiteRT scenarios on the damaged cache", cwd=REPO_ROOT, env=env)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two runs of the LiteRT scenarios: a bound on a hang, scaled for a busy machine
 def test_litert_catalog_on_a_cache_of_truncated_tflite_files_keeps_every_outcome(tmp_path: Path) -> None:
     """Measured before this check existed: 45 of 56 variants misbehaved and 3 faulty variants
     "reproduced" "The model is not a valid Flatbuffer buffer" because of the truncation."""

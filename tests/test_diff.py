@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from crafted import ASYNC, LITERT, SERVER, new_records, old_records, record, write_results
+from crafted import ASYNC, LITERT, SERVER, new_records, old_records, record, run_to_the_end, write_results
 from harness import diff
 from harness.cli import main
 from harness.diff import diff_results, figure_class, figure_moved, normalise_text, regressions
@@ -266,6 +266,7 @@ SELECTION = ["server/serving/model-loading", "server/request/procedure", "mobile
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two real runs: about 2 min on a quiet machine, over 15 at a load average of 39
 def test_two_real_runs_of_the_same_versions_show_no_change(tmp_path: Path) -> None:
     """Run a small selection twice (servers, LiteRT timings, a browser): the diff says nothing changed.
 
@@ -274,14 +275,13 @@ def test_two_real_runs_of_the_same_versions_show_no_change(tmp_path: Path) -> No
     timestamp differs per run); timings that moved between the runs: load_seconds_small x4.6,
     webgl_reported_ms x2.8, median_ms_float_builtin_1thread x2.9 (all within the noise band or
     judged by their bounds, which held)."""
-    import subprocess
     import sys
 
     runs = []
     for name in ("first", "second"):
         results = tmp_path / name / "results.json"
-        proc = subprocess.run([sys.executable, "-m", "harness", "run", *SELECTION, "--results", str(results)],
-                              cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500)
+        proc = run_to_the_end([sys.executable, "-m", "harness", "run", *SELECTION, "--results", str(results)],
+                              timeout=1700, what=f"the {name} run of {SELECTION}", cwd=REPO_ROOT)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         runs.append(load_results(results))
     assert [r["outcome"] for r in runs[0]["records"]] == [r["outcome"] for r in runs[1]["records"]]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from harness.errors import RuntimeFailure
 from harness.targets.tfserving.forked import fork_eligible, work_root
+from harness.waiting import Condition
 
 DEFAULTS: dict[str, Any] = dict(implementation="tfserving-compatible", models=None, files=None, env=None,
                                 command=None, ready_model=None, model_name="model", tf_version="2.19.0",
@@ -139,10 +139,8 @@ def test_the_model_directory_is_seen_live(target: Any, saved_models: tuple[Path,
     with target.serve(model_dir=base, args=["--file_system_poll_wait_seconds=1"]) as server:
         assert _versions(server) == [("1", "AVAILABLE")]
         shutil.copytree(saved_models[1], base / "2")
-        deadline = time.monotonic() + 60
-        while ("2", "AVAILABLE") not in _versions(server) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert ("2", "AVAILABLE") in _versions(server), server.logs(20)
+        Condition("version 2 AVAILABLE", lambda: _versions(server), lambda seen: ("2", "AVAILABLE") in seen,
+                  timeout=120, poll_interval=0.2, logs=server.logs, log_label="server log").wait()
 
 
 def test_a_second_server_at_once_gets_a_fresh_container(target: Any, saved_models: tuple[Path, Path],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from crafted import run_to_the_end
 from harness.errors import UsageError
 from harness.matrix import env as cellenv
 from harness.matrix.spec import DEFAULT_MATRIX, Cell, matrix_from_data, parse_matrix
@@ -30,8 +31,8 @@ def _matrix(tmp_path: Path, text: str, name: str = "m.toml") -> Path:
 
 
 def _cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return run_to_the_end([sys.executable, "-m", "harness", *args], timeout=1500, what=f"pitfalls {' '.join(args)}",
+                          cwd=cwd)
 
 
 # --- the matrix file ------------------------------------------------------------------------

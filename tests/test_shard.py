@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -204,22 +205,53 @@ SELECTION = ["browser/model-loading/asynchronous-loading", "browser/model-loadin
              "mobile/model-conversion/procedure/litert", "mobile/data-processing/procedure"]
 
 
+MADE_UP_FILE_SECONDS = {"mobile/model-conversion/procedure/litert": 30.0,
+                        "browser/model-loading/asynchronous-loading": 5.0,
+                        "browser/model-loading/loading-from-a-http-endpoint": 4.0,
+                        "browser/model-loading/procedure": 3.0,
+                        "browser/model-loading/loading-from-local-storage": 2.0,
+                        "mobile/data-processing/procedure": 1.0}
+EXPECTED_SHARDS = [("mobile/model-conversion/procedure/litert",),
+                   ("browser/model-loading/asynchronous-loading", "browser/model-loading/loading-from-local-storage",
+                    "mobile/data-processing/procedure"),
+                   ("browser/model-loading/loading-from-a-http-endpoint", "browser/model-loading/procedure")]
+
+
+def _with_made_up_seconds(results: dict[str, Any], file_seconds: dict[str, float]) -> dict[str, Any]:
+    """A results file whose records' ``seconds`` add up to ``file_seconds`` per scenario file."""
+    records = results["records"]
+    per_file = {sid: sum(1 for r in records if r["scenario"] == sid) for sid in file_seconds}
+    assert set(per_file) == {r["scenario"] for r in records} and all(per_file.values()), per_file
+    for r in records:
+        r["seconds"] = file_seconds[r["scenario"]] / per_file[r["scenario"]]
+    return results
+
+
 def test_three_shards_merged_equal_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     whole = tmp_path / "whole" / "r.json"
     assert main(["run", *SELECTION, "--results", str(whole)]) == 0
     capsys.readouterr()
     one = load_run(whole)
+    # the split is fed made-up durations (the measured ones depend on how busy the machine was:
+    # under load one LiteRT file took 5.3 s and got a shard to itself); the slow file here is made up
+    durations = tmp_path / "durations.json"
+    durations.write_text(json.dumps(_with_made_up_seconds(json.loads(whole.read_text()), MADE_UP_FILE_SECONDS)))
     shard_files = []
     for k in (1, 2, 3):
         path = tmp_path / f"shard-{k}" / "r.json"
-        assert main(["run", *SELECTION, "--shard", f"{k}/3", "--durations", str(whole), "--results", str(path)]) == 0
+        assert main(["run", *SELECTION, "--shard", f"{k}/3", "--durations", str(durations),
+                     "--results", str(path)]) == 0
         out = capsys.readouterr().out
-        assert f"shard {k}/3: 2 of 6 scenario file(s), split by the durations in {whole}" in out, out
+        n = len(EXPECTED_SHARDS[k - 1])
+        assert f"shard {k}/3: {n} of 6 scenario file(s), split by the durations in {durations}" in out, out
         shard_files.append(path)
     shards = [load_run(p) for p in shard_files]
     envs = [s.environment["shard"] for s in shards]
     assert [(e["index"], e["count"], e["strategy"], e["durations_from"]) for e in envs] == \
-        [(k, 3, "durations", str(whole)) for k in (1, 2, 3)]
+        [(k, 3, "durations", str(durations)) for k in (1, 2, 3)]
+    # greedy packing of 30, 5, 4, 3, 2, 1 s: the slow file alone, then 5+2+1 and 4+3
+    assert [tuple(e["files"]) for e in envs] == EXPECTED_SHARDS
+    assert [e["expected_seconds"] for e in envs] == [30.0, 8.0, 7.0]
     assert len({e["split"] for e in envs}) == 1
     # every variant of a file in one shard, and the shard ran exactly the files it was given
     for s, e in zip(shards, envs):

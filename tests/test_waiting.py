@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from crafted import FakeClock
 from harness import waiting
 from harness.errors import RuntimeFailure, WaitTimeout
 
@@ -49,10 +50,12 @@ def test_http_ready_times_out_with_the_last_status(
         loopback_server: tuple[str, type[_Handler]]) -> None:
     url, handler = loopback_server
     handler.reply = (404, '{"error": "Servable not found for request: Latest(m)"}')
-    started = time.monotonic()
+    clock = FakeClock()
     with pytest.raises(WaitTimeout) as caught:
-        waiting.HttpReady(url, waiting.ModelAvailable(), timeout=1.0, poll_interval=0.2).wait()
-    assert time.monotonic() - started < 5
+        waiting.HttpReady(url, waiting.ModelAvailable(), timeout=1.0, poll_interval=0.25,
+                          clock=clock, sleep=clock.sleep).wait()
+    assert clock.sleeps == [0.25] * 4  # polled at 0, 0.25, 0.5, 0.75 and 1.0 s of made-up time, then gave up
+    assert caught.value.message.endswith("was not ready after 1s")
     assert "HTTP 404" in caught.value.evidence
     assert "Servable not found" in caught.value.evidence
 
@@ -110,10 +113,11 @@ def test_an_abort_that_raises_ends_the_wait_with_its_error(
     def load_failed() -> str | None:
         raise RuntimeFailure("tfserving-compatible", "Op type not registered 'FFTND'")
 
-    started = time.monotonic()
+    clock = FakeClock()
     with pytest.raises(RuntimeFailure, match="FFTND"):
-        waiting.HttpReady(url, waiting.ModelAvailable(), timeout=60, abort=load_failed).wait()
-    assert time.monotonic() - started < 5
+        waiting.HttpReady(url, waiting.ModelAvailable(), timeout=60, abort=load_failed,
+                          clock=clock, sleep=clock.sleep).wait()
+    assert clock.sleeps == []  # ended before the first poll, not after the timeout
 
 
 def test_port_listening_waits_for_a_listener() -> None:
@@ -164,6 +168,22 @@ def test_log_message_timeout_shows_the_tail() -> None:
     assert "log message /Running gRPC ModelServer/ was not ready" in error.message
     assert "0 of 1 matches; last line: E failed to bind 0.0.0.0:8501: in use" in error.evidence
     assert "--- log (last 2 lines) ---\nbooting\nE failed to bind" in error.evidence
+
+
+def test_condition_returns_what_held_and_a_timeout_says_what_it_saw_last() -> None:
+    seen = iter([["abc123"], ["abc123"], []])
+    clock = FakeClock()
+    assert waiting.Condition("the containers removed", lambda: next(seen), lambda ids: ids == [],
+                             timeout=10, poll_interval=1, clock=clock, sleep=clock.sleep).wait() == "[]"
+    assert clock.sleeps == [1, 1]
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout) as caught:
+        waiting.Condition("process 4242 ended", lambda: {"pid": 4242, "state": "S (sleeping)"},
+                          lambda state: state is None, timeout=3, clock=clock, sleep=clock.sleep,
+                          hint="the watchdog polls every second").wait()
+    assert caught.value.message == "process 4242 ended was not ready after 3s"
+    assert caught.value.evidence == "last seen: {'pid': 4242, 'state': 'S (sleeping)'}"
+    assert caught.value.hint == "the watchdog polls every second"
 
 
 def test_log_message_abort_reason_is_in_the_message() -> None:
