@@ -336,6 +336,8 @@ def test_the_fork_container_mounts_its_run_work_dir_only_and_runs_confined(fork_
     temp_roots = {"/", "/tmp", str(Path(tempfile.gettempdir()).resolve())}
     assert not temp_roots & set(sources)
     assert all(not m["RW"] for m in details["Mounts"])
+    if os.geteuid() == 0:  # mounting it did not open the work directory to other host users
+        assert ownership.run_work_dir().stat().st_mode & 0o777 == 0o750
     host = details["HostConfig"]
     assert host["Memory"] > 0 and host["PidsLimit"] and host["PidsLimit"] > 0
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]

@@ -181,6 +181,9 @@ def open_to_container(tree: Path) -> None:
     if os.geteuid() != 0:
         return  # the container runs as this user: it reads what this user reads
     root = Path(tree)
+    if _owner is not None and root.resolve() == _work_dir_path(_owner.id).resolve():
+        return  # the work directory itself stays 0750 (its group lets the container in); the fork
+        # server's model directories in it are opened one by one (open_in_work_dir)
     paths = [root] if not root.is_dir() else [root, *root.rglob("*")]
     for path in paths:
         try:
