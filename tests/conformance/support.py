@@ -146,8 +146,15 @@ class ServerProcess:
         return None if self._process is None else self._process.poll()
 
     def wait_exit(self, timeout: float) -> int:
+        """The exit code, or a failure that says what the server printed last (a guard against a hang:
+        a busy 2-core machine starting a dozen TensorFlow processes at once needs minutes)."""
         assert self._process is not None
-        return self._process.wait(timeout=timeout)
+        try:
+            return self._process.wait(timeout=max(timeout, 0.0))
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the server {' '.join(self.args)} had not exited after {timeout:.0f}s more; its log ends:\n"
+                f"{self.log_tail() or '(empty)'}\nits stdout ends:\n{self.stdout_text()[-2000:] or '(empty)'}") from None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -158,7 +165,7 @@ class ServerProcess:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
 
-    def wait_ready(self, model: str, timeout: float = 90.0) -> "ServerProcess":
+    def wait_ready(self, model: str, timeout: float = 300.0) -> "ServerProcess":
         HttpReady(f"{self.rest_url}/v1/models/{model}", timeout=timeout).wait(alive=self)
         return self
 

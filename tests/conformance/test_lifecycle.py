@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -120,8 +121,11 @@ def launched(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def startup_failures(launched: Launched) -> dict[str, Exited]:
     results = {}
+    # one budget for the whole set, started together: a guard against a hang, not a timed check (a dozen
+    # servers import TensorFlow at once, which took over 120 s each beside other work on 2 cores)
+    deadline = time.monotonic() + 900
     for name, server in launched.failing.items():
-        code = server.wait_exit(timeout=120)
+        code = server.wait_exit(timeout=deadline - time.monotonic())
         results[name] = Exited(code, server.stdout_text(), server.log_text())
     return results
 
