@@ -183,11 +183,6 @@ def _loaders() -> list[tuple[str, Callable[[ModelSource, ArtifactCache], Any]]]:
 
         return coreml_from_source(cache, source, {})
 
-    def tfjs(source: ModelSource, cache: ArtifactCache) -> Any:
-        from harness.targets.tfjs.convert import export_saved_model
-
-        return export_saved_model(cache, source)
-
     def export(source: ModelSource, cache: ArtifactCache) -> Any:
         from harness.export import saved_model_of
 
@@ -205,7 +200,7 @@ def _loaders() -> list[tuple[str, Callable[[ModelSource, ArtifactCache], Any]]]:
 
     return [*((f"{t}.prepare", prepare(t)) for t in ("tfserving", "litert", "coreml", "tfjs")),
             ("tflite_from_source", tflite), ("convert_to_tflite(path)", tflite_from_path),
-            ("coreml_from_source", coreml), ("tfjs export_saved_model", tfjs), ("saved_model_of", export),
+            ("coreml_from_source", coreml), ("saved_model_of", export),
             ("load_keras_model", keras_model), ("check load_model", reference)]
 
 

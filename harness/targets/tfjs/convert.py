@@ -16,11 +16,9 @@ from typing import TYPE_CHECKING
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import RuntimeFailure, WaitTimeout
-from harness.export import saved_model_of
 
 if TYPE_CHECKING:
     from harness.models import TrainedModel
-    from harness.targets.base import ModelSource
 
 CONVERTER_DISTS = ("tensorflowjs", "tensorflow", "tf-keras")
 LAYERS_ARGS = ("--input_format=keras",)
@@ -65,11 +63,6 @@ def convert_layers_model(cache: ArtifactCache, trained: "TrainedModel", *extra: 
 def convert_graph_model(cache: ArtifactCache, saved_model_dir: Path, *extra: str) -> Path:
     """A SavedModel -> tf.js graph format."""
     return run_converter(cache, [*GRAPH_ARGS, *extra], saved_model_dir)
-
-
-def export_saved_model(cache: ArtifactCache, source: "ModelSource") -> Path:
-    """The SavedModel the graph converter reads: :func:`harness.export.saved_model_of` (gated, cached)."""
-    return saved_model_of(cache, source)
 
 
 def artifact_sizes(model_dir: Path) -> dict[str, int]:

@@ -29,8 +29,8 @@ from harness.paths import NODE_MODULES
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
 from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
                                            browser_flags, lib_mounts, npm_packages)
-from harness.targets.tfjs.convert import (GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, export_saved_model,
-                                          run_converter)
+from harness.export import saved_model_of
+from harness.targets.tfjs.convert import GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, run_converter
 from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, TfjsPage, index_html
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ class TfjsTarget(Target):
             args = ["--input_format=keras_saved_model" if source.format == "saved_model" else LAYERS_ARGS[0], *extra]
             converted = run_converter(cache, args, source.path)
         else:
-            saved = export_saved_model(cache, source)
+            saved = saved_model_of(cache, source)  # the one export step (gated, cached)
             if saved != source.path:
                 notes["saved_model"] = str(saved)
             args = [*GRAPH_ARGS, *extra]
