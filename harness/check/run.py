@@ -3,9 +3,9 @@
 For each target: prepare (convert/export), load, read the deployed signature, predict on the
 sample inputs, compare with the Keras/TensorFlow reference; every error a runtime raises becomes a
 finding with its own text (matched to a catalog lesson where a rule knows it), and the check goes
-on to the next step or path instead of stopping.  Target-specific paths follow (LiteRT: Select TF
-ops, quantisation, device profiles, arm64; Core ML: the conversion path that works, weight
-compression; tf.js: backends, layers format, first vs warm predict; TF Serving: signature checks).
+on to the next step or path instead of stopping.  The paths a target adds (quantisation, device
+profiles, backends, signature checks...) are declared by the target's package
+(:class:`harness.check.steps.TargetChecks`); this module names no target.
 """
 
 from __future__ import annotations
@@ -13,398 +13,28 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer_outputs, load_model,
-                                 read_inputs, reference_outputs, synthesise_inputs)
-from harness.check.report import CheckReport, Finding, Severity, TargetReport
-from harness.check.rules import rule_for
-from harness.targets.litert.kit import dequantize, quantize
-from harness.targets.tfjs.backends import check_backends
-from harness.compare import Parity, parity, tolerance_for
-from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
+from harness.check.model import hash_inputs, load_model, read_inputs, reference_outputs, synthesise_inputs
+from harness.check.report import CheckReport, Finding, TargetReport
+from harness.check.steps import Context, Progress, declared, run_declared
+from harness.errors import UsageError
 from harness.targets import TARGET_NAMES, target_class
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
+from harness.targets.base import ModelSource, Target
 from harness.trust import Concern, ModelRefused, model_concerns
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from harness.artifacts import ArtifactCache
 
-Progress = Callable[[str], None]
-DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end", "arm64")  # arm64 when it can run here
+#: the device profiles asked for by default (a target's declaration keeps those it can run here)
+DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end", "arm64")
 
 
 def _stderr(message: str) -> None:
     print(f"check: {message}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Context:
-    model: LoadedModel
-    inputs: "dict[str, np.ndarray]"
-    reference: "list[np.ndarray]"
-    cache: "ArtifactCache"
-    profiles: tuple[str, ...]
-    say: Progress
-
-
-def _text_of(exc: BaseException) -> tuple[str, str, bool]:
-    """(text, source, from the runtime) of an exception met on a deploy path."""
-    from harness.scenario import raised_by_project
-
-    if isinstance(exc, RuntimeFailure):
-        return exc.message, f"{exc.runtime} ({exc.source})" if exc.source else exc.runtime, True
-    if not raised_by_project(exc):
-        module = type(exc).__module__.split(".")[0]
-        return f"{type(exc).__name__}: {exc}", f"raised in {module}", True
-    return f"{type(exc).__name__}: {exc}", "pitfalls (a harness error, not a verdict on the model)", False
-
-
-def finding_from(target: str, exc: BaseException, step: str, *, severity: Severity = "blocker",
-                 fix: str = "") -> Finding:
-    text, source, runtime = _text_of(exc)
-    rule = rule_for(target, text)
-    return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
-                   text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
-                   taxonomy=rule.taxonomy if rule else None, scenario=rule.scenario if rule else None,
-                   fix=(rule.fix if rule else fix), step=step)
-
-
-@contextmanager
-def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker") -> Iterator[list[BaseException]]:
-    """Run a step; an exception becomes a finding (NotApplicable an info) and the check goes on."""
-    caught: list[BaseException] = []
-    try:
-        yield caught
-    except NotApplicable as exc:
-        report.add(finding_from(report.target, exc, step, severity="info"))
-        caught.append(exc)
-    except Exception as exc:  # noqa: BLE001 - every failure is a finding
-        if isinstance(exc, UsageError):
-            raise
-        report.add(finding_from(report.target, exc, step, severity=severity))
-        caught.append(exc)
-
-
-def _feed(deployed: Deployment, ctx: Context) -> "dict[str, np.ndarray]":
-    """The sample inputs keyed by the deployed model's input names (by name, else by position)."""
-    names = deployed.signature().input_names()
-    mine = [i.name for i in ctx.model.inputs]
-    if set(names) == set(mine):
-        return {n: ctx.inputs[n] for n in names}
-    if len(names) == len(mine):
-        return {deployed_name: ctx.inputs[own] for deployed_name, own in zip(names, mine)}
-    raise HarnessError(f"the deployed model takes inputs {names}, the model has {mine}")
-
-
-def _outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx: Context) -> "list[np.ndarray]":
-    names = list(got)
-    if set(ctx.model.outputs) <= set(names):
-        return [got[n] for n in ctx.model.outputs]
-    order = [n for n in deployed.signature().output_names() if n in got] or names
-    return [got[n] for n in order]
-
-
-def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]", ctx: Context,
-                    path: str = "float32", severity: Severity = "blocker") -> Parity | None:
-    """Parity of ``outputs`` with the reference; a divergence beyond the path's tolerance is a finding."""
-    if len(outputs) != len(ctx.reference):
-        report.add(Finding("blocker", f"{len(outputs)} outputs, the reference has {len(ctx.reference)}",
-                           label, "runtime", step="parity"))
-        return None
-    worst: Parity | None = None
-    for got, want in zip(outputs, ctx.reference):
-        p = parity(got, want, on_shape_mismatch="inf")
-        if worst is None or p.max_abs_diff > worst.max_abs_diff:
-            worst = p
-    assert worst is not None  # at least one output: the reference always has one
-    report.parity[label] = worst.to_json()
-    tolerance = tolerance_for(path)
-    scale = max(float(abs(w).max()) for w in ctx.reference if w.size)
-    if not worst.shape_match:
-        report.add(Finding("blocker", f"output shape {list(worst.shape)} differs from the reference's "
-                           f"{[list(w.shape) for w in ctx.reference]}", label, "runtime", step="parity"))
-    elif not worst.within(tolerance, scale):
-        report.add(Finding(severity if path == "float32" else "warning",
-                           f"outputs diverge from the reference: max |diff| {worst.max_abs_diff:.3g} "
-                           f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}), "
-                           f"label agreement {worst.label_agreement}", label, "runtime", step="parity",
-                           fix="see the divergence table for the first layer that fails"))
-    return worst
-
-
-def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, label: str,
-                        *, path: str = "float32", load_options: Mapping[str, Any] | None = None,
-                        timings: bool = False, severity: Severity = "blocker") -> "list[np.ndarray] | None":
-    """Load, predict, compare; ``severity`` is that of a failure on this path (an alternative path
-    that fails while the default one works is a warning, not a blocker)."""
-    outputs: list[np.ndarray] | None = None
-    with recorded(report, f"load {label}", severity=severity):
-        with target.load(prepared, options=load_options) as deployed:
-            outputs = _predict_and_compare(target, report, deployed, ctx, label, path=path, timings=timings,
-                                           severity=severity)
-    return outputs
-
-
-def _predict_and_compare(target: Target, report: TargetReport, deployed: Deployment, ctx: Context, label: str,
-                         *, path: str = "float32", timings: bool = False,
-                         severity: Severity = "blocker") -> "list[np.ndarray] | None":
-    """Predict the sample on a loaded model and compare it with the reference (see _deploy_and_compare)."""
-    outputs: list[np.ndarray] | None = None
-    report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
-    feed = _feed(deployed, ctx)
-    integer_io = _integer_io(target, deployed)
-    if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
-        feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
-    with recorded(report, f"predict {label}", severity=severity):
-        started = time.perf_counter()
-        got = deployed.predict(feed)
-        first = time.perf_counter() - started
-        if integer_io is not None:
-            got = {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"]
-                          else value) for name, value in got.items()}
-        outputs = _outputs_in_order(got, deployed, ctx)
-        if timings:
-            started = time.perf_counter()
-            deployed.predict(feed)
-            report.figures[f"{label}.first_predict_s"] = round(first, 4)
-            report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
-    if outputs is not None:
-        p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
-        if label == report.target or report.max_abs_diff is None:
-            report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
-    return outputs
-
-
-def _integer_io(target: Target, deployed: Deployment) -> dict[str, dict[str, Any]] | None:
-    """LiteRT input/output details by name when the model takes or gives integers (full-int8)."""
-    if target.name != "litert":
-        return None
-    sig = deployed.signature()
-    if not any(t.dtype in ("int8", "uint8") for t in (*sig.inputs, *sig.outputs)):
-        return None
-    from harness.targets.litert import worker
-
-    details = getattr(target, "call")(worker.inspect, str(deployed.prepared.artifact))
-    return {side: {d["name"]: d for d in details[side] if d["dtype"] in ("int8", "uint8", "int16")}
-            for side in ("inputs", "outputs")}
-
-
-# ------------------------------------------------------------------------------------ per target
-
-def _prepare(target: Target, report: TargetReport, ctx: Context, label: str,
-             options: Mapping[str, Any] | None = None, *, severity: Severity = "blocker") -> Prepared | None:
-    with recorded(report, f"prepare {label}", severity=severity):
-        prepared = target.prepare(ctx.model.source, ctx.cache, options=options)
-        for name, value in prepared.sizes.items():
-            report.figures[f"{label}.{name}_bytes" if not name.endswith("bytes") else f"{label}.{name}"] = float(value)
-        return prepared
-    return None
-
-
-def check_tfserving(target: Target, report: TargetReport, ctx: Context) -> None:
-    if ctx.model.flavour == "keras3" and ctx.model.source.format == "keras":
-        report.add(Finding("info", "a Keras 3 .keras file is not a SavedModel: TF Serving needs model.export(dir) "
-                           "(pitfalls exported it for you)", "Keras 3 file format", "static",
-                           taxonomy="server/model-export/procedure", scenario="server/model-export/procedure",
-                           fix="export with model.export('models/<name>/1')", step="prepare"))
-    prepared = _prepare(target, report, ctx, "tfserving")
-    if prepared is None:
-        return
-    started = time.perf_counter()
-    with recorded(report, "load tfserving"):
-        with target.load(prepared) as deployed:  # one server for the signature checks, REST and gRPC
-            report.figures["tfserving.load_s"] = round(time.perf_counter() - started, 3)
-            _signature_findings(report, deployed.signature())
-            _predict_and_compare(target, report, deployed, ctx, "tfserving", timings=True)
-            _grpc_parity(report, deployed, ctx)
-
-
-def _signature_findings(report: TargetReport, sig: Signature) -> None:
-    """What the served metadata says clients will get wrong: non-float inputs, a fixed batch size."""
-    for spec in sig.inputs:
-        if spec.dtype not in ("float32", "string"):
-            report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
-                               "that TF Serving must convert, gRPC clients must build this dtype",
-                               "served metadata", "static",
-                               taxonomy="server/data-processing/setting-format-datatype-of-input-data",
-                               scenario="server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
-                               fix="export a float32 signature, or cast on the client", step="signature"))
-        if spec.shape and spec.shape[0] is not None:
-            report.add(Finding("warning", f"input {spec.name} has a fixed batch dimension {spec.shape[0]}: "
-                               "requests of another batch size fail", "served metadata", "static",
-                               taxonomy="server/data-processing/setting-size-shape-of-input-data",
-                               scenario="server/data-processing/setting-size-shape-of-input-data",
-                               fix="export with a None batch dimension", step="signature"))
-
-
-def _grpc_parity(report: TargetReport, deployed: Deployment, ctx: Context) -> None:
-    """The same request over gRPC, built from the served metadata (dtypes as the signature says)."""
-    import numpy as np
-
-    from harness.targets.tfserving.client import grpc_predict
-
-    outputs: list[np.ndarray] | None = None
-    with recorded(report, "predict tfserving grpc"):
-        sig = deployed.signature()
-        feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
-                in zip(_feed(deployed, ctx).items(), sig.inputs)}
-        reply = grpc_predict(getattr(deployed, "server"), feed)
-        outputs = _outputs_in_order(dict(reply.outputs), deployed, ctx)
-    if outputs is not None:
-        compare_outputs(report, "tfserving grpc", outputs, ctx)
-
-
-def _representative(ctx: Context) -> "np.ndarray | None":
-    if len(ctx.model.inputs) != 1:
-        return None
-    return ctx.inputs[ctx.model.inputs[0].name]
-
-
-def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
-    prepared = _prepare(target, report, ctx, "litert")
-    if prepared is None:
-        # Builtins refused some ops: convert with Select TF ops and see whether this LiteRT runs it.
-        flex = _prepare(target, report, ctx, "litert select_tf_ops", {"select_tf_ops": True})
-        if flex is not None:
-            _deploy_and_compare(target, report, flex, ctx, "litert select_tf_ops")
-        return
-    outputs = _deploy_and_compare(target, report, prepared, ctx, "litert")
-    if outputs is not None and _diverged(report, "litert"):
-        _localise_litert(target, report, prepared, ctx, "litert float32", "float32")
-    _latency(target, report, prepared, ctx, "host")
-    for profile in ctx.profiles:
-        if profile == "host":
-            continue
-        if profile == "arm64":  # the aarch64 LiteRT under qemu: parity only, at batch 1, never timings
-            _deploy_and_compare(target, report, prepared, _first_rows(ctx), "litert@arm64",
-                                load_options={"profile": "arm64"})
-            continue
-        _deploy_and_compare(target, report, prepared, ctx, f"litert@{profile}", load_options={"profile": profile})
-        _latency(target, report, prepared, ctx, profile)
-    rep = _representative(ctx)
-    for mode, path in (("dynamic", "int8"), ("int8", "int8")):
-        options: dict[str, Any] = {"quantize": mode}
-        if mode == "int8":
-            if rep is None:
-                report.add(Finding("info", "full-integer quantisation skipped: it needs one input to draw a "
-                                   "representative set from", "pitfalls check", "static", step="quantize"))
-                continue
-            options["representative"] = rep
-        quantised = _prepare(target, report, ctx, f"litert {mode}", options, severity="warning")
-        if quantised is None:
-            continue
-        got = _deploy_and_compare(target, report, quantised, ctx, f"litert {mode}", path=path)
-        label = f"litert {mode}"
-        if got is not None and _diverged(report, label):
-            _localise_litert(target, report, quantised, ctx, label, path)
-
-
-def _first_rows(ctx: Context, rows: int = 1) -> Context:
-    return replace(ctx, inputs={k: v[:rows] for k, v in ctx.inputs.items()}, reference=[r[:rows] for r in ctx.reference])
-
-
-def _latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
-    """Median invoke time of one row on ``profile`` (LiteRT's own timing loop in the worker)."""
-    from harness.targets.litert.profiles import profile_named
-
-    with recorded(report, f"latency litert@{profile}", severity="info"):
-        feed = [ctx.inputs[i.name][:1] for i in ctx.model.inputs]
-        timing = getattr(target, "time_invoke")(prepared.artifact, feed, profile=profile_named(profile), runs=10)
-        for key in ("median_ms", "min_ms", "load_ms"):
-            if key in timing:
-                report.figures[f"litert@{profile}.{key}"] = float(timing[key])
-
-
-def _diverged(report: TargetReport, label: str) -> bool:
-    """Whether the path ``label``'s outputs left their tolerance (compare_outputs said so)."""
-    return any(f.step == "parity" and f.source == label for f in report.findings)
-
-
-def _localise_litert(target: Target, report: TargetReport, prepared: Prepared, ctx: Context,
-                     label: str, path: str) -> None:
-    from harness.check.localise import litert_tensors, localise, map_to_layers
-
-    keras_model = ctx.model.keras_model
-    if keras_model is None:
-        report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
-                           "pitfalls check", "static", step="localise"))
-        return
-    with recorded(report, f"localise {label}", severity="warning"):
-        reference = layer_outputs(ctx.model, ctx.inputs)
-        feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
-        call = getattr(target, "call")
-        tensors = call(litert_tensors, str(prepared.artifact), feed)
-        shapes = {name: tuple(value.shape) for name, value in reference.items()}
-        output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
-        mapped = map_to_layers(tensors["ops"], shapes, keras_model.name, output_layers, tensors["outputs"])
-        order = [layer.name for layer in keras_model.layers]
-        divergence = localise(label, order, reference, mapped, inbound_layers(ctx.model), tolerance_for(path))
-        if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
-            report.divergence = divergence
-
-
-def check_coreml(target: Target, report: TargetReport, ctx: Context) -> None:
-    prepared = _prepare(target, report, ctx, "coreml")
-    if prepared is None and ctx.model.flavour == "keras3" and ctx.model.source.format == "keras":
-        as_given = report.findings[-1] if report.findings else None
-        prepared = _prepare(target, report, ctx, "coreml concrete-function", {"route": "concrete-function"})
-        if prepared is not None:
-            if as_given is not None and as_given.severity == "blocker":  # another path works: not a blocker
-                report.findings[report.findings.index(as_given)] = replace(as_given, severity="warning")
-            report.add(Finding("warning", "converted through a single tf.function concrete function: the model "
-                               "as given (a Keras 3 model / its model.export SavedModel) does not convert",
-                               "coremltools", "runtime",
-                               taxonomy="mobile/general-questions/entire-procedure-of-deployment",
-                               scenario="mobile/general-questions/entire-procedure-of-deployment/coreml",
-                               fix="convert `[tf.function(model).get_concrete_function(spec)]` with "
-                                   "source='tensorflow', or the tf_keras model", step="prepare"))
-    if prepared is None:
-        return
-    with recorded(report, "load coreml"):
-        with target.load(prepared) as deployed:  # one model for the spec and the prediction
-            sig = deployed.signature()
-            report.figures["coreml.spec_inputs"] = float(len(sig.inputs))
-            report.figures["coreml.flexible_shapes"] = 1.0 if any(None in t.shape for t in sig.inputs) else 0.0
-            _predict_and_compare(target, report, deployed, ctx, "coreml")
-    from harness.targets.coreml.convert import compress_weights
-    from harness.targets.coreml.kit import weight_bytes
-
-    for label, method, config in (("linear int8", "linear", {"mode": "linear_symmetric"}),
-                                  ("palettize 6-bit", "palettize", {"mode": "uniform", "nbits": 6})):
-        with recorded(report, f"compress {label}", severity="info"):
-            package = compress_weights(ctx.cache, prepared.artifact, method=method, config=config)
-            report.figures[f"coreml {label}.weights_bytes"] = float(weight_bytes(package))
-
-
-#: rows the browser backends predict (the software WebGL and the cpu backend of a 224x224 CNN take
-#: seconds per row; parity needs a few rows, not the whole sample)
-BROWSER_ROWS = 2
-
-
-def check_tfjs(target: Target, report: TargetReport, ctx: Context) -> None:
-    prepared = _prepare(target, report, ctx, "tfjs")
-    browser_ctx = _first_rows(ctx, BROWSER_ROWS)
-    if prepared is not None:
-        for backend in check_backends():  # the tf.js backend table: names and tolerance paths
-            _deploy_and_compare(target, report, prepared, browser_ctx, f"tfjs@{backend.name}",
-                                path=backend.tolerance, load_options={"backend": backend.name}, timings=True)
-    if ctx.model.flavour == "tf_keras":
-        layers = _prepare(target, report, ctx, "tfjs layers", {"format": "layers"}, severity="warning")
-        if layers is not None:
-            _deploy_and_compare(target, report, layers, browser_ctx, "tfjs layers@cpu", load_options={"backend": "cpu"},
-                                severity="warning")
-
-
-CHECKS: dict[str, Callable[[Target, TargetReport, Context], None]] = {
-    "tfserving": check_tfserving, "litert": check_litert, "coreml": check_coreml, "tfjs": check_tfjs,
-}
 
 
 class ActiveTargets(Protocol):
@@ -487,21 +117,14 @@ def _not_run(source: ModelSource, concerns: "list[Concern]", wanted: list[str], 
 
 
 def _runnable(profiles: Sequence[str], say: Progress) -> tuple[str, ...]:
-    """The requested LiteRT profiles that exist; arm64 dropped (and said) where qemu cannot run it."""
-    from harness.targets.litert.profiles import profile_named
-
-    kept: list[str] = []
-    for name in profiles:
-        profile_named(name)  # an unknown name is a UsageError
-        if name == "arm64":
-            from harness.targets.litert.arm64 import arm64_unavailable_reason
-
-            reason = arm64_unavailable_reason()
-            if reason:
-                say(f"litert: profile arm64 left out: {reason}")
-                continue
-        kept.append(name)
-    return tuple(kept)
+    """The requested device profiles that can run here, as each declaring target keeps them (an
+    unknown name is a UsageError; one a target cannot run here is left out and said)."""
+    kept = tuple(profiles)
+    for name in TARGET_NAMES:
+        hook = declared(name).profiles
+        if hook is not None:
+            kept = hook(kept, say)
+    return kept
 
 
 def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> TargetReport:
@@ -517,7 +140,7 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
     with ExitStack() as stack:
         target = active.get(name) if active is not None else stack.enter_context(cls())
         report.versions = target.versions()
-        CHECKS[name](target, report, ctx)
+        run_declared(target, report, ctx, declared(name))
     report.settle()
     report.seconds = time.perf_counter() - started
     ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")
