@@ -29,8 +29,18 @@ from harness.trust import Concern, ModelRefused, model_concerns
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
 
-#: the device profiles asked for by default (a target's declaration keeps those it can run here)
-DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end", "arm64")
+
+
+def default_profiles() -> tuple[str, ...]:
+    """The device profiles asked for by default: those the declarations name (each keeps those it can run)."""
+    return tuple(dict.fromkeys(p for name in TARGET_NAMES for p in declared(name).default_profiles))
+
+
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_PROFILES``: :func:`default_profiles`, read when asked (the declarations import this package)."""
+    if name == "DEFAULT_PROFILES":
+        return default_profiles()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stderr(message: str) -> None:
@@ -44,7 +54,7 @@ class ActiveTargets(Protocol):
 
 
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
-          profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
+          profiles: Sequence[str] | None = None, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
           active: ActiveTargets | None = None, trust: bool = False) -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
@@ -84,7 +94,8 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         how = {"synthesised": {i.name: i.kind for i in model.inputs}}
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
     reference = reference_outputs(model, feed)
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say)
+    asked = default_profiles() if profiles is None else profiles
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say)
     report = CheckReport(model=model.describe(), inputs=how, created=_now(), trusted=trust)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)

@@ -95,6 +95,8 @@ class TargetChecks:
     paths: ExtraPaths | None = None
     #: the requested device profiles this target can run here (unknown names: a UsageError)
     profiles: Profiles | None = None
+    #: the device profiles ``check`` asks for when the user names none
+    default_profiles: tuple[str, ...] = ()
 
 
 COMMON_ONLY = TargetChecks()
