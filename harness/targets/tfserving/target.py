@@ -35,6 +35,7 @@ from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageErr
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
+from harness.targets.tfserving.layout import model_base_path
 from harness.targets.tfserving.forked import ForkedServers, fork_eligible, forking_enabled
 
 if TYPE_CHECKING:
@@ -212,8 +213,6 @@ class TfservingTarget(Target):
         """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
         import shutil
         import tempfile
-
-        from harness.targets.tfserving.kit import model_base_path
 
         model_name = str(options.get("model_name", "model"))
         from harness.environments.ownership import run_work_dir
