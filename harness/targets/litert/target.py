@@ -14,6 +14,13 @@ The deploy interface::
         with target.load(prepared, options={"profile": "low-end"}) as deployed:
             deployed.signature()              # as LiteRT reads the flatbuffer, -1 dimensions as None
             deployed.predict({"serving_default_input_layer:0": x})
+
+A LiteRT scenario imports this module (:class:`LitertTarget`: the deploy interface, plus the moves
+a lesson on a device needs: ``call`` a function in a profile's worker, ``predict``/``inspect``/
+``time_invoke``/``runtime_state`` on a ``.tflite`` path, ``profile_unavailable_reason`` and
+``profile_versions``), the converter (:mod:`harness.targets.litert.convert`) and the scenarios'
+helpers (:mod:`harness.targets.litert.kit`: profiles, quantisation, and the in-worker API), never
+``worker``, ``arm64`` or ``arm64_worker``.
 """
 
 from __future__ import annotations
@@ -160,6 +167,25 @@ class LitertTarget(Target):
         state: dict[str, Any] = self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,
                                           profile.xnnpack, profile=profile)
         return state
+
+    def profile_unavailable_reason(self, profile: DeviceProfile) -> str | None:
+        """None when ``profile`` runs here, else the exact reason: the ``arm64`` profile needs its
+        root file system, qemu and a binfmt entry (:mod:`harness.targets.litert.arm64`); the x86-64
+        profiles run wherever the target does."""
+        if profile.arch == "arm64":
+            from harness.targets.litert.arm64 import arm64_unavailable_reason
+
+            return arm64_unavailable_reason()
+        return None
+
+    def profile_versions(self, profile: DeviceProfile) -> dict[str, str]:
+        """Versions of what runs ``profile``: for ``arm64`` the aarch64 LiteRT, numpy, Python and Debian
+        inside the root file system, qemu's, and the host's for comparison; else :meth:`versions`."""
+        if profile.arch == "arm64":
+            from harness.targets.litert.arm64 import arm64_versions
+
+            return arm64_versions()
+        return self.versions()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live worker processes (one pool per profile used so far)."""
