@@ -24,24 +24,11 @@ from pathlib import Path
 import pytest
 
 from harness.paths import REPO_ROOT
+from tests.test_architecture import MODULES, find_cycles, module_name
 
-HARNESS = REPO_ROOT / "harness"
+HARNESS = REPO_ROOT / "harness"  # MODULES and module_name come from test_architecture, over the same tree
 SCENARIOS = REPO_ROOT / "scenarios"
 PUBLIC_FACE = ("target", "kit", "convert", "backends", "profiles")  # what a scenario may import of a target
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-MODULES = {module_name(p): p for p in sorted(HARNESS.rglob("*.py")) if "__pycache__" not in p.parts}
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def imported_modules(node: ast.AST, package: str) -> set[str]:
@@ -81,29 +68,6 @@ def forbidden_target_import(module: str) -> bool:
     """True for a module of a target package (one that exists) that is not part of its public face."""
     parts = module.split(".")
     return module in MODULES and len(parts) >= 4 and parts[:2] == ["harness", "targets"] and parts[3] not in PUBLIC_FACE
-
-
-def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The cycles a depth-first walk meets (each as its path, first node repeated at the end)."""
-    cycles: list[list[str]] = []
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def walk(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for dep in sorted(graph.get(node, ())):
-            if state.get(dep) == 1:
-                cycles.append(stack[stack.index(dep):] + [dep])
-            elif dep not in state:
-                walk(dep)
-        stack.pop()
-        state[node] = 2
-
-    for name in sorted(graph):
-        if name not in state:
-            walk(name)
-    return cycles
 
 
 def test_scenarios_import_only_the_public_face_of_targets() -> None:
