@@ -176,7 +176,7 @@ def test_opening_a_tree_to_the_container_never_changes_a_shared_hard_linked_file
 
 @needs_root
 def test_nobody_cannot_read_the_nginx_htpasswd_file() -> None:
-    from harness.targets.tfserving.kit import basic_auth_proxy
+    from harness.targets.tfserving.proxy import basic_auth_proxy
 
     if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").is_file():
         pytest.skip("nginx is not installed")

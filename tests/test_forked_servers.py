@@ -73,7 +73,7 @@ def saved_models() -> tuple[Path, Path]:
 
 
 def _base(tmp_path: Path, versions: dict[int, Path]) -> Path:
-    from harness.targets.tfserving.kit import model_base_path
+    from harness.targets.tfserving.layout import model_base_path
 
     from harness.environments.ownership import run_work_dir
 

@@ -147,3 +147,21 @@ def test_quantize_and_dequantize_follow_the_tensor_parameters() -> None:
     q = quantize(np.array([0.0, 0.5, 0.999, 2.0]), detail)
     assert q.dtype == np.int8 and q.tolist() == [-128, 0, 127, 127]
     assert np.allclose(dequantize(q, detail), [0.0, 0.5, 0.99609375, 0.99609375])
+
+
+def test_profiles_are_data_read_by_their_fields(target: LitertTarget, dense_tflite: Path) -> None:
+    """What a profile is good for comes from its fields: a made-up profile without timings is refused by
+    time_invoke, one that cannot resize refuses resize/batch before any runner starts, and every
+    entry of the table states what it is."""
+    x = np.zeros((3, 8), dtype="float32")
+    no_timings = DeviceProfile("made-up", num_threads=1, timings=False, summary="an emulator")
+    with pytest.raises(HarnessError, match=r"timings on profile made-up mean nothing \(an emulator\)"):
+        target.time_invoke(dense_tflite, [x[:1]], profile=no_timings, runs=2)
+    fixed_shape = DeviceProfile("fixed", num_threads=1, resizes_inputs=False)
+    for kwargs in ({"resize": True}, {"batch": True}):
+        with pytest.raises(HarnessError, match="runs a model at its allocated input shape"):
+            target.predict(dense_tflite, [x], profile=fixed_shape, **kwargs)
+    assert target.predict(dense_tflite, [x[:1]], profile=fixed_shape)[0].shape == (1, 3)
+    assert all(p.summary for p in PROFILES.values())
+    assert [name for name, p in PROFILES.items() if not p.timings] == ["arm64"]
+    assert DeviceProfile("x").unavailable_reason() is None

@@ -13,8 +13,7 @@ from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page, rgba_
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("rgb_cnn", "tf_keras")  # 16x16x3, class = dominant colour channel
 SIZE = 16

@@ -20,11 +20,10 @@ from harness.compare import max_abs_diff
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import AllOf, Figure, Run, Scenario, succeeds
 from harness.targets.tfjs.convert import convert_layers_model
-from harness.targets.tfjs.kit import decode_weights
-from harness.targets.tfjs.page import PREDICT_LAYERS_JS, RequestSeen
+from harness.targets.tfjs.kit import PREDICT_LAYERS_JS, decode_weights
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import RequestSeen, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 HIDDEN = "/assets/a7f3c91e/"  # "nobody will guess this path"

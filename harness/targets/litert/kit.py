@@ -3,6 +3,11 @@
 numpy only (imported lazily), never TensorFlow: a function a scenario runs in the LiteRT worker
 (``run.target.call(fn, ...)``) may import this module.  The device profiles are re-exported
 from :mod:`harness.targets.litert.profiles` so that a scenario imports its helpers from one place.
+
+The in-worker API, for a function a scenario runs on the device side with ``run.target.call``
+(re-exported from :mod:`harness.targets.litert.worker`, which a scenario does not import):
+:func:`interpreter` (a LiteRT ``Interpreter`` as the profile builds it) and :func:`predict`
+(set every input, invoke, read every output; ``resize``/``batch`` as app code resizes inputs).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.targets.litert.profiles import PROFILES, DeviceProfile
+from harness.targets.litert.worker import interpreter, predict
 
 
 def quantize(x: Any, detail: dict[str, Any]) -> Any:
@@ -57,4 +63,4 @@ def resize_bilinear(images: Any, height: int, width: int) -> Any:
     return (rows0 * (1 - fy) + rows1 * fy).astype("float32")
 
 
-__all__ = ["DeviceProfile", "PROFILES", "dequantize", "quantize", "resize_bilinear"]
+__all__ = ["DeviceProfile", "PROFILES", "dequantize", "interpreter", "predict", "quantize", "resize_bilinear"]

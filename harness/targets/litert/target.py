@@ -14,6 +14,13 @@ The deploy interface::
         with target.load(prepared, options={"profile": "low-end"}) as deployed:
             deployed.signature()              # as LiteRT reads the flatbuffer, -1 dimensions as None
             deployed.predict({"serving_default_input_layer:0": x})
+
+A LiteRT scenario imports this module (:class:`LitertTarget`: the deploy interface, plus the moves
+a lesson on a device needs: ``call`` a function in a profile's worker, ``predict``/``inspect``/
+``time_invoke``/``runtime_state`` on a ``.tflite`` path, ``profile_unavailable_reason`` and
+``profile_versions``), the converter (:mod:`harness.targets.litert.convert`) and the scenarios'
+helpers (:mod:`harness.targets.litert.kit`: profiles, quantisation, and the in-worker API), never
+``worker``, ``arm64`` or ``arm64_worker``.
 """
 
 from __future__ import annotations
@@ -101,7 +108,7 @@ class LitertTarget(Target):
         :class:`RuntimeFailure` with the exact text; one raised by our own code as HarnessError.
         """
         self.require_active()
-        if profile.arch != "x86_64":
+        if profile.arch != "x86_64":  # the arm64 runner is a fixed script under qemu
             raise HarnessError(f"profile {profile.name} runs only predict(), not arbitrary calls")
         pool = self._pool(profile)
         future = pool.submit(litert_worker.call, _ref(fn), args, kwargs)
@@ -131,10 +138,15 @@ class LitertTarget(Target):
         """Run ``model_path`` once on ``inputs`` in the worker of ``profile``.
 
         ``resize=True`` resizes every input to the array's shape; ``batch=True`` only its batch
-        dimension (see :func:`litert_worker.predict`).
+        dimension (see :func:`litert_worker.predict`); a profile whose ``resizes_inputs`` is false
+        (``arm64``) refuses both rather than run the model at another shape than asked.
         """
         import numpy as np
 
+        if (resize or batch) and not profile.resizes_inputs:
+            raise HarnessError(f"profile {profile.name} runs a model at its allocated input shape: "
+                               "predict(resize=True or batch=True) cannot be honoured there",
+                               hint="feed arrays of the model's input shape (batch 1 for a converted Keras model)")
         if profile.arch == "arm64":
             from harness.targets.litert.arm64 import run_on_arm64
 
@@ -149,8 +161,9 @@ class LitertTarget(Target):
 
     def time_invoke(self, model_path: Path, inputs: "list[np.ndarray]", *,
                     profile: DeviceProfile = PROFILES["host"], runs: int = 30) -> dict[str, float]:
-        if profile.arch != "x86_64":
-            raise HarnessError("timings under qemu emulation mean nothing; use a host profile")
+        if not profile.timings:
+            raise HarnessError(f"timings on profile {profile.name} mean nothing ({profile.summary}); "
+                               "use a profile whose timings field is true")
         timing: dict[str, float] = self.call(litert_worker.time_invoke, str(model_path), inputs, profile.num_threads,
                                              profile.xnnpack, 3, runs, profile=profile)
         return timing
@@ -160,6 +173,21 @@ class LitertTarget(Target):
         state: dict[str, Any] = self.call(litert_worker.runtime_state, str(model_path), profile.num_threads,
                                           profile.xnnpack, profile=profile)
         return state
+
+    def profile_unavailable_reason(self, profile: DeviceProfile) -> str | None:
+        """None when ``profile`` runs here, else the exact reason: the ``arm64`` profile needs its
+        root file system, qemu and a binfmt entry (:mod:`harness.targets.litert.arm64`); the x86-64
+        profiles run wherever the target does (:meth:`DeviceProfile.unavailable_reason`)."""
+        return profile.unavailable_reason()
+
+    def profile_versions(self, profile: DeviceProfile) -> dict[str, str]:
+        """Versions of what runs ``profile``: for ``arm64`` the aarch64 LiteRT, numpy, Python and Debian
+        inside the root file system, qemu's, and the host's for comparison; else :meth:`versions`."""
+        if profile.arch == "arm64":
+            from harness.targets.litert.arm64 import arm64_versions
+
+            return arm64_versions()
+        return self.versions()
 
     def worker_pids(self) -> list[int]:
         """Process ids of the live worker processes (one pool per profile used so far)."""

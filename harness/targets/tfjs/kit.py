@@ -1,5 +1,12 @@
 """Helpers the browser scenarios use (tf.js in Chromium).
 
+A browser scenario imports :class:`~harness.targets.tfjs.target.TfjsTarget` (the deploy interface
+and :meth:`~harness.targets.tfjs.target.TfjsTarget.page`, which returns a
+:class:`~harness.targets.tfjs.target.TfjsPage`), the backend table
+(:mod:`harness.targets.tfjs.backends`), the converter (:mod:`harness.targets.tfjs.convert`) and this
+module, never :mod:`harness.targets.tfjs.page` itself.  Here:
+
+* ``PREDICT_LAYERS_JS`` / ``PREDICT_GRAPH_JS``: the page-side scripts that load a model and predict in one go;
 * a page serving a converted model, and one-call load-and-predict in it (layers or graph format);
 * tiny tf_keras models with one feature tf.js lacks (a ``Lambda`` layer, a ``Softsign`` op),
   trained on the tabular data of :mod:`harness.models`;
@@ -21,18 +28,23 @@ from harness.artifacts import ArtifactCache, library_versions
 from harness.models import KERAS_DISTS, tabular_data
 from harness.scenario import Figure, Succeeds, succeeds
 from harness.targets.tfjs.convert import artifact_sizes
-from harness.targets.tfjs.page import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     import numpy as np
 
     from harness.scenario import Run
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 # The remedy of the data scenarios: the page gives Keras's labels and (float32-close) outputs.
 MATCHES_KERAS: Succeeds = succeeds(Figure("label_agreement", ">=", 1.0), Figure("max_abs_diff", "<=", 1e-4))
 MODEL_URL = "/model/model.json"
+
+#: Load a layers model from ``url`` and predict ``x``; returns the output as nested arrays.
+PREDICT_LAYERS_JS = ("async ({url, x}) => { const m = await tf.loadLayersModel(url);"
+                     " return m.predict(tf.tensor(x)).array(); }")
+#: The same for a graph model.
+PREDICT_GRAPH_JS = ("async ({url, x}) => { const m = await tf.loadGraphModel(url);"
+                    " return m.predict(tf.tensor(x)).array(); }")
 
 
 def model_page(run: "Run[TfjsTarget]", converted: Path, extra: Mapping[str, Path] | None = None) -> "TfjsPage":

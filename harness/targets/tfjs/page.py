@@ -5,9 +5,9 @@ server.  It keeps everything the browser reports (console lines, uncaught page e
 requests, every request made) and turns an exception thrown by page code into a
 :class:`RuntimeFailure` carrying the browser's own text.
 
-The ``*_JS`` constants are the page-side scripts: the two a scenario uses to load a converted
-model and predict in one go, and the three a deployment uses to keep a model loaded in the page
-(load it once, report its signature, predict by input name).
+The ``*_JS`` constants are the page-side scripts a deployment uses to keep a model loaded in the
+page (load it once, report its signature, predict by input name); the ones scenarios use to load
+and predict in one go live with the scenarios' helpers (:mod:`harness.targets.tfjs.kit`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from harness.errors import HarnessError, RuntimeFailure, UsageError, WaitTimeout
 from harness.loopback import LoopbackServer
-from harness.targets.tfjs.backends import BACKENDS as BACKENDS  # the backend names, as scenarios import them from here
 from harness.targets.tfjs.backends import TfjsBackend, backend_named, browser_flags, page_scripts
 
 if TYPE_CHECKING:
@@ -30,13 +29,6 @@ if TYPE_CHECKING:
 
 PAGE_DIR = Path(__file__).resolve().parent / "page"
 _TIMEOUT_MARK = "pitfalls-evaluate-timeout"
-
-#: Load a layers model from ``url`` and predict ``x``; returns the output as nested arrays.
-PREDICT_LAYERS_JS = ("async ({url, x}) => { const m = await tf.loadLayersModel(url);"
-                     " return m.predict(tf.tensor(x)).array(); }")
-#: The same for a graph model.
-PREDICT_GRAPH_JS = ("async ({url, x}) => { const m = await tf.loadGraphModel(url);"
-                    " return m.predict(tf.tensor(x)).array(); }")
 
 #: Load a model (``format`` "graph" or "layers") and keep it in the page for the calls below.
 LOAD_MODEL_JS = """async ({url, format}) => {

@@ -13,6 +13,10 @@ The deploy interface: :meth:`TfjsTarget.prepare` runs the real converter
 (:mod:`harness.targets.tfjs.convert`) to a graph model by default, or a layers model with
 ``options={"format": "layers"}``; :meth:`TfjsTarget.load` opens a page that loads the model from
 loopback and keeps it (``options={"backend": name}``, a name of the backend table).
+
+The public face of the tf.js target is this module (:class:`TfjsTarget`, and the page it opens,
+:class:`TfjsPage` with the :class:`RequestSeen` records of its requests, re-exported here), the
+backend table, the converter and the scenarios' helpers (:mod:`harness.targets.tfjs.kit`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, b
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
 from harness.targets.tfjs.convert import GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, run_converter
-from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, TfjsPage, index_html
+from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, RequestSeen, TfjsPage, index_html
 
 if TYPE_CHECKING:
     import numpy as np
@@ -286,3 +290,6 @@ class TfjsTarget(Target):
                 yield page
             finally:
                 context.close()
+
+
+__all__ = ["RequestSeen", "TfjsDeployment", "TfjsPage", "TfjsTarget"]

@@ -28,13 +28,14 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.artifacts import library_versions
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
+from harness.targets.tfserving.layout import model_base_path
 from harness.targets.tfserving.forked import ForkedServers, fork_eligible, forking_enabled
 
 if TYPE_CHECKING:
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
 
 MODES = ("auto", "container", "subprocess")
+#: What ``serve`` waits for before it yields the server (see :meth:`TfservingTarget.serve`).
+ServeWait = Literal["available", "listening", "started"]
 # the TF inside the serving image; a version-matrix cell sets $PITFALLS_SERVING_TF to its own TF
 DEFAULT_TF_VERSION = os.environ.get("PITFALLS_SERVING_TF") or "2.19.0"
 
@@ -136,7 +139,7 @@ class TfservingTarget(Target):
     @contextmanager
     def serve(self, *, model_name: str = "model", model_dir: Path | None = None,
               models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
-              env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: str = "available",
+              env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: ServeWait = "available",
               ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = DEFAULT_TF_VERSION,
               fail_on_load_error: bool = True, command: Sequence[str] | None = None) -> Iterator[Server]:
         """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
@@ -212,8 +215,6 @@ class TfservingTarget(Target):
         """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
         import shutil
         import tempfile
-
-        from harness.targets.tfserving.kit import model_base_path
 
         model_name = str(options.get("model_name", "model"))
         from harness.environments.ownership import run_work_dir

@@ -13,8 +13,7 @@ from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")  # trained on standardised features
 # The training statistics of the 8 raw measurements (a scaler's mean_ and scale_), shipped with

@@ -11,8 +11,7 @@ from harness.targets.tfjs.convert import convert_layers_model
 from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, model_page
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 

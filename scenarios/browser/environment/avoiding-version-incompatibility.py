@@ -11,8 +11,7 @@ from harness.compare import max_abs_diff
 from harness.models import KERAS_DISTS, ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs.convert import run_converter
-from harness.targets.tfjs.kit import MODEL_URL, model_page
-from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+from harness.targets.tfjs.kit import MODEL_URL, PREDICT_LAYERS_JS, model_page
 
 if TYPE_CHECKING:
     from harness.targets.tfjs.target import TfjsTarget

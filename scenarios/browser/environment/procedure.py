@@ -12,8 +12,7 @@ from harness.targets.tfjs.convert import convert_layers_model
 from harness.targets.tfjs.target import NODE_TFJS
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 WASM_DIST = NODE_TFJS / "tfjs-backend-wasm" / "dist"

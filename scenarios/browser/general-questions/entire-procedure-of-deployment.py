@@ -9,7 +9,7 @@ from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs.backends import TABLE
 from harness.targets.tfjs.convert import run_converter
-from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+from harness.targets.tfjs.kit import PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     from harness.targets.tfjs.target import TfjsTarget

@@ -10,8 +10,7 @@ from harness.targets.tfjs.convert import run_converter
 from harness.targets.tfjs.kit import MATCHES_KERAS, MODEL_URL, CustomModel, custom_model, model_page, predict_in_page
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 # The Python lambda was `lambda t: t * 0.5 + 1.0`; its bytecode in model.json means nothing to
 # JavaScript, so the page ports it as a layer class registered under the serialized class name.

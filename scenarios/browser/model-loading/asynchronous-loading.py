@@ -10,8 +10,7 @@ from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs.convert import convert_layers_model
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 

@@ -17,8 +17,7 @@ from harness.timing import interleaved_measured, record_ratios
 if TYPE_CHECKING:
     import numpy as np
 
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 WIDTH = 1024  # two hidden layers of 1024 units: about 1.06 M parameters, 4.2 MB as float32
 SHARD_BYTES = 1 << 20  # 1 MiB shards (the converter's default is 4 MiB)

@@ -8,7 +8,7 @@ from harness.compare import max_abs_diff
 from harness.models import ModelSpec, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs.convert import convert_layers_model
-from harness.targets.tfjs.page import PREDICT_LAYERS_JS
+from harness.targets.tfjs.kit import PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
     from harness.targets.tfjs.target import TfjsTarget

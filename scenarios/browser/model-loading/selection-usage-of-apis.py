@@ -9,11 +9,10 @@ from harness.errors import RuntimeFailure
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfjs.convert import convert_graph_model, convert_layers_model
-from harness.targets.tfjs.page import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
+from harness.targets.tfjs.kit import PREDICT_GRAPH_JS, PREDICT_LAYERS_JS
 
 if TYPE_CHECKING:
-    from harness.targets.tfjs.page import TfjsPage
-    from harness.targets.tfjs.target import TfjsTarget
+    from harness.targets.tfjs.target import TfjsPage, TfjsTarget
 
 SPEC = ModelSpec("dense", "tf_keras")
 FORMAT_JS = "async (url) => (await (await fetch(url)).json()).format"

@@ -33,7 +33,7 @@ def classify(model_path: str, pixels: "np.ndarray") -> dict[str, Any]:
     """In the LiteRT worker: the model on prepared pixels, its output decoded to label strings."""
     import numpy as np
 
-    from harness.targets.litert.worker import predict
+    from harness.targets.litert.kit import predict
 
     probs = predict(model_path, [pixels.astype(np.float32)], batch=True)[0]
     return {"probs": probs, "labels": [LABELS[i] for i in np.argmax(probs, axis=1)]}

@@ -27,8 +27,7 @@ def device_images() -> tuple["np.ndarray", "np.ndarray"]:
 
 def accuracy_after_resize(model_path: str, images: "np.ndarray", labels: "np.ndarray") -> float:
     """Runs in the LiteRT worker: resize on the device to the model's input size, then classify."""
-    from harness.targets.litert.kit import resize_bilinear
-    from harness.targets.litert.worker import predict
+    from harness.targets.litert.kit import predict, resize_bilinear
 
     probs = predict(model_path, [resize_bilinear(images, MODEL_SIZE, MODEL_SIZE)], resize=True)[0]
     return accuracy(probs, labels)

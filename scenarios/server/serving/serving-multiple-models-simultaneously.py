@@ -10,7 +10,7 @@ from harness.scenario import Figure, Raises, Run, Scenario, succeeds
 from harness.targets.tfserving.kit import Server, model_base_path, probe_diff
 
 if TYPE_CHECKING:
-    from harness.targets.tfserving.target import TfservingTarget
+    from harness.targets.tfserving.target import ServeWait, TfservingTarget
 
 STABLE, CANARY = ModelSpec("dense", "keras3", seed=0), ModelSpec("dense", "keras3", seed=1)
 IMAGES = ModelSpec("cnn", "keras3")
@@ -32,7 +32,7 @@ CONFIG = """model_config_list {
 """
 
 
-def _serve(run: "Run[TfservingTarget]", args: list[str], wait: str) -> Server:
+def _serve(run: "Run[TfservingTarget]", args: list[str], wait: "ServeWait") -> Server:
     classifier = model_base_path(run.workdir, {1: saved_model(run.cache, STABLE), 2: saved_model(run.cache, CANARY)},
                                  name="classifier")
     images = model_base_path(run.workdir, {1: saved_model(run.cache, IMAGES)}, name="images")

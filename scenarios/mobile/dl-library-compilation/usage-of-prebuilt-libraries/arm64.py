@@ -51,9 +51,7 @@ def det_models(run: Run[LitertTarget]) -> Path:
 
 
 def _device_available(run: Run[LitertTarget]) -> None:
-    from harness.targets.litert.arm64 import arm64_unavailable_reason
-
-    reason = arm64_unavailable_reason()
+    reason = run.target.profile_unavailable_reason(PROFILES["arm64"])
     if reason:
         run.skip(f"arm64 device: {reason}")
 
@@ -80,9 +78,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
     x, expected = _reference(models)
     on_arm = run.target.predict(tflite, [x[:1]], profile=PROFILES["arm64"])[0]
     on_x86 = run.target.predict(tflite, [x[:1]], profile=PROFILES["host"])[0]
-    from harness.targets.litert.arm64 import arm64_versions
-
-    run.note("arm64_versions", arm64_versions())
+    run.note("arm64_versions", run.target.profile_versions(PROFILES["arm64"]))
     return {"arm_vs_x86_max_abs_diff": max_abs_diff(on_arm, on_x86),
             "arm_vs_tensorflow_max_abs_diff": max_abs_diff(on_arm, expected[:1]),
             "int8_arm_vs_x86_max_steps": _int8_parity(run)}

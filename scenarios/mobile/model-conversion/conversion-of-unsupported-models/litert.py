@@ -58,7 +58,7 @@ def parse_csv_on_device(lines: list[str]) -> "np.ndarray":
 
 
 def predict_from_csv(model_path: str, lines: list[str]) -> "np.ndarray":
-    from harness.targets.litert.worker import predict
+    from harness.targets.litert.kit import predict
 
     probabilities: "np.ndarray" = predict(model_path, [parse_csv_on_device(lines)], resize=True)[0]
     return probabilities

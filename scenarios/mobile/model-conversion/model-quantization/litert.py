@@ -23,8 +23,7 @@ def accuracy_on_device(model_path: str, x: "np.ndarray", y: "np.ndarray") -> flo
     """Runs in the LiteRT worker: quantise inputs / dequantise outputs as the model's details say."""
     import numpy as np
 
-    from harness.targets.litert.kit import dequantize, quantize
-    from harness.targets.litert.worker import interpreter
+    from harness.targets.litert.kit import dequantize, interpreter, quantize
 
     interp = interpreter(model_path)
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
