@@ -11,6 +11,7 @@ compression; tf.js: backends, layers format, first vs warm predict; TF Serving: 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -19,13 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, layer_outputs, load_model,
+from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, is_string, layer_outputs, load_model,
                                  read_inputs, reference_outputs, synthesise_inputs)
 from harness.check.report import CheckReport, Finding, Severity, TargetReport
 from harness.check.rules import rule_for
 from harness.targets.litert.kit import dequantize, quantize
 from harness.targets.tfjs.backends import check_backends
-from harness.compare import Parity, parity, tolerance_for
+from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets import TARGET_NAMES, target_class
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
@@ -48,10 +49,11 @@ def _stderr(message: str) -> None:
 class Context:
     model: LoadedModel
     inputs: "dict[str, np.ndarray]"
-    reference: "list[np.ndarray]"
+    reference: "list[np.ndarray] | None"  # None when TensorFlow could not run the model itself
     cache: "ArtifactCache"
     profiles: tuple[str, ...]
     say: Progress
+    probe: str = "synthesised"  # which inputs these are: "synthesised", "--inputs FILE"; findings name it
 
 
 def _text_of(exc: BaseException) -> tuple[str, str, bool]:
@@ -66,9 +68,17 @@ def _text_of(exc: BaseException) -> tuple[str, str, bool]:
     return f"{type(exc).__name__}: {exc}", "pitfalls (a harness error, not a verdict on the model)", False
 
 
+#: the fix of a finding that is pitfalls' own error: never a verdict on the model
+HARNESS_LIMITATION = ("a limitation of pitfalls check, not a verdict on the model: this path was not checked; "
+                      "please report it with the model's shape (inputs, outputs, layers)")
+
+
 def finding_from(target: str, exc: BaseException, step: str, *, severity: Severity = "blocker",
                  fix: str = "") -> Finding:
     text, source, runtime = _text_of(exc)
+    if not runtime:  # our own error: says what was not checked, never blocks the model
+        return Finding(severity="info" if severity == "info" else "warning", text=text.strip()[:4000],
+                       source=source, verified="static", fix=HARNESS_LIMITATION, step=step)
     rule = rule_for(target, text)
     return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
                    text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
@@ -104,39 +114,77 @@ def _feed(deployed: Deployment, ctx: Context) -> "dict[str, np.ndarray]":
 
 
 def _outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx: Context) -> "list[np.ndarray]":
-    names = list(got)
-    if set(ctx.model.outputs) <= set(names):
-        return [got[n] for n in ctx.model.outputs]
-    order = [n for n in deployed.signature().output_names() if n in got] or names
-    return [got[n] for n in order]
+    """The target's outputs in the order of the model's (``ctx.model.outputs``): paired by name,
+    then by shape, then in the deployed signature's order (:func:`harness.compare.pair_outputs`)."""
+    order = [n for n in deployed.signature().output_names() if n in got] + [n for n in got
+                                                                          if n not in deployed.signature().output_names()]
+    ordered = {n: got[n] for n in order}
+    shapes = [tuple(r.shape) for r in ctx.reference] if ctx.reference is not None else []
+    paired = pair_outputs(ordered, ctx.model.outputs, shapes) if len(shapes) == len(ctx.model.outputs) else None
+    return [ordered[n] for n in paired] if paired is not None else list(ordered.values())
 
 
 def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]", ctx: Context,
                     path: str = "float32", severity: Severity = "blocker") -> Parity | None:
-    """Parity of ``outputs`` with the reference; a divergence beyond the path's tolerance is a finding."""
+    """Parity of ``outputs`` with the reference, output by output (by name, in the model's order),
+    each judged against the path's tolerance scaled by that output's own magnitude; a divergence,
+    an overflow to inf/NaN or a classifier whose top-1 label moves is a finding naming the output
+    and the probe.  ``report.parity[label]`` is the worst output's figures (``outputs``: each one's)."""
+    import numpy as np
+
+    if ctx.reference is None:
+        report.add(Finding("info", "outputs not compared: TensorFlow could not run the model itself to give a "
+                           "reference (see the model's findings)", label, "static", step="parity"))
+        return None
     if len(outputs) != len(ctx.reference):
         report.add(Finding("blocker", f"{len(outputs)} outputs, the reference has {len(ctx.reference)}",
                            label, "runtime", step="parity"))
         return None
+    tolerance = tolerance_for(path)
+    probe = ctx.probe
     worst: Parity | None = None
-    for got, want in zip(outputs, ctx.reference):
+    each: dict[str, Any] = {}
+    for name, got, want in zip(ctx.model.outputs, outputs, ctx.reference):
         p = parity(got, want, on_shape_mismatch="inf")
-        if worst is None or p.max_abs_diff > worst.max_abs_diff:
+        each[name] = p.to_json()
+        if worst is None or _badness(p) > _badness(worst):
             worst = p
+        which = f"output {name!r}" if len(outputs) > 1 else "outputs"
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        if not p.shape_match:
+            report.add(Finding("blocker", f"{which}: shape {list(p.shape)} differs from the reference's "
+                               f"{list(want.shape)} (probe {probe})", label, "runtime", step="parity"))
+            continue
+        overflow = non_finite(got, want)
+        if overflow:
+            report.add(Finding(severity if path == "float32" else "warning",
+                               f"{which} overflow: {overflow} of {got.size} values are inf or NaN where the reference "
+                               f"is finite (largest reference magnitude {scale:.3g}; probe {probe})", label, "runtime",
+                               step="parity", fix="a float16 or int8 path cannot hold these magnitudes: keep float32 "
+                                                  "for this layer or scale the activations down"))
+        elif not p.within(tolerance, scale):
+            agreement = "" if p.label_agreement is None else f", top-1 agreement {p.label_agreement:.0%}"
+            report.add(Finding(severity if path == "float32" else "warning",
+                               f"{which} diverge from the reference: max |diff| {p.max_abs_diff:.3g} "
+                               f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}){agreement}; "
+                               f"probe {probe}", label, "runtime", step="parity",
+                               fix="see the divergence table for the first layer that fails"))
+        elif is_classifier_output(want) and p.label_agreement is not None and p.label_agreement < 1.0:
+            report.add(Finding("warning", f"{which}: the top-1 class differs on {1 - p.label_agreement:.0%} of the rows "
+                               f"though values are within tolerance (max |diff| {p.max_abs_diff:.3g}; probe {probe})",
+                               label, "runtime", step="parity", fix="compare the decisions your app makes, not only "
+                               "the scores: near-ties flip between runtimes"))
     assert worst is not None  # at least one output: the reference always has one
     report.parity[label] = worst.to_json()
-    tolerance = tolerance_for(path)
-    scale = max(float(abs(w).max()) for w in ctx.reference if w.size)
-    if not worst.shape_match:
-        report.add(Finding("blocker", f"output shape {list(worst.shape)} differs from the reference's "
-                           f"{[list(w.shape) for w in ctx.reference]}", label, "runtime", step="parity"))
-    elif not worst.within(tolerance, scale):
-        report.add(Finding(severity if path == "float32" else "warning",
-                           f"outputs diverge from the reference: max |diff| {worst.max_abs_diff:.3g} "
-                           f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}), "
-                           f"label agreement {worst.label_agreement}", label, "runtime", step="parity",
-                           fix="see the divergence table for the first layer that fails"))
+    if len(each) > 1:
+        report.parity[label]["outputs"] = each
     return worst
+
+
+def _badness(p: Parity) -> tuple[bool, bool, float]:
+    """Order of outputs from the least to the most wrong: shape, then NaN, then max |diff|."""
+    nan = math.isnan(p.max_abs_diff)
+    return (not p.shape_match, nan, 0.0 if nan else p.max_abs_diff)
 
 
 def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, label: str,
@@ -253,7 +301,7 @@ def _grpc_parity(report: TargetReport, deployed: Deployment, ctx: Context) -> No
     outputs: list[np.ndarray] | None = None
     with recorded(report, "predict tfserving grpc"):
         sig = deployed.signature()
-        feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
+        feed = {name: np.asarray(value, dtype=spec.dtype if not is_string(spec.dtype) else None) for (name, value), spec
                 in zip(_feed(deployed, ctx).items(), sig.inputs)}
         reply = grpc_predict(getattr(deployed, "server"), feed)
         outputs = _outputs_in_order(dict(reply.outputs), deployed, ctx)
@@ -307,7 +355,24 @@ def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
 
 
 def _first_rows(ctx: Context, rows: int = 1) -> Context:
-    return replace(ctx, inputs={k: v[:rows] for k, v in ctx.inputs.items()}, reference=[r[:rows] for r in ctx.reference])
+    """The context of a path fed the first ``rows`` rows only: its reference is the model run on
+    exactly those rows (not the whole batch's reference sliced: a model whose output depends on
+    the batch would show a divergence that is not there)."""
+    inputs = {k: v[:rows] for k, v in ctx.inputs.items()}
+    return replace(ctx, inputs=inputs, reference=_reference_or_none(ctx.model, inputs)[0],
+                   probe=f"{ctx.probe}, first {rows} row{'s' if rows > 1 else ''}")
+
+
+def _reference_or_none(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "tuple[list[np.ndarray] | None, Finding | None]":
+    """The reference on ``inputs``, or None and the finding that says why TensorFlow could not give it."""
+    try:
+        return reference_outputs(model, inputs), None
+    except Exception as exc:  # noqa: BLE001 - the model's own run failing is a finding, not a crash
+        text, source, runtime = _text_of(exc)
+        return None, Finding("warning", f"the reference could not be computed: {text.strip()[:3000]}", source,
+                             "runtime" if runtime else "static", step="reference",
+                             fix="outputs are not compared on any path; check that the model runs with "
+                                 "TensorFlow/Keras in a fresh process (saved functions, custom objects)")
 
 
 def _latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
@@ -446,16 +511,30 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
             return _not_run(source, concerns, wanted, started)
     say(f"loading {source.path} ({source.format})")
     model = load_model(source)
+    report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust)
+    report.findings.extend(model.notes)
+    probe = "synthesised"
     if inputs is not None:
         feed = read_inputs(Path(inputs), model)
         how: dict[str, Any] = {"file": str(Path(inputs).resolve())}
+        probe = f"--inputs {Path(inputs).name}"
     else:
-        feed = synthesise_inputs(model)
+        try:
+            feed = synthesise_inputs(model)
+        except Exception as exc:  # noqa: BLE001 - an input this check cannot make yet: say so, run nothing
+            report.findings.append(finding_from("check", exc, "inputs", severity="warning"))
+            reason = "not run: pitfalls check cannot synthesise this model's inputs yet; pass --inputs FILE.npz"
+            for name in wanted:
+                report.targets[name] = TargetReport(name, verdict="skipped", reason=reason)
+            report.seconds = time.perf_counter() - started
+            return report
         how = {"synthesised": {i.name: i.kind for i in model.inputs}}
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
-    reference = reference_outputs(model, feed)
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say)
-    report = CheckReport(model=model.describe(), inputs=how, created=_now(), trusted=trust)
+    report.inputs = how
+    reference, failed = _reference_or_none(model, feed)
+    if failed is not None:
+        report.findings.append(failed)
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say, probe)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)
     report.seconds = time.perf_counter() - started
@@ -514,10 +593,15 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
         return report
     started = time.perf_counter()
     ctx.say(f"{name}: checking")
-    with ExitStack() as stack:
-        target = active.get(name) if active is not None else stack.enter_context(cls())
-        report.versions = target.versions()
-        CHECKS[name](target, report, ctx)
+    try:
+        with ExitStack() as stack:
+            target = active.get(name) if active is not None else stack.enter_context(cls())
+            report.versions = target.versions()
+            CHECKS[name](target, report, ctx)
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check
+        report.add(finding_from(name, exc, "check", severity="warning"))
     report.settle()
     report.seconds = time.perf_counter() - started
     ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")
