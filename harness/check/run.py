@@ -209,7 +209,8 @@ def _predict_and_compare(target: Target, report: TargetReport, deployed: Deploym
     feed = _feed(deployed, ctx)
     integer_io = _integer_io(target, deployed)
     if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
-        feed = {name: quantize(value, integer_io["inputs"][name]) for name, value in feed.items()}
+        quantised = integer_io["inputs"]  # only the float inputs became integers: ids (int64) stay as they are
+        feed = {name: quantize(value, quantised[name]) if name in quantised else value for name, value in feed.items()}
     with recorded(report, f"predict {label}", severity=severity):
         started = time.perf_counter()
         got = deployed.predict(feed)
