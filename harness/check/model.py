@@ -229,6 +229,57 @@ def synthesise_inputs(model: LoadedModel, batch: int = BATCH, seed: int = SEED) 
     return out
 
 
+#: the synthetic probes besides the sample: what each one feeds (docs/check-schema.md)
+PROBES: dict[str, str] = {
+    "wide": "ten times the documented spread: normal(0, 10) floats, images in [0, 255] (unnormalised pixels), "
+            "strings half out of the vocabulary",
+    "edge": "values at the edges the dtype allows the layer: floats of magnitude 1e4 with alternating sign "
+            "and zeros, integers at 0 and the top of their range, empty strings",
+}
+
+
+def synthesise_probes(model: LoadedModel, batch: int = BATCH, seed: int = SEED) -> "dict[str, dict[str, np.ndarray]]":
+    """The further probes of :data:`PROBES`, each with the sample's shapes; a probe that would feed
+    exactly the sample (a model of integer ids in a full range has no wider one) is left out."""
+    import numpy as np
+
+    sample = synthesise_inputs(model, batch, seed)
+    rng = np.random.default_rng(seed + 1)
+    wide: dict[str, np.ndarray] = {}
+    edge: dict[str, np.ndarray] = {}
+    for spec in model.inputs:
+        base = sample[spec.name]
+        if is_string(spec.dtype):
+            unknown = np.asarray([f"unseen-{i}" for i in range(base.size)], dtype=str).reshape(base.shape)
+            wide[spec.name] = np.where(rng.random(base.shape) < 0.5, base, unknown)
+            edge[spec.name] = np.full(base.shape, "", dtype=str)
+        elif spec.kind == "boolean":
+            wide[spec.name] = base
+            edge[spec.name] = np.ones(base.shape, dtype=bool)
+        elif spec.kind.startswith("integer"):
+            top = int(spec.kind.split(", ")[1].rstrip(")"))
+            wide[spec.name] = base
+            edge[spec.name] = np.where(np.arange(base.size).reshape(base.shape) % 2 == 0, 0, top - 1).astype(base.dtype)
+        elif spec.kind.startswith("image"):
+            wide[spec.name] = (base * 255.0).astype(base.dtype)
+            edge[spec.name] = _alternating(base, 1e4, rng)
+        else:
+            wide[spec.name] = (base * 10.0).astype(base.dtype)
+            edge[spec.name] = _alternating(base, 1e4, rng)
+    found = {"wide": wide, "edge": edge}
+    return {name: inputs for name, inputs in found.items()
+            if any(not np.array_equal(inputs[k], sample[k]) for k in inputs)}
+
+
+def _alternating(like: "np.ndarray", magnitude: float, rng: "np.random.Generator") -> "np.ndarray":
+    """``like``'s shape and dtype: +-``magnitude`` at random signs, a quarter of the values zero."""
+    import numpy as np
+
+    signs = np.where(rng.random(like.shape) < 0.5, -1.0, 1.0)
+    zeros = rng.random(like.shape) < 0.25
+    return np.where(zeros, 0.0, signs * magnitude).astype(like.dtype)
+
+
 def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
     """Sample inputs from an ``.npz`` keyed by input name; wrong names, shapes or dtypes: UsageError."""
     import numpy as np

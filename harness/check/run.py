@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import (LoadedModel, hash_inputs, inbound_layers, is_string, layer_outputs, load_model,
-                                 read_inputs, reference_outputs, synthesise_inputs)
+from harness.check.model import (PROBES, LoadedModel, hash_inputs, inbound_layers, is_string, layer_outputs,
+                                 load_model, read_inputs, reference_outputs, synthesise_inputs, synthesise_probes)
 from harness.check.report import CheckReport, Finding, Severity, TargetReport
 from harness.check.rules import rule_for
 from harness.targets.litert.kit import dequantize, quantize
@@ -54,6 +54,21 @@ class Context:
     profiles: tuple[str, ...]
     say: Progress
     probe: str = "synthesised"  # which inputs these are: "synthesised", "--inputs FILE"; findings name it
+    probes: "tuple[Probe, ...]" = ()  # further probes every path is also fed (wide, edge, calibration)
+    calibration: "dict[str, np.ndarray] | None" = None  # --calibration: the int8 representative set
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A further set of inputs every path is fed besides the sample, with its own reference."""
+
+    name: str  # "wide", "edge", "--calibration FILE"
+    inputs: "dict[str, np.ndarray]"
+    reference: "list[np.ndarray] | None"
+
+    def rows(self, model: LoadedModel, rows: int) -> "Probe":
+        inputs = {k: v[:rows] for k, v in self.inputs.items()}
+        return Probe(f"{self.name}, first {rows} row{'s' if rows > 1 else ''}", inputs, _reference_or_none(model, inputs)[0])
 
 
 def _text_of(exc: BaseException) -> tuple[str, str, bool]:
@@ -102,15 +117,19 @@ def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker")
         caught.append(exc)
 
 
-def _feed(deployed: Deployment, ctx: Context) -> "dict[str, np.ndarray]":
-    """The sample inputs keyed by the deployed model's input names (by name, else by position)."""
+def _feed(deployed: Deployment, ctx: Context, inputs: "dict[str, np.ndarray] | None" = None) -> "dict[str, np.ndarray]":
+    """The sample inputs (or ``inputs``) keyed by the deployed model's input names (by name, else by position)."""
     names = deployed.signature().input_names()
     mine = [i.name for i in ctx.model.inputs]
+    given = ctx.inputs if inputs is None else inputs
     if set(names) == set(mine):
-        return {n: ctx.inputs[n] for n in names}
+        return {n: given[n] for n in names}
     if len(names) == len(mine):
-        return {deployed_name: ctx.inputs[own] for deployed_name, own in zip(names, mine)}
-    raise HarnessError(f"the deployed model takes inputs {names}, the model has {mine}")
+        return {deployed_name: given[own] for deployed_name, own in zip(names, mine)}
+    added = [n for n in names if n not in mine]
+    raise HarnessError(f"the converted model takes inputs {names}, the model has {mine}: pitfalls check cannot "
+                       f"feed {added} (the converter made them inputs; a lookup table's handle is one), so this "
+                       "path was not run")
 
 
 def _outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx: Context) -> "list[np.ndarray]":
@@ -203,22 +222,17 @@ def _deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared
 def _predict_and_compare(target: Target, report: TargetReport, deployed: Deployment, ctx: Context, label: str,
                          *, path: str = "float32", timings: bool = False,
                          severity: Severity = "blocker") -> "list[np.ndarray] | None":
-    """Predict the sample on a loaded model and compare it with the reference (see _deploy_and_compare)."""
+    """Predict the sample on a loaded model and compare it with the reference (see _deploy_and_compare);
+    then each further probe (``ctx.probes``), whose divergences are warnings naming the probe."""
     outputs: list[np.ndarray] | None = None
     report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
-    feed = _feed(deployed, ctx)
     integer_io = _integer_io(target, deployed)
-    if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
-        quantised = integer_io["inputs"]  # only the float inputs became integers: ids (int64) stay as they are
-        feed = {name: quantize(value, quantised[name]) if name in quantised else value for name, value in feed.items()}
+    feed = _quantised_feed(_feed(deployed, ctx), integer_io)
     with recorded(report, f"predict {label}", severity=severity):
         started = time.perf_counter()
         got = deployed.predict(feed)
         first = time.perf_counter() - started
-        if integer_io is not None:
-            got = {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"]
-                          else value) for name, value in got.items()}
-        outputs = _outputs_in_order(got, deployed, ctx)
+        outputs = _outputs_in_order(_dequantised(got, integer_io), deployed, ctx)
         if timings:
             started = time.perf_counter()
             deployed.predict(feed)
@@ -228,7 +242,32 @@ def _predict_and_compare(target: Target, report: TargetReport, deployed: Deploym
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
+    for probe in ctx.probes:
+        probed: list[np.ndarray] | None = None
+        with recorded(report, f"predict {label} [{probe.name}]", severity="warning"):
+            got = deployed.predict(_quantised_feed(_feed(deployed, ctx, probe.inputs), integer_io))
+            probed = _outputs_in_order(_dequantised(got, integer_io), deployed, ctx)
+        if probed is not None:
+            compare_outputs(report, f"{label} [{probe.name}]", probed,
+                            replace(ctx, inputs=probe.inputs, reference=probe.reference, probe=probe.name, probes=()),
+                            path, severity="warning")
     return outputs
+
+
+def _quantised_feed(feed: "dict[str, np.ndarray]", integer_io: dict[str, dict[str, Any]] | None) -> "dict[str, np.ndarray]":
+    """As an app does with a full-integer model: the inputs LiteRT quantised are quantised (ids,
+    int64, stay as they are)."""
+    if integer_io is None:
+        return feed
+    quantised = integer_io["inputs"]
+    return {name: quantize(value, quantised[name]) if name in quantised else value for name, value in feed.items()}
+
+
+def _dequantised(got: "dict[str, np.ndarray]", integer_io: dict[str, dict[str, Any]] | None) -> "dict[str, np.ndarray]":
+    if integer_io is None:
+        return got
+    return {name: (dequantize(value, integer_io["outputs"][name]) if name in integer_io["outputs"] else value)
+            for name, value in got.items()}
 
 
 def _integer_io(target: Target, deployed: Deployment) -> dict[str, dict[str, Any]] | None:
@@ -278,7 +317,7 @@ def check_tfserving(target: Target, report: TargetReport, ctx: Context) -> None:
 def _signature_findings(report: TargetReport, sig: Signature) -> None:
     """What the served metadata says clients will get wrong: non-float inputs, a fixed batch size."""
     for spec in sig.inputs:
-        if spec.dtype not in ("float32", "string"):
+        if spec.dtype != "float32" and not is_string(spec.dtype):
             report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
                                "that TF Serving must convert, gRPC clients must build this dtype",
                                "served metadata", "static",
@@ -311,9 +350,10 @@ def _grpc_parity(report: TargetReport, deployed: Deployment, ctx: Context) -> No
 
 
 def _representative(ctx: Context) -> "np.ndarray | None":
+    """The int8 representative set: the --calibration set, else the sample (one float input only)."""
     if len(ctx.model.inputs) != 1:
         return None
-    return ctx.inputs[ctx.model.inputs[0].name]
+    return (ctx.calibration or ctx.inputs)[ctx.model.inputs[0].name]
 
 
 def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
@@ -332,7 +372,7 @@ def check_litert(target: Target, report: TargetReport, ctx: Context) -> None:
         if profile == "host":
             continue
         if profile == "arm64":  # the aarch64 LiteRT under qemu: parity only, at batch 1, never timings
-            _deploy_and_compare(target, report, prepared, _first_rows(ctx), "litert@arm64",
+            _deploy_and_compare(target, report, prepared, _first_rows(replace(ctx, probes=())), "litert@arm64",
                                 load_options={"profile": "arm64"})
             continue
         _deploy_and_compare(target, report, prepared, ctx, f"litert@{profile}", load_options={"profile": profile})
@@ -361,7 +401,8 @@ def _first_rows(ctx: Context, rows: int = 1) -> Context:
     the batch would show a divergence that is not there)."""
     inputs = {k: v[:rows] for k, v in ctx.inputs.items()}
     return replace(ctx, inputs=inputs, reference=_reference_or_none(ctx.model, inputs)[0],
-                   probe=f"{ctx.probe}, first {rows} row{'s' if rows > 1 else ''}")
+                   probe=f"{ctx.probe}, first {rows} row{'s' if rows > 1 else ''}",
+                   probes=tuple(probe.rows(ctx.model, rows) for probe in ctx.probes))
 
 
 def _reference_or_none(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "tuple[list[np.ndarray] | None, Finding | None]":
@@ -482,7 +523,8 @@ class ActiveTargets(Protocol):
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
           profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
-          active: ActiveTargets | None = None, trust: bool = False) -> CheckReport:
+          active: ActiveTargets | None = None, trust: bool = False, probes: Sequence[str] | None = None,
+          calibration: str | Path | None = None) -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
 
     Unless ``trust``, the model file is scanned first (:mod:`harness.trust`, nothing is loaded):
@@ -493,6 +535,11 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     ``active`` lends targets that are already running in this process (inside pytest, the
     session's: a second browser target would start a second sync Playwright, which Playwright
     refuses); without it each target is started and stopped here.
+
+    Besides the sample (``inputs`` or synthesised), every path is fed the synthetic ``probes``
+    (default: every one of :data:`~harness.check.model.PROBES`; ``()`` none) and the
+    ``calibration`` set (an ``.npz`` like ``inputs``; also LiteRT int8's representative set),
+    each compared with its own reference; a finding names the probe that showed it.
     """
     from harness.artifacts import ArtifactCache
 
@@ -502,6 +549,10 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
+    probe_names = list(PROBES) if probes is None else list(probes)
+    unknown = [p for p in probe_names if p not in PROBES]
+    if unknown:
+        raise UsageError(f"unknown probe(s) {', '.join(unknown)}: choose from {', '.join(PROBES)} (or none)")
     source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
     if not trust:
         say(f"scanning {source.path} ({source.format}) for code it carries")
@@ -535,7 +586,24 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     reference, failed = _reference_or_none(model, feed)
     if failed is not None:
         report.findings.append(failed)
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say, probe)
+    further: list[Probe] = []
+    calibration_set = None
+    if calibration is not None:
+        calibration_set = read_inputs(Path(calibration), model)
+        further.append(Probe(f"--calibration {Path(calibration).name}", calibration_set,
+                             _reference_or_none(model, calibration_set)[0]))
+        how["calibration"] = {"file": str(Path(calibration).resolve()), "digest": hash_inputs(calibration_set)}
+    try:
+        synthetic = synthesise_probes(model)
+    except Exception as exc:  # noqa: BLE001 - the sample still runs; say which probes did not
+        report.findings.append(finding_from("check", exc, "probes", severity="info"))
+        synthetic = {}
+    for name, probe_inputs in synthetic.items():
+        if name in probe_names:
+            further.append(Probe(name, probe_inputs, _reference_or_none(model, probe_inputs)[0]))
+    how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say, probe,
+                  tuple(further), calibration_set)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)
     report.seconds = time.perf_counter() - started

@@ -134,3 +134,20 @@ def batch_dependent_saved_model(cache: ArtifactCache) -> Path:
 ALL = {"string_lookup": string_lookup_keras, "dict_inputs": dict_inputs_keras, "two_outputs": two_outputs_keras,
        "int64_ids": int64_ids_keras, "dynamic_length": dynamic_length_keras, "module_saved_model": module_saved_model,
        "batch_dependent": batch_dependent_saved_model}
+
+
+def tf_keras_keras(cache: ArtifactCache) -> Path:
+    """A small MLP written by tf_keras in the ``.keras`` format (metadata says Keras 2.x)."""
+    def build(out: Path) -> None:
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(0)
+        model = tf_keras.Sequential([tf_keras.layers.Input((6,), name="features"),
+                                     tf_keras.layers.Dense(8, activation="relu", name="hidden"),
+                                     tf_keras.layers.Dense(3, activation="softmax", name="scores")], name="tfk_mlp")
+        model.save(out / "tfk_mlp.keras")
+
+    return _cached(cache, "wild_tf_keras_keras", "tfk_mlp.keras", build)
+
+
+ALL["tf_keras_keras"] = tf_keras_keras
