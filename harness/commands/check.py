@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import IO, TextIO
 
 from harness.commands.common import split_list
 from harness.errors import UsageError
@@ -82,7 +82,7 @@ class RuntimeLog:
     """What was written to file descriptor 2 while the check ran (read once it is over)."""
 
     def __init__(self) -> None:
-        self.file: "tempfile._TemporaryFileWrapper[bytes] | None" = None
+        self.file: IO[bytes] | None = None
 
     def text(self) -> str:
         if self.file is None:
@@ -111,8 +111,9 @@ def runtime_log_kept() -> Iterator[tuple[TextIO, RuntimeLog]]:
         return
     sys.stderr.flush()
     saved = os.dup(2)
-    log.file = tempfile.TemporaryFile()
-    os.dup2(log.file.fileno(), 2)
+    kept = tempfile.TemporaryFile()
+    log.file = kept
+    os.dup2(kept.fileno(), 2)
     terminal = os.fdopen(os.dup(saved), "w", buffering=1)
     try:
         yield terminal, log
