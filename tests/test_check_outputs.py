@@ -11,7 +11,7 @@ import pytest
 
 from harness.check.model import InputSpec, LoadedModel
 from harness.check.report import TargetReport
-from harness.check.run import HARNESS_LIMITATION, Context, compare_outputs, finding_from
+from harness.check.steps import HARNESS_LIMITATION, Context, compare_outputs, finding_from
 from harness.compare import is_classifier_output, non_finite, pair_outputs
 from harness.errors import UsageError
 from harness.targets.base import ModelSource

@@ -12,7 +12,7 @@ import pytest
 from harness.check.localise import _layer_in_name, localise
 from harness.check.report import CheckReport, Divergence, Finding, LayerError, TargetReport
 from harness.check.render import html_page, summary
-from harness.check.rules import RULES, rule_for
+from harness.check.rules import all_rules, rule_for
 from harness.compare import Tolerance
 from harness.errors import UsageError
 from harness.registry import all_scenarios
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 def test_every_rule_names_a_catalog_scenario_of_its_target() -> None:
     catalog = {s.id: s for s in all_scenarios()}
-    for rule in RULES:
+    rules = all_rules()
+    assert {rule.target for rule in rules} == {"litert", "coreml", "tfjs", "tfserving"}  # every declaration's
+    for rule in rules:
         assert rule.scenario in catalog, f"rule {rule.pattern!r} names no scenario {rule.scenario}"
         assert rule.target in catalog[rule.scenario].targets
         assert rule.taxonomy == catalog[rule.scenario].taxonomy

@@ -15,7 +15,7 @@ import pytest
 
 from harness.artifacts import ArtifactCache
 from harness.check import CheckReport
-from harness.check.run import HARNESS_LIMITATION
+from harness.check.steps import HARNESS_LIMITATION
 from harness.paths import REPO_ROOT
 from harness.targets import target_class
 from harness.targets.base import ModelSource
@@ -64,7 +64,7 @@ def test_batch_dependent_model_is_compared_with_the_reference_of_the_rows_each_p
     import numpy as np
 
     from harness.check.model import reference_outputs
-    from harness.check.run import BROWSER_ROWS
+    from harness.targets.tfjs.checks import BROWSER_ROWS
 
     _available("tfjs")
     path = batch_dependent_saved_model(cache)

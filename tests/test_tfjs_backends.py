@@ -124,18 +124,14 @@ def test_a_made_up_entry_reaches_mounts_scripts_flags_and_the_check(made_up: Tfj
     from harness.targets.tfjs import target as tfjs_target
 
     tfjs_target._check_options({"backend": "madeup"})  # the load option accepts it, as it refuses "metal"
-    # the check's tf.js path: one deploy per entry, with the entry's tolerance path
-    from harness.check import run
+    # the check's tf.js path: one load per entry, with the entry's tolerance path
+    from harness.targets import target_checks
 
-    calls: list[tuple[str, str, Any]] = []
-    monkeypatch.setattr(run, "_prepare", lambda *args, **kwargs: object())
-    monkeypatch.setattr(run, "_first_rows", lambda ctx, rows: ctx)
-    monkeypatch.setattr(run, "_deploy_and_compare", lambda target, report, prepared, ctx, label, **kw:
-                        calls.append((label, kw["path"], kw["load_options"])))
-    ctx = type("Ctx", (), {"model": type("Model", (), {"flavour": "keras3"})()})()
-    run.check_tfjs(None, None, ctx)  # type: ignore[arg-type]  # stand-ins: only the loop over the table runs
-    assert calls[-1] == ("tfjs@madeup", "int8", {"backend": "madeup"})
-    assert [c[0] for c in calls] == [f"tfjs@{b.name}" for b in backends.TABLE if b.in_check]
+    declaration = target_checks("tfjs")
+    assert declaration is not None and declaration.loads is not None
+    loads = declaration.loads(None)  # type: ignore[arg-type]  # the loads depend on the table only
+    assert (loads[-1].label, loads[-1].tolerance, loads[-1].options) == ("tfjs@madeup", "int8", {"backend": "madeup"})
+    assert [load.label for load in loads] == [f"tfjs@{b.name}" for b in backends.TABLE if b.in_check]
 
 
 def test_a_made_up_entry_gets_its_page_browser_and_setup(target: TfjsTarget, made_up: TfjsBackend) -> None:

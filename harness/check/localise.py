@@ -1,8 +1,8 @@
 """Where a converted model's outputs start to diverge from Keras: per-layer errors and attribution.
 
-The converted model's intermediate tensors (LiteRT keeps them all with
-``experimental_preserve_all_tensors`` and no delegate) are mapped back to Keras layer names by
-the names the converter gives them (``sequential_1/conv2d_1/Relu;...`` holds the layer name), the
+The converted model's intermediate tensors (a target's check paths read them from its runtime, e.g.
+an interpreter that keeps them all) are mapped back to Keras layer names by the names the converter
+gives them (``sequential_1/conv2d_1/Relu;...`` holds the layer name), the
 last tensor of each layer being its output; each is compared with the Keras layer's own output on
 the same inputs.  A layer that fails while every layer feeding it passes is the **local** cause; a
 failing layer downstream of a failing one is **accumulated** error.
@@ -19,48 +19,6 @@ from harness.compare import Tolerance
 
 if TYPE_CHECKING:
     import numpy as np
-
-
-def litert_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
-    """Run in the LiteRT worker: every op's output tensor (dequantised), in execution order.
-
-    No delegate (XNNPACK would compute intermediate tensors inside itself and not keep them).
-    Returns ``{"ops": [[tensor name, array]...], "outputs": [array...]}``.
-    """
-    import numpy as np
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    interp = Interpreter(model_path=model_path, experimental_preserve_all_tensors=True,
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    details = interp.get_input_details()
-    for detail, value in zip(details, inputs):
-        if list(detail["shape"]) != list(np.shape(value)):
-            interp.resize_tensor_input(detail["index"], list(np.shape(value)))
-    interp.allocate_tensors()
-    for detail, value in zip(interp.get_input_details(), inputs):
-        scale, zero = detail["quantization"]
-        if scale:
-            value = np.clip(np.round(np.asarray(value) / scale + zero), np.iinfo(detail["dtype"]).min,
-                            np.iinfo(detail["dtype"]).max)
-        interp.set_tensor(detail["index"], np.asarray(value).astype(detail["dtype"]))
-    interp.invoke()
-    tensors = {t["index"]: t for t in interp.get_tensor_details()}
-
-    def value_of(index: int) -> Any:
-        t = tensors[index]
-        raw = interp.get_tensor(index)
-        scale, zero = t["quantization"]
-        return (raw.astype("float64") - zero) * scale if scale else raw.astype("float64")
-
-    ops: list[list[Any]] = []
-    for op in interp._get_ops_details():  # noqa: SLF001 - the only API that lists ops and their outputs
-        if op["op_name"] == "DELEGATE":
-            continue
-        for index in op["outputs"]:
-            if index >= 0 and tensors[index]["dtype"] in (np.float32, np.float16, np.int8, np.uint8, np.int16):
-                ops.append([tensors[index]["name"], value_of(index)])
-    outputs = [value_of(d["index"]) for d in interp.get_output_details()]
-    return {"ops": ops, "outputs": outputs}
 
 
 def _layer_in_name(tensor_name: str, layers: set[str], model_name: str) -> str | None:

@@ -1,0 +1,89 @@
+"""What ``pitfalls check`` tries on TF Serving, and the serving texts it knows (see harness.check.steps).
+
+One server for everything: the served signature's metadata (what clients will get wrong), REST
+predict with first/warm timings, and the same request over gRPC built from the metadata.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.check.model import is_string
+from harness.check.report import Finding, TargetReport
+from harness.check.rules import Rule
+from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, feed_for, outputs_in_order,
+                                 recorded)
+from harness.targets.base import Deployment, Signature, Target
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NAME = "tfserving"
+
+RULES: tuple[Rule, ...] = (
+    Rule(NAME, r'Serving signature name: "serving_default" not found in signature def',
+         "server/model-export/specification-of-model-information",
+         "Export with a serving_default signature (Keras 3: model.export; tf.saved_model.save(..., signatures=...))."),
+    Rule(NAME, r"Expects arg\[\d+\] to be \w+ but \w+ is provided",
+         "server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
+         "Send tensors of the signature's dtype (cast on the client), or export a signature of the client's dtype."),
+    Rule(NAME, r"Op type not registered '[^']+' in binary running on",
+         "server/environment/avoiding-version-incompatibility",
+         "Serve with a TF Serving at least as new as the TF that exported the model."),
+    Rule(NAME, r"Could not find SavedModel \.pb or \.pbtxt|does not appear to contain a SavedModel bundle",
+         "server/general-questions/limitations-of-platforms-frameworks",
+         "Serve a SavedModel directory (saved_model.pb + variables/) under a numbered version directory."),
+)
+
+
+def keras3_file_note(report: TargetReport, ctx: Context) -> None:
+    if ctx.model.flavour == "keras3" and ctx.model.source.format == "keras":
+        report.add(Finding("info", "a Keras 3 .keras file is not a SavedModel: TF Serving needs model.export(dir) "
+                           "(pitfalls exported it for you)", "Keras 3 file format", "static",
+                           taxonomy="server/model-export/procedure", scenario="server/model-export/procedure",
+                           fix="export with model.export('models/<name>/1')", step="prepare"))
+
+
+def signature_findings(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:
+    """What the served metadata says clients will get wrong: non-float inputs, a fixed batch size."""
+    sig: Signature = deployed.signature()
+    for spec in sig.inputs:
+        if spec.dtype != "float32" and not is_string(spec.dtype):
+            report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
+                               "that TF Serving must convert, gRPC clients must build this dtype",
+                               "served metadata", "static",
+                               taxonomy="server/data-processing/setting-format-datatype-of-input-data",
+                               scenario="server/data-processing/setting-format-datatype-of-input-data/grpc-float64-tensor",
+                               fix="export a float32 signature, or cast on the client", step="signature"))
+        if spec.shape and spec.shape[0] is not None:
+            report.add(Finding("warning", f"input {spec.name} has a fixed batch dimension {spec.shape[0]}: "
+                               "requests of another batch size fail", "served metadata", "static",
+                               taxonomy="server/data-processing/setting-size-shape-of-input-data",
+                               scenario="server/data-processing/setting-size-shape-of-input-data",
+                               fix="export with a None batch dimension", step="signature"))
+
+
+def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:
+    """The same request over gRPC, built from the served metadata (dtypes as the signature says)."""
+    import numpy as np
+
+    from harness.targets.tfserving.client import grpc_predict
+
+    outputs: list[np.ndarray] | None = None
+    with recorded(report, f"predict {NAME} grpc"):
+        sig = deployed.signature()
+        feed = {name: np.asarray(value, dtype=None if is_string(spec.dtype) else spec.dtype) for (name, value), spec
+                in zip(feed_for(deployed, ctx).items(), sig.inputs)}
+        reply = grpc_predict(getattr(deployed, "server"), feed)
+        outputs = outputs_in_order(dict(reply.outputs), deployed, ctx)
+    if outputs is not None:
+        compare_outputs(report, f"{NAME} grpc", outputs, ctx)
+
+
+CHECKS = TargetChecks(
+    rules=RULES,
+    notes=keras3_file_note,
+    loads=lambda ctx: (Load(NAME, timings=True, time_load=True),),
+    inspect=signature_findings,
+    after=grpc_parity,
+)
