@@ -116,3 +116,34 @@ def test_string_inputs_from_a_file(tmp_path: Path) -> None:
     np.savez(path, word=np.zeros((2, 1), "float32"))
     with pytest.raises(UsageError, match="the model takes strings"):
         read_inputs(path, model)
+
+
+def test_unknown_probe_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    out = tmp_path / "report"
+    assert main(["check", str(tmp_path), "--probes", "wide,huge", "--report-dir", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown probe(s) huge" in err[0] and "wide, edge" in err[0]
+    assert not out.exists()
+
+
+def test_probes_are_the_documented_ranges_and_leave_out_what_repeats_the_sample() -> None:
+    import numpy as np
+
+    from harness.check.model import synthesise_inputs, synthesise_probes
+
+    floats = _model(["y"])
+    probes = synthesise_probes(floats)
+    sample = synthesise_inputs(floats)["x"]
+    assert set(probes) == {"wide", "edge"}
+    assert np.allclose(probes["wide"]["x"], sample * 10.0)
+    assert set(np.unique(np.abs(probes["edge"]["x"]))) <= {0.0, 1e4}
+    ids = _model(["y"], (InputSpec("ids", "int64", (None, 5), "integer [0, 20)"),))
+    probes = synthesise_probes(ids)
+    assert set(probes) == {"edge"}  # integers have no wider range than their embedding's
+    assert set(np.unique(probes["edge"]["ids"])) == {0, 19}
+    words = _model(["y"], (InputSpec("w", "string", (None, 1), "string: words of lookup", ("cat", "dog")),))
+    probes = synthesise_probes(words)
+    assert any(str(v).startswith("unseen-") for v in probes["wide"]["w"].ravel())
+    assert set(probes["edge"]["w"].ravel()) == {""}

@@ -231,3 +231,36 @@ def test_terminal_shows_progress_and_the_runtime_log_goes_to_the_report(tmp_path
     log = json.loads(done.stdout)["runtime_log"]
     for token in noisy:
         assert token in log and token not in done.stderr
+
+
+def test_calibration_set_is_a_probe_and_the_int8_representative_set(tmp_path: Path, cache: ArtifactCache,
+                                                                    pitfalls_check: Any, pitfalls_targets: Any) -> None:
+    """--calibration: fed to every path as a probe of its own (named in parity), and the int8
+    model is the one LiteRT's converter makes from that set (same parity when called directly)."""
+    import numpy as np
+
+    from harness.check.model import reference_outputs
+
+    _available("litert")
+    path = two_outputs_keras(cache)
+    calibration = np.random.default_rng(7).normal(0.0, 3.0, (16, 6)).astype("float32")
+    npz = tmp_path / "cal.npz"
+    np.savez(npz, features=calibration)
+    report = pitfalls_check(path, targets=["litert"], cache=cache, profiles=("host",), probes=(), calibration=npz)
+    assert report.inputs["calibration"]["file"] == str(npz.resolve())
+    litert = report.targets["litert"]
+    assert "litert [--calibration cal.npz]" in litert.parity and "litert [wide]" not in litert.parity
+    model, x = _sample(path)
+    target = pitfalls_targets.get("litert")
+    int8 = target.prepare(ModelSource.from_path(path), cache, options={"quantize": "int8", "representative": calibration})
+    with target.load(int8) as deployed:
+        from harness.targets.litert.checks import integer_io
+
+        io = integer_io(target, deployed)
+        feed = {deployed.signature().input_names()[0]: x["features"]}
+        got = deployed.predict(io.encode(feed) if io is not None else feed)
+        got = io.decode(got) if io is not None else got
+    want = dict(zip(model.outputs, reference_outputs(model, x)))
+    by_shape = {tuple(np.shape(v)): v for v in got.values()}
+    direct = max(float(np.max(np.abs(np.asarray(by_shape[tuple(w.shape)], dtype="float64") - w))) for w in want.values())
+    assert litert.parity["litert int8"]["max_abs_diff"] == pytest.approx(direct, rel=1e-6, abs=1e-9)
