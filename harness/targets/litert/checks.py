@@ -121,7 +121,7 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         deploy_and_compare(target, report, prepared, ctx, f"{NAME}@{profile}", load_options={"profile": profile})
         latency(target, report, prepared, ctx, profile)
     rep = representative(ctx)
-    for mode, path in (("dynamic", "int8"), ("int8", "int8")):
+    for mode, path in (("float16", "float16"), ("dynamic", "int8"), ("int8", "int8")):
         options: dict[str, Any] = {"quantize": mode}
         if mode == "int8":
             if rep is None:
