@@ -123,7 +123,7 @@ def test_int64_ids_run_on_every_litert_path_without_a_harness_error(cache: Artif
     litert = report.targets["litert"]
     assert not [f for f in litert.findings if f.source.startswith("pitfalls (")], litert.findings
     assert "KeyError" not in _texts(report, "litert")
-    for path in ("litert", "litert dynamic", "litert int8"):
+    for path in ("litert", "litert batch 1", "litert float16", "litert dynamic", "litert int8"):
         assert litert.parity[path]["shape_match"], path
     assert litert.parity["litert"]["max_abs_diff"] < 1e-4
 
