@@ -17,29 +17,22 @@ from harness.artifacts import ArtifactCache
 from harness.check import CheckReport
 from harness.check.steps import HARNESS_LIMITATION
 from harness.paths import REPO_ROOT
-from harness.targets import target_class
 from harness.targets.base import ModelSource
 
+from check_models import finding_texts, require_targets
 from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, module_saved_model,
                                string_lookup_keras, tf_keras_keras, two_outputs_keras)
 
 pytestmark = pytest.mark.slow
 
 
-def _available(*targets: str) -> None:
-    for name in targets:
-        reason = target_class(name).unavailable_reason()
-        if reason:
-            pytest.skip(f"{name} not available here: {reason}")
+_available = require_targets
+_texts = finding_texts
 
 
 @pytest.fixture(scope="module")
-def cache() -> ArtifactCache:
-    return ArtifactCache()
-
-
-def _texts(report: CheckReport, target: str) -> str:
-    return "\n".join(f.text for f in report.targets[target].findings)
+def cache(pitfalls_cache: ArtifactCache) -> ArtifactCache:
+    return pitfalls_cache
 
 
 def _sample(path: Path) -> tuple[Any, dict[str, Any]]:
