@@ -147,3 +147,27 @@ def test_probes_are_the_documented_ranges_and_leave_out_what_repeats_the_sample(
     probes = synthesise_probes(words)
     assert any(str(v).startswith("unseen-") for v in probes["wide"]["w"].ravel())
     assert set(probes["edge"]["w"].ravel()) == {""}
+
+
+def test_a_model_tensorflow_cannot_run_is_a_finding_and_paths_are_not_compared() -> None:
+    """The reference failing (a SavedModel whose function cannot run in a fresh process) is a
+    finding with the error's text; every path then says its outputs were not compared."""
+    import numpy as np
+
+    from harness.check.steps import reference_or_none
+
+    class Unrunnable:
+        def predict(self, feed: Any, verbose: int = 0) -> Any:
+            return np.zeros((2, 2)) @ np.zeros((3, 3))  # numpy's own ValueError
+
+    model = _model(["y"])
+    model.keras_model = Unrunnable()
+    reference, finding = reference_or_none(model, {"x": np.zeros((2, 4), "float32")})
+    assert reference is None and finding is not None
+    assert finding.step == "reference" and finding.severity == "warning"
+    assert "the reference could not be computed: ValueError: matmul" in finding.text
+    report = TargetReport("tfserving")
+    ctx = _context(["y"], [np.zeros((2, 1))])
+    ctx.reference = None
+    assert compare_outputs(report, "tfserving", [np.zeros((2, 1))], ctx) is None
+    assert [f.severity for f in report.findings] == ["info"] and "outputs not compared" in report.findings[0].text
