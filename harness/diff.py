@@ -11,15 +11,19 @@ Records are matched by (scenario, target, variant).  A change is one of:
 * ``error-text``: the runtime's error text differs once its volatile parts are normalised
   (:data:`TEXT_RULES`: timestamps, temporary and cache paths, ports, container ids, addresses,
   process and thread ids, log prefixes), i.e. the runtime says something else;
-* ``figure``: a figure moved in a way its class says is real (:data:`FIGURE_CLASSES`, chosen from the
-  figure's name, first match wins):
+* ``figure``: a figure moved in a way its class says is real.  The class is the one the scenario
+  declares for the figure (``Scenario(figures=...)``, :data:`harness.scenario.FigureClass`, recorded
+  in ``evidence.figure_classes``; an undeclared figure is ``exact``); a results file written before
+  figures declared classes falls back, explicitly, to :data:`LEGACY_FIGURE_CLASSES` (rules over the
+  figure's name, first match wins).  The bounds are those the expectation states
+  (``evidence.bounds``; an older file: read from its ``expected`` text, :func:`legacy_bounds`):
 
-  ``parity`` (``max_abs_diff`` and other differences)
+  ``parity`` (a difference to a reference)
       crosses a bound of the scenario's own expectation, or moves by an order of magnitude or more
       with the larger value above the float-noise floor :data:`PARITY_FLOOR`;
   ``size`` (bytes)
       any difference (sizes are deterministic);
-  ``timing`` (``ms``, ``seconds``, latency, speedup, slowdown, throughput, ratios)
+  ``latency_ms``, ``seconds``, ``ratio``, ``speedup`` (timings)
       a bound of the scenario's expectation flips, or it moves beyond the noise band
       (``threshold_pct``: by default a factor of 20 either way, because on a shared 2-core machine
       the median of a core-pinned run moved by x10 between two runs of the same versions, and a
@@ -40,7 +44,7 @@ Records are matched by (scenario, target, variant).  A change is one of:
 
 A change is a **regression** when a variant that behaved as expected no longer does (outcome from
 reproduced/works to anything but skipped or not-applicable), when a figure now violates a bound it satisfied, or when
-a fixed variant's parity error, size or absolute time grew.  It is an **improvement** in the
+a fixed variant's parity error, size or absolute time grew (or its speedup fell).  It is an **improvement** in the
 opposite directions, and **changed** otherwise.
 """
 
@@ -53,8 +57,10 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
-PASSING = ("reproduced", "works")
-NOT_APPLICABLE = "not-applicable"  # harness.scenario.Outcome.NOT_APPLICABLE's value
+from harness.scenario import FIGURE_CLASSES, Bound, Outcome
+
+PASSING: tuple[str, ...] = (Outcome.REPRODUCED.value, Outcome.WORKS.value)
+NOT_APPLICABLE: str = Outcome.NOT_APPLICABLE.value
 #: Timing noise band: a timing figure without repeats moved when max/min exceeds 1 + pct/100.
 DEFAULT_THRESHOLD_PCT = 1900.0
 PARITY_FLOOR = 1e-6  # a difference below this is float noise, whatever its relative move
@@ -121,7 +127,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
           "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.1:45121: Connection refused"),
     _rule("container-id", r"\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b", "<id>",
           "No such container: 3f2a9c81d0e4"),
-    _rule("container-name", r"\bpitfalls-[a-z]+-(?:\d+-)?[0-9a-f]{6,}\b", "<container>",  # harness.targets.tfserving.container names
+    _rule("container-name", r"\bpitfalls-[a-z]+-(?:\d+-)?[0-9a-f]{6,}\b", "<container>",  # the names targets give their containers
           "Conflict. The container name \"/pitfalls-serving-3f9a0c21bd\" is already in use"),
     _rule("hex-address", r"\b0x[0-9a-fA-F]{6,}\b", "0x<addr>", "<tflite.Interpreter object at 0x7f3a2c1b9d50>"),
     _rule("process-id", r"\b(pid|PID|process)([ =:#]+)\d+", r"\1\2<pid>", "worker process 81234 exited with signal 9"),
@@ -173,45 +179,83 @@ def _error_text(record: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------------------------- figures
 
-#: Figure class by name: (class, pattern), first match wins; "exact" when none matches.
-FIGURE_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
+@dataclass(frozen=True)
+class Judged:
+    """How a figure class is judged: as a parity, size, timing, events or exact figure; the unit of an
+    absolute time (its noise floor); whether a higher value is worse (None: no direction)."""
+
+    kind: str
+    unit: str | None = None
+    worse_when_higher: bool | None = None
+
+
+#: Every :data:`harness.scenario.FigureClass`, with how a move of it is judged.
+JUDGED: dict[str, Judged] = {
+    "parity": Judged("parity", worse_when_higher=True),
+    "size": Judged("size", worse_when_higher=True),
+    "latency_ms": Judged("timing", unit="ms", worse_when_higher=True),
+    "seconds": Judged("timing", unit="seconds", worse_when_higher=True),
+    "ratio": Judged("timing"),
+    "speedup": Judged("timing", worse_when_higher=False),
+    "events": Judged("events"),
+    "exact": Judged("exact"),
+}
+assert set(JUDGED) == set(FIGURE_CLASSES), "every figure class is judged"
+
+#: Results files written before figures declared their class: the class from the figure's name,
+#: (class, pattern), first match wins; "exact" when none matches.  Only :func:`figure_class_in`
+#: reads it, for a record without ``evidence.figure_classes``.
+LEGACY_FIGURE_CLASSES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("parity", re.compile(r"max_abs_diff|abs_diff|(^|_)diff(_|$)|max_diff|sqnr|max_steps|scale_error"
                           r"|after_update_vs_(new|old)_model")),
     ("size", re.compile(r"bytes|megabytes|size_ratio")),
-    ("timing", re.compile(r"(^|_)ms(_|$)|seconds|latency|speedup|slowdown|throughput|per_second|ratio"
-                          r"|_over_|_vs_(cpu|builtin|xnnpack|reference|optimised|quantized)")),
+    ("latency_ms", re.compile(r"(^|_)ms(_|$)")),
+    ("seconds", re.compile(r"seconds")),
+    ("speedup", re.compile(r"speedup|throughput|per_second")),
+    ("ratio", re.compile(r"latency|slowdown|ratio|_over_|_vs_(cpu|builtin|xnnpack|reference|optimised|quantized)")),
     ("events", re.compile(r"answers|answered|requests|^errors$|failed|(^|_)wrong(_|$)")),
 )
 _BOUND = re.compile(r"\b([A-Za-z_]\w*) (<=|>=|<|>) (-?(?:\d+\.?\d*(?:e[-+]?\d+)?|inf))\b")
 _OPS = {">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b}
 
 
-def figure_class(name: str) -> str:
-    """``parity``, ``size``, ``timing``, ``events`` or ``exact``, from the figure's name."""
-    for cls, pattern in FIGURE_CLASSES:
+def legacy_figure_class(name: str) -> str:
+    """The class of a figure of an older results file, from its name (:data:`LEGACY_FIGURE_CLASSES`)."""
+    for cls, pattern in LEGACY_FIGURE_CLASSES:
         if pattern.search(name):
             return cls
     return "exact"
 
 
+def figure_class_in(record: Mapping[str, Any], name: str) -> str:
+    """The class of figure ``name`` in ``record``: the scenario's declaration (``exact`` when it
+    declares none), or, for a record written before classes were recorded, :func:`legacy_figure_class`."""
+    declared = (record.get("evidence") or {}).get("figure_classes")
+    if declared is None:
+        return legacy_figure_class(name)
+    cls = declared.get(name, "exact")
+    return cls if cls in JUDGED else "exact"
+
+
+def legacy_bounds(expected: str) -> list[Bound]:
+    """The bounds an older record's ``expected`` text states (``name op value``)."""
+    return [(name, op, float(value)) for name, op, value in _BOUND.findall(expected)]
+
+
 def figure_bounds(record: Mapping[str, Any]) -> dict[str, list[tuple[str, float]]]:
-    """The bounds a record's expectation states (``name op value`` in its ``expected`` text)."""
+    """The bounds a record's expectation states, by figure: ``evidence.bounds``, or for an older
+    record the ``name op value`` phrases of its ``expected`` text."""
+    typed = (record.get("evidence") or {}).get("bounds")
+    bounds = ([(str(b["figure"]), str(b["op"]), float(b["bound"])) for b in typed] if typed is not None
+              else legacy_bounds(str(record.get("expected") or "")))
     found: dict[str, list[tuple[str, float]]] = {}
-    for name, op, value in _BOUND.findall(str(record.get("expected") or "")):
-        found.setdefault(name, []).append((op, float(value)))
+    for name, op, value in bounds:
+        found.setdefault(name, []).append((op, value))
     return found
 
 
 def _satisfies(value: float, bounds: Sequence[tuple[str, float]]) -> bool:
     return all(_OPS[op](value, bound) for op, bound in bounds)
-
-
-def _timing_unit(name: str) -> str | None:
-    if re.search(r"(^|_)ms(_|$)", name):
-        return "ms"
-    if "seconds" in name:
-        return "seconds"
-    return None  # a ratio: no unit, no absolute floor
 
 
 def _factor(a: float, b: float) -> float:
@@ -224,15 +268,17 @@ def _repeats(record: Mapping[str, Any], name: str) -> list[float]:
     return [float(s) for s in samples if isinstance(s, (int, float))]
 
 
-def figure_moved(name: str, a: float, b: float, *, bounds: Sequence[tuple[str, float]] = (),
+def figure_moved(figure_class: str, a: float, b: float, *, bounds: Sequence[tuple[str, float]] = (),
                  repeats: tuple[Sequence[float], Sequence[float]] = ((), ()),
                  threshold_pct: float = DEFAULT_THRESHOLD_PCT, variant: str = "fixed") -> str | None:
-    """Why a figure's move from ``a`` to ``b`` is a real change (None when it is noise)."""
+    """Why a move from ``a`` to ``b`` of a figure of class ``figure_class`` is a real change (None when
+    it is noise)."""
     if a == b or (math.isnan(a) and math.isnan(b)):
         return None
     if bounds and _satisfies(a, bounds) != _satisfies(b, bounds):
         return "now violates its bound" if _satisfies(a, bounds) else "now satisfies its bound"
-    cls = figure_class(name)
+    judged = JUDGED[figure_class]
+    cls = judged.kind
     if cls in ("exact", "size"):
         return "changed"
     if cls == "parity":
@@ -249,21 +295,10 @@ def figure_moved(name: str, a: float, b: float, *, bounds: Sequence[tuple[str, f
         if not overlap and _factor(ma, mb) > 1 + threshold_pct / 100:
             return f"repeats moved (median {ma:.4g} -> {mb:.4g}, ranges apart)"
         return None
-    unit = _timing_unit(name)
+    unit = judged.unit
     if unit and abs(b - a) <= TIMING_FLOOR[unit]:
         return None
     return f"moved beyond the noise band (x{_factor(a, b):.2g})" if _factor(a, b) > 1 + threshold_pct / 100 else None
-
-
-def _worse_when_higher(name: str) -> bool | None:
-    cls = figure_class(name)
-    if cls in ("parity", "size"):
-        return True
-    if cls == "timing" and _timing_unit(name):
-        return True
-    if cls == "timing" and re.search(r"speedup|throughput|per_second", name):
-        return False
-    return None
 
 
 def _key(record: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -304,12 +339,13 @@ def _figure_changes(old: Mapping[str, Any], new: Mapping[str, Any], threshold_pc
     bounds = figure_bounds(new)
     for name in sorted(set(fo) & set(fn)):
         a, b = float(fo[name]), float(fn[name])
-        why = figure_moved(name, a, b, bounds=bounds.get(name, ()), threshold_pct=threshold_pct,
+        cls = figure_class_in(new, name)
+        why = figure_moved(cls, a, b, bounds=bounds.get(name, ()), threshold_pct=threshold_pct,
                            repeats=(_repeats(old, name), _repeats(new, name)), variant=new["variant"])
         if why is None:
             continue
         severity = "changed"
-        worse = _worse_when_higher(name)
+        worse = JUDGED[cls].worse_when_higher
         if why == "now violates its bound":
             severity = "regression"
         elif why == "now satisfies its bound":
@@ -317,7 +353,7 @@ def _figure_changes(old: Mapping[str, Any], new: Mapping[str, Any], threshold_pc
         elif worse is not None and new["variant"] == "fixed":
             severity = "regression" if (b > a) == worse else "improvement"
         pct = f" by {(b - a) / abs(a) * 100.0:+.0f}%" if a else " from 0"
-        what = f"{name} {'rose' if b > a else 'fell'}{pct} ({figure_class(name)}: {why})"
+        what = f"{name} {'rose' if b > a else 'fell'}{pct} ({cls}: {why})"
         changes.append(Change(*_key(new), "figure", severity, what, a, b))
     return changes
 

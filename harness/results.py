@@ -45,9 +45,18 @@ PASSING = (Outcome.REPRODUCED, Outcome.WORKS)
 SCENARIO_ID = re.compile(rf"(?:{'|'.join(PLATFORMS)})(?:/[A-Za-z0-9][A-Za-z0-9_.-]{{0,99}}){{1,8}}")
 KNOWN_GAP_SUFFIX = "(a known gap, xfail)"
 MATRIX_CELL_ENV = "PITFALLS_MATRIX_CELL"  # JSON: the version-matrix cell this run is (name, versions, lock digest)
-TRACKED_DISTRIBUTIONS = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "coremltools",
-                         "ai-edge-litert", "playwright", "docker", "tensorflow-serving-api",
-                         "numpy", "pytest", "pitfalls")
+
+
+def tracked_distributions() -> tuple[str, ...]:
+    """The common distributions, then each target's runtime and clients (harness.targets.TargetInfo)."""
+    from harness import targets
+
+    return ("tensorflow", "keras", "tf-keras",
+            *dict.fromkeys(p for t in targets.TARGETS for p in (*t.matrix_packages, *t.tracked_packages)),
+            "numpy", "pytest", "pitfalls")
+
+
+TRACKED_DISTRIBUTIONS = tracked_distributions()  # those of the targets declared at import
 
 
 def environment() -> dict[str, Any]:
@@ -57,7 +66,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
-        "packages": library_versions(*TRACKED_DISTRIBUTIONS),
+        "packages": library_versions(*tracked_distributions()),
     }
     cell = os.environ.get(MATRIX_CELL_ENV)
     if cell:  # set by `pitfalls matrix` for the run of one cell (harness.matrix.run)

@@ -8,6 +8,7 @@ outcome.  Nothing here imports a heavy library.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import traceback
@@ -16,7 +17,7 @@ from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Generic, Mapping, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Literal, Mapping, Protocol, TypeVar, get_args
 
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure
 from harness.paths import REPO_ROOT
@@ -41,6 +42,22 @@ class Outcome(str, Enum):
     SKIPPED = "skipped"  # runtime not available here (reason recorded)
     ERROR = "error"  # the harness itself failed
     NOT_APPLICABLE = "not-applicable"  # the installed versions lie outside the scenario's ``applies``
+
+
+#: What a figure measures, declared by the scenario that records it (``Scenario(figures=...)``);
+#: ``pitfalls diff`` and the matrix judge a move by it (docs/writing-scenarios.md, "Figures"):
+#:
+#: ``parity``      a difference to a reference (max |diff|, SQNR...): moves of 10x above float noise
+#: ``size``        bytes, megabytes, size ratios: any difference (sizes are deterministic)
+#: ``latency_ms``  a time in milliseconds, ``seconds`` a time in seconds: beyond the noise band
+#: ``ratio``       a ratio of times (a slowdown, x over y): beyond the noise band, no direction
+#: ``speedup``     a ratio or rate where higher is better (speedup, throughput): beyond the band
+#: ``events``      answers, requests, errors counted under load or in a race: zero vs non-zero
+#: ``exact``       counts, flags, accuracies: any difference
+FigureClass = Literal["parity", "size", "latency_ms", "seconds", "ratio", "speedup", "events", "exact"]
+FIGURE_CLASSES: tuple[str, ...] = get_args(FigureClass)
+#: A bound a scenario's expectation states on a figure: (figure name, operator, bound).
+Bound = tuple[str, str, float]
 
 
 class VariantFn(Protocol):
@@ -72,7 +89,7 @@ class ObservedError:
         return cls(**{name: str(data.get(name) or "") for name in ("type", "runtime", "kind", "message", "source")})
 
 
-EVIDENCE_FIELDS = ("error", "figures", "notes", "texts", "versions")
+EVIDENCE_FIELDS = ("error", "figures", "notes", "texts", "versions", "figure_classes", "bounds")
 
 
 @dataclass
@@ -84,13 +101,22 @@ class Evidence:
     notes: dict[str, Any] = field(default_factory=dict)
     texts: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+    #: figure name -> its declared :data:`FigureClass`; None: written before figures declared classes
+    figure_classes: dict[str, str] | None = None
+    #: the bounds the variant's expectation states on figures; None: written before bounds were recorded
+    bounds: list[Bound] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # fields a newer writer added, kept as read
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON values only: a note JSON cannot hold (a page may hand back a datetime) becomes its str()."""
+        typed: dict[str, Any] = {}
+        if self.figure_classes is not None:
+            typed["figure_classes"] = dict(self.figure_classes)
+        if self.bounds is not None:
+            typed["bounds"] = [{"figure": name, "op": op, "bound": bound} for name, op, bound in self.bounds]
         return {"error": self.error.to_json() if self.error else None, "figures": dict(self.figures),
                 "notes": json.loads(json.dumps(self.notes, default=str)), "texts": list(self.texts),
-                "versions": dict(self.versions), **json.loads(json.dumps(self.extra, default=str))}
+                "versions": dict(self.versions), **typed, **json.loads(json.dumps(self.extra, default=str))}
 
     @classmethod
     def from_json(cls, data: Any) -> "Evidence":
@@ -110,7 +136,29 @@ class Evidence:
         return cls(error=ObservedError.from_json(error) if error else None,
                    figures={str(k): float(v) for k, v in figures.items()}, notes=dict(notes),
                    texts=[str(t) for t in texts], versions={str(k): str(v) for k, v in versions.items()},
+                   figure_classes=_classes_from_json(data.get("figure_classes")),
+                   bounds=_bounds_from_json(data.get("bounds")),
                    extra={k: v for k, v in data.items() if k not in EVIDENCE_FIELDS})
+
+
+def _classes_from_json(data: Any) -> dict[str, str] | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping) or not all(v in FIGURE_CLASSES for v in data.values()):
+        raise ValueError(f"evidence.figure_classes is not an object of figure classes ({', '.join(FIGURE_CLASSES)})")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def _bounds_from_json(data: Any) -> list[Bound] | None:
+    if data is None:
+        return None
+    try:
+        found = [(str(b["figure"]), str(b["op"]), float(b["bound"])) for b in data]
+    except (TypeError, KeyError, ValueError):
+        raise ValueError("evidence.bounds is not a list of {figure, op, bound} objects") from None
+    if any(op not in _OPS for _, op, _ in found):
+        raise ValueError(f"evidence.bounds has an operator that is not one of {', '.join(_OPS)}")
+    return found
 
 
 def _innermost_file(exc: BaseException) -> str:
@@ -175,6 +223,10 @@ class Expectation(ABC):
         """The version ranges this expectation reads (from ``evidence.versions``); none by default."""
         return ()
 
+    def bounds(self) -> tuple[Bound, ...]:
+        """The bounds this expectation states on figures (every case of a ``ByVersion``); none by default."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Raises(Expectation):
@@ -236,6 +288,9 @@ class Figure(Expectation):
     def describe(self) -> str:
         return f"{self.name} {self.op} {self.bound:g}"
 
+    def bounds(self) -> tuple[Bound, ...]:
+        return ((self.name, self.op, float(self.bound)),)
+
 
 @dataclass(frozen=True)
 class Succeeds(Expectation):
@@ -256,6 +311,9 @@ class Succeeds(Expectation):
 
     def describe(self) -> str:
         return "succeeds" + (" with " + ", ".join(c.describe() for c in self.checks) if self.checks else "")
+
+    def bounds(self) -> tuple[Bound, ...]:
+        return tuple(b for c in self.checks for b in c.bounds())
 
 
 def succeeds(*checks: Figure) -> Succeeds:
@@ -280,6 +338,9 @@ class AllOf(Expectation):
 
     def ranges(self) -> tuple[VersionRange, ...]:
         return tuple(r for p in self.parts for r in p.ranges())
+
+    def bounds(self) -> tuple[Bound, ...]:
+        return tuple(b for p in self.parts for b in p.bounds())
 
 
 @dataclass(frozen=True)
@@ -327,6 +388,9 @@ class ByVersion(Expectation):
         cases = self.parsed()
         return tuple(r for r, _ in cases) + tuple(r for _, e in cases for r in e.ranges())
 
+    def bounds(self) -> tuple[Bound, ...]:
+        return tuple(b for _, e in self.cases for b in e.bounds())
+
 
 # --------------------------------------------------------------------------------------------
 # Scenario record
@@ -350,6 +414,9 @@ class Scenario:
     references: tuple[str, ...] = ()
     known_gap: str | None = None  # strict xfail with this reason, stated in one place
     applies: tuple[str, ...] = ()  # version ranges that must all hold, e.g. ("tensorflow<2.20",); none: always
+    #: what each figure the variants record measures: name (or a shell pattern such as ``"median_ms_*"``)
+    #: -> :data:`FigureClass`; an undeclared figure is ``exact`` (any difference is a change)
+    figures: Mapping[str, FigureClass] = field(default_factory=dict)
     id: str = ""
     taxonomy: str = ""
     path: Path | None = None
@@ -358,6 +425,15 @@ class Scenario:
         if isinstance(self.applies, str):
             raise ValueError(f"applies is a tuple of version ranges, e.g. ({self.applies!r},), not a string")
         parse_ranges(self.applies)  # a bad range fails when the scenario file loads, naming the text
+        bad = {name: cls for name, cls in self.figures.items() if cls not in FIGURE_CLASSES}
+        if bad:
+            raise ValueError(f"figures {bad} declare no figure class: use one of {', '.join(FIGURE_CLASSES)}")
+
+    def figure_class(self, name: str) -> FigureClass | None:
+        """The class the scenario declares for figure ``name`` (its name first, then its patterns)."""
+        if name in self.figures:
+            return self.figures[name]
+        return next((cls for pattern, cls in self.figures.items() if fnmatch.fnmatchcase(name, pattern)), None)
 
     @property
     def platform(self) -> str:
@@ -431,12 +507,16 @@ class Run(Generic[TargetT]):
         self.target = target
         self.workdir = workdir
         self.cache = cache
-        self.evidence = Evidence()
+        self.evidence = Evidence(figure_classes={}, bounds=list(scenario.expectation(variant).bounds()))
         self._stack = ExitStack()
 
     # evidence -------------------------------------------------------------------------------
     def figure(self, name: str, value: float) -> float:
+        """Record a figure; its class is the one the scenario declares (``Scenario(figures=...)``)."""
         self.evidence.figures[name] = float(value)
+        declared = self.scenario.figure_class(name)
+        if declared is not None and self.evidence.figure_classes is not None:
+            self.evidence.figure_classes[name] = declared
         return float(value)
 
     def note(self, name: str, value: Any) -> Any:

@@ -40,6 +40,7 @@ from harness.render.charts import Chart, ChartBar, ChartLine, ChartText
 from harness.report import STATUSES, CellStatus, outcome_label, pair_status, records_by_pair
 from harness.results import Record, RunResults
 from harness.scenario import Scenario
+from harness.targets import TARGETS
 from harness.taxonomy import PLATFORMS, Challenge, load_taxonomy
 
 MARKER = ".pitfalls-site"  # written into every site: a directory holding it may be replaced
@@ -224,8 +225,8 @@ def index_page(scenarios: Sequence[Scenario], pairs: Mapping[tuple[str, str], li
         observed = "No results file was given: the badges show each scenario's targets, not outcomes."
     else:
         versions = results.environment.get("packages") or {}
-        shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k in ("tensorflow", "tensorflowjs",
-                                                                             "ai-edge-litert", "coremltools"))
+        runtimes = ("tensorflow", *(p for t in TARGETS for p in t.matrix_packages))  # each target's runtime
+        shown = ", ".join(f"{k} {v}" for k, v in versions.items() if k in runtimes)
         observed = f"Outcomes from {source}, run of {results.created}" + (f" ({shown})." if shown else ".")
     categories: dict[str, list[tuple[str, list[tuple[Challenge, list[Scenario], str]]]]] = {
         platform: [(category, [(node, by_node.get(node.id, []), _sentence(node.note)) for node in group])

@@ -171,3 +171,15 @@ def test_a_model_tensorflow_cannot_run_is_a_finding_and_paths_are_not_compared()
     ctx.reference = None
     assert compare_outputs(report, "tfserving", [np.zeros((2, 1))], ctx) is None
     assert [f.severity for f in report.findings] == ["info"] and "outputs not compared" in report.findings[0].text
+
+
+def test_a_runtime_error_on_the_models_own_step_is_a_finding_without_a_target() -> None:
+    """Input synthesis and probes belong to no target: a runtime's error there is still a finding
+    (no rule table to look up, no KeyError)."""
+    import numpy as np
+
+    try:
+        np.zeros((2, 2)) @ np.zeros((3, 3))
+    except ValueError as exc:
+        finding = finding_from("check", exc, "inputs", severity="warning")
+    assert finding.severity == "warning" and finding.step == "inputs" and "matmul" in finding.text

@@ -23,7 +23,7 @@ class Finding:
 
     severity: Severity
     text: str  # the runtime's own text (verified=runtime) or what the static probe saw
-    source: str  # where the text came from: "TFLiteConverter", "LiteRT interpreter", "served metadata", ...
+    source: str  # where the text came from: "TFLiteConverter", "<runtime> interpreter", "served metadata", ...
     verified: Verified
     taxonomy: str | None = None  # challenge node id, when the finding is a known pitfall
     scenario: str | None = None  # the catalog scenario that teaches it (`pitfalls explain ID`)
@@ -58,7 +58,7 @@ class LayerError:
 class Divergence:
     """Where outputs diverge: the first layer that fails while its inputs pass."""
 
-    path: str  # which conversion path was localised, e.g. "litert int8"
+    path: str  # which conversion path was localised: its label, e.g. "<target> int8"
     tolerance: dict[str, float]
     first_layer: str | None = None
     layers: list[LayerError] = field(default_factory=list)

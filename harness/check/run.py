@@ -29,8 +29,18 @@ from harness.trust import Concern, ModelRefused, model_concerns
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
 
-#: the device profiles asked for by default (a target's declaration keeps those it can run here)
-DEFAULT_PROFILES: tuple[str, ...] = ("host", "low-end", "arm64")
+
+
+def default_profiles() -> tuple[str, ...]:
+    """The device profiles asked for by default: those the declarations name (each keeps those it can run)."""
+    return tuple(dict.fromkeys(p for name in TARGET_NAMES for p in declared(name).default_profiles))
+
+
+def __getattr__(name: str) -> Any:
+    """``DEFAULT_PROFILES``: :func:`default_profiles`, read when asked (the declarations import this package)."""
+    if name == "DEFAULT_PROFILES":
+        return default_profiles()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _stderr(message: str) -> None:
@@ -44,7 +54,7 @@ class ActiveTargets(Protocol):
 
 
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
-          profiles: Sequence[str] = DEFAULT_PROFILES, cache: "ArtifactCache | None" = None,
+          profiles: Sequence[str] | None = None, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
           active: ActiveTargets | None = None, trust: bool = False, probes: Sequence[str] | None = None,
           calibration: str | Path | None = None) -> CheckReport:
@@ -127,7 +137,8 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         if name in probe_names:
             further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(profiles, say), say, probe,
+    asked = default_profiles() if profiles is None else profiles
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
                   tuple(further), calibration_set)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)

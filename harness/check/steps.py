@@ -112,6 +112,8 @@ class TargetChecks:
     paths: ExtraPaths | None = None
     #: the requested device profiles this target can run here (unknown names: a UsageError)
     profiles: Profiles | None = None
+    #: the device profiles ``check`` asks for when the user names none
+    default_profiles: tuple[str, ...] = ()
 
 
 COMMON_ONLY = TargetChecks()
@@ -149,7 +151,9 @@ def finding_from(target: str, exc: BaseException, step: str, *, severity: Severi
     if not runtime:  # our own error: says what was not checked, never blocks the model
         return Finding(severity="info" if severity == "info" else "warning", text=text.strip()[:4000],
                        source=source, verified="static", fix=HARNESS_LIMITATION, step=step)
-    rule = rule_for(target, text)
+    from harness.targets import TARGET_NAMES
+
+    rule = rule_for(target, text) if target in TARGET_NAMES else None  # the model's own steps have no rules
     return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
                    text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
                    taxonomy=rule.taxonomy if rule else None, scenario=rule.scenario if rule else None,

@@ -9,9 +9,10 @@
   ``uv pip sync`` once; the digest covers the lock, the Python and uv, so a changed resolution gets
   a new venv and a reused one is exactly the lock.  The venv runs the checkout's harness through
   ``PYTHONPATH`` (nothing of the checkout is installed into it).
-* :func:`ensure_npm` installs another ``@tensorflow/tfjs`` release into its own ``node_modules``
-  (``npm install`` into a temporary directory renamed into place); the checkout's own
-  ``node_modules`` serves the version ``package.json`` pins.
+* :func:`ensure_npm` installs another release of a target's npm package (and its bundle, one
+  version for all: :func:`harness.targets.npm_packages`) into its own ``node_modules`` (``npm
+  install`` into a temporary directory renamed into place); the checkout's own ``node_modules``
+  serves the version ``package.json`` pins.
 
 Every command has a timeout; its output goes to a log beside the environment.
 """
@@ -35,7 +36,7 @@ from typing import Mapping, Sequence
 from harness.errors import SetupError, UsageError
 from harness.matrix.spec import NONE, Cell
 from harness.paths import REPO_ROOT, environment_cache_root
-from harness.targets.tfjs.backends import npm_packages
+from harness.targets import matrix_packages, npm_packages
 
 RESOLVE_TIMEOUT_S = 300.0
 INSTALL_TIMEOUT_S = 1800.0
@@ -43,10 +44,13 @@ NPM_TIMEOUT_S = 600.0
 ENV_MARKER = "pitfalls-matrix-env.json"
 # what pyproject pins exactly and a cell always decides (tensorflow-serving-api follows the cell's TF);
 # any other package the cell pins (numpy, keras) replaces the harness's own range for it
-CONTROLLED = ("tensorflow", "tf-keras", "tensorflowjs", "tensorflow-decision-forests", "coremltools",
-              "ai-edge-litert", "tensorflow-serving-api")
+COMMON_CONTROLLED = ("tensorflow", "tf-keras", "tensorflow-decision-forests", "tensorflow-serving-api")
+
+
+def controlled() -> tuple[str, ...]:
+    """The common controlled packages and every target's pip package (harness.targets)."""
+    return (*COMMON_CONTROLLED, *(p for p, kind in matrix_packages().items() if kind == "pip"))
 SEED_PACKAGES = ("pip", "setuptools")  # in the project venv from `python -m venv`, not in requirements.lock
-NPM_PACKAGES = npm_packages()  # tf.js and the backends' bundles (the tfjs backend table), one version for all
 NO_VERSION = re.compile(r"there is no version of ([A-Za-z0-9._-]+)==([^\s,]+)")
 UV_NOISE = re.compile(r"^WARNING: Location '.*' is ignored: .*$", re.M)  # pip.conf find-links uv cannot read
 
@@ -86,7 +90,7 @@ def harness_requirements(pinned: Sequence[str] = ()) -> list[str]:
         wanted += [r for r in project["optional-dependencies"][extra] if not r.startswith("pitfalls")]
     out: list[str] = []
     for requirement in wanted:
-        if _name(requirement) not in (*CONTROLLED, *pinned) and requirement not in out:
+        if _name(requirement) not in (*controlled(), *pinned) and requirement not in out:
             out.append(requirement)
     return out
 
@@ -193,9 +197,10 @@ def npm_version_exists(package: str, version: str) -> bool:
                      hint="is the npm registry reachable?")
 
 
-def checkout_npm_version() -> str:
+def checkout_npm_version(package: str) -> str:
+    """The version of ``package`` the checkout's ``package.json`` pins."""
     deps = json.loads((REPO_ROOT / "package.json").read_text(encoding="utf-8"))["dependencies"]
-    return str(deps["@tensorflow/tfjs"])
+    return str(deps[package])
 
 
 def venv_python(venv: Path) -> Path:
@@ -235,34 +240,35 @@ def ensure_venv(resolution: Resolution, *, log: Path) -> tuple[Path, bool]:
     return venv, True
 
 
-def ensure_npm(version: str, *, log: Path) -> tuple[Path | None, bool]:
-    """A node_modules with ``@tensorflow/tfjs`` (and its wasm backend) at ``version``; None for the checkout's."""
-    if version == checkout_npm_version():
+def ensure_npm(package: str, version: str, *, log: Path) -> tuple[Path | None, bool]:
+    """A node_modules with ``package`` (and its bundle) at ``version``; None for the checkout's."""
+    if version == checkout_npm_version(package):
         return None, False
     from harness.environments.build import build_directory
 
-    final = matrix_dir() / f"npm-tfjs-{version}"
+    bundle = npm_packages(package)
+    final = matrix_dir() / f"npm-{package.strip('@').replace('/', '-')}-{version}"
 
     def fill(tmp: Path) -> None:
         # --ignore-scripts: no package's install script runs on this host (tf.js needs none)
         proc = _run(["npm", "install", "--prefix", str(tmp), "--ignore-scripts", "--no-audit", "--no-fund",
                      "--loglevel=error",
-                     *[f"{p}@{version}" for p in NPM_PACKAGES]], timeout=NPM_TIMEOUT_S,
-                    what=f"npm install @tensorflow/tfjs@{version}", log=log)
+                     *[f"{p}@{version}" for p in bundle]], timeout=NPM_TIMEOUT_S,
+                    what=f"npm install {package}@{version}", log=log)
         if proc.returncode != 0:
-            raise SetupError(f"npm install of @tensorflow/tfjs@{version} failed", evidence=proc.stderr.strip()[-2000:],
+            raise SetupError(f"npm install of {package}@{version} failed", evidence=proc.stderr.strip()[-2000:],
                              hint=f"full output in {log}")
 
-    built = build_directory(final, fill, what=f"@tensorflow/tfjs {version} (npm)", scope="matrix",
-                            complete=lambda p: (p / "node_modules" / "@tensorflow" / "tfjs" / "package.json").exists())
+    built = build_directory(final, fill, what=f"{package} {version} (npm)", scope="matrix",
+                            complete=lambda p: (p / "node_modules" / package / "package.json").exists())
     return final / "node_modules", built
 
 
-def installed_npm_version(node_modules: Path | None) -> str:
-    """The ``@tensorflow/tfjs`` a cell serves: in its own node_modules, else the checkout's."""
+def installed_npm_version(package: str, node_modules: Path | None) -> str:
+    """The version of ``package`` a cell serves: in its own node_modules, else the checkout's."""
     from harness.versions import npm_version
 
-    return npm_version("@tensorflow/tfjs", node_modules or REPO_ROOT / "node_modules") or "missing"
+    return npm_version(package, node_modules or REPO_ROOT / "node_modules") or "missing"
 
 
 def cell_environment(*, node_modules: Path | None, serving_tf: str, cell_json: str) -> dict[str, str]:

@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.diff import Change, _error_text, _repeats, figure_bounds, figure_class, figure_moved, normalise_text
+from harness.diff import (NOT_APPLICABLE, PASSING, Change, _error_text, _repeats, figure_bounds, figure_class_in, figure_moved,
+                          normalise_text)
 from harness.errors import UsageError
 from harness.matrix.record import FILE_NAME, CellRecord, MatrixRun, load_matrix, read_json
 from harness.render import render
 from harness.results import RunResults, write_text_atomically
-from harness.scenario import Outcome
 
 REPORT_SCHEMA = "pitfalls-matrix-report/1"
-NOT_APPLICABLE = "not-applicable"  # the outcome of a scenario whose declared version range excludes the cell
 NO_RECORD = "—"
 
 #: (kind, what it means), in the order the legend and the summary list them.
@@ -119,33 +118,13 @@ class MatrixReport:
 
 
 def _cell_records(path: Path, cell: str) -> dict[Key, Mapping[str, Any]]:
-    """A cell's results file, validated as :mod:`harness.results` does, as JSON-shaped records by key.
-
-    A record whose outcome is ``not-applicable`` is validated as if it were skipped when
-    :class:`~harness.scenario.Outcome` does not know that outcome yet, and keeps its own outcome.
-    """
+    """A cell's results file, validated as :mod:`harness.results` does, as JSON-shaped records by key."""
     data = read_json(path, f"cell {cell!r}: results file", "re-run `pitfalls matrix` for that cell")
-    known = {o.value for o in Outcome}
-    stand_in: set[int] = set()
-    if isinstance(data, Mapping) and isinstance(data.get("records"), list) and NOT_APPLICABLE not in known:
-        records = []
-        for i, r in enumerate(data["records"]):
-            if isinstance(r, Mapping) and r.get("outcome") == NOT_APPLICABLE:
-                stand_in.add(i)
-                r = {**r, "outcome": Outcome.SKIPPED.value}
-            records.append(r)
-        data = {**data, "records": records}
     try:
         run = RunResults.from_json(data)
     except ValueError as exc:
         raise UsageError(f"cell {cell!r}: results file {path}: {exc}") from None
-    out: dict[Key, Mapping[str, Any]] = {}
-    for i, record in enumerate(run.records):
-        js = record.to_json()
-        if i in stand_in:
-            js["outcome"] = NOT_APPLICABLE
-        out[record.key] = js
-    return out
+    return {record.key: record.to_json() for record in run.records}
 
 
 def _version_changes(left: Mapping[str, str], right: Mapping[str, str]) -> dict[str, tuple[str | None, str | None]]:
@@ -168,7 +147,7 @@ def _outcome_change(variant: str, a: str, b: str) -> tuple[str, str, str]:
         return "fixed variant now broken", "regression", "fixed variant now broken"
     if variant == "fixed" and a == "broken" and b == "works":
         return "fixed again", "improvement", "fixed variant works again"
-    passing = ("reproduced", "works")
+    passing = PASSING
     severity = "regression" if a in passing and b not in (*passing, "skipped") else (
         "improvement" if b in passing else "changed")
     return "outcome changed", severity, f"outcome {a} -> {b}"
@@ -193,11 +172,11 @@ def compare_records(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Foun
     for name in sorted(set(fo) & set(fn)):
         x, y = float(fo[name]), float(fn[name])
         bounds = bounds_new.get(name) or bounds_old.get(name) or ()
-        why = figure_moved(name, x, y, bounds=bounds, repeats=(_repeats(old, name), _repeats(new, name)),
+        cls = figure_class_in(new, name)
+        why = figure_moved(cls, x, y, bounds=bounds, repeats=(_repeats(old, name), _repeats(new, name)),
                            variant=str(new["variant"]))
         if why is None:
             continue
-        cls = figure_class(name)
         if why in ("now violates its bound", "now satisfies its bound"):
             kind = "ratio check flipped"
             severity = "regression" if why == "now violates its bound" else "improvement"
@@ -222,7 +201,6 @@ def _shown(column: Column, key: Key) -> str:
     return str(record["outcome"]) if record is not None else NO_RECORD
 
 
-TARGET_PACKAGE = {"tfjs": "tensorflowjs", "coreml": "coremltools", "litert": "ai-edge-litert"}
 
 
 def _ran_target(cell: CellRecord, target: str) -> bool:
@@ -231,7 +209,11 @@ def _ran_target(cell: CellRecord, target: str) -> bool:
     targets = cell.extra.get("targets")
     if targets and target not in targets:
         return False
-    return cell.requested.get(TARGET_PACKAGE.get(target, ""), "") != "none"
+    from harness.targets import TARGET_INFO
+
+    info = TARGET_INFO.get(target)
+    package = info.matrix_packages[0] if info is not None and info.matrix_packages else ""
+    return cell.requested.get(package, "") != "none"
 
 
 def build_report(matrix_path: Path) -> MatrixReport:

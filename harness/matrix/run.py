@@ -6,9 +6,10 @@ Three phases, so that bad input costs nothing and writes nothing:
    its npm version looked up; a version that does not exist, an unknown package or cell is a
    one-line :class:`UsageError` before anything is written.  A cell uv cannot resolve is
    *infeasible* (uv's text is its reason): that is a finding, not a failure.
-2. **set up** each feasible cell: its venv from the lock (cached, reused), its ``@tensorflow/tfjs``,
-   then ``python -m harness.prebuild`` inside it (the serving image of the cell's TF, the arm64
-   root file system of its LiteRT), with the set-up time printed.
+2. **set up** each feasible cell: its venv from the lock (cached, reused), the npm package a target
+   declares (``harness.targets.TargetInfo.npm_package``, with its bundle), then
+   ``python -m harness.prebuild`` inside it (each target's images and root file systems for the
+   cell's versions), with the set-up time printed.
 3. **run**: ``python -m harness run`` inside the cell's venv, the checkout's harness on its
    ``PYTHONPATH``, its lines prefixed with the cell's name; the results file
    ``cells/<name>.json`` records the cell (``environment.cell``: name, versions, lock digest).
@@ -35,13 +36,22 @@ from typing import Callable, Sequence, TextIO
 from harness.errors import SetupError, UsageError
 from harness.matrix import env as cellenv
 from harness.matrix.record import SCHEMA, CellRecord, MatrixRun, write_matrix
-from harness.matrix.spec import NONE, Cell, Matrix
+from harness.matrix.spec import NONE, Cell, Matrix, packages
 from harness.paths import REPO_ROOT
 
 CELL_TIMEOUT_S = 3 * 3600.0  # one cell's run; a cold full catalog takes minutes
 PREBUILD_TIMEOUT_S = 1800.0
-HEADING = ("tensorflow", "keras", "tf-keras", "tensorflowjs", "@tensorflow/tfjs", "coremltools",
-           "ai-edge-litert", "numpy", "serving-tf")
+
+
+def heading() -> tuple[str, ...]:
+    """The versions heading a cell's column: the common packages around every target's."""
+    common = ("tensorflow", "keras", "tf-keras", "tensorflow-decision-forests", "numpy", "serving-tf")
+    return ("tensorflow", "keras", "tf-keras", *(p for p in packages() if p not in common), "numpy", "serving-tf")
+
+
+def npm_package() -> str:
+    """The npm package a cell may set (a target's, with its bundle); "" when no target has one."""
+    return next((p for p, kind in packages().items() if kind == "npm"), "")
 
 
 @dataclass
@@ -58,8 +68,8 @@ def column_versions(cell: Cell, resolution: cellenv.Resolution, npm_version: str
     """The versions heading the cell's column: what was resolved (``none`` for a package left out)."""
     found = resolution.versions()
     out: dict[str, str] = {}
-    for name in HEADING:
-        if name == "@tensorflow/tfjs":
+    for name in heading():
+        if name == npm_package():
             out[name] = npm_version
         elif name == "serving-tf":
             out[name] = cell.requested.get("serving-tf", found.get("tensorflow", NONE))
@@ -77,13 +87,14 @@ def check(matrix: Matrix, *, scratch: Path, say: Callable[[str], None]) -> list[
             planned.append(Planned(cell, record=_record(cell, "not-run", reason=f"excluded: {cell.excluded}")))
             say(f"{cell.name}: excluded ({cell.excluded})")
             continue
-        npm = cell.packages.get("@tensorflow/tfjs", NONE)
-        if npm not in (NONE, cellenv.checkout_npm_version()):
+        package = npm_package()
+        npm = cell.packages.get(package, NONE)
+        if npm not in (NONE, cellenv.checkout_npm_version(package)):
             if npm not in npm_checked:
-                npm_checked[npm] = cellenv.npm_version_exists("@tensorflow/tfjs", npm)
+                npm_checked[npm] = cellenv.npm_version_exists(package, npm)
             if not npm_checked[npm]:
-                raise UsageError(f"cell {cell.name!r}: @tensorflow/tfjs {npm} does not exist on the npm registry; "
-                                 "pick a released version (`npm view @tensorflow/tfjs versions`)")
+                raise UsageError(f"cell {cell.name!r}: {package} {npm} does not exist on the npm registry; "
+                                 f"pick a released version (`npm view {package} versions`)")
         resolution = cellenv.resolve(cell, scratch=scratch)
         if resolution.feasible:
             say(f"{cell.name}: resolved in {resolution.seconds:.1f}s "
@@ -172,11 +183,12 @@ def run_cell(planned: Planned, *, out_dir: Path, selection: Sequence[str], worke
     try:
         venv, built = cellenv.ensure_venv(resolution, log=log)
         out.write(f"{prefix}venv {'built' if built else 'reused'}: {venv} ({time.perf_counter() - started:.0f}s)\n")
-        npm = cell.packages.get("@tensorflow/tfjs", NONE)
-        node_modules, npm_built = (None, False) if npm == NONE else cellenv.ensure_npm(npm, log=log)
+        package = npm_package()
+        npm = cell.packages.get(package, NONE)
+        node_modules, npm_built = (None, False) if npm == NONE else cellenv.ensure_npm(package, npm, log=log)
         if npm_built:
-            out.write(f"{prefix}@tensorflow/tfjs {npm} installed: {node_modules}\n")
-        versions = column_versions(cell, resolution, cellenv.installed_npm_version(node_modules)
+            out.write(f"{prefix}{package} {npm} installed: {node_modules}\n")
+        versions = column_versions(cell, resolution, cellenv.installed_npm_version(package, node_modules)
                                    if npm != NONE else NONE)
         identity = json.dumps({"name": cell.name, "versions": versions, "lock_digest": resolution.digest()})
         env = cellenv.cell_environment(node_modules=node_modules, serving_tf=versions["serving-tf"], cell_json=identity)

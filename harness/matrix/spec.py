@@ -1,15 +1,15 @@
 """The matrix file: which versions each cell of a version matrix runs (``matrix.toml``).
 
 A cell is one environment: the versions of the packages the catalog's pitfalls depend on
-(:data:`PACKAGES`), everything else resolved by uv around them.  The file::
+(:func:`packages`), everything else resolved by uv around them.  The file::
 
     [matrix]
     selection = []             # what each cell runs, as `pitfalls run` takes it (default: every scenario)
 
     [defaults]                 # every cell starts from these
     tensorflow = "2.19.0"
-    tensorflowjs = "4.22.0"
-    "@tensorflow/tfjs" = "4.22.0"
+    tensorflowjs = "4.22.0"    # a target's Python package (harness.targets.TargetInfo.matrix_packages)
+    "<npm package>" = "4.22.0" # a target's npm package, with its bundle (TargetInfo.npm_package)
     constraints = ["ydf<0.14"] # extra pip constraints for every cell
 
     [[cell]]
@@ -17,7 +17,7 @@ A cell is one environment: the versions of the packages the catalog's pitfalls d
     tensorflow = "2.18.0"      # overrides the default
     tf-keras = "2.18.0"
     compare = "tf2.19"         # the report compares this cell with that one (default: its left neighbour)
-    targets = ["litert"]       # run only these targets in this cell (default: all)
+    targets = ["<target>"]     # run only these targets in this cell (default: all)
 
     [axes]                     # optional: cells as the cross product of these lists, over [defaults]
     coremltools = ["8.3.0", "9.0"]
@@ -45,26 +45,29 @@ from typing import Any, Mapping, Sequence
 
 from harness.errors import UsageError
 from harness.paths import REPO_ROOT
+from harness.targets import matrix_packages, package_owner
 
 DEFAULT_MATRIX = REPO_ROOT / "matrix.toml"
 NONE = "none"  # a package left out of a cell
 
 # The packages a cell may set: name -> where it comes from.  "pip" packages go to uv; the npm
-# packages into the cell's own node_modules; "image" is the serving image's TF.
-PACKAGES: dict[str, str] = {
-    "tensorflow": "pip",
-    "keras": "pip",
-    "tf-keras": "pip",
-    "tensorflowjs": "pip",
-    "tensorflow-decision-forests": "pip",
-    "coremltools": "pip",
-    "ai-edge-litert": "pip",
-    "numpy": "pip",
-    "@tensorflow/tfjs": "npm",
-    "serving-tf": "image",
-}
-OPTIONAL = ("tf-keras", "tensorflowjs", "tensorflow-decision-forests", "coremltools", "ai-edge-litert",
-            "@tensorflow/tfjs")  # what "none" may leave out
+# packages into the cell's own node_modules; "image" is the serving image's TF.  Besides the
+# common ones, each target's (harness.targets.TargetInfo.matrix_packages and npm_package).
+COMMON_PACKAGES: dict[str, str] = {"tensorflow": "pip", "keras": "pip", "tf-keras": "pip",
+                                   "tensorflow-decision-forests": "pip", "numpy": "pip"}
+
+
+def packages() -> dict[str, str]:
+    """Every package a cell may set, read from the target declarations when asked."""
+    return {**COMMON_PACKAGES, **matrix_packages(), "serving-tf": "image"}
+
+
+def optional() -> tuple[str, ...]:
+    """What "none" may leave out: the optional common packages and every target's."""
+    return ("tf-keras", "tensorflow-decision-forests", *matrix_packages())
+
+
+PACKAGES = packages()  # the packages of the targets declared in harness.targets (as imported)
 CELL_KEYS = ("name", "constraints", "compare", "targets", "selection", "note")
 MATRIX_KEYS = ("selection",)
 TOP_KEYS = ("matrix", "defaults", "cell", "axes", "exclude")
@@ -94,10 +97,10 @@ class Cell:
         return wanted
 
     def pip_pins(self) -> dict[str, str]:
-        return {p: v for p, v in self.packages.items() if PACKAGES[p] == "pip"}
+        return {p: v for p, v in self.packages.items() if packages()[p] == "pip"}
 
     def npm_pins(self) -> dict[str, str]:
-        return {p: v for p, v in self.packages.items() if PACKAGES[p] == "npm"}
+        return {p: v for p, v in self.packages.items() if packages()[p] == "npm"}
 
 
 @dataclass(frozen=True)
@@ -134,15 +137,15 @@ def _packages(path: Path, where: str, table: Mapping[str, Any], allowed_extra: S
     for key, value in table.items():
         if key in allowed_extra:
             continue
-        if key not in PACKAGES:
+        if key not in packages():
             raise UsageError(_where(path, f"{where}: unknown package or key {key!r} (packages: "
-                                          f"{', '.join(PACKAGES)}; keys: {', '.join(allowed_extra)})"))
+                                          f"{', '.join(packages())}; keys: {', '.join(allowed_extra)})"))
         if not isinstance(value, str):
             raise UsageError(_where(path, f"{where}: {key} must be a version string such as \"2.19.0\", "
                                           f"not {value!r}"))
         if value == NONE:
-            if key not in OPTIONAL:
-                raise UsageError(_where(path, f"{where}: {key} cannot be \"none\" (only {', '.join(OPTIONAL)} "
+            if key not in optional():
+                raise UsageError(_where(path, f"{where}: {key} cannot be \"none\" (only {', '.join(optional())} "
                                               "can be left out)"))
         elif not VERSION.match(value):
             raise UsageError(_where(path, f"{where}: {key} = {value!r} is not an exact version such as "
@@ -231,8 +234,13 @@ def _check_targets(path: Path, where: str, targets: Sequence[str]) -> None:
 
 
 def _short(package: str) -> str:
-    return {"tensorflow": "tf", "@tensorflow/tfjs": "tfjsnpm", "ai-edge-litert": "litert",
-            "coremltools": "coreml", "tensorflowjs": "tfjs"}.get(package, package)
+    """A package's part of a generated cell name: a target's package is named after its target."""
+    if package == "tensorflow":
+        return "tf"
+    owner = package_owner(package)
+    if owner is None:
+        return package
+    return owner + ("npm" if packages().get(package) == "npm" else "")
 
 
 def _axes_cells(path: Path, axes: Any, defaults: Mapping[str, str],

@@ -66,6 +66,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="tf.browser.fromPixels(canvas, 4): RGBA pixels for a 3-channel model",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Error when checking : expected \w+ to have shape \[null,16,16,3\] "

@@ -94,6 +94,8 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Inference speed measured on the first call instead of warm calls",
     targets=("tfjs",),
+    figures={"*_ms": "latency_ms", "*_over_*": "ratio", "*_halves_ratio": "ratio", "*_vs_cpu": "ratio",
+             "max_abs_diff": "parity", "backends_as_requested": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("webgl_first_over_warm", ">=", 3.0),

@@ -151,6 +151,8 @@ def _served_model(run: Run[TfjsTarget]) -> tuple[Any, dict[str, bytes]]:
 SCENARIO = Scenario(
     title="Model weights in the page can be copied and run outside the browser",
     targets=("tfjs",),
+    figures={"api_max_abs_diff": "parity", "model_json_reachable": "exact", "naive_fetch_status": "exact",
+             "stolen_max_abs_diff": "parity", "weight_bytes_stolen": "size", "weight_tensors_reachable": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=AllOf((Figure("naive_fetch_status", ">=", 400), Figure("weight_bytes_stolen", ">", 0),

@@ -68,6 +68,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="BGRA camera frames fed to an RGB model",
     targets=("litert",),
+    figures={"accuracy_alpha_dropped_only": "exact", "accuracy_fixed": "exact", "accuracy_rgb_reference": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Dimension mismatch\. Got 4 but expected 3 for dimension 3 of input 0\.",

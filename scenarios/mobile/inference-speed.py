@@ -134,6 +134,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Float model on builtin kernels versus XNNPACK and int8 on a one-core device profile",
     targets=("litert",),
+    figures={"median_ms_*": "latency_ms", "min_ms_*": "latency_ms", "int8_max_abs_diff": "parity",
+             "slowdown_vs_xnnpack": "ratio", "speedup_vs_builtin_float": "speedup"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("slowdown_vs_xnnpack", ">", 2.0)),

@@ -132,6 +132,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="The model file extracted from the app package runs anywhere",
     targets=("litert",),
+    figures={"app_max_abs_diff": "parity", "extracted_model_runs": "exact", "extracted_vs_app_max_abs_diff": "parity",
+             "key_in_bundle": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("extracted_model_runs", ">=", 1),

@@ -135,6 +135,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Updated model file on disk, stale cached interpreter in the app",
     targets=("litert",),
+    figures={"after_update_vs_new_model": "parity", "after_update_vs_old_model": "parity",
+             "old_vs_new_model_max_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("old_vs_new_model_max_diff", ">", 0.05),

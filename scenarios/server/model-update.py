@@ -113,6 +113,9 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Model update: files replaced inside version 1 are never picked up; version 2 switches live",
     targets=("tfserving",),
+    figures={"answers_after_update": "events", "failed_requests": "events",
+             "new_model_answers_after_update": "events", "old_model_answers_after_update": "events",
+             "requests": "events", "switch_seconds": "seconds"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("new_model_answers_after_update", "<=", 0), Figure("old_model_answers_after_update", ">=", 5)),

@@ -215,4 +215,4 @@ def localise_divergence(target: Target, report: TargetReport, prepared: Prepared
 
 
 CHECKS = TargetChecks(rules=RULES, fallback=select_tf_ops, integer_io=integer_io, paths=extra_paths,
-                      profiles=runnable_profiles)
+                      profiles=runnable_profiles, default_profiles=("host", "low-end", "arm64"))  # arm64 when it can run here

@@ -62,6 +62,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Pre-processing migrated line by line: a BGR->RGB swap applied to pixels that are RGB",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("label_agreement", "<=", 0.6),

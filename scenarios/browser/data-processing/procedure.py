@@ -67,6 +67,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Raw features fed to the model in the page without the standardisation Python applied",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("label_agreement", "<=", 0.8),

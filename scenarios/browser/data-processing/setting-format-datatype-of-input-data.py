@@ -59,6 +59,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="int32 tensor (from an Int32Array) fed to a float32 graph model",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"The dtype of dict\['input_1'\] provided in model\.execute\(dict\) must be float32, "

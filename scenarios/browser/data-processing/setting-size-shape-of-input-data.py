@@ -57,6 +57,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Single example without a batch axis: 'expected input_1 to have shape [null,8]'",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Error when checking : expected \w+ to have shape \[null,8\] but got array with shape \[8,1\]\.",

@@ -53,6 +53,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras 3 model config in tf.js: InputLayer has batch_shape, tf.js expects batch_input_shape",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"An InputLayer should be passed either a `batchInputShape` or an `inputShape`\.",

@@ -61,6 +61,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="tf used before its script tag loaded the library",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity", "page_errors": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"^ReferenceError: tf is not defined$", runtime="tfjs"),

@@ -100,6 +100,10 @@ SCENARIO = Scenario(
     title="A tf.js backend set up without what it needs (WASM's .wasm binaries, WebGPU's adapter) silently "
           "falls back to another backend",
     targets=("tfjs",),
+    figures={"init_failed_in_console": "events", "max_abs_diff": "parity", "set_backend_returned_true": "exact",
+             "wasm_binaries_served": "exact", "wasm_in_use": "exact", "webgpu_adapter": "exact",
+             "webgpu_in_use": "exact", "webgpu_init_failed_in_console": "events", "webgpu_max_abs_diff": "parity",
+             "webgpu_set_backend_returned_true": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=AllOf((Figure("set_backend_returned_true", "<=", 0), Figure("wasm_in_use", "<=", 0),

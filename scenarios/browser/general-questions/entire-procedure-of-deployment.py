@@ -40,6 +40,8 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Train, convert and predict with TensorFlow.js in Chromium",
     targets=("tfjs",),
+    figures={"cpu_max_abs_diff": "parity", "wasm_max_abs_diff": "parity", "webgl_max_abs_diff": "parity",
+             "webgpu_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Failed to parse model JSON", runtime="tfjs"),

@@ -41,6 +41,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Graph model with an op tf.js has no implementation for (Softsign)",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"ValueError: Unsupported Ops in the model before optimization\s+Softsign",

@@ -51,6 +51,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras Lambda layer in a layers model: Unknown layer: Lambda in the page",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Unknown layer: Lambda\. This may be due to one of the following reasons:.*"

@@ -35,6 +35,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="SavedModel converted with --input_format=keras; each artifact needs its own format",
     targets=("tfjs",),
+    figures={"graph_max_abs_diff": "parity", "layers_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"ValueError: Expected path to point to an HDF5 file, but it points to a directory: \S*saved_model",

@@ -33,6 +33,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras 3 .keras file given to tensorflowjs_converter --input_format=keras",
     targets=("tfjs",),
+    figures={"label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"OSError: Unable to (synchronously )?open file \(file signature not found\)",

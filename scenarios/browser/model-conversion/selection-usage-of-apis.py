@@ -40,6 +40,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="--output_format=tfjs_layers_model with a SavedModel input",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity", "trainable_weights": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"ValueError: Unsupported input_format - output_format pair: tf_saved_model - tfjs_layers_model",

@@ -65,6 +65,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="--signature_name that the SavedModel does not define",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity", "signatures": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r'ValueError: Signature "predict" does not exist in the saved model',

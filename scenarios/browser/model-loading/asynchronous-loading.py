@@ -47,6 +47,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="predict() called on the Promise returned by loadLayersModel",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"predict is not a function", runtime="tfjs"),

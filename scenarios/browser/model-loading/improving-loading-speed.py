@@ -142,6 +142,10 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Model load time: float32 weights on every visit vs quantized shards cached in IndexedDB",
     targets=("tfjs",),
+    figures={"bytes_ratio": "size", "cached_max_abs_diff": "parity", "cached_speedup": "speedup",
+             "float32_load_ms": "latency_ms", "indexeddb_load_ms": "latency_ms", "load_vs_quantized": "ratio",
+             "max_abs_diff": "parity", "revisit_bytes": "size", "revisit_bytes_ratio": "size",
+             "revisit_load_ms": "latency_ms", "speedup": "speedup", "uint8_load_ms": "latency_ms"},
     faulty=faulty,
     fixed=fixed,
     symptom=AllOf((Figure("revisit_bytes_ratio", ">=", 0.99), Figure("load_vs_quantized", ">=", 1.5))),

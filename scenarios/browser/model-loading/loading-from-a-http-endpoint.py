@@ -49,6 +49,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Loading a model from another origin without CORS headers",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Failed to fetch.*has been blocked by CORS policy: No 'Access-Control-Allow-Origin' "

@@ -51,6 +51,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Loading a model from a local file path in the browser",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity", "model_requests_on_second_visit": "events"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Failed to fetch.*Not allowed to load local resource: file://", runtime="tfjs"),

@@ -47,6 +47,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Weight shards not found next to model.json",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity", "shards_not_fetched": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"byte length of Float32Array should be a multiple of 4.*status of 404 \(Not Found\)",

@@ -50,6 +50,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Graph model loaded with loadLayersModel",
     targets=("tfjs",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"layer: Improper config format: \{\"node\":\[.*'className' and 'config' must set\.",

@@ -70,6 +70,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="The app feeds raw sensor readings to a model trained on standardised features",
     targets=("litert",),
+    figures={"accuracy_drop": "exact", "device_accuracy": "exact", "keras_accuracy": "exact",
+             "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("accuracy_drop", ">", 0.3)),

@@ -66,6 +66,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="An int8 model's output read as uint8 bytes / 255 instead of with its scale and zero point",
     targets=("litert",),
+    figures={"keras_accuracy": "exact", "label_accuracy": "exact", "max_abs_diff": "parity",
+             "mean_probability_sum": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("max_abs_diff", ">", 0.4), Figure("label_accuracy", "<", 0.5)),

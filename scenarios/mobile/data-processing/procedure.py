@@ -86,6 +86,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Preprocessing camera frames on the device for a grey 28x28 model",
     targets=("litert",),
+    figures={"accuracy_drop": "exact", "device_accuracy": "exact", "max_abs_diff_vs_keras": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Dimension mismatch\. Got 3 but expected 1 for dimension 3 of input 0\.",

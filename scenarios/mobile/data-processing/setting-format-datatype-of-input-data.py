@@ -67,6 +67,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="uint8 camera frames set on a float32 model",
     targets=("litert",),
+    figures={"accuracy_drop": "exact", "device_accuracy": "exact", "keras_accuracy": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Got value of type UINT8 but expected type FLOAT32 for input 0, "

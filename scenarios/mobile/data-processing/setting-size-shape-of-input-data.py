@@ -53,6 +53,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="32x32 images set on a model whose input is [1, 28, 28, 1]",
     targets=("litert",),
+    figures={"accuracy_drop": "exact", "device_accuracy": "exact", "keras_accuracy_28x28": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Dimension mismatch\. Got 32 but expected 28 for dimension 1 of input 0\.",

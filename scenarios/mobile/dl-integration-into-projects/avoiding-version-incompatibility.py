@@ -101,6 +101,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, Any]:
 SCENARIO = Scenario(
     title="Operator version newer than the app's LiteRT runtime supports",
     targets=("litert",),
+    figures={"max_abs_diff": "parity", "ops_newer_than_runtime": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Didn't find op for builtin opcode 'FULLY_CONNECTED' version '\d+'\. An older "

@@ -47,6 +47,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Input tensor type configured by hand (float64) instead of read from the model",
     targets=("litert",),
+    figures={"input_is_float32": "exact", "max_abs_diff": "parity", "output_classes": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Got value of type FLOAT64 but expected type FLOAT32 for input 0, "

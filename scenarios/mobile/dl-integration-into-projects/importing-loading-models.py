@@ -87,6 +87,9 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A truncated model file is loaded without an integrity check",
     targets=("litert",),
+    figures={"attempts": "exact", "damaged_model_rejected_by_digest": "exact",
+             "damaged_model_runs_with_max_abs_diff": "parity", "max_abs_diff": "parity",
+             "truncated_downloads_rejected": "exact"},
     faulty=faulty,
     fixed=fixed,
     # the version matrix: LiteRT 2.1.6 and later verify the truncated flatbuffer; 1.4.0 to 2.1.5

@@ -161,6 +161,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="One interpreter shared across app threads",
     targets=("litert",),
+    figures={"answers": "events", "errors": "events", "requests": "events", "wrong": "events"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"There is at least 1 reference to internal data\s+in the interpreter in the form "

@@ -96,6 +96,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Runtime configured with reference kernels instead of the optimised ones",
     targets=("litert",),
+    figures={"latency_ratio_vs_reference": "ratio", "max_abs_diff": "parity", "slowdown_vs_optimised": "ratio"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("slowdown_vs_optimised", ">", 2.0), Figure("max_abs_diff", "<=", 1e-4)),

@@ -286,6 +286,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Building a native app against the prebuilt LiteRT library (link and rpath)",
     targets=("litert",),
+    figures={"max_abs_diff": "parity", "max_abs_diff_vs_litert_python": "parity"},
     # the version matrix: 1.4.0 and 2.0.3 ship no libLiteRt.so; 2.1.0 to 2.1.5 ship it, but the app's
     # LiteRtCreateModelFromFile(env, path, &model) fails there with "ERROR: Could not open '<bytes>'"
     # (the library reads another argument as the path): the declarations above hold from 2.1.6 on

@@ -98,6 +98,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Custom op left unregistered: allow_custom_ops converts, the runtime cannot run it",
     targets=("litert",),
+    figures={"custom_ops": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Encountered unresolved custom op: Cumprod\..*Node number \d+ \(Cumprod\) failed to prepare",

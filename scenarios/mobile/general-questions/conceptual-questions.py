@@ -65,6 +65,9 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A .tflite file is not a Keras model: what conversion produces, inspected",
     targets=("litert",),
+    figures={"dynamic_batch": "exact", "is_tflite_flatbuffer": "exact", "max_abs_diff": "parity",
+             "signature_vs_keras_max_abs_diff": "parity", "signatures": "exact",
+             "xnnpack_vs_builtin_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"File format not supported: filepath=.*model\.tflite\. Keras 3 only supports V3 "

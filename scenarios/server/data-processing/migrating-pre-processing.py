@@ -58,6 +58,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Standardisation kept in Python: raw requests accepted, accuracy lost; fixed in the model",
     targets=("tfserving",),
+    figures={"accuracy": "exact", "label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("accuracy", "<=", 0.7),

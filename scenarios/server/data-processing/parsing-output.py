@@ -79,6 +79,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Label read from the `classes` output (all class names) instead of argmax over `scores`",
     targets=("tfserving",),
+    figures={"accuracy": "exact", "label_agreement": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("accuracy", "<=", 0.6),

@@ -58,6 +58,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Raw measurements sent to a served model trained on standardised features",
     targets=("tfserving",),
+    figures={"accuracy": "exact", "label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("label_agreement", "<=", 0.8),

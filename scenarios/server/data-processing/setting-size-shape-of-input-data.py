@@ -40,6 +40,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Request rows with 7 values sent to a [None, 8] signature: TF's MatMul shape error",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Matrix size-incompatible: In\[0\]: \[16,7\], In\[1\]: \[8,16\]", runtime="tfserving"),

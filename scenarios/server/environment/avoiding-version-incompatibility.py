@@ -85,6 +85,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="SavedModel from TF 2.19 served by TF 2.12: Op type not registered 'RaggedFillEmptyRows'",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Op type not registered 'RaggedFillEmptyRows' in binary running on", runtime="tfserving"),

@@ -31,6 +31,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="MODEL_NAME names a model directory that is not mounted",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Could not find base path /models/classifier for servable classifier", runtime="tfserving"),

@@ -34,6 +34,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Container command names the apt package (tensorflow-model-server), not the binary",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r'exec: "tensorflow-model-server": executable file not found in \$PATH', runtime="docker"),

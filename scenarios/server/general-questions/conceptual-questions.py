@@ -52,6 +52,8 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Two version directories, one servable: version 1 is not loaded under the default policy",
     targets=("tfserving",),
+    figures={"available_version_count": "exact", "latest_available": "exact", "max_abs_diff": "parity",
+             "signature_input_width": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Servable not found for request: Specific\(model, 1\)", runtime="tfserving"),

@@ -37,6 +37,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Train, export, serve and query a model over TF Serving's REST API",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"No versions of servable model found under base path .*Did you forget to name your leaf directory as a number", runtime="tfserving"),

@@ -34,6 +34,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="A .keras file is not a servable: TF Serving loads SavedModels only",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Specified file path does not appear to contain a SavedModel bundle \(should have a file called "

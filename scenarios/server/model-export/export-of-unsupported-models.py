@@ -105,6 +105,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Pre-processing written as tf.py_function: exported, not servable; rewritten with TF ops",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity", "rows_clipped": "exact"},
     faulty=faulty,
     fixed=fixed,
     # TF Serving's C++ binary has no kernel for the Python-only op ('PyFunc'/'EagerPyFunc' not

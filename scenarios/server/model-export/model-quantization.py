@@ -94,6 +94,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Float16 model with a float16 signature called by a float32 gRPC client vs float32 I/O",
     targets=("tfserving",),
+    figures={"accuracy": "exact", "label_agreement": "exact", "max_abs_diff": "parity", "weight_bytes_ratio": "size"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Expects arg\[0\] to be half but float is provided", runtime="tfserving"),

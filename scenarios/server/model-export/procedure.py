@@ -35,6 +35,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras 3 model.save('models/model/1') for TF Serving vs model.export",
     targets=("tfserving",),
+    figures={"has_saved_model_pb": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Invalid filepath extension for saving\. Please add either a `\.keras` extension .*"

@@ -50,6 +50,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras 3 model saved with tf.saved_model.save: served, but its variables are never restored",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Could not find variable dense(_\d+)?/(kernel|bias)\. This could mean that the variable "

@@ -82,6 +82,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="SavedModel without a serving_default signature: the server loads it, requests fail",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity", "serving_default_outputs": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r'^Serving signature name: "serving_default" not found in signature def$', runtime="tfserving"),

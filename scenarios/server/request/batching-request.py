@@ -77,6 +77,8 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title=f"{ROWS} rows sent as {ROWS} REST requests vs one request with a batch of {ROWS}",
     targets=("tfserving",),
+    figures={"batch_accuracy": "exact", "batch_vs_single_max_abs_diff": "parity",
+             "slowdown_one_request_per_row": "ratio"},
     faulty=faulty,
     fixed=fixed,
     symptom=Figure("slowdown_one_request_per_row", ">=", 3.0),

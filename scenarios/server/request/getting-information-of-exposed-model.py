@@ -38,6 +38,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Input name guessed (input_1) instead of read from /metadata: error body",
     targets=("tfserving",),
+    figures={"features_from_metadata": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"^Missing named input: input_layer in 'inputs' object\.$", runtime="tfserving"),

@@ -35,6 +35,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="POST to /v1/models/model/predict (no ':predict' verb) vs working REST and gRPC calls",
     targets=("tfserving",),
+    figures={"grpc_max_abs_diff": "parity", "rest_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"^Malformed request: POST /v1/models/model/predict$", runtime="tfserving"),

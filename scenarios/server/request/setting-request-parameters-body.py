@@ -40,6 +40,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="signature_name \"predict\" sent to a Keras export (only serving_default): error body",
     targets=("tfserving",),
+    figures={"columnar_max_abs_diff": "parity", "row_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r'^Serving signature name: "predict" not found in signature def$', runtime="tfserving"),

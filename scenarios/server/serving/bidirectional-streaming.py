@@ -70,6 +70,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="No streaming in the serving API: a bidirectional gRPC stream is UNIMPLEMENTED",
     targets=("tfserving",),
+    figures={"answered": "events", "max_abs_diff": "parity", "sent": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"^UNIMPLEMENTED\b", runtime="tfserving"),

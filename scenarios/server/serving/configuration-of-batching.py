@@ -97,6 +97,10 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Batching parameters: max_batch_size smaller than a request's batch; batching on vs off measured",
     targets=("tfserving",),
+    figures={"batched_mean_latency_ms": "latency_ms", "batched_requests_per_second": "speedup",
+             "batched_wrong_answers": "events", "max_abs_diff_8_rows": "parity", "throughput_ratio": "speedup",
+             "unbatched_mean_latency_ms": "latency_ms", "unbatched_requests_per_second": "speedup",
+             "unbatched_wrong_answers": "events", "wrong_answers": "events"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Task size 8 is larger than maximum input batch size 4", runtime="tfserving"),

@@ -90,6 +90,8 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Base path set to the version directory: never loaded; load time of a large model measured",
     targets=("tfserving",),
+    figures={"large_variables_megabytes": "size", "load_seconds_large": "seconds", "load_seconds_small": "seconds",
+             "load_time_ratio": "ratio", "max_abs_diff_large": "parity", "max_abs_diff_small": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"No versions of servable model found under base path /models/model/1\. "

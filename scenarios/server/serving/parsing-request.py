@@ -36,6 +36,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Request body with both 'instances' and 'inputs' is rejected by the REST parser",
     targets=("tfserving",),
+    figures={"max_abs_diff_inputs": "parity", "max_abs_diff_instances": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist",

@@ -38,6 +38,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Server started with a relative --model_base_path exits; an absolute path serves",
     targets=("tfserving",),
+    figures={"available_versions": "exact", "max_abs_diff": "parity", "start_to_available_seconds": "seconds"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Failed to start server\. Error: INVALID_ARGUMENT: Expected model model to have an "

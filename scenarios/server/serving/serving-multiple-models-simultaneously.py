@@ -67,6 +67,8 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Model config file with two models and version labels: labels refused at start-up",
     targets=("tfserving",),
+    figures={"classifier_versions_available": "exact", "max_abs_diff_canary": "parity",
+             "max_abs_diff_images": "parity", "max_abs_diff_stable": "parity"},
     faulty=faulty,
     fixed=fixed,
     # both labels name versions still loading; which one is refused first follows the load order

@@ -101,6 +101,8 @@ def _int8_parity(run: Run[LitertTarget]) -> float:
 SCENARIO = Scenario(
     title="The prebuilt aarch64 LiteRT has no Flex delegate either; the builtin rewrite agrees across CPUs",
     targets=("litert",),
+    figures={"arm_vs_tensorflow_max_abs_diff": "parity", "arm_vs_x86_max_abs_diff": "parity",
+             "int8_arm_vs_x86_max_steps": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Select TensorFlow op\(s\), included in the given model, is\(are\) not supported by "

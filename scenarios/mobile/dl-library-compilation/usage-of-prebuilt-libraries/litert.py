@@ -90,6 +90,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A Select-TF-ops model on the prebuilt LiteRT runtime, which has no Flex delegate",
     targets=("litert",),
+    figures={"flex_ops": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Select TensorFlow op\(s\), included in the given model, is\(are\) not supported by "

@@ -38,6 +38,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Train, convert and run a model with LiteRT",
     targets=("litert",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     # the version matrix: LiteRT 2.1.6 and later verify the buffer; 1.4.0 to 2.1.5 read the file

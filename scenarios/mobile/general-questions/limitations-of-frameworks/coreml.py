@@ -55,6 +55,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Core ML prediction is not available on Linux",
     targets=("coreml",),
+    figures={"litert_max_abs_diff": "parity", "spec_input_features": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"^Model prediction is only supported on macOS version 10\.13 or later\.$"),

@@ -75,6 +75,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="tf.linalg.det has no Core ML conversion; a closed-form rewrite converts",
     targets=("coreml",),
+    figures={"mil_mul_ops": "exact", "rewrite_vs_linalg_max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Conversion for TF op 'MatrixDeterminant' not implemented\."),

@@ -100,6 +100,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="String parsing inside the model: ops outside the TF Lite builtin set",
     targets=("litert",),
+    figures={"max_abs_diff": "parity", "select_tf_ops_refused_by_litert": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Some ops are not supported by the native TFLite runtime, you can enable TF "

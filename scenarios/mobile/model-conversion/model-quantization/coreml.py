@@ -62,6 +62,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Core ML int8 weight quantization skips every tensor below the default size threshold",
     targets=("coreml",),
+    figures={"quantized_tensors": "exact", "weight_bytes_ratio": "size"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("weight_bytes_ratio", ">", 0.95), Figure("quantized_tensors", "<=", 0)),

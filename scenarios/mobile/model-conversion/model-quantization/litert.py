@@ -86,6 +86,11 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Full-integer quantisation without a representative dataset; the three quantisations measured",
     targets=("litert",),
+    figures={"accuracy_drop_dynamic": "exact", "accuracy_drop_float16": "exact", "accuracy_drop_int8": "exact",
+             "accuracy_dynamic": "exact", "accuracy_float16": "exact", "accuracy_int8": "exact",
+             "accuracy_none": "exact", "bytes_dynamic": "size", "bytes_float16": "size", "bytes_int8": "size",
+             "bytes_none": "size", "keras_accuracy": "exact", "size_ratio_dynamic": "size",
+             "size_ratio_float16": "size", "size_ratio_int8": "size"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"For full integer quantization, a `representative_dataset` must be specified\."),

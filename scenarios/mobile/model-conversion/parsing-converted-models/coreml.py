@@ -66,6 +66,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Core ML image input without the training-time scale, found by reading the converted program",
     targets=("coreml",),
+    figures={"image_input": "exact", "pixel_bias": "exact", "pixel_scale": "exact", "scale_error": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=succeeds(Figure("image_input", ">=", 1), Figure("pixel_scale", ">", 0.5)),

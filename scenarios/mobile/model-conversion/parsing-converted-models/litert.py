@@ -48,6 +48,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="float32 features set on a full-integer model whose input is int8",
     targets=("litert",),
+    figures={"input_scale": "exact", "label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Got value of type FLOAT32 but expected type INT8 for input 0, "

@@ -48,6 +48,8 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A .keras file handed to TFLiteConverter.from_saved_model",
     targets=("litert",),
+    figures={"max_abs_diff": "parity", "max_abs_diff_export_then_from_saved_model": "parity",
+             "max_abs_diff_from_keras_model": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"SavedModel file does not exist at: \S*model\.keras/\{saved_model\.pbtxt\|saved_model\.pb\}"),

@@ -41,6 +41,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A Keras 3 .keras file handed to coremltools",
     targets=("coreml",),
+    figures={"input_features": "exact", "is_ml_program": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Input model path should be \.h5/\.hdf5 file or a directory, but got .*model\.keras"),

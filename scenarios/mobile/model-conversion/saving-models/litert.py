@@ -38,6 +38,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Keras 3 model.save(dir) no longer writes a SavedModel for the converter",
     targets=("litert",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Invalid filepath extension for saving\. Please add either a `\.keras` extension "

@@ -63,6 +63,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="tf.lite.Interpreter is deprecated in TF 2.19: LiteRT's ai_edge_litert Interpreter replaces it",
     targets=("litert",),
+    figures={"max_abs_diff": "parity", "warnings": "exact"},
     applies=("tensorflow>=2.19",),  # the version matrix: TF 2.18's tf.lite.Interpreter does not warn yet
     faulty=faulty,
     fixed=fixed,

@@ -54,6 +54,7 @@ def fixed(run: Run[CoremlTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Flexible batch dimension for Core ML: unbounded RangeDim refused, bounded range works",
     targets=("coreml",),
+    figures={"features": "exact", "max_batch": "exact", "min_batch": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"For mlprogram, inputs with infinite upper_bound is not allowed\. Please set "

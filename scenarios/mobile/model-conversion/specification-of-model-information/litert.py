@@ -42,6 +42,7 @@ def fixed(run: Run[LitertTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="A batch of 16 fed to a converted model whose input is allocated as [1, 8]",
     targets=("litert",),
+    figures={"batch_dim_in_signature": "exact", "max_abs_diff": "parity", "rows_out": "exact"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Cannot set tensor: Dimension mismatch\. Got 16 but expected 1 for dimension 0 of input 0\.",

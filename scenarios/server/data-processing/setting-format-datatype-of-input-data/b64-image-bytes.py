@@ -87,6 +87,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="Base64 PNG sent as a plain JSON string to a DT_STRING input: the PNG decoder rejects it",
     targets=("tfserving",),
+    figures={"accuracy": "exact", "label_agreement": "exact", "max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     # the version matrix: TF 2.20 added WebP to the formats decode_image names, TF 2.21 JPEG XL (the

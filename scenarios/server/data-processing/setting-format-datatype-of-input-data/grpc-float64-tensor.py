@@ -54,6 +54,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
 SCENARIO = Scenario(
     title="float64 TensorProto sent over gRPC to a DT_FLOAT signature vs a float32 cast",
     targets=("tfserving",),
+    figures={"max_abs_diff": "parity"},
     faulty=faulty,
     fixed=fixed,
     symptom=Raises(r"Expects arg\[0\] to be float but double is provided", runtime="tfserving"),
