@@ -34,10 +34,12 @@ def make_model(directory: Path) -> Path:
     return directory / "mobilenet_v2_224.keras"
 
 
-def run_check(model: Path, cache: Path, targets: str) -> tuple[float, dict]:
+def run_check(model: Path, cache: Path, targets: str, probes: str = "") -> tuple[float, dict]:
     cmd = [sys.executable, "-m", "harness", "check", str(model), "--json"]
     if targets:
         cmd += ["--targets", targets]
+    if probes:
+        cmd += ["--probes", probes]
     started = time.perf_counter()
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True,
                           env=dict(os.environ, PITFALLS_CACHE=str(cache)))
@@ -51,6 +53,8 @@ def run_check(model: Path, cache: Path, targets: str) -> tuple[float, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--targets", default="", help="comma-separated targets (default: all)")
+    parser.add_argument("--probes", default="", help="passed to check --probes (default: check's own, wide,edge; "
+                        "'none' times the sample alone)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pitfalls-bench-check-") as tmp:
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         model = make_model(root)
         rows = []
         for label in ("cold", "warm"):
-            seconds, report = run_check(model, root / "cache", args.targets)
+            seconds, report = run_check(model, root / "cache", args.targets, args.probes)
             per_target = {name: t["seconds"] for name, t in report["targets"].items()}
             verdicts = {name: t["verdict"] for name, t in report["targets"].items()}
             rows.append({"cache": label, "seconds": round(seconds, 1), "per_target_s": per_target,

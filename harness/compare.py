@@ -15,6 +15,7 @@ figure is ``inf`` with ``shape_match`` false.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -137,3 +138,59 @@ def accuracy(got: "ArrayLike", labels: "ArrayLike") -> float:
     if g.shape[:-1] != y.shape:
         raise ShapeMismatch(f"outputs of shape {g.shape} do not fit labels of shape {y.shape}")
     return float(np.mean(np.argmax(g, axis=-1) == y))
+
+
+def pair_outputs(got: "Mapping[str, ArrayLike]", want_names: "list[str]",
+                 want_shapes: "list[tuple[int, ...]]") -> "list[str] | None":
+    """For each reference output (``want_names``, in order), the name of the target's output that
+    holds it: by name first, then by a shape no other output has, then in the order left.  None
+    when the counts differ (nothing can be paired for sure).
+
+    Runtimes rename outputs (LiteRT: ``StatefulPartitionedCall:1``) and may reorder them, so a
+    model with several outputs cannot be compared by position alone.
+    """
+    import numpy as np
+
+    if len(got) != len(want_names):
+        return None
+    left = list(got)
+    paired: dict[int, str] = {}
+    for i, name in enumerate(want_names):
+        if name in left:
+            paired[i] = name
+            left.remove(name)
+    shapes = {name: tuple(np.shape(got[name])) for name in left}
+    for i, shape in enumerate(want_shapes):
+        if i in paired:
+            continue
+        same = [n for n in left if shapes[n] == tuple(shape)]
+        wanted_alike = [j for j, s in enumerate(want_shapes) if j not in paired and tuple(s) == tuple(shape)]
+        if len(same) == 1 and len(wanted_alike) == 1:
+            paired[i] = same[0]
+            left.remove(same[0])
+    for i in range(len(want_names)):
+        if i not in paired:
+            paired[i] = left.pop(0)
+    return [paired[i] for i in range(len(want_names))]
+
+
+def is_classifier_output(want: "ArrayLike") -> bool:
+    """Whether a reference output reads as class probabilities: a class axis of size > 1, values
+    in [0, 1] and rows that sum to 1 (a softmax)."""
+    import numpy as np
+
+    w = np.asarray(want, dtype="float64")
+    if w.ndim < 2 or w.shape[-1] < 2 or w.size == 0 or not np.all(np.isfinite(w)):
+        return False
+    return bool(w.min() >= 0.0 and w.max() <= 1.0 and np.allclose(w.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def non_finite(got: "ArrayLike", want: "ArrayLike") -> int:
+    """How many values are inf or NaN in ``got`` where the reference ``want`` is finite (overflow)."""
+    import numpy as np
+
+    g = np.asarray(got, dtype="float64")
+    w = np.asarray(want, dtype="float64")
+    if g.shape != w.shape:
+        return int(np.count_nonzero(~np.isfinite(g)))
+    return int(np.count_nonzero(~np.isfinite(g) & np.isfinite(w)))

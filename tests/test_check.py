@@ -13,28 +13,20 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.check import CheckReport
 from harness.paths import REPO_ROOT
-from harness.targets import target_class
 
-from check_models import (custom_layer_keras, determinant_saved_model, efficientnet_b0, mobilenet_v1_tf_keras,
-                          mobilenet_v2, softsign_keras)
+from check_models import (custom_layer_keras, determinant_saved_model, efficientnet_b0, finding_texts,
+                          mobilenet_v1_tf_keras, mobilenet_v2, require_targets, softsign_keras)
 
 pytestmark = pytest.mark.slow
 
 
-def _available(*targets: str) -> None:
-    for name in targets:
-        reason = target_class(name).unavailable_reason()
-        if reason:
-            pytest.skip(f"{name} not available here: {reason}")
+_available = require_targets
+_texts = finding_texts
 
 
 @pytest.fixture(scope="module")
 def cache() -> ArtifactCache:
     return ArtifactCache()
-
-
-def _texts(report: CheckReport, target: str) -> str:
-    return "\n".join(f.text for f in report.targets[target].findings)
 
 
 def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache, pitfalls_check: Any) -> None:

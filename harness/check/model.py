@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness.archives import INPUTS_ARCHIVE, checked_members
+from harness.check.report import Finding
 from harness.errors import UsageError
 from harness.targets.base import ModelSource
 
@@ -31,7 +32,8 @@ class InputSpec:
     name: str
     dtype: str
     shape: tuple[int | None, ...]
-    kind: str  # "image [0, 1]", "integer [0, N)", "normal(0, 1)"
+    kind: str  # "image [0, 1]", "integer [0, N)", "normal(0, 1)", "boolean", "string: words of LAYER"
+    words: tuple[str, ...] = ()  # for a string input: the vocabulary its synthetic values are drawn from
 
 
 @dataclass
@@ -46,6 +48,7 @@ class LoadedModel:
     outputs: list[str]
     layers: list[str] = field(default_factory=list)
     parameters: int | None = None
+    notes: list[Finding] = field(default_factory=list)  # what loading saw about the model itself (signatures)
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.source.path), "format": self.source.format, "flavour": self.flavour,
@@ -105,7 +108,35 @@ def _embedding_range(model: Any, input_name: str) -> int | None:
     return None
 
 
+def is_string(dtype: str) -> bool:
+    """Whether a signature dtype name is TensorFlow's string (numpy has no dtype of that name)."""
+    return dtype in ("string", "str", "object", "bytes")
+
+
+#: words a string input gets when no lookup layer in the model says which words it knows
+FALLBACK_WORDS: tuple[str, ...] = ("the", "a", "model", "deploys")
+
+
+def _vocabulary(model: Any, input_name: str) -> tuple[str, tuple[str, ...]] | None:
+    """(layer name, words) of the StringLookup / TextVectorization layer that reads ``input_name``
+    (its vocabulary without the out-of-vocabulary and mask tokens); None when none reads it."""
+    parents = _inbound_of(model)
+    for layer in model.layers:
+        if type(layer).__name__ in ("StringLookup", "TextVectorization") and input_name in parents.get(layer.name, []):
+            try:
+                words = tuple(str(w) for w in layer.get_vocabulary() if str(w) not in ("", "[UNK]"))
+            except Exception:  # noqa: BLE001 - a layer not adapted yet has no vocabulary to read
+                words = ()
+            return layer.name, words
+    return None
+
+
 def _kind(shape: tuple[int | None, ...], dtype: str, model: Any, name: str) -> str:
+    if is_string(dtype):
+        found = _vocabulary(model, name) if model is not None else None
+        return f"string: words of {found[0]}" if found and found[1] else "string: made-up words"
+    if dtype == "bool":
+        return "boolean"
     if dtype.startswith(("int", "uint")):
         top = _embedding_range(model, name) if model is not None else None
         return f"integer [0, {top or 2})"
@@ -114,14 +145,25 @@ def _kind(shape: tuple[int | None, ...], dtype: str, model: Any, name: str) -> s
     return "normal(0, 1)"
 
 
+def _spec(name: str, dtype: str, shape: tuple[int | None, ...], model: Any) -> InputSpec:
+    words: tuple[str, ...] = ()
+    if is_string(dtype):
+        dtype = "string"
+        found = _vocabulary(model, name) if model is not None else None
+        words = found[1] if found and found[1] else FALLBACK_WORDS
+    return InputSpec(name, dtype, shape, _kind(shape, dtype, model, name), words)
+
+
 def _describe_keras(source: ModelSource, model: Any, flavour: Flavour) -> LoadedModel:
     inputs = []
     for tensor in model.inputs:
         shape = tuple(None if d is None else int(d) for d in tensor.shape)
-        dtype = _dtype_name(tensor.dtype)
         name = getattr(tensor, "name", "input").split(":")[0]
-        inputs.append(InputSpec(name, dtype, shape, _kind(shape, dtype, model, name)))
+        inputs.append(_spec(name, _dtype_name(tensor.dtype), shape, model))
     outputs = [getattr(t, "name", f"output_{i}").split(":")[0] for i, t in enumerate(model.outputs)]
+    named = list(getattr(model, "output_names", None) or [])
+    if len(named) == len(outputs) and len(set(named)) == len(named):  # Keras' names: dict keys or layer names
+        outputs = [str(n) for n in named]
     return LoadedModel(source, flavour, model, None, inputs, outputs,
                        layers=[layer.name for layer in model.layers], parameters=int(model.count_params()))
 
@@ -147,9 +189,15 @@ def _load_saved_model(source: ModelSource) -> LoadedModel:
     _, kwargs = fn.structured_input_signature
     for name, spec in sorted(kwargs.items()):
         shape = tuple(None if d is None else int(d) for d in spec.shape)
-        inputs.append(InputSpec(name, spec.dtype.name, shape, _kind(shape, spec.dtype.name, None, name)))
+        inputs.append(_spec(name, spec.dtype.name, shape, None))
     outputs = sorted(fn.structured_outputs)
     model = LoadedModel(source, "saved_model", None, fn, inputs, outputs)
+    others = sorted(k for k in loaded.signatures if k != "serving_default")
+    if others:
+        model.notes.append(Finding("info", f"the SavedModel has {len(others) + 1} signatures: checked serving_default "
+                                   f"(not checked: {', '.join(others)})", "SavedModel signatures", "static",
+                                   fix="TF Serving, the converters and this check use serving_default unless told "
+                                       "otherwise (TF Serving: signature_name in the request)", step="load"))
     model.parameters = int(sum(int(v.shape.num_elements() or 0) for v in getattr(loaded, "variables", [])))
     return model
 
@@ -158,6 +206,7 @@ def _load_saved_model(source: ModelSource) -> LoadedModel:
 
 def synthesise_inputs(model: LoadedModel, batch: int = BATCH, seed: int = SEED) -> "dict[str, np.ndarray]":
     """Inputs from the signature: images in [0, 1], integers in an embedding's range (else {0, 1}),
+    strings drawn from the vocabulary of the lookup layer that reads them, booleans at random,
     other floats standard normal; ``batch`` rows unless the model fixes the batch size."""
     import numpy as np
 
@@ -166,7 +215,11 @@ def synthesise_inputs(model: LoadedModel, batch: int = BATCH, seed: int = SEED) 
     for spec in model.inputs:
         rows = spec.shape[0] if spec.shape and spec.shape[0] is not None else batch
         dims = [rows] + [d if d is not None else 8 for d in spec.shape[1:]]
-        if spec.kind.startswith("integer"):
+        if is_string(spec.dtype):
+            out[spec.name] = np.asarray(rng.choice(list(spec.words or FALLBACK_WORDS), size=dims), dtype=str)
+        elif spec.kind == "boolean":
+            out[spec.name] = rng.integers(0, 2, size=dims).astype(bool)
+        elif spec.kind.startswith("integer"):
             top = int(spec.kind.split(", ")[1].rstrip(")"))
             out[spec.name] = rng.integers(0, top, size=dims).astype(spec.dtype)
         elif spec.kind.startswith("image"):
@@ -174,6 +227,57 @@ def synthesise_inputs(model: LoadedModel, batch: int = BATCH, seed: int = SEED) 
         else:
             out[spec.name] = rng.standard_normal(dims).astype(spec.dtype)
     return out
+
+
+#: the synthetic probes besides the sample: what each one feeds (docs/check-schema.md)
+PROBES: dict[str, str] = {
+    "wide": "ten times the documented spread: normal(0, 10) floats, images in [0, 255] (unnormalised pixels), "
+            "strings half out of the vocabulary",
+    "edge": "values at the edges the dtype allows the layer: floats of magnitude 1e4 with alternating sign "
+            "and zeros, integers at 0 and the top of their range, empty strings",
+}
+
+
+def synthesise_probes(model: LoadedModel, batch: int = BATCH, seed: int = SEED) -> "dict[str, dict[str, np.ndarray]]":
+    """The further probes of :data:`PROBES`, each with the sample's shapes; a probe that would feed
+    exactly the sample (a model of integer ids in a full range has no wider one) is left out."""
+    import numpy as np
+
+    sample = synthesise_inputs(model, batch, seed)
+    rng = np.random.default_rng(seed + 1)
+    wide: dict[str, np.ndarray] = {}
+    edge: dict[str, np.ndarray] = {}
+    for spec in model.inputs:
+        base = sample[spec.name]
+        if is_string(spec.dtype):
+            unknown = np.asarray([f"unseen-{i}" for i in range(base.size)], dtype=str).reshape(base.shape)
+            wide[spec.name] = np.where(rng.random(base.shape) < 0.5, base, unknown)
+            edge[spec.name] = np.full(base.shape, "", dtype=str)
+        elif spec.kind == "boolean":
+            wide[spec.name] = base
+            edge[spec.name] = np.ones(base.shape, dtype=bool)
+        elif spec.kind.startswith("integer"):
+            top = int(spec.kind.split(", ")[1].rstrip(")"))
+            wide[spec.name] = base
+            edge[spec.name] = np.where(np.arange(base.size).reshape(base.shape) % 2 == 0, 0, top - 1).astype(base.dtype)
+        elif spec.kind.startswith("image"):
+            wide[spec.name] = (base * 255.0).astype(base.dtype)
+            edge[spec.name] = _alternating(base, 1e4, rng)
+        else:
+            wide[spec.name] = (base * 10.0).astype(base.dtype)
+            edge[spec.name] = _alternating(base, 1e4, rng)
+    found = {"wide": wide, "edge": edge}
+    return {name: inputs for name, inputs in found.items()
+            if any(not np.array_equal(inputs[k], sample[k]) for k in inputs)}
+
+
+def _alternating(like: "np.ndarray", magnitude: float, rng: "np.random.Generator") -> "np.ndarray":
+    """``like``'s shape and dtype: +-``magnitude`` at random signs, a quarter of the values zero."""
+    import numpy as np
+
+    signs = np.where(rng.random(like.shape) < 0.5, -1.0, 1.0)
+    zeros = rng.random(like.shape) < 0.25
+    return np.where(zeros, 0.0, signs * magnitude).astype(like.dtype)
 
 
 def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
@@ -198,6 +302,12 @@ def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
                 want is not None and got != want for got, want in zip(array.shape, spec.shape)):
             raise UsageError(f"--inputs {path}: {name} has shape {list(array.shape)}, the model takes "
                              f"{[d if d is not None else 'None' for d in spec.shape]}")
+        if is_string(spec.dtype):
+            if array.dtype.kind not in "US":
+                raise UsageError(f"--inputs {path}: {name} is {array.dtype}, the model takes strings; "
+                                 "save it as a numpy str array (numpy.array([...], dtype=str))")
+            arrays[name] = np.char.decode(array, "utf-8") if array.dtype.kind == "S" else array
+            continue
         if np.dtype(array.dtype).kind != np.dtype(spec.dtype).kind:
             raise UsageError(f"--inputs {path}: {name} is {array.dtype}, the model takes {spec.dtype}; "
                              f"convert it with .astype('{spec.dtype}')")
@@ -207,18 +317,44 @@ def read_inputs(path: Path, model: LoadedModel) -> "dict[str, np.ndarray]":
 
 # ------------------------------------------------------------------------------------ reference
 
-def reference_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "list[np.ndarray]":
-    """The model's own outputs (in the model's output order)."""
+def keras_feed(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> Any:
+    """What a Keras model is called on: the one array, or a dict by input name (Keras maps it onto
+    list and dict inputs alike); string arrays as tf.string tensors (Keras' predict refuses numpy
+    strings: "Invalid dtype: str96")."""
+    feed: dict[str, Any] = {}
+    for spec in model.inputs:
+        value: Any = inputs[spec.name]
+        if is_string(spec.dtype):
+            import tensorflow as tf
+
+            value = tf.constant(value)
+        feed[spec.name] = value
+    return feed if len(feed) > 1 else next(iter(feed.values()))
+
+
+def _as_list(got: Any, names: list[str]) -> "list[np.ndarray]":
+    """A Keras result (one array, a list or a dict by output name) as arrays in ``names`` order."""
     import numpy as np
 
+    if isinstance(got, dict):
+        return [np.asarray(got[name]) for name in names] if set(names) <= set(got) else [np.asarray(v) for v in got.values()]
+    return [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]
+
+
+def reference_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "list[np.ndarray]":
+    """The model's own outputs (in the order of ``model.outputs``)."""
     if model.keras_model is not None:
-        feed = [inputs[i.name] for i in model.inputs]
-        got = model.keras_model.predict(feed if len(feed) > 1 else feed[0], verbose=0)
-        return [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]
+        feed = keras_feed(model, inputs)
+        if any(is_string(spec.dtype) for spec in model.inputs):  # predict() takes no string tensors
+            got = model.keras_model(feed, training=False)
+            got = {k: v for k, v in got.items()} if isinstance(got, dict) else got
+        else:
+            got = model.keras_model.predict(feed, verbose=0)
+        return _as_list(got, model.outputs)
     import tensorflow as tf
 
     result = model.signature_fn(**{k: tf.constant(v) for k, v in inputs.items()})
-    return [np.asarray(result[name]) for name in model.outputs]
+    return _as_list(dict(result), model.outputs)
 
 
 def layer_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "dict[str, np.ndarray]":
@@ -232,8 +368,8 @@ def layer_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "dict[
               if type(layer).__name__ != "InputLayer" and not isinstance(layer.output, (list, tuple))]
     module = importlib.import_module(type(keras_model).__module__.split(".")[0])
     probe = module.Model(inputs=keras_model.inputs, outputs=[layer.output for layer in layers])
-    feed = [inputs[i.name] for i in model.inputs]
-    got = probe.predict(feed if len(feed) > 1 else feed[0], verbose=0)
+    feed = keras_feed(model, inputs)
+    got = probe(feed, training=False) if any(is_string(i.dtype) for i in model.inputs) else probe.predict(feed, verbose=0)
     got = got if isinstance(got, (list, tuple)) else [got]
     return {layer.name: np.asarray(value) for layer, value in zip(layers, got)}
 

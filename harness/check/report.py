@@ -117,6 +117,7 @@ class CheckReport:
     seconds: float = 0.0
     trusted: bool = False  # --trust-model / trust=True: the model's own code was allowed to run
     findings: list[Finding] = field(default_factory=list)  # about the model file itself (the trust scan)
+    runtime_log: str = ""  # what the runtimes printed (TensorFlow/XLA start-up, converters), kept off the terminal
 
     @property
     def ok(self) -> bool:
@@ -141,4 +142,5 @@ class CheckReport:
         return {"schema": SCHEMA, "created": self.created, "seconds": round(self.seconds, 3),
                 "model": self.model, "inputs": self.inputs, "trusted": self.trusted,
                 "findings": [f.to_json() for f in self.findings],
-                "targets": {name: t.to_json() for name, t in self.targets.items()}}
+                "targets": {name: t.to_json() for name, t in self.targets.items()},
+                "runtime_log": self.runtime_log}

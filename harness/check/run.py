@@ -18,9 +18,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import hash_inputs, load_model, read_inputs, reference_outputs, synthesise_inputs
+from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.report import CheckReport, Finding, TargetReport
-from harness.check.steps import Context, Progress, declared, run_declared
+from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.errors import UsageError
 from harness.targets import TARGET_NAMES, target_class
 from harness.targets.base import ModelSource, Target
@@ -56,7 +56,8 @@ class ActiveTargets(Protocol):
 def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str | Path | None = None,
           profiles: Sequence[str] | None = None, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
-          active: ActiveTargets | None = None, trust: bool = False) -> CheckReport:
+          active: ActiveTargets | None = None, trust: bool = False, probes: Sequence[str] | None = None,
+          calibration: str | Path | None = None) -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
 
     Unless ``trust``, the model file is scanned first (:mod:`harness.trust`, nothing is loaded):
@@ -67,6 +68,13 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     ``active`` lends targets that are already running in this process (inside pytest, the
     session's: a second browser target would start a second sync Playwright, which Playwright
     refuses); without it each target is started and stopped here.
+
+    Besides the sample (``inputs`` or synthesised), every path is fed the synthetic ``probes``
+    (default: every one of :data:`~harness.check.model.PROBES`; ``()`` none) and the
+    ``calibration`` set (an ``.npz`` like ``inputs``; also LiteRT int8's representative set),
+    each compared with its own reference; a finding names the probe that showed it.  What the
+    check cannot handle (inputs it cannot make, a model TensorFlow cannot run, its own error on a
+    target) is a finding; the other targets still run.
     """
     from harness.artifacts import ArtifactCache
 
@@ -76,6 +84,10 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
+    probe_names = list(PROBES) if probes is None else list(probes)
+    unknown = [p for p in probe_names if p not in PROBES]
+    if unknown:
+        raise UsageError(f"unknown probe(s) {', '.join(unknown)}: choose from {', '.join(PROBES)} (or none)")
     source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
     if not trust:
         say(f"scanning {source.path} ({source.format}) for code it carries")
@@ -86,17 +98,48 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
             return _not_run(source, concerns, wanted, started)
     say(f"loading {source.path} ({source.format})")
     model = load_model(source)
+    report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust)
+    report.findings.extend(model.notes)
+    probe = "synthesised"
     if inputs is not None:
         feed = read_inputs(Path(inputs), model)
         how: dict[str, Any] = {"file": str(Path(inputs).resolve())}
+        probe = f"--inputs {Path(inputs).name}"
     else:
-        feed = synthesise_inputs(model)
+        try:
+            feed = synthesise_inputs(model)
+        except Exception as exc:  # noqa: BLE001 - an input this check cannot make yet: say so, run nothing
+            report.findings.append(finding_from("check", exc, "inputs", severity="warning"))
+            reason = "not run: pitfalls check cannot synthesise this model's inputs yet; pass --inputs FILE.npz"
+            for name in wanted:
+                report.targets[name] = TargetReport(name, verdict="skipped", reason=reason)
+            report.seconds = time.perf_counter() - started
+            return report
         how = {"synthesised": {i.name: i.kind for i in model.inputs}}
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
-    reference = reference_outputs(model, feed)
+    report.inputs = how
+    reference, failed = reference_or_none(model, feed)
+    if failed is not None:
+        report.findings.append(failed)
+    further: list[Probe] = []
+    calibration_set = None
+    if calibration is not None:
+        calibration_set = read_inputs(Path(calibration), model)
+        further.append(Probe(f"--calibration {Path(calibration).name}", calibration_set,
+                             reference_or_none(model, calibration_set)[0]))
+        how["calibration"] = {"file": str(Path(calibration).resolve()), "digest": hash_inputs(calibration_set)}
+    try:
+        synthetic = synthesise_probes(model)
+    except Exception as exc:  # noqa: BLE001 - the sample still runs; say which probes did not
+        report.findings.append(finding_from("check", exc, "probes", severity="info"))
+        synthetic = {}
+    for name, probe_inputs in synthetic.items():
+        if name in probe_names:
+            further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
+    how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say)
-    report = CheckReport(model=model.describe(), inputs=how, created=_now(), trusted=trust)
+    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
+                  tuple(further), calibration_set)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)
     report.seconds = time.perf_counter() - started
@@ -148,10 +191,15 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
         return report
     started = time.perf_counter()
     ctx.say(f"{name}: checking")
-    with ExitStack() as stack:
-        target = active.get(name) if active is not None else stack.enter_context(cls())
-        report.versions = target.versions()
-        run_declared(target, report, ctx, declared(name))
+    try:
+        with ExitStack() as stack:
+            target = active.get(name) if active is not None else stack.enter_context(cls())
+            report.versions = target.versions()
+            run_declared(target, report, ctx, declared(name))
+    except UsageError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check
+        report.add(finding_from(name, exc, "check", severity="warning"))
     report.settle()
     report.seconds = time.perf_counter() - started
     ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")

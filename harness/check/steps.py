@@ -13,16 +13,17 @@ the check goes on.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from harness.check.model import LoadedModel
+from harness.check.model import LoadedModel, reference_outputs
 from harness.check.report import Finding, Severity, TargetReport
 from harness.check.rules import Rule, rule_for
-from harness.compare import Parity, parity, tolerance_for
+from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets.base import Deployment, Prepared, Target
 
@@ -40,10 +41,26 @@ class Context:
 
     model: LoadedModel
     inputs: "dict[str, np.ndarray]"
-    reference: "list[np.ndarray]"
+    reference: "list[np.ndarray] | None"  # None when TensorFlow could not run the model itself
     cache: "ArtifactCache"
     profiles: tuple[str, ...]  # the device profiles asked for that can run here
     say: Progress
+    probe: str = "synthesised"  # which inputs these are: "synthesised", "--inputs FILE"; findings name it
+    probes: "tuple[Probe, ...]" = ()  # further probes every path is also fed (wide, edge, calibration)
+    calibration: "dict[str, np.ndarray] | None" = None  # --calibration: the int8 representative set
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A further set of inputs every path is fed besides the sample, with its own reference."""
+
+    name: str  # "wide", "edge", "--calibration FILE"
+    inputs: "dict[str, np.ndarray]"
+    reference: "list[np.ndarray] | None"
+
+    def rows(self, model: LoadedModel, rows: int) -> "Probe":
+        inputs = {k: v[:rows] for k, v in self.inputs.items()}
+        return Probe(f"{self.name}, first {rows} row{'s' if rows > 1 else ''}", inputs, reference_or_none(model, inputs)[0])
 
 
 @dataclass(frozen=True)
@@ -123,10 +140,20 @@ def _text_of(exc: BaseException) -> tuple[str, str, bool]:
     return f"{type(exc).__name__}: {exc}", "pitfalls (a harness error, not a verdict on the model)", False
 
 
+#: the fix of a finding that is pitfalls' own error: never a verdict on the model
+HARNESS_LIMITATION = ("a limitation of pitfalls check, not a verdict on the model: this path was not checked; "
+                      "please report it with the model's shape (inputs, outputs, layers)")
+
+
 def finding_from(target: str, exc: BaseException, step: str, *, severity: Severity = "blocker",
                  fix: str = "") -> Finding:
     text, source, runtime = _text_of(exc)
-    rule = rule_for(target, text)
+    if not runtime:  # our own error: says what was not checked, never blocks the model
+        return Finding(severity="info" if severity == "info" else "warning", text=text.strip()[:4000],
+                       source=source, verified="static", fix=HARNESS_LIMITATION, step=step)
+    from harness.targets import TARGET_NAMES
+
+    rule = rule_for(target, text) if target in TARGET_NAMES else None  # the model's own steps have no rules
     return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
                    text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
                    taxonomy=rule.taxonomy if rule else None, scenario=rule.scenario if rule else None,
@@ -151,51 +178,94 @@ def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker")
 
 # ------------------------------------------------------------------------------------ steps
 
-def feed_for(deployed: Deployment, ctx: Context) -> "dict[str, np.ndarray]":
-    """The sample inputs keyed by the deployed model's input names (by name, else by position)."""
+def feed_for(deployed: Deployment, ctx: Context, inputs: "dict[str, np.ndarray] | None" = None) -> "dict[str, np.ndarray]":
+    """The sample inputs (or ``inputs``) keyed by the deployed model's input names (by name, else by position)."""
     names = deployed.signature().input_names()
     mine = [i.name for i in ctx.model.inputs]
+    given = ctx.inputs if inputs is None else inputs
     if set(names) == set(mine):
-        return {n: ctx.inputs[n] for n in names}
+        return {n: given[n] for n in names}
     if len(names) == len(mine):
-        return {deployed_name: ctx.inputs[own] for deployed_name, own in zip(names, mine)}
-    raise HarnessError(f"the deployed model takes inputs {names}, the model has {mine}")
+        return {deployed_name: given[own] for deployed_name, own in zip(names, mine)}
+    added = [n for n in names if n not in mine]
+    raise HarnessError(f"the converted model takes inputs {names}, the model has {mine}: pitfalls check cannot "
+                       f"feed {added} (the converter made them inputs; a lookup table's handle is one), so this "
+                       "path was not run")
 
 
 def outputs_in_order(got: "Mapping[str, np.ndarray]", deployed: Deployment, ctx: Context) -> "list[np.ndarray]":
-    names = list(got)
-    if set(ctx.model.outputs) <= set(names):
-        return [got[n] for n in ctx.model.outputs]
-    order = [n for n in deployed.signature().output_names() if n in got] or names
-    return [got[n] for n in order]
+    """The target's outputs in the order of the model's (``ctx.model.outputs``): paired by name,
+    then by shape, then in the deployed signature's order (:func:`harness.compare.pair_outputs`)."""
+    signed = deployed.signature().output_names()
+    order = [n for n in signed if n in got] + [n for n in got if n not in signed]
+    ordered = {n: got[n] for n in order}
+    shapes = [tuple(r.shape) for r in ctx.reference] if ctx.reference is not None else []
+    paired = pair_outputs(ordered, ctx.model.outputs, shapes) if len(shapes) == len(ctx.model.outputs) else None
+    return [ordered[n] for n in paired] if paired is not None else list(ordered.values())
 
 
 def compare_outputs(report: TargetReport, label: str, outputs: "list[np.ndarray]", ctx: Context,
                     path: str = "float32", severity: Severity = "blocker") -> Parity | None:
-    """Parity of ``outputs`` with the reference; a divergence beyond the path's tolerance is a finding."""
+    """Parity of ``outputs`` with the reference, output by output (by name, in the model's order),
+    each judged against the path's tolerance scaled by that output's own magnitude; a divergence,
+    an overflow to inf/NaN or a classifier whose top-1 label moves is a finding naming the output
+    and the probe.  ``report.parity[label]`` is the worst output's figures (``outputs``: each one's)."""
+    import numpy as np
+
+    if ctx.reference is None:
+        report.add(Finding("info", "outputs not compared: TensorFlow could not run the model itself to give a "
+                           "reference (see the model's findings)", label, "static", step="parity"))
+        return None
     if len(outputs) != len(ctx.reference):
         report.add(Finding("blocker", f"{len(outputs)} outputs, the reference has {len(ctx.reference)}",
                            label, "runtime", step="parity"))
         return None
+    tolerance = tolerance_for(path)
+    probe = ctx.probe
     worst: Parity | None = None
-    for got, want in zip(outputs, ctx.reference):
+    each: dict[str, Any] = {}
+    for name, got, want in zip(ctx.model.outputs, outputs, ctx.reference):
         p = parity(got, want, on_shape_mismatch="inf")
-        if worst is None or p.max_abs_diff > worst.max_abs_diff:
+        each[name] = p.to_json()
+        if worst is None or _badness(p) > _badness(worst):
             worst = p
+        which = f"output {name!r}" if len(outputs) > 1 else "outputs"
+        scale = float(np.max(np.abs(want))) if want.size else 0.0
+        if not p.shape_match:
+            report.add(Finding("blocker", f"{which}: shape {list(p.shape)} differs from the reference's "
+                               f"{list(want.shape)} (probe {probe})", label, "runtime", step="parity"))
+            continue
+        overflow = non_finite(got, want)
+        if overflow:
+            report.add(Finding(severity if path == "float32" else "warning",
+                               f"{which} overflow: {overflow} of {got.size} values are inf or NaN where the reference "
+                               f"is finite (largest reference magnitude {scale:.3g}; probe {probe})", label, "runtime",
+                               step="parity", fix="a float16 or int8 path cannot hold these magnitudes: keep float32 "
+                                                  "for this layer or scale the activations down"))
+        elif not p.within(tolerance, scale):
+            agreement = (f", top-1 agreement {p.label_agreement:.0%}"
+                         if p.label_agreement is not None and is_classifier_output(want) else "")
+            report.add(Finding(severity if path == "float32" else "warning",
+                               f"{which} diverge from the reference: max |diff| {p.max_abs_diff:.3g} "
+                               f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}){agreement}; "
+                               f"probe {probe}", label, "runtime", step="parity",
+                               fix="see the divergence table for the first layer that fails"))
+        elif is_classifier_output(want) and p.label_agreement is not None and p.label_agreement < 1.0:
+            report.add(Finding("warning", f"{which}: the top-1 class differs on {1 - p.label_agreement:.0%} of the rows "
+                               f"though values are within tolerance (max |diff| {p.max_abs_diff:.3g}; probe {probe})",
+                               label, "runtime", step="parity", fix="compare the decisions your app makes, not only "
+                               "the scores: near-ties flip between runtimes"))
     assert worst is not None  # at least one output: the reference always has one
     report.parity[label] = worst.to_json()
-    tolerance = tolerance_for(path)
-    scale = max(float(abs(w).max()) for w in ctx.reference if w.size)
-    if not worst.shape_match:
-        report.add(Finding("blocker", f"output shape {list(worst.shape)} differs from the reference's "
-                           f"{[list(w.shape) for w in ctx.reference]}", label, "runtime", step="parity"))
-    elif not worst.within(tolerance, scale):
-        report.add(Finding(severity if path == "float32" else "warning",
-                           f"outputs diverge from the reference: max |diff| {worst.max_abs_diff:.3g} "
-                           f"(tolerance {tolerance.atol:g} + {tolerance.rtol:g}*{scale:.3g} for {path}), "
-                           f"label agreement {worst.label_agreement}", label, "runtime", step="parity",
-                           fix="see the divergence table for the first layer that fails"))
+    if len(each) > 1:
+        report.parity[label]["outputs"] = each
     return worst
+
+
+def _badness(p: Parity) -> tuple[bool, bool, float]:
+    """Order of outputs from the least to the most wrong: shape, then NaN, then max |diff|."""
+    nan = math.isnan(p.max_abs_diff)
+    return (not p.shape_match, nan, 0.0 if nan else p.max_abs_diff)
 
 
 def prepare_path(target: Target, report: TargetReport, ctx: Context, label: str,
@@ -225,7 +295,8 @@ def deploy_and_compare(target: Target, report: TargetReport, prepared: Prepared,
 def predict_and_compare(target: Target, report: TargetReport, deployed: Deployment, ctx: Context, label: str,
                         *, path: str = "float32", timings: bool = False,
                         severity: Severity = "blocker") -> "list[np.ndarray] | None":
-    """Predict the sample on a loaded model and compare it with the reference (see deploy_and_compare)."""
+    """Predict the sample on a loaded model and compare it with the reference (see deploy_and_compare);
+    then each further probe (``ctx.probes``), whose divergences are warnings naming the probe."""
     outputs: list[np.ndarray] | None = None
     report.figures.setdefault(f"{label}.inputs", float(len(deployed.signature().inputs)))
     feed = feed_for(deployed, ctx)
@@ -249,19 +320,46 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
+    for probe in ctx.probes if outputs is not None else ():  # a path that cannot predict the sample: said once
+        probed: list[np.ndarray] | None = None
+        with recorded(report, f"predict {label} [{probe.name}]", severity="warning"):
+            probe_feed = feed_for(deployed, ctx, probe.inputs)
+            got = deployed.predict(integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
+            probed = outputs_in_order(integer_io.decode(got) if integer_io is not None else got, deployed, ctx)
+        if probed is not None:
+            compare_outputs(report, f"{label} [{probe.name}]", probed,
+                            replace(ctx, inputs=probe.inputs, reference=probe.reference, probe=probe.name, probes=()),
+                            path, severity="warning")
     return outputs
 
 
 def first_rows(ctx: Context, rows: int = 1) -> Context:
-    """The context cut to the sample's first ``rows`` (slow runtimes, batch-1 paths)."""
-    return replace(ctx, inputs={k: v[:rows] for k, v in ctx.inputs.items()}, reference=[r[:rows] for r in ctx.reference])
+    """The context cut to the sample's first ``rows`` (slow runtimes, batch-1 paths); its reference
+    is the model run on exactly those rows (not the whole batch's reference sliced: a model whose
+    output depends on the batch would show a divergence that is not there), its probes cut alike."""
+    inputs = {k: v[:rows] for k, v in ctx.inputs.items()}
+    return replace(ctx, inputs=inputs, reference=reference_or_none(ctx.model, inputs)[0],
+                   probe=f"{ctx.probe}, first {rows} row{'s' if rows > 1 else ''}",
+                   probes=tuple(probe.rows(ctx.model, rows) for probe in ctx.probes))
+
+
+def reference_or_none(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "tuple[list[np.ndarray] | None, Finding | None]":
+    """The reference on ``inputs``, or None and the finding that says why TensorFlow could not give it."""
+    try:
+        return reference_outputs(model, inputs), None
+    except Exception as exc:  # noqa: BLE001 - the model's own run failing is a finding, not a crash
+        text, source, runtime = _text_of(exc)
+        return None, Finding("warning", f"the reference could not be computed: {text.strip()[:3000]}", source,
+                             "runtime" if runtime else "static", step="reference",
+                             fix="outputs are not compared on any path; check that the model runs with "
+                                 "TensorFlow/Keras in a fresh process (saved functions, custom objects)")
 
 
 def representative(ctx: Context) -> "np.ndarray | None":
-    """The sample of a single-input model (a representative set for quantisation), else None."""
+    """The int8 representative set: the --calibration set, else the sample (one float input only)."""
     if len(ctx.model.inputs) != 1:
         return None
-    return ctx.inputs[ctx.model.inputs[0].name]
+    return (ctx.calibration or ctx.inputs)[ctx.model.inputs[0].name]
 
 
 def diverged(report: TargetReport, label: str) -> bool:

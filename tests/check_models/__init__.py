@@ -5,11 +5,31 @@ reject.  Built into the artifact cache (kind ``check-model``) so that a warm run
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.artifacts import ArtifactCache, library_versions
 
+if TYPE_CHECKING:
+    from harness.check import CheckReport
+
 REVISION = 2
+
+
+def require_targets(*targets: str) -> None:
+    """Skip the calling test unless every one of ``targets`` can run here (with the target's reason)."""
+    import pytest
+
+    from harness.targets import target_class
+
+    for name in targets:
+        reason = target_class(name).unavailable_reason()
+        if reason:
+            pytest.skip(f"{name} not available here: {reason}")
+
+
+def finding_texts(report: "CheckReport", target: str) -> str:
+    """Every finding's text of ``target`` in ``report``, one after another."""
+    return "\n".join(f.text for f in report.targets[target].findings)
 
 
 def calibrate_batchnorm(model: Any, images: Any, seed: int = 0) -> None:

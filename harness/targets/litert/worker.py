@@ -140,9 +140,13 @@ def time_invoke(model_path: str, inputs: list[Any], num_threads: int = 1, xnnpac
 
     started = time.perf_counter()
     interp = interpreter(model_path, num_threads=num_threads, xnnpack=xnnpack)
+    details = interp.get_input_details()
+    for d, x in zip(details, inputs):  # a dynamic dimension (a sequence length) takes the array's size
+        wanted = _resized_shape(d, x)
+        if wanted != [int(n) for n in d["shape"]]:
+            interp.resize_tensor_input(d["index"], wanted)
     interp.allocate_tensors()
     load_ms = (time.perf_counter() - started) * 1000
-    details = interp.get_input_details()
     for d, x in zip(details, inputs):
         interp.set_tensor(d["index"], x)
     for _ in range(warmup):

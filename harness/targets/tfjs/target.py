@@ -75,7 +75,7 @@ def _require_bundle(backend: TfjsBackend) -> None:
 
 
 def _tfjs_dtype(array: "np.ndarray") -> str:
-    """The tf.js dtype a numpy input becomes (tf.js has float32, int32 and bool tensors)."""
+    """The tf.js dtype a numpy input becomes (tf.js has float32, int32, bool and string tensors)."""
     kind = array.dtype.kind
     if kind == "f":
         return "float32"
@@ -83,7 +83,9 @@ def _tfjs_dtype(array: "np.ndarray") -> str:
         return "int32"
     if kind == "b":
         return "bool"
-    raise UsageError(f"an input of numpy dtype {array.dtype} has no tf.js tensor type: pass float, int or bool arrays")
+    if kind == "U":
+        return "string"
+    raise UsageError(f"an input of numpy dtype {array.dtype} has no tf.js tensor type: pass float, int, bool or str arrays")
 
 
 def _tensor_specs(found: list[dict[str, Any]]) -> tuple[TensorSpec, ...]:

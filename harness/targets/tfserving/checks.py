@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from harness.check.model import is_string
 from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, feed_for, outputs_in_order,
@@ -47,7 +48,7 @@ def signature_findings(target: Target, report: TargetReport, deployed: Deploymen
     """What the served metadata says clients will get wrong: non-float inputs, a fixed batch size."""
     sig: Signature = deployed.signature()
     for spec in sig.inputs:
-        if spec.dtype not in ("float32", "string"):
+        if spec.dtype != "float32" and not is_string(spec.dtype):
             report.add(Finding("warning", f"input {spec.name} is {spec.dtype}: JSON clients send floats "
                                "that TF Serving must convert, gRPC clients must build this dtype",
                                "served metadata", "static",
@@ -71,7 +72,7 @@ def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx:
     outputs: list[np.ndarray] | None = None
     with recorded(report, f"predict {NAME} grpc"):
         sig = deployed.signature()
-        feed = {name: np.asarray(value, dtype=spec.dtype) for (name, value), spec
+        feed = {name: np.asarray(value, dtype=None if is_string(spec.dtype) else spec.dtype) for (name, value), spec
                 in zip(feed_for(deployed, ctx).items(), sig.inputs)}
         reply = grpc_predict(getattr(deployed, "server"), feed)
         outputs = outputs_in_order(dict(reply.outputs), deployed, ctx)
