@@ -1,0 +1,119 @@
+"""Example bundles, one faulty and one fixed per kind: the tests' inputs and the README's demonstration.
+
+``python -m harness.configcheck.examples DIR`` writes them under ``DIR/<kind>-faulty`` and
+``DIR/<kind>-fixed``.  The models come from the harness's model cache (tiny trained Keras models
+exported as the catalog exports them), so the directories hold real SavedModels, tf.js models and
+``.tflite`` files, not stand-ins.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+TFSERVING_FAULTY_CONFIG = """model_config_list {
+  config {
+    name: "classifier"
+    base_path: "/models/classifier"
+    model_platform: "tensorflow"
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+  config {
+    name: "images"
+    base_path: "/models/images"
+    model_platform: "tensorflow"
+  }
+}
+"""
+TFSERVING_FIXED_CONFIG = """model_config_list {
+  config {
+    name: "classifier"
+    base_path: "/models/classifier"
+    model_platform: "tensorflow"
+    model_version_policy { specific { versions: 1 versions: 2 } }
+    version_labels { key: "stable" value: 1 }
+    version_labels { key: "canary" value: 2 }
+  }
+}
+"""
+TFSERVING_FAULTY_BATCHING = "max_batch_size { value: 16 }\nbatch_timeout_micros { value: 1000 }\n" \
+                            "allowed_batch_sizes: 8\nallowed_batch_sizes: 4\n"
+TFSERVING_FIXED_BATCHING = "max_batch_size { value: 16 }\nbatch_timeout_micros { value: 1000 }\n" \
+                           "allowed_batch_sizes: 4\nallowed_batch_sizes: 16\n"
+TFSERVING_FAULTY_START = """#!/bin/sh
+# start the model server
+docker run --rm -p 8500:8500 \\
+  -v "$(pwd)/models:/models" -v "$(pwd)/models.config:/config/models.config" \\
+  tensorflow/serving --model_config_file=/config/models.config \\
+  --enable_batching --batching_parameters_file /config/batching.config
+"""
+TFSERVING_FIXED_START = """#!/bin/sh
+# start the model server
+docker run --rm -p 8500:8500 -p 8501:8501 \\
+  -v "$(pwd)/models:/models" -v "$(pwd)/models.config:/config/models.config" \\
+  -v "$(pwd)/batching.config:/config/batching.config" \\
+  tensorflow/serving --model_config_file=/config/models.config \\
+  --allow_version_labels_for_unavailable_models=true \\
+  --enable_batching=true --batching_parameters_file=/config/batching.config
+"""
+TFSERVING_FAULTY_CLIENT = """#!/bin/sh
+curl -s -d '{"signature_name": "predict", "instances": [[0, 0, 0, 0, 0, 0, 0, 0]]}' \\
+  http://localhost:8500/v1/models/classifier:predict
+curl -s http://localhost:8500/v1/models/clasifier
+"""
+TFSERVING_FIXED_CLIENT = """#!/bin/sh
+curl -s -d '{"signature_name": "serving_default", "instances": [[0, 0, 0, 0, 0, 0, 0, 0]]}' \\
+  http://localhost:8501/v1/models/classifier/labels/stable:predict
+curl -s http://localhost:8501/v1/models/classifier
+"""
+
+
+def _cache():  # type: ignore[no-untyped-def]
+    from harness.artifacts import ArtifactCache
+    from harness.paths import model_cache_root
+
+    return ArtifactCache(model_cache_root())
+
+
+def write_tfserving(root: Path, *, faulty: bool) -> Path:
+    """A serving bundle: models/, models.config, batching.config, start.sh, client.sh."""
+    from harness.models import ModelSpec, saved_model, trained_model
+
+    cache = _cache()
+    root.mkdir(parents=True, exist_ok=True)
+    stable = saved_model(cache, ModelSpec("dense", "keras3", seed=0))
+    shutil.copytree(stable, root / "models" / "classifier" / "1")
+    if faulty:
+        (root / "models" / "classifier" / "v2-draft").mkdir()
+        images = root / "models" / "images" / "1"
+        images.mkdir(parents=True)
+        shutil.copyfile(trained_model(cache, ModelSpec("dense", "keras3", seed=0)).dir / "model.keras",
+                        images / "model.keras")
+    else:
+        shutil.copytree(saved_model(cache, ModelSpec("dense", "keras3", seed=1)), root / "models" / "classifier" / "2")
+    (root / "models.config").write_text(TFSERVING_FAULTY_CONFIG if faulty else TFSERVING_FIXED_CONFIG)
+    (root / "batching.config").write_text(TFSERVING_FAULTY_BATCHING if faulty else TFSERVING_FIXED_BATCHING)
+    (root / "start.sh").write_text(TFSERVING_FAULTY_START if faulty else TFSERVING_FIXED_START)
+    (root / "client.sh").write_text(TFSERVING_FAULTY_CLIENT if faulty else TFSERVING_FIXED_CLIENT)
+    return root
+
+
+WRITERS = {"tfserving": write_tfserving}
+
+
+def write_examples(directory: Path) -> list[Path]:
+    written = []
+    for kind, writer in WRITERS.items():
+        for faulty in (True, False):
+            target = directory / f"{kind}-{'faulty' if faulty else 'fixed'}"
+            if target.exists():
+                shutil.rmtree(target)
+            written.append(writer(target, faulty=faulty))
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover - a convenience for the README
+    for path in write_examples(Path(sys.argv[1] if len(sys.argv) > 1 else "examples")):
+        print(path)
