@@ -100,7 +100,43 @@ def write_tfserving(root: Path, *, faulty: bool) -> Path:
     return root
 
 
-WRITERS = {"tfserving": write_tfserving}
+TFJS_FAULTY_APP = """// load the classifier and predict one row
+const model = tf.loadLayersModel('model/model.json');
+const backup = tf.loadGraphModel('file:///home/me/app/model/model.json');
+const y = model.predict(tf.zeros([1, 8]));
+"""
+TFJS_FIXED_APP = """// load the classifier and predict one row
+await tf.setBackend('cpu');
+const model = await tf.loadGraphModel('model/model.json');
+const y = tf.tidy(() => model.predict(tf.zeros([1, 8])));
+"""
+TFJS_PAGE = """<!DOCTYPE html>
+<html><head><script src="tf.min.js"></script></head>
+<body><script type="module" src="app.js"></script></body></html>
+"""
+
+
+def write_tfjs(root: Path, *, faulty: bool) -> Path:
+    """A web app: index.html, app.js and model/ (a graph model converted from the zoo's dense SavedModel)."""
+    from harness.models import ModelSpec, saved_model
+    from harness.targets.tfjs.convert import convert_graph_model
+
+    cache = _cache()
+    root.mkdir(parents=True, exist_ok=True)
+    converted = convert_graph_model(cache, saved_model(cache, ModelSpec("dense", "keras3", seed=0)))
+    model_dir = root / "model"
+    model_dir.mkdir()
+    for path in sorted(converted.iterdir()):
+        if path.name == "model.json" or path.suffix == ".bin":
+            shutil.copyfile(path, model_dir / path.name)
+    if faulty:
+        sorted(model_dir.glob("*.bin"))[-1].unlink()  # a shard left out of the deployment
+    (root / "index.html").write_text(TFJS_PAGE)
+    (root / "app.js").write_text(TFJS_FAULTY_APP if faulty else TFJS_FIXED_APP)
+    return root
+
+
+WRITERS = {"tfserving": write_tfserving, "tfjs": write_tfjs}
 
 
 def write_examples(directory: Path) -> list[Path]:

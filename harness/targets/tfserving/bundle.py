@@ -912,7 +912,7 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
     from harness.environments.serving_image import ensure_serving_image
     from harness.errors import NotApplicable
     from harness.targets.tfserving.client import http_request
-    from harness.targets.tfserving.container import ServingContainer
+    from harness.targets.tfserving.container import ServingContainer, load_failure_in_log
 
     reason = engine_unavailable_reason()
     if reason:
@@ -959,8 +959,9 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
                     elif progress:
                         progress(f"tfserving: {name} signature {sig_name} answered")
             exited = any(f.step == "tfserving/start-error" for f in findings)
+            final_log = container.logs()
             for name, state in states.items():
-                if not exited and state not in ("AVAILABLE", "FAILED"):
+                if not exited and state != "AVAILABLE" and load_failure_in_log(final_log, name) is None:
                     findings.append(RULES["tfserving/load-error"].finding(
                         f"model {name!r} never became AVAILABLE (state: {state}); log tail:\n"
                         + "\n".join(log.splitlines()[-15:]), verified="runtime", source=source, **where))

@@ -1,0 +1,60 @@
+"""`pitfalls check-config` verified on the serving container: the server's own words for a bad configuration.
+
+The container is the TF Serving-compatible stand-in built by the set-up (containers/tfserving-compat), started
+with exactly the bundle's configuration (its files copied into the run's work directory, mounted read-only).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.configcheck import check_config
+from harness.configcheck.examples import write_tfserving
+from harness.environments.engine import engine_unavailable_reason
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def engine() -> None:
+    reason = engine_unavailable_reason()
+    if reason:
+        pytest.skip(f"needs a Docker engine: {reason}")
+
+
+def test_faulty_example_quotes_the_servers_start_failure(tmp_path: Path) -> None:
+    bundle = write_tfserving(tmp_path / "faulty", faulty=True)
+    report = check_config([bundle], verify=True)
+    assert report.bundles[0].verified == "yes"
+    verified = [f for f in report.findings if f.verified == "runtime"]
+    start = [f for f in verified if f.step == "tfserving/start-error"]
+    assert len(start) == 1, [f.text for f in verified]
+    assert start[0].text.startswith("Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to "
+                                    "version 1 of model classifier, which is not currently available for inference")
+    assert start[0].scenario == "server/serving/serving-multiple-models-simultaneously"
+    assert start[0].file == str(bundle / "start.sh") and start[0].line == 3
+    assert "tensorflow/serving" not in start[0].source and "tfserving-compatible" in start[0].source
+    # the static rule predicted it
+    assert any(f.step == "tfserving/labels-at-startup" and f.verified == "static" for f in report.findings)
+
+
+def test_a_version_that_does_not_load_is_reported_and_the_others_answer(tmp_path: Path) -> None:
+    fixed = write_tfserving(tmp_path / "fixed", faulty=False)
+    faulty = write_tfserving(tmp_path / "with-keras-file", faulty=True)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(fixed, bundle)
+    shutil.copytree(faulty / "models" / "images", bundle / "models" / "images")
+    config = bundle / "models.config"
+    config.write_text(config.read_text().rstrip()[:-1] + '  config { name: "images" base_path: "/models/images" '
+                      'model_platform: "tensorflow" }\n}\n')
+    report = check_config([bundle], verify=True)
+    loads = [f for f in report.findings if f.step == "tfserving/load-error" and f.verified == "runtime"]
+    assert len(loads) == 1, [(f.step, f.file, f.text) for f in report.findings]
+    assert "'images'" in loads[0].text and "does not appear to contain a SavedModel bundle" in loads[0].text
+    assert loads[0].scenario == "server/general-questions/limitations-of-platforms-frameworks"
+    assert loads[0].file == str(config) and loads[0].line is not None
+    # classifier loaded: one request per served signature answered (no request error)
+    assert not [f for f in report.findings if f.step in ("tfserving/request-error", "tfserving/start-error")]
