@@ -136,7 +136,94 @@ def write_tfjs(root: Path, *, faulty: bool) -> Path:
     return root
 
 
-WRITERS = {"tfserving": write_tfserving, "tfjs": write_tfjs}
+ANDROID_FAULTY_ROOT = """buildscript {
+    dependencies { classpath 'com.android.tools.build:gradle:4.0.1' }
+}
+"""
+ANDROID_FAULTY_APP = """apply plugin: 'com.android.application'
+
+android {
+    compileSdkVersion 30
+    defaultConfig {
+        applicationId "org.example.classifier"
+        ndk { abiFilters 'armeabi-v7a' }
+    }
+}
+
+dependencies {
+    implementation 'org.tensorflow:tensorflow-lite:1.13.1'
+}
+"""
+ANDROID_FIXED_ROOT = """plugins {
+    id 'com.android.application' version '8.5.0' apply false
+}
+"""
+ANDROID_FIXED_APP = """plugins { id 'com.android.application' }
+
+android {
+    namespace 'org.example.classifier'
+    compileSdk 34
+    defaultConfig {
+        applicationId "org.example.classifier"
+        ndk { abiFilters 'arm64-v8a', 'armeabi-v7a' }
+    }
+    androidResources { noCompress += 'tflite' }
+}
+
+dependencies {
+    implementation 'com.google.ai.edge.litert:litert:1.0.1'
+}
+"""
+ANDROID_CODE = """package org.example.classifier;
+
+import org.tensorflow.lite.Interpreter;
+import org.tensorflow.lite.support.common.FileUtil;
+
+class Classifier {
+    Interpreter open(android.content.Context context) throws java.io.IOException {
+        return new Interpreter(FileUtil.loadMappedFile(context, "{name}"));
+    }
+}
+"""
+
+
+def with_newer_op_versions(model: bytes, version: int = 99) -> bytes:
+    """The model as a converter newer than any runtime would write it: every builtin operator code at
+    ``version`` (all else unchanged)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    parsed = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    for entry in parsed.operatorCodes:
+        entry.version = version
+    builder = flatbuffers.Builder(len(model) + 1024)
+    builder.Finish(parsed.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def write_android(root: Path, *, faulty: bool) -> Path:
+    """An Android app: build.gradle, app/build.gradle, the classifier's code and its .tflite asset."""
+    from harness.models import ModelSpec, saved_model
+    from harness.targets.litert.convert import convert_to_tflite
+
+    cache = _cache()
+    assets = root / "app" / "src" / "main" / "assets"
+    assets.mkdir(parents=True)
+    model = convert_to_tflite(cache, saved_model(cache, ModelSpec("dense", "keras3", seed=0))).read_bytes()
+    if faulty:  # converted by a newer converter than the app's runtime knows, and a copy cut short
+        (assets / "model.tflite").write_bytes(with_newer_op_versions(model))
+        (assets / "legacy.tflite").write_bytes(model[:len(model) // 2])
+    else:
+        (assets / "model.tflite").write_bytes(model)
+    (root / "build.gradle").write_text(ANDROID_FAULTY_ROOT if faulty else ANDROID_FIXED_ROOT)
+    (root / "app" / "build.gradle").write_text(ANDROID_FAULTY_APP if faulty else ANDROID_FIXED_APP)
+    code = root / "app" / "src" / "main" / "java" / "org" / "example" / "classifier"
+    code.mkdir(parents=True)
+    (code / "Classifier.java").write_text(ANDROID_CODE.replace("{name}", "classifier.tflite" if faulty else "model.tflite"))
+    return root
+
+
+WRITERS = {"tfserving": write_tfserving, "tfjs": write_tfjs, "android": write_android}
 
 
 def write_examples(directory: Path) -> list[Path]:

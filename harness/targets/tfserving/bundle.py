@@ -40,6 +40,9 @@ REST_PORT, GRPC_PORT = 8501, 8500
 SAVED_MODEL_PB_BYTES = 256 << 20
 #: how long the verification waits for every configured model to load or fail
 VERIFY_TIMEOUT_S = 240.0
+#: after a load failed, how long the other models may still take to answer (the server keeps retrying the
+#: failed load, by default 5 times a minute apart, and opens its REST port only after the initial loads)
+RETRY_GRACE_S = 20.0
 
 S_PROCEDURE = "server/serving/procedure"
 S_MULTI = "server/serving/serving-multiple-models-simultaneously"
@@ -960,8 +963,16 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
                         progress(f"tfserving: {name} signature {sig_name} answered")
             exited = any(f.step == "tfserving/start-error" for f in findings)
             final_log = container.logs()
+            retried = sorted(n for n in states if load_failure_in_log(final_log, n) is not None)
             for name, state in states.items():
-                if not exited and state != "AVAILABLE" and load_failure_in_log(final_log, name) is None:
+                if exited or state == "AVAILABLE" or name in retried:
+                    continue
+                if retried:
+                    findings.append(RULES["tfserving/load-error"].finding(
+                        f"model {name!r} was not checked: the server was still retrying the failed load of "
+                        f"{', '.join(retried)} and answered no request (its REST port opens after the initial loads)",
+                        verified="runtime", source=source, severity="info", **where))
+                else:
                     findings.append(RULES["tfserving/load-error"].finding(
                         f"model {name!r} never became AVAILABLE (state: {state}); log tail:\n"
                         + "\n".join(log.splitlines()[-15:]), verified="runtime", source=source, **where))
@@ -984,6 +995,8 @@ def _await_models(container: Any, names: list[str]) -> dict[str, str]:
     states = {name: "UNKNOWN" for name in names}
     deadline = time.monotonic() + VERIFY_TIMEOUT_S
     while time.monotonic() < deadline:
+        if "FAILED" in states.values():  # the server retries a failed load before it opens its REST port:
+            deadline = min(deadline, time.monotonic() + RETRY_GRACE_S)  # the others get a grace period only
         log = container.logs()
         for name in names:
             if states[name] in ("AVAILABLE", "FAILED"):
