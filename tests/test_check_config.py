@@ -287,3 +287,21 @@ def test_attack_markup_in_the_bundle_is_escaped_in_the_page(examples: dict[str, 
     page = html_page(report)
     assert payload not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert page.count("<script") == 1  # the report's JSON only (tojson escapes < inside it)
+
+
+@pytest.mark.parametrize(("env", "fires"), [("-e MODEL_NAME=classifier", False), ("-e MODEL_NAME=model", True),
+                                            ("-e MODEL_NAME=classifier -e MODEL_BASE_PATH=/srv/models", True)])
+def test_model_name_and_base_path_of_the_run_line(env: str, fires: bool, examples: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """No config file: the image's entrypoint serves $MODEL_BASE_PATH/$MODEL_NAME, which must be mounted."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(examples["fixed"] / "models", bundle / "models")
+    (bundle / "start.sh").write_text(f'docker run -p 8501:8501 -v "$(pwd)/models/classifier:/models/classifier" '
+                                     f"{env} tensorflow/serving\n")
+    found = fired(bundle)
+    assert ("tfserving/base-path-not-in-bundle" in found) is fires, found
+    if fires:
+        assert "/models/model" in found["tfserving/base-path-not-in-bundle"][0] or "/srv/models" in \
+            found["tfserving/base-path-not-in-bundle"][0]
+    else:
+        assert found == {}

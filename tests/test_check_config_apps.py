@@ -19,23 +19,14 @@ from harness.paths import REPO_ROOT
 from harness.registry import load_catalog
 from harness.targets.litert.android import RULES as ANDROID_RULES
 from harness.targets.tfjs.webapp import RULES as TFJS_RULES
+from test_check_config import Mutation, edit
 
-Mutation = Callable[[Path], None]
 
 
 @pytest.fixture(scope="module")
 def fixed_apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("apps")
     return {"tfjs": write_tfjs(root / "tfjs", faulty=False), "android": write_android(root / "android", faulty=False)}
-
-
-def edit(relative: str, old: str, new: str) -> Mutation:
-    def apply(app: Path) -> None:
-        path = app / relative
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {relative}"
-        path.write_text(text.replace(old, new, 1))
-    return apply
 
 
 def model_json(change: Callable[[dict], None]) -> Mutation:  # type: ignore[type-arg]
@@ -162,3 +153,13 @@ def test_attack_app_code_is_read_never_run(fixed_apps: dict[str, Path], tmp_path
     (app / "build.js").write_text(f"require('fs').writeFileSync({str(marker)!r}, 'x'); tf.loadGraphModel('model/model.json')\n")
     check_config([app], verify=False)
     assert not marker.exists()
+
+
+def test_a_runtime_that_is_not_here_is_a_skip_with_its_reason(fixed_apps: dict[str, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.targets.tfjs.target import TfjsTarget
+
+    monkeypatch.setattr(TfjsTarget, "unavailable_reason", classmethod(lambda cls: "chromium is missing (test)"))
+    report = check_config([fixed_apps["tfjs"]], verify=True)
+    assert report.bundles[0].verified == "skipped: tf.js in Chromium cannot run here: chromium is missing (test)"
+    assert report.findings == [] and report.exit_code() == 0

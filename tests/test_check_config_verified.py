@@ -1,7 +1,8 @@
-"""`pitfalls check-config` verified on the serving container: the server's own words for a bad configuration.
+"""`pitfalls check-config` verified on the runtimes: the server's, the browser's and the interpreter's own words.
 
-The container is the TF Serving-compatible stand-in built by the set-up (containers/tfserving-compat), started
-with exactly the bundle's configuration (its files copied into the run's work directory, mounted read-only).
+The serving container is the TF Serving-compatible stand-in built by the set-up (containers/tfserving-compat),
+started with exactly the bundle's configuration (its files copied into the run's work directory, mounted
+read-only); tf.js runs in headless Chromium; LiteRT in the LiteRT target's worker process.
 """
 
 from __future__ import annotations
@@ -12,20 +13,29 @@ from pathlib import Path
 import pytest
 
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_tfserving
+from harness.configcheck.examples import write_android, write_tfjs, write_tfserving
 from harness.environments.engine import engine_unavailable_reason
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def engine() -> None:
     reason = engine_unavailable_reason()
     if reason:
         pytest.skip(f"needs a Docker engine: {reason}")
 
 
-def test_faulty_example_quotes_the_servers_start_failure(tmp_path: Path) -> None:
+@pytest.fixture
+def chromium() -> None:
+    from harness.targets.tfjs.target import TfjsTarget
+
+    reason = TfjsTarget.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_faulty_example_quotes_the_servers_start_failure(engine: None, tmp_path: Path) -> None:
     bundle = write_tfserving(tmp_path / "faulty", faulty=True)
     report = check_config([bundle], verify=True)
     assert report.bundles[0].verified == "yes"
@@ -41,7 +51,7 @@ def test_faulty_example_quotes_the_servers_start_failure(tmp_path: Path) -> None
     assert any(f.step == "tfserving/labels-at-startup" and f.verified == "static" for f in report.findings)
 
 
-def test_a_version_that_does_not_load_is_reported_and_the_others_answer(tmp_path: Path) -> None:
+def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: None, tmp_path: Path) -> None:
     fixed = write_tfserving(tmp_path / "fixed", faulty=False)
     faulty = write_tfserving(tmp_path / "with-keras-file", faulty=True)
     bundle = tmp_path / "bundle"
@@ -62,7 +72,35 @@ def test_a_version_that_does_not_load_is_reported_and_the_others_answer(tmp_path
     assert not [f for f in report.findings if f.step in ("tfserving/request-error", "tfserving/start-error")]
 
 
-def test_fixed_example_loads_and_every_signature_answers(tmp_path: Path) -> None:
+def test_fixed_example_loads_and_every_signature_answers(engine: None, tmp_path: Path) -> None:
     bundle = write_tfserving(tmp_path / "fixed", faulty=False)
     report = check_config([bundle], verify=True)
     assert report.bundles[0].verified == "yes" and report.findings == []
+
+
+def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium: None, tmp_path: Path) -> None:
+    faulty = write_tfjs(tmp_path / "faulty", faulty=True)
+    fixed = write_tfjs(tmp_path / "fixed", faulty=False)
+    report = check_config([faulty, fixed], verify=True)
+    assert [b.verified for b in report.bundles] == ["yes", "yes"]
+    verified = [f for f in report.findings if f.verified == "runtime"]
+    assert verified and all(f.file == str(faulty / "model" / "model.json") for f in verified)
+    load = [f for f in verified if f.step == "tfjs/load-error"]
+    assert load and load[0].text == "RangeError: byte length of Float32Array should be a multiple of 4"
+    assert load[0].scenario == "browser/model-loading/procedure" and "backend" in load[0].source
+    assert any(f.step == "tfjs/request-failed" and "HTTP 404" in f.text for f in verified)
+    assert not [f for f in report.findings if f.file.startswith(str(fixed))]
+
+
+def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_path: Path) -> None:
+    faulty = write_android(tmp_path / "faulty", faulty=True)
+    fixed = write_android(tmp_path / "fixed", faulty=False)
+    report = check_config([faulty, fixed], verify=True)
+    assert [b.verified for b in report.bundles] == ["yes", "yes"]
+    verified = {f.file.rsplit("/", 1)[-1]: f for f in report.findings if f.verified == "runtime"}
+    assert set(verified) == {"model.tflite", "legacy.tflite"}
+    assert verified["model.tflite"].text.startswith("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '99'")
+    assert verified["model.tflite"].scenario == "mobile/dl-integration-into-projects/avoiding-version-incompatibility"
+    assert verified["legacy.tflite"].text == "The model is not a valid Flatbuffer buffer"
+    assert verified["legacy.tflite"].scenario == "mobile/dl-integration-into-projects/importing-loading-models"
+    assert not [f for f in report.findings if f.file.startswith(str(fixed))]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -106,3 +108,20 @@ class ProjectFiles:
 def line_of(text: str, offset: int) -> int:
     """The 1-based line number of character ``offset`` of ``text``."""
     return text.count("\n", 0, offset) + 1
+
+
+@contextmanager
+def copies_directory() -> Iterator[Path]:
+    """A fresh directory inside the run's work directory for copies of the bundle's files: a runtime gets
+    those copies, never the user's directory (the container mounts only its own run's files); removed after."""
+    import secrets
+    import shutil
+
+    from harness.environments.ownership import run_work_dir
+
+    work = run_work_dir() / f"config-check-{secrets.token_hex(6)}"
+    work.mkdir(mode=0o750)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -234,47 +234,41 @@ def static_findings(app: AndroidApp) -> list[Finding]:
 
 def verify(app: AndroidApp, progress: Any = None) -> list[Finding]:
     """Load and invoke each asset in the LiteRT interpreter (the LiteRT target's worker process)."""
-    import secrets
     import shutil
     from dataclasses import replace
 
     import numpy as np
 
     from harness.check.rules import rule_for
-    from harness.environments.ownership import run_work_dir
+    from harness.configcheck.files import copies_directory
     from harness.errors import NotApplicable, RuntimeFailure
     from harness.targets.litert.target import LitertTarget
     from harness.taxonomy import taxonomy_node_for
 
     reason = LitertTarget.unavailable_reason()
     if reason:
-        raise NotApplicable(f"loading the assets needs LiteRT ({reason})")
+        raise NotApplicable(f"LiteRT cannot run here: {reason}")
     if not app.assets:
         raise NotApplicable("the app ships no .tflite asset")
     findings: list[Finding] = []
-    work = run_work_dir() / f"config-check-{secrets.token_hex(6)}"
-    work.mkdir(mode=0o750)
-    try:
-        with LitertTarget() as target:
-            for index, asset in enumerate(app.assets):
-                copy = work / f"asset{index}.tflite"
-                shutil.copyfile(app.files.inside(asset.file), copy)
-                source = f"LiteRT interpreter {target.versions().get('ai-edge-litert', '')} in the LiteRT worker process"
-                try:
-                    details = target.inspect(copy)
-                    inputs = [np.zeros([max(int(d), 1) for d in i["shape"]], dtype=i["dtype"])
-                              for i in details["inputs"]]
-                    target.predict(copy, inputs)
-                except RuntimeFailure as exc:
-                    known = rule_for("litert", exc.message)
-                    scenario = known.scenario if known else RULES["litert/load-error"].scenario
-                    findings.append(replace(RULES["litert/load-error"].finding(
-                        exc.message, file=asset.file, verified="runtime", source=source),
-                        scenario=scenario, taxonomy=taxonomy_node_for(scenario) if scenario else None,
-                        fix=known.fix if known else RULES["litert/load-error"].fix))
-                    continue
-                if progress:
-                    progress(f"litert: {asset.file} loaded and invoked")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    with copies_directory() as work, LitertTarget() as target:
+        for index, asset in enumerate(app.assets):
+            copy = work / f"asset{index}.tflite"
+            shutil.copyfile(app.files.inside(asset.file), copy)
+            source = f"LiteRT interpreter {target.versions().get('ai-edge-litert', '')} in the LiteRT worker process"
+            try:
+                details = target.inspect(copy)
+                inputs = [np.zeros([max(int(d), 1) for d in i["shape"]], dtype=i["dtype"])
+                          for i in details["inputs"]]
+                target.predict(copy, inputs)
+            except RuntimeFailure as exc:
+                known = rule_for("litert", exc.message)
+                scenario = known.scenario if known else RULES["litert/load-error"].scenario
+                findings.append(replace(RULES["litert/load-error"].finding(
+                    exc.message, file=asset.file, verified="runtime", source=source),
+                    scenario=scenario, taxonomy=taxonomy_node_for(scenario) if scenario else None,
+                    fix=known.fix if known else RULES["litert/load-error"].fix))
+                continue
+            if progress:
+                progress(f"litert: {asset.file} loaded and invoked")
     return findings

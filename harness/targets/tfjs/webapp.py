@@ -266,11 +266,10 @@ LEAK_JS = "() => tf.memory().numTensors"
 
 def verify(app: WebApp, progress: Any = None) -> list[Finding]:
     """Load each model with tf.js's loader in Chromium on each checked backend and predict three times."""
-    import secrets
     import shutil
     import time
 
-    from harness.environments.ownership import run_work_dir
+    from harness.configcheck.files import copies_directory
     from harness.errors import NotApplicable, RuntimeFailure
     from harness.targets.tfjs.backends import check_backends
     from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS
@@ -278,68 +277,63 @@ def verify(app: WebApp, progress: Any = None) -> list[Finding]:
 
     reason = TfjsTarget.unavailable_reason()
     if reason:
-        raise NotApplicable(f"loading the models in Chromium needs {reason}")
+        raise NotApplicable(f"tf.js in Chromium cannot run here: {reason}")
     if not app.models:
         raise NotApplicable("no model.json to load")
     findings: list[Finding] = []
-    work = run_work_dir() / f"config-check-{secrets.token_hex(6)}"
-    work.mkdir(mode=0o750)
-    try:
-        with TfjsTarget() as target:
-            for index, model in enumerate(app.models):
-                if model.format not in ("graph-model", "layers-model"):
-                    continue
-                copy = work / f"model{index}"
-                copy.mkdir()
-                base = posixpath.dirname(model.file)
-                shutil.copyfile(app.files.inside(model.file), copy / "model.json")
-                for shard, _ in model.shard_paths():
-                    if app.files.exists(shard):
-                        target_path = copy / posixpath.relpath(shard, base or ".")
-                        target_path.parent.mkdir(parents=True, exist_ok=True)
-                        shutil.copyfile(app.files.inside(shard), target_path)
-                fmt = "graph" if model.format == "graph-model" else "layers"
-                for backend in check_backends():
-                    source = f"tf.js {fmt} loader in Chromium ({backend.name} backend), served from loopback"
-                    at: dict[str, Any] = {"file": model.file}
-                    with target.page({"/app/": copy}, backend=backend.name) as page:
-                        started = time.perf_counter()
-                        try:
-                            page.evaluate(LOAD_MODEL_JS, {"url": "/app/model.json", "format": fmt})
-                        except RuntimeFailure as exc:
-                            findings.append(_browser_finding("tfjs/load-error", exc.message, source, at))
-                            findings += _failed_requests(page, source, at)
-                            continue
-                        load_s = time.perf_counter() - started
-                        signature = page.evaluate(SIGNATURE_JS)
-                        payload, names = {}, []
-                        for spec in signature["inputs"]:
-                            shape = [1 if (d is None or d < 0) else int(d) for d in (spec["shape"] or [1])]
-                            payload[spec["name"]] = {"data": [0] * math.prod(shape), "shape": shape,
-                                                     "dtype": spec["dtype"] or "float32"}
-                            names.append(spec["name"])
-                        outputs = [o["name"] for o in signature["outputs"]]
-                        counts = []
-                        try:
-                            for _ in range(3):
-                                page.evaluate(PREDICT_NAMED_JS, {"inputs": payload, "inputNames": names,
-                                                                 "outputNames": outputs})
-                                counts.append(int(page.evaluate(LEAK_JS)))
-                        except RuntimeFailure as exc:
-                            findings.append(_browser_finding("tfjs/predict-error", exc.message, source, at))
-                            continue
-                        if counts[-1] > counts[0]:
-                            findings.append(RULES["tfjs/tensor-leak"].finding(
-                                f"tf.memory().numTensors after each of three predictions: {counts}",
-                                verified="runtime", source=source, **at))
+    with copies_directory() as work, TfjsTarget() as target:
+        for index, model in enumerate(app.models):
+            if model.format not in ("graph-model", "layers-model"):
+                continue
+            copy = work / f"model{index}"
+            copy.mkdir()
+            base = posixpath.dirname(model.file)
+            shutil.copyfile(app.files.inside(model.file), copy / "model.json")
+            for shard, _ in model.shard_paths():
+                if app.files.exists(shard):
+                    target_path = copy / posixpath.relpath(shard, base or ".")
+                    target_path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(app.files.inside(shard), target_path)
+            fmt = "graph" if model.format == "graph-model" else "layers"
+            for backend in check_backends():
+                source = f"tf.js {fmt} loader in Chromium ({backend.name} backend), served from loopback"
+                at: dict[str, Any] = {"file": model.file}
+                with target.page({"/app/": copy}, backend=backend.name) as page:
+                    started = time.perf_counter()
+                    try:
+                        page.evaluate(LOAD_MODEL_JS, {"url": "/app/model.json", "format": fmt})
+                    except RuntimeFailure as exc:
+                        findings.append(_browser_finding("tfjs/load-error", exc.message, source, at))
                         findings += _failed_requests(page, source, at)
-                        for line in page.console_errors():
-                            findings.append(_browser_finding("tfjs/load-error", line, source + ": console error", at))
-                        if progress:
-                            progress(f"tfjs: {model.file} on {backend.name}: loaded in {load_s:.2f}s, "
-                                     f"numTensors {counts}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                        continue
+                    load_s = time.perf_counter() - started
+                    signature = page.evaluate(SIGNATURE_JS)
+                    payload, names = {}, []
+                    for spec in signature["inputs"]:
+                        shape = [1 if (d is None or d < 0) else int(d) for d in (spec["shape"] or [1])]
+                        payload[spec["name"]] = {"data": [0] * math.prod(shape), "shape": shape,
+                                                 "dtype": spec["dtype"] or "float32"}
+                        names.append(spec["name"])
+                    outputs = [o["name"] for o in signature["outputs"]]
+                    counts = []
+                    try:
+                        for _ in range(3):
+                            page.evaluate(PREDICT_NAMED_JS, {"inputs": payload, "inputNames": names,
+                                                             "outputNames": outputs})
+                            counts.append(int(page.evaluate(LEAK_JS)))
+                    except RuntimeFailure as exc:
+                        findings.append(_browser_finding("tfjs/predict-error", exc.message, source, at))
+                        continue
+                    if counts[-1] > counts[0]:
+                        findings.append(RULES["tfjs/tensor-leak"].finding(
+                            f"tf.memory().numTensors after each of three predictions: {counts}",
+                            verified="runtime", source=source, **at))
+                    findings += _failed_requests(page, source, at)
+                    for line in page.console_errors():
+                        findings.append(_browser_finding("tfjs/load-error", line, source + ": console error", at))
+                    if progress:
+                        progress(f"tfjs: {model.file} on {backend.name}: loaded in {load_s:.2f}s, "
+                                 f"numTensors {counts}")
     return _merge_backends(findings)
 
 

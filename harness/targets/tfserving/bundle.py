@@ -829,16 +829,11 @@ def _request_findings(bundle: ServingBundle, signatures: dict[str, dict[str, Sig
 
 
 # verified ---------------------------------------------------------------------------------------
-def _work_copy(bundle: ServingBundle) -> tuple[Path, dict[Path, str]]:
-    """The files the server needs, copied into a fresh directory of the run's work directory (the
-    container mounts those copies read-only, never the user's directory), mapped to container paths."""
-    import secrets
+def _work_copy(bundle: ServingBundle, work: Path) -> dict[Path, str]:
+    """The files the server needs, copied into ``work`` (in the run's work directory: the container
+    mounts those copies read-only, never the user's directory), mapped to container paths."""
     import shutil
 
-    from harness.environments.ownership import run_work_dir
-
-    work = run_work_dir() / f"config-check-{secrets.token_hex(6)}"
-    work.mkdir(mode=0o750)
     mounts: dict[Path, str] = {}
     run = bundle.run_line
     copied = 0
@@ -867,7 +862,7 @@ def _work_copy(bundle: ServingBundle) -> tuple[Path, dict[Path, str]]:
                              ("monitoring_config_file", bundle.monitoring)):
             if pieces:
                 copy(pieces[0][0], (run.flags.get(flag) if run else None) or f"/config/{posixpath.basename(pieces[0][0])}")
-    return work, mounts
+    return mounts
 
 
 def server_args(bundle: ServingBundle, mounts: dict[Path, str]) -> list[str]:
@@ -909,9 +904,9 @@ def _predict_body(signature_name: str, signature: dict[str, Any]) -> dict[str, A
 def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
     """Start the serving container with this configuration; every load error in the server's words,
     then one request per served signature (:class:`~harness.errors.NotApplicable` without an engine)."""
-    import shutil
-
+    from harness.configcheck.files import copies_directory
     from harness.environments.engine import engine_unavailable_reason
+    from harness.environments.ownership import open_in_work_dir
     from harness.environments.serving_image import ensure_serving_image
     from harness.errors import NotApplicable
     from harness.targets.tfserving.client import http_request
@@ -923,15 +918,13 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
     if not bundle.models:
         raise NotApplicable("no model is configured")
     run = bundle.run_line
-    work, mounts = _work_copy(bundle)
     findings: list[Finding] = []
     image = ensure_serving_image()
     env = {k: v for k, v in (run.env if run else {}).items() if k in ("MODEL_NAME", "MODEL_BASE_PATH")}
     where: dict[str, Any] = {"file": run.file, "line": run.line} if run else {"file": bundle.models[0].file, "line": bundle.models[0].line}
     source = f"{image.implementation} ({image.tag}) started with the bundle's configuration"
-    try:
-        from harness.environments.ownership import open_in_work_dir
-
+    with copies_directory() as work:
+        mounts = _work_copy(bundle, work)
         open_in_work_dir(work)
         container_files: dict[Path | str, str] = {path: target for path, target in mounts.items()}
         with ServingContainer(image, model_name=env.get("MODEL_NAME", "model"), files=container_files, env=env,
@@ -976,8 +969,6 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
                     findings.append(RULES["tfserving/load-error"].finding(
                         f"model {name!r} never became AVAILABLE (state: {state}); log tail:\n"
                         + "\n".join(log.splitlines()[-15:]), verified="runtime", source=source, **where))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return findings
 
 
