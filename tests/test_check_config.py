@@ -305,3 +305,13 @@ def test_model_name_and_base_path_of_the_run_line(env: str, fires: bool, example
             found["tfserving/base-path-not-in-bundle"][0]
     else:
         assert found == {}
+
+
+def test_the_serving_run_line_is_told_from_other_containers(examples: dict[str, Path], tmp_path: Path) -> None:
+    """A script that starts a database too, and serves from an image of its own name."""
+    bundle = copy_of(examples["fixed"], tmp_path / "bundle")
+    start = (bundle / "start.sh").read_text()
+    (bundle / "start.sh").write_text("docker run -d -p 5432:5432 -e POSTGRES_PASSWORD=x postgres:16\n"
+                                     + start.replace("tensorflow/serving", "registry.example/classifier-server:3"))
+    report = check_config([bundle], verify=False)
+    assert report.bundles[0].pieces["run lines"] == ["start.sh:4"] and report.findings == []

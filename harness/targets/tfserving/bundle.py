@@ -308,7 +308,7 @@ def _parse_text_proto(text: str, message: Any, file: str, what: str) -> Any:
 
 # discovery --------------------------------------------------------------------------------------
 SCRIPT_SUFFIXES = ("", ".sh", ".bash", ".zsh", ".txt", ".env", ".mk", ".cmd", ".ps1", ".yml", ".yaml")
-CONFIG_SUFFIXES = ("", ".config", ".conf", ".cfg", ".pbtxt", ".txt", ".textproto", ".prototxt", ".proto.txt")
+CONFIG_SUFFIXES = ("", ".config", ".conf", ".cfg", ".pbtxt", ".txt", ".textproto", ".prototxt")
 DOCKER_VALUE_OPTIONS = frozenset({"-p", "--publish", "-v", "--volume", "-e", "--env", "--name", "--mount", "-w",
                                   "--workdir", "--network", "--net", "-u", "--user", "--entrypoint", "--cpus",
                                   "-m", "--memory", "--gpus", "--runtime", "--env-file", "-l", "--label",
@@ -320,9 +320,7 @@ MODEL_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[^/:\s'\"]+)(?::(?P<port>
 
 
 def _suffix(name: str) -> str:
-    base = posixpath.basename(name)
-    return "" if "." not in base else base[base.index("."):].lower() if base.endswith(".proto.txt") \
-        else posixpath.splitext(base)[1].lower()
+    return posixpath.splitext(posixpath.basename(name))[1].lower()
 
 
 def find_bundle(files: ProjectFiles) -> ServingBundle | None:
@@ -428,10 +426,10 @@ def _docker_run(file: str, number: int, tokens: list[str]) -> RunLine | None:
         elif name in ("-p", "--publish") and value:
             run.ports.append(_port_binding(value))
         i += 1
-    if "serving" not in run.image and "model_server" not in run.image:
-        return None
     _server_flags(run, tokens[i + 1:])
-    return run
+    serves = ("serving" in run.image or "model_server" in run.image or "MODEL_NAME" in run.env
+              or any(flag.startswith(("model_", "rest_api_")) for flag in [*run.flags, *run.spaced_flags]))
+    return run if serves else None  # another container of the script (a database, a proxy ...)
 
 
 def _port_binding(value: str) -> tuple[int | None, int]:
