@@ -35,3 +35,16 @@ class ConfigRule:
         return Finding(severity=severity or self.severity, text=text, source=source or f"rule {self.id}",
                        verified=verified, taxonomy=self.taxonomy, scenario=self.scenario, fix=self.fix,
                        step=self.id, file=file, line=line)
+
+    def runtime_finding(self, text: str, *, file: str, line: int | None = None, source: str,
+                        lesson: str | None = None, fix: str = "", severity: Severity | None = None) -> Finding:
+        """A verified finding in the runtime's own words; ``lesson`` is the scenario the text matches, when a
+        runtime rule knows it (else the rule's own)."""
+        from dataclasses import replace
+
+        from harness.taxonomy import taxonomy_node_for
+
+        scenario = lesson or self.scenario
+        return replace(self.finding(text, file=file, line=line, verified="runtime", source=source, severity=severity),
+                       scenario=scenario, taxonomy=taxonomy_node_for(scenario) if scenario else None,
+                       fix=fix or self.fix)

@@ -235,7 +235,6 @@ def static_findings(app: AndroidApp) -> list[Finding]:
 def verify(app: AndroidApp, progress: Any = None) -> list[Finding]:
     """Load and invoke each asset in the LiteRT interpreter (the LiteRT target's worker process)."""
     import shutil
-    from dataclasses import replace
 
     import numpy as np
 
@@ -243,7 +242,6 @@ def verify(app: AndroidApp, progress: Any = None) -> list[Finding]:
     from harness.configcheck.files import copies_directory
     from harness.errors import NotApplicable, RuntimeFailure
     from harness.targets.litert.target import LitertTarget
-    from harness.taxonomy import taxonomy_node_for
 
     reason = LitertTarget.unavailable_reason()
     if reason:
@@ -263,11 +261,9 @@ def verify(app: AndroidApp, progress: Any = None) -> list[Finding]:
                 target.predict(copy, inputs)
             except RuntimeFailure as exc:
                 known = rule_for("litert", exc.message)
-                scenario = known.scenario if known else RULES["litert/load-error"].scenario
-                findings.append(replace(RULES["litert/load-error"].finding(
-                    exc.message, file=asset.file, verified="runtime", source=source),
-                    scenario=scenario, taxonomy=taxonomy_node_for(scenario) if scenario else None,
-                    fix=known.fix if known else RULES["litert/load-error"].fix))
+                findings.append(RULES["litert/load-error"].runtime_finding(
+                    exc.message, file=asset.file, source=source, lesson=known.scenario if known else None,
+                    fix=known.fix if known else ""))
                 continue
             if progress:
                 progress(f"litert: {asset.file} loaded and invoked")

@@ -361,14 +361,8 @@ def _failed_requests(page: Any, source: str, at: dict[str, Any]) -> list[Finding
 
 def _browser_finding(rule_id: str, text: str, source: str, at: dict[str, Any]) -> Finding:
     """A verified finding in the browser's words, with the lesson the text matches (else the rule's)."""
-    from dataclasses import replace
-
     from harness.check.rules import rule_for
-    from harness.taxonomy import taxonomy_node_for
 
-    rule = RULES[rule_id]
     known = rule_for("tfjs", text)
-    scenario = known.scenario if known else (
-        S_PROCEDURE if re.search(r"404|multiple of 4|Failed to fetch", text) else rule.scenario)
-    return replace(rule.finding(text, verified="runtime", source=source, **at), scenario=scenario,
-                   taxonomy=taxonomy_node_for(scenario) if scenario else None)
+    lesson = known.scenario if known else (S_PROCEDURE if re.search(r"404|multiple of 4|Failed to fetch", text) else None)
+    return RULES[rule_id].runtime_finding(text, source=source, lesson=lesson, fix=known.fix if known else "", **at)

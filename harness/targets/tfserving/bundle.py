@@ -970,12 +970,6 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
     return findings
 
 
-def _taxonomy(scenario: str | None) -> str | None:
-    from harness.taxonomy import taxonomy_node_for
-
-    return taxonomy_node_for(scenario) if scenario else None
-
-
 def _await_models(container: Any, names: list[str]) -> dict[str, str]:
     """Poll until each model is AVAILABLE or failed (in the log), or the server exited: name -> state."""
     from harness.targets.tfserving.client import http_request
@@ -1035,8 +1029,4 @@ def _log_findings(log: str, bundle: ServingBundle, source: str, where: dict[str,
 
 def _runtime_finding(rule: ConfigRule, text: str, source: str, where: dict[str, Any]) -> Finding:
     """A verified finding: the server's text, with the lesson its text matches (else the rule's)."""
-    from dataclasses import replace
-
-    scenario = lesson_of_text(text) or rule.scenario
-    return replace(rule.finding(text, verified="runtime", source=source, **where), scenario=scenario,
-                   taxonomy=_taxonomy(scenario))
+    return rule.runtime_finding(text, source=source, lesson=lesson_of_text(text), **where)
