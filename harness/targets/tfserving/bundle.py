@@ -20,6 +20,7 @@ the TF Serving-compatible stand-in (``containers/tfserving-compat``), or the rea
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import shlex
@@ -905,7 +906,7 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
     from harness.configcheck.files import copies_directory
     from harness.environments.engine import engine_unavailable_reason
     from harness.environments.ownership import open_in_work_dir
-    from harness.environments.serving_image import ensure_serving_image
+    from harness.environments.serving_image import COMPAT_IMPLEMENTATION, ensure_serving_image
     from harness.errors import NotApplicable
     from harness.targets.tfserving.client import http_request
     from harness.targets.tfserving.container import ServingContainer, load_failure_in_log
@@ -917,7 +918,9 @@ def verify(bundle: ServingBundle, progress: Any = None) -> list[Finding]:
         raise NotApplicable("no model is configured")
     run = bundle.run_line
     findings: list[Finding] = []
-    image = ensure_serving_image()
+    # the image the tfserving target would use: the compatible server, or a real tensorflow/serving image
+    image = ensure_serving_image(implementation=os.environ.get("PITFALLS_SERVING_IMPLEMENTATION")
+                                 or COMPAT_IMPLEMENTATION)
     env = {k: v for k, v in (run.env if run else {}).items() if k in ("MODEL_NAME", "MODEL_BASE_PATH")}
     where: dict[str, Any] = {"file": run.file, "line": run.line} if run else {"file": bundle.models[0].file, "line": bundle.models[0].line}
     source = f"{image.implementation} ({image.tag}) started with the bundle's configuration"
