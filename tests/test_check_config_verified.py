@@ -79,18 +79,31 @@ def test_fixed_example_loads_and_every_signature_answers(engine: None, tmp_path:
 
 
 def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium: None, tmp_path: Path) -> None:
+    """Through the command line in its own process: Playwright's sync API allows one instance per thread, and
+    this test process may hold one already (the tfjs target's tests)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from harness.paths import REPO_ROOT
+
     faulty = write_tfjs(tmp_path / "faulty", faulty=True)
     fixed = write_tfjs(tmp_path / "fixed", faulty=False)
-    report = check_config([faulty, fixed], verify=True)
-    assert [b.verified for b in report.bundles] == ["yes", "yes"]
-    verified = [f for f in report.findings if f.verified == "runtime"]
-    assert verified and all(f.file == str(faulty / "model" / "model.json") for f in verified)
-    load = [f for f in verified if f.step == "tfjs/load-error"]
-    assert load and load[0].text.startswith("RangeError: byte length of Float32Array should be a multiple of 4")
-    assert "the server responded with a status of 404 (Not Found)" in load[0].text  # the console's line with it
-    assert load[0].scenario == "browser/model-loading/procedure" and "backend" in load[0].source
-    assert any(f.step == "tfjs/request-failed" and "HTTP 404" in f.text for f in verified)
-    assert not [f for f in report.findings if f.file.startswith(str(fixed))]
+    proc = subprocess.run([sys.executable, "-m", "harness", "check-config", str(faulty), str(fixed), "--json", "-q"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert [b["verified"] for b in report["bundles"]] == ["yes", "yes"]
+    verified = [f for f in report["findings"] if f["verified"] == "runtime"]
+    assert verified and all(f["file"] == str(faulty / "model" / "model.json") for f in verified)
+    load = [f for f in verified if f["step"] == "tfjs/load-error"]
+    assert load and load[0]["text"].startswith("RangeError: byte length of Float32Array should be a multiple of 4")
+    assert "the server responded with a status of 404 (Not Found)" in load[0]["text"]  # the console's line with it
+    assert load[0]["scenario"] == "browser/model-loading/procedure" and "backend" in load[0]["source"]
+    assert any(f["step"] == "tfjs/request-failed" and "HTTP 404" in f["text"] for f in verified)
+    assert not [f for f in report["findings"] if f["file"].startswith(str(fixed))]
 
 
 def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_path: Path) -> None:
