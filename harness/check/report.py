@@ -29,6 +29,8 @@ class Finding:
     scenario: str | None = None  # the catalog scenario that teaches it (`pitfalls explain ID`)
     fix: str = ""
     step: str = ""  # prepare / load / predict / parity / quantize / profile / signature
+    file: str = ""  # check-config: the bundle file the finding is about (relative to the checked directory)
+    line: int | None = None  # check-config: its 1-based line, when the finding is about one
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "report",
     "diff",
     "check",
+    "check_config",
     "cache",
     "site",
     "matrix",

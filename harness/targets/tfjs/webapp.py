@@ -1,0 +1,368 @@
+"""tf.js web apps: the ``model.json`` files of a project directory and the code that loads them.
+
+Found by content: a JSON file with a ``weightsManifest`` or ``modelTopology`` is a tf.js model; a
+``.js``/``.mjs``/``.ts``/``.html`` file that calls ``tf.loadLayersModel``/``tf.loadGraphModel`` is
+loading code.  Static: each ``model.json`` (format, weight manifest paths inside the app, shard files
+present, shard bytes against the weights' shapes and dtypes, a graph model's ops against the op list
+of the installed tf.js converter) and the loading code scanned for the catalog's mistakes (a loader
+that does not match the format, a ``file://`` URL, ``predict`` on a model that was not awaited, no
+backend chosen).  The code is read as text, never run on the host.
+
+Verified: each model, with only the files its manifest names copied into the run's work directory,
+is loaded in headless Chromium from loopback by tf.js's own loader on each backend
+:func:`~harness.targets.tfjs.backends.check_backends` picks, predicted three times on zeros of its
+signature; console errors, failed requests, the loader's and predict's errors are reported in the
+browser's words, and tensors that leak across predictions (``tf.memory().numTensors`` growing).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.configcheck.files import ProjectFiles, line_of
+from harness.configcheck.rules import ConfigRule
+from harness.errors import UsageError
+
+if TYPE_CHECKING:
+    from harness.check.report import Finding
+
+KIND = "tfjs"
+DTYPE_BYTES = {"float32": 4, "int32": 4, "bool": 1, "uint8": 1, "float16": 2, "int16": 2, "int8": 1,
+               "complex64": 8, "string": 0}
+CODE_SUFFIXES = (".js", ".mjs", ".cjs", ".ts", ".html", ".htm", ".jsx", ".tsx")
+
+S_PROCEDURE = "browser/model-loading/procedure"
+S_API = "browser/model-loading/selection-usage-of-apis"
+S_LOCAL = "browser/model-loading/loading-from-local-storage"
+S_ASYNC = "browser/model-loading/asynchronous-loading"
+S_BACKEND = "browser/environment/procedure"
+S_OPS = "browser/general-questions/limitations-of-frameworks"
+
+RULES: dict[str, ConfigRule] = {r.id: r for r in (
+    ConfigRule("tfjs/no-format", S_API, "warning",
+               "Keep the converter's model.json as written: its `format` (graph-model / layers-model) says which "
+               "loader reads it.", "tfjs-converter writes \"format\": \"graph-model\" or \"layers-model\""),
+    ConfigRule("tfjs/shard-missing", S_PROCEDURE, "blocker",
+               "Deploy every shard the weightsManifest names beside model.json (paths are relative to it).",
+               "the browser: \"Failed to load resource: the server responded with a status of 404 (Not Found)\", "
+               "then tf.js: \"byte length of Float32Array should be a multiple of 4\""),
+    ConfigRule("tfjs/shard-size-mismatch", S_PROCEDURE, "blocker",
+               "Re-deploy the shards the converter wrote with this model.json (the bytes do not match the weights).",
+               "tfjs-core io: weights are sliced from the concatenated shards by shape and dtype"),
+    ConfigRule("tfjs/unsupported-op", S_OPS, "blocker",
+               "Replace the op with ones tf.js implements (or register a custom op in the page).",
+               "tfjs-converter operations/op_list: an op not listed fails with \"Tensorflow Op is not supported\""),
+    ConfigRule("tfjs/loader-format-mismatch", S_API, "blocker",
+               "Load a graph model with tf.loadGraphModel and a layers model with tf.loadLayersModel.",
+               "tfjs-layers: \"Improper config format\" for a graph model given to tf.loadLayersModel"),
+    ConfigRule("tfjs/file-url", S_LOCAL, "blocker",
+               "Serve the model over http(s) from the app's origin (or use indexeddb:// / localstorage://).",
+               "Chromium: \"Not allowed to load local resource: file://...\"; tf.js: \"Failed to fetch\""),
+    ConfigRule("tfjs/unawaited-load", S_ASYNC, "blocker",
+               "await the loader (const model = await tf.loadLayersModel(url)) before calling predict.",
+               "the browser: \"model.predict is not a function\" (a Promise has no predict)"),
+    ConfigRule("tfjs/no-backend-chosen", S_BACKEND, "info",
+               "Choose the backend (await tf.setBackend('webgl'|'wasm'|'cpu'); await tf.ready()) so results and "
+               "speed do not depend on what the browser offers.", "tfjs-core picks the highest-priority backend "
+               "that initialises"),
+    ConfigRule("tfjs/load-error", S_PROCEDURE, "blocker",
+               "Read the browser's text: tf.js could not load the model.", "the loader's exception in Chromium"),
+    ConfigRule("tfjs/predict-error", S_OPS, "blocker",
+               "Read the browser's text: the model loaded but predict failed on this backend.",
+               "predict's exception in Chromium"),
+    ConfigRule("tfjs/request-failed", S_PROCEDURE, "blocker",
+               "Deploy the files the model asks for.", "Chromium's failed requests / HTTP status"),
+    ConfigRule("tfjs/tensor-leak", S_PROCEDURE, "warning",
+               "Dispose the tensors of each prediction (tf.tidy or tensor.dispose()).",
+               "tf.memory().numTensors growing across repeated predictions"),
+)}
+
+
+@dataclass
+class TfjsModel:
+    file: str  # bundle-relative model.json
+    data: dict[str, Any]
+
+    @property
+    def format(self) -> str:
+        fmt = str(self.data.get("format") or "")
+        if fmt:
+            return fmt
+        topology = self.data.get("modelTopology") or {}
+        return "graph-model" if isinstance(topology, dict) and "node" in topology else \
+            "layers-model" if isinstance(topology, dict) and ("model_config" in topology or "class_name" in topology) \
+            else ""
+
+    def shard_paths(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        """(bundle-relative shard path, the weights of its group) for every path of the manifest."""
+        out = []
+        base = posixpath.dirname(self.file)
+        for group in self.data.get("weightsManifest") or []:
+            for path in group.get("paths") or []:
+                out.append((posixpath.normpath(posixpath.join(base, str(path))), list(group.get("weights") or [])))
+        return out
+
+
+@dataclass
+class LoadCall:
+    file: str
+    line: int
+    loader: str  # loadLayersModel / loadGraphModel
+    url: str | None  # the literal argument, when there is one
+    awaited: bool
+    variable: str | None
+
+
+@dataclass
+class WebApp:
+    files: ProjectFiles
+    models: list[TfjsModel] = field(default_factory=list)
+    code: list[str] = field(default_factory=list)
+    calls: list[LoadCall] = field(default_factory=list)
+    kind: str = KIND
+
+    @property
+    def pieces(self) -> dict[str, list[str]]:
+        return {"tf.js models": [m.file for m in self.models], "loading code": self.code}
+
+    def static_findings(self) -> list[Finding]:
+        return static_findings(self)
+
+    def verify(self, progress: Any = None) -> list[Finding]:
+        return verify(self, progress)
+
+
+LOAD_CALL = re.compile(r"(?P<await>await\s+)?(?:\w+\.)?(?P<loader>loadLayersModel|loadGraphModel)\s*\(\s*"
+                       r"(?:(?P<q>['\"`])(?P<url>[^'\"`]*)(?P=q))?")
+ASSIGNED = re.compile(r"(?:const|let|var)\s+(?P<var>\w+)\s*=\s*$")
+
+
+def find_bundle(files: ProjectFiles) -> WebApp | None:
+    app = WebApp(files)
+    for name in files.with_suffix(".json"):
+        text = files.read_text(name)
+        if text is None or not re.search(r'"(weightsManifest|modelTopology)"', text):
+            continue
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise UsageError(f"{name} looks like a tf.js model.json but is not JSON ({exc}); re-run the converter") from None
+        if isinstance(data, dict):
+            model = TfjsModel(name, data)
+            for shard, _ in model.shard_paths():
+                files.inside(shard)  # EscapingPath: a manifest path that leads out of the app
+            app.models.append(model)
+    for name in files.with_suffix(*CODE_SUFFIXES):
+        text = files.read_text(name)
+        if text is None or not re.search(r"load(Layers|Graph)Model", text):
+            continue
+        app.code.append(name)
+        for match in LOAD_CALL.finditer(text):
+            before = text[max(0, match.start() - 80):match.start()].split("\n")[-1]
+            assigned = ASSIGNED.search(before)
+            after = text[match.end():match.end() + 300]
+            then = re.match(r"[^;\n]*\)\s*\.then\s*\(", after) is not None
+            app.calls.append(LoadCall(name, line_of(text, match.start()), match["loader"], match["url"],
+                                      bool(match["await"]) or then or "await" in before,
+                                      assigned["var"] if assigned else None))
+    return app if app.models or app.calls else None
+
+
+def converter_ops() -> frozenset[str]:
+    """The TensorFlow op names the installed tf.js converter's graph executor implements."""
+    from harness.paths import NODE_MODULES
+
+    names: set[str] = set()
+    for path in sorted((NODE_MODULES / "@tensorflow" / "tfjs-converter" / "dist" / "operations" / "op_list").glob("*.js")):
+        names.update(re.findall(r"'tfOpName': '([A-Za-z0-9_]+)'", path.read_text(encoding="utf-8")))
+    return frozenset(names)
+
+
+def _weights_bytes(weights: list[dict[str, Any]]) -> int | None:
+    total = 0
+    for weight in weights:
+        dtype = str((weight.get("quantization") or {}).get("dtype") or weight.get("dtype") or "float32")
+        size = DTYPE_BYTES.get(dtype)
+        if not size:
+            return None  # strings and unknown dtypes: the size is not fixed by the shape
+        total += math.prod(int(d) for d in weight.get("shape") or []) * size
+    return total
+
+
+def _resolve_call(app: WebApp, call: LoadCall) -> TfjsModel | None:
+    if call.url:
+        tail = call.url.split("?")[0].split("#")[0].lstrip("./").lstrip("/")
+        hits = [m for m in app.models if tail and (m.file == tail or m.file.endswith("/" + tail))]
+        if hits:
+            return hits[0]
+        return None
+    return app.models[0] if len(app.models) == 1 else None
+
+
+def static_findings(app: WebApp) -> list[Finding]:
+    found: list[Finding] = []
+    ops = None
+    for model in app.models:
+        if not model.format:
+            found.append(RULES["tfjs/no-format"].finding(f"{model.file} names no format and its topology is neither a "
+                                                         "graph nor a layers model", file=model.file))
+        groups: dict[int, tuple[list[str], list[dict[str, Any]]]] = {}
+        for index, group in enumerate(model.data.get("weightsManifest") or []):
+            base = posixpath.dirname(model.file)
+            paths = [posixpath.normpath(posixpath.join(base, str(p))) for p in group.get("paths") or []]
+            groups[index] = (paths, list(group.get("weights") or []))
+        for paths, weights in groups.values():
+            missing = [p for p in paths if not app.files.exists(p)]
+            for path in missing:
+                found.append(RULES["tfjs/shard-missing"].finding(
+                    f"{model.file} names the weight shard {path}, which is not in the app", file=model.file))
+            expected = _weights_bytes(weights)
+            if not missing and expected is not None:
+                actual = sum(app.files.size(p) or 0 for p in paths)
+                if actual != expected:
+                    found.append(RULES["tfjs/shard-size-mismatch"].finding(
+                        f"{', '.join(paths)}: {actual} bytes; the weights' shapes and dtypes need {expected}",
+                        file=model.file))
+        if model.format == "graph-model":
+            ops = ops if ops is not None else converter_ops()
+            topology = model.data.get("modelTopology") or {}
+            used = {str(n.get("op")) for n in topology.get("node", [])}
+            for function in (topology.get("library") or {}).get("function", []):
+                used |= {str(n.get("op")) for n in function.get("nodeDef", [])}
+            for op in sorted(used - ops - {"None"}):
+                found.append(RULES["tfjs/unsupported-op"].finding(
+                    f"{model.file}: op {op} is not in the installed tf.js converter's op list", file=model.file))
+    for call in app.calls:
+        where: dict[str, Any] = {"file": call.file, "line": call.line}
+        if call.url and (call.url.startswith("file:") or re.match(r"^([A-Za-z]:\\|/home/|/Users/)", call.url)):
+            found.append(RULES["tfjs/file-url"].finding(f"tf.{call.loader}({call.url!r}) loads from the local file "
+                                                        "system", **where))
+        loaded = _resolve_call(app, call)
+        wanted = "graph-model" if call.loader == "loadGraphModel" else "layers-model"
+        if loaded is not None and loaded.format and loaded.format != wanted:
+            found.append(RULES["tfjs/loader-format-mismatch"].finding(
+                f"tf.{call.loader} loads {loaded.file}, a {loaded.format}", **where))
+        if not call.awaited and call.variable:
+            text = app.files.read_text(call.file) or ""
+            if re.search(rf"\b{re.escape(call.variable)}\s*\.\s*(predict|execute|executeAsync)\s*\(", text):
+                found.append(RULES["tfjs/unawaited-load"].finding(
+                    f"{call.variable} = tf.{call.loader}(...) is a Promise (no await), and {call.variable}.predict is "
+                    "called on it", **where))
+    if app.calls and not any(re.search(r"setBackend\s*\(", app.files.read_text(f) or "") for f in app.code):
+        first = app.calls[0]
+        found.append(RULES["tfjs/no-backend-chosen"].finding("the loading code never calls tf.setBackend",
+                                                             file=first.file, line=first.line))
+    return found
+
+
+LEAK_JS = "() => tf.memory().numTensors"
+
+
+def verify(app: WebApp, progress: Any = None) -> list[Finding]:
+    """Load each model with tf.js's loader in Chromium on each checked backend and predict three times."""
+    import shutil
+    import time
+
+    from harness.configcheck.files import copies_directory
+    from harness.errors import NotApplicable, RuntimeFailure
+    from harness.targets.tfjs.backends import check_backends
+    from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS
+    from harness.targets.tfjs.target import TfjsTarget
+
+    reason = TfjsTarget.unavailable_reason()
+    if reason:
+        raise NotApplicable(f"tf.js in Chromium cannot run here: {reason}")
+    if not app.models:
+        raise NotApplicable("no model.json to load")
+    findings: list[Finding] = []
+    with copies_directory() as work, TfjsTarget() as target:
+        for index, model in enumerate(app.models):
+            if model.format not in ("graph-model", "layers-model"):
+                continue
+            copy = work / f"model{index}"
+            copy.mkdir()
+            base = posixpath.dirname(model.file)
+            shutil.copyfile(app.files.inside(model.file), copy / "model.json")
+            for shard, _ in model.shard_paths():
+                if app.files.exists(shard):
+                    target_path = copy / posixpath.relpath(shard, base or ".")
+                    target_path.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(app.files.inside(shard), target_path)
+            fmt = "graph" if model.format == "graph-model" else "layers"
+            for backend in check_backends():
+                source = f"tf.js {fmt} loader in Chromium ({backend.name} backend), served from loopback"
+                at: dict[str, Any] = {"file": model.file}
+                with target.page({"/app/": copy}, backend=backend.name) as page:
+                    started = time.perf_counter()
+                    try:
+                        page.evaluate(LOAD_MODEL_JS, {"url": "/app/model.json", "format": fmt})
+                    except RuntimeFailure as exc:
+                        findings.append(_browser_finding("tfjs/load-error", exc.message, source, at))
+                        findings += _failed_requests(page, source, at)
+                        continue
+                    load_s = time.perf_counter() - started
+                    signature = page.evaluate(SIGNATURE_JS)
+                    payload, names = {}, []
+                    for spec in signature["inputs"]:
+                        shape = [1 if (d is None or d < 0) else int(d) for d in (spec["shape"] or [1])]
+                        payload[spec["name"]] = {"data": [0] * math.prod(shape), "shape": shape,
+                                                 "dtype": spec["dtype"] or "float32"}
+                        names.append(spec["name"])
+                    outputs = [o["name"] for o in signature["outputs"]]
+                    counts = []
+                    try:
+                        for _ in range(3):
+                            page.evaluate(PREDICT_NAMED_JS, {"inputs": payload, "inputNames": names,
+                                                             "outputNames": outputs})
+                            counts.append(int(page.evaluate(LEAK_JS)))
+                    except RuntimeFailure as exc:
+                        findings.append(_browser_finding("tfjs/predict-error", exc.message, source, at))
+                        continue
+                    if counts[-1] > counts[0]:
+                        findings.append(RULES["tfjs/tensor-leak"].finding(
+                            f"tf.memory().numTensors after each of three predictions: {counts}",
+                            verified="runtime", source=source, **at))
+                    findings += _failed_requests(page, source, at)
+                    for line in page.console_errors():
+                        findings.append(_browser_finding("tfjs/load-error", line, source + ": console error", at))
+                    if progress:
+                        progress(f"tfjs: {model.file} on {backend.name}: loaded in {load_s:.2f}s, "
+                                 f"numTensors {counts}")
+    return _merge_backends(findings)
+
+
+def _merge_backends(findings: list[Finding]) -> list[Finding]:
+    """One finding per (rule, file, text), its source naming every backend that showed it."""
+    from dataclasses import replace
+
+    merged: dict[tuple[str, str, str], tuple[Finding, list[str]]] = {}
+    for f in findings:
+        match = re.search(r"\((\w+) backend\)", f.source)
+        backends = merged.setdefault((f.step, f.file, f.text), (f, []))[1]
+        if match and match.group(1) not in backends:
+            backends.append(match.group(1))
+    return [replace(f, source=re.sub(r"\(\w+ backend\)", f"({', '.join(b)} backend{'s' if len(b) > 1 else ''})",
+                                     f.source, count=1)) for f, b in merged.values()]
+
+
+def _failed_requests(page: Any, source: str, at: dict[str, Any]) -> list[Finding]:
+    """Requests the browser reports failed, and the app's files the loopback server answered with an error."""
+    texts = list(page.failed_requests)
+    texts += [f"GET {r.path}: HTTP {r.status}" for r in page.server.requests if r.status >= 400
+              and r.path.startswith("/app/")]
+    return [_browser_finding("tfjs/request-failed", text, source, at) for text in texts]
+
+
+def _browser_finding(rule_id: str, text: str, source: str, at: dict[str, Any]) -> Finding:
+    """A verified finding in the browser's words, with the lesson the text matches (else the rule's)."""
+    from harness.check.rules import rule_for
+
+    known = rule_for("tfjs", text)
+    lesson = known.scenario if known else (S_PROCEDURE if re.search(r"404|multiple of 4|Failed to fetch", text) else None)
+    return RULES[rule_id].runtime_finding(text, source=source, lesson=lesson, fix=known.fix if known else "", **at)

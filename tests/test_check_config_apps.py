@@ -1,0 +1,165 @@
+"""`pitfalls check-config` on tf.js web apps and Android LiteRT builds, statically: one planted mistake per rule.
+
+As for serving bundles (tests/test_check_config.py): the example's fixed app, copied, with one mistake planted
+per rule; the rule fires on the faulty copy and no rule fires on the fixed example.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from harness.configcheck import check_config
+from harness.configcheck.examples import write_android, write_tfjs
+from harness.paths import REPO_ROOT
+from harness.registry import load_catalog
+from harness.targets.litert.android import RULES as ANDROID_RULES
+from harness.targets.tfjs.webapp import RULES as TFJS_RULES
+from test_check_config import Mutation, edit
+
+
+
+@pytest.fixture(scope="module")
+def fixed_apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("apps")
+    return {"tfjs": write_tfjs(root / "tfjs", faulty=False), "android": write_android(root / "android", faulty=False)}
+
+
+def model_json(change: Callable[[dict], None]) -> Mutation:  # type: ignore[type-arg]
+    def apply(app: Path) -> None:
+        path = app / "model" / "model.json"
+        data = json.loads(path.read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    return apply
+
+
+def shard(app: Path) -> Path:
+    return sorted((app / "model").glob("*.bin"))[0]
+
+
+def asset(app: Path) -> Path:
+    return app / "app" / "src" / "main" / "assets" / "model.tflite"
+
+
+def patched_model(change: Callable[[object], None]) -> Mutation:
+    """The app's model.tflite re-packed after ``change(model)`` on LiteRT's schema object."""
+    def apply(app: Path) -> None:
+        import flatbuffers
+        from ai_edge_litert import schema_py_generated as schema
+
+        data = asset(app).read_bytes()
+        parsed = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+        change(parsed)
+        builder = flatbuffers.Builder(len(data) + 1024)
+        builder.Finish(parsed.Pack(builder), file_identifier=b"TFL3")
+        asset(app).write_bytes(bytes(builder.Output()))
+    return apply
+
+
+def as_flex_op(model: object) -> None:
+    code = model.operatorCodes[0]  # type: ignore[attr-defined]
+    code.builtinCode = code.deprecatedBuiltinCode = 32  # CUSTOM
+    code.customCode = b"FlexErf"
+
+
+def newer_min_runtime(model: object) -> None:
+    for entry in model.metadata:  # type: ignore[attr-defined]
+        if entry.name == b"min_runtime_version":
+            model.buffers[entry.buffer].data = list(b"2.16.0".ljust(16, b"\0"))  # type: ignore[attr-defined]
+
+
+TFJS_PLANTED: dict[str, Mutation] = {
+    "tfjs/no-format": model_json(lambda d: (d.pop("format", None), d.update(modelTopology={"versions": {}}))),
+    "tfjs/shard-missing": lambda app: shard(app).unlink(),
+    "tfjs/shard-size-mismatch": lambda app: shard(app).write_bytes(shard(app).read_bytes() + b"\0\0\0\0"),
+    "tfjs/unsupported-op": model_json(lambda d: d["modelTopology"]["node"].append({"name": "leak", "op": "PyFunc"})),
+    "tfjs/loader-format-mismatch": edit("app.js", "tf.loadGraphModel", "tf.loadLayersModel"),
+    "tfjs/file-url": edit("app.js", "'model/model.json'", "'file:///srv/app/model/model.json'"),
+    "tfjs/unawaited-load": edit("app.js", "await tf.loadGraphModel", "tf.loadGraphModel"),
+    "tfjs/no-backend-chosen": edit("app.js", "await tf.setBackend('cpu');\n", ""),
+}
+ANDROID_PLANTED: dict[str, Mutation] = {
+    "litert/tflite-compressed": lambda app: (edit("app/build.gradle", "    androidResources { noCompress += 'tflite' }\n", "")(app),
+                                             edit("build.gradle", "version '8.5.0'", "version '4.0.1'")(app)),
+    "litert/runtime-older-than-model": lambda app: (
+        edit("app/build.gradle", "'com.google.ai.edge.litert:litert:1.0.1'", "'org.tensorflow:tensorflow-lite:2.4.0'")(app),
+        patched_model(newer_min_runtime)(app)),
+    "litert/flex-without-dependency": patched_model(as_flex_op),
+    "litert/abi-without-arm64": edit("app/build.gradle", "'arm64-v8a', ", ""),
+    "litert/asset-missing": edit("app/src/main/java/org/example/classifier/Classifier.java", '"model.tflite"',
+                                 '"classifier.tflite"'),
+    "litert/not-a-flatbuffer": lambda app: asset(app).write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n"),
+}
+RUNTIME_ONLY = {"tfjs/load-error", "tfjs/predict-error", "tfjs/request-failed", "tfjs/tensor-leak", "litert/load-error"}
+CASES = sorted([("tfjs", r) for r in TFJS_PLANTED] + [("android", r) for r in ANDROID_PLANTED])
+
+
+def steps(app: Path) -> set[str]:
+    return {f.step for f in check_config([app], verify=False).findings}
+
+
+def test_every_rule_has_a_planted_mistake_or_a_runtime_test() -> None:
+    assert set(TFJS_RULES) | set(ANDROID_RULES) == set(TFJS_PLANTED) | set(ANDROID_PLANTED) | RUNTIME_ONLY
+
+
+@pytest.mark.parametrize("kind", ["tfjs", "android"])
+def test_the_fixed_example_has_no_finding(kind: str, fixed_apps: dict[str, Path]) -> None:
+    report = check_config([fixed_apps[kind]], verify=False)
+    assert report.findings == [] and report.exit_code() == 0 and len(report.bundles) == 1
+
+
+@pytest.mark.parametrize(("kind", "rule"), CASES)
+def test_rule_fires_on_its_planted_mistake(kind: str, rule: str, fixed_apps: dict[str, Path], tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(fixed_apps[kind], app)
+    (TFJS_PLANTED if kind == "tfjs" else ANDROID_PLANTED)[rule](app)
+    report = check_config([app], verify=False)
+    hits = [f for f in report.findings if f.step == rule]
+    assert hits, f"{rule} did not fire; fired: {[(f.step, f.text) for f in report.findings]}"
+    rules = TFJS_RULES if kind == "tfjs" else ANDROID_RULES
+    assert hits[0].verified == "static" and hits[0].scenario == rules[rule].scenario and hits[0].file.startswith(str(app))
+
+
+def test_rules_name_lessons_that_exist_and_the_docs_list_every_rule() -> None:
+    catalog = load_catalog()
+    docs = (REPO_ROOT / "docs" / "check-config.md").read_text()
+    for rule in [*TFJS_RULES.values(), *ANDROID_RULES.values()]:
+        assert rule.scenario in catalog.files and rule.taxonomy is not None, rule.id
+        assert f"`{rule.id}`" in docs, f"docs/check-config.md does not list {rule.id}"
+
+
+def test_attack_a_weight_path_that_climbs_out_of_the_app_is_refused(fixed_apps: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    app = tmp_path / "app"
+    shutil.copytree(fixed_apps["tfjs"], app)
+    model_json(lambda d: d["weightsManifest"][0]["paths"].append("../../../../etc/passwd"))(app)
+    assert main(["check-config", str(app), "--static"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "outside the bundle" in err[0]
+
+
+def test_attack_app_code_is_read_never_run(fixed_apps: dict[str, Path], tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(fixed_apps["tfjs"], app)
+    marker = tmp_path / "ran"
+    (app / "build.js").write_text(f"require('fs').writeFileSync({str(marker)!r}, 'x'); tf.loadGraphModel('model/model.json')\n")
+    check_config([app], verify=False)
+    assert not marker.exists()
+
+
+def test_a_runtime_that_is_not_here_is_a_skip_with_its_reason(fixed_apps: dict[str, Path],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.targets.tfjs.target import TfjsTarget
+
+    monkeypatch.setattr(TfjsTarget, "unavailable_reason", classmethod(lambda cls: "chromium is missing (test)"))
+    report = check_config([fixed_apps["tfjs"]], verify=True)
+    assert report.bundles[0].verified == "skipped: tf.js in Chromium cannot run here: chromium is missing (test)"
+    assert report.findings == [] and report.exit_code() == 0

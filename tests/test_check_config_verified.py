@@ -1,0 +1,120 @@
+"""`pitfalls check-config` verified on the runtimes: the server's, the browser's and the interpreter's own words.
+
+The serving container is the TF Serving-compatible stand-in built by the set-up (containers/tfserving-compat),
+started with exactly the bundle's configuration (its files copied into the run's work directory, mounted
+read-only); tf.js runs in headless Chromium; LiteRT in the LiteRT target's worker process.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.configcheck import check_config
+from harness.configcheck.examples import write_android, write_tfjs, write_tfserving
+from harness.environments.engine import engine_unavailable_reason
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def engine() -> None:
+    reason = engine_unavailable_reason()
+    if reason:
+        pytest.skip(f"needs a Docker engine: {reason}")
+
+
+@pytest.fixture
+def chromium() -> None:
+    from harness.targets.tfjs.target import TfjsTarget
+
+    reason = TfjsTarget.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def test_faulty_example_quotes_the_servers_start_failure(engine: None, tmp_path: Path) -> None:
+    bundle = write_tfserving(tmp_path / "faulty", faulty=True)
+    report = check_config([bundle], verify=True)
+    assert report.bundles[0].verified == "yes"
+    verified = [f for f in report.findings if f.verified == "runtime"]
+    start = [f for f in verified if f.step == "tfserving/start-error"]
+    assert len(start) == 1, [f.text for f in verified]
+    assert start[0].text.startswith("Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to "
+                                    "version 1 of model classifier, which is not currently available for inference")
+    assert start[0].scenario == "server/serving/serving-multiple-models-simultaneously"
+    assert start[0].file == str(bundle / "start.sh") and start[0].line == 3
+    assert "tensorflow/serving" not in start[0].source and "tfserving-compatible" in start[0].source
+    # the static rule predicted it
+    assert any(f.step == "tfserving/labels-at-startup" and f.verified == "static" for f in report.findings)
+
+
+def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: None, tmp_path: Path) -> None:
+    fixed = write_tfserving(tmp_path / "fixed", faulty=False)
+    faulty = write_tfserving(tmp_path / "with-keras-file", faulty=True)
+    bundle = tmp_path / "bundle"
+    shutil.copytree(fixed, bundle)
+    shutil.copytree(faulty / "models" / "images", bundle / "models" / "images")
+    config = bundle / "models.config"
+    config.write_text(config.read_text().rstrip()[:-1] + '  config { name: "images" base_path: "/models/images" '
+                      'model_platform: "tensorflow" }\n}\n')
+    report = check_config([bundle], verify=True)
+    loads = [f for f in report.findings if f.step == "tfserving/load-error" and f.severity == "blocker"]
+    assert len(loads) == 1, [(f.step, f.file, f.text) for f in report.findings]
+    assert "'images'" in loads[0].text and "does not appear to contain a SavedModel bundle" in loads[0].text
+    assert loads[0].scenario == "server/general-questions/limitations-of-platforms-frameworks"
+    assert loads[0].file == str(config) and loads[0].line is not None
+    # the server retries the failed load before it opens its REST port: the classifier is said to be unchecked
+    waiting = [f for f in report.findings if f.step == "tfserving/load-error" and f.severity == "info"]
+    assert len(waiting) == 1 and "'classifier' was not checked" in waiting[0].text
+    assert not [f for f in report.findings if f.step in ("tfserving/request-error", "tfserving/start-error")]
+
+
+def test_fixed_example_loads_and_every_signature_answers(engine: None, tmp_path: Path) -> None:
+    bundle = write_tfserving(tmp_path / "fixed", faulty=False)
+    report = check_config([bundle], verify=True)
+    assert report.bundles[0].verified == "yes" and report.findings == []
+
+
+def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium: None, tmp_path: Path) -> None:
+    """Through the command line in its own process: Playwright's sync API allows one instance per thread, and
+    this test process may hold one already (the tfjs target's tests)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from harness.paths import REPO_ROOT
+
+    faulty = write_tfjs(tmp_path / "faulty", faulty=True)
+    fixed = write_tfjs(tmp_path / "fixed", faulty=False)
+    proc = subprocess.run([sys.executable, "-m", "harness", "check-config", str(faulty), str(fixed), "--json", "-q"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    assert [b["verified"] for b in report["bundles"]] == ["yes", "yes"]
+    verified = [f for f in report["findings"] if f["verified"] == "runtime"]
+    assert verified and all(f["file"] == str(faulty / "model" / "model.json") for f in verified)
+    load = [f for f in verified if f["step"] == "tfjs/load-error"]
+    assert load and load[0]["text"].startswith("RangeError: byte length of Float32Array should be a multiple of 4")
+    assert "the server responded with a status of 404 (Not Found)" in load[0]["text"]  # the console's line with it
+    assert load[0]["scenario"] == "browser/model-loading/procedure" and "backend" in load[0]["source"]
+    assert any(f["step"] == "tfjs/request-failed" and "HTTP 404" in f["text"] for f in verified)
+    assert not [f for f in report["findings"] if f["file"].startswith(str(fixed))]
+
+
+def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_path: Path) -> None:
+    faulty = write_android(tmp_path / "faulty", faulty=True)
+    fixed = write_android(tmp_path / "fixed", faulty=False)
+    report = check_config([faulty, fixed], verify=True)
+    assert [b.verified for b in report.bundles] == ["yes", "yes"]
+    verified = {f.file.rsplit("/", 1)[-1]: f for f in report.findings if f.verified == "runtime"}
+    assert set(verified) == {"model.tflite", "legacy.tflite"}
+    assert verified["model.tflite"].text.startswith("Didn't find op for builtin opcode 'FULLY_CONNECTED' version '99'")
+    assert verified["model.tflite"].scenario == "mobile/dl-integration-into-projects/avoiding-version-incompatibility"
+    assert verified["legacy.tflite"].text == "The model is not a valid Flatbuffer buffer"
+    assert verified["legacy.tflite"].scenario == "mobile/dl-integration-into-projects/importing-loading-models"
+    assert not [f for f in report.findings if f.file.startswith(str(fixed))]
