@@ -67,7 +67,7 @@ def test_a_target_added_as_the_walkthrough_says_is_checked_reported_and_diffed(e
 
     cache = ArtifactCache()
     model = trained_model(cache, ModelSpec("dense", "keras3")).model_file
-    report = check(model, targets=["echo"], profiles=(), cache=cache, progress=None)
+    report = check(model, targets=["echo"], profiles=(), probes=(), cache=cache, progress=None)  # the declared loads alone
     echo_report = report.targets["echo"]
     assert echo_report.verdict == "deploys", summary(report)
     assert set(echo_report.parity) == {"echo", "echo@one-row"}  # both declared loads ran and compared
@@ -82,7 +82,7 @@ def test_a_target_added_as_the_walkthrough_says_is_checked_reported_and_diffed(e
                                                                     "#555555", "the echo target, nothing declared"))
     try:
         echo.BareTarget = type("BareTarget", (echo.EchoTarget,), {"name": "bare"})
-        bare = check(model, targets=["bare"], profiles=(), cache=cache, progress=None).targets["bare"]
+        bare = check(model, targets=["bare"], profiles=(), probes=(), cache=cache, progress=None).targets["bare"]
         assert bare.verdict == "deploys" and set(bare.parity) == {"bare"}
     finally:
         monkeypatch.undo()

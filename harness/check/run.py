@@ -71,7 +71,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
 
     Besides the sample (``inputs`` or synthesised), every path is fed the synthetic ``probes``
     (default: every one of :data:`~harness.check.model.PROBES`; ``()`` none) and the
-    ``calibration`` set (an ``.npz`` like ``inputs``; also LiteRT int8's representative set),
+    ``calibration`` set (an ``.npz`` like ``inputs``; also the representative set of quantisation),
     each compared with its own reference; a finding names the probe that showed it.  What the
     check cannot handle (inputs it cannot make, a model TensorFlow cannot run, its own error on a
     target) is a finding; the other targets still run.
