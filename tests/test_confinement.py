@@ -264,10 +264,12 @@ def test_the_matrix_installs_npm_packages_without_their_scripts(monkeypatch: pyt
         return subprocess.CompletedProcess(cmd, 1, "", "stopped here by the test")
 
     monkeypatch.setattr(matrix_env, "_run", fake_run)
-    monkeypatch.setattr(matrix_env, "checkout_npm_version", lambda: "0.0.0-checkout")
+    monkeypatch.setattr(matrix_env, "checkout_npm_version", lambda package: "0.0.0-checkout")
     monkeypatch.setenv("PITFALLS_ENV_CACHE", str(tmp_path))
+    from harness.matrix.run import npm_package
+
     with pytest.raises(Exception):
-        matrix_env.ensure_npm("4.22.0", log=tmp_path / "npm.log")
+        matrix_env.ensure_npm(npm_package(), "4.22.0", log=tmp_path / "npm.log")
     installs = [c for c in commands if c[:2] == ["npm", "install"]]
     assert installs and all("--ignore-scripts" in c for c in installs), commands
 
