@@ -191,3 +191,26 @@ def test_log_message_abort_reason_is_in_the_message() -> None:
         waiting.LogMessage(lambda: "", "ready", timeout=60,
                            abort=lambda: "server process exited with code 1").wait()
 
+
+
+def _log_server(log: list[str]) -> Any:
+    from harness.targets.tfserving.client import Server
+
+    return Server(rest_url="http://127.0.0.1:9", grpc_target="127.0.0.1:9", implementation="stand-in",
+                  mode="test", model_name="model", read_logs=lambda tail: "\n".join(log))
+
+
+def test_raise_from_log_raises_the_servers_own_line_once_it_appears() -> None:
+    log = ["I start", "E Could not find base path /models/classifier for servable classifier", "I poll"]
+    with pytest.raises(RuntimeFailure) as caught:
+        _log_server(log).raise_from_log(r"Could not find base path")
+    assert caught.value.message == "E Could not find base path /models/classifier for servable classifier"
+
+
+def test_raise_from_log_never_returns_quietly_when_the_line_does_not_come() -> None:
+    # The attack of issue 24: on a busy machine the failure line comes late; a wait that returned
+    # quietly would let the faulty variant read as "not reproduced".  It must say what it waited for.
+    with pytest.raises(WaitTimeout) as caught:
+        _log_server(["I still starting up"]).raise_from_log(r"Failed to start server", timeout=0)
+    assert "Failed to start server" in str(caught.value)
+    assert "I still starting up" in caught.value.evidence

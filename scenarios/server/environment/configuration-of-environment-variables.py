@@ -19,7 +19,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     # started with -e MODEL_NAME=classifier: the entrypoint serves /models/classifier.
     run.target.require_container("the serving image's entrypoint, which reads MODEL_NAME")
     server = serve_spec(run, SPEC, env={"MODEL_NAME": "classifier"}, wait="started")
-    server.raise_from_log(r"Could not find base path", timeout=90)
+    server.raise_from_log(r"Could not find base path")
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:

@@ -22,7 +22,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     base = run.workdir / "model"
     shutil.copytree(saved_model(run.cache, SPEC), base)
     server = run.enter(run.target.serve(model_dir=base, wait="started"))
-    server.raise_from_log(r"No versions of servable \S+ found under base path", timeout=60)
+    server.raise_from_log(r"No versions of servable \S+ found under base path")
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:

@@ -32,7 +32,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     # --model_base_path pointing at the version directory (the SavedModel itself) instead of its parent.
     run.target.require_container("the image's /models mount layout")
     server = serve_spec(run, SMALL, args=["--model_base_path=/models/model/1"], wait="started")
-    server.raise_from_log(r"No versions of servable model found under base path /models/model/1", timeout=90)
+    server.raise_from_log(r"No versions of servable model found under base path /models/model/1")
 
 
 def add_version(base: Path, version: int, saved: Path) -> None:

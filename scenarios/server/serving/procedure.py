@@ -19,7 +19,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     # exported directory: the flag given last overrides the image's absolute default.
     run.target.require_container("the image's /models mount layout")
     server = serve_spec(run, SPEC, args=["--model_base_path=models/model"], wait="started")
-    server.raise_from_log(r"Failed to start server", timeout=90)
+    server.raise_from_log(r"Failed to start server")
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:

@@ -50,7 +50,7 @@ def _serve(run: "Run[TfservingTarget]", args: list[str], wait: "ServeWait") -> S
 def faulty(run: "Run[TfservingTarget]") -> None:
     # Labels in the config file at start-up: they may only name versions that are already loaded.
     server = _serve(run, [], wait="started")
-    server.raise_from_log(r"Failed to start server", timeout=120)
+    server.raise_from_log(r"Failed to start server")
 
 
 def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
