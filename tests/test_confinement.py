@@ -56,8 +56,8 @@ def _as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
 class LockHolder:
     """Another run: a live process (in another pid namespace if possible) holding its owner lock."""
 
-    def __init__(self, pid_namespace: bool) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    def __init__(self, pid_namespace: bool, env_cache: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PITFALLS_ENV_CACHE": str(env_cache)}
         prefix = ["unshare", "--pid", "--fork", "--mount-proc"] if pid_namespace else []
         self.process = subprocess.Popen([*prefix, sys.executable, "-c", LOCK_HOLDER], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -79,8 +79,21 @@ def _unshare_works() -> bool:
 
 
 @pytest.fixture
-def other_run() -> Iterator[LockHolder]:
-    holder = LockHolder(pid_namespace=_unshare_works())
+def private_owners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The owner lock files of this test's made-up runs, apart from the machine's: another run on
+    this machine (a concurrent CI job, the other xdist worker) reaps every lock file nobody holds, so
+    a dead run's lock in the shared directory could vanish under the test.  Our own lock stays where
+    it is (this process is known to itself without it)."""
+    env_cache = tmp_path / "env-cache"
+    owners = env_cache / "owners"
+    owners.mkdir(parents=True, mode=0o700)
+    monkeypatch.setattr(ownership, "owners_dir", lambda: owners)
+    return env_cache
+
+
+@pytest.fixture
+def other_run(private_owners: Path) -> Iterator[LockHolder]:
+    holder = LockHolder(pid_namespace=_unshare_works(), env_cache=private_owners)
     try:
         yield holder
     finally:
@@ -88,9 +101,9 @@ def other_run() -> Iterator[LockHolder]:
 
 
 @pytest.fixture
-def dead_run() -> str:
+def dead_run(private_owners: Path) -> str:
     """The id of a run that ended without cleaning up: its lock file is there, nobody holds it."""
-    holder = LockHolder(pid_namespace=False)
+    holder = LockHolder(pid_namespace=False, env_cache=private_owners)
     holder.end()
     assert (ownership.owners_dir() / f"{holder.owner_id}.lock").is_file()
     return holder.owner_id
