@@ -156,3 +156,20 @@ def test_help_imports_no_heavy_library() -> None:
 if __name__ == "__main__":  # regenerate the fixture after an intended change of the command line
     INTERFACE.write_text(json.dumps(_current(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {INTERFACE}")
+
+
+@pytest.mark.parametrize("command", ["check", "check-config"])
+def test_a_report_dir_that_is_a_file_is_one_line_and_exit_2(command: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.cli import main
+
+    target = tmp_path  # check-config takes a project directory
+    if command == "check":
+        target = tmp_path / "model.keras"
+        target.touch()
+    occupied = tmp_path / "report"
+    occupied.write_text("a file the user keeps")
+    assert main([command, str(target), "--report-dir", str(occupied)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file; give a directory" in err[0]
+    assert occupied.read_text() == "a file the user keeps"

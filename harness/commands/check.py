@@ -10,11 +10,9 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, TextIO
 
-from harness.commands.common import split_list
-from harness.errors import UsageError
+from harness.commands.common import report_dir_of, split_list
 from harness.registry import KNOWN_TARGETS
 
 NAME = "check"
@@ -50,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.check.render import summary, write_report_dir
     from harness.check.run import DEFAULT_PROFILES
 
-    report_dir = Path(args.report_dir) if args.report_dir else None
-    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
-        raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
+    report_dir = report_dir_of(args.report_dir)
     with runtime_log_kept() as (terminal, log):
         report = check(args.model, targets=split_list(args.targets) or None, inputs=args.inputs,
                        profiles=split_list(args.profile) or DEFAULT_PROFILES, imports=tuple(args.imports or ()),

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from harness.errors import UsageError
+from harness.commands.common import report_dir_of
 
 NAME = "check-config"
 HELP = ("check deployment configurations (TF Serving bundles, tf.js web apps, Android LiteRT builds) "
@@ -27,9 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from harness.configcheck import check_config
     from harness.configcheck.render import summary, write_report_dir
 
-    report_dir = Path(args.report_dir) if args.report_dir else None
-    if report_dir is not None and report_dir.exists() and not report_dir.is_dir():
-        raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
+    report_dir = report_dir_of(args.report_dir)
     report = check_config(args.paths, verify=not args.static,
                           progress=None if args.quiet else (lambda m: print(f"check-config: {m}", file=sys.stderr,
                                                                             flush=True)))

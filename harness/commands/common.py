@@ -16,6 +16,16 @@ def warn_problems(catalog: Catalog) -> None:
         print(f"pitfalls: warning: skipped a scenario file that cannot be loaded: {problem}", file=sys.stderr)
 
 
+def report_dir_of(value: str | None) -> Path | None:
+    """``--report-dir``: None when not given, else the directory (made later); a file there is refused."""
+    if value is None:
+        return None
+    report_dir = Path(value)
+    if report_dir.exists() and not report_dir.is_dir():
+        raise UsageError(f"--report-dir {report_dir} is a file; give a directory")
+    return report_dir
+
+
 def default_results(args: argparse.Namespace) -> Path:
     """The results file when none is given: :mod:`harness.cli` puts it in ``args.default_results``."""
     return Path(args.default_results)
