@@ -208,3 +208,36 @@ def test_a_fork_container_removed_from_outside_is_replaced(target: Any, saved_mo
     with target.serve(model_dir=_base(tmp_path, {1: saved_models[0]})) as server:
         assert _versions(server) == [("1", "AVAILABLE")]
         assert next(iter(target.forked._containers.values())) is not owner
+
+
+class _ServerThatFailsWhileAsked:
+    """A forked server's control channel that logs its load error and exits just as its status is
+    asked: the order a busy machine can produce (seen once in CI: the faulty variant of
+    server/general-questions/limitations-of-platforms-frameworks read the log, then found the
+    server exited, and ended in a WaitTimeout instead of the server's own text)."""
+
+    FAILURE = ("E tfs_compat/core.py:308] Loading servable: {name: model version: 1} failed: NOT_FOUND: "
+               "Specified file path does not appear to contain a SavedModel bundle (should have a file "
+               "called `saved_model.pb`)")
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        self.log = "I starting\n"
+        self.image = SimpleNamespace(implementation="stand-in", tag="stand-in:test")
+        self.container = SimpleNamespace(model_url=lambda model: f"http://127.0.0.1:9/v1/models/{model}")
+
+    def control(self, what: str) -> dict[str, Any]:
+        if what == "status":
+            self.log += self.FAILURE + "\n"
+            return {"running": False, "exit_code": 255}
+        return {"text": self.log}
+
+
+def test_a_server_that_exits_on_its_load_error_is_reported_in_its_own_words() -> None:
+    from harness.targets.tfserving.forked import ForkedServer
+
+    server = ForkedServer(_ServerThatFailsWhileAsked())  # type: ignore[arg-type]
+    with pytest.raises(RuntimeFailure) as caught:
+        server.wait_available("model", timeout=600, fail_on_load_error=True)
+    assert "Specified file path does not appear to contain a SavedModel bundle" in caught.value.message

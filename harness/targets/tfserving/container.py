@@ -242,14 +242,18 @@ class ServingContainer:
         self._extra_host_ports = {port: _host_port(self._container, port) for port in self.extra_ports}
 
     def _abort_reason(self) -> str | None:
-        """Asked before each poll: raise the server's load error, or say it has exited."""
+        """Asked before each poll: raise the server's load error, or say it has exited.
+
+        The exit is asked first and the log read after it: a server that logs its load error and
+        exits between the two reads would otherwise be seen exited with a log read too early."""
         assert self._container is not None
+        exited = self.exit_reason()
         if self.fail_on_load_error:
             failure = load_failure_in_log(self.logs(), self.ready_model)
             if failure is not None:
                 raise RuntimeFailure(self.image.implementation, failure[1], kind=failure[0],
                                      source="container log: 'Loading servable ... failed'")
-        return self.exit_reason()
+        return exited
 
     def exit_reason(self) -> str | None:
         """``container exited with code N`` once the container has stopped, else None."""

@@ -166,12 +166,13 @@ class ForkedServer:
         implementation = self.owner.image.implementation
 
         def abort() -> str | None:
+            exited = self.exited()  # first: the log read after it holds an exited server's last lines
             if fail_on_load_error:
                 failure = load_failure_in_log(self.logs(), ready_model)
                 if failure is not None:
                     raise RuntimeFailure(implementation, failure[1], kind=failure[0],
                                          source="container log: 'Loading servable ... failed'")
-            return self.exited()
+            return exited
 
         container = self.owner.container
         try:
