@@ -27,6 +27,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -80,6 +81,9 @@ ENVIRONMENT_KINDS: dict[str, tuple[str, str]] = {
 
 # entry path -> stat signature of its files when their digests were last checked in this process
 _VERIFIED: dict[str, tuple[Any, ...]] = {}
+#: TensorFlow/Keras work in this process (in-process builds, ``pitfalls check``'s reference): one
+#: thread at a time, so that targets checked side by side in threads never run Keras concurrently
+IN_PROCESS_WORK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -243,8 +247,12 @@ class ArtifactCache:
     def path_for(self, kind: str, key: Mapping[str, Any]) -> Path:
         return self.root / kind / artifact_key(kind, key)
 
-    def get_or_build(self, kind: str, key: Mapping[str, Any], build: Callable[[Path], object]) -> Path:
+    def get_or_build(self, kind: str, key: Mapping[str, Any], build: Callable[[Path], object], *,
+                     out_of_process: bool = False) -> Path:
         """Return the artifact's directory, building it with ``build(tmpdir)`` when absent.
+
+        ``build`` runs holding :data:`IN_PROCESS_WORK` (TensorFlow work in this process, one thread
+        at a time) unless ``out_of_process`` says it only waits for another process (a converter CLI).
 
         An entry is reused only when :func:`check_entry` finds it intact; a corrupt one is moved
         aside under the entry's lock, rebuilt and renamed into place (a stderr line says what was
@@ -252,9 +260,12 @@ class ArtifactCache:
         """
         from filelock import FileLock
 
+        from harness.counts import count
+
         final = self.path_for(kind, key)
         if final.is_dir() and check_entry(final) is None:
             self.hits += 1
+            count(f"artifacts from cache: {kind}")
             return final
         final.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(final) + ".lock", timeout=1800):
@@ -263,6 +274,7 @@ class ArtifactCache:
                 problem = check_entry(final)  # again: another process may have rebuilt it meanwhile
                 if problem is None:
                     self.hits += 1
+                    count(f"artifacts from cache: {kind}")
                     return final
                 aside = Path(tempfile.mkdtemp(prefix=f".{final.name}.corrupt-", dir=final.parent))
                 os.replace(final, aside / "entry")
@@ -274,7 +286,11 @@ class ArtifactCache:
             tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
             started = time.perf_counter()
             try:
-                build(tmp)
+                if out_of_process:
+                    build(tmp)
+                else:
+                    with IN_PROCESS_WORK:
+                        build(tmp)
                 manifest = _manifest(tmp, kind, key, time.perf_counter() - started)
                 (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, sort_keys=True, default=str, indent=1))
                 os.replace(tmp, final)
@@ -287,6 +303,7 @@ class ArtifactCache:
             files, _, _ = _walk(final)
             _VERIFIED[str(final)] = _signature(final, files)  # its digests were just computed
             self.builds += 1
+            count(f"artifacts built: {kind}")
             print(f"pitfalls: built {kind} artifact {final.name} in {time.perf_counter() - started:.1f}s",
                   file=sys.stderr)
             return final

@@ -85,6 +85,8 @@ class TargetReport:
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # per path: Parity.to_json()
     versions: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step ("prepare <path>", "load <path>"...)
+    counts: dict[str, int] = field(default_factory=dict)  # costly things done: launches, loads, builds (harness.counts)
 
     def add(self, finding: Finding) -> Finding:
         self.findings.append(finding)
@@ -107,7 +109,7 @@ class TargetReport:
                 "divergence": self.divergence.to_json() if self.divergence else
                 {"first_layer": None, "layers": []},
                 "figures": self.figures, "parity": self.parity, "versions": self.versions,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "timings": self.timings, "counts": self.counts}
 
 
 @dataclass
@@ -120,6 +122,8 @@ class CheckReport:
     trusted: bool = False  # --trust-model / trust=True: the model's own code was allowed to run
     findings: list[Finding] = field(default_factory=list)  # about the model file itself (the trust scan)
     runtime_log: str = ""  # what the runtimes printed (TensorFlow/XLA start-up, converters), kept off the terminal
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase of the whole check
+    counts: dict[str, int] = field(default_factory=dict)  # the whole check's counts (its targets' included)
 
     @property
     def ok(self) -> bool:
@@ -145,4 +149,4 @@ class CheckReport:
                 "model": self.model, "inputs": self.inputs, "trusted": self.trusted,
                 "findings": [f.to_json() for f in self.findings],
                 "targets": {name: t.to_json() for name, t in self.targets.items()},
-                "runtime_log": self.runtime_log}
+                "timings": self.timings, "counts": self.counts, "runtime_log": self.runtime_log}

@@ -10,17 +10,21 @@ profiles, backends, signature checks...) are declared by the target's package
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
+import os
 import sys
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.report import CheckReport, Finding, TargetReport
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
+from harness.counts import as_dict, counting
 from harness.errors import UsageError
 from harness.targets import TARGET_NAMES, target_class
 from harness.targets.base import ModelSource, Target
@@ -76,10 +80,22 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     check cannot handle (inputs it cannot make, a model TensorFlow cannot run, its own error on a
     target) is a finding; the other targets still run.
     """
+    with counting() as tally:
+        report = _check(path, targets=targets, inputs=inputs, profiles=profiles, cache=cache, imports=imports,
+                        progress=progress, active=active, trust=trust, probes=probes, calibration=calibration)
+    report.counts = as_dict(tally)
+    return report
+
+
+def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Path | None,
+           profiles: Sequence[str] | None, cache: "ArtifactCache | None", imports: Sequence[str],
+           progress: Progress | None, active: ActiveTargets | None, trust: bool, probes: Sequence[str] | None,
+           calibration: str | Path | None) -> CheckReport:
     from harness.artifacts import ArtifactCache
 
     say = progress or (lambda message: None)
     started = time.perf_counter()
+    phases: dict[str, float] = {}
     wanted = list(targets or TARGET_NAMES)
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
@@ -88,6 +104,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     unknown = [p for p in probe_names if p not in PROBES]
     if unknown:
         raise UsageError(f"unknown probe(s) {', '.join(unknown)}: choose from {', '.join(PROBES)} (or none)")
+    check_jobs(len(wanted))  # a bad PITFALLS_CHECK_JOBS is said before anything is loaded
     source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
     if not trust:
         say(f"scanning {source.path} ({source.format}) for code it carries")
@@ -97,8 +114,9 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         if concerns:
             return _not_run(source, concerns, wanted, started)
     say(f"loading {source.path} ({source.format})")
-    model = load_model(source)
-    report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust)
+    with _phase(phases, "load model"):
+        model = load_model(source)
+    report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust, timings=phases)
     report.findings.extend(model.notes)
     probe = "synthesised"
     if inputs is not None:
@@ -118,7 +136,8 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         how = {"synthesised": {i.name: i.kind for i in model.inputs}}
     how.update({"digest": hash_inputs(feed), "rows": int(next(iter(feed.values())).shape[0])})
     report.inputs = how
-    reference, failed = reference_or_none(model, feed)
+    with _phase(phases, "reference"):
+        reference, failed = reference_or_none(model, feed)
     if failed is not None:
         report.findings.append(failed)
     further: list[Probe] = []
@@ -129,21 +148,67 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
                              reference_or_none(model, calibration_set)[0]))
         how["calibration"] = {"file": str(Path(calibration).resolve()), "digest": hash_inputs(calibration_set)}
     try:
-        synthetic = synthesise_probes(model)
+        with _phase(phases, "probes"):
+            synthetic = synthesise_probes(model)
     except Exception as exc:  # noqa: BLE001 - the sample still runs; say which probes did not
         report.findings.append(finding_from("check", exc, "probes", severity="info"))
         synthetic = {}
     for name, probe_inputs in synthetic.items():
         if name in probe_names:
-            further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
+            with _phase(phases, "reference"):
+                further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
     ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
                   tuple(further), calibration_set)
-    for name in wanted:
-        report.targets[name] = check_one(name, ctx, active)
+    with _phase(phases, "targets"):
+        report.targets.update(check_targets(wanted, ctx, active))
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _phase(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Add the seconds the block took to ``phases[name]``."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = round(phases.get(name, 0.0) + time.perf_counter() - started, 3)
+
+
+#: how many targets a check runs side by side (1: one after the other); default: every target at once
+JOBS_ENV = "PITFALLS_CHECK_JOBS"
+
+
+def check_jobs(targets: int) -> int:
+    """The targets run side by side: :data:`JOBS_ENV` if set, else all of them.
+
+    Most of a target's time is spent in its own processes (the browser, the serving container, the
+    LiteRT worker, the converters), so they overlap well even on two cores; the work done in this
+    process (the reference, in-process conversions) takes a lock and runs one at a time.
+    """
+    given = os.environ.get(JOBS_ENV, "").strip()
+    if not given:
+        return max(1, targets)
+    if not given.isdigit() or int(given) < 1:
+        raise UsageError(f"{JOBS_ENV}={given!r} is not a number of targets: give a whole number from 1 (one after the other)")
+    return min(int(given), max(1, targets))
+
+
+def check_targets(wanted: Sequence[str], ctx: Context, active: ActiveTargets | None) -> dict[str, TargetReport]:
+    """Every target's report, in the order of ``wanted`` whatever order they finish in.
+
+    Targets lent by ``active`` were started in this thread (a sync Playwright must stay in the
+    thread that started it): they run one after the other here.  Targets the check starts itself
+    run side by side in threads (:func:`check_jobs`), each started, used and stopped in its own.
+    """
+    jobs = check_jobs(len(wanted))
+    if active is not None or jobs == 1:
+        return {name: check_one(name, ctx, active) for name in wanted}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pitfalls-check") as pool:
+        futures = {name: pool.submit(contextvars.copy_context().run, check_one, name, ctx, None) for name in wanted}
+        return {name: futures[name].result() for name in wanted}
 
 
 def _now() -> str:
@@ -191,15 +256,21 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
         return report
     started = time.perf_counter()
     ctx.say(f"{name}: checking")
-    try:
-        with ExitStack() as stack:
-            target = active.get(name) if active is not None else stack.enter_context(cls())
-            report.versions = target.versions()
-            run_declared(target, report, ctx, declared(name))
-    except UsageError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check
-        report.add(finding_from(name, exc, "check", severity="warning"))
+    with counting() as tally:
+        try:
+            with ExitStack() as stack:
+                if active is not None:
+                    target = active.get(name)
+                else:
+                    with _phase(report.timings, "start"):
+                        target = stack.enter_context(cls())
+                report.versions = target.versions()
+                run_declared(target, report, ctx, declared(name))
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check
+            report.add(finding_from(name, exc, "check", severity="warning"))
+    report.counts = as_dict(tally)
     report.settle()
     report.seconds = time.perf_counter() - started
     ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")

@@ -164,6 +164,7 @@ def finding_from(target: str, exc: BaseException, step: str, *, severity: Severi
 def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker") -> Iterator[list[BaseException]]:
     """Run a step; an exception becomes a finding (NotApplicable an info) and the check goes on."""
     caught: list[BaseException] = []
+    started = time.perf_counter()
     try:
         yield caught
     except NotApplicable as exc:
@@ -174,6 +175,8 @@ def recorded(report: TargetReport, step: str, *, severity: Severity = "blocker")
             raise
         report.add(finding_from(report.target, exc, step, severity=severity))
         caught.append(exc)
+    finally:
+        report.timings[step] = round(report.timings.get(step, 0.0) + time.perf_counter() - started, 3)
 
 
 # ------------------------------------------------------------------------------------ steps

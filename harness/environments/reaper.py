@@ -66,14 +66,16 @@ class Reaper:
     channel: IO[str]
 
     def send(self, line: str) -> None:
-        self.channel.write(line + "\n")
-        self.channel.flush()
+        with _SENDING:  # a text stream is not safe to write from two threads (check runs targets in threads)
+            self.channel.write(line + "\n")
+            self.channel.flush()
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.process.poll() is None
 
 
 _lock = threading.Lock()
+_SENDING = threading.Lock()
 _reaper: Reaper | None = None
 
 

@@ -226,6 +226,9 @@ class Target(ABC):
         self.require_active()
         if prepared.target != self.name:
             raise HarnessError(f"a model prepared for {prepared.target} cannot be loaded on {self.name}")
+        from harness.counts import count
+
+        count("model loads")
         return self.load_impl(prepared, dict(options or {}))
 
     def deploy(self, source: ModelSource, cache: "ArtifactCache", *,

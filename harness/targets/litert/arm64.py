@@ -158,6 +158,9 @@ def run_on_arm64(model_path: Path, inputs: list[numpy.ndarray], *, num_threads: 
     rootfs = ensure_arm64_rootfs()
     require_available()
     what = f"the arm64 LiteRT worker on {model_path.name} (num_threads={num_threads})"
+    from harness.counts import count
+
+    count("arm64 runs under qemu")
     _remove_stale_call_dirs(rootfs)
     from harness.environments.ownership import container_user, current_owner
 

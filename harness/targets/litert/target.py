@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
+from harness.counts import count
 from harness.errors import HarnessError, RuntimeFailure, UsageError, WaitTimeout
 from harness.paths import REPO_ROOT
 from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
@@ -94,6 +95,7 @@ class LitertTarget(Target):
     def _pool(self, profile: DeviceProfile) -> ProcessPoolExecutor:
         pool = self._pools.get(profile.name)
         if pool is None:
+            count("worker processes started")
             pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"),
                                        initializer=litert_worker.apply_profile,
                                        initargs=(profile.cpus, profile.memory_limit_mb))

@@ -52,7 +52,7 @@ def run_converter(cache: ArtifactCache, args: list[str], source: Path, *, timeou
         if proc.returncode != 0:
             raise _converter_failure(proc, args)
 
-    return cache.get_or_build("tfjs", key, build) / "model"
+    return cache.get_or_build("tfjs", key, build, out_of_process=True) / "model"
 
 
 def convert_layers_model(cache: ArtifactCache, trained: "TrainedModel", *extra: str) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from harness.artifacts import ArtifactCache, library_versions
+from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
@@ -177,6 +178,7 @@ class TfjsTarget(Target):
         if self._playwright is None:
             raise HarnessError("the tfjs target is not active: no Playwright to launch a browser with")
         if flags not in self._browsers:
+            count("browser launches")
             try:
                 self._browsers[flags] = self._playwright.chromium.launch(
                     executable_path=str(CHROMIUM), headless=True, args=list(flags), timeout=60_000)

@@ -158,6 +158,9 @@ class TfservingTarget(Target):
         removed) when the block ends, whatever happens.
         """
         self.require_active()
+        from harness.counts import count
+
+        count("servers started")
         if wait not in ("available", "listening", "started"):
             raise HarnessError(f"serve(wait={wait!r}) is not a wait mode",
                                hint="use 'available', 'listening' or 'started'")
