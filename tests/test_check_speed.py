@@ -120,6 +120,8 @@ def test_side_by_side_check_starts_each_runtime_once_and_keeps_the_order(tmp_pat
     assert len(backends) >= 2 and tfjs["counts"]["browser launches"] == 1
     assert tfjs["counts"]["model loads"] == len(backends)
     assert serving["counts"]["servers started"] == 1 and serving["counts"]["model loads"] == 1
+    assert serving["counts"].get("serving containers started", 0) <= 1  # none in a host process
+    assert "waiting" in tfjs["timings"]  # started while the model loaded, then waited for it
     # feeds: the sample and its probes (all rows: serving) and their first rows (the browser backends)
     probes = len(side_by_side["inputs"]["probes"])
     assert side_by_side["counts"]["reference computations"] == 2 * (1 + probes)

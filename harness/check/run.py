@@ -15,8 +15,8 @@ import datetime as dt
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -91,11 +91,8 @@ def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Pat
            profiles: Sequence[str] | None, cache: "ArtifactCache | None", imports: Sequence[str],
            progress: Progress | None, active: ActiveTargets | None, trust: bool, probes: Sequence[str] | None,
            calibration: str | Path | None) -> CheckReport:
-    from harness.artifacts import ArtifactCache
-
     say = progress or (lambda message: None)
     started = time.perf_counter()
-    phases: dict[str, float] = {}
     wanted = list(targets or TARGET_NAMES)
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
@@ -113,6 +110,17 @@ def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Pat
             raise ModelRefused(source.path, concerns)
         if concerns:
             return _not_run(source, concerns, wanted, started)
+    with SideBySide(wanted, active, say) as side:  # the targets start while the model loads
+        return _check_model(source, side, wanted=wanted, inputs=inputs, profiles=profiles, cache=cache, say=say,
+                            trust=trust, probe_names=probe_names, calibration=calibration, started=started)
+
+
+def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], inputs: str | Path | None,
+                 profiles: Sequence[str] | None, cache: "ArtifactCache | None", say: Progress, trust: bool,
+                 probe_names: list[str], calibration: str | Path | None, started: float) -> CheckReport:
+    from harness.artifacts import ArtifactCache
+
+    phases: dict[str, float] = {}
     say(f"loading {source.path} ({source.format})")
     with _phase(phases, "load model"):
         model = load_model(source)
@@ -162,7 +170,7 @@ def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Pat
     ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
                   tuple(further), calibration_set)
     with _phase(phases, "targets"):
-        report.targets.update(check_targets(wanted, ctx, active))
+        report.targets.update(side.run(ctx))
     report.seconds = time.perf_counter() - started
     return report
 
@@ -196,19 +204,48 @@ def check_jobs(targets: int) -> int:
     return min(int(given), max(1, targets))
 
 
-def check_targets(wanted: Sequence[str], ctx: Context, active: ActiveTargets | None) -> dict[str, TargetReport]:
-    """Every target's report, in the order of ``wanted`` whatever order they finish in.
+class SideBySide:
+    """The targets of one check, started as soon as the model file has passed the trust scan.
 
-    Targets lent by ``active`` were started in this thread (a sync Playwright must stay in the
-    thread that started it): they run one after the other here.  Targets the check starts itself
-    run side by side in threads (:func:`check_jobs`), each started, used and stopped in its own.
+    Targets the check starts itself run side by side, each in a thread of its own (:func:`check_jobs`)
+    where it is started (:meth:`~harness.targets.base.Target.warm_up` too: the browser, the serving
+    container), used and stopped: their start overlaps the loading of the model and the reference.
+    Each then waits for the :class:`Context` that :meth:`run` gives; a check that ends before (bad
+    inputs) gives none, and they stop.  Targets lent by ``active`` were started in the caller's
+    thread (a sync Playwright must stay in the thread that started it): they run one after the
+    other in :meth:`run`, as with ``PITFALLS_CHECK_JOBS=1``.  Reports come in the order of
+    ``wanted`` whatever order the targets finish in.
     """
-    jobs = check_jobs(len(wanted))
-    if active is not None or jobs == 1:
-        return {name: check_one(name, ctx, active) for name in wanted}
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pitfalls-check") as pool:
-        futures = {name: pool.submit(contextvars.copy_context().run, check_one, name, ctx, None) for name in wanted}
-        return {name: futures[name].result() for name in wanted}
+
+    def __init__(self, wanted: Sequence[str], active: ActiveTargets | None, say: Progress) -> None:
+        self.wanted = list(wanted)
+        self.active = active
+        self.say = say
+        self.jobs = check_jobs(len(self.wanted))
+        self.context: Future[Context | None] = Future()
+        self.pool: ThreadPoolExecutor | None = None
+        self.futures: dict[str, Future[TargetReport | None]] = {}
+
+    def __enter__(self) -> "SideBySide":
+        if self.active is None and self.jobs > 1:
+            self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="pitfalls-check")
+            self.futures = {name: self.pool.submit(contextvars.copy_context().run, _check_one, name,
+                                                   self.context.result, self.say, None) for name in self.wanted}
+        return self
+
+    def run(self, ctx: Context) -> dict[str, TargetReport]:
+        """Every target's report on ``ctx``."""
+        if self.pool is None:
+            return {name: check_one(name, ctx, self.active) for name in self.wanted}
+        self.context.set_result(ctx)
+        reports = {name: self.futures[name].result() for name in self.wanted}
+        return {name: report for name, report in reports.items() if report is not None}
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.context.done():
+            self.context.set_result(None)  # the check ended before its targets ran: they stop
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
 
 
 def _now() -> str:
@@ -247,15 +284,29 @@ def _runnable(profiles: Sequence[str], say: Progress) -> tuple[str, ...]:
 
 
 def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> TargetReport:
+    """One target's report on ``ctx`` (started here, or lent by ``active``)."""
+    report = _check_one(name, lambda: ctx, ctx.say, active)
+    assert report is not None  # a context was given
+    return report
+
+
+def _check_one(name: str, context: Callable[[], Context | None], say: Progress,
+               active: ActiveTargets | None) -> TargetReport | None:
+    """Start the target (and warm it up), wait for ``context()``, run its declared paths; None when
+    the check gives no context (it ended before its targets ran).  The seconds waited for the
+    context are the report's ``waiting`` timing, not part of its ``seconds``."""
     report = TargetReport(name)
     cls = target_class(name)
     reason = cls.unavailable_reason()
     if reason:
+        if context() is None:
+            return None
         report.verdict, report.reason = "skipped", reason
-        ctx.say(f"{name}: skipped ({reason})")
+        say(f"{name}: skipped ({reason})")
         return report
     started = time.perf_counter()
-    ctx.say(f"{name}: checking")
+    say(f"{name}: starting")
+    ctx: Context | None = None
     with counting() as tally:
         try:
             with ExitStack() as stack:
@@ -264,14 +315,25 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
                 else:
                     with _phase(report.timings, "start"):
                         target = stack.enter_context(cls())
+                        target.warm_up()
+                with _phase(report.timings, "waiting"):
+                    ctx = context()
+                if ctx is None:
+                    return None
+                say(f"{name}: checking")
                 report.versions = target.versions()
                 run_declared(target, report, ctx, declared(name))
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check
+            if ctx is None:
+                with _phase(report.timings, "waiting"):
+                    ctx = context()
+                if ctx is None:
+                    return None
             report.add(finding_from(name, exc, "check", severity="warning"))
     report.counts = as_dict(tally)
     report.settle()
-    report.seconds = time.perf_counter() - started
-    ctx.say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")
+    report.seconds = time.perf_counter() - started - report.timings.get("waiting", 0.0)
+    say(f"{name}: {report.verdict} in {report.seconds:.1f}s ({len(report.findings)} findings)")
     return report

@@ -255,5 +255,10 @@ class Target(ABC):
     def activate_impl(self) -> None:
         """Bring the runtime up (default: nothing to do)."""
 
+    def warm_up(self) -> None:
+        """On an active target, start now what its first :meth:`load` would start anyway (a server
+        process, a worker), so that it overlaps other work (``pitfalls check`` calls it while the
+        model loads).  Default: nothing to start."""
+
     def deactivate_impl(self) -> None:
         """Tear the runtime down (default: nothing to do)."""

@@ -71,6 +71,10 @@ class LitertTarget(Target):
     def versions(self) -> dict[str, str]:
         return library_versions("ai-edge-litert", "tensorflow", "numpy")
 
+    def warm_up(self) -> None:
+        """Start the host profile's worker process (its imports) before the first model comes."""
+        self.call(litert_worker.versions)
+
     def deactivate_impl(self) -> None:
         for pool in self._pools.values():
             _shutdown(pool)

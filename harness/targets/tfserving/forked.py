@@ -211,6 +211,9 @@ class ForkedServers:
             owner.close()
             owner = None
         if owner is None:
+            from harness.counts import count
+
+            count("serving containers started")
             try:
                 owner = ForkContainer(image).start()
             except HarnessError as exc:

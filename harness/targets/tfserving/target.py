@@ -111,6 +111,18 @@ class TfservingTarget(Target):
 
                 remove_leftover_containers()
 
+    def warm_up(self) -> None:
+        """Start the fork container of the default image (the serving image built if need be), whose
+        TensorFlow import is most of a first server's start, so that the first :meth:`load` only forks."""
+        from harness.environments.serving_image import COMPAT_IMPLEMENTATION, ensure_serving_image
+
+        if self.mode != "container" or not forking_enabled() or self.implementation != COMPAT_IMPLEMENTATION:
+            return
+        image = ensure_serving_image(DEFAULT_TF_VERSION, implementation=self.implementation)
+        if self.forked is None:
+            self.forked = ForkedServers()
+        self.forked.available(image)  # starts it; a failure is kept in forked.broken and said by serve()
+
     def versions(self) -> dict[str, str]:
         found = library_versions("tensorflow", "tensorflow-serving-api", "docker")
         found["serving_mode"] = self.mode
@@ -184,6 +196,7 @@ class TfservingTarget(Target):
                         yield server
                     return
             self.served_fresh += 1
+            count("serving containers started")
             container = ServingContainer(image, model_name=model_name, model_dir=model_dir, models=models,
                                          files={path: target for path, target in (files or {}).items()}, env=env, args=args, command=command,
                                          wait=wait == "available", ready_model=ready_model,
