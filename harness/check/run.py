@@ -192,8 +192,8 @@ JOBS_ENV = "PITFALLS_CHECK_JOBS"
 def check_jobs(targets: int) -> int:
     """The targets run side by side: :data:`JOBS_ENV` if set, else all of them.
 
-    Most of a target's time is spent in its own processes (the browser, the serving container, the
-    LiteRT worker, the converters), so they overlap well even on two cores; the work done in this
+    Most of a target's time is spent in its runtime's own processes (a browser, a server, a worker,
+    the converters), so they overlap well even on two cores; the work done in this
     process (the reference, in-process conversions) takes a lock and runs one at a time.
     """
     given = os.environ.get(JOBS_ENV, "").strip()
@@ -208,8 +208,8 @@ class SideBySide:
     """The targets of one check, started as soon as the model file has passed the trust scan.
 
     Targets the check starts itself run side by side, each in a thread of its own (:func:`check_jobs`)
-    where it is started (:meth:`~harness.targets.base.Target.warm_up` too: the browser, the serving
-    container), used and stopped: their start overlaps the loading of the model and the reference.
+    where it is started (:meth:`~harness.targets.base.Target.warm_up` too: a browser, a server
+    process), used and stopped: their start overlaps the loading of the model and the reference.
     Each then waits for the :class:`Context` that :meth:`run` gives; a check that ends before (bad
     inputs) gives none, and they stop.  Targets lent by ``active`` were started in the caller's
     thread (a sync Playwright must stay in the thread that started it): they run one after the
