@@ -65,7 +65,12 @@ SIGNATURE_JS = """() => {
 PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
   const {format, model} = window.__pitfallsModel;
   const feeds = {};
-  for (const [name, t] of Object.entries(inputs)) feeds[name] = tf.tensor(t.data, t.shape, t.dtype);
+  for (const [name, t] of Object.entries(inputs)) {
+    // float32/int32 arrive as the little-endian bytes of the array (base64): one string, not a list of numbers
+    const bytes = t.b64 === undefined ? null : Uint8Array.from(atob(t.b64), (c) => c.charCodeAt(0));
+    const data = bytes === null ? t.data : (t.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer));
+    feeds[name] = tf.tensor(data, t.shape, t.dtype);
+  }
   try {
     const ordered = inputNames.map((name) => feeds[name]);
     const got = format === 'graph' ? await model.executeAsync(feeds, outputNames)
