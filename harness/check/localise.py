@@ -6,24 +6,41 @@ gives them (``sequential_1/conv2d_1/Relu;...`` holds the layer name), the
 last tensor of each layer being its output; each is compared with the Keras layer's own output on
 the same inputs.  A layer that fails while every layer feeding it passes is the **local** cause; a
 failing layer downstream of a failing one is **accumulated** error.
+
+That attribution is inferred; :func:`measure_alone` measures it: each suspect layer (the first
+few failing ones) is cut out as a one-layer Keras model (:func:`layer_alone`: the layer's config
+and weights), fed the *reference's* inputs to that layer, and converted and run on the same
+target, path and load options through the target's deploy interface.  A layer that fails alone is
+wrong on its own; one that passes alone only inherits its inputs' error.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.check.report import Divergence, LayerError
+from harness.check.model import LoadedModel, digest_of, keras_feed
+from harness.check.report import Divergence, LayerError, TargetReport
 from harness.compare import Tolerance
+from harness.targets.base import ModelSource, Target
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.artifacts import ArtifactCache
+
+#: how many failing layers are run alone (each one is a conversion on the target)
+SUSPECTS = 3
+
 
 def _layer_in_name(tensor_name: str, layers: set[str], model_name: str) -> str | None:
     """The Keras layer a converter tensor name refers to (Keras 3 exports add ``_1`` to each scope)."""
-    keras3 = re.match(rf"{re.escape(model_name)}_\d+/", tensor_name) is not None
+    keras3 = re.search(rf"(^|/){re.escape(model_name)}_\d+/", tensor_name) is not None
     for part in tensor_name.split(";"):
         components = part.split("/")
         for component in components[1:]:
@@ -113,3 +130,109 @@ def localise(path: str, order: list[str], reference: "dict[str, np.ndarray]",
                            "converted model (fused into a neighbour or renamed): "
                            + ", ".join(divergence.unmapped[:8]))
     return divergence
+
+
+# ------------------------------------------------------------------------------------ layers run alone
+
+def suspects(divergence: Divergence, count: int = SUSPECTS) -> list[str]:
+    """The layers worth running alone: the first ``count`` that fail, in layer order."""
+    return [row.layer for row in divergence.layers if not row.passes][:count]
+
+
+def _keras_module(keras_model: Any) -> Any:
+    """``keras`` or ``tf_keras``: the package the user's model was built with."""
+    return importlib.import_module(type(keras_model).__module__.split(".")[0])
+
+
+def layer_inputs(model: LoadedModel, layer_name: str, inputs: "dict[str, np.ndarray]") -> "list[np.ndarray]":
+    """What the reference (Keras on ``inputs``) feeds ``layer_name``: one array per input of the layer."""
+    import numpy as np
+
+    keras_model = model.keras_model
+    layer = keras_model.get_layer(layer_name)
+    symbolic = layer.input  # a layer called more than once has none: AttributeError/ValueError
+    probe = _keras_module(keras_model).Model(inputs=keras_model.inputs, outputs=symbolic)
+    got = probe.predict(keras_feed(model, inputs), verbose=0)
+    return [np.asarray(a) for a in (got if isinstance(got, (list, tuple)) else [got])]
+
+
+def layer_alone(model: LoadedModel, layer_name: str, arrays: "list[np.ndarray]", cache: "ArtifactCache") -> ModelSource:
+    """A one-layer Keras model made of ``layer_name``'s config and weights, inputs ``in_0``... shaped
+    as ``arrays``; saved in the cache (same content for the same model and layer, so its conversions
+    are cached too) with the user's model's trust."""
+    keras_model = model.keras_model
+    module = _keras_module(keras_model)
+    suffix = ".keras" if module.__name__ == "keras" else ".h5"
+    key = {"model": digest_of(model.source.path), "layer": layer_name, "module": module.__name__,
+           "version": str(getattr(module, "__version__", "")),
+           "inputs": [[list(a.shape[1:]), str(a.dtype)] for a in arrays]}
+
+    def build(out: Path) -> None:
+        layer = keras_model.get_layer(layer_name)
+        ins = [module.Input(shape=a.shape[1:], dtype=str(a.dtype), name=f"in_{i}") for i, a in enumerate(arrays)]
+        clone = type(layer).from_config(layer.get_config())
+        got = clone(ins[0] if len(ins) == 1 else ins)
+        clone.set_weights(layer.get_weights())
+        module.Model(inputs=ins, outputs=got, name=f"alone_{layer_name}").save(str(out / f"layer{suffix}"))
+
+    return ModelSource.from_path(cache.get_or_build("layer-alone", key, build) / f"layer{suffix}",
+                                 trusted=model.source.trusted, imports=model.source.imports)
+
+
+def run_alone(target: Target, source: ModelSource, arrays: "list[np.ndarray]", cache: "ArtifactCache", *,
+              options: Mapping[str, Any], load_options: Mapping[str, Any] | None) -> "np.ndarray":
+    """``source`` (a :func:`layer_alone` model) converted with ``options`` and run on ``target`` with
+    ``load_options``, fed ``arrays``; its one output.  An app's integer I/O is applied when the
+    target declares one (full-integer models)."""
+    import numpy as np
+
+    from harness.check.steps import declared
+
+    prepared = target.prepare(source, cache, options=dict(options))
+    with target.load(prepared, options=load_options) as deployed:
+        names = deployed.signature().input_names()
+        own = [f"in_{i}" for i in range(len(arrays))]
+        feed = (dict(zip(own, arrays)) if set(names) == set(own) else dict(zip(names, arrays)))
+        hook = declared(target.name).integer_io
+        integer_io = hook(target, deployed) if hook is not None else None
+        got = deployed.predict(integer_io.encode(feed) if integer_io is not None else feed)
+        got = integer_io.decode(got) if integer_io is not None else got
+    return np.asarray(next(iter(got.values())))
+
+
+#: a path's prepare options for a layer run alone, from the arrays it is fed (e.g. a calibration set)
+OptionsFor = Callable[["list[np.ndarray]"], Mapping[str, Any]]
+
+
+def measure_alone(target: Target, report: TargetReport, divergence: Divergence, model: LoadedModel,
+                  inputs: "dict[str, np.ndarray]", cache: "ArtifactCache", tolerance: Tolerance, *,
+                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None) -> None:
+    """Run each suspect layer of ``divergence`` alone on ``target`` (see :func:`layer_alone`), fed the
+    reference's inputs to it; fill its row's measured local error and ``measured_first_layer``.
+    A layer that cannot be cut out or run alone is said in the divergence's note (and its row keeps
+    only the inferred attribution)."""
+    from harness.check.steps import recorded
+
+    if model.keras_model is None:
+        return
+    problems: list[str] = []
+    for layer in suspects(divergence):
+        with recorded(report, f"localise {divergence.path}: {layer} alone", severity="info") as caught:
+            arrays = layer_inputs(model, layer, inputs)
+            source = layer_alone(model, layer, arrays, cache)
+            alone = _keras_module(model.keras_model).models.load_model(str(source.path), compile=False)
+            want = alone.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
+            got = run_alone(target, source, arrays, cache, options=options_for(arrays), load_options=load_options)
+            measured = _layer_error(layer, "", got, want, tolerance)
+            index = next(i for i, row in enumerate(divergence.layers) if row.layer == layer)
+            divergence.layers[index] = replace(divergence.layers[index], local_max_abs=measured.max_abs,
+                                               local_passes=measured.passes)
+            divergence.measured.append(layer)
+        if caught:
+            problems.append(layer)
+    for row in divergence.layers:
+        if row.local_passes is False:
+            divergence.measured_first_layer = row.layer
+            break
+    if problems:
+        divergence.note = " ".join(filter(None, [divergence.note, f"not run alone (see the findings): {', '.join(problems)}"]))

@@ -145,3 +145,29 @@ def custom_layer_keras(cache: ArtifactCache) -> Path:
         keras.Model(inputs, outputs, name="custom_det").save(out / "custom_det.keras")
 
     return _cached(cache, "custom_layer_keras", "custom_det.keras", build)
+
+
+def outlier_dense_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 MLP whose middle Dense layer ``mixer`` carries one row of weights of 100 fed by a unit
+    that is always 0 (``embed``'s last unit has a bias of -100 under its relu): Keras never sees the
+    row, but any quantisation of ``mixer``'s kernel (per tensor or per output channel) takes its
+    scale from it and rounds every other weight to 0.  ``embed`` (quantised too) and ``head`` (512
+    weights: under the dynamic-range threshold of 1024, kept float) are right on their own."""
+    def build(out: Path) -> None:
+        import keras
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Input((32,), name="features"),
+                                  keras.layers.Dense(64, activation="relu", name="embed"),
+                                  keras.layers.Dense(64, activation="relu", name="mixer"),
+                                  keras.layers.Dense(8, name="head")], name="outlier_mlp")
+        kernel, bias = model.get_layer("embed").get_weights()
+        bias[-1] = -100.0
+        model.get_layer("embed").set_weights([kernel, bias])
+        kernel, bias = model.get_layer("mixer").get_weights()
+        kernel[-1, :] = 100.0
+        model.get_layer("mixer").set_weights([kernel, np.full_like(bias, 0.1)])
+        model.save(out / "outlier.keras")
+
+    return _cached(cache, "outlier_dense_keras", "outlier.keras", build)

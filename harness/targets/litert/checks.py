@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.check.localise import localise, map_to_layers
+from harness.check.localise import OptionsFor, localise, map_to_layers, measure_alone
 from harness.check.model import inbound_layers, layer_outputs
 from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
@@ -109,7 +109,7 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         deploy_and_compare(target, report, prepared, first_rows(replace(ctx, probes=())), f"{NAME} batch 1",
                            severity="warning")
     if diverged(report, NAME):
-        localise_divergence(target, report, prepared, ctx, f"{NAME} float32", "float32")
+        localise_divergence(target, report, prepared, ctx, f"{NAME} float32", "float32", lambda _arrays: {})
     latency(target, report, prepared, ctx, "host")
     for profile in ctx.profiles:
         if profile == "host":
@@ -135,7 +135,7 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
             continue
         got = deploy_and_compare(target, report, quantised, ctx, label, path=path)
         if got is not None and diverged(report, label):
-            localise_divergence(target, report, quantised, ctx, label, path)
+            localise_divergence(target, report, quantised, ctx, label, path, _options_alone(mode))
 
 
 def latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
@@ -192,9 +192,20 @@ def interpreter_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
     return {"ops": ops, "outputs": outputs}
 
 
+def _options_alone(mode: str) -> OptionsFor:
+    """The quantisation ``mode``'s converter options for a layer run alone (int8: calibrated on the
+    reference's inputs to that layer, as the whole model is on the sample)."""
+    def options(arrays: "list[np.ndarray]") -> dict[str, Any]:
+        if mode == "int8":
+            return {"quantize": mode, "representative": arrays[0]}
+        return {"quantize": mode}
+    return options
+
+
 def localise_divergence(target: Target, report: TargetReport, prepared: Prepared, ctx: Context,
-                        label: str, path: str) -> None:
-    """The per-layer divergence table: every interpreter tensor against the Keras layer it belongs to."""
+                        label: str, path: str, options_alone: OptionsFor) -> None:
+    """The per-layer divergence table: every interpreter tensor against the Keras layer it belongs to;
+    then the suspect layers run alone, converted with ``options_alone`` (the path's own conversion)."""
     keras_model = ctx.model.keras_model
     if keras_model is None:
         report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
@@ -210,6 +221,9 @@ def localise_divergence(target: Target, report: TargetReport, prepared: Prepared
         mapped = map_to_layers(tensors["ops"], shapes, keras_model.name, output_layers, tensors["outputs"])
         order = [layer.name for layer in keras_model.layers]
         divergence = localise(label, order, reference, mapped, inbound_layers(ctx.model), tolerance_for(path))
+        measure_alone(target, report, divergence, ctx.model, ctx.inputs, ctx.cache, tolerance_for(path),
+                      options_for=options_alone)
+        report.localised.append(divergence)
         if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
             report.divergence = divergence
 
