@@ -24,9 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.check.model import LoadedModel, digest_of, keras_feed
+from harness.check.model import LoadedModel, digest_of, inbound_layers, keras_feed, layer_outputs
 from harness.check.report import Divergence, LayerError, TargetReport
-from harness.compare import Tolerance
+from harness.compare import Tolerance, tolerance_for
 from harness.targets.base import ModelSource, Target
 
 if TYPE_CHECKING:
@@ -236,3 +236,41 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
             break
     if problems:
         divergence.note = " ".join(filter(None, [divergence.note, f"not run alone (see the findings): {', '.join(problems)}"]))
+
+
+def localise_path(target: Target, report: TargetReport, model: LoadedModel, inputs: "dict[str, np.ndarray]",
+                  cache: "ArtifactCache", label: str, path: str, tensors: list[list[Any]], outputs: list[Any], *,
+                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None) -> Divergence:
+    """The per-layer table of path ``label`` from the converted model's intermediate ``tensors``
+    (``[name, value]`` in execution order, read by the target on ``inputs``) and its ``outputs``;
+    the suspect layers then run alone (:func:`measure_alone`).  Kept in ``report.localised``; the
+    first table that names a first layer is ``report.divergence``."""
+    keras_model = model.keras_model
+    reference = layer_outputs(model, inputs)
+    shapes = {name: tuple(value.shape) for name, value in reference.items()}
+    output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
+    mapped = map_to_layers(tensors, shapes, keras_model.name, output_layers, outputs)
+    order = [layer.name for layer in keras_model.layers]
+    divergence = localise(label, order, reference, mapped, inbound_layers(model), tolerance_for(path))
+    measure_alone(target, report, divergence, model, inputs, cache, tolerance_for(path), options_for=options_for,
+                  load_options=load_options)
+    report.localised.append(divergence)
+    if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
+        report.divergence = divergence
+    return divergence
+
+
+def layer_scoped(names: list[str], layers: set[str], model_name: str) -> list[str]:
+    """The converter tensor names among ``names`` that belong to one of ``layers``."""
+    return [name for name in names if _layer_in_name(name, layers, model_name) is not None]
+
+
+def localisable(report: TargetReport, model: LoadedModel) -> bool:
+    """Whether a divergence of ``model`` can be localised (it has Keras layers); if not, an info says so."""
+    if model.keras_model is not None:
+        return True
+    from harness.check.report import Finding
+
+    report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
+                       "pitfalls check", "static", step="localise"))
+    return False

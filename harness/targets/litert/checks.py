@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.check.localise import OptionsFor, localise, map_to_layers, measure_alone
-from harness.check.model import inbound_layers, layer_outputs
+from harness.check.localise import OptionsFor, localisable, localise_path
 from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, deploy_and_compare, diverged,
@@ -206,26 +205,13 @@ def localise_divergence(target: Target, report: TargetReport, prepared: Prepared
                         label: str, path: str, options_alone: OptionsFor) -> None:
     """The per-layer divergence table: every interpreter tensor against the Keras layer it belongs to;
     then the suspect layers run alone, converted with ``options_alone`` (the path's own conversion)."""
-    keras_model = ctx.model.keras_model
-    if keras_model is None:
-        report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
-                           "pitfalls check", "static", step="localise"))
+    if not localisable(report, ctx.model):
         return
     with recorded(report, f"localise {label}", severity="warning"):
-        reference = layer_outputs(ctx.model, ctx.inputs)
         feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
-        call = getattr(target, "call")
-        tensors = call(interpreter_tensors, str(prepared.artifact), feed)
-        shapes = {name: tuple(value.shape) for name, value in reference.items()}
-        output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
-        mapped = map_to_layers(tensors["ops"], shapes, keras_model.name, output_layers, tensors["outputs"])
-        order = [layer.name for layer in keras_model.layers]
-        divergence = localise(label, order, reference, mapped, inbound_layers(ctx.model), tolerance_for(path))
-        measure_alone(target, report, divergence, ctx.model, ctx.inputs, ctx.cache, tolerance_for(path),
-                      options_for=options_alone)
-        report.localised.append(divergence)
-        if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
-            report.divergence = divergence
+        tensors = getattr(target, "call")(interpreter_tensors, str(prepared.artifact), feed)
+        localise_path(target, report, ctx.model, ctx.inputs, ctx.cache, label, path, tensors["ops"],
+                      tensors["outputs"], options_for=options_alone)
 
 
 CHECKS = TargetChecks(rules=RULES, fallback=select_tf_ops, integer_io=integer_io, paths=extra_paths,

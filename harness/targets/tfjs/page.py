@@ -79,6 +79,30 @@ PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
   }
 }"""
 
+#: The kept graph model's intermediate tensors: ``executeAsync`` with the node names asked for as its
+#: outputs (tf.js keeps and returns any node's tensor named so, e.g.
+#: ``StatefulPartitionedCall/model_1/dense_1/Relu``); inputs as for PREDICT_NAMED_JS; returns
+#: {name: {dtype, shape, data}} (a node whose tensor is not a number is left out).
+INTERMEDIATES_JS = """async ({inputs, nodeNames}) => {
+  const {format, model} = window.__pitfallsModel;
+  if (format !== 'graph') throw new Error('intermediate tensors are read from a graph model, this is a ' + format + ' model');
+  const feeds = {};
+  for (const [name, t] of Object.entries(inputs)) feeds[name] = tf.tensor(t.data, t.shape, t.dtype);
+  try {
+    const got = await model.executeAsync(feeds, nodeNames);
+    const list = Array.isArray(got) ? got : [got];
+    const out = {};
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i];
+      if (t.dtype === 'float32' || t.dtype === 'int32') out[nodeNames[i]] = {dtype: t.dtype, shape: t.shape, data: Array.from(await t.data())};
+      t.dispose();
+    }
+    return out;
+  } finally {
+    Object.values(feeds).forEach((t) => t.dispose());
+  }
+}"""
+
 
 def index_html(backend: TfjsBackend) -> str:
     """The default page (``page/index.html``) with the script tags of ``backend``'s browser (escaped)."""
