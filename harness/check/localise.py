@@ -274,3 +274,89 @@ def localisable(report: TargetReport, model: LoadedModel) -> bool:
     report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
                        "pitfalls check", "static", step="localise"))
     return False
+
+
+# ------------------------------------------------------------------------------------ unsupported ops
+
+def _layer_of_op(name: str, layers: set[str], model_name: str) -> str | None:
+    """The Keras layer an op name's scope names (``model_1/dense_1/MatMul``, or inside a nested
+    function ``dense/MatMul``)."""
+    found = _layer_in_name(name, layers, model_name)
+    if found is not None:
+        return found
+    for component in name.split("/")[:-1]:
+        stripped = re.sub(r"_\d+$", "", component)
+        for candidate in (component, stripped):
+            if candidate in layers:
+                return candidate
+    return None
+
+
+def op_locations(model: LoadedModel) -> dict[str, list[tuple[str, str]]]:
+    """Op type -> the (Keras layer or "", tf.function) pairs that hold it, from the model's concrete
+    function graph traced by TensorFlow (a Keras model: ``tf.function(model)`` on its input specs; a
+    SavedModel: its serving function), the functions it calls included (loops, calls)."""
+    import tensorflow as tf
+
+    keras_model = model.keras_model
+    if keras_model is not None:
+        specs = [tf.TensorSpec(t.shape, t.dtype) for t in keras_model.inputs]
+
+        def call(*xs: Any) -> Any:
+            return keras_model(list(xs) if len(xs) > 1 else xs[0], training=False)
+
+        concrete = tf.function(call).get_concrete_function(*specs)
+        layers = {layer.name for layer in keras_model.layers}
+        model_name = str(keras_model.name)
+    elif model.signature_fn is not None:
+        concrete, layers, model_name = model.signature_fn, set(), ""
+    else:
+        return {}
+    graph = concrete.graph.as_graph_def()
+    top = concrete.name.decode() if isinstance(concrete.name, bytes) else str(concrete.name)
+    if keras_model is not None:
+        top = f"{model_name}.call"  # the trace of the model's own call, not a function of the user's
+    nodes = [(node.name, node.op, top) for node in graph.node]
+    for function in graph.library.function:
+        nodes += [(node.name, node.op, function.signature.name) for node in function.node_def]
+    found: dict[str, list[tuple[str, str]]] = {}
+    for name, op, function_name in nodes:
+        where = (_layer_of_op(name, layers, model_name) or "", function_name)
+        if where not in found.setdefault(op, []):
+            found[op].append(where)
+    return found
+
+
+def where_ops_are(ops: list[str], locations: dict[str, list[tuple[str, str]]]) -> str:
+    """``Softsign: layer hidden (tf.function __inference_call_12)``; an op the trace does not hold is said so."""
+    parts: list[str] = []
+    for op in ops:
+        held = locations.get(op, [])
+        layers = sorted({layer for layer, _ in held if layer})
+        functions = sorted({function for _, function in held})
+        if not held:
+            parts.append(f"{op}: not in the model's traced graph (the converter's own lowering made it)")
+        elif layers:
+            parts.append(f"{op}: layer{'s' if len(layers) > 1 else ''} {', '.join(layers)} "
+                         f"(tf.function {', '.join(functions)})")
+        else:
+            parts.append(f"{op}: tf.function {', '.join(functions)} (in no Keras layer's scope)")
+    return "; ".join(parts)
+
+
+def locate_unsupported_ops(report: TargetReport, model: LoadedModel, ops_in: Callable[[str], list[str]]) -> None:
+    """Every finding whose runtime text names ops the converter cannot convert (``ops_in``, the
+    target's parser) gets ``where``: the layers and functions of the model that hold them.  The text
+    stays the runtime's own."""
+    locations: dict[str, list[tuple[str, str]]] | None = None
+    for index, finding in enumerate(report.findings):
+        ops = ops_in(finding.text) if finding.verified == "runtime" else []
+        if not ops:
+            continue
+        if locations is None:
+            try:
+                locations = op_locations(model)
+            except Exception as exc:  # noqa: BLE001 - a model TensorFlow cannot trace: said, the check goes on
+                report.findings[index] = replace(finding, where=f"not located: tracing the model failed ({exc})"[:500])
+                return
+        report.findings[index] = replace(finding, where=where_ops_are(ops, locations))

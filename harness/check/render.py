@@ -29,6 +29,8 @@ def summary(report: CheckReport) -> str:
             lesson = f"  -> pitfalls explain {f.scenario}" if f.scenario else ""
             first = f.text.strip().splitlines()[0] if f.text.strip() else ""
             lines.append(f"  [{f.severity}] {f.step}: {first[:200]}{lesson}")
+            if f.where:
+                lines.append(f"      where: {f.where}")
             if f.fix:
                 lines.append(f"      fix: {f.fix}")
     for name, t in report.targets.items():

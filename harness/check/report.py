@@ -31,6 +31,7 @@ class Finding:
     step: str = ""  # prepare / load / predict / parity / quantize / profile / signature
     file: str = ""  # check-config: the bundle file the finding is about (relative to the checked directory)
     line: int | None = None  # check-config: its 1-based line, when the finding is about one
+    where: str = ""  # the model's layers (and tf.function) that hold the ops the text names, e.g. an unsupported op
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

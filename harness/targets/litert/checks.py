@@ -9,6 +9,7 @@ full-integer quantisation, fed as an app feeds an integer model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -214,5 +215,15 @@ def localise_divergence(target: Target, report: TargetReport, prepared: Prepared
                       tensors["outputs"], options_for=options_alone)
 
 
+def unsupported_ops(text: str) -> list[str]:
+    """The TF op types the converter names: "TF Select ops: Softsign, ...", "Flex ops: FlexSoftsign, ...",
+    "Custom ops: ..." and "'tf.Softsign' op is neither a custom op nor a flex op"."""
+    named = [op.strip().removeprefix("Flex") for listed in re.findall(r"(?:TF Select|Flex|Custom) ops: ([^\n]+)", text)
+             for op in listed.split(",")]
+    named += re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+    return list(dict.fromkeys(op for op in named if re.fullmatch(r"\w+", op)))
+
+
 CHECKS = TargetChecks(rules=RULES, fallback=select_tf_ops, integer_io=integer_io, paths=extra_paths,
+                      unsupported_ops=unsupported_ops,
                       profiles=runnable_profiles, default_profiles=("host", "low-end", "arm64"))  # arm64 when it can run here

@@ -8,6 +8,7 @@ with first and warm predict times; for a tf_keras model, the layers format too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from harness.check.localise import layer_scoped, localisable, localise_path
@@ -76,4 +77,11 @@ def localise_divergence(target: Target, report: TargetReport, deployed: Deployme
                       options_for=lambda _arrays: {}, load_options={"backend": backend})
 
 
-CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence)
+def unsupported_ops(text: str) -> list[str]:
+    """The op types of the converter's "Unsupported Ops in the model before/after optimization" list."""
+    listed = re.search(r"Unsupported Ops in the model (?:before|after) optimization\s*\n([^\n]+)", text)
+    return [op.strip() for op in listed.group(1).split(",") if op.strip()] if listed else []
+
+
+CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence,
+                      unsupported_ops=unsupported_ops)
