@@ -180,11 +180,11 @@ def _litert_dynamic_alone(alone: Any, feed: Any, saved: Path) -> float:
 
 @pytest.mark.slow
 def test_litert_dynamic_range_divergence_starts_in_the_layer_that_is_wrong_alone(
-        cache: ArtifactCache, pitfalls_check: Any, tmp_path: Path) -> None:
+        cache: ArtifactCache, pitfalls_check: Any, pitfalls_targets: Any, tmp_path: Path) -> None:
     """``mixer``'s kernel has a row of 100 that Keras never uses: dynamic-range quantisation rounds
     the rest of it to 0.  check names ``mixer`` first and, run alone, wrong on its own; ``head``
     fails only by what it inherits.  LiteRT called here on each layer alone agrees; the node data
-    keys are the tensor names of the converted model."""
+    keys are the tensor names Model Explorer's TFLite adapter gives the converted model's nodes."""
     require_targets("litert")
     path = outlier_dense_keras(cache)
     report = pitfalls_check(path, targets=["litert"], cache=cache, profiles=("host",), probes=())
@@ -209,6 +209,15 @@ def test_litert_dynamic_range_divergence_starts_in_the_layer_that_is_wrong_alone
     node_data = json.loads((tmp_path / "model-explorer-litert-dynamic.json").read_text())
     assert tmp_path / "model-explorer-litert-dynamic.json" in written
     assert rows["mixer"].tensor in node_data["results"] and ";" in rows["mixer"].tensor  # LiteRT's fused tensor name
+
+    # Model Explorer's own TFLite adapter: every key of our node data is an output tensor of one of its nodes
+    from model_explorer.builtin_tflite_flatbuffer_adapter import BuiltinTfliteFlatbufferAdapter
+
+    dynamic = pitfalls_targets.get("litert").prepare(ModelSource.from_path(path), cache, options={"quantize": "dynamic"})
+    graph = BuiltinTfliteFlatbufferAdapter().convert(str(dynamic.artifact), {})["graphCollections"][0].graphs[0]
+    tensors = {attr["value"] for node in graph["nodes"] for meta in node.get("outputsMetadata", [])
+               for attr in meta["attrs"] if attr["key"] == "tensor_name"}
+    assert set(node_data["results"]) <= tensors, (set(node_data["results"]) - tensors)
 
 
 def _tfjs_alone(target: Any, alone: Any, feed: Any, backend: str, tmp_path: Path) -> Any:

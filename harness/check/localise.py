@@ -51,8 +51,10 @@ def _layer_in_name(tensor_name: str, layers: set[str], model_name: str) -> str |
 
 
 def map_to_layers(ops: list[list[Any]], layer_shapes: dict[str, tuple[int, ...]], model_name: str,
-                  output_layers: list[str], outputs: list[Any]) -> dict[str, tuple[str, Any]]:
-    """Keras layer -> (tensor name, value): the layer's last tensor whose shape is the layer's."""
+                  output_layers: list[str], outputs: list[Any],
+                  output_names: list[str] | None = None) -> dict[str, tuple[str, Any]]:
+    """Keras layer -> (tensor name, value): the layer's last tensor whose shape is the layer's; an
+    output layer's is the model's output (named by ``output_names`` when the runtime gives them)."""
     import numpy as np
 
     layers = set(layer_shapes)
@@ -61,9 +63,10 @@ def map_to_layers(ops: list[list[Any]], layer_shapes: dict[str, tuple[int, ...]]
         layer = _layer_in_name(str(name), layers, model_name)
         if layer is not None and tuple(np.shape(value)) == layer_shapes[layer]:
             mapped[layer] = (str(name), value)
-    for layer, value in zip(output_layers, outputs):  # the model's outputs are the output layers' values
+    names = output_names if output_names is not None and len(output_names) == len(outputs) else ["model output"] * len(outputs)
+    for layer, value, name in zip(output_layers, outputs, names):  # the model's outputs are the output layers' values
         if layer in layer_shapes and tuple(np.shape(value)) == layer_shapes[layer]:
-            mapped[layer] = ("model output", value)
+            mapped[layer] = (name, value)
     return mapped
 
 
@@ -240,16 +243,18 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
 
 def localise_path(target: Target, report: TargetReport, model: LoadedModel, inputs: "dict[str, np.ndarray]",
                   cache: "ArtifactCache", label: str, path: str, tensors: list[list[Any]], outputs: list[Any], *,
-                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None) -> Divergence:
+                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None,
+                  output_names: list[str] | None = None) -> Divergence:
     """The per-layer table of path ``label`` from the converted model's intermediate ``tensors``
-    (``[name, value]`` in execution order, read by the target on ``inputs``) and its ``outputs``;
+    (``[name, value]`` in execution order, read by the target on ``inputs``) and its ``outputs``
+    (their tensor names ``output_names`` when the runtime has them);
     the suspect layers then run alone (:func:`measure_alone`).  Kept in ``report.localised``; the
     first table that names a first layer is ``report.divergence``."""
     keras_model = model.keras_model
     reference = layer_outputs(model, inputs)
     shapes = {name: tuple(value.shape) for name, value in reference.items()}
     output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
-    mapped = map_to_layers(tensors, shapes, keras_model.name, output_layers, outputs)
+    mapped = map_to_layers(tensors, shapes, keras_model.name, output_layers, outputs, output_names)
     order = [layer.name for layer in keras_model.layers]
     divergence = localise(label, order, reference, mapped, inbound_layers(model), tolerance_for(path))
     measure_alone(target, report, divergence, model, inputs, cache, tolerance_for(path), options_for=options_for,

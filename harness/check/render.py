@@ -38,7 +38,8 @@ def summary(report: CheckReport) -> str:
     for name, t in report.targets.items():
         if t.divergence and t.divergence.layers:
             d = t.divergence
-            lines += ["", f"{name} divergence ({d.path}): first layer that fails on its own: {d.first_layer}"]
+            alone = f" (run alone: {d.measured_first_layer or 'none fails alone'})" if d.measured else ""
+            lines += ["", f"{name} divergence ({d.path}): first layer that fails on its own: {d.first_layer}{alone}"]
             for other in t.localised:
                 lines += [f"  {other.path}: first layer {other.first_layer} (inferred), "
                           f"{other.measured_first_layer} (run alone)"] if other is not d else []

@@ -154,7 +154,7 @@ def interpreter_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
     """Run in the LiteRT worker: every op's output tensor (dequantised), in execution order.
 
     No delegate (XNNPACK would compute intermediate tensors inside itself and not keep them).
-    Returns ``{"ops": [[tensor name, array]...], "outputs": [array...]}``.
+    Returns ``{"ops": [[tensor name, array]...], "outputs": [array...], "output_names": [tensor name...]}``.
     """
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -189,7 +189,7 @@ def interpreter_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
             if index >= 0 and tensors[index]["dtype"] in (np.float32, np.float16, np.int8, np.uint8, np.int16):
                 ops.append([tensors[index]["name"], value_of(index)])
     outputs = [value_of(d["index"]) for d in interp.get_output_details()]
-    return {"ops": ops, "outputs": outputs}
+    return {"ops": ops, "outputs": outputs, "output_names": [str(d["name"]) for d in interp.get_output_details()]}
 
 
 def _options_alone(mode: str) -> OptionsFor:
@@ -212,7 +212,7 @@ def localise_divergence(target: Target, report: TargetReport, prepared: Prepared
         feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
         tensors = getattr(target, "call")(interpreter_tensors, str(prepared.artifact), feed)
         localise_path(target, report, ctx.model, ctx.inputs, ctx.cache, label, path, tensors["ops"],
-                      tensors["outputs"], options_for=options_alone)
+                      tensors["outputs"], options_for=options_alone, output_names=tensors["output_names"])
 
 
 def unsupported_ops(text: str) -> list[str]:
