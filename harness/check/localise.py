@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
+    from harness.check.steps import Context
 
 #: how many failing layers are run alone (each one is a conversion on the target)
 SUSPECTS = 3
@@ -203,15 +204,19 @@ def run_alone(target: Target, source: ModelSource, arrays: "list[np.ndarray]", c
     return np.asarray(next(iter(got.values())))
 
 
-#: a path's prepare options for a layer run alone, from the arrays it is fed (e.g. a calibration set)
+#: a path's prepare options for a layer run alone, from the layer's inputs on the calibration set
+#: (the arrays a full-integer conversion calibrates on)
 OptionsFor = Callable[["list[np.ndarray]"], Mapping[str, Any]]
 
 
 def measure_alone(target: Target, report: TargetReport, divergence: Divergence, model: LoadedModel,
                   inputs: "dict[str, np.ndarray]", cache: "ArtifactCache", tolerance: Tolerance, *,
-                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None) -> None:
+                  options_for: OptionsFor, load_options: Mapping[str, Any] | None = None,
+                  calibration: "dict[str, np.ndarray] | None" = None) -> None:
     """Run each suspect layer of ``divergence`` alone on ``target`` (see :func:`layer_alone`), fed the
     reference's inputs to it; fill its row's measured local error and ``measured_first_layer``.
+    ``options_for`` gets the layer's inputs on ``calibration`` (default ``inputs``): the set the whole
+    model's conversion calibrated on, so that a layer alone is quantised as it is in the model.
     A layer that cannot be cut out or run alone is said in the divergence's note (and its row keeps
     only the inferred attribution)."""
     from harness.check.steps import recorded
@@ -225,7 +230,8 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
             source = layer_alone(model, layer, arrays, cache)
             alone = _keras_module(model.keras_model).models.load_model(str(source.path), compile=False)
             want = alone.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
-            got = run_alone(target, source, arrays, cache, options=options_for(arrays), load_options=load_options)
+            calibrated = arrays if calibration is None else layer_inputs(model, layer, calibration)
+            got = run_alone(target, source, arrays, cache, options=options_for(calibrated), load_options=load_options)
             measured = _layer_error(layer, "", got, want, tolerance)
             index = next(i for i, row in enumerate(divergence.layers) if row.layer == layer)
             divergence.layers[index] = replace(divergence.layers[index], local_max_abs=measured.max_abs,
@@ -244,7 +250,8 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
 def localise_path(target: Target, report: TargetReport, model: LoadedModel, inputs: "dict[str, np.ndarray]",
                   cache: "ArtifactCache", label: str, path: str, tensors: list[list[Any]], outputs: list[Any], *,
                   options_for: OptionsFor, load_options: Mapping[str, Any] | None = None,
-                  output_names: list[str] | None = None) -> Divergence:
+                  output_names: list[str] | None = None,
+                  calibration: "dict[str, np.ndarray] | None" = None) -> Divergence:
     """The per-layer table of path ``label`` from the converted model's intermediate ``tensors``
     (``[name, value]`` in execution order, read by the target on ``inputs``) and its ``outputs``
     (their tensor names ``output_names`` when the runtime has them);
@@ -258,7 +265,7 @@ def localise_path(target: Target, report: TargetReport, model: LoadedModel, inpu
     order = [layer.name for layer in keras_model.layers]
     divergence = localise(label, order, reference, mapped, inbound_layers(model), tolerance_for(path))
     measure_alone(target, report, divergence, model, inputs, cache, tolerance_for(path), options_for=options_for,
-                  load_options=load_options)
+                  load_options=load_options, calibration=calibration)
     report.localised.append(divergence)
     if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
         report.divergence = divergence
@@ -365,3 +372,17 @@ def locate_unsupported_ops(report: TargetReport, model: LoadedModel, ops_in: Cal
                 report.findings[index] = replace(finding, where=f"not located: tracing the model failed ({exc})"[:500])
                 return
         report.findings[index] = replace(finding, where=where_ops_are(ops, locations))
+
+
+def diverging_inputs(report: TargetReport, label: str, ctx: "Context") -> "tuple[str, dict[str, np.ndarray]] | None":
+    """Where path ``label`` diverged: ``("", the sample)`` when it did on the sample, else
+    ``(" [<probe>]", that probe's inputs)`` for the first further probe that showed it; None when
+    it did on none."""
+    from harness.check.steps import diverged
+
+    if diverged(report, label):
+        return "", ctx.inputs
+    for probe in ctx.probes:
+        if diverged(report, f"{label} [{probe.name}]"):
+            return f" [{probe.name}]", probe.inputs
+    return None

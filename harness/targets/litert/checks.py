@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.check.localise import OptionsFor, localisable, localise_path
+from harness.check.localise import OptionsFor, diverging_inputs, localisable, localise_path
 from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, deploy_and_compare, diverged,
-                                 first_rows, prepare_path, recorded, representative)
-from harness.compare import tolerance_for
+from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, deploy_and_compare, first_rows,
+                                 prepare_path, recorded, representative)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.litert.kit import dequantize, quantize
 
@@ -108,8 +107,7 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         # the batch an app on a phone runs: a model converted with a dynamic batch may fail at 1 alone
         deploy_and_compare(target, report, prepared, first_rows(replace(ctx, probes=())), f"{NAME} batch 1",
                            severity="warning")
-    if diverged(report, NAME):
-        localise_divergence(target, report, prepared, ctx, f"{NAME} float32", "float32", lambda _arrays: {})
+    localise_divergence(target, report, prepared, ctx, NAME, f"{NAME} float32", "float32", lambda _arrays: {})
     latency(target, report, prepared, ctx, "host")
     for profile in ctx.profiles:
         if profile == "host":
@@ -134,8 +132,8 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         if quantised is None:
             continue
         got = deploy_and_compare(target, report, quantised, ctx, label, path=path)
-        if got is not None and diverged(report, label):
-            localise_divergence(target, report, quantised, ctx, label, path, _options_alone(mode))
+        if got is not None:
+            localise_divergence(target, report, quantised, ctx, label, label, path, _options_alone(mode))
 
 
 def latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
@@ -202,17 +200,23 @@ def _options_alone(mode: str) -> OptionsFor:
     return options
 
 
-def localise_divergence(target: Target, report: TargetReport, prepared: Prepared, ctx: Context,
+def localise_divergence(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, compared: str,
                         label: str, path: str, options_alone: OptionsFor) -> None:
-    """The per-layer divergence table: every interpreter tensor against the Keras layer it belongs to;
-    then the suspect layers run alone, converted with ``options_alone`` (the path's own conversion)."""
-    if not localisable(report, ctx.model):
+    """When the path compared as ``compared`` diverged (on the sample, else on the first probe that
+    showed it): the per-layer table on those inputs, every interpreter tensor against the Keras layer
+    it belongs to; then the suspect layers run alone, converted with ``options_alone`` (the path's
+    own conversion, calibrated as the model was)."""
+    found = diverging_inputs(report, compared, ctx)
+    if found is None or not localisable(report, ctx.model):
         return
-    with recorded(report, f"localise {label}", severity="warning"):
-        feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
+    probe, inputs = found
+    rep = representative(ctx)
+    with recorded(report, f"localise {label}{probe}", severity="warning"):
+        feed = [inputs[i.name] for i in ctx.model.inputs]
         tensors = getattr(target, "call")(interpreter_tensors, str(prepared.artifact), feed)
-        localise_path(target, report, ctx.model, ctx.inputs, ctx.cache, label, path, tensors["ops"],
-                      tensors["outputs"], options_for=options_alone, output_names=tensors["output_names"])
+        localise_path(target, report, ctx.model, inputs, ctx.cache, label + probe, path, tensors["ops"],
+                      tensors["outputs"], options_for=options_alone, output_names=tensors["output_names"],
+                      calibration={ctx.model.inputs[0].name: rep} if rep is not None else None)
 
 
 def unsupported_ops(text: str) -> list[str]:

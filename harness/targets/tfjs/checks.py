@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from harness.check.localise import layer_scoped, localisable, localise_path
+from harness.check.localise import diverging_inputs, layer_scoped, localisable, localise_path
 from harness.check.report import TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, diverged, feed_for, first_rows,
-                                 prepare_path, recorded)
+from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, first_rows, prepare_path,
+                                 recorded)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.tfjs.backends import backend_named, check_backends
 
@@ -63,16 +63,18 @@ def localise_divergence(target: Target, report: TargetReport, deployed: Deployme
     layers, then the suspect layers run alone, converted alike and run on the same backend."""
     backend = str(getattr(deployed, "backend"))
     label = f"{NAME}@{backend}"
-    if not diverged(report, label) or not localisable(report, ctx.model):
+    found = diverging_inputs(report, label, ctx)  # the sample, else the first probe that diverged
+    if found is None or not localisable(report, ctx.model):
         return
-    with recorded(report, f"localise {label}", severity="warning"):
+    probe, inputs = found
+    with recorded(report, f"localise {label}{probe}", severity="warning"):
         keras_model = ctx.model.keras_model
         layers = {layer.name for layer in keras_model.layers}
         nodes = layer_scoped([name for name, _op in getattr(deployed, "graph_nodes")()], layers, keras_model.name)
-        feed = feed_for(deployed, ctx)
+        feed = feed_for(deployed, ctx, inputs)
         got = getattr(deployed, "intermediates")(feed, nodes)
         outputs = list(deployed.predict(feed).values())
-        localise_path(target, report, ctx.model, ctx.inputs, ctx.cache, label, backend_named(backend).tolerance,
+        localise_path(target, report, ctx.model, inputs, ctx.cache, label + probe, backend_named(backend).tolerance,
                       [[name, got[name]] for name in nodes if name in got], outputs,
                       options_for=lambda _arrays: {}, load_options={"backend": backend})
 
