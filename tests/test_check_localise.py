@@ -282,3 +282,21 @@ def test_flex_op_finding_names_the_keras_layer_that_holds_it(cache: ArtifactCach
     tfjs = next(f for f in report.targets["tfjs"].findings if f.step == "prepare tfjs")
     assert "Unsupported Ops in the model before optimization\nSoftsign" in tfjs.text
     assert tfjs.where.startswith("Softsign: layer hidden")
+
+
+def test_a_path_that_diverges_only_on_a_probe_is_localised_on_that_probe() -> None:
+    import numpy as np
+
+    from harness.check.localise import diverging_inputs
+    from harness.check.steps import Context, Probe
+
+    sample, wide, edge = ({"x": np.full((2, 3), v, dtype="float32")} for v in (0.5, 10.0, 1e4))
+    ctx = Context(model=None, inputs=sample, reference=None, cache=None, profiles=(), say=print,  # type: ignore[arg-type]
+                  probes=(Probe("wide", wide, None), Probe("edge", edge, None)))
+    report = TargetReport("litert")
+    assert diverging_inputs(report, "litert int8", ctx) is None
+    report.add(Finding("warning", "outputs diverge ... probe edge", "litert int8 [edge]", "runtime", step="parity"))
+    assert diverging_inputs(report, "litert int8", ctx) == (" [edge]", edge)
+    report.add(Finding("warning", "outputs diverge ... probe synthesised", "litert int8", "runtime", step="parity"))
+    assert diverging_inputs(report, "litert int8", ctx) == ("", sample)
+    assert diverging_inputs(report, "litert dynamic", ctx) is None
