@@ -31,6 +31,11 @@ def test_tfjs_and_litert_names_carry_the_keras_layer() -> None:
     assert _layer_in_name("StatefulPartitionedCall/toy_1/ln_1/moments/mean", layers, "toy") == "ln"
     assert _layer_in_name("toy_1/head_1/MatMul;toy_1/head_1/BiasAdd", layers, "toy") == "head"
     assert _layer_in_name("StatefulPartitionedCall/toy_1/other_1/MatMul", layers, "toy") is None
+    from harness.check.localise import layer_scoped
+
+    ln = [f"StatefulPartitionedCall/toy_1/ln_1/{op}" for op in ("moments/mean", "Neg", "Rsqrt", "mul_1", "add_2")]
+    nodes = ["x", "StatefulPartitionedCall/toy_1/d1_1/MatMul", "StatefulPartitionedCall/toy_1/d1_1/Relu", *ln, "Identity"]
+    assert layer_scoped(nodes, layers | {"d1"}, "toy") == nodes[1:3] + ln[-3:]
 
 
 def test_each_target_reads_the_ops_its_converter_names() -> None:

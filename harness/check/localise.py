@@ -272,9 +272,17 @@ def localise_path(target: Target, report: TargetReport, model: LoadedModel, inpu
     return divergence
 
 
-def layer_scoped(names: list[str], layers: set[str], model_name: str) -> list[str]:
-    """The converter tensor names among ``names`` that belong to one of ``layers``."""
-    return [name for name in names if _layer_in_name(name, layers, model_name) is not None]
+def layer_scoped(names: list[str], layers: set[str], model_name: str, last: int = 3) -> list[str]:
+    """The converter tensor names among ``names`` (in graph order) that belong to one of ``layers``,
+    the ``last`` of each layer only (its output is among them: the table takes the last of the
+    layer's output shape), so that a runtime copies a few tensors per layer, not every one."""
+    per_layer: dict[str, list[str]] = {}
+    for name in names:
+        layer = _layer_in_name(name, layers, model_name)
+        if layer is not None:
+            per_layer.setdefault(layer, []).append(name)
+    kept = {name for scoped in per_layer.values() for name in scoped[-last:]}
+    return [name for name in names if name in kept]
 
 
 def localisable(report: TargetReport, model: LoadedModel) -> bool:
