@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
+from typing import Any
 
-from harness.check.report import CheckReport, Divergence, TargetReport
+from harness.check.report import CheckReport, Divergence, LayerError, TargetReport
 from harness.render import render
 from harness.render.charts import Chart, ChartBar, ChartText
 
@@ -29,18 +31,72 @@ def summary(report: CheckReport) -> str:
             lesson = f"  -> pitfalls explain {f.scenario}" if f.scenario else ""
             first = f.text.strip().splitlines()[0] if f.text.strip() else ""
             lines.append(f"  [{f.severity}] {f.step}: {first[:200]}{lesson}")
+            if f.where:
+                lines.append(f"      where: {f.where}")
             if f.fix:
                 lines.append(f"      fix: {f.fix}")
     for name, t in report.targets.items():
         if t.divergence and t.divergence.layers:
             d = t.divergence
-            lines += ["", f"{name} divergence ({d.path}): first layer that fails on its own: {d.first_layer}"]
+            alone = f" (run alone: {d.measured_first_layer or 'none fails alone'})" if d.measured else ""
+            lines += ["", f"{name} divergence ({d.path}): first layer that fails on its own: {d.first_layer}{alone}"]
+            for other in t.localised:
+                lines += [f"  {other.path}: first layer {other.first_layer} (inferred), "
+                          f"{other.measured_first_layer} (run alone)"] if other is not d else []
             for row in d.layers:
                 mark = "ok " if row.passes else ("LOC" if row.attribution == "local" else "acc")
+                alone = "" if row.local_passes is None else f"  alone {_number(row.local_max_abs)} " + (
+                    "ok" if row.local_passes else "FAILS")
                 lines.append(f"  {mark} {row.layer:<28} max|diff| {row.max_abs:.3e}  rel {row.rel_error:.3e}"
-                             f"  SQNR {row.sqnr_db:.1f} dB")
+                             f"  SQNR {row.sqnr_db:.1f} dB{alone}")
     lines += ["", "ok: every requested target deploys" if report.ok else "not ok: a target has a blocker"]
     return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3e}"
+
+
+def _cell(row: LayerError | None) -> dict[str, str]:
+    """One path's cells of the side-by-side table: accumulated and measured local error, and a status."""
+    if row is None:
+        return {"accumulated": "", "local": "", "status": "none"}
+    status = "ok" if row.passes else ("local" if row.local_passes is False or
+                                      (row.local_passes is None and row.attribution == "local") else "accumulated")
+    local = "" if row.local_passes is None else f"{_number(row.local_max_abs)} ({'passes' if row.local_passes else 'fails'} alone)"
+    return {"accumulated": _number(row.max_abs), "local": local, "status": status}
+
+
+def side_by_side(t: TargetReport) -> dict[str, Any]:
+    """The per-layer table of every localised path of a target, side by side: per layer, per path,
+    the accumulated error (the converted model's tensor) and the local error measured alone."""
+    order: list[str] = []
+    for d in t.localised:
+        order += [row.layer for row in d.layers if row.layer not in order]
+    rows = [{"layer": layer, "cells": [_cell(next((r for r in d.layers if r.layer == layer), None))
+                                       for d in t.localised]} for layer in order]
+    return {"paths": [{"path": d.path, "first_layer": d.first_layer, "measured_first_layer": d.measured_first_layer}
+                      for d in t.localised], "rows": rows}
+
+
+#: Model Explorer's node colours: passes, fails on its own, fails by what it inherits
+_COLOURS = {"ok": "#bfe8d2", "local": "#d04a4a", "accumulated": "#f2b8b8"}
+
+
+def model_explorer_node_data(d: Divergence) -> dict[str, Any]:
+    """The per-layer table as Model Explorer node data (``GraphNodeData`` of ``ai-edge-model-explorer``:
+    ``results`` keyed by the converted model's tensor names, which its graph nodes carry as output
+    tensor names): the value is the accumulated max |diff|, the colour says ok / local / accumulated."""
+    results: dict[str, Any] = {}
+    for row in d.layers:
+        key = row.tensor if row.tensor and row.tensor != "model output" else row.layer
+        value = row.max_abs if math.isfinite(row.max_abs) else 3.4e38
+        results[key] = {"value": value, "bgColor": _COLOURS[_cell(row)["status"]]}
+    return {"name": f"pitfalls {d.path}: max |diff| per layer", "results": results}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "path"
 
 
 def layer_chart(d: Divergence) -> Chart:
@@ -83,11 +139,13 @@ def html_page(report: CheckReport) -> str:
                   layer_charts={n: layer_chart(t.divergence) for n, t in report.targets.items()
                                 if t.divergence and t.divergence.layers},
                   figures={n: _figures_shown(t) for n, t in report.targets.items()},
+                  localised={n: side_by_side(t) for n, t in report.targets.items() if t.localised},
                   data=report.to_json())
 
 
 def write_report_dir(report: CheckReport, directory: Path) -> list[Path]:
-    """``check.json`` and ``check.html`` in ``directory``, each written atomically (mode 0644)."""
+    """``check.json`` and ``check.html`` in ``directory``, and per localised path its Model Explorer
+    node data (``model-explorer-<target>-<path>.json``), each written atomically (mode 0644)."""
     from harness.results import write_json_atomically, write_text_atomically
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -95,4 +153,10 @@ def write_report_dir(report: CheckReport, directory: Path) -> list[Path]:
     write_json_atomically(json_path, report.to_json())
     html_path = directory / "check.html"
     write_text_atomically(html_path, html_page(report))  # a fresh O_EXCL name: never through a planted symlink
-    return [json_path, html_path]
+    written = [json_path, html_path]
+    for t in report.targets.values():
+        for d in t.localised:
+            path = directory / f"model-explorer-{_slug(d.path)}.json"
+            write_json_atomically(path, model_explorer_node_data(d))
+            written.append(path)
+    return written

@@ -31,6 +31,7 @@ class Finding:
     step: str = ""  # prepare / load / predict / parity / quantize / profile / signature
     file: str = ""  # check-config: the bundle file the finding is about (relative to the checked directory)
     line: int | None = None  # check-config: its 1-based line, when the finding is about one
+    where: str = ""  # the model's layers (and tf.function) that hold the ops the text names, e.g. an unsupported op
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -47,12 +48,18 @@ class LayerError:
     sqnr_db: float
     passes: bool
     attribution: Literal["ok", "local", "accumulated"]
+    #: the layer run alone on the same target and path, fed the reference's inputs to it (measured for
+    #: the suspect layers only; None where not measured): its max |diff| and whether it passes alone
+    local_max_abs: float | None = None
+    local_passes: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        for k in ("max_abs", "rel_error", "sqnr_db"):
+        for k in ("max_abs", "rel_error", "sqnr_db", "local_max_abs"):
             if data[k] in (float("inf"), float("-inf")):
                 data[k] = None if k != "sqnr_db" else ("inf" if data[k] > 0 else "-inf")
+            elif isinstance(data[k], float) and data[k] != data[k]:  # NaN: JSON has none
+                data[k] = "nan"
         return data
 
 
@@ -66,9 +73,14 @@ class Divergence:
     layers: list[LayerError] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)  # Keras layers with no tensor in the converted model
     note: str = ""
+    #: the suspect layers run alone: the first whose own (measured) error fails; None when none was
+    #: measured or every measured one passes alone
+    measured_first_layer: str | None = None
+    measured: list[str] = field(default_factory=list)  # the layers run alone, in layer order
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "tolerance": self.tolerance, "first_layer": self.first_layer,
+                "measured_first_layer": self.measured_first_layer, "measured": self.measured,
                 "layers": [layer.to_json() for layer in self.layers], "unmapped": self.unmapped,
                 "note": self.note}
 
@@ -81,6 +93,7 @@ class TargetReport:
     max_abs_diff: float | None = None
     findings: list[Finding] = field(default_factory=list)
     divergence: Divergence | None = None
+    localised: list[Divergence] = field(default_factory=list)  # every path localised (divergence: the first)
     figures: dict[str, float] = field(default_factory=dict)  # sizes (bytes), latencies (s), per path/profile
     parity: dict[str, dict[str, Any]] = field(default_factory=dict)  # per path: Parity.to_json()
     versions: dict[str, str] = field(default_factory=dict)
@@ -108,6 +121,7 @@ class TargetReport:
                 "findings": [f.to_json() for f in self.findings],
                 "divergence": self.divergence.to_json() if self.divergence else
                 {"first_layer": None, "layers": []},
+                "localised": [d.to_json() for d in self.localised],
                 "figures": self.figures, "parity": self.parity, "versions": self.versions,
                 "seconds": round(self.seconds, 3), "timings": self.timings, "counts": self.counts}
 

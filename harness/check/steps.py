@@ -114,6 +114,8 @@ class TargetChecks:
     profiles: Profiles | None = None
     #: the device profiles ``check`` asks for when the user names none
     default_profiles: tuple[str, ...] = ()
+    #: the op types a runtime text names as unsupported (converter refusals), to locate in the model
+    unsupported_ops: Callable[[str], list[str]] | None = None
 
 
 COMMON_ONLY = TargetChecks()
@@ -385,6 +387,10 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
             run_load(target, report, prepared, ctx, load, checks)
     if checks.paths is not None:
         checks.paths(target, report, prepared, ctx)
+    if checks.unsupported_ops is not None:
+        from harness.check.localise import locate_unsupported_ops
+
+        locate_unsupported_ops(report, ctx.model, checks.unsupported_ops)
 
 
 def run_load(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, load: Load,

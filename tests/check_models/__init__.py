@@ -145,3 +145,56 @@ def custom_layer_keras(cache: ArtifactCache) -> Path:
         keras.Model(inputs, outputs, name="custom_det").save(out / "custom_det.keras")
 
     return _cached(cache, "custom_layer_keras", "custom_det.keras", build)
+
+
+def outlier_dense_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 MLP whose middle Dense layer ``mixer`` carries one row of weights of 100 fed by a unit
+    that is always 0 (``embed``'s last unit has a bias of -100 under its relu): Keras never sees the
+    row, but any quantisation of ``mixer``'s kernel (per tensor or per output channel) takes its
+    scale from it and rounds every other weight to 0.  ``embed`` (quantised too) and ``head`` (512
+    weights: under the dynamic-range threshold of 1024, kept float) are right on their own."""
+    def build(out: Path) -> None:
+        import keras
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Input((32,), name="features"),
+                                  keras.layers.Dense(64, activation="relu", name="embed"),
+                                  keras.layers.Dense(64, activation="relu", name="mixer"),
+                                  keras.layers.Dense(8, name="head")], name="outlier_mlp")
+        kernel, bias = model.get_layer("embed").get_weights()
+        bias[-1] = -100.0
+        model.get_layer("embed").set_weights([kernel, bias])
+        kernel, bias = model.get_layer("mixer").get_weights()
+        kernel[-1, :] = 100.0
+        model.get_layer("mixer").set_weights([kernel, np.full_like(bias, 0.1)])
+        model.save(out / "outlier.keras")
+
+    return _cached(cache, "outlier_dense_keras", "outlier.keras", build)
+
+
+def cancelling_dense_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 MLP whose middle Dense layer ``cancel`` adds two products of 1e6 that cancel (``embed``
+    gives two equal units, its first and last; ``cancel``'s kernel has rows +1e6 and -1e6 for them): its output, of order
+    1, is the small rest of a float32 sum of terms of order 1e6, which each runtime rounds in its
+    own order (one ulp of 1e6 is 0.06).  ``embed`` and ``head`` are plain."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.layers.Input((16,), name="features"),
+                                  keras.layers.Dense(32, activation="relu", name="embed"),
+                                  keras.layers.Dense(16, name="cancel"),
+                                  keras.layers.Dense(4, name="head")], name="cancelling_mlp")
+        kernel, bias = model.get_layer("embed").get_weights()
+        kernel[:, -1] = abs(kernel[:, 0])
+        kernel[:, 0] = kernel[:, -1]
+        bias[-1] = bias[0] = 1.0
+        model.get_layer("embed").set_weights([kernel, bias])
+        kernel, bias = model.get_layer("cancel").get_weights()
+        kernel[0, :] = 1e6
+        kernel[-1, :] = -1e6
+        model.get_layer("cancel").set_weights([kernel, bias])
+        model.save(out / "cancelling.keras")
+
+    return _cached(cache, "cancelling_dense_keras/2", "cancelling.keras", build)

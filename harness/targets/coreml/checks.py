@@ -7,6 +7,7 @@ quoting coremltools); the weight sizes after linear int8 and 6-bit palettisation
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from harness.check.report import Finding, TargetReport
@@ -73,4 +74,10 @@ def compression(target: Target, report: TargetReport, prepared: Prepared | None,
             report.figures[f"{NAME} {label}.weights_bytes"] = float(weight_bytes(package))
 
 
-CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression)
+def unsupported_ops(text: str) -> list[str]:
+    """The TF op types of coremltools' "Conversion for TF op 'X' not implemented"."""
+    return list(dict.fromkeys(re.findall(r"Conversion for TF op '([^']+)' not implemented", text)))
+
+
+CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression,
+                      unsupported_ops=unsupported_ops)

@@ -9,17 +9,16 @@ full-integer quantisation, fed as an app feeds an integer model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from harness.check.localise import localise, map_to_layers
-from harness.check.model import inbound_layers, layer_outputs
+from harness.check.localise import OptionsFor, diverging_inputs, localisable, localise_path
 from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, deploy_and_compare, diverged,
-                                 first_rows, prepare_path, recorded, representative)
-from harness.compare import tolerance_for
+from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, deploy_and_compare, first_rows,
+                                 prepare_path, recorded, representative)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.litert.kit import dequantize, quantize
 
@@ -108,8 +107,7 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         # the batch an app on a phone runs: a model converted with a dynamic batch may fail at 1 alone
         deploy_and_compare(target, report, prepared, first_rows(replace(ctx, probes=())), f"{NAME} batch 1",
                            severity="warning")
-    if diverged(report, NAME):
-        localise_divergence(target, report, prepared, ctx, f"{NAME} float32", "float32")
+    localise_divergence(target, report, prepared, ctx, NAME, f"{NAME} float32", "float32", lambda _arrays: {})
     latency(target, report, prepared, ctx, "host")
     for profile in ctx.profiles:
         if profile == "host":
@@ -134,8 +132,8 @@ def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None,
         if quantised is None:
             continue
         got = deploy_and_compare(target, report, quantised, ctx, label, path=path)
-        if got is not None and diverged(report, label):
-            localise_divergence(target, report, quantised, ctx, label, path)
+        if got is not None:
+            localise_divergence(target, report, quantised, ctx, label, label, path, _options_alone(mode))
 
 
 def latency(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, profile: str) -> None:
@@ -154,7 +152,7 @@ def interpreter_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
     """Run in the LiteRT worker: every op's output tensor (dequantised), in execution order.
 
     No delegate (XNNPACK would compute intermediate tensors inside itself and not keep them).
-    Returns ``{"ops": [[tensor name, array]...], "outputs": [array...]}``.
+    Returns ``{"ops": [[tensor name, array]...], "outputs": [array...], "output_names": [tensor name...]}``.
     """
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -189,30 +187,47 @@ def interpreter_tensors(model_path: str, inputs: list[Any]) -> dict[str, Any]:
             if index >= 0 and tensors[index]["dtype"] in (np.float32, np.float16, np.int8, np.uint8, np.int16):
                 ops.append([tensors[index]["name"], value_of(index)])
     outputs = [value_of(d["index"]) for d in interp.get_output_details()]
-    return {"ops": ops, "outputs": outputs}
+    return {"ops": ops, "outputs": outputs, "output_names": [str(d["name"]) for d in interp.get_output_details()]}
 
 
-def localise_divergence(target: Target, report: TargetReport, prepared: Prepared, ctx: Context,
-                        label: str, path: str) -> None:
-    """The per-layer divergence table: every interpreter tensor against the Keras layer it belongs to."""
-    keras_model = ctx.model.keras_model
-    if keras_model is None:
-        report.add(Finding("info", "divergence not localised: a SavedModel has no Keras layers to compare with",
-                           "pitfalls check", "static", step="localise"))
+def _options_alone(mode: str) -> OptionsFor:
+    """The quantisation ``mode``'s converter options for a layer run alone (int8: calibrated on the
+    reference's inputs to that layer, as the whole model is on the sample)."""
+    def options(arrays: "list[np.ndarray]") -> dict[str, Any]:
+        if mode == "int8":
+            return {"quantize": mode, "representative": arrays[0]}
+        return {"quantize": mode}
+    return options
+
+
+def localise_divergence(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, compared: str,
+                        label: str, path: str, options_alone: OptionsFor) -> None:
+    """When the path compared as ``compared`` diverged (on the sample, else on the first probe that
+    showed it): the per-layer table on those inputs, every interpreter tensor against the Keras layer
+    it belongs to; then the suspect layers run alone, converted with ``options_alone`` (the path's
+    own conversion, calibrated as the model was)."""
+    found = diverging_inputs(report, compared, ctx)
+    if found is None or not localisable(report, ctx.model):
         return
-    with recorded(report, f"localise {label}", severity="warning"):
-        reference = layer_outputs(ctx.model, ctx.inputs)
-        feed = [ctx.inputs[i.name] for i in ctx.model.inputs]
-        call = getattr(target, "call")
-        tensors = call(interpreter_tensors, str(prepared.artifact), feed)
-        shapes = {name: tuple(value.shape) for name, value in reference.items()}
-        output_layers = [t._keras_history[0].name for t in keras_model.outputs]  # noqa: SLF001
-        mapped = map_to_layers(tensors["ops"], shapes, keras_model.name, output_layers, tensors["outputs"])
-        order = [layer.name for layer in keras_model.layers]
-        divergence = localise(label, order, reference, mapped, inbound_layers(ctx.model), tolerance_for(path))
-        if report.divergence is None or (divergence.first_layer and not report.divergence.first_layer):
-            report.divergence = divergence
+    probe, inputs = found
+    rep = representative(ctx)
+    with recorded(report, f"localise {label}{probe}", severity="warning"):
+        feed = [inputs[i.name] for i in ctx.model.inputs]
+        tensors = getattr(target, "call")(interpreter_tensors, str(prepared.artifact), feed)
+        localise_path(target, report, ctx.model, inputs, ctx.cache, label + probe, path, tensors["ops"],
+                      tensors["outputs"], options_for=options_alone, output_names=tensors["output_names"],
+                      calibration={ctx.model.inputs[0].name: rep} if rep is not None else None)
+
+
+def unsupported_ops(text: str) -> list[str]:
+    """The TF op types the converter names: "TF Select ops: Softsign, ...", "Flex ops: FlexSoftsign, ...",
+    "Custom ops: ..." and "'tf.Softsign' op is neither a custom op nor a flex op"."""
+    named = [op.strip().removeprefix("Flex") for listed in re.findall(r"(?:TF Select|Flex|Custom) ops: ([^\n]+)", text)
+             for op in listed.split(",")]
+    named += re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", text)
+    return list(dict.fromkeys(op for op in named if re.fullmatch(r"\w+", op)))
 
 
 CHECKS = TargetChecks(rules=RULES, fallback=select_tf_ops, integer_io=integer_io, paths=extra_paths,
+                      unsupported_ops=unsupported_ops,
                       profiles=runnable_profiles, default_profiles=("host", "low-end", "arm64"))  # arm64 when it can run here

@@ -8,13 +8,16 @@ with first and warm predict times; for a tf_keras model, the layers format too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
+from harness.check.localise import diverging_inputs, layer_scoped, localisable, localise_path
 from harness.check.report import TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import Context, Load, TargetChecks, deploy_and_compare, first_rows, prepare_path
-from harness.targets.base import Prepared, Target
-from harness.targets.tfjs.backends import check_backends
+from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, first_rows, prepare_path,
+                                 recorded)
+from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.tfjs.backends import backend_named, check_backends
 
 NAME = "tfjs"
 
@@ -54,4 +57,33 @@ def layers_format(target: Target, report: TargetReport, prepared: Prepared | Non
                            load_options={"backend": "cpu"}, severity="warning")
 
 
-CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format)
+def localise_divergence(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:
+    """A backend whose outputs diverged: the graph model's intermediate node tensors on that backend
+    (``executeAsync`` with the nodes of each Keras layer's scope as outputs) against the Keras
+    layers, then the suspect layers run alone, converted alike and run on the same backend."""
+    backend = str(getattr(deployed, "backend"))
+    label = f"{NAME}@{backend}"
+    found = diverging_inputs(report, label, ctx)  # the sample, else the first probe that diverged
+    if found is None or not localisable(report, ctx.model):
+        return
+    probe, inputs = found
+    with recorded(report, f"localise {label}{probe}", severity="warning"):
+        keras_model = ctx.model.keras_model
+        layers = {layer.name for layer in keras_model.layers}
+        nodes = layer_scoped([name for name, _op in getattr(deployed, "graph_nodes")()], layers, keras_model.name)
+        feed = feed_for(deployed, ctx, inputs)
+        got = getattr(deployed, "intermediates")(feed, nodes)
+        outputs = list(deployed.predict(feed).values())
+        localise_path(target, report, ctx.model, inputs, ctx.cache, label + probe, backend_named(backend).tolerance,
+                      [[name, got[name]] for name in nodes if name in got], outputs,
+                      options_for=lambda _arrays: {}, load_options={"backend": backend})
+
+
+def unsupported_ops(text: str) -> list[str]:
+    """The op types of the converter's "Unsupported Ops in the model before/after optimization" list."""
+    listed = re.search(r"Unsupported Ops in the model (?:before|after) optimization\s*\n([^\n]+)", text)
+    return [op.strip() for op in listed.group(1).split(",") if op.strip()] if listed else []
+
+
+CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence,
+                      unsupported_ops=unsupported_ops)

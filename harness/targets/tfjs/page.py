@@ -58,19 +58,25 @@ SIGNATURE_JS = """() => {
   return {inputs: model.inputs.map((t, i) => spec(t, layerName(t, model.inputNames, i))),
           outputs: model.outputs.map((t, i) => spec(t, layerName(t, model.outputNames, i)))};
 }"""
+#: The page's tensors from :meth:`TfjsDeployment._payload`'s inputs ({name: {shape, dtype, b64 | data}}):
+#: float32/int32 arrive as the little-endian bytes of the array (base64, one string instead of a list
+#: of numbers Playwright serialises one object per element), other dtypes as a list.
+_FEEDS_FROM_PAYLOAD = """((inputs) => {
+    const feeds = {};
+    for (const [name, t] of Object.entries(inputs)) {
+      const bytes = t.b64 === undefined ? null : Uint8Array.from(atob(t.b64), (c) => c.charCodeAt(0));
+      const data = bytes === null ? t.data : (t.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer));
+      feeds[name] = tf.tensor(data, t.shape, t.dtype);
+    }
+    return feeds;
+  })"""
 #: Predict with the kept model: inputs by name ({name: {data, shape, dtype}}); outputs as
 #: {dtype, shape, data} in ``outputNames`` order.  A graph model runs ``executeAsync`` (control
 #: flow included) with the named inputs; a layers model ``predict`` on its inputs in
 #: ``inputNames`` order.
 PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
   const {format, model} = window.__pitfallsModel;
-  const feeds = {};
-  for (const [name, t] of Object.entries(inputs)) {
-    // float32/int32 arrive as the little-endian bytes of the array (base64): one string, not a list of numbers
-    const bytes = t.b64 === undefined ? null : Uint8Array.from(atob(t.b64), (c) => c.charCodeAt(0));
-    const data = bytes === null ? t.data : (t.dtype === 'int32' ? new Int32Array(bytes.buffer) : new Float32Array(bytes.buffer));
-    feeds[name] = tf.tensor(data, t.shape, t.dtype);
-  }
+  const feeds = FEEDS_FROM_PAYLOAD(inputs);
   try {
     const ordered = inputNames.map((name) => feeds[name]);
     const got = format === 'graph' ? await model.executeAsync(feeds, outputNames)
@@ -82,7 +88,30 @@ PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
   } finally {
     Object.values(feeds).forEach((t) => t.dispose());
   }
-}"""
+}""".replace("FEEDS_FROM_PAYLOAD", _FEEDS_FROM_PAYLOAD)
+
+#: The kept graph model's intermediate tensors: ``executeAsync`` with the node names asked for as its
+#: outputs (tf.js keeps and returns any node's tensor named so, e.g.
+#: ``StatefulPartitionedCall/model_1/dense_1/Relu``); inputs as for PREDICT_NAMED_JS; returns
+#: {name: {dtype, shape, data}} (a node whose tensor is not a number is left out).
+INTERMEDIATES_JS = """async ({inputs, nodeNames}) => {
+  const {format, model} = window.__pitfallsModel;
+  if (format !== 'graph') throw new Error('intermediate tensors are read from a graph model, this is a ' + format + ' model');
+  const feeds = FEEDS_FROM_PAYLOAD(inputs);
+  try {
+    const got = await model.executeAsync(feeds, nodeNames);
+    const list = Array.isArray(got) ? got : [got];
+    const out = {};
+    for (let i = 0; i < list.length; i++) {
+      const t = list[i];
+      if (t.dtype === 'float32' || t.dtype === 'int32') out[nodeNames[i]] = {dtype: t.dtype, shape: t.shape, data: Array.from(await t.data())};
+      t.dispose();
+    }
+    return out;
+  } finally {
+    Object.values(feeds).forEach((t) => t.dispose());
+  }
+}""".replace("FEEDS_FROM_PAYLOAD", _FEEDS_FROM_PAYLOAD)
 
 
 def index_html(backend: TfjsBackend) -> str:

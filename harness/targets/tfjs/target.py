@@ -37,7 +37,7 @@ from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, b
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
 from harness.targets.tfjs.convert import GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, run_converter
-from harness.targets.tfjs.page import LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, RequestSeen, TfjsPage, index_html
+from harness.targets.tfjs.page import INTERMEDIATES_JS, LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, RequestSeen, TfjsPage, index_html
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,13 +123,13 @@ class TfjsDeployment(Deployment):
         found = self.page.evaluate(SIGNATURE_JS)
         return Signature(_tensor_specs(found["inputs"]), _tensor_specs(found["outputs"]))
 
-    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+    def _payload(self, inputs: "Mapping[str, np.ndarray]") -> dict[str, Any]:
+        """``inputs`` as the page scripts take them (checked against the signature's input names)."""
         import numpy as np
 
         if self.closed:
             raise HarnessError("predict() on a closed tfjs deployment")
-        signature = self.signature()
-        expected, names = signature.input_names(), signature.output_names()
+        expected = self.signature().input_names()
         if sorted(inputs) != sorted(expected):
             raise UsageError(f"inputs {sorted(inputs)} do not match the model's inputs {expected} "
                              "(see signature())")
@@ -144,8 +144,34 @@ class TfjsDeployment(Deployment):
                 payload[name]["b64"] = base64.b64encode(np.ascontiguousarray(array, dtype=little).tobytes()).decode()
             else:
                 payload[name]["data"] = array.ravel().tolist()
+        return payload
+
+    def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+        import numpy as np
+
+        payload = self._payload(inputs)
+        signature = self.signature()
+        expected, names = signature.input_names(), signature.output_names()
         got = self.page.evaluate(PREDICT_NAMED_JS, {"inputs": payload, "inputNames": expected, "outputNames": names})
         return {name: np.asarray(out["data"], dtype=out["dtype"]).reshape(out["shape"]) for name, out in zip(names, got)}
+
+    def graph_nodes(self) -> list[tuple[str, str]]:
+        """(node name, op) of the graph model's nodes that compute something (no Const, no Placeholder),
+        in the order of its ``model.json``."""
+        if self.format != "graph":
+            raise NotApplicable(f"intermediate tensors are read from a graph model; this is a {self.format} model")
+        topology = json.loads((self.prepared.artifact / "model.json").read_text())["modelTopology"]
+        return [(str(n["name"]), str(n["op"])) for n in topology.get("node", [])
+                if n.get("op") not in ("Const", "Placeholder", "NoOp")]
+
+    def intermediates(self, inputs: "Mapping[str, np.ndarray]", node_names: list[str]) -> "dict[str, np.ndarray]":
+        """The tensors of the graph nodes ``node_names`` on ``inputs``, computed on this page's backend
+        (tf.js ``executeAsync`` with those nodes as outputs); nodes of other dtypes are left out."""
+        import numpy as np
+
+        got = self.page.evaluate(INTERMEDIATES_JS, {"inputs": self._payload(inputs), "nodeNames": node_names},
+                                 timeout_s=300.0)
+        return {name: np.asarray(out["data"], dtype=out["dtype"]).reshape(out["shape"]) for name, out in got.items()}
 
     def close_impl(self) -> None:
         self._stack.close()
