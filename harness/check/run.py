@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
+from harness.check.remedies import REMEDY_MODES, try_remedies
 from harness.check.report import CheckReport, Finding, TargetReport
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.errors import UsageError
@@ -57,7 +58,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
           profiles: Sequence[str] | None = None, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
           active: ActiveTargets | None = None, trust: bool = False, probes: Sequence[str] | None = None,
-          calibration: str | Path | None = None) -> CheckReport:
+          calibration: str | Path | None = None, remedies: str = "auto") -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
 
     Unless ``trust``, the model file is scanned first (:mod:`harness.trust`, nothing is loaded):
@@ -75,6 +76,9 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     each compared with its own reference; a finding names the probe that showed it.  What the
     check cannot handle (inputs it cannot make, a model TensorFlow cannot run, its own error on a
     target) is a finding; the other targets still run.
+
+    ``remedies`` ``auto`` tries, after each target's paths, the remedies it declares on the findings
+    they apply to (:mod:`harness.check.remedies`); ``none`` tries none.
     """
     from harness.artifacts import ArtifactCache
 
@@ -84,6 +88,8 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
+    if remedies not in REMEDY_MODES:
+        raise UsageError(f"unknown --remedies {remedies!r}: choose from {', '.join(REMEDY_MODES)}")
     probe_names = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in probe_names if p not in PROBES]
     if unknown:
@@ -139,7 +145,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
     ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
-                  tuple(further), calibration_set)
+                  tuple(further), calibration_set, remedies == "auto")
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)
     report.seconds = time.perf_counter() - started
@@ -196,6 +202,7 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
             target = active.get(name) if active is not None else stack.enter_context(cls())
             report.versions = target.versions()
             run_declared(target, report, ctx, declared(name))
+            try_remedies(target, report, ctx, declared(name).remedies)
     except UsageError:
         raise
     except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
+    from harness.check.remedies import Remedy
 
 Progress = Callable[[str], None]
 
@@ -48,6 +49,7 @@ class Context:
     probe: str = "synthesised"  # which inputs these are: "synthesised", "--inputs FILE"; findings name it
     probes: "tuple[Probe, ...]" = ()  # further probes every path is also fed (wide, edge, calibration)
     calibration: "dict[str, np.ndarray] | None" = None  # --calibration: the int8 representative set
+    remedies: bool = True  # --remedies auto: try the target's remedies on its findings (none: False)
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ class TargetChecks:
     The common path: ``notes`` (static findings) → prepare with no options (on failure ``fallback``,
     which may return another Prepared to go on with, or run its own path and return None) → for each
     of ``loads``: load, ``inspect`` the loaded model, predict and compare, ``after`` (more on the
-    same loaded model) → ``paths`` (the extra paths; called with ``None`` when nothing prepared).
+    same loaded model) → ``paths`` (the extra paths; called with ``None`` when nothing prepared) →
+    the ``remedies`` that apply to the findings, each tried on the model (unless ``--remedies none``).
     """
 
     rules: tuple[Rule, ...] = ()
@@ -114,6 +117,8 @@ class TargetChecks:
     profiles: Profiles | None = None
     #: the device profiles ``check`` asks for when the user names none
     default_profiles: tuple[str, ...] = ()
+    #: what ``check`` tries on the user's model for the findings they apply to (harness.check.remedies)
+    remedies: "tuple[Remedy, ...]" = ()
 
 
 COMMON_ONLY = TargetChecks()

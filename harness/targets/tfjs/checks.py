@@ -15,6 +15,7 @@ from harness.check.rules import Rule
 from harness.check.steps import Context, Load, TargetChecks, deploy_and_compare, first_rows, prepare_path
 from harness.targets.base import Prepared, Target
 from harness.targets.tfjs.backends import check_backends
+from harness.targets.tfjs.remedies import REMEDIES
 
 NAME = "tfjs"
 
@@ -54,4 +55,4 @@ def layers_format(target: Target, report: TargetReport, prepared: Prepared | Non
                            load_options={"backend": "cpu"}, severity="warning")
 
 
-CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format)
+CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, remedies=REMEDIES)
