@@ -54,13 +54,14 @@ class Remedy:
     step: str = ""
     source: str = ""
     when: Callable[[Finding], bool] | None = None
+    severities: tuple[str, ...] = ("blocker", "warning")  # the findings worth a remedy
 
     def __post_init__(self) -> None:
         if not (self.scenarios or self.pattern or self.step or self.source or self.when):
             raise ValueError(f"remedy {self.name!r} names no finding it applies to")
 
     def applies(self, finding: Finding) -> bool:
-        if finding.severity not in ("blocker", "warning"):
+        if finding.severity not in self.severities:
             return False
         return ((not self.scenarios or finding.scenario in self.scenarios)
                 and (not self.pattern or re.search(self.pattern, finding.text, flags=re.DOTALL) is not None)
@@ -132,6 +133,10 @@ def verdict_of_path(remedy: Remedy, trial: TargetReport, label: str, path: str =
                                f"pitfalls could not try it ({first.step}): {first.text[:1000]}", change)
         return RemedyTried(remedy.name, "does not work", f"{first.step}: {first.text[:2000]}", change)
     parity = trial.parity.get(label)
+    unavailable = [f for f in trial.findings if f.severity == "info"]
+    if parity is None and unavailable:  # the runtime cannot run the path here (Core ML prediction off macOS)
+        return RemedyTried(remedy.name, "not applicable", f"{unavailable[0].step}: {unavailable[0].text[:1000]}",
+                           change)
     if parity is None:
         return RemedyTried(remedy.name, "does not work", f"{label}: no outputs to compare", change)
     return RemedyTried(remedy.name, "works", describe_parity(label, parity, path, trial.figures), change)

@@ -13,6 +13,7 @@ from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import Context, TargetChecks, prepare_path, recorded
 from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.coreml.remedies import REMEDIES
 
 NAME = "coreml"
 
@@ -73,4 +74,5 @@ def compression(target: Target, report: TargetReport, prepared: Prepared | None,
             report.figures[f"{NAME} {label}.weights_bytes"] = float(weight_bytes(package))
 
 
-CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression)
+CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression,
+                      remedies=REMEDIES)
