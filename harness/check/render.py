@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness.check.report import CheckReport, Divergence, TargetReport
+from harness.check.report import CheckReport, Divergence, Finding, TargetReport
 from harness.render import render
 from harness.render.charts import Chart, ChartBar, ChartText
 
@@ -31,6 +31,7 @@ def summary(report: CheckReport) -> str:
             lines.append(f"  [{f.severity}] {f.step}: {first[:200]}{lesson}")
             if f.fix:
                 lines.append(f"      fix: {f.fix}")
+            lines += remedy_lines(f)
     for name, t in report.targets.items():
         if t.divergence and t.divergence.layers:
             d = t.divergence
@@ -41,6 +42,16 @@ def summary(report: CheckReport) -> str:
                              f"  SQNR {row.sqnr_db:.1f} dB")
     lines += ["", "ok: every requested target deploys" if report.ok else "not ok: a target has a blocker"]
     return "\n".join(lines)
+
+
+def remedy_lines(finding: Finding) -> list[str]:
+    """``tried: <name>: works / does not work / not applicable (why)`` per remedy; a remedy that
+    worked is the only one shown as a fix."""
+    lines = []
+    for r in finding.remedies:
+        head = "fix (tried, works)" if r.verdict == "works" else f"tried: {r.verdict}"
+        lines.append(f"      {head}: {r.name}: {r.evidence.strip().splitlines()[0][:200] if r.evidence.strip() else ''}")
+    return lines
 
 
 def layer_chart(d: Divergence) -> Chart:
