@@ -128,7 +128,8 @@ def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: Artif
     litert = report.targets["litert"]
     assert litert.verdict == "fails"
     assert any(f.step == "prepare litert" and "Softsign" in f.text and f.verified == "runtime" for f in litert.findings)
-    assert any(f.step == "predict litert select_tf_ops" and "Flex delegate" in f.text for f in litert.findings)
+    flex = [r for f in litert.findings if f.step == "prepare litert" for r in f.remedies if r.name == "Select TF ops"]
+    assert flex and flex[0].verdict == "does not work" and "Flex delegate" in flex[0].evidence
     tfjs = report.targets["tfjs"]
     assert tfjs.verdict == "fails"
     assert any("Unsupported Ops in the model before optimization" in f.text and "Softsign" in f.text

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.check.report import Finding, RemedyTried, TargetReport
-from harness.check.steps import Context, _text_of, deploy_and_compare, prepare_path
+from harness.check.steps import Context, RemedyDeclaration, _text_of, deploy_and_compare, prepare_path
 from harness.compare import tolerance_for
 from harness.errors import NotApplicable, UsageError
 
@@ -71,11 +71,12 @@ class Remedy:
 
 
 def path_of(finding: Finding) -> str:
-    """The path a finding is about: its source without the probe (``"litert int8 [wide]"`` -> ``"litert int8"``)."""
+    """The path a finding is about: its source without the probe (``"<label> [wide]"`` -> ``"<label>"``)."""
     return _PROBE_SUFFIX.sub("", finding.source)
 
 
-def try_remedies(target: "Target", report: TargetReport, ctx: Context, remedies: tuple[Remedy, ...]) -> None:
+def try_remedies(target: "Target", report: TargetReport, ctx: Context,
+                 remedies: "tuple[RemedyDeclaration, ...]") -> None:
     """Try each remedy that applies to a finding of ``report``; attach what the runtime said.
 
     One attempt per remedy and path (the sample's finding and the probes' findings on the same
@@ -99,7 +100,7 @@ def try_remedies(target: "Target", report: TargetReport, ctx: Context, remedies:
             report.findings[index] = replace(finding, remedies=tuple(results))
 
 
-def _attempt(remedy: Remedy, target: "Target", report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
+def _attempt(remedy: "RemedyDeclaration", target: "Target", report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
     try:
         return remedy.attempt(target, report, finding, ctx)
     except UsageError:

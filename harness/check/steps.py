@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import LoadedModel, reference_outputs
-from harness.check.report import Finding, Severity, TargetReport
+from harness.check.report import Finding, RemedyTried, Severity, TargetReport
 from harness.check.rules import Rule, rule_for
 from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from harness.artifacts import ArtifactCache
-    from harness.check.remedies import Remedy
 
 Progress = Callable[[str], None]
 
@@ -94,6 +93,21 @@ Loads = Callable[[Context], Sequence[Load]]
 Profiles = Callable[[Sequence[str], Progress], tuple[str, ...]]
 
 
+class RemedyDeclaration(Protocol):
+    """What a target declares it tries for a finding: a :class:`harness.check.remedies.Remedy`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def change(self) -> str: ...
+
+    @property
+    def attempt(self) -> "Callable[[Target, TargetReport, Finding, Context], RemedyTried]": ...
+
+    def applies(self, finding: Finding) -> bool: ...
+
+
 @dataclass(frozen=True)
 class TargetChecks:
     """What ``pitfalls check`` tries on one target; every field has a default (the common path only).
@@ -118,7 +132,7 @@ class TargetChecks:
     #: the device profiles ``check`` asks for when the user names none
     default_profiles: tuple[str, ...] = ()
     #: what ``check`` tries on the user's model for the findings they apply to (harness.check.remedies)
-    remedies: "tuple[Remedy, ...]" = ()
+    remedies: "tuple[RemedyDeclaration, ...]" = ()
 
 
 COMMON_ONLY = TargetChecks()
