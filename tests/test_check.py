@@ -152,6 +152,8 @@ def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache, p
     layers = [f for f in tfjs.findings if f.step == "load tfjs layers@cpu"]
     assert layers and layers[0].severity == "warning" and layers[0].verified == "runtime"
     assert "is incompatible with layer conv_preds" in layers[0].text
+    graph = [r for r in layers[0].remedies if r.name == "graph model"]  # the remedy: the graph model's own runs
+    assert graph and graph[0].verdict == "works" and graph[0].evidence.startswith("tfjs@cpu: max |diff|"), graph
 
 
 def test_int8_divergence_is_localised_to_a_layer(cache: ArtifactCache, pitfalls_check: Any) -> None:

@@ -90,7 +90,7 @@ def try_remedies(target: "Target", report: TargetReport, ctx: Context,
         for remedy in remedies:
             if not remedy.applies(finding):
                 continue
-            key = (remedy.name, finding.step if finding.step != "parity" else "parity", path_of(finding))
+            key = (remedy.name, _PROBE_SUFFIX.sub("", finding.step), path_of(finding))
             if key not in tried:
                 ctx.say(f"{report.target}: trying {remedy.name} for {finding.step} ({path_of(finding)})")
                 tried[key] = _attempt(remedy, target, report, finding, ctx)

@@ -39,6 +39,8 @@ def _concrete_function(target: Target, report: TargetReport, finding: Finding, c
 
 
 def _float32(target: Target, report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
+    if finding.step != "parity":  # the prediction coremltools refused here: it would refuse this one alike
+        return not_applicable(FLOAT32, f"prediction needs macOS: {finding.text[:1000]}")
     converted = any(key.startswith(f"{NAME} concrete-function.") for key in report.figures)
     route = {"route": "concrete-function"} if converted else {}
     return trial_path(FLOAT32, target, ctx, f"{NAME} float32", {**route, "compute_precision": "float32"})

@@ -11,7 +11,7 @@ diverge → selective quantisation keeping the localised layers in float (TF Lit
 from __future__ import annotations
 
 from harness.check.localise import _layer_in_name
-from harness.check.remedies import Remedy, not_applicable, path_of, trial_path
+from harness.check.remedies import Remedy, not_applicable, path_of, path_result, trial_path
 from harness.check.report import Finding, RemedyTried, TargetReport
 from harness.check.steps import Context, representative
 from harness.targets.base import Target
@@ -32,7 +32,10 @@ def _keep_tensor_lists(target: Target, report: TargetReport, finding: Finding, c
 
 
 def _float16(target: Target, report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
-    return trial_path(FLOAT16, target, ctx, f"{NAME} float16", {"quantize": "float16"}, path="float16")
+    """The check's own float16 path when it ran (its verdict on the same sample), else run here."""
+    label = f"{NAME} float16"
+    return (path_result(FLOAT16, report, label, "float16")
+            or trial_path(FLOAT16, target, ctx, label, {"quantize": "float16"}, path="float16"))
 
 
 def tensor_names(model_path: str) -> list[str]:
