@@ -253,3 +253,50 @@ def test_remedy_evidence_is_escaped_on_the_check_page() -> None:
     assert payload not in page.split('<script type="application/json" id="report">')[0]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<strong>fix: works</strong>" in page and "tried: does not work" in page
+
+
+def test_what_a_remedy_raises_is_its_verdict_and_one_attempt_serves_a_path() -> None:
+    """A runtime's refusal raised inside a remedy is `does not work` with its text; pitfalls' own
+    error (a usage error too) is `not applicable`, never the end of the check; the sample's finding
+    and a probe's finding on the same path share one attempt."""
+    import types
+
+    from harness.check.remedies import try_remedies
+    from harness.errors import HarnessError, RuntimeFailure
+
+    calls: list[str] = []
+
+    def refused(*_: Any) -> RemedyTried:
+        calls.append("refused")
+        raise RuntimeFailure("LiteRT", "Select TensorFlow op(s) are not supported by this interpreter")
+
+    def broken(*_: Any) -> RemedyTried:
+        calls.append("broken")
+        raise UsageError("unknown LiteRT prepare option(s) nonsense")
+
+    def ours(*_: Any) -> RemedyTried:
+        calls.append("ours")
+        raise HarnessError("a bug of pitfalls")
+
+    remedies = (Remedy("refused", "c", "v", refused, step="parity"), Remedy("broken", "c", "v", broken, step="parity"),
+                Remedy("ours", "c", "v", ours, step="prepare x"))
+    report = TargetReport("x")
+    report.add(Finding("warning", "diverge", "x int8", "runtime", step="parity"))
+    report.add(Finding("warning", "diverge", "x int8 [wide]", "runtime", step="parity"))
+    report.add(Finding("info", "converted", "x", "runtime", step="prepare x"))
+    said: list[str] = []
+    ctx: Any = types.SimpleNamespace(remedies=True, say=said.append)
+    try_remedies(Any, report, ctx, remedies)  # type: ignore[arg-type]
+    assert calls == ["refused", "broken"]  # once per path; the info finding gets none
+    sample, probe, info = report.findings
+    assert sample.remedies == probe.remedies and not info.remedies
+    assert [(r.name, r.verdict) for r in sample.remedies] == [("refused", "does not work"), ("broken", "not applicable")]
+    assert "Select TensorFlow op(s) are not supported" in sample.remedies[0].evidence
+    assert "its own error, not a verdict" in sample.remedies[1].evidence
+    assert said == ["x: trying refused for parity of x int8", "x: refused: does not work",
+                    "x: trying broken for parity of x int8", "x: broken: not applicable"]
+    ctx.remedies = False  # --remedies none
+    fresh = TargetReport("x")
+    fresh.add(Finding("warning", "diverge", "x int8", "runtime", step="parity"))
+    try_remedies(Any, fresh, ctx, remedies)  # type: ignore[arg-type]
+    assert not fresh.findings[0].remedies and calls == ["refused", "broken"]

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness.check.report import Finding, RemedyTried, TargetReport
 from harness.check.steps import Context, RemedyDeclaration, _text_of, deploy_and_compare, prepare_path
 from harness.compare import tolerance_for
-from harness.errors import NotApplicable, UsageError
+from harness.errors import NotApplicable
 
 if TYPE_CHECKING:
     from harness.targets.base import Prepared, Target
@@ -92,7 +92,8 @@ def try_remedies(target: "Target", report: TargetReport, ctx: Context,
                 continue
             key = (remedy.name, _PROBE_SUFFIX.sub("", finding.step), path_of(finding))
             if key not in tried:
-                ctx.say(f"{report.target}: trying {remedy.name} for {finding.step} ({path_of(finding)})")
+                what = f"parity of {path_of(finding)}" if finding.step == "parity" else finding.step
+                ctx.say(f"{report.target}: trying {remedy.name} for {what}")
                 tried[key] = _attempt(remedy, target, report, finding, ctx)
                 ctx.say(f"{report.target}: {remedy.name}: {tried[key].verdict}")
             results.append(tried[key])
@@ -100,11 +101,12 @@ def try_remedies(target: "Target", report: TargetReport, ctx: Context,
             report.findings[index] = replace(finding, remedies=tuple(results))
 
 
-def _attempt(remedy: "RemedyDeclaration", target: "Target", report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
+def _attempt(remedy: "RemedyDeclaration", target: "Target", report: TargetReport, finding: Finding,
+             ctx: Context) -> RemedyTried:
+    """The remedy's verdict; what it raises is its verdict too (the runtime's text: does not work;
+    pitfalls' own error, a usage error included, since the user asked for no remedy by name: not applicable)."""
     try:
         return remedy.attempt(target, report, finding, ctx)
-    except UsageError:
-        raise
     except NotApplicable as exc:
         return RemedyTried(remedy.name, "not applicable", str(exc), remedy.change)
     except Exception as exc:  # noqa: BLE001 - a remedy that raises is a verdict, not a crash
