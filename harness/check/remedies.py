@@ -134,7 +134,8 @@ def verdict_of_path(remedy: Remedy, trial: TargetReport, label: str, path: str =
         if first.verified != "runtime":
             return RemedyTried(remedy.name, "not applicable",
                                f"pitfalls could not try it ({first.step}): {first.text[:1000]}", change)
-        return RemedyTried(remedy.name, "does not work", f"{first.step}: {first.text[:2000]}", change)
+        where = f"{first.step} ({first.source})" if first.step == "parity" else first.step
+        return RemedyTried(remedy.name, "does not work", f"{where}: {first.text[:2000]}", change)
     parity = trial.parity.get(label)
     unavailable = [f for f in trial.findings if f.severity == "info"]
     if parity is None and unavailable:  # the runtime cannot run the path here (Core ML prediction off macOS)

@@ -45,23 +45,23 @@ def tensor_names(model_path: str) -> list[str]:
     return [str(t["name"]) for t in Interpreter(model_path=model_path).get_tensor_details()]
 
 
-def localised_layers(report: TargetReport, label: str) -> list[str]:
-    """The layers the divergence table of ``label`` names as local causes (the first layer first)."""
+def localised_layers(report: TargetReport) -> tuple[list[str], str]:
+    """The layers the divergence table names as local causes (the first layer first), and the path
+    it localised (the check localises one quantised path: the int8 one or the dynamic-range one)."""
     d = report.divergence
-    if d is None or d.path != label or not d.first_layer:
-        return []
+    if d is None or not d.first_layer:
+        return [], ""
     local = [row.layer for row in d.layers if not row.passes and row.attribution == "local"]
-    return [d.first_layer] + [layer for layer in local if layer != d.first_layer]
+    return [d.first_layer] + [layer for layer in local if layer != d.first_layer], d.path
 
 
 def _selective_int8(target: Target, report: TargetReport, finding: Finding, ctx: Context) -> RemedyTried:
-    label = path_of(finding)
-    layers = localised_layers(report, label)
+    layers, localised = localised_layers(report)
     keras_model = ctx.model.keras_model
     rep = representative(ctx)
     if not layers or keras_model is None or rep is None:
-        return not_applicable(SELECTIVE_INT8, "no layer was localised on this path (the divergence table names "
-                              "none), so there is no layer to keep in float")
+        return not_applicable(SELECTIVE_INT8, "the divergence table names no layer that fails on its own, so "
+                              "there is no layer to keep in float")
     quantised = target.prepare(ctx.model.source, ctx.cache, options={"quantize": "int8", "representative": rep})
     names = getattr(target, "call")(tensor_names, str(quantised.artifact))
     every = {layer.name for layer in keras_model.layers}
@@ -72,8 +72,9 @@ def _selective_int8(target: Target, report: TargetReport, finding: Finding, ctx:
                        {"quantize": "int8", "representative": rep, "float_nodes": tuple(nodes)}, path="int8")
     full = quantised.sizes.get("artifact")
     extra = f" (full int8: {full / 1e3:.1f} kB)" if full else ""
+    where = "" if localised == path_of(finding) else f", as localised on {localised}"
     return RemedyTried(tried.name, tried.verdict, tried.evidence + extra,
-                       f"{SELECTIVE_INT8.change}: {', '.join(layers)} ({len(nodes)} ops)")
+                       f"{SELECTIVE_INT8.change}: {', '.join(layers)} ({len(nodes)} ops{where})")
 
 
 def _int8_or_dynamic(finding: Finding) -> bool:
