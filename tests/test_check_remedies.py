@@ -22,6 +22,7 @@ from harness.check.report import CheckReport, Finding, RemedyTried, TargetReport
 from harness.errors import UsageError
 
 from check_models import require_targets, softsign_keras
+from check_models.wild import int64_ids_keras
 
 REVISION = 1
 
@@ -87,19 +88,6 @@ def spectrum_saved_model(cache: ArtifactCache) -> Path:
         tf.saved_model.save(module, str(out / "spectrum"), signatures={"serving_default": module.serve})
 
     return _model(cache, "spectrum", "spectrum", build)
-
-
-def token_ids_keras(cache: ArtifactCache) -> Path:
-    """Embedding over int32 token ids: the served signature takes int32."""
-    def build(out: Path) -> None:
-        import keras
-
-        keras.utils.set_random_seed(0)
-        ids = keras.Input((6,), dtype="int32", name="ids")
-        pooled = keras.layers.GlobalAveragePooling1D(name="pool")(keras.layers.Embedding(20, 4, name="embed")(ids))
-        keras.Model(ids, keras.layers.Dense(2, name="head")(pooled), name="ids_model").save(out / "ids.keras")
-
-    return _model(cache, "token_ids", "ids.keras", build)
 
 
 @pytest.fixture(scope="module")
@@ -188,16 +176,16 @@ def test_another_tfjs_backend_works_where_wasm_has_no_kernel(cache: ArtifactCach
 
 @pytest.mark.slow
 def test_serving_dtype_and_core_ml_route(cache: ArtifactCache, pitfalls_check: Any) -> None:
-    """TF Serving refuses float32 ids and answers int32 ones (the reference's values); Core ML
+    """TF Serving refuses float32 ids and answers int64 ones (the reference's values); Core ML
     converts the Keras 3 model through the concrete-function route; float32 precision cannot be
     judged off macOS, and says so with coremltools' text."""
     require_targets("tfserving", "coreml")
-    report = pitfalls_check(token_ids_keras(cache), targets=["tfserving", "coreml"], probes=())
+    report = pitfalls_check(int64_ids_keras(cache), targets=["tfserving", "coreml"], probes=())
     finding, dtype = _one(report, "tfserving", "send the signature's dtype")
-    assert finding.step == "signature" and "int32" in finding.text
+    assert finding.step == "signature" and "int64" in finding.text
     assert dtype.verdict == "works", dtype
-    assert "Expects arg[0] to be int32 but float is provided" in dtype.evidence
-    assert "max |diff| 0 against the reference" in dtype.evidence and "ids as int32" in dtype.change
+    assert "Expects arg[0] to be int64 but float is provided" in dtype.evidence
+    assert "max |diff| 0 against the reference" in dtype.evidence and "ids as int64" in dtype.change
     finding, route = _one(report, "coreml", "concrete-function route")
     assert "Input model path should be .h5/.hdf5 file or a directory" in finding.text
     assert route.verdict == "works" and "coremltools converted it: model.mlpackage" in route.evidence
