@@ -135,7 +135,8 @@ def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: Artif
     litert = report.targets["litert"]
     assert litert.verdict == "fails"
     assert any(f.step == "prepare litert" and "Softsign" in f.text and f.verified == "runtime" for f in litert.findings)
-    assert any(f.step == "predict litert select_tf_ops" and "Flex delegate" in f.text for f in litert.findings)
+    flex = [r for f in litert.findings if f.step == "prepare litert" for r in f.remedies if r.name == "Select TF ops"]
+    assert flex and flex[0].verdict == "does not work" and "Flex delegate" in flex[0].evidence
     tfjs = report.targets["tfjs"]
     assert tfjs.verdict == "fails"
     assert any("Unsupported Ops in the model before optimization" in f.text and "Softsign" in f.text
@@ -158,6 +159,8 @@ def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache, p
     layers = [f for f in tfjs.findings if f.step == "load tfjs layers@cpu"]
     assert layers and layers[0].severity == "warning" and layers[0].verified == "runtime"
     assert "is incompatible with layer conv_preds" in layers[0].text
+    graph = [r for r in layers[0].remedies if r.name == "graph model"]  # the remedy: the graph model's own runs
+    assert graph and graph[0].verdict == "works" and graph[0].evidence.startswith("tfjs@cpu: max |diff|"), graph
 
 
 def test_int8_divergence_is_localised_to_a_layer(cache: ArtifactCache, pitfalls_check: Any) -> None:

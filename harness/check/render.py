@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from harness.check.report import CheckReport, Divergence, LayerError, TargetReport
+
+from harness.check.report import CheckReport, Divergence, Finding, LayerError, TargetReport
 from harness.render import render
 from harness.render.charts import Chart, ChartBar, ChartText
 
@@ -35,6 +36,7 @@ def summary(report: CheckReport) -> str:
                 lines.append(f"      where: {f.where}")
             if f.fix:
                 lines.append(f"      fix: {f.fix}")
+            lines += remedy_lines(f)
     for name, t in report.targets.items():
         if t.divergence and t.divergence.layers:
             d = t.divergence
@@ -97,6 +99,14 @@ def model_explorer_node_data(d: Divergence) -> dict[str, Any]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "path"
+def remedy_lines(finding: Finding) -> list[str]:
+    """``tried: <name>: works / does not work / not applicable (why)`` per remedy; a remedy that
+    worked is the only one shown as a fix."""
+    lines = []
+    for r in finding.remedies:
+        head = "fix (tried, works)" if r.verdict == "works" else f"tried: {r.verdict}"
+        lines.append(f"      {head}: {r.name}: {r.evidence.strip().splitlines()[0][:200] if r.evidence.strip() else ''}")
+    return lines
 
 
 def layer_chart(d: Divergence) -> Chart:

@@ -14,7 +14,26 @@ SCHEMA = "pitfalls-check/1"
 Severity = Literal["blocker", "warning", "info"]
 Verified = Literal["runtime", "static"]
 Verdict = Literal["deploys", "warnings", "fails", "skipped"]
+#: what a remedy did on the user's model, as the runtime showed it after the change
+RemedyVerdict = Literal["works", "does not work", "not applicable"]
 SEVERITIES: tuple[str, ...] = ("blocker", "warning", "info")
+
+
+@dataclass(frozen=True)
+class RemedyTried:
+    """One remedy tried on the user's model for a finding (:mod:`harness.check.remedies`).
+
+    ``evidence`` is what the runtime said or measured after the change (its error text, or the
+    parity and size figures); only a remedy whose verdict is ``works`` is called a fix.
+    """
+
+    name: str
+    verdict: RemedyVerdict
+    evidence: str
+    change: str = ""  # what was changed, in words (the converter flag, the backend, the dtype sent...)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -32,9 +51,16 @@ class Finding:
     file: str = ""  # check-config: the bundle file the finding is about (relative to the checked directory)
     line: int | None = None  # check-config: its 1-based line, when the finding is about one
     where: str = ""  # the model's layers (and tf.function) that hold the ops the text names, e.g. an unsupported op
+    remedies: tuple[RemedyTried, ...] = ()  # check: the remedies tried for it (--remedies auto)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["remedies"] = [r.to_json() for r in self.remedies]
+        return data
+
+    def fixes(self) -> tuple[RemedyTried, ...]:
+        """The remedies tried that worked: the only ones called a fix."""
+        return tuple(r for r in self.remedies if r.verdict == "works")
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
+from harness.check.remedies import REMEDY_MODES, try_remedies
 from harness.check.report import CheckReport, Finding, TargetReport
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.counts import as_dict, counting
@@ -61,7 +62,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
           profiles: Sequence[str] | None = None, cache: "ArtifactCache | None" = None,
           imports: Sequence[str] = (), progress: Progress | None = _stderr,
           active: ActiveTargets | None = None, trust: bool = False, probes: Sequence[str] | None = None,
-          calibration: str | Path | None = None) -> CheckReport:
+          calibration: str | Path | None = None, remedies: str = "auto") -> CheckReport:
     """Check the model at ``path`` on ``targets`` (default: all); see ``docs/check-schema.md``.
 
     Unless ``trust``, the model file is scanned first (:mod:`harness.trust`, nothing is loaded):
@@ -79,10 +80,14 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
     each compared with its own reference; a finding names the probe that showed it.  What the
     check cannot handle (inputs it cannot make, a model TensorFlow cannot run, its own error on a
     target) is a finding; the other targets still run.
+
+    ``remedies`` ``auto`` tries, after each target's paths, the remedies it declares on the findings
+    they apply to (:mod:`harness.check.remedies`); ``none`` tries none.
     """
     with counting() as tally:
         report = _check(path, targets=targets, inputs=inputs, profiles=profiles, cache=cache, imports=imports,
-                        progress=progress, active=active, trust=trust, probes=probes, calibration=calibration)
+                        progress=progress, active=active, trust=trust, probes=probes, calibration=calibration,
+                        remedies=remedies)
     report.counts = as_dict(tally)
     return report
 
@@ -90,13 +95,15 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
 def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Path | None,
            profiles: Sequence[str] | None, cache: "ArtifactCache | None", imports: Sequence[str],
            progress: Progress | None, active: ActiveTargets | None, trust: bool, probes: Sequence[str] | None,
-           calibration: str | Path | None) -> CheckReport:
+           calibration: str | Path | None, remedies: str) -> CheckReport:
     say = progress or (lambda message: None)
     started = time.perf_counter()
     wanted = list(targets or TARGET_NAMES)
     unknown = [t for t in wanted if t not in TARGET_NAMES]
     if unknown:
         raise UsageError(f"unknown target(s) {', '.join(unknown)}: choose from {', '.join(TARGET_NAMES)}")
+    if remedies not in REMEDY_MODES:
+        raise UsageError(f"unknown --remedies {remedies!r}: choose from {', '.join(REMEDY_MODES)}")
     probe_names = list(PROBES) if probes is None else list(probes)
     unknown = [p for p in probe_names if p not in PROBES]
     if unknown:
@@ -112,12 +119,14 @@ def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Pat
             return _not_run(source, concerns, wanted, started)
     with SideBySide(wanted, active, say) as side:  # the targets start while the model loads
         return _check_model(source, side, wanted=wanted, inputs=inputs, profiles=profiles, cache=cache, say=say,
-                            trust=trust, probe_names=probe_names, calibration=calibration, started=started)
+                            trust=trust, probe_names=probe_names, calibration=calibration, started=started,
+                            remedies=remedies)
 
 
 def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], inputs: str | Path | None,
                  profiles: Sequence[str] | None, cache: "ArtifactCache | None", say: Progress, trust: bool,
-                 probe_names: list[str], calibration: str | Path | None, started: float) -> CheckReport:
+                 probe_names: list[str], calibration: str | Path | None, started: float,
+                 remedies: str) -> CheckReport:
     from harness.artifacts import ArtifactCache
 
     phases: dict[str, float] = {}
@@ -168,7 +177,7 @@ def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], 
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
     ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
-                  tuple(further), calibration_set)
+                  tuple(further), calibration_set, remedies == "auto")
     with _phase(phases, "targets"):
         report.targets.update(side.run(ctx))
     report.seconds = time.perf_counter() - started
@@ -323,6 +332,7 @@ def _check_one(name: str, context: Callable[[], Context | None], say: Progress,
                 say(f"{name}: checking")
                 report.versions = target.versions()
                 run_declared(target, report, ctx, declared(name))
+                try_remedies(target, report, ctx, declared(name).remedies)
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check

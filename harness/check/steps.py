@@ -18,10 +18,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.check.model import LoadedModel, reference_outputs
-from harness.check.report import Finding, Severity, TargetReport
+from harness.check.report import Finding, RemedyTried, Severity, TargetReport
 from harness.check.rules import Rule, rule_for
 from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
@@ -48,6 +48,7 @@ class Context:
     probe: str = "synthesised"  # which inputs these are: "synthesised", "--inputs FILE"; findings name it
     probes: "tuple[Probe, ...]" = ()  # further probes every path is also fed (wide, edge, calibration)
     calibration: "dict[str, np.ndarray] | None" = None  # --calibration: the int8 representative set
+    remedies: bool = True  # --remedies auto: try the target's remedies on its findings (none: False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,21 @@ Loads = Callable[[Context], Sequence[Load]]
 Profiles = Callable[[Sequence[str], Progress], tuple[str, ...]]
 
 
+class RemedyDeclaration(Protocol):
+    """What a target declares it tries for a finding: a :class:`harness.check.remedies.Remedy`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def change(self) -> str: ...
+
+    @property
+    def attempt(self) -> "Callable[[Target, TargetReport, Finding, Context], RemedyTried]": ...
+
+    def applies(self, finding: Finding) -> bool: ...
+
+
 @dataclass(frozen=True)
 class TargetChecks:
     """What ``pitfalls check`` tries on one target; every field has a default (the common path only).
@@ -99,7 +115,8 @@ class TargetChecks:
     The common path: ``notes`` (static findings) → prepare with no options (on failure ``fallback``,
     which may return another Prepared to go on with, or run its own path and return None) → for each
     of ``loads``: load, ``inspect`` the loaded model, predict and compare, ``after`` (more on the
-    same loaded model) → ``paths`` (the extra paths; called with ``None`` when nothing prepared).
+    same loaded model) → ``paths`` (the extra paths; called with ``None`` when nothing prepared) →
+    the ``remedies`` that apply to the findings, each tried on the model (unless ``--remedies none``).
     """
 
     rules: tuple[Rule, ...] = ()
@@ -116,6 +133,8 @@ class TargetChecks:
     default_profiles: tuple[str, ...] = ()
     #: the op types a runtime text names as unsupported (converter refusals), to locate in the model
     unsupported_ops: Callable[[str], list[str]] | None = None
+    #: what ``check`` tries on the user's model for the findings they apply to (harness.check.remedies)
+    remedies: "tuple[RemedyDeclaration, ...]" = ()
 
 
 COMMON_ONLY = TargetChecks()

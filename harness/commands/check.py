@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "fed to every path as a probe of its own and used as LiteRT int8's representative set")
     p.add_argument("--profile", metavar="LIST", help="LiteRT device profiles (default host,low-end,arm64; "
                    "arm64 is parity only, under qemu, and is left out where it cannot run)")
+    p.add_argument("--remedies", choices=("auto", "none"), default="auto",
+                   help="auto (default): after each target's findings, try the remedies that apply on the model "
+                        "and show the runtime's verdict next to each finding; none: find only (faster)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import MODULE first (it registers the model's custom layers); repeatable. "
                         "MODULE is trusted code: it runs, and the model's config may name it")
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         report = check(args.model, targets=split_list(args.targets) or None, inputs=args.inputs,
                        profiles=split_list(args.profile) or DEFAULT_PROFILES, imports=tuple(args.imports or ()),
                        trust=args.trust_model, probes=_probes(args.probes), calibration=args.calibration,
+                       remedies=args.remedies,
                        progress=None if args.quiet else (lambda m: print(f"check: {m}", file=terminal, flush=True)))
     report.runtime_log = log.text()
     if report_dir is not None:

@@ -14,6 +14,7 @@ from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import Context, TargetChecks, prepare_path, recorded
 from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.coreml.remedies import REMEDIES
 
 NAME = "coreml"
 
@@ -80,4 +81,4 @@ def unsupported_ops(text: str) -> list[str]:
 
 
 CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression,
-                      unsupported_ops=unsupported_ops)
+                      unsupported_ops=unsupported_ops, remedies=REMEDIES)

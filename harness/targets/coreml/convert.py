@@ -26,7 +26,7 @@ def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[st
     """Convert a SavedModel directory or a Keras ``.h5`` file with ``coremltools.convert``.
 
     ``options`` are passed to ``ct.convert`` (plain values only, e.g. ``convert_to``,
-    ``minimum_deployment_target`` given by name).  ``inputs``, when given, is called with the
+    ``minimum_deployment_target`` and ``compute_precision`` given by name).  ``inputs``, when given, is called with the
     ``coremltools`` module and returns ``ct.convert``'s ``inputs`` list (``ct.TensorType`` with a
     ``ct.RangeDim``, ``ct.ImageType(scale=...)`` ...); ``label`` must then name that choice, since
     it is what distinguishes the cached artifacts.  coremltools' errors propagate with their own
@@ -46,6 +46,8 @@ def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[st
             kwargs["inputs"] = inputs(ct)
         if isinstance(kwargs.get("minimum_deployment_target"), str):
             kwargs["minimum_deployment_target"] = getattr(ct.target, kwargs["minimum_deployment_target"])
+        if isinstance(kwargs.get("compute_precision"), str):  # "float32" / "float16" by name
+            kwargs["compute_precision"] = getattr(ct.precision, kwargs["compute_precision"].upper())
         model = ct.convert(str(source), source="tensorflow", **kwargs)
         suffix = ".mlmodel" if kwargs.get("convert_to") == "neuralnetwork" else ".mlpackage"
         model.save(str(out / f"model{suffix}"))

@@ -1,10 +1,11 @@
 """What ``pitfalls check`` tries on LiteRT, and the converter/interpreter texts it knows (see
 harness.check.steps).
 
-The float32 conversion (when builtins refuse ops: Select TF ops, and whether this LiteRT runs
-them); parity, and the per-layer divergence table when it diverges; latency and parity under the
+The float32 conversion; parity, and the per-layer divergence table when it diverges; latency and parity under the
 device profiles (arm64 under qemu: parity at batch 1, never timings); dynamic-range and
-full-integer quantisation, fed as an app feeds an integer model.
+full-integer quantisation, fed as an app feeds an integer model.  What it tries for a finding
+(Select TF ops when builtins refuse ops, selective int8, float16...) is in
+:mod:`harness.targets.litert.remedies`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from harness.check.steps import (Context, IntegerIO, Progress, TargetChecks, dep
                                  prepare_path, recorded, representative)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.litert.kit import dequantize, quantize
+from harness.targets.litert.remedies import REMEDIES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,14 +92,6 @@ def integer_io(target: Target, deployed: Deployment) -> IntegerIO | None:
                 for name, value in got.items()}
 
     return IntegerIO(encode, decode)
-
-
-def select_tf_ops(target: Target, report: TargetReport, ctx: Context) -> Prepared | None:
-    """Builtins refused some ops: convert with Select TF ops and see whether this LiteRT runs it."""
-    flex = prepare_path(target, report, ctx, f"{NAME} select_tf_ops", {"select_tf_ops": True})
-    if flex is not None:
-        deploy_and_compare(target, report, flex, ctx, f"{NAME} select_tf_ops")
-    return None  # its own path, done: the float32 paths below need the builtin conversion
 
 
 def extra_paths(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
@@ -228,6 +222,6 @@ def unsupported_ops(text: str) -> list[str]:
     return list(dict.fromkeys(op for op in named if re.fullmatch(r"\w+", op)))
 
 
-CHECKS = TargetChecks(rules=RULES, fallback=select_tf_ops, integer_io=integer_io, paths=extra_paths,
+CHECKS = TargetChecks(rules=RULES, integer_io=integer_io, paths=extra_paths, remedies=REMEDIES,
                       unsupported_ops=unsupported_ops,
                       profiles=runnable_profiles, default_profiles=("host", "low-end", "arm64"))  # arm64 when it can run here

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
@@ -35,15 +35,18 @@ def _digest(data: "np.ndarray | None") -> str | None:
 def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, quantize: Quantization = "none",
                       representative: "np.ndarray | None" = None, select_tf_ops: bool = False,
                       from_keras: bool = False, extra: Mapping[str, Any] | None = None,
-                      configure: ConverterSetup | None = None, label: str = "") -> Path:
+                      configure: ConverterSetup | None = None, label: str = "",
+                      float_nodes: Sequence[str] = ()) -> Path:
     """Convert a SavedModel directory (or a Keras model file with ``from_keras``) to ``.tflite``.
 
     ``quantize`` picks a post-training quantisation (``int8`` calibrates on ``representative``
     when given); ``select_tf_ops`` adds the TF kernels (Flex); ``extra`` sets converter attributes
     by name (``{"allow_custom_ops": True}``); ``configure(converter, tf)``, called last, sets
     whatever a scenario spells out itself, and ``label`` must then name those settings, since it
-    is what distinguishes the cached artifacts.  Cached by the source's content key, the options,
-    the representative data and the converter versions.
+    is what distinguishes the cached artifacts.  ``float_nodes`` (with ``int8``): selective
+    quantisation, the ops whose output tensors have these names kept in float (TF Lite's
+    ``QuantizationDebugger`` denylist; the model keeps float inputs and outputs).  Cached by the
+    source's content key, the options, the representative data and the converter versions.
 
     ``source`` passes the trust gate first (:func:`harness.trust.admit`); a bare path is an
     untrusted :class:`ModelSource` (the catalog's files pass the gate's scan).
@@ -54,9 +57,14 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
         raise UsageError(f"unknown quantization {quantize!r}: use one of {', '.join(QUANTIZATIONS)}")
     if configure is not None and not label:
         raise HarnessError("convert_to_tflite: give a label that names the `configure` settings (it keys the cache)")
-    key = {"source": cache.source_key(model.path), "quantize": quantize, "rep": _digest(representative),
-           "select_tf_ops": select_tf_ops, "from_keras": from_keras, "extra": dict(extra or {}),
-           "label": label, "versions": library_versions(*CONVERTER_VERSIONS)}
+    key: dict[str, Any] = {"source": cache.source_key(model.path), "quantize": quantize,
+                           "rep": _digest(representative), "select_tf_ops": select_tf_ops, "from_keras": from_keras,
+                           "extra": dict(extra or {}), "label": label,
+                           "versions": library_versions(*CONVERTER_VERSIONS)}
+    if float_nodes:
+        if quantize != "int8" or representative is None:
+            raise UsageError("float_nodes (selective quantisation) needs quantize='int8' and a representative set")
+        key["float_nodes"] = sorted(float_nodes)
 
     def build(out: Path) -> None:
         import tensorflow as tf
@@ -78,6 +86,12 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
                         yield [rep[i: i + 1]]
 
                 converter.representative_dataset = dataset
+            if float_nodes:  # the denylisted ops stay float: the model keeps float builtins and float I/O
+                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
+                debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
+                                                                      debug_options=options)
+                (out / "model.tflite").write_bytes(debugger.get_nondebug_quantized_model())
+                return
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
@@ -93,7 +107,7 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
 
 
 #: The options ``LitertTarget.prepare`` takes.
-PREPARE_OPTIONS = ("quantize", "representative", "select_tf_ops", "route")
+PREPARE_OPTIONS = ("quantize", "representative", "select_tf_ops", "route", "converter_flags", "float_nodes")
 ROUTES = ("export", "keras_model")
 
 
@@ -105,7 +119,9 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
     default) or ``from_keras_model`` (``route="keras_model"``); ``.h5`` (tf_keras):
     ``from_keras_model`` on the tf_keras model; a SavedModel directory: ``from_saved_model``.
     Options: ``quantize`` (none/dynamic/float16/int8), ``representative`` (an array of inputs,
-    for int8), ``select_tf_ops`` (bool).
+    for int8), ``select_tf_ops`` (bool), ``converter_flags`` (converter attributes by name, e.g.
+    ``{"_experimental_lower_tensor_list_ops": False}``), ``float_nodes`` (int8: tensor names whose
+    ops stay float).
     """
     unknown = sorted(set(options) - set(PREPARE_OPTIONS))
     if unknown:
@@ -115,7 +131,9 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
         raise UsageError(f"unknown conversion route {route!r}: use one of {', '.join(ROUTES)}")
     settings: dict[str, Any] = {"quantize": options.get("quantize", "none"),
                                 "representative": options.get("representative"),
-                                "select_tf_ops": bool(options.get("select_tf_ops", False))}
+                                "select_tf_ops": bool(options.get("select_tf_ops", False)),
+                                "extra": dict(options.get("converter_flags") or {}),
+                                "float_nodes": tuple(options.get("float_nodes") or ())}
     if source.format == "saved_model":
         how = "TFLiteConverter.from_saved_model"
         tflite = convert_to_tflite(cache, source, **settings)

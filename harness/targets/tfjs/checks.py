@@ -18,6 +18,7 @@ from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare
                                  recorded)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.tfjs.backends import backend_named, check_backends
+from harness.targets.tfjs.remedies import REMEDIES
 
 NAME = "tfjs"
 
@@ -86,4 +87,4 @@ def unsupported_ops(text: str) -> list[str]:
 
 
 CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence,
-                      unsupported_ops=unsupported_ops)
+                      unsupported_ops=unsupported_ops, remedies=REMEDIES)

@@ -14,6 +14,7 @@ from harness.check.rules import Rule
 from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, feed_for, outputs_in_order,
                                  recorded)
 from harness.targets.base import Deployment, Signature, Target
+from harness.targets.tfserving.remedies import REMEDIES
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,4 +87,5 @@ CHECKS = TargetChecks(
     loads=lambda ctx: (Load(NAME, timings=True, time_load=True),),
     inspect=signature_findings,
     after=grpc_parity,
+    remedies=REMEDIES,
 )
