@@ -16,8 +16,9 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
-SETTINGS = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "quantize": "none",
+SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "quantize": "none",
             "select_tf_ops": False, "route": "export", "atol": 1e-4, "rtol": 1e-3}
 
 
@@ -147,7 +148,7 @@ def observe(here):
             got = interpret(work, inputs)
         except RuntimeError as exc:  # the interpreter's own error is the finding
             return {"kind": "runtime", "error": "RuntimeError", "text": str(exc)}
-    worst = {"kind": "none", "max_abs_diff": 0.0, "bound": 0.0, "output": 0}
+    worst: dict[str, Any] = {"kind": "none", "max_abs_diff": 0.0, "bound": 0.0, "output": 0}
     for index, (g, w) in enumerate(zip(got, want)):
         if g.shape != w.shape:
             return {"kind": "divergence", "text": f"output {index} has shape {list(g.shape)}, Keras gives "
@@ -156,7 +157,7 @@ def observe(here):
         bound = SETTINGS["atol"] + SETTINGS["rtol"] * (float(np.abs(w).max()) if w.size else 0.0)
         if diff > bound and (worst["kind"] == "none" or diff - bound > worst["max_abs_diff"] - worst["bound"]):
             worst = {"kind": "divergence", "max_abs_diff": diff, "bound": bound, "output": index}
-        elif worst["kind"] == "none" and diff > worst["max_abs_diff"]:
+        elif worst["kind"] == "none" and diff >= worst["max_abs_diff"]:
             worst = {"kind": "none", "max_abs_diff": diff, "bound": bound, "output": index}
     return worst
 
