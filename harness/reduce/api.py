@@ -10,8 +10,10 @@ versions a bug report needs.  The reducer owns the rest: slicing, the search, th
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
@@ -79,3 +81,51 @@ def parse_finding(text: str, found: Mapping[str, Reproducer]) -> tuple[Reproduce
     if path not in found[target].paths:
         raise UsageError(f"--finding {text!r}: {target} has no path {path!r}; reproducible findings: {known}")
     return found[target], path
+
+
+#: the line of a script template that holds its settings (replaced by :func:`filled_script`)
+SETTINGS_LINE = re.compile(r"^SETTINGS: dict\[str, Any\] = \{.*?\}\n", re.S | re.M)
+
+
+def filled_script(template: Path, settings: Mapping[str, Any]) -> str:
+    """A target's script template with its ``SETTINGS: dict[str, Any] = {...}`` statement replaced by
+    ``settings`` (plain strings, numbers, booleans and lists, written as Python literals)."""
+    source = template.read_text(encoding="utf-8")
+    filled, count = SETTINGS_LINE.subn(lambda _: f"SETTINGS: dict[str, Any] = {dict(settings)!r}\n", source, count=1)
+    if count != 1:
+        raise ValueError(f"{template} has no `SETTINGS: dict[str, Any] = {{...}}` statement to fill in")
+    return filled
+
+
+def describe_observation(found: Observation, key: Callable[[Observation], tuple[str, ...]], runtime: str) -> str:
+    """One line for a person: an error's kind, type, key sentence and ops; a divergence's figures."""
+    kind = found.get("kind")
+    if kind in ("converter", "runtime"):
+        _, error, sentence, ops = key(found)
+        return f"{kind} error {error}: {sentence}" + (f" ({ops})" if ops else "")
+    if kind == "divergence":
+        if found.get("max_abs_diff") is None:
+            return f"divergence: {found.get('text', 'output shapes differ')}"
+        return f"divergence: max |{runtime} - Keras| {found['max_abs_diff']:.4g} > {found['bound']:.4g}"
+    if kind == "none":
+        return (f"no finding: max |{runtime} - Keras| {found.get('max_abs_diff', 0.0):.4g} "
+                f"<= {found.get('bound', 0.0):.4g}")
+    return f"{kind}: {str(found.get('text', ''))[:300]}"
+
+
+def error_key(found: Observation, sentences: Sequence[re.Pattern[str]], op_name: re.Pattern[str]) -> tuple[str, ...]:
+    """The same finding, for a target whose ``sentences`` say what went wrong and whose ``op_name``
+    finds the ops a text names: the same kind; for an error, the same error type, the first key
+    sentence found (else the first line, numbers and MLIR locations blanked) and the same set of
+    ops (locations, tensor shapes, node numbers may differ); for a divergence, beyond the same
+    tolerance (the script's, fixed per path)."""
+    kind = str(found.get("kind"))
+    if kind not in ("converter", "runtime"):
+        return (kind,)
+    text = str(found.get("text", ""))
+    sentence = next((m.group(0) for pattern in sentences if (m := pattern.search(text))), None)
+    if sentence is None:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        sentence = re.sub(r"\d+", "N", re.sub(r"loc\(.*?\)", "", first)).strip()[:200]
+    ops = sorted({next((g for g in m.groups() if g), m.group(0)) for m in op_name.finditer(text)})
+    return (kind, str(found.get("error", "")), sentence, ",".join(ops))

@@ -48,20 +48,34 @@ def keras_module_of(model: Any) -> Any:
 
 
 def sliceable_layers(model: Any) -> list[Any]:
-    """The model's layers in its topological order, input layers left out; a layer called more than
-    once (shared weights) cannot be cut apart and is a UsageError."""
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    """The layers of the model's graph in its topological order, input layers left out; a layer the
+    graph calls more than once (shared weights) cannot be cut apart and is a UsageError."""
+    nodes = graph_nodes(model)
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and id(layer) in nodes]
     if not layers:
         raise UsageError("the model has no layers to reduce over; reduce takes a Keras functional or Sequential model")
-    for layer in layers:
-        if len(_nodes(layer)) != 1:
-            raise UsageError(f"layer {layer.name} is called {len(_nodes(layer))} times (shared weights); reduce "
-                             "cuts models whose layers are each called once")
     return layers
 
 
-def _nodes(layer: Any) -> list[Any]:
-    return list(getattr(layer, "_inbound_nodes", []))
+def graph_nodes(model: Any) -> dict[int, Any]:
+    """id(layer) -> the node (call) of that layer in the model's graph, walked back from its outputs
+    (a layer may hold other nodes: a Sequential's layers were also called while it was built)."""
+    found: dict[int, Any] = {}
+    pending = _flat(model.outputs)
+    seen: set[int] = set()
+    while pending:
+        tensor = pending.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        layer, node_index = tensor._keras_history[0], tensor._keras_history[1]  # noqa: SLF001
+        node = layer._inbound_nodes[node_index]  # noqa: SLF001 - Keras keeps the graph here in both flavours
+        if id(layer) in found and found[id(layer)] is not node:
+            raise UsageError(f"layer {layer.name} is called more than once in the model (shared weights); reduce "
+                             "cuts models whose layers are each called once")
+        found[id(layer)] = node
+        pending.extend(_node_inputs(node))
+    return found
 
 
 def _flat(structure: Any) -> list[Any]:
@@ -110,13 +124,13 @@ def build_slice(model: Any, window: Window, inputs: "dict[str, np.ndarray]", fee
     import numpy as np
 
     keras = keras_module_of(model)
+    nodes = graph_nodes(model)
     layers = sliceable_layers(model)[window.start:window.stop]
-    inside = {id(layer) for layer in layers}
     made_inside: set[int] = set()
     read_inside: set[int] = set()
     boundary: list[Any] = []  # the tensors the slice reads from outside, in first-read order
     for layer in layers:
-        node = _nodes(layer)[0]
+        node = nodes[id(layer)]
         for tensor in _node_inputs(node):
             read_inside.add(id(tensor))
             if id(tensor) not in made_inside and all(id(t) != id(tensor) for t in boundary):
@@ -138,14 +152,14 @@ def build_slice(model: Any, window: Window, inputs: "dict[str, np.ndarray]", fee
         names.append(name)
     outputs: list[Any] = []
     for layer in layers:
-        node = _nodes(layer)[0]
+        node = nodes[id(layer)]
         clone = type(layer).from_config(layer.get_config())
         got = _flat(_call_clone(node, clone, values))
         clone.set_weights(layer.get_weights())
         for original, new in zip(_node_outputs(node), got):
             values[id(original)] = new
     for layer in layers:
-        for tensor in _node_outputs(_nodes(layer)[0]):
+        for tensor in _node_outputs(nodes[id(layer)]):
             if id(tensor) not in read_inside:
                 outputs.append(values[id(tensor)])
     sub = keras.Model(new_inputs, outputs, name="reduced")

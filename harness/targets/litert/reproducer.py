@@ -13,7 +13,8 @@ import re
 from pathlib import Path
 
 from harness.compare import tolerance_for
-from harness.reduce.api import Observation, Reproducer, ScriptSpec
+from harness.reduce.api import (Observation, Reproducer, ScriptSpec, describe_observation, error_key,
+                                filled_script)
 
 NAME = "litert"
 SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
@@ -46,12 +47,7 @@ def script(path: str, spec: ScriptSpec) -> str:
                 "quantize": quantize, "select_tf_ops": select_tf_ops,
                 "route": "export" if spec.keras_module == "keras" else "keras_model",
                 "atol": tolerance.atol, "rtol": tolerance.rtol}
-    template = SCRIPT_TEMPLATE.read_text(encoding="utf-8")
-    filled, count = re.subn(r"^SETTINGS: dict\[str, Any\] = \{.*?\}\n",
-                              lambda _: f"SETTINGS: dict[str, Any] = {settings!r}\n", template,
-                            count=1, flags=re.S | re.M)
-    assert count == 1, "reproducer_script.py lost its SETTINGS line"
-    return filled
+    return filled_script(SCRIPT_TEMPLATE, settings)
 
 
 #: op names in a converter's or interpreter's text: ``tf.ResizeBicubic``, ``FlexResizeBicubic``
@@ -67,34 +63,13 @@ KEY_SENTENCES = (
 
 
 def key(found: Observation) -> tuple[str, ...]:
-    """The same finding: the same kind; for an error, the same key sentence and the same ops named
-    (locations, tensor shapes and node numbers may differ); for a divergence, beyond the same
-    tolerance (the script's, fixed per path)."""
-    kind = str(found.get("kind"))
-    if kind not in ("converter", "runtime"):
-        return (kind,)
-    text = str(found.get("text", ""))
-    sentence = next((m.group(0) for pattern in KEY_SENTENCES if (m := pattern.search(text))), None)
-    if sentence is None:
-        first = next((line for line in text.splitlines() if line.strip()), "")
-        sentence = re.sub(r"\d+", "N", re.sub(r"loc\(.*?\)", "", first)).strip()[:200]
-    ops = sorted({a or b for a, b in OP_NAME.findall(text)})
-    return (kind, str(found.get("error", "")), sentence, ",".join(ops))
+    """The same finding (:func:`harness.reduce.api.error_key` with LiteRT's sentences and op names)."""
+    return error_key(found, KEY_SENTENCES, OP_NAME)
 
 
 def describe(found: Observation) -> str:
     """One line: the runtime's key sentence and ops, or the divergence's figures."""
-    kind = found.get("kind")
-    if kind in ("converter", "runtime"):
-        _, error, sentence, ops = key(found)
-        return f"{kind} error {error}: {sentence}" + (f" ({ops})" if ops else "")
-    if kind == "divergence":
-        if found.get("max_abs_diff") is None:
-            return f"divergence: {found.get('text', 'output shapes differ')}"
-        return f"divergence: max |LiteRT - Keras| {found['max_abs_diff']:.4g} > {found['bound']:.4g}"
-    if kind == "none":
-        return f"no finding: max |LiteRT - Keras| {found.get('max_abs_diff', 0.0):.4g} <= {found.get('bound', 0.0):.4g}"
-    return f"{kind}: {str(found.get('text', ''))[:300]}"
+    return describe_observation(found, key, "LiteRT")
 
 
 REPRODUCER = Reproducer(target=NAME, paths={name: value[3] for name, value in PATHS.items()}, script=script, key=key,
