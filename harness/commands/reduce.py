@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
     p.add_argument("--finding", metavar="TARGET:PATH", required=True,
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
-                        "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8)")
+                        "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
+                        "tfjs:wasm)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="the reproducer's directory (created; refused when not empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
