@@ -87,10 +87,26 @@ def parse_finding(text: str, found: Mapping[str, Reproducer]) -> tuple[Reproduce
 SETTINGS_LINE = re.compile(r"^SETTINGS: dict\[str, Any\] = \{.*?\}\n", re.S | re.M)
 
 
+#: the line of a script template that imports the shared part (replaced by that part's code)
+COMMON_IMPORT = re.compile(r"^from harness\.reduce\.script_common import [\w, ]+\n", re.M)
+
+
+def common_script_part() -> str:
+    """:mod:`harness.reduce.script_common`'s code without its docstring, to paste into a script."""
+    source = Path(__file__).with_name("script_common.py").read_text(encoding="utf-8")
+    body = source.split('"""', 2)[2].lstrip("\n")
+    return "# the part every pitfalls reproducer script shares\n" + body
+
+
 def filled_script(template: Path, settings: Mapping[str, Any]) -> str:
     """A target's script template with its ``SETTINGS: dict[str, Any] = {...}`` statement replaced by
-    ``settings`` (plain strings, numbers, booleans and lists, written as Python literals)."""
+    ``settings`` (plain strings, numbers, booleans and lists, written as Python literals) and its
+    import of :mod:`harness.reduce.script_common` replaced by that module's code: the script
+    imports nothing of pitfalls."""
     source = template.read_text(encoding="utf-8")
+    source, imported = COMMON_IMPORT.subn(lambda _: common_script_part(), source, count=1)
+    if imported != 1:
+        raise ValueError(f"{template} does not import harness.reduce.script_common (its shared part)")
     filled, count = SETTINGS_LINE.subn(lambda _: f"SETTINGS: dict[str, Any] = {dict(settings)!r}\n", source, count=1)
     if count != 1:
         raise ValueError(f"{template} has no `SETTINGS: dict[str, Any] = {{...}}` statement to fill in")

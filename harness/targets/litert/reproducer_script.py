@@ -18,14 +18,10 @@ import sys
 import tempfile
 from typing import Any
 
+from harness.reduce.script_common import compare_outputs, keras_reference, output_position, run_observed
+
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "quantize": "none",
             "select_tf_ops": False, "route": "export", "atol": 1e-4, "rtol": 1e-3}
-
-
-def load_inputs(here):
-    import numpy as np
-
-    return [np.load(os.path.join(here, "inputs", name + ".npy"), allow_pickle=False) for name in SETTINGS["inputs"]]
 
 
 def convert(model, inputs, tf, work):
@@ -99,7 +95,7 @@ def run_interpreter(work, count):
                 value = np.clip(np.round(value / scale + zero), info.min, info.max)
             interpreter.set_tensor(detail["index"], np.asarray(value).astype(detail["dtype"]))
         interpreter.invoke()
-        outputs = sorted(interpreter.get_output_details(), key=lambda d: _output_position(d["name"]))
+        outputs = sorted(interpreter.get_output_details(), key=lambda d: output_position(d["name"]))
         for i, detail in enumerate(outputs):
             raw = interpreter.get_tensor(detail["index"])
             scale, zero = detail["quantization"]
@@ -119,24 +115,12 @@ def _position(tensor_name, names):
     return len(names)
 
 
-def _output_position(tensor_name):
-    digits = "".join(ch for ch in tensor_name.rsplit("_", 1)[-1].split(":")[0] if ch.isdigit())
-    return (0, int(digits), tensor_name) if digits else (1, 0, tensor_name)
-
-
 def observe(here):
     """What the runtime does with the model in ``here``: a dict with ``kind`` (converter, runtime,
     divergence or none) and the runtime's own text or the figures."""
-    import numpy as np
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    model, inputs, want = keras_reference(here, SETTINGS)
     import tensorflow as tf
 
-    keras = __import__(SETTINGS["keras"])
-    model = keras.models.load_model(os.path.join(here, SETTINGS["model"]), compile=False)
-    inputs = load_inputs(here)
-    want = model(inputs if len(inputs) > 1 else inputs[0], training=False)
-    want = [np.asarray(w, dtype="float64") for w in (want if isinstance(want, (list, tuple)) else [want])]
     with tempfile.TemporaryDirectory(prefix="reproduce-") as work:
         try:
             tflite = convert(model, inputs, tf, work)
@@ -148,35 +132,14 @@ def observe(here):
             got = interpret(work, inputs)
         except RuntimeError as exc:  # the interpreter's own error is the finding
             return {"kind": "runtime", "error": "RuntimeError", "text": str(exc)}
-    worst: dict[str, Any] = {"kind": "none", "max_abs_diff": 0.0, "bound": 0.0, "output": 0}
-    for index, (g, w) in enumerate(zip(got, want)):
-        if g.shape != w.shape:
-            return {"kind": "divergence", "text": f"output {index} has shape {list(g.shape)}, Keras gives "
-                    f"{list(w.shape)}", "max_abs_diff": None, "bound": None, "output": index}
-        diff = float(np.abs(g - w).max()) if g.size else 0.0
-        bound = SETTINGS["atol"] + SETTINGS["rtol"] * (float(np.abs(w).max()) if w.size else 0.0)
-        if diff > bound and (worst["kind"] == "none" or diff - bound > worst["max_abs_diff"] - worst["bound"]):
-            worst = {"kind": "divergence", "max_abs_diff": diff, "bound": bound, "output": index}
-        elif worst["kind"] == "none" and diff >= worst["max_abs_diff"]:
-            worst = {"kind": "none", "max_abs_diff": diff, "bound": bound, "output": index}
-    return worst
+    return compare_outputs(got, want, SETTINGS["atol"], SETTINGS["rtol"])
 
 
 def main():
     if len(sys.argv) == 4 and sys.argv[1] == "--interpret":
         run_interpreter(sys.argv[2], int(sys.argv[3]))
         return 0
-    here = os.path.dirname(os.path.abspath(__file__))
-    found = observe(here)
-    if found["kind"] in ("converter", "runtime"):
-        print(f"{found['kind']} error ({found['error']}):\n{found['text']}")
-    elif found["kind"] == "divergence":
-        print(found.get("text") or f"output {found['output']}: max |LiteRT - Keras| = {found['max_abs_diff']:.6g} "
-              f"> atol + rtol * max|Keras| = {found['bound']:.6g}")
-    else:
-        print(f"no finding: max |LiteRT - Keras| = {found['max_abs_diff']:.6g} <= {found['bound']:.6g}")
-    print("REPRODUCER-RESULT " + json.dumps(found))
-    return 0 if found["kind"] == "none" else 1
+    return run_observed(observe, __file__, "LiteRT")
 
 
 if __name__ == "__main__":
