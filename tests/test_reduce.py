@@ -139,3 +139,43 @@ def test_a_model_carrying_code_is_refused_and_its_code_never_runs(tmp_path: Path
     assert "refused to load" in line and "writes_a_file" in line and "--trust-model" in line
     assert not marker.exists(), "the model's code ran on the host"
     assert not out.exists(), "a refused reduction wrote its directory"
+
+
+def test_exit_codes_say_reduced_not_shown_or_whole_model_only() -> None:
+    from harness.reduce.run import NOT_SHOWN, REDUCED, WHOLE_ONLY, ReduceResult
+
+    assert ReduceResult("t:p", {}, 5).exit_code() == NOT_SHOWN == 1
+    assert ReduceResult("t:p", {}, 5, window=Window(2, 3)).exit_code() == REDUCED == 0
+    assert ReduceResult("t:p", {}, 5, window=Window(0, 5)).exit_code() == WHOLE_ONLY == 3
+
+
+def test_a_window_rebuilt_from_configs_computes_what_the_model_computes_there() -> None:
+    """A window across a skip connection (two inputs from outside it) and a Sequential's layers
+    (which hold a second node from when it was built): the slice's outputs on the reference's
+    inputs are the full model's values at those layers."""
+    import keras
+    import numpy as np
+
+    from harness.reduce.slicing import build_slice, sliceable_layers
+
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6,), name="features")
+    a = keras.layers.Dense(5, activation="relu", name="a")(x)
+    b = keras.layers.Dense(5, activation="tanh", name="b")(a)
+    c = keras.layers.Add(name="skip")([a, b])
+    d = keras.layers.Dense(3, name="d")(c)
+    model = keras.Model(x, d)
+    feed = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+    names = [layer.name for layer in sliceable_layers(model)]
+    assert names == ["a", "b", "skip", "d"]
+    made = build_slice(model, Window(1, 3), {"features": feed}, feed)
+    assert made.layers == ["b", "skip"] and made.input_names == ["a"]
+    want = keras.Model(x, c).predict(feed, verbose=0)
+    got = made.model.predict(made.inputs["a"], verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    sequential = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, name="h"),
+                                   keras.layers.Dense(2, name="o")])
+    made = build_slice(sequential, Window(1, 2), {sequential.inputs[0].name.split(":")[0]: feed}, feed)
+    want = sequential.predict(feed, verbose=0)
+    np.testing.assert_allclose(made.model.predict(made.inputs[made.input_names[0]], verbose=0), want,
+                               rtol=1e-6, atol=1e-6)
