@@ -179,3 +179,23 @@ def test_a_window_rebuilt_from_configs_computes_what_the_model_computes_there() 
     want = sequential.predict(feed, verbose=0)
     np.testing.assert_allclose(made.model.predict(made.inputs[made.input_names[0]], verbose=0), want,
                                rtol=1e-6, atol=1e-6)
+
+
+def test_a_tf_keras_window_is_rebuilt_too() -> None:
+    """tf_keras keeps its graph differently (``map_arguments`` pops values by str(id)): the same check."""
+    import numpy as np
+    import tf_keras
+
+    from harness.reduce.slicing import build_slice
+
+    tf_keras.utils.set_random_seed(0)
+    x = tf_keras.Input((6,), name="features")
+    a = tf_keras.layers.Dense(5, activation="relu", name="a")(x)
+    b = tf_keras.layers.Dense(5, activation="tanh", name="b")(a)
+    c = tf_keras.layers.Add(name="skip")([a, b])
+    model = tf_keras.Model(x, tf_keras.layers.Dense(3, name="d")(c))
+    feed = np.random.default_rng(0).standard_normal((4, 6)).astype("float32")
+    made = build_slice(model, Window(1, 3), {"features": feed}, feed)
+    assert made.layers == ["b", "skip"] and made.input_names == ["a"]
+    np.testing.assert_allclose(made.model.predict(made.inputs["a"], verbose=0),
+                               tf_keras.Model(x, c).predict(feed, verbose=0), rtol=1e-6, atol=1e-6)

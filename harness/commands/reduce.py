@@ -8,7 +8,8 @@ import sys
 
 NAME = "reduce"
 HELP = ("cut the model to the smallest slice of layers that still shows a finding and write a standalone "
-        "reproducer (model, inputs, script, versions, README); exit 0 reduced, 1 not shown, 3 whole model only")
+        "reproducer (model, inputs, script, versions, README); exit 0 reduced, 1 not shown, 3 whole model only, "
+        "4 the reduction could not run")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,12 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from harness.commands.check import runtime_log_kept
-    from harness.reduce.run import reduce_model
+    from harness.errors import HarnessError
+    from harness.reduce.run import COULD_NOT_RUN, reduce_model
 
-    with runtime_log_kept() as (terminal, _log):
-        result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs,
-                              imports=tuple(args.imports or ()), trust=args.trust_model, overwrite=args.overwrite,
-                              progress=None if args.quiet else (lambda m: print(f"reduce: {m}", file=terminal,
-                                                                                flush=True)))
+    with runtime_log_kept() as (terminal, log):
+        try:
+            result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs,
+                                  imports=tuple(args.imports or ()), trust=args.trust_model, overwrite=args.overwrite,
+                                  progress=None if args.quiet else (lambda m: print(f"reduce: {m}", file=terminal,
+                                                                                    flush=True)))
+        except HarnessError as exc:  # the reduction itself failed: its evidence and hint, nothing written
+            print(f"pitfalls: reduce could not run: {exc}", file=terminal)
+            tail = log.text()[-3000:]
+            if tail.strip():
+                print(f"--- runtime log (last lines) ---\n{tail}", file=terminal)
+            return COULD_NOT_RUN
     print(result.message, file=sys.stdout)
     return result.exit_code()

@@ -37,6 +37,7 @@ SCRIPT = "reproduce.py"
 REDUCED = 0  # a reproducer of fewer layers than the model, written
 NOT_SHOWN = 1  # the whole model does not show the finding: nothing to reduce, nothing written
 WHOLE_ONLY = 3  # only the whole model shows it: the reproducer written is the whole model
+COULD_NOT_RUN = 4  # the reduction failed (a script broke on the whole model, a worker died): nothing written
 
 
 @dataclass

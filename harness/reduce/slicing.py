@@ -104,8 +104,13 @@ def _call_clone(node: Any, clone: Any, values: dict[int, Any]) -> Any:
     if arguments is not None:  # Keras 3
         args, kwargs = arguments.fill_in(values)
         return clone(*args, **kwargs)
-    args, kwargs = node.map_arguments({str(k): v for k, v in values.items()})  # tf_keras
-    return clone(args, **kwargs)
+    # tf_keras: map_arguments pops each symbolic input's value from a list keyed by str(id(tensor))
+    wanted = [kt_id for kt_id, _ in node._keras_inputs_ids_and_indices]  # noqa: SLF001
+    feed: dict[str, list[Any]] = {kt_id: [] for kt_id in wanted}
+    for kt_id in wanted:
+        feed[kt_id].append(values[int(kt_id)])
+    args, kwargs = node.map_arguments(feed)
+    return clone(*args, **kwargs)
 
 
 def _input_name(text: str, taken: set[str]) -> str:
