@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from check_models import require_targets
-from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_keras, plain_mlp_keras,
-                                        quantisation_outlier_keras)
+from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
+                                        plain_mlp_keras, quantisation_outlier_keras)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
 from harness.reduce.api import RESULT_PREFIX, reproducers
@@ -45,10 +45,10 @@ def _reduced_layers(out: Path) -> list[str]:
     return json.loads((out / "finding.json").read_text())["layers"]
 
 
-def _check_written(out: Path, tmp_path: Path, kind: str) -> dict:
+def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras") -> dict:
     """The directory holds what a bug report needs, and its script fails the same way fresh."""
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "finding.json", "inputs", "model.keras",
-                                                    "reproduce.py", "versions.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", "finding.json", "inputs", model_file,
+                                                           "reproduce.py", "versions.json"])
     assert "import harness" not in (out / "reproduce.py").read_text()
     versions = json.loads((out / "versions.json").read_text())
     assert versions["tensorflow"] != "missing" and versions["ai-edge-litert"] != "missing"
@@ -70,6 +70,14 @@ def test_a_buried_unsupported_op_reduces_to_its_layer_and_the_converter_fails_th
     assert "Some ops are not supported by the native TFLite runtime" in seen["text"]
     assert "tf.ResizeBicubic" in seen["text"]
     assert "Some ops are not supported" in (out / "README.md").read_text()
+
+
+def test_a_tf_keras_h5_model_reduces_the_same_way(cache: ArtifactCache, tmp_path: Path) -> None:
+    out = tmp_path / "h5"
+    assert _reduce(flex_buried_h5(cache), "litert:float32", out) == REDUCED
+    assert _reduced_layers(out) == [FLEX_CULPRIT]
+    seen = _check_written(out, tmp_path, "converter", model_file="model.h5")
+    assert "tf.ResizeBicubic" in seen["text"] and "'keras': 'tf_keras'" in (out / "reproduce.py").read_text()
 
 
 def test_select_tf_ops_reduces_to_the_op_this_interpreter_refuses(cache: ArtifactCache, tmp_path: Path) -> None:

@@ -74,3 +74,18 @@ def plain_mlp_keras(cache: ArtifactCache) -> Path:
         model.save(out / "plain_mlp.keras")
 
     return _cached(cache, "reduce_plain_mlp", "plain_mlp.keras", build)
+
+
+def flex_buried_h5(cache: ArtifactCache) -> Path:
+    """tf_keras (``.h5``): a convolution, the bicubic ``Resizing``, pooling and a dense layer."""
+    def build(out: Path) -> None:
+        import tf_keras
+
+        tf_keras.utils.set_random_seed(0)
+        x = tf_keras.Input((12, 12, 3), name="image")
+        h = tf_keras.layers.Conv2D(4, 3, padding="same", name="conv_a")(x)
+        h = tf_keras.layers.Resizing(16, 16, interpolation="bicubic", name=FLEX_CULPRIT)(h)
+        h = tf_keras.layers.GlobalAveragePooling2D(name="pool")(h)
+        tf_keras.Model(x, tf_keras.layers.Dense(3, name="scores")(h), name="flex_h5").save(out / "flex_buried.h5")
+
+    return _cached(cache, "reduce_flex_buried_h5", "flex_buried.h5", build)
