@@ -199,3 +199,12 @@ def test_a_tf_keras_window_is_rebuilt_too() -> None:
     assert made.layers == ["b", "skip"] and made.input_names == ["a"]
     np.testing.assert_allclose(made.model.predict(made.inputs["a"], verbose=0),
                                tf_keras.Model(x, c).predict(feed, verbose=0), rtol=1e-6, atol=1e-6)
+
+
+def test_a_target_without_a_reproducer_module_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target declared elsewhere (as the architecture walkthrough's made-up one) has no reproducer."""
+    import harness.targets
+
+    monkeypatch.setattr(harness.targets, "TARGET_NAMES", (*harness.targets.TARGET_NAMES, "madeup"))
+    found = reproducers()
+    assert "madeup" not in found and {"litert", "tfjs"} <= set(found)

@@ -59,8 +59,8 @@ def reproducers() -> dict[str, Reproducer]:
         module_name = f"harness.targets.{name}.reproducer"
         try:
             module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+        except ModuleNotFoundError as exc:  # no reproducer.py (or a target declared outside harness/targets/)
+            if not exc.name or not module_name.startswith(exc.name):
                 raise
             continue
         found[name] = module.REPRODUCER
