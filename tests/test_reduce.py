@@ -53,6 +53,7 @@ def test_findings_are_declared_by_the_targets_and_unknown_ones_are_refused() -> 
     reproducer, path = parse_finding("litert:float16", found)
     assert (reproducer.target, path) == ("litert", "float16")
     assert parse_finding("litert dynamic", found)[1] == "dynamic"  # check's label works too
+    assert parse_finding("litert", found)[1] == "float32"  # check's label of the common path
     with pytest.raises(UsageError, match="reproducible findings: .*litert:float32"):
         parse_finding("litert:float64", found)
     with pytest.raises(UsageError, match="no reproducer for target 'nowhere'"):

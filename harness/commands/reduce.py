@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
     p.add_argument("--finding", metavar="TARGET:PATH", required=True,
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
+                        "(a bare target: its common path) "
                         "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
                         "tfjs:wasm)")
     p.add_argument("--out", metavar="DIR", required=True,

@@ -73,11 +73,13 @@ def finding_names(found: Mapping[str, Reproducer]) -> list[str]:
 
 
 def parse_finding(text: str, found: Mapping[str, Reproducer]) -> tuple[Reproducer, str]:
-    """``TARGET:PATH`` (or ``check``'s label ``TARGET PATH``) -> (reproducer, path); else a UsageError."""
-    target, _, path = text.replace(" ", ":", 1).partition(":")
+    """``TARGET:PATH`` (or ``check``'s label ``TARGET PATH``; a bare ``TARGET``, check's label of the
+    common path, is the target's first path) -> (reproducer, path); else a UsageError."""
+    target, _, path = text.strip().replace(" ", ":", 1).partition(":")
     known = ", ".join(finding_names(found))
     if target not in found:
         raise UsageError(f"--finding {text!r}: no reproducer for target {target!r}; reproducible findings: {known}")
+    path = path or next(iter(found[target].paths))
     if path not in found[target].paths:
         raise UsageError(f"--finding {text!r}: {target} has no path {path!r}; reproducible findings: {known}")
     return found[target], path
