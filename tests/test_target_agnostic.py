@@ -1,6 +1,6 @@
-"""The tools name no target: ``harness/check/``, ``harness/diff.py`` and ``harness/matrix/`` learn every
-target, backend and package from the declarations (:mod:`harness.targets`), so adding one touches
-none of them (issue 20).
+"""The tools name no target: ``harness/check/``, ``harness/diff.py``, ``harness/matrix/`` and
+``harness/reduce/`` learn every target, backend and package from the declarations
+(:mod:`harness.targets`), so adding one touches none of them (issue 20).
 
 Token level, comments and docstrings included, case-insensitive: a file is cut into runs of letters
 and digits (``ai-edge-litert`` gives ``litert``, ``litert_tensors`` gives ``litert``, ``WebGL`` gives
@@ -17,7 +17,8 @@ from harness.paths import REPO_ROOT
 from harness.targets import TARGET_NAMES
 from harness.targets.tfjs.backends import backend_names
 
-TOOLS = (REPO_ROOT / "harness" / "check", REPO_ROOT / "harness" / "diff.py", REPO_ROOT / "harness" / "matrix")
+TOOLS = (REPO_ROOT / "harness" / "check", REPO_ROOT / "harness" / "diff.py", REPO_ROOT / "harness" / "matrix",
+         REPO_ROOT / "harness" / "reduce")
 PLAIN_WORDS = {"cpu"}
 
 

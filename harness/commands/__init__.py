@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "diff",
     "check",
     "check_config",
+    "reduce",
     "cache",
     "site",
     "matrix",

@@ -1,0 +1,248 @@
+"""``pitfalls reduce MODEL --finding TARGET:PATH --out DIR``: the smallest slice of the model's layers
+that still shows the finding, written as a standalone reproducer.
+
+The model passes the trust gate and is loaded as ``check`` loads it; the inputs are the check's
+(``--inputs`` or synthesised).  Each candidate window of layers is rebuilt as a model of its own
+(:mod:`harness.reduce.slicing`), written with the reference's inputs to it and the target's script,
+and observed by that very script (:mod:`harness.reduce.oracle`); a window shows the finding when
+the target's ``key`` of what the script saw equals the key on the whole model.  The window the
+search keeps (:mod:`harness.reduce.search`) is run once more as a person would, ``python
+reproduce.py`` in a fresh process, and must fail the same way; only then is the directory renamed
+into place (nothing half-written).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, UsageError
+from harness.reduce.api import Observation, Reproducer, ScriptSpec, parse_finding, reproducers
+from harness.reduce.oracle import ScriptWorker, run_fresh
+from harness.reduce.search import smallest_window
+from harness.reduce.slicing import Slice, Window, build_slice, keras_module_of, sliceable_layers
+
+Progress = Callable[[str], None]
+SCRIPT = "reproduce.py"
+
+#: exit codes of ``pitfalls reduce`` (docs/reduce.md)
+REDUCED = 0  # a reproducer of fewer layers than the model, written
+NOT_SHOWN = 1  # the whole model does not show the finding: nothing to reduce, nothing written
+WHOLE_ONLY = 3  # only the whole model shows it: the reproducer written is the whole model
+COULD_NOT_RUN = 4  # the reduction failed (a script broke on the whole model, a worker died): nothing written
+
+
+@dataclass
+class ReduceResult:
+    """What the reduction found and wrote."""
+
+    finding: str
+    observed: Observation  # on the whole model
+    layers_total: int
+    window: Window | None = None
+    layers: list[str] = field(default_factory=list)
+    reproduced: Observation | None = None  # the written script, run fresh
+    candidates: int = 0
+    out: Path | None = None
+    message: str = ""
+
+    def exit_code(self) -> int:
+        if self.window is None:
+            return NOT_SHOWN
+        return REDUCED if len(self.window) < self.layers_total else WHOLE_ONLY
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a file, or a non-empty directory unless ``overwrite``: one line, exit 2."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file is there; give a directory (it is created)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"--out {out}: the directory is not empty; give another one, or --overwrite to replace it")
+
+
+def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str | Path | None = None,
+                 imports: Sequence[str] = (), trust: bool = False, overwrite: bool = False,
+                 progress: Progress | None = None) -> ReduceResult:
+    """Reduce the model at ``path`` to the smallest slice that shows ``finding`` and write the
+    reproducer to ``out`` (see the module's docstring and docs/reduce.md)."""
+    from harness.check.model import keras_feed, load_model, read_inputs, synthesise_inputs
+    from harness.targets.base import ModelSource
+    from harness.trust import ModelRefused, model_concerns
+
+    say = progress or (lambda message: None)
+    reproducer, finding_path = parse_finding(finding, reproducers())
+    out_dir = Path(out)
+    check_out_dir(out_dir, overwrite)
+    source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
+    if not trust:
+        concerns = model_concerns(source)
+        if concerns:
+            raise ModelRefused(source.path, concerns)
+    if source.format == "saved_model":
+        raise UsageError(f"{source.path}: a SavedModel has no Keras layers to cut; reduce takes a .keras or .h5 model")
+    say(f"loading {source.path} ({source.format})")
+    model = load_model(source)
+    feed = read_inputs(Path(inputs), model) if inputs is not None else synthesise_inputs(model)
+    keras_model = model.keras_model
+    layers = sliceable_layers(keras_model)
+    label = f"{reproducer.target}:{finding_path}"
+    module = keras_module_of(keras_model).__name__
+    spec_of = lambda names: ScriptSpec(module, "model.keras" if module == "keras" else "model.h5",  # noqa: E731
+                                       tuple(names))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=out_dir.parent) as scratch:
+        work = Path(scratch)
+        built: dict[Window, Slice] = {}
+
+        def candidate(window: Window) -> Path:
+            made = build_slice(keras_model, window, feed, keras_feed(model, feed))
+            built[window] = made
+            directory = work / "candidates" / f"{window.start}-{window.stop}"
+            write_candidate(directory, made, reproducer.script(finding_path, spec_of(made.input_names)),
+                            spec_of(made.input_names))
+            return directory
+
+        result = ReduceResult(label, {}, len(layers))
+        with ScriptWorker(work / "home") as worker:
+            def observe(window: Window) -> Observation:
+                result.candidates += 1
+                try:
+                    directory = candidate(window)
+                except Exception as exc:  # noqa: BLE001 - a window Keras cannot rebuild shows nothing
+                    return {"kind": "broken", "text": f"{type(exc).__name__}: {exc}"}
+                found = worker.observe(directory / SCRIPT, directory)
+                names = built[window].layers
+                say(f"layers {window.start}..{window.stop - 1} ({names[0]}..{names[-1]}): "
+                    f"{reproducer.describe(found)}")
+                return found
+
+            whole = Window(0, len(layers))
+            result.observed = observe(whole)
+            if result.observed.get("kind") == "broken":
+                raise HarnessError(f"the {label} reproducer could not run on the whole model rebuilt from its layers",
+                                   evidence=str(result.observed.get("text", ""))[-3000:],
+                                   hint="the slice or the script failed before the runtime was reached")
+            wanted = reproducer.key(result.observed)
+            if result.observed.get("kind") == "none":
+                result.message = (f"{label}: the model does not show a finding ({reproducer.describe(result.observed)}); "
+                                  "nothing to reduce, nothing written")
+                return result
+            window = smallest_window(len(layers), lambda w: reproducer.key(observe(w)) == wanted)
+        chosen = work / "candidates" / f"{window.start}-{window.stop}"
+        say(f"kept layers {window.start}..{window.stop - 1}; running {SCRIPT} in a fresh process")
+        code, again, output = run_fresh(chosen / SCRIPT, work / "fresh")
+        if reproducer.key(again) != wanted:
+            raise HarnessError(f"the reproducer of layers {window.start}..{window.stop - 1} did not show the same "
+                               f"finding in a fresh process ({reproducer.describe(again)})",
+                               evidence=output[-3000:], hint="this is a bug of pitfalls reduce: please report it")
+        result.window, result.layers, result.reproduced = window, built[window].layers, again
+        write_report(chosen, result, reproducer, finding_path, model.source.path, spec_of(()).model_file, code)
+        _move_into_place(chosen, out_dir)
+        result.out = out_dir
+    whole_only = result.exit_code() == WHOLE_ONLY
+    result.message = (f"{label}: {'only the whole model shows it' if whole_only else 'reduced'} to "
+                      f"{len(result.layers)} of {result.layers_total} layers ({', '.join(result.layers)}) "
+                      f"after {result.candidates} candidates; wrote {out_dir}")
+    return result
+
+
+def write_candidate(directory: Path, made: Slice, script: str, spec: ScriptSpec) -> None:
+    """The sub-model, its inputs (one ``.npy`` per input) and the script, in ``directory``."""
+    import numpy as np
+
+    (directory / "inputs").mkdir(parents=True)
+    made.model.save(directory / spec.model_file)
+    for name in made.input_names:
+        np.save(directory / "inputs" / f"{name}.npy", made.inputs[name], allow_pickle=False)
+    (directory / SCRIPT).write_text(script, encoding="utf-8")
+
+
+def versions_of(reproducer: Reproducer) -> dict[str, str]:
+    from harness.artifacts import library_versions
+
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            **library_versions(*reproducer.packages)}
+
+
+def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, finding_path: str,
+                 model_path: Path, model_file: str, exit_code: int) -> None:
+    """``versions.json``, ``finding.json`` and ``README.md`` beside the reproducer."""
+    versions = versions_of(reproducer)
+    (directory / "versions.json").write_text(json.dumps(versions, indent=1) + "\n", encoding="utf-8")
+    window = result.window
+    assert window is not None and result.reproduced is not None
+    record: dict[str, Any] = {"schema": "pitfalls-reduce/1", "finding": result.finding,
+                              "path": finding_path, "description": reproducer.paths[finding_path],
+                              "model": str(model_path), "layers_total": result.layers_total,
+                              "window": [window.start, window.stop], "layers": result.layers, "model_file": model_file,
+                              "candidates": result.candidates, "observed_on_model": result.observed,
+                              "observed_by_reproducer": result.reproduced, "key": list(reproducer.key(result.reproduced)),
+                              "script_exit_code": exit_code}
+    (directory / "finding.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
+    (directory / "README.md").write_text(readme_text(record, reproducer, versions), encoding="utf-8")
+
+
+def _fenced(text: str, language: str = "") -> str:
+    """``text`` in a Markdown code fence longer than any run of backticks inside it."""
+    runs = [len(m) for m in re.findall(r"`+", text)]
+    fence = "`" * max(3, max(runs, default=0) + 1)
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[str, str]) -> str:
+    """The README of a reproducer directory: what an upstream bug report needs."""
+    seen = record["observed_by_reproducer"]
+    shown = str(seen.get("text") or reproducer.describe(seen))
+    lines = [
+        f"# Reproducer: {record['finding']} ({reproducer.describe(seen)})",
+        "",
+        f"{reproducer.paths[record['path']]}.",
+        "",
+        f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
+        f"({', '.join(record['layers'])}), with their trained weights, cut out of `{Path(record['model']).name}` "
+        "by `pitfalls reduce`; `inputs/` holds the values the original model feeds to them.",
+        "",
+        "## Run it",
+        "",
+        _fenced("python reproduce.py", "sh"),
+        "",
+        f"It needs {reproducer.requirements}; nothing else (no pitfalls). It exits 1 when the problem shows, "
+        "0 when it does not, and its last line is what it saw, as JSON.",
+        "",
+        "## What it printed here",
+        "",
+        _fenced(shown),
+        "",
+        "## Versions",
+        "",
+        *[f"- {name}: {version}" for name, version in versions.items()],
+        "",
+        "## Files",
+        "",
+        f"- `{record['model_file']}`: the reduced model",
+        "- `inputs/*.npy`: its inputs, one file per model input",
+        "- `reproduce.py`: the standalone script",
+        "- `finding.json`: what was observed on the whole model and by this script; `versions.json`",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _move_into_place(staged: Path, out: Path) -> None:
+    """Rename ``staged`` to ``out`` (same file system); an old ``out`` is moved aside first, then removed."""
+    aside: Path | None = None
+    if out.exists():
+        aside = out.with_name(f".{out.name}.old-{secrets.token_hex(4)}")
+        out.rename(aside)
+    staged.rename(out)
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+

@@ -1,0 +1,65 @@
+"""The part every reproducer script shares, copied into each script where its template imports this
+module (:func:`harness.reduce.api.filled_script` puts this file's code in place of that import line,
+so the written script imports nothing of pitfalls).  Standard library and numpy only."""
+
+import json
+import os
+from typing import Any, Callable
+
+
+def keras_reference(here: str, settings: dict[str, Any]) -> tuple[Any, list[Any], list[Any]]:
+    """The Keras model beside the script, its inputs (``inputs/<name>.npy`` in the settings' order)
+    and its own outputs on them (float64)."""
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    keras = __import__(settings["keras"])
+    model = keras.models.load_model(os.path.join(here, settings["model"]), compile=False)
+    inputs = [np.load(os.path.join(here, "inputs", name + ".npy"), allow_pickle=False) for name in settings["inputs"]]
+    want = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+    want = [np.asarray(w, dtype="float64") for w in (want if isinstance(want, (list, tuple)) else [want])]
+    return model, inputs, want
+
+
+def output_position(tensor_name: str) -> tuple[int, int, str]:
+    """Sort key of a runtime's output names: ``output_0, output_1, ... output_10`` by number."""
+    digits = "".join(ch for ch in tensor_name.rsplit("_", 1)[-1].split(":")[0] if ch.isdigit())
+    return (0, int(digits), tensor_name) if digits else (1, 0, tensor_name)
+
+
+def compare_outputs(got: list[Any], want: list[Any], atol: float, rtol: float) -> dict[str, Any]:
+    """The worst output: ``divergence`` when ``|got - want| > atol + rtol * max|want|`` (or the
+    shapes differ), else ``none``, with the figures."""
+    import numpy as np
+
+    worst: dict[str, Any] = {"kind": "none", "max_abs_diff": 0.0, "bound": 0.0, "output": 0}
+    for index, (g, w) in enumerate(zip(got, want)):
+        if g.shape != w.shape:
+            return {"kind": "divergence", "text": f"output {index} has shape {list(g.shape)}, Keras gives "
+                    f"{list(w.shape)}", "max_abs_diff": None, "bound": None, "output": index}
+        diff = float(np.abs(g - w).max()) if g.size else 0.0
+        bound = atol + rtol * (float(np.abs(w).max()) if w.size else 0.0)
+        if diff > bound and (worst["kind"] == "none" or diff - bound > worst["max_abs_diff"] - worst["bound"]):
+            worst = {"kind": "divergence", "max_abs_diff": diff, "bound": bound, "output": index}
+        elif worst["kind"] == "none" and diff >= worst["max_abs_diff"]:
+            worst = {"kind": "none", "max_abs_diff": diff, "bound": bound, "output": index}
+    return worst
+
+
+def report(found: dict[str, Any], runtime: str) -> int:
+    """Print what the runtime did (its own text, or the figures) and the observation as JSON on the
+    last line; the exit code: 1 when the finding shows, 0 when it does not."""
+    if found["kind"] in ("converter", "runtime"):
+        print(f"{found['kind']} error ({found['error']}):\n{found['text']}")
+    elif found["kind"] == "divergence":
+        print(found.get("text") or f"output {found['output']}: max |{runtime} - Keras| = {found['max_abs_diff']:.6g} "
+              f"> atol + rtol * max|Keras| = {found['bound']:.6g}")
+    else:
+        print(f"no finding: max |{runtime} - Keras| = {found['max_abs_diff']:.6g} <= {found['bound']:.6g}")
+    print("REPRODUCER-RESULT " + json.dumps(found))
+    return 0 if found["kind"] == "none" else 1
+
+
+def run_observed(observe: Callable[[str], dict[str, Any]], script_file: str, runtime: str) -> int:
+    """``main`` of a script: observe the directory the script is in and report."""
+    return report(observe(os.path.dirname(os.path.abspath(script_file))), runtime)

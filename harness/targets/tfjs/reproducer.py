@@ -1,0 +1,60 @@
+"""What ``pitfalls reduce`` reproduces on tf.js (:class:`harness.reduce.api.Reproducer`).
+
+The script (``reproducer_script.py``, copied with its ``SETTINGS``) exports the model, converts it
+to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), and runs it with the
+repository's npm tf.js on Node (the cpu or wasm backend; webgl and webgpu need a browser and are
+not covered), compared with the Keras model at float32 tolerance.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from harness.compare import tolerance_for
+from harness.paths import NODE_MODULES
+from harness.reduce.api import Observation, Reproducer, ScriptSpec, describe_observation, error_key, filled_script
+
+NAME = "tfjs"
+SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
+
+PATHS: dict[str, str] = {
+    backend: (f"SavedModel, tensorflowjs_converter to a graph model, then tf.js on Node with the {backend} backend "
+              "(the repository's npm packages), compared with Keras at float32 tolerance")
+    for backend in ("cpu", "wasm")
+}
+
+#: the sentences that say what went wrong in the converter's and tf.js's texts
+KEY_SENTENCES = (
+    re.compile(r"Unsupported Ops in the model before optimization"),
+    re.compile(r"\w+ only supports rank-\d bias but got rank \d"),
+    re.compile(r"Tensorflow Op is not supported: \w+"),
+    re.compile(r"Unknown layer: \w+"),
+)
+#: op names: the list after "before optimization", or an op in a tf.js kernel message
+OP_NAME = re.compile(r"before optimization\s+([A-Z]\w+(?:,\s*[A-Z]\w+)*)|\b(Fused\w+)\b")
+
+
+def script(path: str, spec: ScriptSpec) -> str:
+    """The standalone script for ``path`` (a backend): the template with its ``SETTINGS`` filled in."""
+    tolerance = tolerance_for("float32")
+    return filled_script(SCRIPT_TEMPLATE, {"keras": spec.keras_module, "model": spec.model_file,
+                                           "inputs": list(spec.input_names), "backend": path,
+                                           "node_modules": str(NODE_MODULES.resolve()),
+                                           "atol": tolerance.atol, "rtol": tolerance.rtol})
+
+
+def key(found: Observation) -> tuple[str, ...]:
+    """The same finding (:func:`harness.reduce.api.error_key` with tf.js' sentences and op names)."""
+    return error_key(found, KEY_SENTENCES, OP_NAME)
+
+
+def describe(found: Observation) -> str:
+    return describe_observation(found, key, "tf.js")
+
+
+REPRODUCER = Reproducer(target=NAME, paths=PATHS, script=script, key=key, describe=describe,
+                        packages=("tensorflow", "keras", "tf-keras", "tensorflowjs", "numpy"),
+                        requirements="Python with tensorflow, keras (or tf-keras), tensorflowjs and numpy, and Node "
+                                     "with the npm package @tensorflow/tfjs (and tfjs-backend-wasm) in the "
+                                     "node_modules directory the script's SETTINGS name, at the versions below")

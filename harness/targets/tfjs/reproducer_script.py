@@ -1,0 +1,134 @@
+"""Reproduce a tf.js finding with the tensorflowjs converter and tf.js on Node alone.
+
+Written by ``pitfalls reduce`` beside ``model.keras`` (the smallest slice of layers that still shows
+the finding, with their real weights) and ``inputs/`` (the reference's inputs to that slice, one
+``.npy`` per model input).  Run it with the Python that has tensorflow and tensorflowjs installed,
+and Node with the npm package @tensorflow/tfjs (and @tensorflow/tfjs-backend-wasm) under
+``SETTINGS["node_modules"]``:
+
+    python reproduce.py
+
+It exports the model as a SavedModel, converts it to a tf.js graph model with
+``tensorflowjs_converter``, runs it on Node with the backend ``SETTINGS`` names and compares with
+the Keras model's own output.  It prints the converter's or tf.js's own error text, or the largest
+difference against the tolerance, and exits 1 when the finding shows, 0 when it does not.  The last
+line is the observation as JSON (``REPRODUCER-RESULT {...}``).
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from harness.reduce.script_common import compare_outputs, keras_reference, output_position, run_observed
+
+SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "backend": "cpu",
+                            "node_modules": "node_modules", "atol": 1e-4, "rtol": 1e-3}
+
+NODE_RUNNER = r"""
+const fs = require('fs');
+const path = require('path');
+const [, , modules, work, backend] = process.argv;
+const tf = require(path.join(modules, '@tensorflow/tfjs'));
+async function main() {
+  if (backend === 'wasm') {
+    const wasm = require(path.join(modules, '@tensorflow/tfjs-backend-wasm'));
+    wasm.setWasmPaths(path.join(modules, '@tensorflow/tfjs-backend-wasm/dist') + path.sep);
+  }
+  if (!(await tf.setBackend(backend))) throw new Error('backend ' + backend + ' did not start');
+  await tf.ready();
+  const dir = path.join(work, 'tfjs');
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+  const specs = [];
+  const buffers = [];
+  for (const group of json.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
+  }
+  const all = Buffer.concat(buffers);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  const model = await tf.loadGraphModel(tf.io.fromMemory({modelTopology: json.modelTopology, weightSpecs: specs,
+    weightData, format: json.format, generatedBy: json.generatedBy, convertedBy: json.convertedBy,
+    signature: json.signature, userDefinedMetadata: json.userDefinedMetadata}));
+  const feed = JSON.parse(fs.readFileSync(path.join(work, 'inputs.json'), 'utf8'));
+  const named = {};
+  model.inputs.forEach((input, i) => {
+    const x = feed.find(f => input.name.split(':')[0].endsWith(f.name)) || feed[i];
+    named[input.name] = tf.tensor(x.values, x.shape, x.dtype);
+  });
+  const names = model.outputs.map(o => o.name);
+  let got = await model.executeAsync(named, names);
+  if (!Array.isArray(got)) got = [got];
+  const outputs = [];
+  for (let i = 0; i < got.length; i++) {
+    outputs.push({name: names[i], shape: got[i].shape, values: Array.from(await got[i].data())});
+  }
+  console.log('TFJS-RESULT ' + JSON.stringify({backend: tf.getBackend(), outputs}));
+}
+main().catch(e => { console.log('TFJS-RESULT ' + JSON.stringify({error: String((e && e.message) || e)})); });
+"""
+
+
+def convert(model, work):
+    """SavedModel, then ``tensorflowjs_converter`` to a graph model; raises with the converter's own text."""
+    saved = os.path.join(work, "saved_model")
+    model.export(saved, verbose=False)
+    converter = os.path.join(os.path.dirname(sys.executable), "tensorflowjs_converter")
+    done = subprocess.run([converter, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
+                           saved, os.path.join(work, "tfjs")], capture_output=True, text=True)
+    if done.returncode != 0:
+        err = done.stderr.strip()
+        kinds = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception)):", err, flags=re.MULTILINE)
+        start = err.rfind("\n" + kinds[-1] + ":") + 1 if kinds else max(0, len(err) - 3000)
+        raise RuntimeError(err[start:][-4000:] or f"tensorflowjs_converter exit code {done.returncode}")
+
+
+def run_on_node(work, inputs):
+    """The graph model's outputs on Node (tf.js, SETTINGS' backend); raises with tf.js's own text."""
+    import numpy as np
+
+    feed = [{"name": name, "shape": list(x.shape), "values": x.ravel().tolist(),
+             "dtype": "int32" if np.issubdtype(x.dtype, np.integer) else ("bool" if x.dtype == bool else "float32")}
+            for name, x in zip(SETTINGS["inputs"], inputs)]
+    with open(os.path.join(work, "inputs.json"), "w") as f:
+        json.dump(feed, f)
+    runner = os.path.join(work, "run.js")
+    with open(runner, "w") as f:
+        f.write(NODE_RUNNER)
+    done = subprocess.run(["node", runner, SETTINGS["node_modules"], work, SETTINGS["backend"]],
+                          capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("TFJS-RESULT ")]
+    if not lines:
+        raise RuntimeError(f"node ended with code {done.returncode}: {done.stderr[-2000:]}")
+    result = json.loads(lines[-1][len("TFJS-RESULT "):])
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
+    return [np.asarray(o["values"], dtype="float64").reshape(o["shape"]) for o in outputs]
+
+
+def observe(here):
+    """What tf.js does with the model in ``here``: a dict with ``kind`` (converter, runtime,
+    divergence or none) and the runtime's own text or the figures."""
+    model, inputs, want = keras_reference(here, SETTINGS)
+    with tempfile.TemporaryDirectory(prefix="reproduce-") as work:
+        try:
+            convert(model, work)
+        except RuntimeError as exc:  # the converter's own error is the finding
+            return {"kind": "converter", "error": "tensorflowjs_converter", "text": str(exc)}
+        try:
+            got = run_on_node(work, inputs)
+        except RuntimeError as exc:  # tf.js's own error is the finding
+            return {"kind": "runtime", "error": "tf.js " + SETTINGS["backend"], "text": str(exc)}
+    return compare_outputs(got, want, SETTINGS["atol"], SETTINGS["rtol"])
+
+
+def main():
+    return run_observed(observe, __file__, "tf.js")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

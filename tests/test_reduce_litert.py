@@ -1,0 +1,104 @@
+"""``pitfalls reduce`` on real failing models and the real LiteRT runtime: each model is cut to a
+reproducer of at most a few layers, and the script written is run as a person would run it (the
+virtual environment's Python, a clean environment without PYTHONPATH, in a fresh process) and must
+fail the same way."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from check_models import require_targets
+from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
+                                        plain_mlp_keras, quantisation_outlier_keras)
+from harness.artifacts import ArtifactCache
+from harness.cli import main
+from harness.reduce.api import RESULT_PREFIX, reproducers
+from harness.reduce.run import NOT_SHOWN, REDUCED
+
+
+@pytest.fixture(scope="module")
+def cache() -> ArtifactCache:
+    require_targets("litert")
+    return ArtifactCache()
+
+
+def _run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict, str]:
+    """``python reproduce.py`` from a copy-free clean process: no PYTHONPATH, nothing of the checkout."""
+    home.mkdir(exist_ok=True)
+    done = subprocess.run([sys.executable, str(directory / "reproduce.py")], cwd=home, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=900)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    assert lines, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
+
+
+def _reduce(model: Path, finding: str, out: Path) -> int:
+    return main(["reduce", str(model), "--finding", finding, "--out", str(out), "-q"])
+
+
+def _reduced_layers(out: Path) -> list[str]:
+    return json.loads((out / "finding.json").read_text())["layers"]
+
+
+def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras") -> dict:
+    """The directory holds what a bug report needs, and its script fails the same way fresh."""
+    assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", "finding.json", "inputs", model_file,
+                                                           "reproduce.py", "versions.json"])
+    assert "import harness" not in (out / "reproduce.py").read_text()
+    versions = json.loads((out / "versions.json").read_text())
+    assert versions["tensorflow"] != "missing" and versions["ai-edge-litert"] != "missing"
+    record = json.loads((out / "finding.json").read_text())
+    code, seen, stdout = _run_reproducer_fresh(out, tmp_path / "home")
+    key = reproducers()["litert"].key
+    assert code == 1 and seen["kind"] == kind, stdout[-2000:]
+    assert key(seen) == key(record["observed_on_model"]), "the reproducer fails differently from the model"
+    assert record["observed_on_model"]["kind"] == kind
+    return seen
+
+
+def test_a_buried_unsupported_op_reduces_to_its_layer_and_the_converter_fails_the_same(
+        cache: ArtifactCache, tmp_path: Path) -> None:
+    out = tmp_path / "flex"
+    assert _reduce(flex_buried_keras(cache), "litert:float32", out) == REDUCED
+    assert _reduced_layers(out) == [FLEX_CULPRIT]
+    seen = _check_written(out, tmp_path, "converter")
+    assert "Some ops are not supported by the native TFLite runtime" in seen["text"]
+    assert "tf.ResizeBicubic" in seen["text"]
+    assert "Some ops are not supported" in (out / "README.md").read_text()
+
+
+def test_a_tf_keras_h5_model_reduces_the_same_way(cache: ArtifactCache, tmp_path: Path) -> None:
+    out = tmp_path / "h5"
+    assert _reduce(flex_buried_h5(cache), "litert:float32", out) == REDUCED
+    assert _reduced_layers(out) == [FLEX_CULPRIT]
+    seen = _check_written(out, tmp_path, "converter", model_file="model.h5")
+    assert "tf.ResizeBicubic" in seen["text"] and "'keras': 'tf_keras'" in (out / "reproduce.py").read_text()
+
+
+def test_select_tf_ops_reduces_to_the_op_this_interpreter_refuses(cache: ArtifactCache, tmp_path: Path) -> None:
+    out = tmp_path / "flex-runtime"
+    assert _reduce(flex_buried_keras(cache), "litert:select_tf_ops", out) == REDUCED
+    assert _reduced_layers(out) == [FLEX_CULPRIT]
+    seen = _check_written(out, tmp_path, "runtime")
+    assert "is(are) not supported by this interpreter" in seen["text"] and "FlexResizeBicubic" in seen["text"]
+
+
+def test_a_layer_diverging_under_quantisation_reduces_to_that_layer(cache: ArtifactCache, tmp_path: Path) -> None:
+    out = tmp_path / "dynamic"
+    assert _reduce(quantisation_outlier_keras(cache), "litert:dynamic", out) == REDUCED
+    assert len(_reduced_layers(out)) <= 2 and QUANTISED_CULPRIT in _reduced_layers(out)
+    seen = _check_written(out, tmp_path, "divergence")
+    assert seen["max_abs_diff"] > seen["bound"]
+
+
+def test_a_finding_the_model_does_not_show_writes_nothing_and_exits_1(
+        cache: ArtifactCache, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "plain"
+    assert _reduce(plain_mlp_keras(cache), "litert:float32", out) == NOT_SHOWN == 1
+    assert "does not show a finding" in capsys.readouterr().out
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [], "something was left behind"

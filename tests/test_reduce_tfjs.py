@@ -1,0 +1,42 @@
+"""``pitfalls reduce`` on tf.js: a model with an op the tf.js converter refuses (Softsign) is cut to
+that layer, and the written script, run fresh with a clean environment, fails the same way with
+the converter alone."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from check_models import require_targets, softsign_keras
+from harness.artifacts import ArtifactCache
+from harness.cli import main
+from harness.paths import NODE_MODULES
+from harness.reduce.api import RESULT_PREFIX, reproducers
+from harness.reduce.run import REDUCED
+
+
+def test_an_op_the_converter_refuses_reduces_to_its_layer(tmp_path: Path) -> None:
+    require_targets("tfjs")
+    if shutil.which("node") is None or not (NODE_MODULES / "@tensorflow" / "tfjs").is_dir():
+        pytest.skip("tf.js reproducers need node and @tensorflow/tfjs in node_modules (run the README set-up)")
+    out = tmp_path / "softsign"
+    assert main(["reduce", str(softsign_keras(ArtifactCache())), "--finding", "tfjs:cpu", "--out", str(out),
+                 "-q"]) == REDUCED
+    record = json.loads((out / "finding.json").read_text())
+    assert record["layers"] == ["hidden"] and record["layers_total"] == 2
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run([sys.executable, str(out / "reproduce.py")], cwd=home, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=900)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    assert done.returncode == 1 and lines, done.stdout[-2000:] + done.stderr[-2000:]
+    seen = json.loads(lines[-1][len(RESULT_PREFIX):])
+    assert seen["kind"] == "converter" and "Unsupported Ops in the model before optimization" in seen["text"]
+    assert "Softsign" in seen["text"]
+    key = reproducers()["tfjs"].key
+    assert key(seen) == key(record["observed_on_model"])
