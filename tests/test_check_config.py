@@ -16,7 +16,7 @@ import pytest
 
 from harness.cli import main
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_tfserving
+from harness.configcheck.examples import example
 from harness.paths import REPO_ROOT
 from harness.registry import load_catalog
 from harness.targets.tfserving.bundle import RULES
@@ -25,9 +25,9 @@ Mutation = Callable[[Path], None]
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("bundles")
-    return {"faulty": write_tfserving(root / "faulty", faulty=True), "fixed": write_tfserving(root / "fixed", faulty=False)}
+def examples() -> dict[str, Path]:
+    """The checked-in serving bundles (read only: tests plant mistakes in copies)."""
+    return {"faulty": example("tfserving", "faulty"), "fixed": example("tfserving", "fixed")}
 
 
 @pytest.fixture(scope="module")

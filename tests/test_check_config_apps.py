@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_android, write_tfjs
+from harness.configcheck.examples import example
 from harness.paths import REPO_ROOT
 from harness.registry import load_catalog
 from harness.targets.litert.android import RULES as ANDROID_RULES
@@ -24,9 +24,9 @@ from test_check_config import Mutation, edit
 
 
 @pytest.fixture(scope="module")
-def fixed_apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("apps")
-    return {"tfjs": write_tfjs(root / "tfjs", faulty=False), "android": write_android(root / "android", faulty=False)}
+def fixed_apps() -> dict[str, Path]:
+    """The checked-in fixed apps (read only: tests plant mistakes in copies)."""
+    return {"tfjs": example("tfjs", "fixed"), "android": example("android", "fixed")}
 
 
 def model_json(change: Callable[[dict], None]) -> Mutation:  # type: ignore[type-arg]

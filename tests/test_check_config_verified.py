@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_android, write_tfjs, write_tfserving
+from harness.configcheck.examples import copy_example, example
 from harness.environments.engine import engine_unavailable_reason
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def chromium() -> None:
 
 
 def test_faulty_example_quotes_the_servers_start_failure(engine: None, tmp_path: Path) -> None:
-    bundle = write_tfserving(tmp_path / "faulty", faulty=True)
+    bundle = example("tfserving", "faulty")
     report = check_config([bundle], verify=True)
     assert report.bundles[0].verified == "yes"
     verified = [f for f in report.findings if f.verified == "runtime"]
@@ -52,11 +52,8 @@ def test_faulty_example_quotes_the_servers_start_failure(engine: None, tmp_path:
 
 
 def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: None, tmp_path: Path) -> None:
-    fixed = write_tfserving(tmp_path / "fixed", faulty=False)
-    faulty = write_tfserving(tmp_path / "with-keras-file", faulty=True)
-    bundle = tmp_path / "bundle"
-    shutil.copytree(fixed, bundle)
-    shutil.copytree(faulty / "models" / "images", bundle / "models" / "images")
+    bundle = copy_example("tfserving", "fixed", tmp_path / "bundle")
+    shutil.copytree(example("tfserving", "faulty") / "models" / "images", bundle / "models" / "images")
     config = bundle / "models.config"
     config.write_text(config.read_text().rstrip()[:-1] + '  config { name: "images" base_path: "/models/images" '
                       'model_platform: "tensorflow" }\n}\n')
@@ -73,7 +70,7 @@ def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: 
 
 
 def test_fixed_example_loads_and_every_signature_answers(engine: None, tmp_path: Path) -> None:
-    bundle = write_tfserving(tmp_path / "fixed", faulty=False)
+    bundle = example("tfserving", "fixed")
     report = check_config([bundle], verify=True)
     assert report.bundles[0].verified == "yes" and report.findings == []
 
@@ -88,8 +85,7 @@ def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium
 
     from harness.paths import REPO_ROOT
 
-    faulty = write_tfjs(tmp_path / "faulty", faulty=True)
-    fixed = write_tfjs(tmp_path / "fixed", faulty=False)
+    faulty, fixed = example("tfjs", "faulty"), example("tfjs", "fixed")
     proc = subprocess.run([sys.executable, "-m", "harness", "check-config", str(faulty), str(fixed), "--json", "-q"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
@@ -107,8 +103,7 @@ def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium
 
 
 def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_path: Path) -> None:
-    faulty = write_android(tmp_path / "faulty", faulty=True)
-    fixed = write_android(tmp_path / "fixed", faulty=False)
+    faulty, fixed = example("android", "faulty"), example("android", "fixed")
     report = check_config([faulty, fixed], verify=True)
     assert [b.verified for b in report.bundles] == ["yes", "yes"]
     verified = {f.file.rsplit("/", 1)[-1]: f for f in report.findings if f.verified == "runtime"}
