@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.configcheck import check_config
-from harness.configcheck.examples import copy_example, example
+from harness.configcheck.examples import PLANTED_VERIFIED, copy_example, example
 from harness.environments.engine import engine_unavailable_reason
 
 pytestmark = pytest.mark.slow
@@ -85,6 +85,9 @@ def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium
 
     from harness.paths import REPO_ROOT
 
+    from harness.targets.tfjs.backends import check_backends
+
+    backends = [b.name for b in check_backends()]
     faulty, fixed = example("tfjs", "faulty"), example("tfjs", "fixed")
     proc = subprocess.run([sys.executable, "-m", "harness", "check-config", str(faulty), str(fixed), "--json", "-q"],
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
@@ -92,14 +95,36 @@ def test_tfjs_faulty_example_quotes_the_browser_and_the_fixed_one_loads(chromium
     assert proc.returncode == 1, proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert [b["verified"] for b in report["bundles"]] == ["yes", "yes"]
+    assert not [f for f in report["findings"] if f["file"].startswith(str(fixed))]
     verified = [f for f in report["findings"] if f["verified"] == "runtime"]
-    assert verified and all(f["file"] == str(faulty / "model" / "model.json") for f in verified)
+    assert {f["step"] for f in verified} == set(PLANTED_VERIFIED["tfjs"]), [(f["step"], f["text"]) for f in verified]
+    # the backup model, loaded by the harness's page: the loader's text and the 404 of its missing shard
+    backup = str(faulty / "backup" / "model.json")
     load = [f for f in verified if f["step"] == "tfjs/load-error"]
-    assert load and load[0]["text"].startswith("RangeError: byte length of Float32Array should be a multiple of 4")
+    assert load and all(f["file"] == backup for f in load)
+    assert load[0]["text"].startswith("RangeError: byte length of Float32Array should be a multiple of 4")
     assert "the server responded with a status of 404 (Not Found)" in load[0]["text"]  # the console's line with it
     assert load[0]["scenario"] == "browser/model-loading/procedure" and "backend" in load[0]["source"]
-    assert any(f["step"] == "tfjs/request-failed" and "HTTP 404" in f["text"] for f in verified)
-    assert not [f for f in report["findings"] if f["file"].startswith(str(fixed))]
+    # the app's own page: its mistakes in the browser's words, each with the lesson that teaches it
+    page = {f["text"].split("\n")[0]: f for f in verified if f["file"] == str(faulty / "index.html")}
+    assert page["TypeError: backup.predict is not a function"]["scenario"] == "browser/model-loading/asynchronous-loading"
+    assert page["console.error: Not allowed to load local resource: file:///home/me/app/model/model.json"]["scenario"] \
+        == "browser/model-loading/loading-from-local-storage"
+    improper = next(f for t, f in page.items() if t.startswith("Uncaught (in promise) Error: layer: Improper config format"))
+    assert improper["scenario"] == "browser/model-loading/selection-usage-of-apis"
+    assert any(t == "GET /backup/group1-shard1of1.bin: HTTP 404" for t in page)
+    # the planted leak: the page predicts without disposing its input and its scores
+    leaks = [f for f in page.values() if f["step"] == "tfjs/tensor-leak"]
+    assert leaks and all(f["severity"] == "warning" for f in leaks)
+    faulty_runs = report["bundles"][0]["runs"]
+    assert {r["backend"] for r in faulty_runs} == set(backends)
+    for run in faulty_runs:
+        counts = run["num_tensors"]
+        assert len(counts) >= 3 and all(b - a == 2 for a, b in zip(counts, counts[1:])), run
+        assert run["first_predict_s"] is not None and run["page_load_s"] is not None and run["blocked"] == []
+    for run in report["bundles"][1]["runs"]:  # the fixed page disposes: the count stays
+        assert len(set(run["num_tensors"])) == 1 and len(run["num_tensors"]) >= 3, run
+        assert run["asked"] == ["cpu"] and "_FusedMatMul" in run["kernels"]
 
 
 def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
-// The classifier: load the model, then score a row every 100 ms (five times).
+// The classifier: load the model, then score a row five times, every 100 ms.
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
 async function classify() {
   const model = await tf.loadGraphModel('model/model.json');
-  let runs = 0;
-  const timer = setInterval(() => {
+  for (let run = 0; run < 5; run++) {
     const scores = model.predict(tf.zeros([1, 8]));  // neither the input nor the scores are disposed
-    scores.data().then((values) => { document.getElementById('score').textContent = values.join(' '); });
-    if (++runs === 5) clearInterval(timer);
-  }, 100);
+    document.getElementById('score').textContent = (await scores.data()).join(' ');
+    await pause(100);
+  }
 }
 
 // The previous model, kept as a fall-back.
