@@ -96,7 +96,8 @@ ANDROID_PLANTED: dict[str, Mutation] = {
     "litert/not-a-flatbuffer": lambda app: asset(app).write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n"),
 }
-RUNTIME_ONLY = {"tfjs/load-error", "tfjs/predict-error", "tfjs/request-failed", "tfjs/tensor-leak", "litert/load-error"}
+RUNTIME_ONLY = {"tfjs/load-error", "tfjs/predict-error", "tfjs/request-failed", "tfjs/tensor-leak", "tfjs/page-error",
+                "tfjs/kernel-missing", "litert/load-error"}
 CASES = sorted([("tfjs", r) for r in TFJS_PLANTED] + [("android", r) for r in ANDROID_PLANTED])
 
 

