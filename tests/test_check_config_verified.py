@@ -49,6 +49,12 @@ def test_faulty_example_quotes_the_servers_start_failure(engine: None, tmp_path:
     assert "tensorflow/serving" not in start[0].source and "tfserving-compatible" in start[0].source
     # the static rule predicted it
     assert any(f.step == "tfserving/labels-at-startup" and f.verified == "static" for f in report.findings)
+    # the run line's flags are passed as written: the server's flag parser leaves the spaced one over, says so
+    # in its log and serves on without it (TF Serving's main.cc does not stop there)
+    unknown = [f for f in verified if f.step == "tfserving/flag-without-equals"]
+    assert [f.text for f in unknown] == ["unknown argument: --batching_parameters_file"]
+    assert unknown[0].file == str(bundle / "start.sh") and unknown[0].line == 3
+    assert {f.step for f in verified} == set(PLANTED_VERIFIED["tfserving"])
 
 
 def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: None, tmp_path: Path) -> None:
@@ -67,6 +73,32 @@ def test_a_version_that_does_not_load_is_reported_and_the_others_answer(engine: 
     waiting = [f for f in report.findings if f.step == "tfserving/load-error" and f.severity == "info"]
     assert len(waiting) == 1 and "'classifier' was not checked" in waiting[0].text
     assert not [f for f in report.findings if f.step in ("tfserving/request-error", "tfserving/start-error")]
+
+
+def test_a_signature_that_fails_on_the_request_built_from_its_metadata_is_quoted(engine: None, tmp_path: Path) -> None:
+    """A model that loads but whose signature rejects zeros (an assertion in the graph): the request built from
+    GET /metadata fails, and the server's error body is the finding."""
+    import tensorflow as tf
+
+    class Checked(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="x")])
+        def serve(self, x: tf.Tensor) -> dict[str, tf.Tensor]:
+            with tf.control_dependencies([tf.debugging.assert_positive(x, message="features must be positive")]):
+                return {"y": tf.math.log(x)}
+
+    bundle = copy_example("tfserving", "fixed", tmp_path / "bundle")
+    for version in ("1", "2"):
+        shutil.rmtree(bundle / "models" / "classifier" / version)
+        checked = Checked()
+        tf.saved_model.save(checked, str(bundle / "models" / "classifier" / version),
+                            signatures={"serving_default": checked.serve})
+    (bundle / "client.sh").unlink()
+    report = check_config([bundle], verify=True)
+    errors = [f for f in report.findings if f.step == "tfserving/request-error"]
+    assert len(errors) == 1, [(f.step, f.text) for f in report.findings]
+    assert errors[0].verified == "runtime" and "features must be positive" in errors[0].text
+    assert errors[0].text.startswith("model 'classifier' signature 'serving_default': ")
+    assert "POST :predict built from GET /metadata" in errors[0].source
 
 
 def test_fixed_example_loads_and_every_signature_answers(engine: None, tmp_path: Path) -> None:
@@ -198,5 +230,8 @@ def test_attack_an_apps_page_reaches_no_other_origin_and_a_kernel_a_backend_lack
     kernel = [f for f in report["findings"] if f["step"] == "tfjs/kernel-missing"]
     assert len(kernel) == 1 and "Einsum" in kernel[0]["text"] and "wasm backend" in kernel[0]["text"], kernel
     assert kernel[0]["verified"] == "runtime" and kernel[0]["file"] == str(app / "index.html")
-    # the wasm page's own prediction fails with the engine's text
-    assert any("Kernel 'Einsum' not registered for backend 'wasm'" in f["text"] for f in report["findings"])
+    # the engine's own text, from the harness's predict on wasm and from the app's page on wasm
+    assert any(f["step"] == "tfjs/predict-error" and "Kernel 'Einsum' not registered for backend 'wasm'" in f["text"]
+               and "wasm backend" in f["source"] for f in report["findings"])
+    assert any(f["step"] == "tfjs/page-error" and "Kernel 'Einsum' not registered for backend 'wasm'" in f["text"]
+               for f in report["findings"])

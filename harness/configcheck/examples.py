@@ -36,7 +36,7 @@ PLANTED: dict[str, tuple[str, ...]] = {
 }
 #: kind -> the rules the runtime fires on its faulty bundle (the runtime's own words)
 PLANTED_VERIFIED: dict[str, tuple[str, ...]] = {
-    "tfserving": ("tfserving/start-error",),
+    "tfserving": ("tfserving/start-error", "tfserving/flag-without-equals"),
     "tfjs": ("tfjs/load-error", "tfjs/request-failed", "tfjs/page-error", "tfjs/tensor-leak"),
     "android": ("litert/load-error",),
 }
