@@ -20,7 +20,7 @@ BUNDLE_BYTES = 1 << 20  # each bundle well under 1 MiB
 def test_each_bundle_is_small_and_checked_in(kind: str, variant: str) -> None:
     root = example(kind, variant)
     files = [p for p in root.rglob("*") if p.is_file()]
-    assert files and sum(p.stat().st_size for p in files) < BUNDLE_BYTES / 4, root
+    assert files and sum(p.stat().st_size for p in files) < BUNDLE_BYTES / 4, root  # 256 KiB
     assert not [p for p in root.rglob("*") if p.is_symlink()]
 
 

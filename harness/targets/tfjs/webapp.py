@@ -630,9 +630,12 @@ def _page_evidence(page: Any, seen: dict[str, Any] | None, run: PageRun, source:
     if seen.get("error"):
         found.append(_browser_finding("tfjs/page-error", f"tf.setBackend('{run.backend}'): {seen['error']}", source, at))
     if leaked(run.num_tensors):
+        steps = sorted({b - a for a, b in zip(run.num_tensors, run.num_tensors[1:])})
+        grows = f"{steps[0]}" if len(steps) == 1 else f"{steps[0]} to {steps[-1]}"
         found.append(RULES["tfjs/tensor-leak"].finding(
-            f"tf.memory().numTensors before each of the page's {len(run.num_tensors)} predictions: "
-            f"{run.num_tensors}", verified="runtime", source=source, **at))
+            f"tf.memory().numTensors grows by {grows} from each of the page's predictions to the next: each "
+            "leaves tensors undisposed (the counts are the run's num_tensors)", verified="runtime", source=source,
+            **at))
     for backend, kernels in missing_kernels(run.kernels, seen["registries"]).items():
         found.append(RULES["tfjs/kernel-missing"].finding(
             f"the page's predictions ran kernel(s) {', '.join(kernels)}, which the {backend} backend does not register "
