@@ -164,3 +164,20 @@ def test_a_runtime_that_is_not_here_is_a_skip_with_its_reason(fixed_apps: dict[s
     report = check_config([fixed_apps["tfjs"]], verify=True)
     assert report.bundles[0].verified == "skipped: tf.js in Chromium cannot run here: chromium is missing (test)"
     assert report.findings == [] and report.exit_code() == 0
+
+
+def test_attack_markup_in_a_page_run_is_escaped_in_the_page(fixed_apps: dict[str, Path]) -> None:
+    """A page run carries strings from the untrusted app and its page (file name, kernel and backend names the
+    page's tf.js reported, refused URLs): the HTML page escapes each."""
+    from harness.configcheck.render import html_page, summary
+    from harness.targets.tfjs.webapp import PageRun
+
+    report = check_config([fixed_apps["tfjs"]], verify=False)
+    payload = "<img src=x onerror=alert(1)>"
+    run = PageRun(f"{payload}.html", "cpu", asked=[payload], num_tensors=[5, 5, 5], kernels=[payload],
+                  blocked=[f"https://example.com/{payload}"])
+    report.bundles[0].runs = [run.to_json()]
+    page = html_page(report)
+    assert payload not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img" not in page
+    assert f"{payload}.html on cpu" in summary(report)  # the terminal gets the text as it is
