@@ -566,6 +566,7 @@ def run_pages(app: WebApp, target: Any, work: Path, progress: Any = None) -> tup
                 context = target.browser(browser_flags(backend)).new_context()
                 try:
                     context.route("**/*", handle)
+                    context.route_web_socket(re.compile(".*"), _refuse_socket(run))
                     page = TfjsPage(context.new_page(), server, None, browser_flags(backend))
                     page.goto("/" + name)
                     try:
@@ -608,11 +609,19 @@ def _router(backend: Any, origin: str, site: Path, run: PageRun) -> Callable[[An
     return handle
 
 
+def _refuse_socket(run: PageRun) -> Callable[[Any], None]:
+    """WebSockets are never connected: a routed socket whose handler does not call ``connect_to_server`` is
+    Playwright's mock, answered by no server (closing it from the handler blocks the sync API); each is listed."""
+    def refuse(socket: Any) -> None:
+        run.blocked.append(socket.url)
+    return refuse
+
+
 def _page_evidence(page: Any, seen: dict[str, Any] | None, run: PageRun, source: str,
                    at: dict[str, Any]) -> list[Finding]:
     found = [_browser_finding("tfjs/page-error", text, source, at) for text in page.page_errors]
     found += [_browser_finding("tfjs/page-error", line, source + ": console error", at)
-              for line in page.console_errors()]
+              for line in page.console_errors() if "ERR_BLOCKED_BY_CLIENT" not in line]  # our refusals: in blocked
     found += [_browser_finding("tfjs/request-failed", text, source, at) for text in page.failed_requests
               if "ERR_BLOCKED_BY_CLIENT" not in text]
     found += [_browser_finding("tfjs/request-failed", f"GET {r.path}: HTTP {r.status}", source, at)
