@@ -16,7 +16,7 @@ import pytest
 
 from harness.cli import main
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_tfserving
+from harness.configcheck.examples import example
 from harness.paths import REPO_ROOT
 from harness.registry import load_catalog
 from harness.targets.tfserving.bundle import RULES
@@ -25,9 +25,9 @@ Mutation = Callable[[Path], None]
 
 
 @pytest.fixture(scope="module")
-def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("bundles")
-    return {"faulty": write_tfserving(root / "faulty", faulty=True), "fixed": write_tfserving(root / "fixed", faulty=False)}
+def examples() -> dict[str, Path]:
+    """The checked-in serving bundles (read only: tests plant mistakes in copies)."""
+    return {"faulty": example("tfserving", "faulty"), "fixed": example("tfserving", "fixed")}
 
 
 @pytest.fixture(scope="module")
@@ -315,3 +315,73 @@ def test_the_serving_run_line_is_told_from_other_containers(examples: dict[str, 
                                      + start.replace("tensorflow/serving", "registry.example/classifier-server:3"))
     report = check_config([bundle], verify=False)
     assert report.bundles[0].pieces["run lines"] == ["start.sh:4"] and report.findings == []
+
+
+COMPOSE = """services:
+  cache:
+    image: redis:7
+  serving:
+    image: tensorflow/serving:2.19.0
+    ports:
+      - "8500:8500"
+      - "8501:8501"
+    volumes:
+      - ./models:/models:ro
+      - ./models.config:/config/models.config:ro
+      - type: bind
+        source: ./batching.config
+        target: /config/batching.config
+    command:
+      - --model_config_file=/config/models.config
+      - --allow_version_labels_for_unavailable_models=true
+      - --enable_batching=true
+      - --batching_parameters_file=/config/batching.config
+"""
+
+
+def compose_bundle(examples: dict[str, Path], target: Path, text: str = COMPOSE) -> Path:
+    """The fixed example with its start.sh replaced by the same server as a Compose service."""
+    bundle = copy_of(examples["fixed"], target)
+    (bundle / "start.sh").unlink()
+    (bundle / "deploy").mkdir()
+    for name in ("models", "models.config", "batching.config"):
+        (bundle / name).rename(bundle / "deploy" / name)
+    (bundle / "deploy" / "docker-compose.yml").write_text(text)
+    return bundle
+
+
+def test_a_compose_service_is_read_as_the_run_line(examples: dict[str, Path], tmp_path: Path) -> None:
+    """Volumes relative to the Compose file's directory, list-form command flags, the service's line."""
+    fixed = compose_bundle(examples, tmp_path / "fixed")
+    report = check_config([fixed], verify=False)
+    assert report.findings == [] and report.bundles[0].pieces["run lines"] == ["deploy/docker-compose.yml:4"]
+    faulty = compose_bundle(examples, tmp_path / "faulty", COMPOSE.replace('      - "8501:8501"\n', "").replace(
+        "--batching_parameters_file=/config", "--batching_parameters_file /config").replace(
+        "- --model_config_file=/config/models.config", "- --model_config_file=/config/other.config"))
+    found = {(f.step, f.file, f.line) for f in check_config([faulty], verify=False).findings}
+    compose = str(faulty / "deploy" / "docker-compose.yml")
+    assert {("tfserving/rest-port-not-published", compose, 4), ("tfserving/flag-without-equals", compose, 4),
+            ("tfserving/config-file-not-mounted", compose, 4)} <= found, found
+
+
+def test_attack_a_compose_volume_that_climbs_out_is_refused(examples: dict[str, Path], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = compose_bundle(examples, tmp_path / "bundle", COMPOSE.replace("./models:/models", "../../../etc:/models"))
+    line = one_line_error(["check-config", str(bundle), "--static"], capsys)
+    assert "outside the bundle" in line
+
+
+def test_a_compose_file_that_is_not_yaml_is_bad_input(examples: dict[str, Path], tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = compose_bundle(examples, tmp_path / "bundle", COMPOSE.replace("    ports:\n", "    ports: [\n"))
+    line = one_line_error(["check-config", str(bundle), "--static"], capsys)
+    assert "docker-compose.yml looks like a Compose file but is not YAML" in line
+
+
+def test_attack_a_compose_file_with_a_python_tag_is_not_run(examples: dict[str, Path], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "ran"
+    bundle = compose_bundle(examples, tmp_path / "bundle", COMPOSE.replace(
+        "image: redis:7", f"image: !!python/object/apply:os.system ['touch {marker}']"))
+    line = one_line_error(["check-config", str(bundle), "--static"], capsys)
+    assert "is not YAML" in line and not marker.exists()

@@ -14,7 +14,7 @@ from typing import Callable
 import pytest
 
 from harness.configcheck import check_config
-from harness.configcheck.examples import write_android, write_tfjs
+from harness.configcheck.examples import example
 from harness.paths import REPO_ROOT
 from harness.registry import load_catalog
 from harness.targets.litert.android import RULES as ANDROID_RULES
@@ -24,9 +24,9 @@ from test_check_config import Mutation, edit
 
 
 @pytest.fixture(scope="module")
-def fixed_apps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("apps")
-    return {"tfjs": write_tfjs(root / "tfjs", faulty=False), "android": write_android(root / "android", faulty=False)}
+def fixed_apps() -> dict[str, Path]:
+    """The checked-in fixed apps (read only: tests plant mistakes in copies)."""
+    return {"tfjs": example("tfjs", "fixed"), "android": example("android", "fixed")}
 
 
 def model_json(change: Callable[[dict], None]) -> Mutation:  # type: ignore[type-arg]
@@ -96,7 +96,8 @@ ANDROID_PLANTED: dict[str, Mutation] = {
     "litert/not-a-flatbuffer": lambda app: asset(app).write_text(
         "version https://git-lfs.github.com/spec/v1\noid sha256:0\nsize 1\n"),
 }
-RUNTIME_ONLY = {"tfjs/load-error", "tfjs/predict-error", "tfjs/request-failed", "tfjs/tensor-leak", "litert/load-error"}
+RUNTIME_ONLY = {"tfjs/load-error", "tfjs/predict-error", "tfjs/request-failed", "tfjs/tensor-leak", "tfjs/page-error",
+                "tfjs/kernel-missing", "litert/load-error"}
 CASES = sorted([("tfjs", r) for r in TFJS_PLANTED] + [("android", r) for r in ANDROID_PLANTED])
 
 
@@ -163,3 +164,20 @@ def test_a_runtime_that_is_not_here_is_a_skip_with_its_reason(fixed_apps: dict[s
     report = check_config([fixed_apps["tfjs"]], verify=True)
     assert report.bundles[0].verified == "skipped: tf.js in Chromium cannot run here: chromium is missing (test)"
     assert report.findings == [] and report.exit_code() == 0
+
+
+def test_attack_markup_in_a_page_run_is_escaped_in_the_page(fixed_apps: dict[str, Path]) -> None:
+    """A page run carries strings from the untrusted app and its page (file name, kernel and backend names the
+    page's tf.js reported, refused URLs): the HTML page escapes each."""
+    from harness.configcheck.render import html_page, summary
+    from harness.targets.tfjs.webapp import PageRun
+
+    report = check_config([fixed_apps["tfjs"]], verify=False)
+    payload = "<img src=x onerror=alert(1)>"
+    run = PageRun(f"{payload}.html", "cpu", asked=[payload], num_tensors=[5, 5, 5], kernels=[payload],
+                  blocked=[f"https://example.com/{payload}"])
+    report.bundles[0].runs = [run.to_json()]
+    page = html_page(report)
+    assert payload not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<img" not in page
+    assert f"{payload}.html on cpu" in summary(report)  # the terminal gets the text as it is

@@ -84,6 +84,7 @@ def check_config(paths: Sequence[str | Path], *, verify: bool = True,
                 try:
                     findings += bundle.verify(progress)
                     entry.verified = "yes"
+                    entry.runs = [run.to_json() for run in getattr(bundle, "runs", [])]
                 except NotApplicable as exc:
                     entry.verified = f"skipped: {exc}"
             entry.seconds = time.monotonic() - began

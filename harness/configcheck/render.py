@@ -24,6 +24,10 @@ def summary(report: ConfigReport) -> str:
     for b in report.bundles:
         pieces = "; ".join(f"{role}: {', '.join(files)}" for role, files in b.pieces.items())
         lines.append(f"  {b.path}: {b.kind} (verified: {b.verified}) - {pieces}")
+        for r in b.runs:
+            lines.append(f"    {r['page']} on {r['backend']}: page loaded {r['page_load_s']} s, model files "
+                         f"{r['model_files_s']} s, first predict {r['first_predict_s']} s, numTensors before each "
+                         f"prediction {r['num_tensors']}")
     lines.append("")
     for f in report.sorted_findings():
         where = f"{f.file}:{f.line}" if f.line else f.file

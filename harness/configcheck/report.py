@@ -23,10 +23,13 @@ class BundleReport:
     pieces: dict[str, list[str]]  # role -> files (relative to ``path``)
     verified: str = "not asked"  # "yes" / "skipped: <why>" / "not asked"
     seconds: float = 0.0
+    #: what the runtime measured besides the findings (e.g. a web app's pages: load and first-predict times,
+    #: tf.memory().numTensors before each prediction), one mapping per run
+    runs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"path": self.path, "kind": self.kind, "pieces": self.pieces, "verified": self.verified,
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "runs": self.runs}
 
 
 @dataclass

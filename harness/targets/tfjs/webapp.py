@@ -23,7 +23,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from harness.configcheck.files import ProjectFiles, line_of
 from harness.configcheck.rules import ConfigRule
@@ -81,6 +81,13 @@ RULES: dict[str, ConfigRule] = {r.id: r for r in (
     ConfigRule("tfjs/tensor-leak", S_PROCEDURE, "warning",
                "Dispose the tensors of each prediction (tf.tidy or tensor.dispose()).",
                "tf.memory().numTensors growing across repeated predictions"),
+    ConfigRule("tfjs/page-error", S_ASYNC, "blocker",
+               "Read the browser's text: the app's own page threw it (an uncaught error or a rejected promise).",
+               "the app's page in Chromium: the uncaught error or unhandled rejection (pageerror event)"),
+    ConfigRule("tfjs/kernel-missing", S_OPS, "blocker",
+               "Run the model on a backend that registers every kernel it runs (or keep the app on one that does).",
+               "tf.getKernelsForBackend(<backend>) in the page against the kernels the model's predictions ran; "
+               "the engine: \"Kernel '<name>' not registered for backend '<backend>'\""),
 )}
 
 
@@ -126,6 +133,7 @@ class WebApp:
     code: list[str] = field(default_factory=list)
     calls: list[LoadCall] = field(default_factory=list)
     kind: str = KIND
+    runs: list[PageRun] = field(default_factory=list)  # the app's pages run by verify()
 
     @property
     def pieces(self) -> dict[str, list[str]]:
@@ -278,10 +286,11 @@ def verify(app: WebApp, progress: Any = None) -> list[Finding]:
     reason = TfjsTarget.unavailable_reason()
     if reason:
         raise NotApplicable(f"tf.js in Chromium cannot run here: {reason}")
-    if not app.models:
-        raise NotApplicable("no model.json to load")
+    if not app.models and not app_pages(app):
+        raise NotApplicable("no model.json to load and no page loading tf.js")
     findings: list[Finding] = []
     with copies_directory() as work, TfjsTarget() as target:
+        page_findings, app.runs = run_pages(app, target, work, progress)
         for index, model in enumerate(app.models):
             if model.format not in ("graph-model", "layers-model"):
                 continue
@@ -334,7 +343,7 @@ def verify(app: WebApp, progress: Any = None) -> list[Finding]:
                     if progress:
                         progress(f"tfjs: {model.file} on {backend.name}: loaded in {load_s:.2f}s, "
                                  f"numTensors {counts}")
-    return _merge_backends(findings)
+    return _merge_backends(findings + page_findings)
 
 
 def _merge_backends(findings: list[Finding]) -> list[Finding]:
@@ -359,10 +368,286 @@ def _failed_requests(page: Any, source: str, at: dict[str, Any]) -> list[Finding
     return [_browser_finding("tfjs/request-failed", text, source, at) for text in texts]
 
 
+#: the browser's texts (as the catalog's lessons reproduce them) -> the lesson, for texts harness.check.rules
+#: does not know; first match wins
+BROWSER_LESSONS = ((r"Not allowed to load local resource|file://", S_LOCAL),
+                   (r"Improper config format", S_API),
+                   (r"is not a function", S_ASYNC),
+                   (r"404|multiple of 4|Failed to fetch", S_PROCEDURE),
+                   (r"not registered for backend", S_OPS),
+                   (r"has not yet been initialized", S_BACKEND))
+
+
 def _browser_finding(rule_id: str, text: str, source: str, at: dict[str, Any]) -> Finding:
     """A verified finding in the browser's words, with the lesson the text matches (else the rule's)."""
     from harness.check.rules import rule_for
 
     known = rule_for("tfjs", text)
-    lesson = known.scenario if known else (S_PROCEDURE if re.search(r"404|multiple of 4|Failed to fetch", text) else None)
+    lesson = known.scenario if known else next((s for pattern, s in BROWSER_LESSONS if re.search(pattern, text)), None)
     return RULES[rule_id].runtime_finding(text, source=source, lesson=lesson, fix=known.fix if known else "", **at)
+
+
+# The app's own pages, run in Chromium --------------------------------------------------------------
+
+#: a request for the tf.js bundle itself: a CDN URL of @tensorflow/tfjs or a local tf.js / tf.min.js
+TFJS_SCRIPT = re.compile(r"(/@tensorflow/tfjs(@[^/]*)?(/dist/tf(\.min)?\.js)?$)|(^|/)tf(\.min)?\.js$")
+#: the predictions the page must make before its tensor counts are read; the wait for them is bounded by
+#: :data:`PAGE_PREDICTIONS_WAIT_S` (an app that predicts less is reported with what it did)
+PAGE_PREDICTIONS = 3
+PAGE_PREDICTIONS_WAIT_S = 30.0
+PAGE_FILES_BYTES = 256 << 20
+
+#: Appended to the tf.js bundle the app's page loads (the served copy only; the app's files are not
+#: changed): the checked backend replaces any tf.setBackend the app asks for (what it asked is kept),
+#: and every prediction of a loaded model records tf.memory().numTensors before it, its duration and
+#: the kernels it ran.
+PAGE_PROBE_JS = r"""
+;(() => {
+  const probe = window.__pitfalls = {asked: [], predictions: [], kernels: new Set(), depth: 0, backend: null,
+                                     error: null};
+  const prefix = PREFIX;
+  SETUP
+  const engine = tf.engine();
+  const realSetBackend = engine.setBackend.bind(engine);
+  engine.setBackend = (name) => { probe.asked.push(String(name)); return realSetBackend(BACKEND); };
+  probe.ready = realSetBackend(BACKEND).then((ok) => { probe.backend = ok ? tf.getBackend() : null; },
+                                                 (e) => { probe.error = String(e); });
+  const realRunKernel = engine.runKernel.bind(engine);
+  engine.runKernel = (name, ...rest) => { if (probe.depth > 0) probe.kernels.add(name); return realRunKernel(name, ...rest); };
+  const wrap = (proto, method) => {
+    const real = proto && proto[method];
+    if (typeof real !== 'function') return;
+    proto[method] = function (...args) {
+      if (probe.depth > 0) return real.apply(this, args);
+      const record = {method, before: tf.memory().numTensors, ms: null};
+      probe.predictions.push(record);
+      const started = performance.now();
+      probe.depth += 1;
+      let out;
+      try { out = real.apply(this, args); } catch (e) { probe.depth -= 1; record.ms = performance.now() - started; throw e; }
+      if (out && typeof out.then === 'function') {
+        return out.finally(() => { probe.depth -= 1; record.ms = performance.now() - started; });
+      }
+      probe.depth -= 1;
+      record.ms = performance.now() - started;
+      return out;
+    };
+  };
+  wrap(tf.GraphModel && tf.GraphModel.prototype, 'predict');
+  wrap(tf.GraphModel && tf.GraphModel.prototype, 'execute');
+  wrap(tf.GraphModel && tf.GraphModel.prototype, 'executeAsync');
+  wrap(tf.LayersModel && tf.LayersModel.prototype, 'predict');
+})();
+"""
+#: what the probe saw, read after the predictions (or the wait) ended; registries of the backends loaded
+PAGE_READ_JS = """async (names) => {
+  const probe = window.__pitfalls;
+  if (!probe) return null;
+  await probe.ready;
+  const nav = performance.getEntriesByType('navigation')[0];
+  const models = performance.getEntriesByType('resource')
+    .filter((r) => /\\.(json|bin)(\\?|$)/.test(r.name)).map((r) => ({url: r.name, end: r.responseEnd}));
+  const registries = {};
+  for (const name of names) {
+    const kernels = tf.getKernelsForBackend(name).map((k) => k.kernelName);
+    if (kernels.length) registries[name] = kernels;
+  }
+  return {asked: probe.asked, backend: probe.backend, error: probe.error,
+          predictions: probe.predictions.map((p) => ({before: p.before, ms: p.ms, method: p.method})),
+          kernels: Array.from(probe.kernels).sort(), registries,
+          loadMs: nav ? nav.loadEventEnd : null, modelFiles: models};
+}"""
+
+
+@dataclass
+class PageRun:
+    """One run of one of the app's pages on one backend: what the report keeps besides the findings."""
+
+    page: str  # app-relative
+    backend: str
+    asked: list[str] = field(default_factory=list)  # the backends the app's code asked tf.setBackend for
+    page_load_s: float | None = None
+    model_files_s: float | None = None  # when the last model.json / shard finished arriving
+    first_predict_s: float | None = None
+    num_tensors: list[int] = field(default_factory=list)  # tf.memory().numTensors before each prediction
+    kernels: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # requests to other hosts, refused
+
+    def to_json(self) -> dict[str, Any]:
+        return {"page": self.page, "backend": self.backend, "asked": self.asked,
+                "page_load_s": self.page_load_s, "model_files_s": self.model_files_s,
+                "first_predict_s": self.first_predict_s, "num_tensors": self.num_tensors,
+                "kernels": self.kernels, "blocked": self.blocked}
+
+
+def app_pages(app: WebApp) -> list[str]:
+    """The app's HTML pages that load tf.js or one of its loading scripts."""
+    pages = []
+    scripts = {posixpath.basename(c) for c in app.code}
+    for name in app.files.with_suffix(".html", ".htm"):
+        text = app.files.read_text(name) or ""
+        srcs = re.findall(r"<script[^>]*\bsrc\s*=\s*['\"]([^'\"]+)['\"]", text, re.I)
+        if name in app.code or any(TFJS_SCRIPT.search(s.split("?")[0]) or posixpath.basename(s) in scripts
+                                   for s in srcs):
+            pages.append(name)
+    return pages
+
+
+def leaked(counts: list[int]) -> bool:
+    """numTensors before each prediction grows at every one: each prediction leaves tensors behind."""
+    return len(counts) >= PAGE_PREDICTIONS and all(b > a for a, b in zip(counts, counts[1:]))
+
+
+def missing_kernels(kernels: list[str], registries: dict[str, list[str]]) -> dict[str, list[str]]:
+    """backend -> the kernels the predictions ran that the backend does not register."""
+    return {backend: sorted(set(kernels) - set(registered)) for backend, registered in sorted(registries.items())
+            if set(kernels) - set(registered)}
+
+
+def _tfjs_bundle(backend: Any, app_copy: Any, path: str | None) -> bytes:
+    """The tf.js script the page asked for, with the backend's bundle and the probe appended: the app's own
+    copy when it ships one at ``path``, else the installed one."""
+    from harness.targets.tfjs.backends import CORE
+
+    own = app_copy / path.lstrip("/") if path else None
+    core = own.read_bytes() if own is not None and own.is_file() else (CORE.dist / CORE.scripts[0]).read_bytes()
+    parts = [core]
+    if backend.bundle is not None:
+        parts += [(backend.bundle.dist / s).read_bytes() for s in backend.bundle.scripts]
+    probe = (PAGE_PROBE_JS.replace("PREFIX", json.dumps(backend.prefix)).replace("BACKEND", json.dumps(backend.name))
+             .replace("SETUP", backend.setup_js))
+    return b"\n;\n".join(parts) + probe.encode()
+
+
+def _copy_app(app: WebApp, work: Path) -> Path:
+    """The app's files (each resolved inside it; at most :data:`PAGE_FILES_BYTES`) copied for the browser."""
+    import shutil
+
+    site = work / "site"
+    total = 0
+    for name in app.files.files:
+        source = app.files.inside(name)
+        total += source.stat().st_size
+        if total > PAGE_FILES_BYTES:
+            raise UsageError(f"{app.files.root}: the app's files pass {PAGE_FILES_BYTES >> 20} MiB; give the web "
+                             "app's own directory")
+        target = site / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return site
+
+
+def run_pages(app: WebApp, target: Any, work: Path, progress: Any = None) -> tuple[list[Finding], list[PageRun]]:
+    """Open each of the app's own pages, served from loopback, in Chromium on each checked backend.
+
+    The page is untrusted code: it runs only in the browser, in a fresh context whose every request
+    to another origin is refused (and listed), from a copy of the app's files.  The tf.js script it
+    asks for (a CDN URL or a local copy) is answered with tf.js (the app's own copy if it ships one,
+    else the installed bundle), the backend's bundle and :data:`PAGE_PROBE_JS`.
+    """
+    from harness.errors import RuntimeFailure, WaitTimeout
+    from harness.loopback import LoopbackServer
+    from harness.targets.tfjs.backends import TABLE, browser_flags, check_backends, lib_mounts
+    from harness.targets.tfjs.page import TfjsPage
+
+    pages = app_pages(app)
+    if not pages:
+        return [], []
+    site = _copy_app(app, work)
+    findings: list[Finding] = []
+    runs: list[PageRun] = []
+    for name in pages:
+        at: dict[str, Any] = {"file": name}
+        for backend in check_backends():
+            run = PageRun(name, backend.name)
+            source = f"the app's page {name} in Chromium ({backend.name} backend), served from loopback"
+            with LoopbackServer({**lib_mounts(), "/": site}) as server:
+                handle = _router(backend, server.url, site, run)
+                context = target.browser(browser_flags(backend)).new_context()
+                try:
+                    context.route("**/*", handle)
+                    context.route_web_socket(re.compile(".*"), _refuse_socket(run))
+                    page = TfjsPage(context.new_page(), server, None, browser_flags(backend))
+                    page.goto("/" + name)
+                    try:
+                        page.page.wait_for_function(
+                            f"() => window.__pitfalls && window.__pitfalls.predictions.filter((p) => p.ms !== null)"
+                            f".length >= {PAGE_PREDICTIONS}", timeout=PAGE_PREDICTIONS_WAIT_S * 1000)
+                    except Exception:  # noqa: BLE001 - fewer predictions: reported with what there is
+                        pass
+                    try:
+                        seen = page.evaluate(PAGE_READ_JS, [b.name for b in TABLE], timeout_s=30.0)
+                    except (RuntimeFailure, WaitTimeout) as exc:
+                        seen = None
+                        findings.append(_browser_finding("tfjs/page-error", str(exc), source, at))
+                    findings += _page_evidence(page, seen, run, source, at)
+                finally:
+                    context.close()
+            runs.append(run)
+            if progress:
+                progress(f"tfjs: {name} on {backend.name}: page loaded in {run.page_load_s}s, first predict "
+                         f"{run.first_predict_s}s, numTensors before each prediction {run.num_tensors}")
+    return findings, runs
+
+
+def _router(backend: Any, origin: str, site: Path, run: PageRun) -> Callable[[Any], None]:
+    """The browser context's request handler: the app's origin is served, a tf.js script is answered with
+    :func:`_tfjs_bundle`, every other origin is refused (and listed in ``run.blocked``)."""
+    from urllib.parse import urlparse
+
+    def handle(route: Any) -> None:
+        url = route.request.url
+        path = urlparse(url).path
+        local = url.startswith(origin + "/")
+        if TFJS_SCRIPT.search(path if local else url.split("?")[0]):
+            route.fulfill(status=200, content_type="text/javascript", body=_tfjs_bundle(backend, site, path if local else None))
+        elif local:
+            route.continue_()
+        else:
+            run.blocked.append(url)
+            route.abort("blockedbyclient")
+    return handle
+
+
+def _refuse_socket(run: PageRun) -> Callable[[Any], None]:
+    """WebSockets are never connected: a routed socket whose handler does not call ``connect_to_server`` is
+    Playwright's mock, answered by no server (closing it from the handler blocks the sync API); each is listed."""
+    def refuse(socket: Any) -> None:
+        run.blocked.append(socket.url)
+    return refuse
+
+
+def _page_evidence(page: Any, seen: dict[str, Any] | None, run: PageRun, source: str,
+                   at: dict[str, Any]) -> list[Finding]:
+    found = [_browser_finding("tfjs/page-error", text, source, at) for text in page.page_errors]
+    found += [_browser_finding("tfjs/page-error", line, source + ": console error", at)
+              for line in page.console_errors() if "ERR_BLOCKED_BY_CLIENT" not in line]  # our refusals: in blocked
+    found += [_browser_finding("tfjs/request-failed", text, source, at) for text in page.failed_requests
+              if "ERR_BLOCKED_BY_CLIENT" not in text]
+    found += [_browser_finding("tfjs/request-failed", f"GET {r.path}: HTTP {r.status}", source, at)
+              for r in page.server.requests if r.status >= 400 and not r.path.startswith("/lib/")]
+    if seen is None:
+        return found
+    run.asked = list(seen["asked"])
+    run.page_load_s = round(seen["loadMs"] / 1000, 3) if seen.get("loadMs") else None
+    ends = [m["end"] for m in seen["modelFiles"] if m["end"]]
+    run.model_files_s = round(max(ends) / 1000, 3) if ends else None
+    timed = [p for p in seen["predictions"] if p["ms"] is not None]
+    run.first_predict_s = round(timed[0]["ms"] / 1000, 3) if timed else None
+    run.num_tensors = [int(p["before"]) for p in seen["predictions"]]
+    run.kernels = list(seen["kernels"])
+    if seen.get("error"):
+        found.append(_browser_finding("tfjs/page-error", f"tf.setBackend('{run.backend}'): {seen['error']}", source, at))
+    if leaked(run.num_tensors):
+        steps = sorted({b - a for a, b in zip(run.num_tensors, run.num_tensors[1:])})
+        grows = f"{steps[0]}" if len(steps) == 1 else f"{steps[0]} to {steps[-1]}"
+        found.append(RULES["tfjs/tensor-leak"].finding(
+            f"tf.memory().numTensors grows by {grows} from each of the page's predictions to the next: each "
+            "leaves tensors undisposed (the counts are the run's num_tensors)", verified="runtime", source=source,
+            **at))
+    for backend, kernels in missing_kernels(run.kernels, seen["registries"]).items():
+        found.append(RULES["tfjs/kernel-missing"].finding(
+            f"the page's predictions ran kernel(s) {', '.join(kernels)}, which the {backend} backend does not register "
+            f"(tf.getKernelsForBackend('{backend}'))", verified="runtime", source=source, **at))
+    return found
+

@@ -191,13 +191,14 @@ class RunLine:
 
     file: str
     line: int
-    program: str  # "docker run" or "tensorflow_model_server"
+    program: str  # "docker run", "docker compose" (a Compose service) or "tensorflow_model_server"
     image: str = ""
     env: dict[str, str] = field(default_factory=dict)
     mounts: list[tuple[str, str]] = field(default_factory=list)  # (host path as written, container path)
     ports: list[tuple[int | None, int]] = field(default_factory=list)  # (host port, container port)
     flags: dict[str, str] = field(default_factory=dict)  # --name=value; a bare --name is "true"
     spaced_flags: list[str] = field(default_factory=list)  # --name value: TF's parser does not take them
+    written: list[str] = field(default_factory=list)  # the server's arguments as written (what verify passes)
 
 
 @dataclass
@@ -315,6 +316,8 @@ DOCKER_VALUE_OPTIONS = frozenset({"-p", "--publish", "-v", "--volume", "-e", "--
                                   "-m", "--memory", "--gpus", "--runtime", "--env-file", "-l", "--label",
                                   "--restart", "--platform", "--hostname", "-h", "--shm-size", "--ulimit",
                                   "--memory-swap", "--pids-limit", "--cap-add", "--cap-drop", "--security-opt"})
+#: run lines that start the server in a container (mounts and published ports apply)
+CONTAINER_PROGRAMS = ("docker run", "docker compose")
 PWD_FORMS = ("$(pwd)", "${PWD}", "$PWD", "`pwd`")
 MODEL_URL = re.compile(r"(?P<scheme>https?)://(?P<host>[^/:\s'\"]+)(?::(?P<port>\d+))?"
                        r"/v1/models/(?P<rest>[^\s'\"?]*)")
@@ -348,6 +351,9 @@ def find_bundle(files: ProjectFiles) -> ServingBundle | None:
         if suffix in CONFIG_SUFFIXES and re.search(
                 r"^\s*(max_batch_size|batch_timeout_micros|allowed_batch_sizes|num_batch_threads)\s*[:{]", text, re.M):
             bundle.batching.append((name, _parse_text_proto(text, batching_class(), name, "BatchingParameters")))
+            continue
+        if suffix in (".yml", ".yaml") and re.search(r"^services\s*:", text, re.M):
+            bundle.run_lines += _compose_run_lines(name, text)
             continue
         if suffix in SCRIPT_SUFFIXES or posixpath.basename(name) in ("Dockerfile", "Makefile"):
             bundle.run_lines += _run_lines(name, text)
@@ -433,6 +439,56 @@ def _docker_run(file: str, number: int, tokens: list[str]) -> RunLine | None:
     return run if serves else None  # another container of the script (a database, a proxy ...)
 
 
+def _compose_run_lines(file: str, text: str) -> list[RunLine]:
+    """The serving services of a Compose file, each read as the ``docker run`` line it stands for: image,
+    ``environment``, ``volumes`` (host paths relative to the file's directory), ``ports`` and ``command``
+    (the server's flags).  Parsed with ``yaml.safe_load`` (no tags, nothing run)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{file} looks like a Compose file but is not YAML ({' '.join(str(exc).split())}); "
+                         "fix its syntax (docker compose config shows where)") from None
+    services = data.get("services") if isinstance(data, dict) else None
+    found: list[RunLine] = []
+    base = posixpath.dirname(file)
+    for name, service in (services or {}).items() if isinstance(services, dict) else ():
+        if not isinstance(service, dict):
+            continue
+        at = re.search(rf"^[ \t]+['\"]?{re.escape(str(name))}['\"]?[ \t]*:", text, re.M)
+        run = RunLine(file, line_of(text, at.start()) if at else 1, "docker compose",
+                      image=str(service.get("image") or ""))
+        environment = service.get("environment") or {}
+        if isinstance(environment, list):
+            environment = dict(str(e).partition("=")[::2] for e in environment)
+        run.env = {str(k): "" if v is None else str(v) for k, v in environment.items()} \
+            if isinstance(environment, dict) else {}
+        for volume in service.get("volumes") or []:
+            if isinstance(volume, dict) and volume.get("source") and volume.get("target"):
+                host, target = str(volume["source"]), str(volume["target"])
+            elif isinstance(volume, str) and ":" in volume:
+                host, target = volume.split(":")[0], volume.split(":")[1]
+            else:
+                continue
+            relative_host = not host.startswith(("/", "~", "$"))
+            run.mounts.append((posixpath.join(base, host) if relative_host and base else host, target))
+        for port in service.get("ports") or []:
+            if isinstance(port, dict):
+                published, target_port = str(port.get("published")), str(port.get("target"))
+                run.ports.append((int(published) if published.isdigit() else None,
+                                  int(target_port) if target_port.isdigit() else -1))
+            else:
+                run.ports.append(_port_binding(str(port)))
+        command = service.get("command") or []
+        _server_flags(run, _split(command) if isinstance(command, str) else [str(c) for c in command])
+        serves = ("serving" in run.image or "model_server" in run.image or "MODEL_NAME" in run.env
+                  or any(flag.startswith(("model_", "rest_api_")) for flag in [*run.flags, *run.spaced_flags]))
+        if serves:
+            found.append(run)
+    return found
+
+
 def _port_binding(value: str) -> tuple[int | None, int]:
     parts = value.split("/")[0].split(":")
     container = int(parts[-1]) if parts[-1].isdigit() else -1
@@ -441,12 +497,15 @@ def _port_binding(value: str) -> tuple[int | None, int]:
 
 
 def _server_flags(run: RunLine, tokens: list[str]) -> None:
+    run.written = list(tokens)
     for i, token in enumerate(tokens):
         if not token.startswith("--"):
             continue
         name, has_value, value = token[2:].partition("=")
         if has_value:
             run.flags[name] = value
+        elif len(name.split()) > 1:  # one argument "--name value" (a Compose list item): no "=" either
+            run.spaced_flags.append(name.split()[0])
         elif i + 1 < len(tokens) and not tokens[i + 1].startswith("-") and name not in ("enable_batching",):
             run.spaced_flags.append(name)
         else:
@@ -505,7 +564,7 @@ def _served_models(bundle: ServingBundle) -> list[ServedModel]:
             model.labels = dict(entry.version_labels)
             models.append(model)
     elif run is not None:
-        if run.program == "docker run":
+        if run.program in CONTAINER_PROGRAMS:
             name = run.env.get("MODEL_NAME", "model")
             base = run.env.get("MODEL_BASE_PATH", "/models").rstrip("/") + "/" + name
         else:
@@ -755,7 +814,7 @@ def _run_line_findings(bundle: ServingBundle) -> list[Finding]:
     if bundle.configs and not config_flag:
         found.append(RULES["tfserving/config-file-unused"].finding(
             f"{bundle.configs[0][0]} is a model server config, but the run line has no --model_config_file", **where))
-    if config_flag and run.program == "docker run":
+    if config_flag and run.program in CONTAINER_PROGRAMS:
         mapped = container_to_bundle(bundle, config_flag)
         if mapped is None or not bundle.files.exists(mapped):
             found.append(RULES["tfserving/config-file-not-mounted"].finding(
@@ -765,7 +824,7 @@ def _run_line_findings(bundle: ServingBundle) -> list[Finding]:
             f"{', '.join(sorted({'MODEL_NAME', 'MODEL_BASE_PATH'} & set(run.env)))} set beside --model_config_file",
             **where))
     batching_flag = run.flags.get("batching_parameters_file")
-    if batching_flag and run.program == "docker run":
+    if batching_flag and run.program in CONTAINER_PROGRAMS:
         mapped = container_to_bundle(bundle, batching_flag)
         if mapped is None or not bundle.files.exists(mapped):
             found.append(RULES["tfserving/config-file-not-mounted"].finding(
@@ -774,7 +833,7 @@ def _run_line_findings(bundle: ServingBundle) -> list[Finding]:
         if not run.flags.get("monitoring_config_file"):
             found.append(RULES["tfserving/monitoring-file-unused"].finding(
                 f"{file} is a monitoring config, but the run line has no --monitoring_config_file", file=file))
-    if bundle.requests and run.program == "docker run" and not any(c == REST_PORT for _, c in run.ports):
+    if bundle.requests and run.program in CONTAINER_PROGRAMS and not any(c == REST_PORT for _, c in run.ports):
         found.append(RULES["tfserving/rest-port-not-published"].finding(
             f"the client scripts send REST requests, and the run line publishes no port for {REST_PORT} "
             f"(published: {', '.join(f'{h}:{c}' for h, c in run.ports) or 'none'})", **where))
@@ -789,7 +848,7 @@ def _request_findings(bundle: ServingBundle, signatures: dict[str, dict[str, Sig
     names = {m.name: m for m in bundle.models}
     for request in bundle.requests:
         where: dict[str, Any] = {"file": request.file, "line": request.line}
-        if request.port is not None and run is not None and run.program == "docker run":
+        if request.port is not None and run is not None and run.program in CONTAINER_PROGRAMS:
             if host_ports.get(GRPC_PORT) == request.port and host_ports.get(REST_PORT) != request.port:
                 found.append(RULES["tfserving/request-to-grpc-port"].finding(
                     f"{request.url}: port {request.port} is published for the gRPC port {GRPC_PORT}", **where))
@@ -848,7 +907,7 @@ def _work_copy(bundle: ServingBundle, work: Path) -> dict[Path, str]:
             shutil.copyfile(source, target)
         mounts[target] = container_path
 
-    if run is not None and run.program == "docker run" and run.mounts:
+    if run is not None and run.program in CONTAINER_PROGRAMS and run.mounts:
         for host, container_path in run.mounts:
             relative = _bundle_relative(bundle.files, host)
             if relative is not None and bundle.files.inside(relative).exists():
@@ -868,7 +927,7 @@ def server_args(bundle: ServingBundle, mounts: dict[Path, str]) -> list[str]:
     """The flags the server gets: the run line's own, as written; with no run line, the pieces found."""
     run = bundle.run_line
     if run is not None:
-        args = [f"--{k}={v}" for k, v in run.flags.items()]
+        args = list(run.written)  # as written: a flag TF's parser does not take is the server's to refuse
         if run.program == "tensorflow_model_server":
             # the image's entrypoint adds --port/--rest_api_port/--model_name/--model_base_path; the run line's win
             return [a for a in args if not a.startswith(("--port=", "--rest_api_port="))]
@@ -1005,6 +1064,8 @@ def _await_models(container: Any, names: list[str]) -> dict[str, str]:
 
 
 START_FAILED = re.compile(r"Failed to start server\. Error: (?P<message>.*)")
+#: main.cc prints this for the first argument TF's flag parser left over, and serves on without it
+UNKNOWN_ARGUMENT = re.compile(r"^unknown argument: (?P<argument>\S.*)$", re.M)
 
 
 def _log_findings(log: str, bundle: ServingBundle, source: str, where: dict[str, Any]) -> list[Finding]:
@@ -1018,6 +1079,11 @@ def _log_findings(log: str, bundle: ServingBundle, source: str, where: dict[str,
         if text not in seen:
             seen.add(text)
             found.append(_runtime_finding(RULES["tfserving/start-error"], text, source + ": its log", where))
+    for match in UNKNOWN_ARGUMENT.finditer(log):
+        text = match.group(0).strip()
+        if text not in seen:
+            seen.add(text)
+            found.append(_runtime_finding(RULES["tfserving/flag-without-equals"], text, source + ": its log", where))
     for match in LOAD_FAILED.finditer(log):
         key = f"{match['name']}:{match['message'].strip()}"
         if key in seen:
