@@ -39,6 +39,10 @@ def summary(report: CheckReport) -> str:
                 mark = "ok " if row.passes else ("LOC" if row.attribution == "local" else "acc")
                 lines.append(f"  {mark} {row.layer:<28} max|diff| {row.max_abs:.3e}  rel {row.rel_error:.3e}"
                              f"  SQNR {row.sqnr_db:.1f} dB")
+    unknown = report.unknown_texts()
+    if unknown:
+        lines += ["", f"unknown texts ({len(unknown)}: runtime texts no rule maps to a lesson yet; see the report):"]
+        lines += [f"  {u['target']} {u['step']}: {u['key']}" for u in unknown]
     lines += ["", "ok: every requested target deploys" if report.ok else "not ok: a target has a blocker"]
     return "\n".join(lines)
 

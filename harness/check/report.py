@@ -7,6 +7,7 @@ when outputs diverge, figures (sizes, latencies) and versions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +16,20 @@ Severity = Literal["blocker", "warning", "info"]
 Verified = Literal["runtime", "static"]
 Verdict = Literal["deploys", "warnings", "fails", "skipped"]
 SEVERITIES: tuple[str, ...] = ("blocker", "warning", "info")
+
+
+#: what :func:`text_key` rubs out of a runtime's text: paths, addresses, hex digests, numbers
+_VARYING = ((re.compile(r"(?<!<)(?:/[^\s'\"():,\]<>]+)+"), "<path>"), (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
+            (re.compile(r"\b[0-9a-f]{12,}\b"), "<hex>"), (re.compile(r"\d+(?:\.\d+)?"), "<n>"))
+
+
+def text_key(text: str) -> str:
+    """A runtime text's identity across runs and models: its first non-empty line with file paths,
+    addresses, hex digests and numbers replaced by placeholders, at most 200 characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    for pattern, placeholder in _VARYING:
+        line = pattern.sub(placeholder, line)
+    return line[:200]
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,12 @@ class Finding:
     step: str = ""  # prepare / load / predict / parity / quantize / profile / signature
     file: str = ""  # check-config: the bundle file the finding is about (relative to the checked directory)
     line: int | None = None  # check-config: its 1-based line, when the finding is about one
+    quoted: bool = False  # the text is a target runtime's own, verbatim (what the rules are matched on)
+
+    @property
+    def unknown(self) -> bool:
+        """A target runtime's own text that no rule maps to a lesson (the catalog may grow toward it)."""
+        return self.quoted and self.scenario is None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -137,6 +158,17 @@ class CheckReport:
                     "the network or Python; nothing was run (--trust-model runs it)")
         return "model untrusted: scanned, it carries no code beyond the runtimes' own ops"
 
+    def unknown_texts(self) -> list[dict[str, str]]:
+        """Every target runtime's text met in this check that no rule knows, once per (target, key),
+        in the order met: ``target``, ``step``, ``source``, ``key`` (:func:`text_key`) and ``text``."""
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for name, target in self.targets.items():
+            for f in target.findings:
+                if f.unknown:
+                    found.setdefault((name, text_key(f.text)), {"target": name, "step": f.step, "source": f.source,
+                                                                 "key": text_key(f.text), "text": f.text})
+        return list(found.values())
+
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
@@ -145,4 +177,4 @@ class CheckReport:
                 "model": self.model, "inputs": self.inputs, "trusted": self.trusted,
                 "findings": [f.to_json() for f in self.findings],
                 "targets": {name: t.to_json() for name, t in self.targets.items()},
-                "runtime_log": self.runtime_log}
+                "unknown_texts": self.unknown_texts(), "runtime_log": self.runtime_log}
