@@ -35,7 +35,7 @@ def _digest(data: "np.ndarray | None") -> str | None:
 def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, quantize: Quantization = "none",
                       representative: "np.ndarray | None" = None, select_tf_ops: bool = False,
                       from_keras: bool = False, extra: Mapping[str, Any] | None = None,
-                      configure: ConverterSetup | None = None, label: str = "") -> Path:
+                      configure: ConverterSetup | None = None, label: str = "", isolated: bool = False) -> Path:
     """Convert a SavedModel directory (or a Keras model file with ``from_keras``) to ``.tflite``.
 
     ``quantize`` picks a post-training quantisation (``int8`` calibrates on ``representative``
@@ -47,6 +47,11 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
 
     ``source`` passes the trust gate first (:func:`harness.trust.admit`); a bare path is an
     untrusted :class:`ModelSource` (the catalog's files pass the gate's scan).
+
+    ``isolated``: an int8 calibration of a SavedModel on ``representative`` runs in a child process
+    (:mod:`harness.targets.litert.calibrate`): TensorFlow's calibrator crashes the process on some
+    models (a stateful LSTM: SIGSEGV in ``calibrator._feed_tensors``), and the crash becomes a
+    :class:`~harness.errors.RuntimeFailure` instead of ending the caller.  The same artifact either way.
     """
     model = source if isinstance(source, ModelSource) else ModelSource.from_path(source)
     admit(model)
@@ -59,37 +64,50 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
            "label": label, "versions": library_versions(*CONVERTER_VERSIONS)}
 
     def build(out: Path) -> None:
+        if isolated and quantize == "int8" and representative is not None and not from_keras and configure is None:
+            from harness.targets.litert.calibrate import convert_in_child
+
+            convert_in_child(model.path, representative, out / "model.tflite", select_tf_ops=select_tf_ops,
+                             extra=dict(extra or {}))
+            return
         import tensorflow as tf
 
         if from_keras:
             converter = tf.lite.TFLiteConverter.from_keras_model(load_keras_model(model))
         else:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            if representative is not None:
-                rep = representative
-
-                def dataset() -> Any:
-                    for i in range(len(rep)):
-                        yield [rep[i: i + 1]]
-
-                converter.representative_dataset = dataset
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        if select_tf_ops:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-        for name, value in (extra or {}).items():
-            setattr(converter, name, value)
+        configure_converter(converter, tf, quantize, representative, select_tf_ops, extra)
         if configure is not None:
             configure(converter, tf)
         (out / "model.tflite").write_bytes(converter.convert())
 
     return cache.get_or_build("tflite", key, build) / "model.tflite"
+
+
+def configure_converter(converter: Any, tf: Any, quantize: Quantization, representative: "np.ndarray | None",
+                        select_tf_ops: bool, extra: Mapping[str, Any] | None) -> None:
+    """Set a ``TFLiteConverter`` for ``quantize`` (int8: calibrated on ``representative`` one row at a
+    time), Select TF ops and the ``extra`` attributes (in this process or the calibration child)."""
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        if representative is not None:
+            rep = representative
+
+            def dataset() -> Any:
+                for i in range(len(rep)):
+                    yield [rep[i: i + 1]]
+
+            converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    if select_tf_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    for name, value in (extra or {}).items():
+        setattr(converter, name, value)
 
 
 #: The options ``LitertTarget.prepare`` takes.
@@ -118,7 +136,7 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
                                 "select_tf_ops": bool(options.get("select_tf_ops", False))}
     if source.format == "saved_model":
         how = "TFLiteConverter.from_saved_model"
-        tflite = convert_to_tflite(cache, source, **settings)
+        tflite = convert_to_tflite(cache, source, isolated=True, **settings)
     elif source.format == "h5":
         how = "tf_keras.models.load_model -> TFLiteConverter.from_keras_model"
         tflite = convert_to_tflite(cache, source, from_keras=True, **settings)
@@ -128,5 +146,6 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
     else:
         how = "model.export -> TFLiteConverter.from_saved_model"
         exported = saved_model_of(cache, source)
-        tflite = convert_to_tflite(cache, ModelSource.from_path(exported, trusted=source.trusted), **settings)
+        tflite = convert_to_tflite(cache, ModelSource.from_path(exported, trusted=source.trusted), isolated=True,
+                                   **settings)
     return tflite, {"route": how, "quantize": settings["quantize"], "select_tf_ops": settings["select_tf_ops"]}
