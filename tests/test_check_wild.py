@@ -21,7 +21,7 @@ from harness.targets.base import ModelSource
 
 from check_models import finding_texts, require_targets
 from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, large_activations_keras,
-                               module_saved_model, string_lookup_keras, tf_keras_keras, two_outputs_keras)
+                               module_saved_model, stateful_lstm_keras, string_lookup_keras, tf_keras_keras, two_outputs_keras)
 
 pytestmark = pytest.mark.slow
 
@@ -296,3 +296,45 @@ def test_webgl_half_floats_are_a_path_of_their_own_and_overflow_is_named(cache: 
     assert non_finite(direct["webgl"], want) == 0 and float(np.max(np.abs(direct["webgl"] - want))) < 1e-3
     assert non_finite(direct["webgl-f16"], want) > 0
     assert f"{non_finite(direct['webgl-f16'], want)} of {want.size} values are inf or NaN" in half[0].text
+
+
+def test_stateful_rnn_is_checked_on_the_fixed_batch_export_and_every_target_runs(cache: ArtifactCache,
+                                                                                 pitfalls_check: Any) -> None:
+    """A stateful LSTM (batch fixed at 2): the default model.export's signature takes any batch and a
+    request of 3 rows fails in the graph (the finding quotes TensorFlow); the export with a fixed-batch
+    input_signature runs, every target is checked on it (the report says so), and TensorFlow's int8
+    calibrator, which dies of SIGSEGV on this model, no longer ends the check."""
+    import numpy as np
+    import tensorflow as tf
+
+    from harness.export import saved_model_of
+
+    path = stateful_lstm_keras(cache)
+    source = ModelSource.from_path(path)
+    default = tf.saved_model.load(str(saved_model_of(cache, source))).signatures["serving_default"]
+    assert default.structured_input_signature[1]["x"].shape.as_list() == [None, 5, 3]
+    with pytest.raises(tf.errors.InvalidArgumentError) as direct:
+        default(x=tf.constant(np.zeros((3, 5, 3), "float32")))
+    report = pitfalls_check(path, cache=cache, probes=(), profiles=("host",))
+    texts = [f.text for f in report.findings]
+    assert any("stateful layers (lstm)" in t for t in texts), texts
+    failed = [t for t in texts if t.startswith("the default model.export's serving signature")]
+    assert len(failed) == 1 and "Incompatible shapes: [3,16] vs. [2,16]" in failed[0]
+    assert "Incompatible shapes: [3,16] vs. [2,16]" in str(direct.value)
+    assert report.model["export"] == "model.export(input_signature=<batch 2>) of stateful_lstm.keras"
+    fixed = tf.saved_model.load(str(saved_model_of(cache, source, recipe="fixed-batch"))).signatures["serving_default"]
+    assert fixed.structured_input_signature[1]["x"].shape.as_list() == [2, 5, 3]
+    _no_harness_blocker(report)
+    ran = {name: t for name, t in report.targets.items() if t.verdict != "skipped"}
+    assert ran, "no target can run here"
+    for name, t in ran.items():
+        assert t.findings or t.parity, (name, t)
+    if "litert" in ran:
+        litert = ran["litert"]
+        assert litert.parity["litert"]["max_abs_diff"] < 1e-4  # the fixed-batch export, converted and run
+        int8 = [f for f in litert.findings if f.step == "prepare litert int8"]
+        assert len(int8) == 1 and int8[0].severity == "warning", litert.findings
+        assert int8[0].text.startswith("the int8 calibration process was killed by SIGSEGV")
+        assert "calibrator.py" in int8[0].text
+    if "tfserving" in ran:  # the first request on a fresh server starts from zero states, as the reference
+        assert ran["tfserving"].parity["tfserving"]["max_abs_diff"] < 1e-5

@@ -18,7 +18,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
+from harness.check.model import PROBES, fixed_batch_export, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.report import CheckReport, Finding, TargetReport
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.errors import UsageError
@@ -97,9 +97,10 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
         if concerns:
             return _not_run(source, concerns, wanted, started)
     say(f"loading {source.path} ({source.format})")
-    model = load_model(source)
+    cache = cache or ArtifactCache()
+    model, exported = fixed_batch_export(load_model(source), cache)
     report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust)
-    report.findings.extend(model.notes)
+    report.findings.extend(model.notes + exported)
     probe = "synthesised"
     if inputs is not None:
         feed = read_inputs(Path(inputs), model)
@@ -138,7 +139,7 @@ def check(path: str | Path, *, targets: Sequence[str] | None = None, inputs: str
             further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
+    ctx = Context(model, feed, reference, cache, _runnable(asked, say), say, probe,
                   tuple(further), calibration_set)
     for name in wanted:
         report.targets[name] = check_one(name, ctx, active)

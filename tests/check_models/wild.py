@@ -173,3 +173,17 @@ def large_activations_keras(cache: ArtifactCache) -> Path:
         model.save(out / "large_activations.keras")
 
     return _cached(cache, "wild_large_activations", "large_activations.keras", build)
+
+
+def stateful_lstm_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 stateful LSTM (batch fixed at 2 by its input, as ``stateful=True`` requires)."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        x = keras.Input(batch_shape=(2, 5, 3), name="x")
+        h = keras.layers.LSTM(4, stateful=True, name="lstm")(x)
+        model = keras.Model(x, keras.layers.Dense(2, name="head")(h), name="stateful_lstm")
+        model.save(out / "stateful_lstm.keras")
+
+    return _cached(cache, "wild_stateful_lstm", "stateful_lstm.keras", build)
