@@ -18,8 +18,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from harness.check.model import PROBES, fixed_batch_export, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
+from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.report import CheckReport, Finding, TargetReport
+from harness.check.stateful import fixed_batch_export
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.errors import UsageError
 from harness.targets import TARGET_NAMES, target_class

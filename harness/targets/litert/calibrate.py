@@ -4,20 +4,23 @@ TensorFlow's calibrator (``tf.lite.python.optimize.calibrator``) runs the model'
 the representative set; on some models it dies of a signal (a stateful LSTM: SIGSEGV in
 ``_feed_tensors``), which in the caller's process would end ``pitfalls check`` and every target
 with it.  :func:`convert_in_child` runs the same converter settings
-(:func:`harness.targets.litert.convert.configure_converter`) in ``python -m
-harness.targets.litert.calibrate`` (a new session, watched by the reaper) and raises a
+(:func:`configure_converter`, which :mod:`harness.targets.litert.convert` uses in its own process) in ``python -m
+harness.targets.litert.calibrate`` (a new session, watched by the reaper, killed with its group if
+the caller is) and raises a
 :class:`~harness.errors.RuntimeFailure` with the child's own last words when it fails.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness.errors import RuntimeFailure
 
@@ -33,8 +36,8 @@ def convert_in_child(saved_model: Path, representative: "np.ndarray", out: Path,
     """Write ``out`` (a ``.tflite``): ``saved_model`` converted to int8, calibrated on ``representative``."""
     import numpy as np
 
+    from harness.environments.reaper import forget_process_group, watch_process_group
     from harness.paths import REPO_ROOT
-    from harness.targets.tfserving.host import stop_process_group, watched_popen
 
     with tempfile.TemporaryDirectory(prefix="pitfalls-calibrate-") as work:
         rep = Path(work) / "representative.npy"
@@ -43,13 +46,17 @@ def convert_in_child(saved_model: Path, representative: "np.ndarray", out: Path,
         job.write_text(json.dumps({"saved_model": str(saved_model), "representative": str(rep), "out": str(out),
                                    "select_tf_ops": select_tf_ops, "extra": extra}))
         with open(Path(work) / "stderr", "w+") as err:
-            proc = watched_popen([sys.executable, "-X", "faulthandler", "-m", "harness.targets.litert.calibrate",
-                                  str(job)], stdout=subprocess.DEVNULL, stderr=err, cwd=str(REPO_ROOT),
-                                 env=_child_env())
+            proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "harness.targets.litert.calibrate",
+                                     str(job)], stdout=subprocess.DEVNULL, stderr=err, cwd=str(REPO_ROOT),
+                                    env=_child_env(), start_new_session=True)
             try:
+                watch_process_group(proc.pid)  # killed by the watchdog if this process is killed
                 code = proc.wait()
             finally:
-                stop_process_group(proc)
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                forget_process_group(proc.pid)
             err.seek(0)
             said = err.read()
         if code == 0 and out.is_file():
@@ -65,9 +72,33 @@ def convert_in_child(saved_model: Path, representative: "np.ndarray", out: Path,
                              source="int8 calibration in a child process")
 
 
-def _child_env() -> dict[str, str]:
-    import os
+def configure_converter(converter: Any, tf: Any, quantize: Literal["none", "dynamic", "float16", "int8"], representative: "np.ndarray | None",
+                        select_tf_ops: bool, extra: Mapping[str, Any] | None) -> None:
+    """Set a ``TFLiteConverter`` for ``quantize`` (int8: calibrated on ``representative`` one row at a
+    time), Select TF ops and the ``extra`` attributes (in this process or the calibration child)."""
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        if representative is not None:
+            rep = representative
 
+            def dataset() -> Any:
+                for i in range(len(rep)):
+                    yield [rep[i: i + 1]]
+
+            converter.representative_dataset = dataset
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    if select_tf_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    for name, value in (extra or {}).items():
+        setattr(converter, name, value)
+
+
+def _child_env() -> dict[str, str]:
     from harness.paths import REPO_ROOT
 
     env = dict(os.environ)
@@ -86,8 +117,6 @@ def _interesting(stderr: str) -> str:
 def main(job_path: str) -> int:
     import numpy as np
     import tensorflow as tf
-
-    from harness.targets.litert.convert import configure_converter
 
     job = json.loads(Path(job_path).read_text())
     representative = np.load(job["representative"], allow_pickle=False)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
 from harness.export import load_keras_model, saved_model_of
+from harness.targets.litert.calibrate import configure_converter
 from harness.targets.base import ModelSource
 from harness.trust import admit
 
@@ -82,32 +83,6 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
         (out / "model.tflite").write_bytes(converter.convert())
 
     return cache.get_or_build("tflite", key, build) / "model.tflite"
-
-
-def configure_converter(converter: Any, tf: Any, quantize: Quantization, representative: "np.ndarray | None",
-                        select_tf_ops: bool, extra: Mapping[str, Any] | None) -> None:
-    """Set a ``TFLiteConverter`` for ``quantize`` (int8: calibrated on ``representative`` one row at a
-    time), Select TF ops and the ``extra`` attributes (in this process or the calibration child)."""
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        if representative is not None:
-            rep = representative
-
-            def dataset() -> Any:
-                for i in range(len(rep)):
-                    yield [rep[i: i + 1]]
-
-            converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    if select_tf_ops:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    for name, value in (extra or {}).items():
-        setattr(converter, name, value)
 
 
 #: The options ``LitertTarget.prepare`` takes.
