@@ -64,7 +64,8 @@ def convert_in_child(saved_model: Path, representative: "np.ndarray", out: Path,
         failure = Path(work) / "failure.json"
         if failure.is_file():
             raised = json.loads(failure.read_text())
-            raise RuntimeFailure("TFLiteConverter", str(raised["message"]), kind=str(raised["kind"]),
+            # as the caller's process would have shown it: the converter's exception type, then its text
+            raise RuntimeFailure("TFLiteConverter", f"{raised['kind']}: {raised['message']}", kind=str(raised["kind"]),
                                  source="int8 calibration in a child process")
         how = (f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}")
         raise RuntimeFailure("TFLiteConverter", f"the int8 calibration process was {how}:\n"
