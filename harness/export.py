@@ -28,8 +28,11 @@ KerasFlavour = Literal["keras3", "tf_keras"]
 #: a ``serving_default`` signature; tf_keras ``model.save(dir, save_format="tf")``).
 #: ``concrete-function``: a Keras 3 model traced into one ``tf.function`` and saved with
 #: ``tf.saved_model.save`` (the SavedModel coremltools 9 reads, where ``model.export``'s fails).
-Recipe = Literal["export", "concrete-function"]
-RECIPES: tuple[Recipe, ...] = ("export", "concrete-function")
+#: ``fixed-batch``: Keras 3 ``model.export`` with an ``input_signature`` that keeps the batch size
+#: the model's inputs fix (a stateful RNN's states are that size; the default export's signature
+#: says ``None`` and fails at run time for any other batch).
+Recipe = Literal["export", "concrete-function", "fixed-batch"]
+RECIPES: tuple[Recipe, ...] = ("export", "concrete-function", "fixed-batch")
 EXPORT_DISTS = ("tensorflow", "keras", "tf-keras", "numpy")
 #: Bump when a recipe changes, so cached exports are rebuilt.
 EXPORT_REVISION = 1
@@ -92,6 +95,12 @@ def _write(model: Any, flavour: KerasFlavour, recipe: Recipe, out: Path) -> str:
         module.serve = serve
         tf.saved_model.save(module, str(out), signatures={"serving_default": serve})
         return "tf.saved_model.save(tf.function(model))"
+    if recipe == "fixed-batch":
+        import tensorflow as tf
+
+        fixed = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+        model.export(str(out), verbose=False, input_signature=fixed)
+        return "model.export(input_signature=<the inputs' fixed batch>)"
     if flavour == "keras3":
         model.export(str(out), verbose=False)
         return "model.export"
@@ -114,8 +123,8 @@ def saved_model_of(cache: ArtifactCache, source: "ModelSource", *, recipe: Recip
         admit(source)
         return source.path
     flavour = keras_flavour(source)
-    if recipe == "concrete-function" and flavour != "keras3":
-        raise UsageError(f"recipe concrete-function is for a Keras 3 model; {source.path} was written by tf_keras")
+    if recipe in ("concrete-function", "fixed-batch") and flavour != "keras3":
+        raise UsageError(f"recipe {recipe} is for a Keras 3 model; {source.path} was written by tf_keras")
     key = {"source": cache.source_key(source.path), "format": source.format, "flavour": flavour,
            "recipe": recipe, "revision": EXPORT_REVISION, "versions": library_versions(*EXPORT_DISTS)}
 

@@ -35,7 +35,11 @@ def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache, pitfalls_che
     path = mobilenet_v2(cache)
     report = pitfalls_check(path, cache=cache, profiles=("host",), progress=None)
     verdicts = {name: t.verdict for name, t in report.targets.items()}
-    assert verdicts["tfserving"] == "deploys" and verdicts["tfjs"] == "deploys"
+    assert verdicts["tfserving"] == "deploys" and verdicts["tfjs"] in ("deploys", "warnings")
+    # WebGL forced to half floats may leave the float16 tolerance on the wide/edge probes (0.023 / 0.17
+    # measured, top-1 agreeing): a warning of that path only; the float32 backends deploy
+    assert all(f.source.startswith("tfjs@webgl-f16") and f.severity == "warning"
+               for f in report.targets["tfjs"].findings), report.targets["tfjs"].findings
     assert verdicts["litert"] in ("deploys", "warnings")  # int8 may drift beyond its tolerance: a warning
     assert report.ok, verdicts
     for name in ("tfserving", "litert", "tfjs"):

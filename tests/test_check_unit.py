@@ -187,3 +187,37 @@ def test_integer_inputs_are_synthesised_within_the_embedding_that_reads_them(tmp
     assert {i.name: i.kind for i in loaded.inputs} == {"tokens": "integer [0, 40)", "extra": "normal(0, 1)"}
     x = synthesise_inputs(loaded)
     assert x["tokens"].dtype == np.int32 and 0 <= x["tokens"].min() and x["tokens"].max() < 40
+
+
+def test_a_runtime_text_no_rule_knows_is_listed_as_unknown_in_json_html_and_terminal() -> None:
+    """A target runtime's own text with no rule is an unknown text (once, keyed without paths and
+    numbers); a text a rule maps is not, nor pitfalls' own errors, nor the model's own steps."""
+    from harness.check.report import text_key
+    from harness.check.steps import finding_from
+    from harness.errors import HarnessError, RuntimeFailure
+
+    t = TargetReport("litert")
+    strange = RuntimeFailure("LiteRT", "tensorflow/lite/kernels/strange.cc:41 <script>odd</script> 8 != 16 at /tmp/x1/m.tflite",
+                             source="interpreter")
+    t.add(finding_from("litert", strange, "load litert"))
+    t.add(finding_from("litert", RuntimeFailure("LiteRT", strange.message.replace("8 != 16", "3 != 4"),
+                                                source="interpreter"), "load litert@low-end"))
+    known = RuntimeFailure("TFLiteConverter", "Some ops are not supported by the native TFLite runtime", source="convert")
+    t.add(finding_from("litert", known, "prepare litert"))
+    t.add(finding_from("litert", HarnessError("pitfalls' own trouble"), "predict litert"))
+    assert [f.quoted for f in t.findings] == [True, True, True, False]
+    assert t.findings[2].scenario is not None and not t.findings[2].unknown
+    t.settle()
+    report = CheckReport(model={"path": "/m.keras", "format": "keras", "flavour": "keras3", "parameters": 1,
+                                "inputs": [], "outputs": []}, inputs={}, targets={"litert": t})
+    report.findings.append(finding_from("check", RuntimeFailure("TensorFlow", "model's own text"), "reference"))
+    unknown = report.to_json()["unknown_texts"]
+    assert [(u["target"], u["step"]) for u in unknown] == [("litert", "load litert")]  # the same key once
+    assert unknown[0]["key"] == text_key(strange.message) == "tensorflow<path>:<n> <script>odd</script> <n> != <n> at <path>"
+    assert unknown[0]["text"] == strange.message
+    page = html_page(report)
+    section = page.split('id="unknown-texts"')[1].split("</section>")[0]
+    assert "&lt;script&gt;odd&lt;/script&gt;" in section and "<script>odd" not in page
+    assert "unknown texts (1" in summary(report)
+    quiet = CheckReport(model=report.model, inputs={}, targets={"litert": TargetReport("litert")})
+    assert quiet.to_json()["unknown_texts"] == [] and 'id="unknown-texts"' not in html_page(quiet)

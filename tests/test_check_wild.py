@@ -20,8 +20,8 @@ from harness.paths import REPO_ROOT
 from harness.targets.base import ModelSource
 
 from check_models import finding_texts, require_targets
-from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, module_saved_model,
-                               string_lookup_keras, tf_keras_keras, two_outputs_keras)
+from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, large_activations_keras,
+                               module_saved_model, stateful_lstm_keras, string_lookup_keras, tf_keras_keras, two_outputs_keras)
 
 pytestmark = pytest.mark.slow
 
@@ -257,3 +257,84 @@ def test_calibration_set_is_a_probe_and_the_int8_representative_set(tmp_path: Pa
     by_shape = {tuple(np.shape(v)): v for v in got.values()}
     direct = max(float(np.max(np.abs(np.asarray(by_shape[tuple(w.shape)], dtype="float64") - w))) for w in want.values())
     assert litert.parity["litert int8"]["max_abs_diff"] == pytest.approx(direct, rel=1e-6, abs=1e-9)
+
+
+def test_webgl_half_floats_are_a_path_of_their_own_and_overflow_is_named(cache: ArtifactCache, pitfalls_check: Any,
+                                                                          pitfalls_targets: Any) -> None:
+    """Hidden activations of ~1e5 (float16 holds 65504): tf.js's WebGL forced to half-float textures
+    (WEBGL_FORCE_F16_TEXTURES) gives NaN where float32 WebGL and cpu are exact; ``check`` runs the
+    half-float path on its own tolerance and names what it shows an overflow, as the page does."""
+    import numpy as np
+
+    from harness.check.model import reference_outputs
+    from harness.compare import non_finite
+    from harness.targets.tfjs.backends import backend_named
+    from harness.targets.tfjs.checks import BROWSER_ROWS
+
+    _available("tfjs")
+    path = large_activations_keras(cache)
+    report = pitfalls_check(path, targets=["tfjs"], cache=cache, probes=())
+    tfjs = report.targets["tfjs"]
+    half = [f for f in tfjs.findings if f.source == "tfjs@webgl-f16"]
+    assert [f.step for f in half] == ["parity"] and half[0].severity == "warning", tfjs.findings
+    assert "overflow" in half[0].text and "inf or NaN" in half[0].text
+    assert not [f for f in tfjs.findings if f.source in ("tfjs@cpu", "tfjs@webgl")], tfjs.findings
+    assert tfjs.verdict == "warnings"
+    assert backend_named("webgl-f16").tolerance == "float16"
+    model, x = _sample(path)
+    rows = {k: v[:BROWSER_ROWS] for k, v in x.items()}
+    want = reference_outputs(model, rows)[0]
+    target = pitfalls_targets.get("tfjs")
+    prepared = target.prepare(ModelSource.from_path(path), cache)
+    direct = {}
+    for backend in ("webgl", "webgl-f16"):
+        with target.load(prepared, options={"backend": backend}) as deployed:
+            flags = deployed.page.evaluate("() => [tf.getBackend(), tf.env().getBool('WEBGL_RENDER_FLOAT32_ENABLED')]")
+            assert flags == ["webgl", backend == "webgl"]
+            got = deployed.predict({deployed.signature().input_names()[0]: rows["x"]})
+            direct[backend] = np.asarray(next(iter(got.values())), dtype="float64")
+    assert non_finite(direct["webgl"], want) == 0 and float(np.max(np.abs(direct["webgl"] - want))) < 1e-3
+    assert non_finite(direct["webgl-f16"], want) > 0
+    assert f"{non_finite(direct['webgl-f16'], want)} of {want.size} values are inf or NaN" in half[0].text
+
+
+def test_stateful_rnn_is_checked_on_the_fixed_batch_export_and_every_target_runs(cache: ArtifactCache,
+                                                                                 pitfalls_check: Any) -> None:
+    """A stateful LSTM (batch fixed at 2): the default model.export's signature takes any batch and a
+    request of 3 rows fails in the graph (the finding quotes TensorFlow); the export with a fixed-batch
+    input_signature runs, every target is checked on it (the report says so), and TensorFlow's int8
+    calibrator, which dies of SIGSEGV on this model, no longer ends the check."""
+    import numpy as np
+    import tensorflow as tf
+
+    from harness.export import saved_model_of
+
+    path = stateful_lstm_keras(cache)
+    source = ModelSource.from_path(path)
+    default = tf.saved_model.load(str(saved_model_of(cache, source))).signatures["serving_default"]
+    assert default.structured_input_signature[1]["x"].shape.as_list() == [None, 5, 3]
+    with pytest.raises(tf.errors.InvalidArgumentError) as direct:
+        default(x=tf.constant(np.zeros((3, 5, 3), "float32")))
+    report = pitfalls_check(path, cache=cache, probes=(), profiles=("host",))
+    texts = [f.text for f in report.findings]
+    assert any("stateful layers (lstm)" in t for t in texts), texts
+    failed = [t for t in texts if t.startswith("the default model.export's serving signature")]
+    assert len(failed) == 1 and "Incompatible shapes: [3,16] vs. [2,16]" in failed[0]
+    assert "Incompatible shapes: [3,16] vs. [2,16]" in str(direct.value)
+    assert report.model["export"] == "model.export(input_signature=<batch 2>) of stateful_lstm.keras"
+    fixed = tf.saved_model.load(str(saved_model_of(cache, source, recipe="fixed-batch"))).signatures["serving_default"]
+    assert fixed.structured_input_signature[1]["x"].shape.as_list() == [2, 5, 3]
+    _no_harness_blocker(report)
+    ran = {name: t for name, t in report.targets.items() if t.verdict != "skipped"}
+    assert ran, "no target can run here"
+    for name, t in ran.items():
+        assert t.findings or t.parity, (name, t)
+    if "litert" in ran:
+        litert = ran["litert"]
+        assert litert.parity["litert"]["max_abs_diff"] < 1e-4  # the fixed-batch export, converted and run
+        int8 = [f for f in litert.findings if f.step == "prepare litert int8"]
+        assert len(int8) == 1 and int8[0].severity == "warning", litert.findings
+        assert int8[0].text.startswith("the int8 calibration process was killed by SIGSEGV")
+        assert "calibrator.py" in int8[0].text
+    if "tfserving" in ran:  # the first request on a fresh server starts from zero states, as the reference
+        assert ran["tfserving"].parity["tfserving"]["max_abs_diff"] < 1e-5

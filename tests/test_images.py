@@ -83,6 +83,32 @@ def test_load_failure_is_read_from_the_server_log() -> None:
     assert serving.load_failure_in_log(FAILED_LOAD_LOG, "other") is None
 
 
+def test_readiness_abort_asks_the_exit_before_it_reads_the_log() -> None:
+    """One abort for the container, forked and host servers: a server that logs its load error and
+    exits between the two reads is seen with its error (the log is read after the exit is asked)."""
+    calls: list[str] = []
+    log = {"text": "2026-11-22 18:01:49.000000: I tfs_compat/core.py:200] Loading servable version {name: fft version: 1}\n"}
+
+    def exited() -> str | None:
+        calls.append("exited")
+        log["text"] += FAILED_LOAD_LOG  # the server writes its error and exits right after this answer
+        return "server process exited with code 1"
+
+    def logs() -> str:
+        calls.append("logs")
+        return log["text"]
+
+    abort = serving.readiness_abort(exited, logs, "fft", "tfs-compat", True, "server log")
+    with pytest.raises(RuntimeFailure) as raised:
+        abort()
+    assert calls == ["exited", "logs"]
+    assert "Op type not registered 'FFTND'" in raised.value.message
+    assert raised.value.source == "server log: 'Loading servable ... failed'"
+    calls.clear()
+    quiet = serving.readiness_abort(lambda: calls.append("exited") or "exited with code 3", logs, "fft", "tfs-compat",
+                                    False, "server log")
+    assert quiet() == "exited with code 3" and calls == ["exited"]  # fail_on_load_error off: the log is not read
+
 # --- engine tests ------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

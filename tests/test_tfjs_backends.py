@@ -20,7 +20,7 @@ from harness.errors import HarnessError, RuntimeFailure, UsageError
 from harness.models import ModelSpec, trained_model
 from harness.targets.base import ModelSource
 from harness.targets.tfjs import backends
-from harness.targets.tfjs.backends import (CHECK_BACKENDS_ENV, TABLE, Bundle, TfjsBackend, backend_named,
+from harness.targets.tfjs.backends import (CHECK_BACKENDS_ENV, TABLE, VARIANTS, Bundle, TfjsBackend, backend_named,
                                            browser_flags, check_backends, lib_mounts, npm_packages, page_scripts)
 from harness.targets.tfjs.page import index_html
 from harness.targets.tfjs.target import TfjsTarget
@@ -40,7 +40,12 @@ def test_table_entries_are_consistent() -> None:
         assert backend.tolerance in TOLERANCES, backend
         assert backend_named(backend.name) is backend
         assert browser_flags(backend)[:len(backends.COMMON_BROWSER_FLAGS)] == backends.COMMON_BROWSER_FLAGS
-    assert [b.name for b in check_backends()] == [b.name for b in TABLE if b.in_check]
+    assert [b.name for b in check_backends()] == [b.name for b in (*TABLE, *VARIANTS) if b.in_check]
+    for variant in VARIANTS:  # a variant runs a backend of the table, in its browser, with its flags set first
+        runs = backend_named(variant.tfjs_name)
+        assert runs in TABLE and variant.name not in backends.BACKENDS and browser_flags(variant) == browser_flags(runs)
+        assert variant.env_flags and backend_named(variant.name) is variant and variant.tolerance in TOLERANCES
+        assert all(f"tf.env().set({json.dumps(k)}, {json.dumps(v)});" in variant.env_js() for k, v in variant.env_flags)
     with pytest.raises(UsageError, match=r"unknown tf.js backend 'metal': use one of cpu, "):
         backend_named("metal")
 
@@ -79,7 +84,7 @@ def test_bad_check_backends_variable_is_one_line_usage_error(monkeypatch: pytest
 
 def test_unknown_backend_option_is_refused_before_a_browser_starts() -> None:
     target = TfjsTarget()  # never activated: the option check comes first
-    with pytest.raises(UsageError, match=r"^tfjs option backend='metal' is not one of cpu, wasm, webgl, webgpu$"):
+    with pytest.raises(UsageError, match=r"^tfjs option backend='metal' is not one of cpu, wasm, webgl, webgpu, webgl-f16$"):
         target.load_impl(None, {"backend": "metal"})  # type: ignore[arg-type]  # refused before the model is read
 
 
@@ -130,8 +135,9 @@ def test_a_made_up_entry_reaches_mounts_scripts_flags_and_the_check(made_up: Tfj
     declaration = target_checks("tfjs")
     assert declaration is not None and declaration.loads is not None
     loads = declaration.loads(None)  # type: ignore[arg-type]  # the loads depend on the table only
-    assert (loads[-1].label, loads[-1].tolerance, loads[-1].options) == ("tfjs@madeup", "int8", {"backend": "madeup"})
-    assert [load.label for load in loads] == [f"tfjs@{b.name}" for b in backends.TABLE if b.in_check]
+    madeup = next(load for load in loads if load.label == "tfjs@madeup")
+    assert (madeup.tolerance, madeup.options) == ("int8", {"backend": "madeup"})
+    assert [load.label for load in loads] == [f"tfjs@{b.name}" for b in (*backends.TABLE, *VARIANTS) if b.in_check]
 
 
 def test_a_made_up_entry_gets_its_page_browser_and_setup(target: TfjsTarget, made_up: TfjsBackend) -> None:

@@ -133,3 +133,67 @@ def test_serving_implementation_is_chosen_by_name(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(HarnessError, match="needs a container"):
         target.activate()
     assert TfservingTarget(mode="subprocess").versions()["serving_implementation"] == "tensorflow/serving"
+
+
+# ---------------------------------------------------------------------------- run variants as data
+
+def test_variant_table_is_consistent_and_unknown_names_are_one_line_usage_errors() -> None:
+    from harness.compare import TOLERANCES
+    from harness.errors import UsageError
+    from harness.targets.tfserving.variants import DEFAULT_VARIANT, VARIANTS, check_variants, variant_named
+
+    assert DEFAULT_VARIANT in VARIANTS and VARIANTS[DEFAULT_VARIANT].protocol == "rest" and not VARIANTS[DEFAULT_VARIANT].args
+    for name, variant in VARIANTS.items():
+        assert variant.name == name and variant_named(name) is variant and variant.tolerance in TOLERANCES
+        assert all(arg.startswith("--") and "=" in arg for arg in variant.args), variant  # TF Serving takes --name=value only
+        for path, holds in variant.mounts:  # every mounted file is one its flags read
+            assert any(arg.endswith("=" + path) for arg in variant.args) and variant.mount(holds) == path
+    assert [v.name for v in check_variants("rest")] == ["rest"] and [v.name for v in check_variants("grpc")] == ["grpc"]
+    with pytest.raises(UsageError) as info:
+        variant_named("http3")
+    assert str(info.value).startswith("unknown TF Serving variant 'http3': use one of rest, grpc,") and "\n" not in str(info.value)
+
+
+def test_load_takes_a_rest_variant_and_refuses_others_before_a_server_starts() -> None:
+    from harness.errors import UsageError
+
+    target = TfservingTarget()  # never activated: the options are checked first
+    with pytest.raises(UsageError, match=r"variant='grpc': load serves REST variants"):
+        target.load_impl(None, {"variant": "grpc"})  # type: ignore[arg-type]  # refused before the model is read
+    with pytest.raises(UsageError, match=r"variant='batching': load serves REST variants that mount no file"):
+        target.load_impl(None, {"variant": "batching"})  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^unknown tfserving load option\(s\) backend: use model_name, tf_version, variant$"):
+        target.load_impl(None, {"backend": "webgl"})  # type: ignore[arg-type]
+
+
+def test_the_check_runs_the_variants_the_table_marks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A REST variant marked in_check is a path of its own (its flags on its own server), a gRPC one
+    a request on the same server: the check's tfserving paths are read from the table."""
+    import dataclasses
+
+    from harness.targets import target_checks
+    from harness.targets.tfserving import variants
+
+    declaration = target_checks("tfserving")
+    assert declaration is not None and declaration.loads is not None
+    assert [(load.label, load.options) for load in declaration.loads(None)] == [  # type: ignore[arg-type]
+        ("tfserving", {"variant": "rest"})]
+    batched = dataclasses.replace(variants.VARIANTS["no-load-retries"], in_check=True, tolerance="float16")
+    monkeypatch.setitem(variants.VARIANTS, batched.name, batched)
+    loads = declaration.loads(None)  # type: ignore[arg-type]
+    assert [(load.label, load.options, load.tolerance) for load in loads] == [
+        ("tfserving", {"variant": "rest"}, "float32"), ("tfserving@no-load-retries", {"variant": "no-load-retries"}, "float16")]
+
+
+def test_no_scenario_spells_a_variant_s_flags_by_hand() -> None:
+    """The scenarios that choose a variant name it (serve(variant=...)); its flags live in the table only."""
+    from harness.paths import SCENARIO_ROOT
+    from harness.targets.tfserving.variants import VARIANTS
+
+    flags = {arg.split("=")[0] + "=" for v in VARIANTS.values() for arg in v.args}  # as passed, not as prose
+    spelled = sorted(f"{p.relative_to(SCENARIO_ROOT)}: {flag}" for p in SCENARIO_ROOT.rglob("*.py")
+                     for flag in flags if flag in p.read_text())
+    assert not spelled, spelled
+    users = sorted(p.name for p in SCENARIO_ROOT.rglob("*.py") if "variant=" in p.read_text() and "server" in p.parts)
+    assert users == ["avoiding-version-incompatibility.py", "configuration-of-batching.py",
+                     "export-of-unsupported-models.py", "limitations-of-platforms-frameworks.py"]

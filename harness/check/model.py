@@ -52,12 +52,14 @@ class LoadedModel:
     notes: list[Finding] = field(default_factory=list)  # what loading saw about the model itself (signatures)
     #: the reference already computed, by the exact arrays fed (:func:`feed_key`): outputs, or the error raised
     references: "dict[str, list[np.ndarray] | BaseException]" = field(default_factory=dict, repr=False)
+    export: str | None = None  # the targets run an export other than the default: which (see fixed_batch_export)
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.source.path), "format": self.source.format, "flavour": self.flavour,
                 "digest": digest_of(self.source.path),
                 "inputs": [{"name": i.name, "dtype": i.dtype, "shape": list(i.shape)} for i in self.inputs],
-                "outputs": self.outputs, "parameters": self.parameters, "layers": len(self.layers)}
+                "outputs": self.outputs, "parameters": self.parameters, "layers": len(self.layers),
+                "export": self.export}
 
 
 def digest_of(path: Path) -> str:
@@ -385,7 +387,11 @@ def reference_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "l
 
 
 def _reference_outputs(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "list[np.ndarray]":
+    """The model's own outputs (in the order of ``model.outputs``); a stateful model's from zero
+    states, as a freshly deployed model starts (its states are reset before each call)."""
     if model.keras_model is not None:
+        for layer in stateful_layers(model.keras_model):
+            layer.reset_states()
         feed = keras_feed(model, inputs)
         if any(is_string(spec.dtype) for spec in model.inputs):  # predict() takes no string tensors
             got = model.keras_model(feed, training=False)
@@ -454,3 +460,10 @@ def hash_inputs(inputs: "dict[str, np.ndarray]") -> str:
         digest.update(name.encode())
         digest.update(inputs[name].tobytes())
     return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------ stateful models
+
+def stateful_layers(keras_model: Any) -> list[Any]:
+    """The layers built with ``stateful=True`` (RNNs whose states outlive a call), in layer order."""
+    return [layer for layer in getattr(keras_model, "layers", []) if getattr(layer, "stateful", False)]

@@ -51,6 +51,10 @@ def summary(report: CheckReport) -> str:
                     "ok" if row.local_passes else "FAILS")
                 lines.append(f"  {mark} {row.layer:<28} max|diff| {row.max_abs:.3e}  rel {row.rel_error:.3e}"
                              f"  SQNR {row.sqnr_db:.1f} dB{alone}")
+    unknown = report.unknown_texts()
+    if unknown:
+        lines += ["", f"unknown texts ({len(unknown)}: runtime texts no rule maps to a lesson yet; see the report):"]
+        lines += [f"  {u['target']} {u['step']}: {u['key']}" for u in unknown]
     lines += ["", "ok: every requested target deploys" if report.ok else "not ok: a target has a blocker"]
     return "\n".join(lines)
 

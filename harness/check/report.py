@@ -7,6 +7,7 @@ when outputs diverge, figures (sizes, latencies) and versions.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +18,20 @@ Verdict = Literal["deploys", "warnings", "fails", "skipped"]
 #: what a remedy did on the user's model, as the runtime showed it after the change
 RemedyVerdict = Literal["works", "does not work", "not applicable"]
 SEVERITIES: tuple[str, ...] = ("blocker", "warning", "info")
+
+
+#: what :func:`text_key` rubs out of a runtime's text: paths, addresses, hex digests, numbers
+_VARYING = ((re.compile(r"(?<!<)(?:/[^\s'\"():,\]<>]+)+"), "<path>"), (re.compile(r"0x[0-9a-fA-F]+"), "<addr>"),
+            (re.compile(r"\b[0-9a-f]{12,}\b"), "<hex>"), (re.compile(r"\d+(?:\.\d+)?"), "<n>"))
+
+
+def text_key(text: str) -> str:
+    """A runtime text's identity across runs and models: its first non-empty line with file paths,
+    addresses, hex digests and numbers replaced by placeholders, at most 200 characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    for pattern, placeholder in _VARYING:
+        line = pattern.sub(placeholder, line)
+    return line[:200]
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,12 @@ class Finding:
     line: int | None = None  # check-config: its 1-based line, when the finding is about one
     where: str = ""  # the model's layers (and tf.function) that hold the ops the text names, e.g. an unsupported op
     remedies: tuple[RemedyTried, ...] = ()  # check: the remedies tried for it (--remedies auto)
+    quoted: bool = False  # the text is a target runtime's own, verbatim (what the rules are matched on)
+
+    @property
+    def unknown(self) -> bool:
+        """A target runtime's own text that no rule maps to a lesson (the catalog may grow toward it)."""
+        return self.quoted and self.scenario is None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -181,6 +202,17 @@ class CheckReport:
                     "the network or Python; nothing was run (--trust-model runs it)")
         return "model untrusted: scanned, it carries no code beyond the runtimes' own ops"
 
+    def unknown_texts(self) -> list[dict[str, str]]:
+        """Every target runtime's text met in this check that no rule knows, once per (target, key),
+        in the order met: ``target``, ``step``, ``source``, ``key`` (:func:`text_key`) and ``text``."""
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for name, target in self.targets.items():
+            for f in target.findings:
+                if f.unknown:
+                    found.setdefault((name, text_key(f.text)), {"target": name, "step": f.step, "source": f.source,
+                                                                 "key": text_key(f.text), "text": f.text})
+        return list(found.values())
+
     def exit_code(self) -> int:
         return 0 if self.ok else 1
 
@@ -189,4 +221,4 @@ class CheckReport:
                 "model": self.model, "inputs": self.inputs, "trusted": self.trusted,
                 "findings": [f.to_json() for f in self.findings],
                 "targets": {name: t.to_json() for name, t in self.targets.items()},
-                "timings": self.timings, "counts": self.counts, "runtime_log": self.runtime_log}
+                "timings": self.timings, "counts": self.counts, "unknown_texts": self.unknown_texts(), "runtime_log": self.runtime_log}

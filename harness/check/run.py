@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.remedies import REMEDY_MODES, try_remedies
 from harness.check.report import CheckReport, Finding, TargetReport
+from harness.check.stateful import fixed_batch_export
 from harness.check.steps import Context, Probe, Progress, declared, finding_from, reference_or_none, run_declared
 from harness.counts import as_dict, counting
 from harness.errors import UsageError
@@ -131,10 +132,11 @@ def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], 
 
     phases: dict[str, float] = {}
     say(f"loading {source.path} ({source.format})")
+    cache = cache or ArtifactCache()
     with _phase(phases, "load model"):
-        model = load_model(source)
+        model, exported = fixed_batch_export(load_model(source), cache)
     report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust, timings=phases)
-    report.findings.extend(model.notes)
+    report.findings.extend(model.notes + exported)
     probe = "synthesised"
     if inputs is not None:
         feed = read_inputs(Path(inputs), model)
@@ -176,7 +178,7 @@ def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], 
                 further.append(Probe(name, probe_inputs, reference_or_none(model, probe_inputs)[0]))
     how["probes"] = {p.name: PROBES.get(p.name, "the file's arrays") for p in further}
     asked = default_profiles() if profiles is None else profiles
-    ctx = Context(model, feed, reference, cache or ArtifactCache(), _runnable(asked, say), say, probe,
+    ctx = Context(model, feed, reference, cache, _runnable(asked, say), say, probe,
                   tuple(further), calibration_set, remedies == "auto")
     with _phase(phases, "targets"):
         report.targets.update(side.run(ctx))

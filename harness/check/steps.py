@@ -178,7 +178,7 @@ def finding_from(target: str, exc: BaseException, step: str, *, severity: Severi
     return Finding(severity=rule.severity if rule and severity == "blocker" else severity,
                    text=text.strip()[:4000], source=source, verified="runtime" if runtime else "static",
                    taxonomy=rule.taxonomy if rule else None, scenario=rule.scenario if rule else None,
-                   fix=(rule.fix if rule else fix), step=step)
+                   fix=(rule.fix if rule else fix), step=step, quoted=target in TARGET_NAMES)
 
 
 @contextmanager

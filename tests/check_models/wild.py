@@ -151,3 +151,39 @@ def tf_keras_keras(cache: ArtifactCache) -> Path:
 
 
 ALL["tf_keras_keras"] = tf_keras_keras
+
+
+def large_activations_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 MLP whose hidden activations reach ~1e5 (beyond float16's 65504) and whose output
+    is of order 1: exact in float32, inf/NaN wherever intermediates are stored in float16."""
+    def build(out: Path) -> None:
+        import keras
+        import numpy as np
+
+        keras.utils.set_random_seed(0)
+        x = keras.Input((4,), name="x")
+        hidden = keras.layers.Dense(8, name="amplify")(x)
+        y = keras.layers.Dense(2, name="shrink")(hidden)
+        model = keras.Model(x, y, name="large_activations")
+        rng = np.random.default_rng(0)
+        model.get_layer("amplify").set_weights([(rng.choice([-1.0, 1.0], (4, 8)) * 5e4).astype("float32"),
+                                               np.zeros(8, "float32")])
+        model.get_layer("shrink").set_weights([(rng.standard_normal((8, 2)) * 1e-5).astype("float32"),
+                                              np.zeros(2, "float32")])
+        model.save(out / "large_activations.keras")
+
+    return _cached(cache, "wild_large_activations", "large_activations.keras", build)
+
+
+def stateful_lstm_keras(cache: ArtifactCache) -> Path:
+    """A Keras 3 stateful LSTM (batch fixed at 2 by its input, as ``stateful=True`` requires)."""
+    def build(out: Path) -> None:
+        import keras
+
+        keras.utils.set_random_seed(0)
+        x = keras.Input(batch_shape=(2, 5, 3), name="x")
+        h = keras.layers.LSTM(4, stateful=True, name="lstm")(x)
+        model = keras.Model(x, keras.layers.Dense(2, name="head")(h), name="stateful_lstm")
+        model.save(out / "stateful_lstm.keras")
+
+    return _cached(cache, "wild_stateful_lstm", "stateful_lstm.keras", build)

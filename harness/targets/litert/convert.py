@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
 from harness.export import load_keras_model, saved_model_of
+from harness.targets.litert.calibrate import configure_converter
 from harness.targets.base import ModelSource
 from harness.trust import admit
 
@@ -36,7 +37,7 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
                       representative: "np.ndarray | None" = None, select_tf_ops: bool = False,
                       from_keras: bool = False, extra: Mapping[str, Any] | None = None,
                       configure: ConverterSetup | None = None, label: str = "",
-                      float_nodes: Sequence[str] = ()) -> Path:
+                      float_nodes: Sequence[str] = (), isolated: bool = False) -> Path:
     """Convert a SavedModel directory (or a Keras model file with ``from_keras``) to ``.tflite``.
 
     ``quantize`` picks a post-training quantisation (``int8`` calibrates on ``representative``
@@ -50,6 +51,11 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
 
     ``source`` passes the trust gate first (:func:`harness.trust.admit`); a bare path is an
     untrusted :class:`ModelSource` (the catalog's files pass the gate's scan).
+
+    ``isolated``: an int8 calibration of a SavedModel on ``representative`` runs in a child process
+    (:mod:`harness.targets.litert.calibrate`): TensorFlow's calibrator crashes the process on some
+    models (a stateful LSTM: SIGSEGV in ``calibrator._feed_tensors``), and the crash becomes a
+    :class:`~harness.errors.RuntimeFailure` instead of ending the caller.  The same artifact either way.
     """
     model = source if isinstance(source, ModelSource) else ModelSource.from_path(source)
     admit(model)
@@ -67,43 +73,51 @@ def convert_to_tflite(cache: ArtifactCache, source: "Path | ModelSource", *, qua
         key["float_nodes"] = sorted(float_nodes)
 
     def build(out: Path) -> None:
+        if (isolated and quantize == "int8" and representative is not None and not from_keras and configure is None
+                and not float_nodes):
+            from harness.targets.litert.calibrate import convert_in_child
+
+            convert_in_child(model.path, representative, out / "model.tflite", select_tf_ops=select_tf_ops,
+                             extra=dict(extra or {}))
+            return
         import tensorflow as tf
 
         if from_keras:
             converter = tf.lite.TFLiteConverter.from_keras_model(load_keras_model(model))
         else:
             converter = tf.lite.TFLiteConverter.from_saved_model(str(model.path))
-        if quantize != "none":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
-            converter.target_spec.supported_types = [tf.float16]
-        if quantize == "int8":
-            if representative is not None:
-                rep = representative
-
-                def dataset() -> Any:
-                    for i in range(len(rep)):
-                        yield [rep[i: i + 1]]
-
-                converter.representative_dataset = dataset
-            if float_nodes:  # the denylisted ops stay float: the model keeps float builtins and float I/O
-                options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
-                debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
-                                                                      debug_options=options)
-                (out / "model.tflite").write_bytes(debugger.get_nondebug_quantized_model())
-                return
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-        if select_tf_ops:
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-        for name, value in (extra or {}).items():
-            setattr(converter, name, value)
+        if float_nodes:  # selective int8: the denylisted ops stay float (float builtins, float I/O)
+            _selective_int8(converter, tf, representative, float_nodes, select_tf_ops, extra, out / "model.tflite")
+            return
+        configure_converter(converter, tf, quantize, representative, select_tf_ops, extra)
         if configure is not None:
             configure(converter, tf)
         (out / "model.tflite").write_bytes(converter.convert())
 
     return cache.get_or_build("tflite", key, build) / "model.tflite"
+
+
+def _selective_int8(converter: Any, tf: Any, representative: "np.ndarray | None", float_nodes: Sequence[str],
+                    select_tf_ops: bool, extra: Mapping[str, Any] | None, out: Path) -> None:
+    """Write ``out``: int8 calibrated on ``representative`` with the ops of ``float_nodes`` kept in float
+    (TF Lite's ``QuantizationDebugger`` denylist; in this process: the debugger needs the converter)."""
+    assert representative is not None  # convert_to_tflite checked it
+    rep = representative
+
+    def dataset() -> Any:
+        for i in range(len(rep)):
+            yield [rep[i: i + 1]]
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    if select_tf_ops:
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    for name, value in (extra or {}).items():
+        setattr(converter, name, value)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
+                                                          debug_options=options)
+    out.write_bytes(debugger.get_nondebug_quantized_model())
 
 
 #: The options ``LitertTarget.prepare`` takes.
@@ -136,7 +150,7 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
                                 "float_nodes": tuple(options.get("float_nodes") or ())}
     if source.format == "saved_model":
         how = "TFLiteConverter.from_saved_model"
-        tflite = convert_to_tflite(cache, source, **settings)
+        tflite = convert_to_tflite(cache, source, isolated=True, **settings)
     elif source.format == "h5":
         how = "tf_keras.models.load_model -> TFLiteConverter.from_keras_model"
         tflite = convert_to_tflite(cache, source, from_keras=True, **settings)
@@ -146,5 +160,6 @@ def tflite_from_source(cache: ArtifactCache, source: "ModelSource",
     else:
         how = "model.export -> TFLiteConverter.from_saved_model"
         exported = saved_model_of(cache, source)
-        tflite = convert_to_tflite(cache, ModelSource.from_path(exported, trusted=source.trusted), **settings)
+        tflite = convert_to_tflite(cache, ModelSource.from_path(exported, trusted=source.trusted), isolated=True,
+                                   **settings)
     return tflite, {"route": how, "quantize": settings["quantize"], "select_tf_ops": settings["select_tf_ops"]}

@@ -14,6 +14,9 @@ this table and nowhere else:
 * the option names the target accepts (:data:`BACKENDS`) and the npm packages a version-matrix
   cell installs (:func:`npm_packages`).
 
+A numeric variant of a backend (WebGL's half floats) is an entry of :data:`VARIANTS`: the backend
+it runs and the tf.js environment flags the page sets first.
+
 Adding a backend is one entry in :data:`TABLE` plus its npm package in ``package.json`` and
 ``package-lock.json`` (``docs/architecture.md``, "Where to add things").
 """
@@ -77,6 +80,21 @@ class TfjsBackend:
     tolerance: str = "float32"
     #: whether ``pitfalls check`` runs it when :data:`CHECK_BACKENDS_ENV` does not say
     in_check: bool = True
+    #: a variant (:data:`VARIANTS`): the tf.js backend it runs (``tf.setBackend`` takes this name)
+    runs: str | None = None
+    #: tf.js environment flags the page sets before ``tf.setBackend`` (``tf.env().set(name, value)``)
+    env_flags: tuple[tuple[str, bool], ...] = ()
+
+    @property
+    def tfjs_name(self) -> str:
+        """The name ``tf.setBackend`` takes and ``tf.getBackend()`` answers."""
+        return self.runs or self.name
+
+    def env_js(self) -> str:
+        """The statements that set :attr:`env_flags` (names and values are data: rendered as JSON)."""
+        import json
+
+        return "".join(f"tf.env().set({json.dumps(name)}, {json.dumps(value)});" for name, value in self.env_flags)
 
     @property
     def prefix(self) -> str:
@@ -105,18 +123,30 @@ TABLE: tuple[TfjsBackend, ...] = (
                                "--disable-vulkan-fallback-to-gl-for-testing"),
                 in_check=False),
 )
-BACKENDS: tuple[str, ...] = tuple(b.name for b in TABLE)  # the names, for callers that list them
+#: Numeric paths of a backend of :data:`TABLE`, run with tf.js environment flags: each is a path of
+#: its own in ``pitfalls check`` and a ``backend`` option of the target, but not a tf.js backend (the
+#: catalog's backend scenarios iterate :data:`TABLE`).
+VARIANTS: tuple[TfjsBackend, ...] = (
+    # WebGL with half-float textures, as on the phones whose GPU cannot render to float32 textures:
+    # tf.js stores every intermediate in float16 (largest finite 65504). SwiftShader renders float32,
+    # so without the flag the webgl backend here computes in float32; WEBGL_FORCE_F16_TEXTURES is
+    # the flag tf.webgl.forceHalfFloat() sets (tfjs-backend-webgl flags_webgl.ts).
+    TfjsBackend("webgl-f16", "WebGL forced to half-float textures (WEBGL_FORCE_F16_TEXTURES), as on GPUs "
+                "that render no float32", tolerance="float16", runs="webgl",
+                env_flags=(("WEBGL_FORCE_F16_TEXTURES", True),)),
+)
+BACKENDS: tuple[str, ...] = tuple(b.name for b in TABLE)  # the tf.js backends' names, for callers that list them
 DEFAULT_BACKEND = "cpu"
 
 
 def backend_names() -> tuple[str, ...]:
-    """The names of the table's backends, in its order."""
-    return tuple(b.name for b in TABLE)
+    """The names of the table's backends and variants, in its order (what the ``backend`` option takes)."""
+    return tuple(b.name for b in (*TABLE, *VARIANTS))
 
 
 def backend_named(name: str) -> TfjsBackend:
     """The backend called ``name``; a one-line :class:`UsageError` naming the known ones otherwise."""
-    for backend in TABLE:
+    for backend in (*TABLE, *VARIANTS):
         if backend.name == name:
             return backend
     raise UsageError(f"unknown tf.js backend {name!r}: use one of {', '.join(backend_names())}")
@@ -154,7 +184,7 @@ def check_backends() -> tuple[TfjsBackend, ...]:
     """The backends ``pitfalls check`` runs: :data:`CHECK_BACKENDS_ENV` if set, else those ``in_check``."""
     chosen = os.environ.get(CHECK_BACKENDS_ENV, "").strip()
     if not chosen:
-        return tuple(b for b in TABLE if b.in_check)
+        return tuple(b for b in (*TABLE, *VARIANTS) if b.in_check)
     try:
         return tuple(backend_named(name.strip()) for name in chosen.split(",") if name.strip())
     except UsageError as exc:

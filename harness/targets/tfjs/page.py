@@ -284,6 +284,7 @@ class TfjsPage:
                                evidence=f"this page: {' '.join(self.browser)}\n{backend}: {' '.join(browser_flags(chosen))}",
                                hint=f"open a page with target.page(backend={backend!r})")
         return str(self.evaluate(
-            f"async ({{name, prefix}}) => {{ {chosen.setup_js} const ok = await tf.setBackend(name); await tf.ready();"
-            " if (!ok) throw new Error('tf.setBackend(' + name + ') returned false'); return tf.getBackend(); }",
-            {"name": chosen.name, "prefix": chosen.prefix}))
+            f"async ({{name, prefix}}) => {{ {chosen.setup_js}{chosen.env_js()} const ok = await tf.setBackend(name);"
+            " await tf.ready(); if (!ok) throw new Error('tf.setBackend(' + name + ') returned false');"
+            " return tf.getBackend(); }",
+            {"name": chosen.tfjs_name, "prefix": chosen.prefix}))

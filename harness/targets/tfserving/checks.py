@@ -1,7 +1,9 @@
 """What ``pitfalls check`` tries on TF Serving, and the serving texts it knows (see harness.check.steps).
 
-One server for everything: the served signature's metadata (what clients will get wrong), REST
-predict with first/warm timings, and the same request over gRPC built from the metadata.
+One server per REST variant the check runs (the serving variant table,
+:mod:`harness.targets.tfserving.variants`; by default ``rest``, the image's flags): the served
+signature's metadata (what clients will get wrong), REST predict with first/warm timings, and on
+the same server the request of each gRPC variant, built from the metadata.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, f
                                  recorded)
 from harness.targets.base import Deployment, Signature, Target
 from harness.targets.tfserving.remedies import REMEDIES
+from harness.targets.tfserving.variants import DEFAULT_VARIANT, check_variants
 
 if TYPE_CHECKING:
     import numpy as np
@@ -65,26 +68,35 @@ def signature_findings(target: Target, report: TargetReport, deployed: Deploymen
 
 
 def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:
-    """The same request over gRPC, built from the served metadata (dtypes as the signature says)."""
+    """The same request over gRPC for each gRPC variant the check runs, built from the served
+    metadata (dtypes as the signature says)."""
     import numpy as np
 
     from harness.targets.tfserving.client import grpc_predict
 
-    outputs: list[np.ndarray] | None = None
-    with recorded(report, f"predict {NAME} grpc"):
-        sig = deployed.signature()
-        feed = {name: np.asarray(value, dtype=None if is_string(spec.dtype) else spec.dtype) for (name, value), spec
-                in zip(feed_for(deployed, ctx).items(), sig.inputs)}
-        reply = grpc_predict(getattr(deployed, "server"), feed)
-        outputs = outputs_in_order(dict(reply.outputs), deployed, ctx)
-    if outputs is not None:
-        compare_outputs(report, f"{NAME} grpc", outputs, ctx)
+    for variant in check_variants("grpc"):
+        label = f"{NAME} {variant.name}"
+        outputs: list[np.ndarray] | None = None
+        with recorded(report, f"predict {label}"):
+            sig = deployed.signature()
+            feed = {name: np.asarray(value, dtype=None if is_string(spec.dtype) else spec.dtype) for (name, value), spec
+                    in zip(feed_for(deployed, ctx).items(), sig.inputs)}
+            reply = grpc_predict(getattr(deployed, "server"), feed)
+            outputs = outputs_in_order(dict(reply.outputs), deployed, ctx)
+        if outputs is not None:
+            compare_outputs(report, label, outputs, ctx, variant.tolerance)
+
+
+def rest_loads(ctx: Context) -> tuple[Load, ...]:
+    """One served model per REST variant the check runs (``rest`` is labelled with the target's name)."""
+    return tuple(Load(NAME if v.name == DEFAULT_VARIANT else f"{NAME}@{v.name}", {"variant": v.name},
+                      tolerance=v.tolerance, timings=True, time_load=True) for v in check_variants("rest"))
 
 
 CHECKS = TargetChecks(
     rules=RULES,
     notes=keras3_file_note,
-    loads=lambda ctx: (Load(NAME, timings=True, time_load=True),),
+    loads=rest_loads,
     inspect=signature_findings,
     after=grpc_parity,
     remedies=REMEDIES,

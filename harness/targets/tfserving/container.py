@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -65,6 +65,28 @@ def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
         if match["name"] == model_name:
             return match["code"], match["message"].rstrip()
     return None
+
+
+def readiness_abort(exited: Callable[[], str | None], logs: Callable[[], str], ready_model: str,
+                    implementation: str, fail_on_load_error: bool, log_label: str) -> Callable[[], str | None]:
+    """The ``abort`` of a readiness wait, for every server mode (container, forked, host subprocess).
+
+    Asked before each poll: raise the server's own load error of ``ready_model`` (a
+    :class:`RuntimeFailure` with its text, when ``fail_on_load_error``), else return why the server
+    has exited (``exited()``), or None while it runs.  The exit is asked first and the log read
+    after it: a server that logs its load error and exits between the two reads would otherwise be
+    seen exited with a log read too early."""
+
+    def abort() -> str | None:
+        gone = exited()
+        if fail_on_load_error:
+            failure = load_failure_in_log(logs(), ready_model)
+            if failure is not None:
+                raise RuntimeFailure(implementation, failure[1], kind=failure[0],
+                                     source=f"{log_label}: 'Loading servable ... failed'")
+        return gone
+
+    return abort
 
 
 def _host_port(container: Container, port: int) -> int:
@@ -241,20 +263,6 @@ class ServingContainer:
         self._grpc_port = _host_port(self._container, GRPC_PORT)
         self._extra_host_ports = {port: _host_port(self._container, port) for port in self.extra_ports}
 
-    def _abort_reason(self) -> str | None:
-        """Asked before each poll: raise the server's load error, or say it has exited.
-
-        The exit is asked first and the log read after it: a server that logs its load error and
-        exits between the two reads would otherwise be seen exited with a log read too early."""
-        assert self._container is not None
-        exited = self.exit_reason()
-        if self.fail_on_load_error:
-            failure = load_failure_in_log(self.logs(), self.ready_model)
-            if failure is not None:
-                raise RuntimeFailure(self.image.implementation, failure[1], kind=failure[0],
-                                     source="container log: 'Loading servable ... failed'")
-        return exited
-
     def exit_reason(self) -> str | None:
         """``container exited with code N`` once the container has stopped, else None."""
         import docker.errors
@@ -274,7 +282,8 @@ class ServingContainer:
         waiter = HttpReady(
             self.model_url(self.ready_model),
             ModelAvailable(self.image.implementation, self.fail_on_load_error),
-            timeout=self.ready_timeout, poll_interval=self.poll_interval, abort=self._abort_reason,
+            timeout=self.ready_timeout, poll_interval=self.poll_interval, abort=readiness_abort(self.exit_reason, self.logs, self.ready_model, self.image.implementation,
+                                  self.fail_on_load_error, "container log"),
             logs=self.logs, log_tail_lines=self.log_tail_lines, log_label="container log",
             hint=f"check that MODEL_NAME ({self.env.get('MODEL_NAME')}) names a directory "
                  f"mounted under /models with numbered version subdirectories "

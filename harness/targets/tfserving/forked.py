@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.environments.build import tail
-from harness.errors import HarnessError, RuntimeFailure, SetupError, WaitTimeout
+from harness.errors import HarnessError, SetupError, WaitTimeout
 
 if TYPE_CHECKING:
     from harness.environments.serving_image import ServingImage
@@ -160,24 +160,17 @@ class ForkedServer:
         return None if status["running"] else f"the server process exited with code {status['exit_code']}"
 
     def wait_available(self, ready_model: str, timeout: float, fail_on_load_error: bool) -> None:
-        from harness.targets.tfserving.container import load_failure_in_log
+        from harness.targets.tfserving.container import readiness_abort
         from harness.waiting import HttpReady, ModelAvailable
 
         implementation = self.owner.image.implementation
 
-        def abort() -> str | None:
-            exited = self.exited()  # first: the log read after it holds an exited server's last lines
-            if fail_on_load_error:
-                failure = load_failure_in_log(self.logs(), ready_model)
-                if failure is not None:
-                    raise RuntimeFailure(implementation, failure[1], kind=failure[0],
-                                         source="container log: 'Loading servable ... failed'")
-            return exited
-
         container = self.owner.container
         try:
             HttpReady(container.model_url(ready_model), ModelAvailable(implementation, fail_on_load_error),
-                      timeout=timeout, poll_interval=0.1, abort=abort, logs=self.logs, log_label="server log",
+                      timeout=timeout, poll_interval=0.1,
+                      abort=readiness_abort(self.exited, self.logs, ready_model, implementation, fail_on_load_error,
+                                            "container log"), logs=self.logs, log_label="server log",
                       hint=f"model {ready_model!r} is served from {WORK_MOUNT} through /models/{ready_model}; "
                            "read the log above").wait()
         except WaitTimeout as exc:

@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from harness.errors import RuntimeFailure
 from harness.paths import CONTAINERS_DIR
 from harness.targets.tfserving.client import Server, wait_listening
 
@@ -94,21 +93,18 @@ def serve_on_host(model_name: str, model_dir: Path | None, env: Mapping[str, str
         if wait == "available":
             from harness.errors import WaitTimeout
 
-            def exited() -> str | None:
-                """Raise the server's own load error (as in a container), else say it has exited."""
-                from harness.targets.tfserving.container import load_failure_in_log
+            from harness.targets.tfserving.container import readiness_abort
 
-                failure = load_failure_in_log(logs(), ready_model or name) if fail_on_load_error else None
-                if failure is not None:
-                    raise RuntimeFailure(server.implementation, failure[1], kind=failure[0],
-                                         source="server log: 'Loading servable ... failed'")
+            def exited() -> str | None:
                 code = proc.poll()
                 return None if code is None else f"server process exited with code {code}"
 
             try:
                 HttpReady(f"{server.rest_url}/v1/models/{ready_model or name}",
                           ModelAvailable(COMPAT_IMPLEMENTATION, fail_on_load_error), timeout=ready_timeout,
-                          poll_interval=0.1, abort=exited).wait()
+                          poll_interval=0.1,
+                          abort=readiness_abort(exited, logs, ready_model or name, server.implementation,
+                                                fail_on_load_error, "server log")).wait()
             except WaitTimeout as exc:
                 raise WaitTimeout(exc.message, evidence=f"{exc.evidence}\n--- server log ---\n{logs(40)}",
                                   hint="read the server log above") from None

@@ -21,6 +21,8 @@ Re-exported here, each from the module that owns it:
   :func:`wide_mlp_saved_model`;
 * data and figures (:mod:`~harness.targets.tfserving.figures`): ``RAW_MEAN``, ``RAW_STD``,
   :func:`raw_measurements`, :func:`probe_diff`, :func:`label_figures`.
+* run variants (:mod:`~harness.targets.tfserving.variants`): ``VARIANTS``, :func:`variant_named`
+  (what ``serve(variant=...)`` applies: flags, mounted files, fork or fresh server).
 
 Nothing heavy is imported at module level.
 """
@@ -39,12 +41,13 @@ from harness.targets.tfserving.figures import RAW_MEAN, RAW_STD, label_figures, 
 from harness.targets.tfserving.layout import link_or_copy, model_base_path
 from harness.targets.tfserving.logs import load_seconds_from_log
 from harness.targets.tfserving.proxy import NGINX, basic_auth_proxy, ssha_entry
+from harness.targets.tfserving.variants import VARIANTS, ServingVariant, variant_named
 
 if TYPE_CHECKING:
     from harness.scenario import Run
     from harness.targets.tfserving.target import TfservingTarget
 
-__all__ = ["GrpcReply", "Reply", "Server", "grpc_predict", "http_request", "signature_defs",
+__all__ = ["VARIANTS", "ServingVariant", "variant_named", "GrpcReply", "Reply", "Server", "grpc_predict", "http_request", "signature_defs",
            "NGINX", "link_or_copy", "model_base_path", "serve_versions", "serve_spec", "enter_together",
            "basic_auth_proxy", "ssha_entry", "load_seconds_from_log", "cached_export", "export_endpoint",
            "wide_mlp_saved_model", "RAW_MEAN", "RAW_STD", "raw_measurements", "probe_diff", "label_figures"]

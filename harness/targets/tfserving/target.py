@@ -153,7 +153,8 @@ class TfservingTarget(Target):
               models: Mapping[str, Path] | None = None, files: Mapping[Path, str] | None = None,
               env: Mapping[str, str] | None = None, args: Sequence[str] = (), wait: ServeWait = "available",
               ready_model: str | None = None, ready_timeout: float = 180.0, tf_version: str = DEFAULT_TF_VERSION,
-              fail_on_load_error: bool = True, command: Sequence[str] | None = None) -> Iterator[Server]:
+              fail_on_load_error: bool = True, command: Sequence[str] | None = None,
+              variant: str | None = None) -> Iterator[Server]:
         """Start a server for ``model_dir`` (a directory of numbered version subdirectories).
 
         ``wait`` is ``"available"`` (a version of ``ready_model`` is AVAILABLE), ``"listening"``
@@ -168,11 +169,22 @@ class TfservingTarget(Target):
         accepts runs as a forked server process in this worker's fork container instead, with
         ``model_dir`` linked at ``/models/<model_name>``.  The server is stopped (and its container
         removed) when the block ends, whatever happens.
+
+        ``variant`` (a name of :data:`~harness.targets.tfserving.variants.VARIANTS`, default ``rest``)
+        adds its server flags before ``args``, needs a container when it mounts files (the caller
+        passes them in ``files`` at the variant's paths) and keeps the server out of the fork
+        container when it says so.
         """
+        from harness.targets.tfserving.variants import DEFAULT_VARIANT, variant_named
+
         self.require_active()
         from harness.counts import count
 
         count("servers started")
+        chosen = variant_named(variant or DEFAULT_VARIANT)
+        if chosen.needs_container:
+            self.require_container(f"the serving variant {chosen.name} ({chosen.summary})")
+        args = (*chosen.args, *args)
         if wait not in ("available", "listening", "started"):
             raise HarnessError(f"serve(wait={wait!r}) is not a wait mode",
                                hint="use 'available', 'listening' or 'started'")
@@ -181,7 +193,7 @@ class TfservingTarget(Target):
             from harness.targets.tfserving.container import ServingContainer, published_ports
 
             image = ensure_serving_image(tf_version, implementation=self.implementation)
-            if forking_enabled() and fork_eligible(
+            if chosen.fork and forking_enabled() and fork_eligible(
                     implementation=self.implementation, model_dir=model_dir, models=models, files=files, env=env,
                     command=command, ready_model=ready_model, model_name=model_name, tf_version=tf_version,
                     default_tf_version=DEFAULT_TF_VERSION):
@@ -232,8 +244,17 @@ class TfservingTarget(Target):
         import shutil
         import tempfile
 
-        model_name = str(options.get("model_name", "model"))
         from harness.environments.ownership import run_work_dir
+        from harness.targets.tfserving.variants import DEFAULT_VARIANT, variant_named
+
+        unknown = sorted(set(options) - {"model_name", "tf_version", "variant"})
+        if unknown:
+            raise UsageError(f"unknown tfserving load option(s) {', '.join(unknown)}: use model_name, tf_version, variant")
+        model_name = str(options.get("model_name", "model"))
+        variant = variant_named(str(options.get("variant", DEFAULT_VARIANT)))
+        if variant.protocol != "rest" or variant.needs_container:
+            raise UsageError(f"tfserving load option variant={variant.name!r}: load serves REST variants that mount "
+                             "no file; use target.serve(variant=...) for the others")
 
         # inside this owner's work directory: the only one a container of this run may mount
         workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-", dir=run_work_dir()))
@@ -241,7 +262,7 @@ class TfservingTarget(Target):
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         try:
             base = model_base_path(workdir, {1: prepared.artifact}, name=model_name, hard_links=True)
-            server = stack.enter_context(self.serve(model_name=model_name, model_dir=base,
+            server = stack.enter_context(self.serve(model_name=model_name, model_dir=base, variant=variant.name,
                                                     tf_version=str(options.get("tf_version", DEFAULT_TF_VERSION))))
         except BaseException:
             stack.close()

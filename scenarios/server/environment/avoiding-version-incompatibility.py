@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from harness.targets.tfserving.target import TfservingTarget
 
 OLD_SERVING_TF = "2.12.0"
-LOAD_ONCE = ["--max_num_load_retries=0"]  # a failed load is final: its error shows at once
+LOAD_ONCE = "no-load-retries"  # the serving variant whose failed load is final: its error shows at once
 
 
 def bag_of_items_model(cache: ArtifactCache) -> Path:
@@ -70,7 +70,7 @@ def _probe(run: "Run[TfservingTarget]", server: Server, serving_tf: str) -> dict
 def faulty(run: "Run[TfservingTarget]") -> dict[str, float]:
     # The serving image pinned long ago (TF 2.12) runs a model exported with this venv's TF 2.19.
     server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
-                                        tf_version=OLD_SERVING_TF, args=LOAD_ONCE))
+                                        tf_version=OLD_SERVING_TF, variant=LOAD_ONCE))
     return _probe(run, server, OLD_SERVING_TF)
 
 
@@ -78,7 +78,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
     # The serving image's TensorFlow is the one that exported the model: this venv's own.
     training_tf = library_versions("tensorflow")["tensorflow"]
     server = run.enter(run.target.serve(model_name="recommender", model_dir=_recommender_base(run),
-                                        tf_version=training_tf, args=LOAD_ONCE))
+                                        tf_version=training_tf, variant=LOAD_ONCE))
     return _probe(run, server, training_tf)
 
 

@@ -21,7 +21,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     version = run.workdir / "model" / "1"
     version.mkdir(parents=True)
     shutil.copy2(trained_model(run.cache, SPEC).model_file, version / "model.keras")
-    server = run.enter(run.target.serve(model_dir=version.parent, args=["--max_num_load_retries=0"]))
+    server = run.enter(run.target.serve(model_dir=version.parent, variant="no-load-retries"))
     run.note("implementation", server.implementation)
 
 

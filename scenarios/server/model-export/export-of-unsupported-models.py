@@ -55,7 +55,7 @@ def _serve_and_compare(run: "Run[TfservingTarget]", trained: TrainedModel, model
     x, _ = trained.test_set()
     x = x[:32]
     run.note("export_ops", sorted(_graph_ops(model_dir) & {"EagerPyFunc", "PyFunc", "ClipByValue"}))
-    server = serve_versions(run, {1: model_dir}, args=["--max_num_load_retries=0"])
+    server = serve_versions(run, {1: model_dir}, variant="no-load-retries")
     got = server.predict({"instances": x.tolist()})["predictions"]
     expected = keras_outputs(run.cache, trained, clip_in_python(x))
     return {"max_abs_diff": max_abs_diff(got, expected),

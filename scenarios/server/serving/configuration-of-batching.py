@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 from harness.compare import max_abs_diff, parity
 from harness.models import ModelSpec, saved_model, trained_model
 from harness.scenario import Figure, Raises, Run, Scenario, succeeds
-from harness.targets.tfserving.kit import Server, enter_together, http_request, model_base_path, wide_mlp_saved_model
+from harness.targets.tfserving.kit import (Server, enter_together, http_request, model_base_path, variant_named,
+                                          wide_mlp_saved_model)
 from harness.timing import interleaved, record_ratios
 
 if TYPE_CHECKING:
@@ -26,10 +27,10 @@ def _parameters(run: "Run[TfservingTarget]", text: str) -> dict[Path, str]:
     path = run.workdir / "batching.config"
     path.write_text(text)
     run.target.require_container("a batching parameters file mounted into the server")
-    return {path: "/config/batching.config"}
+    return {path: BATCHING.mount("batching parameters")}
 
 
-BATCHING_ARGS = ["--enable_batching=true", "--batching_parameters_file=/config/batching.config"]
+BATCHING = variant_named("batching")  # --enable_batching and the parameters file it mounts
 
 
 def faulty(run: "Run[TfservingTarget]") -> None:
@@ -37,7 +38,7 @@ def faulty(run: "Run[TfservingTarget]") -> None:
     files = _parameters(run, "max_batch_size { value: 4 }\nbatch_timeout_micros { value: 2000 }\n"
                              "num_batch_threads { value: 2 }\n")
     base = model_base_path(run.workdir, {1: saved_model(run.cache, SPEC)})
-    server = run.enter(run.target.serve(model_dir=base, files=files, args=BATCHING_ARGS))
+    server = run.enter(run.target.serve(model_dir=base, files=files, variant=BATCHING.name))
     run.note("implementation", server.implementation)
     x, _ = trained_model(run.cache, SPEC).probe()
     server.predict({"instances": x[:8].tolist()})
@@ -66,7 +67,7 @@ def fixed(run: "Run[TfservingTarget]") -> dict[str, float]:
                              "max_enqueued_batches { value: 100 }\nnum_batch_threads { value: 2 }\n")
     artifact = wide_mlp_saved_model(run.cache, 4096, depth=4)  # a Session run costs ~10 ms
     base = model_base_path(run.workdir, {1: artifact / "saved_model"}, hard_links=True)
-    batched, plain = enter_together(run, run.target.serve(model_dir=base, files=files, args=BATCHING_ARGS),
+    batched, plain = enter_together(run, run.target.serve(model_dir=base, files=files, variant=BATCHING.name),
                                     run.target.serve(model_dir=base))
     run.note("implementation", batched.implementation)
     with np.load(artifact / "probe.npz") as probe:
