@@ -20,6 +20,7 @@ from harness.environments.ownership import container_user, current_owner
 from harness.paths import REPO_ROOT
 from harness.targets.litert import arm64
 from harness.errors import RuntimeFailure
+from tests.test_confinement import private_owners  # noqa: F401 - a fixture: the made-up owners' lock files apart
 
 PARITY_TOLERANCE = 1e-5
 INPUT_WIDTH = 8
@@ -131,12 +132,17 @@ def test_timeout_kills_worker_and_cleans_up(arm64_rootfs: Path, tiny_tflite: Pat
 
 
 def test_stale_call_dirs_of_dead_owners_are_removed(arm64_rootfs: Path, tiny_tflite: Path,
-                                                    batch: np.ndarray) -> None:
+                                                    batch: np.ndarray, private_owners: Path) -> None:
     """A call directory goes once its owner is proven gone (its lock is free); more cases, the live
-    owner in another pid namespace among them, in tests/test_confinement.py."""
+    owner in another pid namespace among them, in tests/test_confinement.py.  The dead owner's lock
+    file is kept apart from the machine's (``private_owners``): any other run reaps every lock file
+    nobody holds, and a dead owner without one is ``unknown``, whose directory must stay (seen once
+    under load: another run's reaper took the lock file first)."""
     dead = subprocess.run([sys.executable, "-c", "from harness.environments.ownership import current_owner; "
                            "print(current_owner().id)"], capture_output=True, text=True, check=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}).stdout.strip()
+                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT),
+                               "PITFALLS_ENV_CACHE": str(private_owners)}).stdout.strip()
+    assert (private_owners / "owners" / f"{dead}.lock").is_file()
     stale = arm64_rootfs / "tmp" / f"{arm64.CALL_DIR_PREFIX}{dead}-1-left"
     stale.mkdir()
     arm64.run_on_arm64(tiny_tflite, [batch])
