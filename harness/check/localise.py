@@ -24,6 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.artifacts import IN_PROCESS_WORK
 from harness.check.model import LoadedModel, digest_of, inbound_layers, keras_feed, layer_outputs
 from harness.check.report import Divergence, LayerError, TargetReport
 from harness.compare import Tolerance, tolerance_for
@@ -226,11 +227,12 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
     problems: list[str] = []
     for layer in suspects(divergence):
         with recorded(report, f"localise {divergence.path}: {layer} alone", severity="info") as caught:
-            arrays = layer_inputs(model, layer, inputs)
-            source = layer_alone(model, layer, arrays, cache)
-            alone = _keras_module(model.keras_model).models.load_model(str(source.path), compile=False)
-            want = alone.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
-            calibrated = arrays if calibration is None else layer_inputs(model, layer, calibration)
+            with IN_PROCESS_WORK:  # Keras in this process: one thread at a time (check runs targets side by side)
+                arrays = layer_inputs(model, layer, inputs)
+                source = layer_alone(model, layer, arrays, cache)
+                alone = _keras_module(model.keras_model).models.load_model(str(source.path), compile=False)
+                want = alone.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
+                calibrated = arrays if calibration is None else layer_inputs(model, layer, calibration)
             got = run_alone(target, source, arrays, cache, options=options_for(calibrated), load_options=load_options)
             measured = _layer_error(layer, "", got, want, tolerance)
             index = next(i for i, row in enumerate(divergence.layers) if row.layer == layer)
@@ -316,6 +318,11 @@ def op_locations(model: LoadedModel) -> dict[str, list[tuple[str, str]]]:
     """Op type -> the (Keras layer or "", tf.function) pairs that hold it, from the model's concrete
     function graph traced by TensorFlow (a Keras model: ``tf.function(model)`` on its input specs; a
     SavedModel: its serving function), the functions it calls included (loops, calls)."""
+    with IN_PROCESS_WORK:  # a trace in this process: one thread at a time (check runs targets side by side)
+        return _op_locations(model)
+
+
+def _op_locations(model: LoadedModel) -> dict[str, list[tuple[str, str]]]:
     import tensorflow as tf
 
     keras_model = model.keras_model
