@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 _OPEN: contextvars.ContextVar[tuple[Counter[str], ...]] = contextvars.ContextVar("pitfalls_counts", default=())
 _LOCK = threading.Lock()  # one tally may be counted into from several threads
+_PURPOSE: contextvars.ContextVar[str] = contextvars.ContextVar("pitfalls_count_purpose", default="")
 
 
 def count(what: str, n: int = 1) -> None:
@@ -26,6 +27,8 @@ def count(what: str, n: int = 1) -> None:
     tallies = _OPEN.get()
     if not tallies:
         return
+    purpose = _PURPOSE.get()
+    what = f"{purpose}: {what}" if purpose else what
     with _LOCK:
         for tally in tallies:
             tally[what] += n
@@ -40,6 +43,18 @@ def counting() -> Iterator[Counter[str]]:
         yield tally
     finally:
         _OPEN.reset(token)
+
+
+@contextmanager
+def on_behalf_of(purpose: str) -> Iterator[None]:
+    """Inside the block, what is counted is counted as ``"<purpose>: <what>"``: the extra work of a
+    step (layers run alone, remedies tried) apart from the path's own ("model loads" stays the
+    loads of the paths checked)."""
+    token = _PURPOSE.set(purpose)
+    try:
+        yield
+    finally:
+        _PURPOSE.reset(token)
 
 
 def as_dict(tally: Counter[str]) -> dict[str, int]:

@@ -133,6 +133,6 @@ def test_side_by_side_check_starts_each_runtime_once_and_keeps_the_order(tmp_pat
         assert fast["verdict"] == slow["verdict"] and sorted(fast["parity"]) == sorted(slow["parity"])
         for label in fast["parity"]:
             assert np.isclose(fast["parity"][label]["max_abs_diff"], slow["parity"][label]["max_abs_diff"],
-                              rtol=0, atol=1e-6)
+                              rtol=0, atol=1e-6, equal_nan=True)  # webgl-f16 overflows on the edge probe: NaN both ways
     assert "load model" in side_by_side["timings"] and "targets" in side_by_side["timings"]
     assert any(step.startswith("load tfjs@") for step in tfjs["timings"])

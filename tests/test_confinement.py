@@ -250,6 +250,8 @@ def test_the_check_report_is_not_written_through_a_planted_symlink(tmp_path: Pat
         (out / name).symlink_to(victim)
 
     class Report:
+        targets: dict[str, Any] = {}
+
         def to_json(self) -> dict[str, Any]:
             return {"report": 1}
 

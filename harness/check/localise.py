@@ -28,6 +28,7 @@ from harness.artifacts import IN_PROCESS_WORK
 from harness.check.model import LoadedModel, digest_of, inbound_layers, keras_feed, layer_outputs
 from harness.check.report import Divergence, LayerError, TargetReport
 from harness.compare import Tolerance, tolerance_for
+from harness.counts import on_behalf_of
 from harness.targets.base import ModelSource, Target
 
 if TYPE_CHECKING:
@@ -233,7 +234,9 @@ def measure_alone(target: Target, report: TargetReport, divergence: Divergence, 
                 alone = _keras_module(model.keras_model).models.load_model(str(source.path), compile=False)
                 want = alone.predict(arrays[0] if len(arrays) == 1 else arrays, verbose=0)
                 calibrated = arrays if calibration is None else layer_inputs(model, layer, calibration)
-            got = run_alone(target, source, arrays, cache, options=options_for(calibrated), load_options=load_options)
+            with on_behalf_of("layers run alone"):  # counted apart from the paths' own loads and builds
+                got = run_alone(target, source, arrays, cache, options=options_for(calibrated),
+                                load_options=load_options)
             measured = _layer_error(layer, "", got, want, tolerance)
             index = next(i for i, row in enumerate(divergence.layers) if row.layer == layer)
             divergence.layers[index] = replace(divergence.layers[index], local_max_abs=measured.max_abs,

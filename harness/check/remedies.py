@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from harness.check.report import Finding, RemedyTried, TargetReport
+from harness.check.rules import rule_for
 from harness.check.steps import Context, RemedyDeclaration, _text_of, deploy_and_compare, prepare_path
 from harness.compare import tolerance_for
 from harness.errors import NotApplicable
@@ -94,19 +95,31 @@ def try_remedies(target: "Target", report: TargetReport, ctx: Context,
             if key not in tried:
                 what = f"parity of {path_of(finding)}" if finding.step == "parity" else finding.step
                 ctx.say(f"{report.target}: trying {remedy.name} for {what}")
-                tried[key] = _attempt(remedy, target, report, finding, ctx)
+                tried[key] = _with_lesson(report.target, _attempt(remedy, target, report, finding, ctx))
                 ctx.say(f"{report.target}: {remedy.name}: {tried[key].verdict}")
             results.append(tried[key])
         if results:
             report.findings[index] = replace(finding, remedies=tuple(results))
 
 
+def _with_lesson(target: str, result: RemedyTried) -> RemedyTried:
+    """``result`` with the catalog lesson its evidence matches (e.g. a runtime that refuses what the
+    remedy made teaches a lesson of its own: an interpreter built without the Flex delegate)."""
+    if result.verdict != "does not work":
+        return result
+    rule = rule_for(target, result.evidence)
+    return replace(result, scenario=rule.scenario) if rule is not None else result
+
+
 def _attempt(remedy: "RemedyDeclaration", target: "Target", report: TargetReport, finding: Finding,
              ctx: Context) -> RemedyTried:
     """The remedy's verdict; what it raises is its verdict too (the runtime's text: does not work;
     pitfalls' own error, a usage error included, since the user asked for no remedy by name: not applicable)."""
+    from harness.counts import on_behalf_of
+
     try:
-        return remedy.attempt(target, report, finding, ctx)
+        with on_behalf_of("remedies"):  # its loads and builds are counted apart from the paths' own
+            return remedy.attempt(target, report, finding, ctx)
     except NotApplicable as exc:
         return RemedyTried(remedy.name, "not applicable", str(exc), remedy.change)
     except Exception as exc:  # noqa: BLE001 - a remedy that raises is a verdict, not a crash

@@ -46,6 +46,7 @@ class RemedyTried:
     verdict: RemedyVerdict
     evidence: str
     change: str = ""  # what was changed, in words (the converter flag, the backend, the dtype sent...)
+    scenario: str | None = None  # the catalog lesson the runtime's text after the change matches, if one does
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

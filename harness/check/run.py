@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.check.localise import locate_unsupported_ops
 from harness.check.model import PROBES, hash_inputs, load_model, read_inputs, synthesise_inputs, synthesise_probes
 from harness.check.remedies import REMEDY_MODES, try_remedies
 from harness.check.report import CheckReport, Finding, TargetReport
@@ -333,8 +334,11 @@ def _check_one(name: str, context: Callable[[], Context | None], say: Progress,
                     return None
                 say(f"{name}: checking")
                 report.versions = target.versions()
-                run_declared(target, report, ctx, declared(name))
-                try_remedies(target, report, ctx, declared(name).remedies)
+                checks = declared(name)
+                run_declared(target, report, ctx, checks)
+                if checks.unsupported_ops is not None:  # the layers that hold the ops a converter refused
+                    locate_unsupported_ops(report, ctx.model, checks.unsupported_ops)
+                try_remedies(target, report, ctx, checks.remedies)
         except UsageError:
             raise
         except Exception as exc:  # noqa: BLE001 - a target's check never ends the whole check

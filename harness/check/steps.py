@@ -406,10 +406,6 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
             run_load(target, report, prepared, ctx, load, checks)
     if checks.paths is not None:
         checks.paths(target, report, prepared, ctx)
-    if checks.unsupported_ops is not None:
-        from harness.check.localise import locate_unsupported_ops
-
-        locate_unsupported_ops(report, ctx.model, checks.unsupported_ops)
 
 
 def run_load(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, load: Load,

@@ -2,7 +2,7 @@
 
 The script (``reproducer_script.py``, copied with its ``SETTINGS``) exports the model, converts it
 to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), and runs it with the
-repository's npm tf.js on Node (the cpu or wasm backend; webgl and webgpu need a browser and are
+repository's npm tf.js on Node (the cpu or wasm backend; the GPU backends of the table need a browser and are
 not covered), compared with the Keras model at float32 tolerance.
 """
 

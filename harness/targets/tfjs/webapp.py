@@ -514,8 +514,8 @@ def _tfjs_bundle(backend: Any, app_copy: Any, path: str | None) -> bytes:
     parts = [core]
     if backend.bundle is not None:
         parts += [(backend.bundle.dist / s).read_bytes() for s in backend.bundle.scripts]
-    probe = (PAGE_PROBE_JS.replace("PREFIX", json.dumps(backend.prefix)).replace("BACKEND", json.dumps(backend.name))
-             .replace("SETUP", backend.setup_js))
+    probe = (PAGE_PROBE_JS.replace("PREFIX", json.dumps(backend.prefix)).replace("BACKEND", json.dumps(backend.tfjs_name))
+             .replace("SETUP", backend.setup_js + backend.env_js()))  # a variant: tf.js's flags, then its backend
     return b"\n;\n".join(parts) + probe.encode()
 
 
