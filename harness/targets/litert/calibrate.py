@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -73,6 +73,15 @@ def convert_in_child(saved_model: Path, representative: "np.ndarray", out: Path,
                              source="int8 calibration in a child process")
 
 
+def one_row_at_a_time(representative: "np.ndarray") -> Callable[[], Iterator[list["np.ndarray"]]]:
+    """The converter's ``representative_dataset``: ``representative`` one row (batch of 1) at a time."""
+    def dataset() -> Iterator[list["np.ndarray"]]:
+        for i in range(len(representative)):
+            yield [representative[i: i + 1]]
+
+    return dataset
+
+
 def configure_converter(converter: Any, tf: Any, quantize: Literal["none", "dynamic", "float16", "int8"], representative: "np.ndarray | None",
                         select_tf_ops: bool, extra: Mapping[str, Any] | None) -> None:
     """Set a ``TFLiteConverter`` for ``quantize`` (int8: calibrated on ``representative`` one row at a
@@ -83,13 +92,7 @@ def configure_converter(converter: Any, tf: Any, quantize: Literal["none", "dyna
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         if representative is not None:
-            rep = representative
-
-            def dataset() -> Any:
-                for i in range(len(rep)):
-                    yield [rep[i: i + 1]]
-
-            converter.representative_dataset = dataset
+            converter.representative_dataset = one_row_at_a_time(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8

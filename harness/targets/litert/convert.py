@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 from harness.artifacts import ArtifactCache, library_versions
 from harness.errors import HarnessError, UsageError
 from harness.export import load_keras_model, saved_model_of
-from harness.targets.litert.calibrate import configure_converter
+from harness.targets.litert.calibrate import configure_converter, one_row_at_a_time
 from harness.targets.base import ModelSource
 from harness.trust import admit
 
@@ -102,18 +102,10 @@ def _selective_int8(converter: Any, tf: Any, representative: "np.ndarray | None"
     """Write ``out``: int8 calibrated on ``representative`` with the ops of ``float_nodes`` kept in float
     (TF Lite's ``QuantizationDebugger`` denylist; in this process: the debugger needs the converter)."""
     assert representative is not None  # convert_to_tflite checked it
-    rep = representative
-
-    def dataset() -> Any:
-        for i in range(len(rep)):
-            yield [rep[i: i + 1]]
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    # the optimisation, Select TF ops and flags as for any path, but not int8's integer-only ops and I/O
+    configure_converter(converter, tf, "dynamic", None, select_tf_ops, extra)
+    dataset = one_row_at_a_time(representative)
     converter.representative_dataset = dataset
-    if select_tf_ops:
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    for name, value in (extra or {}).items():
-        setattr(converter, name, value)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(float_nodes))
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset,
                                                           debug_options=options)
