@@ -60,6 +60,18 @@ def report(found: dict[str, Any], runtime: str) -> int:
     return 0 if found["kind"] == "none" else 1
 
 
+def child_result(done: Any, marker: str, who: str) -> dict[str, Any]:
+    """The JSON a child process printed on its last ``<marker> `` line (``done``: its
+    ``subprocess.run`` result); the child's own error, or its exit code and stderr, raised."""
+    lines = [line for line in done.stdout.splitlines() if line.startswith(marker + " ")]
+    if not lines:
+        raise RuntimeError(f"{who} ended with code {done.returncode}: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(lines[-1][len(marker) + 1:])
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
 def run_observed(observe: Callable[[str], dict[str, Any]], script_file: str, runtime: str) -> int:
     """``main`` of a script: observe the directory the script is in and report."""
     return report(observe(os.path.dirname(os.path.abspath(script_file))), runtime)

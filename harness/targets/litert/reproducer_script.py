@@ -18,7 +18,7 @@ import sys
 import tempfile
 from typing import Any
 
-from harness.reduce.script_common import compare_outputs, keras_reference, output_position, run_observed
+from harness.reduce.script_common import child_result, compare_outputs, keras_reference, output_position, run_observed
 
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "quantize": "none",
             "select_tf_ops": False, "route": "export", "atol": 1e-4, "rtol": 1e-3}
@@ -64,12 +64,7 @@ def interpret(work, inputs):
         np.save(os.path.join(work, f"in_{i}.npy"), value)
     done = subprocess.run([sys.executable, os.path.abspath(__file__), "--interpret", work, str(len(inputs))],
                           capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("INTERPRETER-RESULT ")]
-    if not lines:
-        raise RuntimeError(f"the interpreter process ended with code {done.returncode}: {done.stderr[-2000:]}")
-    result = json.loads(lines[-1][len("INTERPRETER-RESULT "):])
-    if "error" in result:
-        raise RuntimeError(result["error"])
+    result = child_result(done, "INTERPRETER-RESULT", "the interpreter process")
     return [np.load(os.path.join(work, f"out_{i}.npy")) for i in range(result["outputs"])]
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from typing import Any
 
-from harness.reduce.script_common import compare_outputs, keras_reference, output_position, run_observed
+from harness.reduce.script_common import child_result, compare_outputs, keras_reference, output_position, run_observed
 
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "backend": "cpu",
                             "node_modules": "node_modules", "atol": 1e-4, "rtol": 1e-3}
@@ -100,12 +100,7 @@ def run_on_node(work, inputs):
         f.write(NODE_RUNNER)
     done = subprocess.run(["node", runner, SETTINGS["node_modules"], work, SETTINGS["backend"]],
                           capture_output=True, text=True)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("TFJS-RESULT ")]
-    if not lines:
-        raise RuntimeError(f"node ended with code {done.returncode}: {done.stderr[-2000:]}")
-    result = json.loads(lines[-1][len("TFJS-RESULT "):])
-    if "error" in result:
-        raise RuntimeError(result["error"])
+    result = child_result(done, "TFJS-RESULT", "node")
     outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
     return [np.asarray(o["values"], dtype="float64").reshape(o["shape"]) for o in outputs]
 
