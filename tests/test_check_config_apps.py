@@ -181,3 +181,67 @@ def test_attack_markup_in_a_page_run_is_escaped_in_the_page(fixed_apps: dict[str
     assert payload not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "<img" not in page
     assert f"{payload}.html on cpu" in summary(report)  # the terminal gets the text as it is
+
+
+class MadeUpPage:
+    """A page's answers to the predictions waiter, one per poll, on a made-up clock that ``sleep`` advances."""
+
+    def __init__(self, states: Callable[[float], dict | None]) -> None:  # type: ignore[type-arg]
+        self.now = 0.0
+        self.states = states
+        self.polls = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+    def state(self) -> dict | None:  # type: ignore[type-arg]
+        self.polls += 1
+        return self.states(self.now)
+
+
+def page_state(done: int, running: int = 0, resources: int = 5, loaded: bool = True) -> dict:  # type: ignore[type-arg]
+    return {"done": done, "running": running, "resources": resources, "loaded": loaded}
+
+
+def test_a_slow_page_is_waited_for_until_its_third_prediction() -> None:
+    """A loaded machine: the model files arrive one by one over 60 s and each prediction takes 20 s (the old
+    fixed 30 s wait cut this page at no prediction); the wait ends at the third, not at a time."""
+    from harness.targets.tfjs.webapp import PAGE_PREDICTIONS, wait_for_predictions
+
+    def slow(t: float) -> dict | None:  # type: ignore[type-arg]
+        if t < 5:
+            return None  # still navigating: the page cannot answer
+        if t < 60:
+            return page_state(0, resources=int(t // 6), loaded=t > 20)
+        done = min(3, int((t - 60) // 20))
+        return page_state(done, running=1 if done < 3 else 0, resources=10)
+
+    page = MadeUpPage(slow)
+    waited = wait_for_predictions(page.state, clock=page.clock, sleep=page.sleep)
+    assert waited.done == PAGE_PREDICTIONS and waited.why == "predictions" and waited.seconds == 120.0
+    assert waited.text == "3 predictions seen"
+
+
+def test_a_page_that_stops_predicting_ends_the_wait_when_quiet_and_says_why() -> None:
+    from harness.targets.tfjs.webapp import PAGE_QUIET_S, wait_for_predictions
+
+    page = MadeUpPage(lambda t: page_state(1 if t >= 8 else 0, running=1 if 4 <= t < 8 else 0))
+    waited = wait_for_predictions(page.state, clock=page.clock, sleep=page.sleep)
+    assert waited.why == "quiet" and waited.done == 1 and waited.seconds == 8 + PAGE_QUIET_S
+    assert waited.text.startswith("1 of 3 predictions seen: the page was then quiet for")
+
+
+def test_a_prediction_still_running_or_a_page_fetching_is_never_quiet_the_ceiling_ends_it() -> None:
+    from harness.targets.tfjs.webapp import PAGE_WAIT_CEILING_S, wait_for_predictions
+
+    running = MadeUpPage(lambda t: page_state(2, running=1))  # a prediction that never ends
+    waited = wait_for_predictions(running.state, clock=running.clock, sleep=running.sleep)
+    assert waited.why == "ceiling" and waited.done == 2 and waited.seconds >= PAGE_WAIT_CEILING_S
+    assert "ceiling ended it with the page still busy" in waited.text
+    fetching = MadeUpPage(lambda t: page_state(0, resources=int(t)))  # fetches from its origin every second
+    assert wait_for_predictions(fetching.state, clock=fetching.clock, sleep=fetching.sleep).why == "ceiling"
+    unloaded = MadeUpPage(lambda t: page_state(0, loaded=False))  # its load event never came
+    assert wait_for_predictions(unloaded.state, clock=unloaded.clock, sleep=unloaded.sleep).why == "ceiling"

@@ -391,11 +391,18 @@ def _browser_finding(rule_id: str, text: str, source: str, at: dict[str, Any]) -
 
 #: a request for the tf.js bundle itself: a CDN URL of @tensorflow/tfjs or a local tf.js / tf.min.js
 TFJS_SCRIPT = re.compile(r"(/@tensorflow/tfjs(@[^/]*)?(/dist/tf(\.min)?\.js)?$)|(^|/)tf(\.min)?\.js$")
-#: the predictions the page must make before its tensor counts are read; the wait for them is bounded by
-#: :data:`PAGE_PREDICTIONS_WAIT_S` (an app that predicts less is reported with what it did)
+#: the predictions the page must make before its tensor counts are read; :func:`wait_for_predictions` waits for
+#: them (an app that predicts less is reported with what it did, and why the wait ended)
 PAGE_PREDICTIONS = 3
-PAGE_PREDICTIONS_WAIT_S = 30.0
 PAGE_FILES_BYTES = 256 << 20
+#: Chromium flags of the browser the app's pages run in, besides the backend's: WebRTC may send UDP only
+#: through a proxy that carries UDP (the context's proxy, :class:`RefusingProxy`, carries none: no UDP at all)
+#: and TCP only through the context's proxy; no host name is resolved (the app is served from 127.0.0.1, an
+#: address, and the proxy is one too), so a page cannot leak through DNS look-ups either.
+PAGE_BROWSER_FLAGS = ("--webrtc-ip-handling-policy=disable_non_proxied_udp",
+                      "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
+#: the most a request head read by :class:`RefusingProxy` may be (the rest is not read)
+PROXY_HEAD_BYTES = 8192
 
 #: Appended to the tf.js bundle the app's page loads (the served copy only; the app's files are not
 #: changed): the checked backend replaces any tf.setBackend the app asks for (what it asked is kept),
@@ -471,13 +478,14 @@ class PageRun:
     first_predict_s: float | None = None
     num_tensors: list[int] = field(default_factory=list)  # tf.memory().numTensors before each prediction
     kernels: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)  # requests to other hosts, refused
+    blocked: list[str] = field(default_factory=list)  # requests to other origins, refused (see run_pages)
+    waited: str = ""  # how the wait for the page's predictions ended (PredictionsWaited.text)
 
     def to_json(self) -> dict[str, Any]:
         return {"page": self.page, "backend": self.backend, "asked": self.asked,
                 "page_load_s": self.page_load_s, "model_files_s": self.model_files_s,
                 "first_predict_s": self.first_predict_s, "num_tensors": self.num_tensors,
-                "kernels": self.kernels, "blocked": self.blocked}
+                "kernels": self.kernels, "blocked": self.blocked, "predictions_waited": self.waited}
 
 
 def app_pages(app: WebApp) -> list[str]:
@@ -540,10 +548,13 @@ def _copy_app(app: WebApp, work: Path) -> Path:
 def run_pages(app: WebApp, target: Any, work: Path, progress: Any = None) -> tuple[list[Finding], list[PageRun]]:
     """Open each of the app's own pages, served from loopback, in Chromium on each checked backend.
 
-    The page is untrusted code: it runs only in the browser, in a fresh context whose every request
-    to another origin is refused (and listed), from a copy of the app's files.  The tf.js script it
-    asks for (a CDN URL or a local copy) is answered with tf.js (the app's own copy if it ships one,
-    else the installed bundle), the backend's bundle and :data:`PAGE_PROBE_JS`.
+    The page is untrusted code: it runs only in the browser, in a fresh context from a copy of the app's
+    files.  Its every request to another origin is refused by the context's request handler (and listed);
+    below that, the context's proxy is a :class:`RefusingProxy` that everything but the app's own origin
+    goes through (WebSockets, Workers', iframes' and beacons' connections, other loopback ports: refused
+    there, and listed), and the browser runs with :data:`PAGE_BROWSER_FLAGS` (WebRTC sends no UDP, no host
+    name is resolved).  The tf.js script it asks for (a CDN URL or a local copy) is answered with tf.js (the
+    app's own copy if it ships one, else the installed bundle), the backend's bundle and :data:`PAGE_PROBE_JS`.
     """
     from harness.errors import RuntimeFailure, WaitTimeout
     from harness.loopback import LoopbackServer
@@ -561,20 +572,15 @@ def run_pages(app: WebApp, target: Any, work: Path, progress: Any = None) -> tup
         for backend in check_backends():
             run = PageRun(name, backend.name)
             source = f"the app's page {name} in Chromium ({backend.name} backend), served from loopback"
-            with LoopbackServer({**lib_mounts(), "/": site}) as server:
+            flags = (*browser_flags(backend), *PAGE_BROWSER_FLAGS)
+            with LoopbackServer({**lib_mounts(), "/": site}) as server, RefusingProxy() as proxy:
                 handle = _router(backend, server.url, site, run)
-                context = target.browser(browser_flags(backend)).new_context()
+                context = target.browser(flags).new_context(proxy=proxy.settings(server.url))
                 try:
                     context.route("**/*", handle)
-                    context.route_web_socket(re.compile(".*"), _refuse_socket(run))
-                    page = TfjsPage(context.new_page(), server, None, browser_flags(backend))
+                    page = TfjsPage(context.new_page(), server, None, flags)
                     page.goto("/" + name)
-                    try:
-                        page.page.wait_for_function(
-                            f"() => window.__pitfalls && window.__pitfalls.predictions.filter((p) => p.ms !== null)"
-                            f".length >= {PAGE_PREDICTIONS}", timeout=PAGE_PREDICTIONS_WAIT_S * 1000)
-                    except Exception:  # noqa: BLE001 - fewer predictions: reported with what there is
-                        pass
+                    run.waited = wait_for_predictions(lambda: _page_state(page)).text
                     try:
                         seen = page.evaluate(PAGE_READ_JS, [b.name for b in TABLE], timeout_s=30.0)
                     except (RuntimeFailure, WaitTimeout) as exc:
@@ -583,11 +589,89 @@ def run_pages(app: WebApp, target: Any, work: Path, progress: Any = None) -> tup
                     findings += _page_evidence(page, seen, run, source, at)
                 finally:
                     context.close()
+                run.blocked += proxy.refused
             runs.append(run)
             if progress:
                 progress(f"tfjs: {name} on {backend.name}: page loaded in {run.page_load_s}s, first predict "
-                         f"{run.first_predict_s}s, numTensors before each prediction {run.num_tensors}")
+                         f"{run.first_predict_s}s, numTensors before each prediction {run.num_tensors}; {run.waited}")
     return findings, runs
+
+
+#: the wait for the page's predictions ends at :data:`PAGE_PREDICTIONS`, or when the page has been quiet this
+#: long (loaded, no prediction running, none started or ended and no resource fetched since: an app that
+#: predicts on user input; requests to other origins, all refused, do not count), or at this ceiling (a page
+#: still busy: under load, or fetching from its origin without end; reported with what it did)
+PAGE_QUIET_S = 10.0
+PAGE_WAIT_CEILING_S = 120.0
+PAGE_POLL_S = 0.25
+#: what the waiter polls: the probe's predictions (finished, running) and the page's activity
+PAGE_STATE_JS = """() => {
+  const probe = window.__pitfalls;
+  const predictions = probe ? probe.predictions : [];
+  return {done: predictions.filter((p) => p.ms !== null).length, running: predictions.filter((p) => p.ms === null).length,
+          resources: performance.getEntriesByType('resource').filter((r) => r.name.startsWith(location.origin + '/')).length,
+          loaded: document.readyState === 'complete'};
+}"""
+
+
+@dataclass(frozen=True)
+class PredictionsWaited:
+    """How the wait for the page's predictions ended: how many it saw finished, and why it stopped."""
+
+    done: int
+    why: str  # "predictions" | "quiet" | "ceiling"
+    seconds: float
+
+    @property
+    def text(self) -> str:
+        if self.why == "predictions":
+            return f"{self.done} predictions seen"
+        if self.why == "quiet":
+            return (f"{self.done} of {PAGE_PREDICTIONS} predictions seen: the page was then quiet for {PAGE_QUIET_S:g} s "
+                    "(loaded, no prediction running, nothing fetched from its origin): an app that predicts on user "
+                    "input, or fewer times")
+        return (f"{self.done} of {PAGE_PREDICTIONS} predictions seen when the wait's {PAGE_WAIT_CEILING_S:g} s ceiling "
+                "ended it with the page still busy (a slow or loaded machine, or a page that never settles)")
+
+
+def wait_for_predictions(state: Callable[[], dict[str, Any] | None], *, clock: Callable[[], float] | None = None,
+                         sleep: Callable[[float], None] | None = None) -> PredictionsWaited:
+    """Poll ``state()`` (:data:`PAGE_STATE_JS`'s answer, None when the page could not answer) until the page has
+    made :data:`PAGE_PREDICTIONS` predictions, has been quiet for :data:`PAGE_QUIET_S`, or
+    :data:`PAGE_WAIT_CEILING_S` passed; each condition ends the wait as soon as it holds.  ``clock`` and
+    ``sleep`` are the machine's unless given (tests give made-up ones)."""
+    import time
+
+    clock = clock or time.monotonic
+    sleep = sleep or time.sleep
+    started = clock()
+    changed, last = started, None
+    done = 0
+    while True:
+        seen = state()
+        now = clock()
+        done = int(seen["done"]) if seen else done
+        if done >= PAGE_PREDICTIONS:
+            return PredictionsWaited(done, "predictions", now - started)
+        activity = (seen["done"], seen["running"], seen["resources"], seen["loaded"]) if seen else None
+        if activity != last:
+            changed, last = now, activity
+        elif seen and seen["loaded"] and not seen["running"] and now - changed >= PAGE_QUIET_S:
+            return PredictionsWaited(done, "quiet", now - started)
+        if now - started >= PAGE_WAIT_CEILING_S:
+            return PredictionsWaited(done, "ceiling", now - started)
+        sleep(PAGE_POLL_S)
+
+
+def _page_state(page: Any) -> dict[str, Any] | None:
+    """:data:`PAGE_STATE_JS` in the page; None while the page cannot answer (navigating, its thread busy)."""
+    from harness.errors import RuntimeFailure, WaitTimeout
+
+    try:
+        state = page.evaluate(PAGE_STATE_JS, timeout_s=10.0)
+    except (RuntimeFailure, WaitTimeout):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _router(backend: Any, origin: str, site: Path, run: PageRun) -> Callable[[Any], None]:
@@ -609,21 +693,79 @@ def _router(backend: Any, origin: str, site: Path, run: PageRun) -> Callable[[An
     return handle
 
 
-def _refuse_socket(run: PageRun) -> Callable[[Any], None]:
-    """WebSockets are never connected: a routed socket whose handler does not call ``connect_to_server`` is
-    Playwright's mock, answered by no server (closing it from the handler blocks the sync API); each is listed."""
-    def refuse(socket: Any) -> None:
-        run.blocked.append(socket.url)
-    return refuse
+class RefusingProxy:
+    """The browser context's proxy: a listener on 127.0.0.1 that every connection of the page's browser context
+    but the app's own origin goes to (Chromium's network stack, so WebSockets, Workers, iframes, beacons and
+    other loopback ports included).  It reads the request's head (at most :data:`PROXY_HEAD_BYTES`), keeps its
+    first line in :attr:`refused` (``CONNECT host:port`` for a WebSocket or TLS tunnel, ``GET http://...`` for
+    plain HTTP) and closes the connection unanswered: nothing is ever forwarded."""
+
+    def __init__(self) -> None:
+        self.refused: list[str] = []
+        self._server: Any = None
+        self._thread: Any = None
+
+    def __enter__(self) -> "RefusingProxy":
+        import socketserver
+        import threading
+
+        refused = self.refused
+
+        class Refuse(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                self.request.settimeout(5.0)
+                head = b""
+                try:
+                    while b"\n" not in head and len(head) < PROXY_HEAD_BYTES:
+                        chunk = self.request.recv(PROXY_HEAD_BYTES - len(head))
+                        if not chunk:
+                            break
+                        head += chunk
+                except OSError:
+                    pass
+                line = head.split(b"\n", 1)[0].decode("latin-1").strip()
+                line = re.sub(r"\s+HTTP/\d(\.\d)?$", "", line)
+                if line:
+                    refused.append("".join(c if c.isprintable() else "?" for c in line[:500]))
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = Server(("127.0.0.1", 0), Refuse)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def settings(self, origin: str) -> dict[str, str]:
+        """Playwright's ``proxy`` option of a context: everything through this proxy but ``origin`` (the app's
+        ``http://127.0.0.1:PORT``; Playwright adds ``<-loopback>``, so other loopback ports are proxied too)."""
+        return {"server": f"http://127.0.0.1:{self._server.server_address[1]}",
+                "bypass": origin.removeprefix("http://")}
+
+
+def _refused(text: str) -> bool:
+    """A browser line about a request the context refused (its handler, or the proxy it goes through)."""
+    return any(error in text for error in REFUSALS)
+
+
+#: Chromium's errors for a request refused by the context's handler or by :class:`RefusingProxy`
+REFUSALS = ("ERR_BLOCKED_BY_CLIENT", "ERR_PROXY_CONNECTION_FAILED", "ERR_TUNNEL_CONNECTION_FAILED", "ERR_EMPTY_RESPONSE",
+            "ERR_CONNECTION_CLOSED", "ERR_NAME_NOT_RESOLVED")
 
 
 def _page_evidence(page: Any, seen: dict[str, Any] | None, run: PageRun, source: str,
                    at: dict[str, Any]) -> list[Finding]:
     found = [_browser_finding("tfjs/page-error", text, source, at) for text in page.page_errors]
     found += [_browser_finding("tfjs/page-error", line, source + ": console error", at)
-              for line in page.console_errors() if "ERR_BLOCKED_BY_CLIENT" not in line]  # our refusals: in blocked
+              for line in page.console_errors() if not _refused(line)]  # our refusals: in blocked
     found += [_browser_finding("tfjs/request-failed", text, source, at) for text in page.failed_requests
-              if "ERR_BLOCKED_BY_CLIENT" not in text]
+              if not _refused(text)]
     found += [_browser_finding("tfjs/request-failed", f"GET {r.path}: HTTP {r.status}", source, at)
               for r in page.server.requests if r.status >= 400 and not r.path.startswith("/lib/")]
     if seen is None:
