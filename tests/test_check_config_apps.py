@@ -175,12 +175,41 @@ def test_attack_markup_in_a_page_run_is_escaped_in_the_page(fixed_apps: dict[str
     report = check_config([fixed_apps["tfjs"]], verify=False)
     payload = "<img src=x onerror=alert(1)>"
     run = PageRun(f"{payload}.html", "cpu", asked=[payload], num_tensors=[5, 5, 5], kernels=[payload],
-                  blocked=[f"https://example.com/{payload}"])
+                  blocked=[f"https://example.com/{payload}", f"GET http://192.0.2.2/{payload}"], waited="3 predictions seen")
     report.bundles[0].runs = [run.to_json()]
     page = html_page(report)
     assert payload not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
-    assert "<img" not in page
+    assert "<img" not in page and "3 predictions seen" in page
     assert f"{payload}.html on cpu" in summary(report)  # the terminal gets the text as it is
+    assert f"(3 predictions seen); refused: https://example.com/{payload}, GET http://192.0.2.2/{payload}" \
+        in summary(report)
+
+
+def test_attack_the_refusing_proxy_forwards_nothing_reads_a_bounded_head_and_keeps_its_first_line() -> None:
+    """What a page's connections meet in the network stack: a request line is kept (printable, at most 500
+    characters of a head read up to PROXY_HEAD_BYTES), nothing is answered, an endless head is cut."""
+    import socket
+
+    from harness.targets.tfjs.webapp import PROXY_HEAD_BYTES, RefusingProxy
+
+    with RefusingProxy() as proxy:
+        settings = proxy.settings("http://127.0.0.1:8123")
+        assert settings["bypass"] == "127.0.0.1:8123" and settings["server"].startswith("http://127.0.0.1:")
+        port = int(settings["server"].rsplit(":", 1)[1])
+        answers = []
+        for head in (b"CONNECT 192.0.2.2:443 HTTP/1.1\r\nHost: 192.0.2.2:443\r\n\r\n",
+                     b"GET http://192.0.2.2/\x1b[31mred HTTP/1.1\r\n\r\n", b"A" * (4 * PROXY_HEAD_BYTES)):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+                try:
+                    client.sendall(head)
+                except OSError:
+                    pass  # the proxy closed before reading all of an endless head
+                try:
+                    answers.append(client.recv(100))  # b"": closed unanswered
+                except ConnectionResetError:
+                    answers.append(b"")
+    assert answers == [b"", b"", b""]
+    assert proxy.refused == ["CONNECT 192.0.2.2:443", "GET http://192.0.2.2/?[31mred", "A" * 500]
 
 
 class MadeUpPage:

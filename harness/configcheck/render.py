@@ -27,7 +27,8 @@ def summary(report: ConfigReport) -> str:
         for r in b.runs:
             lines.append(f"    {r['page']} on {r['backend']}: page loaded {r['page_load_s']} s, model files "
                          f"{r['model_files_s']} s, first predict {r['first_predict_s']} s, numTensors before each "
-                         f"prediction {r['num_tensors']}")
+                         f"prediction {r['num_tensors']} ({r.get('predictions_waited') or 'no wait'})"
+                         + (f"; refused: {', '.join(r['blocked'])}" if r.get("blocked") else ""))
     lines.append("")
     for f in report.sorted_findings():
         where = f"{f.file}:{f.line}" if f.line else f.file
