@@ -184,8 +184,8 @@ def test_attack_an_apps_page_reaches_no_address_of_this_machine_nor_another_loop
         # what the context's handler refused (page and Worker requests), by URL
         for url in ("fetch-page", "xhr-page", "img-page", "beacon-page", "events-page", "fetch-worker"):
             assert f"http://{tcp}/{url}" in blocked, (url, blocked)
-        # the WebSockets (page, Worker, iframe) and the iframe's requests reach the network stack, whose proxy
-        # refuses them: listed by its request line
+        # the WebSockets (page, Worker, iframe) pass the handler: the network stack sends them to the refusing
+        # proxy, which lists its request line (the tunnel a ws:// URL asks for)
         assert f"CONNECT {tcp}" in blocked, blocked
     # the attack pages predict nothing: the wait ended on the page being quiet, and says so
     assert "quiet" in runs["attack-out.html"]["predictions_waited"], runs["attack-out.html"]
