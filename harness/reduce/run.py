@@ -79,7 +79,7 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
 
     say = progress or (lambda message: None)
     reproducer, finding_path = parse_finding(finding, reproducers())
-    out_dir = Path(out)
+    out_dir = Path(out).absolute()  # the worker runs the candidates from its own directory
     check_out_dir(out_dir, overwrite)
     source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
     if not trust:
@@ -150,7 +150,7 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     whole_only = result.exit_code() == WHOLE_ONLY
     result.message = (f"{label}: {'only the whole model shows it' if whole_only else 'reduced'} to "
                       f"{len(result.layers)} of {result.layers_total} layers ({', '.join(result.layers)}) "
-                      f"after {result.candidates} candidates; wrote {out_dir}")
+                      f"after {result.candidates} candidates; wrote {out}")
     return result
 
 
