@@ -11,7 +11,6 @@ example, run and checked by tests/test_readme_example.py.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
