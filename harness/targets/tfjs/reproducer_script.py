@@ -1,7 +1,8 @@
 """Reproduce a tf.js finding with the tensorflowjs converter and tf.js on Node alone.
 
 Written by ``pitfalls reduce`` beside ``model.keras`` (the smallest slice of layers that still shows
-the finding, with their real weights) and ``inputs/`` (the reference's inputs to that slice, one
+the finding, with their real weights; or ``saved_model/``, a whole SavedModel, which has no layers
+to cut) and ``inputs/`` (the reference's inputs to that slice, one
 ``.npy`` per model input).  Run it with the Python that has tensorflow and tensorflowjs installed,
 and Node with the npm package @tensorflow/tfjs (and @tensorflow/tfjs-backend-wasm) under
 ``SETTINGS["node_modules"]``:
@@ -66,7 +67,8 @@ async function main() {
   for (let i = 0; i < got.length; i++) {
     outputs.push({name: names[i], shape: got[i].shape, values: Array.from(await got[i].data())});
   }
-  console.log('TFJS-RESULT ' + JSON.stringify({backend: tf.getBackend(), outputs}));
+  console.log('TFJS-RESULT ' + JSON.stringify({backend: tf.getBackend(), outputs,
+    signature: (json.signature && json.signature.outputs) || {}}));
 }
 main().catch(e => { console.log('TFJS-RESULT ' + JSON.stringify({error: String((e && e.message) || e)})); });
 """
@@ -74,8 +76,11 @@ main().catch(e => { console.log('TFJS-RESULT ' + JSON.stringify({error: String((
 
 def convert(model, work):
     """SavedModel, then ``tensorflowjs_converter`` to a graph model; raises with the converter's own text."""
-    saved = os.path.join(work, "saved_model")
-    model.export(saved, verbose=False)
+    if SETTINGS["keras"] == "saved_model":  # the model is the SavedModel's directory
+        saved = model
+    else:
+        saved = os.path.join(work, "saved_model")
+        model.export(saved, verbose=False)
     converter = os.path.join(os.path.dirname(sys.executable), "tensorflowjs_converter")
     done = subprocess.run([converter, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
                            saved, os.path.join(work, "tfjs")], capture_output=True, text=True)
@@ -101,7 +106,11 @@ def run_on_node(work, inputs):
     done = subprocess.run(["node", runner, SETTINGS["node_modules"], work, SETTINGS["backend"]],
                           capture_output=True, text=True)
     result = child_result(done, "TFJS-RESULT", "node")
-    outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
+    if SETTINGS["keras"] == "saved_model":  # in the order of the signature's output names, as the reference's
+        named = {spec.get("name"): key for key, spec in result["signature"].items()}
+        outputs = sorted(result["outputs"], key=lambda o: named.get(o["name"], o["name"]))
+    else:
+        outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
     return [np.asarray(o["values"], dtype="float64").reshape(o["shape"]) for o in outputs]
 
 
