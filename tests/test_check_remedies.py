@@ -163,6 +163,12 @@ def test_serving_dtype_and_core_ml_route(cache: ArtifactCache, pitfalls_check: A
     assert dtype.verdict == "works", dtype
     assert "Expects arg[0] to be int64 but float is provided" in dtype.evidence
     assert "max |diff| 0 against the reference" in dtype.evidence and "ids as int64" in dtype.change
+    # the export clients need: float JSON refused by the model as given, taken by the float32 export
+    _, export = _one(report, "tfserving", "export a float32 signature")
+    assert export.verdict == "works", export
+    assert "is not of expected type: int64" in export.evidence  # the server's refusal of float JSON, as given
+    assert "float-signature export: max |diff| 0 against the reference" in export.evidence
+    assert "ids float32 served" in export.change and "ids int64" in export.change
     finding, route = _one(report, "coreml", "concrete-function route")
     assert "Input model path should be .h5/.hdf5 file or a directory" in finding.text
     assert route.verdict == "works" and "coremltools converted it: model.mlpackage" in route.evidence
