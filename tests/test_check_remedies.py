@@ -34,23 +34,19 @@ def _model(cache: ArtifactCache, name: str, filename: str, build: Callable[[Path
 
 
 def spiky_keras(cache: ArtifactCache) -> Path:
-    """An MLP whose middle Dense layer has one weight 400x the others: per-tensor int8 weights round
-    every other weight of that layer to 0, so its int8 output is wrong on its own (tanh bounds its
-    activations, so keeping that layer in float leaves nothing for the next layer to lose)."""
-    def build(out: Path) -> None:
-        import keras
+    """The MLP of the README's full example (``examples/finding-to-fix/build_model.py``): its middle
+    Dense layer has one weight 400x the others, so per-tensor int8 weights round every other weight
+    of that layer to 0 and its int8 output is wrong on its own."""
+    import importlib.util
 
-        keras.utils.set_random_seed(0)
-        inputs = keras.Input((16,), name="features")
-        front = keras.layers.Dense(16, activation="relu", name="front")(inputs)
-        spiky = keras.layers.Dense(8, activation="tanh", name="spiky")(front)
-        model = keras.Model(inputs, keras.layers.Dense(4, name="head")(spiky), name="spiky_mlp")
-        kernel, bias = model.get_layer("spiky").get_weights()
-        kernel[0, 0] = 400.0
-        model.get_layer("spiky").set_weights([kernel, bias])
-        model.save(out / "spiky.keras")
+    from harness.paths import REPO_ROOT
 
-    return _model(cache, "spiky", "spiky.keras", build)
+    spec = importlib.util.spec_from_file_location("finding_to_fix_model",
+                                                  REPO_ROOT / "examples" / "finding-to-fix" / "build_model.py")
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    return _model(cache, "spiky", "spiky.keras", lambda out: example.build(out / "spiky.keras"))
 
 
 def tensor_list_saved_model(cache: ArtifactCache) -> Path:
