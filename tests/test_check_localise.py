@@ -305,3 +305,22 @@ def test_a_path_that_diverges_only_on_a_probe_is_localised_on_that_probe() -> No
     report.add(Finding("warning", "outputs diverge ... probe synthesised", "litert int8", "runtime", step="parity"))
     assert diverging_inputs(report, "litert int8", ctx) == ("", sample)
     assert diverging_inputs(report, "litert dynamic", ctx) is None
+
+
+@pytest.mark.slow
+def test_core_ml_localisation_is_skipped_with_coremltools_own_reason_off_macos(pitfalls_check: Any) -> None:
+    """Off macOS Core ML does not predict, so nothing can be compared per layer: the report says
+    localisation was not run and quotes coremltools' own refusal (on macOS, that text is absent)."""
+    import platform
+
+    require_targets("coreml")
+    from check_models.reduce_models import plain_mlp_keras
+
+    report = pitfalls_check(plain_mlp_keras(ArtifactCache()), targets=["coreml"], probes=(), remedies="none")
+    said = [f for f in report.targets["coreml"].findings if f.step == "localise coreml"]
+    if platform.system() == "Darwin":
+        assert not [f for f in said if "only supported on macOS" in f.text]
+        return
+    assert len(said) == 1 and said[0].severity == "info", [(f.step, f.text[:200]) for f in report.targets["coreml"].findings]
+    assert said[0].text.startswith("localisation not run on Core ML: the per-layer comparison needs Core ML's predictions")
+    assert "Model prediction is only supported on macOS" in said[0].text

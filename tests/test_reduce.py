@@ -142,6 +142,33 @@ def test_a_model_carrying_code_is_refused_and_its_code_never_runs(tmp_path: Path
     assert not out.exists(), "a refused reduction wrote its directory"
 
 
+def test_a_link_inside_a_saved_model_is_refused_and_what_it_points_at_is_never_copied(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The attack: a SavedModel that loads fine but holds a symbolic link to a file outside it
+    (a key a user would send upstream inside the reproducer); reduce refuses it in one line
+    and writes nothing, and the file's content is nowhere under --out's parent."""
+    import tensorflow as tf
+
+    class Double(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x")])
+        def serve(self, x):  # type: ignore[no-untyped-def]
+            return {"y": 2.0 * x}
+
+    module = Double()
+    model = tmp_path / "model" / "linked"
+    tf.saved_model.save(module, str(model), signatures={"serving_default": module.serve})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-KEY-42")
+    (model / "assets").mkdir(exist_ok=True)
+    (model / "assets" / "vocabulary.txt").symlink_to(secret)
+    work = tmp_path / "work"
+    work.mkdir()
+    line = _one_line_exit_2(["reduce", str(model), "--finding", "litert:float32", "--out", str(work / "out"), "-q"],
+                            capsys)
+    assert "symbolic link inside the SavedModel" in line
+    assert list(work.iterdir()) == [], "a refused reduction left something behind"
+
+
 def test_exit_codes_say_reduced_not_shown_or_whole_model_only() -> None:
     from harness.reduce.run import NOT_SHOWN, REDUCED, WHOLE_ONLY, ReduceResult
 

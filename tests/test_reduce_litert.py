@@ -9,16 +9,18 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from check_models import require_targets
+from check_models import determinant_saved_model, require_targets
+from check_models.wild import batch_dependent_saved_model
 from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
                                         plain_mlp_keras, quantisation_outlier_keras)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
 from harness.reduce.api import RESULT_PREFIX, reproducers
-from harness.reduce.run import NOT_SHOWN, REDUCED
+from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +47,7 @@ def _reduced_layers(out: Path) -> list[str]:
     return json.loads((out / "finding.json").read_text())["layers"]
 
 
-def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras") -> dict:
+def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras") -> dict[str, Any]:
     """The directory holds what a bug report needs, and its script fails the same way fresh."""
     assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", "finding.json", "inputs", model_file,
                                                            "reproduce.py", "versions.json"])
@@ -102,3 +104,25 @@ def test_a_finding_the_model_does_not_show_writes_nothing_and_exits_1(
     assert _reduce(plain_mlp_keras(cache), "litert:float32", out) == NOT_SHOWN == 1
     assert "does not show a finding" in capsys.readouterr().out
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [], "something was left behind"
+
+
+@pytest.mark.parametrize(("model", "finding", "kind", "text"), [
+    (determinant_saved_model, "litert:float32", "converter", "Some ops are not supported by the native TFLite runtime"),
+    (batch_dependent_saved_model, "litert:int8", "divergence", None),
+], ids=["det-converter", "batch-dependent-int8"])
+def test_a_saved_model_cannot_be_cut_and_its_whole_model_reproducer_fails_the_same(
+        cache: ArtifactCache, tmp_path: Path, capsys: pytest.CaptureFixture[str], model: Any, finding: str, kind: str,
+        text: str | None) -> None:
+    """The failing tf.Module SavedModels of check's tests: no layer graph to cut, said in one line;
+    the reproducer is the whole SavedModel and its script fails the same way in a fresh process."""
+    out = tmp_path / "saved"
+    assert _reduce(model(cache), finding, out) == WHOLE_ONLY
+    assert CANNOT_CUT in capsys.readouterr().out
+    seen = _check_written(out, tmp_path, kind, model_file="saved_model")
+    record = json.loads((out / "finding.json").read_text())
+    assert record["cannot_reduce"] == CANNOT_CUT and record["layers"] == []
+    assert "whole SavedModel" in (out / "README.md").read_text()
+    if text is not None:
+        assert text in seen["text"] and "MatrixDeterminant" in seen["text"]
+    else:
+        assert seen["max_abs_diff"] > seen["bound"]

@@ -40,3 +40,31 @@ def test_an_op_the_converter_refuses_reduces_to_its_layer(tmp_path: Path) -> Non
     assert "Softsign" in seen["text"]
     key = reproducers()["tfjs"].key
     assert key(seen) == key(record["observed_on_model"])
+
+
+@pytest.mark.slow
+def test_the_webgl_script_runs_tfjs_in_headless_chromium_and_shows_the_divergence(tmp_path: Path) -> None:
+    """webgl needs a browser: the script drives headless Chromium with Playwright (tf.js put into a
+    blank page, no server).  The `cancel` layer of check's cancelling MLP, cut out as reduce cuts it
+    and run fresh with a clean environment, leaves webgl's tolerance, as in check's own webgl run."""
+    require_targets("tfjs")
+    from harness.check.model import keras_feed, load_model, synthesise_inputs
+    from harness.reduce.api import ScriptSpec
+    from harness.reduce.oracle import run_fresh
+    from harness.reduce.run import SCRIPT, write_candidate
+    from harness.reduce.slicing import Window, build_slice
+    from harness.targets.base import ModelSource
+
+    from check_models import cancelling_dense_keras
+
+    model = load_model(ModelSource.from_path(cancelling_dense_keras(ArtifactCache())))
+    feed = synthesise_inputs(model)
+    made = build_slice(model.keras_model, Window(1, 2), feed, keras_feed(model, feed))
+    assert made.layers == ["cancel"]
+    spec = ScriptSpec("keras", "model.keras", tuple(made.input_names))
+    script = reproducers()["tfjs"].script("webgl", spec)
+    assert "import harness" not in script and "sync_playwright" in script
+    write_candidate(tmp_path / "webgl", made, script, spec)
+    code, seen, output = run_fresh(tmp_path / "webgl" / SCRIPT, tmp_path / "home")
+    assert code == 1 and seen["kind"] == "divergence", output[-3000:]
+    assert seen["max_abs_diff"] > seen["bound"] > 0.01  # beyond webgl's (float16) tolerance, not float32's

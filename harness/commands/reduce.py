@@ -13,12 +13,12 @@ HELP = ("cut the model to the smallest slice of layers that still shows a findin
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file")
+    p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file, or a SavedModel directory (no layers to cut: its whole-model reproducer)")
     p.add_argument("--finding", metavar="TARGET:PATH", required=True,
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
                         "(a bare target: its common path) "
                         "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
-                        "tfjs:wasm)")
+                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="the reproducer's directory (created; refused when not empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")

@@ -14,6 +14,7 @@ into place (nothing half-written).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import secrets
@@ -54,7 +55,11 @@ class ReduceResult:
     out: Path | None = None
     message: str = ""
 
+    cannot_reduce: str = ""  # why no layers could be cut (a SavedModel): the whole model is the reproducer
+
     def exit_code(self) -> int:
+        if self.cannot_reduce:
+            return WHOLE_ONLY if self.out is not None else NOT_SHOWN
         if self.window is None:
             return NOT_SHOWN
         return REDUCED if len(self.window) < self.layers_total else WHOLE_ONLY
@@ -79,18 +84,18 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
 
     say = progress or (lambda message: None)
     reproducer, finding_path = parse_finding(finding, reproducers())
-    out_dir = Path(out)
+    out_dir = Path(out).absolute()  # the worker runs the candidates from its own directory
     check_out_dir(out_dir, overwrite)
     source = ModelSource.from_path(path, trusted=trust, imports=tuple(imports))
     if not trust:
         concerns = model_concerns(source)
         if concerns:
             raise ModelRefused(source.path, concerns)
-    if source.format == "saved_model":
-        raise UsageError(f"{source.path}: a SavedModel has no Keras layers to cut; reduce takes a .keras or .h5 model")
     say(f"loading {source.path} ({source.format})")
     model = load_model(source)
     feed = read_inputs(Path(inputs), model) if inputs is not None else synthesise_inputs(model)
+    if model.keras_model is None:
+        return whole_saved_model(model.source.path, feed, reproducer, finding_path, out_dir, Path(out), say)
     keras_model = model.keras_model
     layers = sliceable_layers(keras_model)
     label = f"{reproducer.target}:{finding_path}"
@@ -150,8 +155,64 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     whole_only = result.exit_code() == WHOLE_ONLY
     result.message = (f"{label}: {'only the whole model shows it' if whole_only else 'reduced'} to "
                       f"{len(result.layers)} of {result.layers_total} layers ({', '.join(result.layers)}) "
-                      f"after {result.candidates} candidates; wrote {out_dir}")
+                      f"after {result.candidates} candidates; wrote {out}")
     return result
+
+
+#: what reduce says of a SavedModel (check loads it as its serving signature: no layer graph)
+CANNOT_CUT = ("cannot reduce: a SavedModel has no Keras layer graph to cut (it is loaded as its serving_default "
+              "signature, as a tf.Module saved with tf.saved_model.save or model.export is)")
+
+
+def whole_saved_model(path: Path, feed: dict[str, Any], reproducer: Reproducer, finding_path: str, out_dir: Path,
+                      shown_out: Path, say: Progress) -> ReduceResult:
+    """A SavedModel: no layers to cut, so the reproducer is the whole SavedModel, its inputs and the
+    target's script, run once in a fresh process (exit 3 when it shows the finding, 1 when not)."""
+    import numpy as np
+
+    label = f"{reproducer.target}:{finding_path}"
+    spec = ScriptSpec("saved_model", "saved_model", tuple(feed))
+    say(f"{CANNOT_CUT}; trying the whole model")
+    result = ReduceResult(label, {}, 0, cannot_reduce=CANNOT_CUT, candidates=1)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=out_dir.parent) as scratch:
+        staged = Path(scratch) / "reproducer"
+        (staged / "inputs").mkdir(parents=True)
+        copy_saved_model(path, staged / spec.model_file)
+        for name, value in feed.items():
+            np.save(staged / "inputs" / f"{name}.npy", value, allow_pickle=False)
+        (staged / SCRIPT).write_text(reproducer.script(finding_path, spec), encoding="utf-8")
+        code, seen, output = run_fresh(staged / SCRIPT, Path(scratch) / "fresh")
+        say(f"whole SavedModel: {reproducer.describe(seen)}")
+        if seen.get("kind") == "broken":
+            raise HarnessError(f"the {label} reproducer could not run on the SavedModel", evidence=output[-3000:],
+                               hint="the script failed before the runtime was reached")
+        result.observed = seen
+        if seen.get("kind") == "none":
+            result.message = (f"{label}: the model does not show a finding ({reproducer.describe(seen)}); "
+                              "nothing written")
+            return result
+        result.window, result.reproduced = Window(0, 0), seen
+        write_report(staged, result, reproducer, finding_path, path, spec.model_file, code)
+        _move_into_place(staged, out_dir)
+        result.out = out_dir
+    result.message = (f"{label}: {CANNOT_CUT}; the reproducer is the whole model "
+                      f"({reproducer.describe(seen)}); wrote {shown_out}")
+    return result
+
+
+def copy_saved_model(source: Path, target: Path) -> None:
+    """The SavedModel's directories and regular files; a symbolic link in it is refused (it could
+    carry a file from outside the model into the reproducer a user sends upstream)."""
+    for current, dirs, files in os.walk(source, followlinks=False):
+        here = Path(current)
+        for name in dirs + files:
+            if (here / name).is_symlink():
+                raise UsageError(f"{here / name}: a symbolic link inside the SavedModel; reduce copies the model "
+                                 "into the reproducer: give a copy without links")
+        (target / here.relative_to(source)).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            shutil.copyfile(here / name, target / here.relative_to(source) / name, follow_symlinks=False)
 
 
 def write_candidate(directory: Path, made: Slice, script: str, spec: ScriptSpec) -> None:
@@ -185,7 +246,7 @@ def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, 
                               "window": [window.start, window.stop], "layers": result.layers, "model_file": model_file,
                               "candidates": result.candidates, "observed_on_model": result.observed,
                               "observed_by_reproducer": result.reproduced, "key": list(reproducer.key(result.reproduced)),
-                              "script_exit_code": exit_code}
+                              "script_exit_code": exit_code, "cannot_reduce": result.cannot_reduce or None}
     (directory / "finding.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
     (directory / "README.md").write_text(readme_text(record, reproducer, versions), encoding="utf-8")
 
@@ -206,9 +267,12 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         f"{reproducer.paths[record['path']]}.",
         "",
-        f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
-        f"({', '.join(record['layers'])}), with their trained weights, cut out of `{Path(record['model']).name}` "
-        "by `pitfalls reduce`; `inputs/` holds the values the original model feeds to them.",
+        (f"The model is the whole SavedModel `{Path(record['model']).name}`, copied as `{record['model_file']}/` "
+         f"({record['cannot_reduce']}); `inputs/` holds the inputs it was fed."
+         if record.get("cannot_reduce") else
+         f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
+         f"({', '.join(record['layers'])}), with their trained weights, cut out of `{Path(record['model']).name}` "
+         "by `pitfalls reduce`; `inputs/` holds the values the original model feeds to them."),
         "",
         "## Run it",
         "",
@@ -227,7 +291,7 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         "## Files",
         "",
-        f"- `{record['model_file']}`: the reduced model",
+        f"- `{record['model_file']}`: " + ("the SavedModel" if record.get("cannot_reduce") else "the reduced model"),
         "- `inputs/*.npy`: its inputs, one file per model input",
         "- `reproduce.py`: the standalone script",
         "- `finding.json`: what was observed on the whole model and by this script; `versions.json`",

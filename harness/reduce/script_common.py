@@ -9,10 +9,21 @@ from typing import Any, Callable
 
 def keras_reference(here: str, settings: dict[str, Any]) -> tuple[Any, list[Any], list[Any]]:
     """The Keras model beside the script, its inputs (``inputs/<name>.npy`` in the settings' order)
-    and its own outputs on them (float64)."""
+    and its own outputs on them (float64).  For a SavedModel (``settings["keras"] == "saved_model"``)
+    the model is its directory's path and the outputs are its ``serving_default`` signature's, in
+    the order of their names."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if settings["keras"] == "saved_model":
+        import tensorflow as tf
+
+        path = os.path.join(here, settings["model"])
+        inputs = [np.load(os.path.join(here, "inputs", name + ".npy"), allow_pickle=False)
+                  for name in settings["inputs"]]
+        loaded = tf.saved_model.load(path)  # kept alive while its signature runs
+        got = loaded.signatures["serving_default"](**{n: tf.constant(x) for n, x in zip(settings["inputs"], inputs)})
+        return path, inputs, [np.asarray(got[name], dtype="float64") for name in sorted(got)]
     keras = __import__(settings["keras"])
     model = keras.models.load_model(os.path.join(here, settings["model"]), compile=False)
     inputs = [np.load(os.path.join(here, "inputs", name + ".npy"), allow_pickle=False) for name in settings["inputs"]]

@@ -2,7 +2,8 @@
 
 The conversion as given; when a Keras 3 file does not convert, the path that works (a single
 tf.function concrete function); the spec's inputs; prediction (macOS only: elsewhere an info
-quoting coremltools); the weight sizes after linear int8 and 6-bit palettisation.
+quoting coremltools); the weight sizes after linear int8 and 6-bit palettisation; localisation
+not run, with the reason (off macOS: coremltools' own refusal to predict).
 """
 
 from __future__ import annotations
@@ -75,10 +76,40 @@ def compression(target: Target, report: TargetReport, prepared: Prepared | None,
             report.figures[f"{NAME} {label}.weights_bytes"] = float(weight_bytes(package))
 
 
+#: coremltools' own refusal to predict off macOS (the text its MLModel.predict raises)
+OFF_MACOS = "Model prediction is only supported on macOS"
+
+
+def localisation(report: TargetReport) -> None:
+    """Core ML localisation is not run, with the exact reason: off macOS, coremltools' own refusal
+    to predict (a per-layer comparison needs Core ML's predictions, as coremltools'
+    MLModelComparator does, on macOS only); on macOS, a Core ML path that diverged is named as not
+    localised (no per-layer Core ML table yet)."""
+    refused = next((f for f in report.findings if OFF_MACOS in f.text), None)
+    if refused is not None:
+        report.add(Finding("info", "localisation not run on Core ML: the per-layer comparison needs Core ML's "
+                           f"predictions, and coremltools refused them here: {refused.text.strip()[:500]}",
+                           refused.source, "runtime", step=f"localise {NAME}"))
+        return
+    diverged = [f for f in report.findings if f.step == "parity" and f.severity in ("blocker", "warning")
+                and f.source.startswith(NAME)]
+    if diverged:
+        report.add(Finding("info", f"localisation not run on Core ML: {diverged[0].source} diverges, and pitfalls "
+                           "has no per-layer Core ML comparison yet (LiteRT's and tf.js' tables localise the "
+                           "same model)", "pitfalls", "static", step=f"localise {NAME}"))
+
+
+def compression_and_localisation(target: Target, report: TargetReport, prepared: Prepared | None,
+                                 ctx: Context) -> None:
+    compression(target, report, prepared, ctx)
+    localisation(report)
+
+
 def unsupported_ops(text: str) -> list[str]:
     """The TF op types of coremltools' "Conversion for TF op 'X' not implemented"."""
     return list(dict.fromkeys(re.findall(r"Conversion for TF op '([^']+)' not implemented", text)))
 
 
-CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures, paths=compression,
+CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures,
+                      paths=compression_and_localisation,
                       unsupported_ops=unsupported_ops, remedies=REMEDIES)

@@ -49,7 +49,7 @@ def _float32(target: Target, report: TargetReport, finding: Finding, ctx: Contex
 def _diverged_or_unchecked(finding: Finding) -> bool:
     """A Core ML path whose outputs diverged, or whose prediction could not run here (off macOS)."""
     return (finding.step == "parity" and path_of(finding).startswith(NAME)) or \
-        "Model prediction is only supported on macOS" in finding.text
+        ("Model prediction is only supported on macOS" in finding.text and not finding.step.startswith("localise"))
 
 
 CONCRETE_FUNCTION = Remedy(

@@ -45,7 +45,7 @@ def script(path: str, spec: ScriptSpec) -> str:
     tolerance = tolerance_for(tolerance_path)
     settings = {"keras": spec.keras_module, "model": spec.model_file, "inputs": list(spec.input_names),
                 "quantize": quantize, "select_tf_ops": select_tf_ops,
-                "route": "export" if spec.keras_module == "keras" else "keras_model",
+                "route": {"keras": "export", "saved_model": "saved_model"}.get(spec.keras_module, "keras_model"),
                 "atol": tolerance.atol, "rtol": tolerance.rtol}
     return filled_script(SCRIPT_TEMPLATE, settings)
 

@@ -1,7 +1,8 @@
 """Reproduce a LiteRT finding with TensorFlow's converter and the LiteRT interpreter alone.
 
 Written by ``pitfalls reduce`` beside ``model.keras`` (the smallest slice of layers that still shows
-the finding, with their real weights) and ``inputs/`` (the reference's inputs to that slice, one
+the finding, with their real weights; or ``saved_model/``, a whole SavedModel, which has no layers
+to cut) and ``inputs/`` (the reference's inputs to that slice, one
 ``.npy`` per model input).  Run it with the Python that has tensorflow and ai-edge-litert installed:
 
     python reproduce.py
@@ -26,7 +27,9 @@ SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": 
 
 def convert(model, inputs, tf, work):
     """The .tflite bytes, converted as SETTINGS say (the converter raises its own error)."""
-    if SETTINGS["route"] == "export":
+    if SETTINGS["route"] == "saved_model":  # the model is the SavedModel's directory
+        converter = tf.lite.TFLiteConverter.from_saved_model(model, signature_keys=["serving_default"])
+    elif SETTINGS["route"] == "export":
         saved = os.path.join(work, "saved_model")
         model.export(saved, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved)
@@ -76,6 +79,10 @@ def run_interpreter(work, count):
     inputs = [np.load(os.path.join(work, f"in_{i}.npy")) for i in range(count)]
     try:
         interpreter = Interpreter(model_path=os.path.join(work, "model.tflite"))
+        if SETTINGS["route"] == "saved_model":
+            outputs = _run_signature(interpreter, inputs, work)
+            print("INTERPRETER-RESULT " + json.dumps({"outputs": outputs}))
+            return
         details = interpreter.get_input_details()
         by_name = {d["name"]: d for d in details}
         ordered = [by_name[n] for n in sorted(by_name, key=lambda n: _position(n, SETTINGS["inputs"]))]
@@ -84,11 +91,7 @@ def run_interpreter(work, count):
                 interpreter.resize_tensor_input(detail["index"], list(value.shape))
         interpreter.allocate_tensors()
         for detail, value in zip(ordered, inputs):
-            scale, zero = detail["quantization"]
-            if scale and np.issubdtype(detail["dtype"], np.integer) and not np.issubdtype(value.dtype, np.integer):
-                info = np.iinfo(detail["dtype"])
-                value = np.clip(np.round(value / scale + zero), info.min, info.max)
-            interpreter.set_tensor(detail["index"], np.asarray(value).astype(detail["dtype"]))
+            interpreter.set_tensor(detail["index"], _quantised(value, detail, np))
         interpreter.invoke()
         outputs = sorted(interpreter.get_output_details(), key=lambda d: output_position(d["name"]))
         for i, detail in enumerate(outputs):
@@ -100,6 +103,32 @@ def run_interpreter(work, count):
         print("INTERPRETER-RESULT " + json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
         return
     print("INTERPRETER-RESULT " + json.dumps({"outputs": len(outputs)}))
+
+
+def _quantised(value, detail, np):
+    """``value`` in the dtype of the interpreter's input ``detail`` (scaled to its int8 quantisation)."""
+    scale, zero = detail["quantization"]
+    if scale and np.issubdtype(detail["dtype"], np.integer) and not np.issubdtype(value.dtype, np.integer):
+        info = np.iinfo(detail["dtype"])
+        value = np.clip(np.round(value / scale + zero), info.min, info.max)
+    return np.asarray(value).astype(detail["dtype"])
+
+
+def _run_signature(interpreter, inputs, work):
+    """A SavedModel's .tflite through its serving_default signature, inputs and outputs by name
+    (outputs saved in the order of their names, as the reference's); the number of outputs."""
+    import numpy as np
+
+    runner = interpreter.get_signature_runner("serving_default")
+    details = runner.get_input_details()
+    got = runner(**{name: _quantised(value, details[name], np) for name, value in zip(SETTINGS["inputs"], inputs)})
+    out_details = runner.get_output_details()
+    for i, name in enumerate(sorted(got)):
+        scale, zero = out_details[name]["quantization"]
+        raw = np.asarray(got[name])
+        np.save(os.path.join(work, f"out_{i}.npy"), (raw.astype("float64") - zero) * scale if scale
+                else raw.astype("float64"))
+    return len(got)
 
 
 def _position(tensor_name, names):

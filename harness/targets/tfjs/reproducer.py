@@ -2,8 +2,10 @@
 
 The script (``reproducer_script.py``, copied with its ``SETTINGS``) exports the model, converts it
 to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), and runs it with the
-repository's npm tf.js on Node (the cpu or wasm backend; the GPU backends of the table need a browser and are
-not covered), compared with the Keras model at float32 tolerance.
+repository's npm tf.js on Node (the cpu or wasm backend) or, for webgl (and check's ``webgl-f16``
+path), in headless Chromium driven by Python's Playwright (tf.js put into a blank page, the model
+handed over from the script: no server), compared with the Keras model at the backend's tolerance.
+webgpu is not covered (it needs Chromium's GPU process on SwiftShader's Vulkan: slow to start here).
 """
 
 from __future__ import annotations
@@ -14,14 +16,24 @@ from pathlib import Path
 from harness.compare import tolerance_for
 from harness.paths import NODE_MODULES
 from harness.reduce.api import Observation, Reproducer, ScriptSpec, describe_observation, error_key, filled_script
+from harness.targets.tfjs.backends import COMMON_BROWSER_FLAGS, TABLE, VARIANTS
+from harness.targets.tfjs.target import CHROMIUM
 
 NAME = "tfjs"
 SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
 
+#: the backends a script runs on Node (the others need a browser: headless Chromium through Playwright)
+ON_NODE = ("cpu", "wasm")
+#: the GPU paths of check the script runs in headless Chromium (webgpu is left out: see docs/reduce.md)
+IN_BROWSER = ("webgl", "webgl-f16")
+BACKEND_OF = {b.name: b for b in (*TABLE, *VARIANTS)}
+
 PATHS: dict[str, str] = {
-    backend: (f"SavedModel, tensorflowjs_converter to a graph model, then tf.js on Node with the {backend} backend "
-              "(the repository's npm packages), compared with Keras at float32 tolerance")
-    for backend in ("cpu", "wasm")
+    **{backend: (f"SavedModel, tensorflowjs_converter to a graph model, then tf.js on Node with the {backend} backend "
+                 "(the repository's npm packages), compared with Keras at float32 tolerance") for backend in ON_NODE},
+    **{name: (f"SavedModel, tensorflowjs_converter to a graph model, then tf.js in headless Chromium (Playwright) "
+              f"on {BACKEND_OF[name].summary}, compared with Keras at "
+              f"{BACKEND_OF[name].tolerance} tolerance") for name in IN_BROWSER},
 }
 
 #: the sentences that say what went wrong in the converter's and tf.js's texts
@@ -37,9 +49,14 @@ OP_NAME = re.compile(r"before optimization\s+([A-Z]\w+(?:,\s*[A-Z]\w+)*)|\b(Fuse
 
 def script(path: str, spec: ScriptSpec) -> str:
     """The standalone script for ``path`` (a backend): the template with its ``SETTINGS`` filled in."""
-    tolerance = tolerance_for("float32")
+    backend = BACKEND_OF[path]
+    tolerance = tolerance_for(backend.tolerance)
     return filled_script(SCRIPT_TEMPLATE, {"keras": spec.keras_module, "model": spec.model_file,
                                            "inputs": list(spec.input_names), "backend": path,
+                                           "runs": backend.runs or backend.name,
+                                           "env_flags": dict(backend.env_flags), "browser": path in IN_BROWSER,
+                                           "chromium": str(CHROMIUM),
+                                           "browser_flags": [*COMMON_BROWSER_FLAGS, *backend.browser_flags],
                                            "node_modules": str(NODE_MODULES.resolve()),
                                            "atol": tolerance.atol, "rtol": tolerance.rtol})
 
@@ -54,7 +71,8 @@ def describe(found: Observation) -> str:
 
 
 REPRODUCER = Reproducer(target=NAME, paths=PATHS, script=script, key=key, describe=describe,
-                        packages=("tensorflow", "keras", "tf-keras", "tensorflowjs", "numpy"),
+                        packages=("tensorflow", "keras", "tf-keras", "tensorflowjs", "numpy", "playwright"),
                         requirements="Python with tensorflow, keras (or tf-keras), tensorflowjs and numpy, and Node "
                                      "with the npm package @tensorflow/tfjs (and tfjs-backend-wasm) in the "
-                                     "node_modules directory the script's SETTINGS name, at the versions below")
+                                     "node_modules directory the script's SETTINGS name (on webgl: Python's playwright package and the "
+                                     "Chromium SETTINGS names instead of Node), at the versions below")

@@ -1,7 +1,8 @@
 """Reproduce a tf.js finding with the tensorflowjs converter and tf.js on Node alone.
 
 Written by ``pitfalls reduce`` beside ``model.keras`` (the smallest slice of layers that still shows
-the finding, with their real weights) and ``inputs/`` (the reference's inputs to that slice, one
+the finding, with their real weights; or ``saved_model/``, a whole SavedModel, which has no layers
+to cut) and ``inputs/`` (the reference's inputs to that slice, one
 ``.npy`` per model input).  Run it with the Python that has tensorflow and tensorflowjs installed,
 and Node with the npm package @tensorflow/tfjs (and @tensorflow/tfjs-backend-wasm) under
 ``SETTINGS["node_modules"]``:
@@ -26,34 +27,20 @@ from typing import Any
 from harness.reduce.script_common import child_result, compare_outputs, keras_reference, output_position, run_observed
 
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "backend": "cpu",
-                            "node_modules": "node_modules", "atol": 1e-4, "rtol": 1e-3}
+                            "runs": "cpu", "env_flags": {}, "browser": False, "chromium": "/usr/bin/chromium",
+                            "browser_flags": [], "node_modules": "node_modules", "atol": 1e-4, "rtol": 1e-3}
 
-NODE_RUNNER = r"""
-const fs = require('fs');
-const path = require('path');
-const [, , modules, work, backend] = process.argv;
-const tf = require(path.join(modules, '@tensorflow/tfjs'));
-async function main() {
-  if (backend === 'wasm') {
-    const wasm = require(path.join(modules, '@tensorflow/tfjs-backend-wasm'));
-    wasm.setWasmPaths(path.join(modules, '@tensorflow/tfjs-backend-wasm/dist') + path.sep);
-  }
+#: the part that runs the graph model, the same on Node and in the browser
+RUN_GRAPH_MODEL = r"""
+async function runGraphModel(tf, json, weightData, feed, backend, envFlags) {
+  for (const [name, value] of Object.entries(envFlags)) tf.env().set(name, value);
   if (!(await tf.setBackend(backend))) throw new Error('backend ' + backend + ' did not start');
   await tf.ready();
-  const dir = path.join(work, 'tfjs');
-  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
   const specs = [];
-  const buffers = [];
-  for (const group of json.weightsManifest) {
-    specs.push(...group.weights);
-    for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
-  }
-  const all = Buffer.concat(buffers);
-  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  for (const group of json.weightsManifest) specs.push(...group.weights);
   const model = await tf.loadGraphModel(tf.io.fromMemory({modelTopology: json.modelTopology, weightSpecs: specs,
     weightData, format: json.format, generatedBy: json.generatedBy, convertedBy: json.convertedBy,
     signature: json.signature, userDefinedMetadata: json.userDefinedMetadata}));
-  const feed = JSON.parse(fs.readFileSync(path.join(work, 'inputs.json'), 'utf8'));
   const named = {};
   model.inputs.forEach((input, i) => {
     const x = feed.find(f => input.name.split(':')[0].endsWith(f.name)) || feed[i];
@@ -66,16 +53,52 @@ async function main() {
   for (let i = 0; i < got.length; i++) {
     outputs.push({name: names[i], shape: got[i].shape, values: Array.from(await got[i].data())});
   }
-  console.log('TFJS-RESULT ' + JSON.stringify({backend: tf.getBackend(), outputs}));
+  return {backend: tf.getBackend(), outputs, signature: (json.signature && json.signature.outputs) || {}};
+}
+"""
+
+NODE_RUNNER = RUN_GRAPH_MODEL + r"""
+const fs = require('fs');
+const path = require('path');
+const [, , modules, work, backend] = process.argv;
+const tf = require(path.join(modules, '@tensorflow/tfjs'));
+async function main() {
+  if (backend === 'wasm') {
+    const wasm = require(path.join(modules, '@tensorflow/tfjs-backend-wasm'));
+    wasm.setWasmPaths(path.join(modules, '@tensorflow/tfjs-backend-wasm/dist') + path.sep);
+  }
+  const dir = path.join(work, 'tfjs');
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+  const buffers = [];
+  for (const group of json.weightsManifest) for (const p of group.paths) buffers.push(fs.readFileSync(path.join(dir, p)));
+  const all = Buffer.concat(buffers);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  const feed = JSON.parse(fs.readFileSync(path.join(work, 'inputs.json'), 'utf8'));
+  console.log('TFJS-RESULT ' + JSON.stringify(await runGraphModel(tf, json, weightData, feed, backend, {})));
 }
 main().catch(e => { console.log('TFJS-RESULT ' + JSON.stringify({error: String((e && e.message) || e)})); });
+"""
+
+#: in the page: the weights arrive as base64, the result goes back to Python
+BROWSER_RUNNER = r"""async ([json, weightsBase64, feed, backend, envFlags]) => {
+""" + RUN_GRAPH_MODEL + r"""
+  const bytes = Uint8Array.from(atob(weightsBase64), c => c.charCodeAt(0));
+  try {
+    return await runGraphModel(tf, json, bytes.buffer, feed, backend, envFlags);
+  } catch (e) {
+    return {error: String((e && e.message) || e)};
+  }
+}
 """
 
 
 def convert(model, work):
     """SavedModel, then ``tensorflowjs_converter`` to a graph model; raises with the converter's own text."""
-    saved = os.path.join(work, "saved_model")
-    model.export(saved, verbose=False)
+    if SETTINGS["keras"] == "saved_model":  # the model is the SavedModel's directory
+        saved = model
+    else:
+        saved = os.path.join(work, "saved_model")
+        model.export(saved, verbose=False)
     converter = os.path.join(os.path.dirname(sys.executable), "tensorflowjs_converter")
     done = subprocess.run([converter, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
                            saved, os.path.join(work, "tfjs")], capture_output=True, text=True)
@@ -86,22 +109,68 @@ def convert(model, work):
         raise RuntimeError(err[start:][-4000:] or f"tensorflowjs_converter exit code {done.returncode}")
 
 
-def run_on_node(work, inputs):
-    """The graph model's outputs on Node (tf.js, SETTINGS' backend); raises with tf.js's own text."""
+def tfjs_feed(inputs):
+    """The inputs as tf.js takes them: name, shape, flat values, dtype."""
     import numpy as np
 
-    feed = [{"name": name, "shape": list(x.shape), "values": x.ravel().tolist(),
+    return [{"name": name, "shape": list(x.shape), "values": x.ravel().tolist(),
              "dtype": "int32" if np.issubdtype(x.dtype, np.integer) else ("bool" if x.dtype == bool else "float32")}
             for name, x in zip(SETTINGS["inputs"], inputs)]
+
+
+def run_on_node(work, inputs):
+    """The graph model's result on Node (tf.js, SETTINGS' backend); raises with tf.js's own text."""
     with open(os.path.join(work, "inputs.json"), "w") as f:
-        json.dump(feed, f)
+        json.dump(tfjs_feed(inputs), f)
     runner = os.path.join(work, "run.js")
     with open(runner, "w") as f:
         f.write(NODE_RUNNER)
     done = subprocess.run(["node", runner, SETTINGS["node_modules"], work, SETTINGS["backend"]],
                           capture_output=True, text=True)
-    result = child_result(done, "TFJS-RESULT", "node")
-    outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
+    return child_result(done, "TFJS-RESULT", "node")
+
+
+def run_in_browser(work, inputs):
+    """The graph model's result in headless Chromium (Playwright) on a GPU backend: tf.js from
+    ``node_modules`` is put into a blank page, the model and inputs handed over from here (no
+    server, no network); raises with tf.js's own text."""
+    import base64
+
+    from playwright.sync_api import sync_playwright
+
+    directory = os.path.join(work, "tfjs")
+    with open(os.path.join(directory, "model.json")) as f:
+        model_json = json.load(f)
+    weights = b""
+    for group in model_json["weightsManifest"]:
+        for name in group["paths"]:
+            with open(os.path.join(directory, name), "rb") as f:
+                weights += f.read()
+    flags = list(SETTINGS["browser_flags"]) + (["--no-sandbox"] if os.geteuid() == 0 else [])  # root: no sandbox
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=SETTINGS["chromium"], headless=True, args=flags)
+        try:
+            page = browser.new_page()
+            page.add_script_tag(path=os.path.join(SETTINGS["node_modules"], "@tensorflow/tfjs/dist/tf.min.js"))
+            result = page.evaluate(BROWSER_RUNNER, [model_json, base64.b64encode(weights).decode("ascii"),
+                                                    tfjs_feed(inputs), SETTINGS["runs"], SETTINGS["env_flags"]])
+        finally:
+            browser.close()
+    if "error" in result:
+        raise RuntimeError(result["error"])
+    return result
+
+
+def tfjs_outputs(work, inputs):
+    """The graph model's outputs (float64, in the reference's order), on Node or in the browser."""
+    import numpy as np
+
+    result = run_in_browser(work, inputs) if SETTINGS["browser"] else run_on_node(work, inputs)
+    if SETTINGS["keras"] == "saved_model":  # in the order of the signature's output names, as the reference's
+        named = {spec.get("name"): key for key, spec in result["signature"].items()}
+        outputs = sorted(result["outputs"], key=lambda o: named.get(o["name"], o["name"]))
+    else:
+        outputs = sorted(result["outputs"], key=lambda o: output_position(o["name"]))
     return [np.asarray(o["values"], dtype="float64").reshape(o["shape"]) for o in outputs]
 
 
@@ -115,7 +184,7 @@ def observe(here):
         except RuntimeError as exc:  # the converter's own error is the finding
             return {"kind": "converter", "error": "tensorflowjs_converter", "text": str(exc)}
         try:
-            got = run_on_node(work, inputs)
+            got = tfjs_outputs(work, inputs)
         except RuntimeError as exc:  # tf.js's own error is the finding
             return {"kind": "runtime", "error": "tf.js " + SETTINGS["backend"], "text": str(exc)}
     return compare_outputs(got, want, SETTINGS["atol"], SETTINGS["rtol"])
