@@ -19,7 +19,7 @@ from harness.check.steps import HARNESS_LIMITATION
 from harness.paths import REPO_ROOT
 from harness.targets.base import ModelSource
 
-from check_models import finding_texts, require_targets
+from check_models import finding_texts, require_targets, shared_check
 from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, large_activations_keras,
                                module_saved_model, stateful_lstm_keras, string_lookup_keras, tf_keras_keras, two_outputs_keras)
 
@@ -315,7 +315,8 @@ def test_stateful_rnn_is_checked_on_the_fixed_batch_export_and_every_target_runs
     assert default.structured_input_signature[1]["x"].shape.as_list() == [None, 5, 3]
     with pytest.raises(tf.errors.InvalidArgumentError) as direct:
         default(x=tf.constant(np.zeros((3, 5, 3), "float32")))
-    report = pitfalls_check(path, cache=cache, probes=(), profiles=("host",))
+    # the options of test_check_unknown_texts: its run of this model, if this process made it, is shared
+    report = shared_check(pitfalls_check, path, probes=(), profiles=("host",))
     texts = [f.text for f in report.findings]
     assert any("stateful layers (lstm)" in t for t in texts), texts
     failed = [t for t in texts if t.startswith("the default model.export's serving signature")]

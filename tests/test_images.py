@@ -202,15 +202,42 @@ def test_container_is_removed_after_an_exception_inside_the_block(
     assert _containers_named(engine, container.name) == []
 
 
+class _ClockEndedByTheLog:
+    """A made-up clock for a readiness wait: the real seconds until the container log shows
+    ``text``, then ``timeout`` seconds more, so the wait gives up as it does at its deadline as soon
+    as the evidence it must carry is there, instead of sitting the whole timeout out (``timeout`` on
+    the real clock still bounds a log that never shows it)."""
+
+    def __init__(self, text: str, timeout: float) -> None:
+        self.text, self.timeout = text, timeout
+        self.container: serving.ServingContainer | None = None
+        self.origin: float | None = None
+
+    def __call__(self) -> float:
+        import time
+
+        now = time.monotonic()
+        if self.origin is None:  # the wait's start
+            self.origin = now
+            return 0.0
+        seen = self.container is not None and self.text in self.container.logs(40)
+        return now - self.origin + (self.timeout if seen else 0.0)
+
+
 @pytest.mark.slow
 def test_wait_timeout_carries_the_log_tail(engine: Any, serving_image: recipe.ServingImage,
                                            tiny_model: Path) -> None:
+    # the server looks for /models/wrong_name for ever (it never exits): the wait ends by its
+    # timeout, on a clock that reaches it once the log says where the server looked
+    clock = _ClockEndedByTheLog("/models/wrong_name", timeout=180)
     container = serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model,
-                                        env={"MODEL_NAME": "wrong_name"}, ready_timeout=20)
+                                        env={"MODEL_NAME": "wrong_name"}, ready_timeout=clock.timeout,
+                                        ready_clock=clock)
+    clock.container = container
     with pytest.raises(WaitTimeout) as caught, container:
         pytest.fail("the container should never become ready")
     text = str(caught.value)
-    assert "never became AVAILABLE" in text
+    assert "never became AVAILABLE" in text and "was not ready after 180s" in text
     assert "container log" in caught.value.evidence
     assert "/models/wrong_name" in caught.value.evidence, caught.value.evidence
     assert "MODEL_NAME (wrong_name)" in caught.value.hint

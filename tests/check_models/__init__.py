@@ -32,6 +32,19 @@ def finding_texts(report: "CheckReport", target: str) -> str:
     return "\n".join(f.text for f in report.targets[target].findings)
 
 
+_SHARED_REPORTS: dict[tuple[str, str], "CheckReport"] = {}
+
+
+def shared_check(pitfalls_check: Callable[..., "CheckReport"], path: Path, **options: Any) -> "CheckReport":
+    """``pitfalls_check(path, **options)`` run once per test process for the same model and options:
+    tests that assert different things about the same report (read only) share one real check
+    instead of running it again (with xdist, tests on another worker run their own)."""
+    key = (str(Path(path).resolve()), repr(sorted(options.items())))
+    if key not in _SHARED_REPORTS:
+        _SHARED_REPORTS[key] = pitfalls_check(path, **options)
+    return _SHARED_REPORTS[key]
+
+
 def calibrate_batchnorm(model: Any, images: Any, seed: int = 0) -> None:
     """Give a ``weights=None`` network live activations: each BatchNormalization's moving mean and
     variance are set, in layer order, to the statistics of its input on ``images``, and its scale

@@ -129,7 +129,7 @@ class ServingContainer:
                  command: Sequence[str] | None = None, wait: bool = True, extra_ports: Sequence[int] = (),
                  ready_model: str | None = None, ready_timeout: float = 120.0,
                  poll_interval: float = 0.1, fail_on_load_error: bool = True,
-                 log_tail_lines: int = 40) -> None:
+                 log_tail_lines: int = 40, ready_clock: Callable[[], float] = time.monotonic) -> None:
         self.image = image if isinstance(image, ServingImage) else \
             ServingImage(image, implementation_of(image), "", 0.0)
         self.model_name = model_name
@@ -148,6 +148,7 @@ class ServingContainer:
         self.ready_model = ready_model or model_name
         self.ready_timeout = ready_timeout
         self.poll_interval = poll_interval
+        self.ready_clock = ready_clock  # the readiness wait's clock (tests give a made-up one)
         self.fail_on_load_error = fail_on_load_error
         self.log_tail_lines = log_tail_lines
         self.name = f"pitfalls-serving-{uuid.uuid4().hex[:10]}"
@@ -282,7 +283,7 @@ class ServingContainer:
         waiter = HttpReady(
             self.model_url(self.ready_model),
             ModelAvailable(self.image.implementation, self.fail_on_load_error),
-            timeout=self.ready_timeout, poll_interval=self.poll_interval, abort=readiness_abort(self.exit_reason, self.logs, self.ready_model, self.image.implementation,
+            timeout=self.ready_timeout, poll_interval=self.poll_interval, clock=self.ready_clock, abort=readiness_abort(self.exit_reason, self.logs, self.ready_model, self.image.implementation,
                                   self.fail_on_load_error, "container log"),
             logs=self.logs, log_tail_lines=self.log_tail_lines, log_label="container log",
             hint=f"check that MODEL_NAME ({self.env.get('MODEL_NAME')}) names a directory "
