@@ -43,9 +43,10 @@ RULES: tuple[Rule, ...] = (
 
 
 def backend_loads(ctx: Context) -> Sequence[Load]:
-    """One load per backend the check runs (the tf.js backend table: names and tolerance paths)."""
+    """One load per backend the check runs (the tf.js backend table: names, tolerance paths, probe rows)."""
     return tuple(Load(f"{NAME}@{backend.name}", {"backend": backend.name}, tolerance=backend.tolerance,
-                      rows=BROWSER_ROWS, timings=True) for backend in check_backends())
+                      rows=BROWSER_ROWS, probe_rows=min(backend.probe_rows, BROWSER_ROWS), timings=True)
+                 for backend in check_backends())
 
 
 def layers_format(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
