@@ -392,6 +392,15 @@ def first_rows(ctx: Context, rows: int = 1) -> Context:
                    probes=tuple(probe.rows(ctx.model, rows) for probe in ctx.probes))
 
 
+def rows_fed(ctx: Context, rows: int | None, probe_rows: int | None = None) -> Context:
+    """The context of a path fed the sample's first ``rows`` (None: all) and each probe's first
+    ``probe_rows`` (None: as many as the sample; fewer on a runtime that takes seconds per row)."""
+    path_ctx = first_rows(ctx, rows) if rows is not None else ctx
+    if probe_rows is None:
+        return path_ctx
+    return replace(path_ctx, probes=tuple(probe.rows(ctx.model, probe_rows) for probe in ctx.probes))
+
+
 def reference_or_none(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "tuple[list[np.ndarray] | None, Finding | None]":
     """The reference on ``inputs``, or None and the finding that says why TensorFlow could not give it."""
     try:
@@ -436,9 +445,7 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
 def run_load(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, load: Load,
              checks: TargetChecks) -> None:
     """One :class:`Load` of the common path: load once, inspect, predict and compare, ``after``."""
-    path_ctx = first_rows(ctx, load.rows) if load.rows is not None else ctx
-    if load.probe_rows is not None:  # a slow runtime: fewer rows of each probe than of the sample
-        path_ctx = replace(path_ctx, probes=tuple(probe.rows(ctx.model, load.probe_rows) for probe in ctx.probes))
+    path_ctx = rows_fed(ctx, load.rows, load.probe_rows)
     started = time.perf_counter()
     with recorded(report, f"load {load.label}"):
         with target.load(prepared, options=load.options) as deployed:
