@@ -5,7 +5,9 @@ about 3.5 million parameters), saved as a Keras 3 ``.keras`` file.  "Cold" point
 at a fresh directory (every conversion and export is made again); "warm" runs again on it.  Each
 run is ``python -m harness check --json`` in a subprocess (the path a user takes); the time per
 target, the phases (the report's ``timings``: loading the model, the reference, the targets; per
-target its start and its prepare/load/predict steps summed) and the counts of costly things done
+target its start and its prepare/load/predict steps summed), the CPU seconds of the check and the
+processes it waited for (the browser, workers, converters; not the serving container, which the
+Docker engine runs: a figure that a busy machine inflates less than the seconds) and the counts of costly things done
 (browser launches, servers started, model loads, artifacts built, reference computations: the
 report's ``counts``) come from the report.  Targets run side by side unless ``--jobs 1``
 (``PITFALLS_CHECK_JOBS``), so per-target seconds overlap.  The counts are what to compare
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -49,12 +52,16 @@ def run_check(model: Path, cache: Path, targets: str, probes: str = "", jobs: st
     env = dict(os.environ, PITFALLS_CACHE=str(cache))
     if jobs:
         env["PITFALLS_CHECK_JOBS"] = jobs
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):
         print(done.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"check exited {done.returncode}")
-    return seconds, json.loads(done.stdout)
+    report = json.loads(done.stdout)
+    report["bench_cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
+    return seconds, report
 
 
 def step_phases(timings: dict[str, float]) -> dict[str, float]:
@@ -74,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
                         "'none' times the sample alone)")
     parser.add_argument("--jobs", default="", help="targets side by side (PITFALLS_CHECK_JOBS; default: check's own)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--reports", type=Path, help="also write each run's whole report here (cold.json, warm.json): "
+                        "verdicts, findings and divergence figures to compare between two commits")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="pitfalls-bench-check-") as tmp:
         root = Path(tmp)
@@ -81,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for label in ("cold", "warm"):
             seconds, report = run_check(model, root / "cache", args.targets, args.probes, args.jobs)
+            if args.reports:
+                args.reports.mkdir(parents=True, exist_ok=True)
+                (args.reports / f"{label}.json").write_text(json.dumps(report, indent=1))
             per_target = {name: t["seconds"] for name, t in report["targets"].items()}
             verdicts = {name: t["verdict"] for name, t in report["targets"].items()}
             phases = {name: step_phases(t.get("timings", {})) for name, t in report["targets"].items()}
@@ -88,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                          "verdicts": verdicts, "phases_s": report.get("timings", {}), "target_phases_s": phases,
                          "counts": report.get("counts", {}),
                          "target_counts": {name: t.get("counts", {}) for name, t in report["targets"].items()},
-                         "load_average": os.getloadavg()})
-            print(f"{label}: {seconds:.1f}s (load average {os.getloadavg()[0]:.1f})  "
+                         "cpu_s": report["bench_cpu_s"], "load_average": os.getloadavg()})
+            print(f"{label}: {seconds:.1f}s, CPU {report['bench_cpu_s']:.1f}s (load average {os.getloadavg()[0]:.1f})  "
                   + "  ".join(f"{n} {s:.1f}s ({verdicts[n]})" for n, s in per_target.items()), flush=True)
             if report.get("timings"):
                 print("  phases: " + "  ".join(f"{k} {v:.1f}s" for k, v in report["timings"].items()), flush=True)

@@ -122,9 +122,22 @@ def test_side_by_side_check_starts_each_runtime_once_and_keeps_the_order(tmp_pat
     assert serving["counts"]["servers started"] == 1 and serving["counts"]["model loads"] == 1
     assert serving["counts"].get("serving containers started", 0) <= 1  # none in a host process
     assert "waiting" in tfjs["timings"]  # started while the model loaded, then waited for it
-    # feeds: the sample and its probes (all rows: serving) and their first rows (the browser backends)
+    # feeds: the sample and its probes (all rows: serving), the sample's first rows (the browser
+    # backends) and the first rows of each probe each backend is fed (fewer on the slow ones)
+    from harness.targets.tfjs.backends import check_backends
+    from harness.targets.tfjs.checks import BROWSER_ROWS
+
     probes = len(side_by_side["inputs"]["probes"])
-    assert side_by_side["counts"]["reference computations"] == 2 * (1 + probes)
+    probe_rows = [min(b.probe_rows, BROWSER_ROWS) for b in check_backends()]
+    assert len(backends) == len(probe_rows) and min(probe_rows) < BROWSER_ROWS  # cpu: one row of each probe
+    assert side_by_side["counts"]["reference computations"] == 2 + probes * (1 + len(set(probe_rows)))
+    # every predict is a sample or a probe: the warm predict timed is the first probe's, not a repeat
+    rows = side_by_side["inputs"]["rows"]
+    assert serving["counts"]["predictions"] == 1 + probes + 1  # REST: the sample and each probe; gRPC: the sample
+    assert serving["counts"]["rows predicted"] == rows * (1 + probes + 1)
+    assert tfjs["counts"]["predictions"] == len(backends) * (1 + probes)
+    assert tfjs["counts"]["rows predicted"] == sum(BROWSER_ROWS + probes * n for n in probe_rows)
+    assert all(f"{label}.warm_predict_s" in tfjs["figures"] for label in backends)
     for name in ("tfjs", "tfserving"):  # the whole check's counts hold its targets'
         for what, n in side_by_side["targets"][name]["counts"].items():
             assert side_by_side["counts"][what] >= n

@@ -24,6 +24,7 @@ from harness.check.model import LoadedModel, reference_outputs
 from harness.check.report import Finding, RemedyTried, Severity, TargetReport
 from harness.check.rules import Rule, rule_for
 from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
+from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
 from harness.targets.base import Deployment, Prepared, Target
 
@@ -72,6 +73,7 @@ class Load:
     options: Mapping[str, Any] | None = None  # the target's load options
     tolerance: str = "float32"  # a key of harness.compare.TOLERANCES
     rows: int | None = None  # predict only the first rows of the sample (None: all)
+    probe_rows: int | None = None  # predict only the first rows of each further probe (None: as ``rows``)
     timings: bool = False  # record first and warm predict seconds
     time_load: bool = False  # record the seconds the load took
 
@@ -328,18 +330,23 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
     integer_io = hook(target, deployed) if hook is not None else None
     if integer_io is not None:  # as an app does with a full-integer model: quantise, run, dequantise
         feed = integer_io.encode(feed)
+    warm = f"{label}.warm_predict_s"
+    # the warm predict timed: the first further probe's (fed anyway), else the sample's again
+    warm_probe = ctx.probes[0] if timings and ctx.probes else None
     with recorded(report, f"predict {label}", severity=severity):
         started = time.perf_counter()
-        got = deployed.predict(feed)
+        got = predict_counted(deployed, feed)
         first = time.perf_counter() - started
         if integer_io is not None:
             got = integer_io.decode(got)
         outputs = outputs_in_order(got, deployed, ctx)
         if timings:
-            started = time.perf_counter()
-            deployed.predict(feed)
             report.figures[f"{label}.first_predict_s"] = round(first, 4)
-            report.figures[f"{label}.warm_predict_s"] = round(time.perf_counter() - started, 4)
+            if warm_probe is None:
+                started = time.perf_counter()
+                predict_counted(deployed, feed)
+                report.figures[warm] = round(time.perf_counter() - started, 4)
+                report.figures[f"{label}.warm_predict_rows"] = float(_rows_of(feed))
     if outputs is not None:
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
@@ -348,13 +355,31 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
         probed: list[np.ndarray] | None = None
         with recorded(report, f"predict {label} [{probe.name}]", severity="warning"):
             probe_feed = feed_for(deployed, ctx, probe.inputs)
-            got = deployed.predict(integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
+            started = time.perf_counter()
+            got = predict_counted(deployed, integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
+            if probe is warm_probe:
+                report.figures[warm] = round(time.perf_counter() - started, 4)
+                report.figures[f"{label}.warm_predict_rows"] = float(_rows_of(probe_feed))
             probed = outputs_in_order(integer_io.decode(got) if integer_io is not None else got, deployed, ctx)
         if probed is not None:
             compare_outputs(report, f"{label} [{probe.name}]", probed,
                             replace(ctx, inputs=probe.inputs, reference=probe.reference, probe=probe.name, probes=()),
                             path, severity="warning")
     return outputs
+
+
+def predict_counted(deployed: Deployment, feed: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
+    """``deployed.predict(feed)``, counted: ``predictions`` and ``rows predicted`` (the costly part of a
+    path on a slow runtime, which the counts tests pin)."""
+    count("predictions")
+    count("rows predicted", _rows_of(feed))
+    return deployed.predict(feed)
+
+
+def _rows_of(feed: "Mapping[str, np.ndarray]") -> int:
+    """The rows of a feed: its first input's first dimension (1 for a scalar input)."""
+    first = next(iter(feed.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim > 0 else 1
 
 
 def first_rows(ctx: Context, rows: int = 1) -> Context:
@@ -365,6 +390,15 @@ def first_rows(ctx: Context, rows: int = 1) -> Context:
     return replace(ctx, inputs=inputs, reference=reference_or_none(ctx.model, inputs)[0],
                    probe=f"{ctx.probe}, first {rows} row{'s' if rows > 1 else ''}",
                    probes=tuple(probe.rows(ctx.model, rows) for probe in ctx.probes))
+
+
+def rows_fed(ctx: Context, rows: int | None, probe_rows: int | None = None) -> Context:
+    """The context of a path fed the sample's first ``rows`` (None: all) and each probe's first
+    ``probe_rows`` (None: as many as the sample; fewer on a runtime that takes seconds per row)."""
+    path_ctx = first_rows(ctx, rows) if rows is not None else ctx
+    if probe_rows is None:
+        return path_ctx
+    return replace(path_ctx, probes=tuple(probe.rows(ctx.model, probe_rows) for probe in ctx.probes))
 
 
 def reference_or_none(model: LoadedModel, inputs: "dict[str, np.ndarray]") -> "tuple[list[np.ndarray] | None, Finding | None]":
@@ -411,7 +445,7 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
 def run_load(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, load: Load,
              checks: TargetChecks) -> None:
     """One :class:`Load` of the common path: load once, inspect, predict and compare, ``after``."""
-    path_ctx = first_rows(ctx, load.rows) if load.rows is not None else ctx
+    path_ctx = rows_fed(ctx, load.rows, load.probe_rows)
     started = time.perf_counter()
     with recorded(report, f"load {load.label}"):
         with target.load(prepared, options=load.options) as deployed:

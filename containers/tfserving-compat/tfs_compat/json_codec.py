@@ -239,6 +239,12 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return document
 
 
+def may_hold_booleans(body: bytes) -> bool:
+    """Whether a request body may hold a JSON ``true`` or ``false`` (also inside a string: then the
+    element walk runs, which is only slower)."""
+    return b"true" in body or b"false" in body
+
+
 def _parse_constant(token: str) -> float:
     return {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}[token]
 
@@ -358,6 +364,34 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, tensor: Any) -> 
     return sum(_fill(item, level + 1, shape, dtype, tensor) for item in value)
 
 
+def _fill_values(value: Any, shape: list[int], dtype: int, tensor: Any, literals: bool) -> int:
+    """``FillTensorProto`` from level 0: a float tensor of plain numbers in one numpy step, else
+    the element walk of :func:`_fill` (which gives every error).
+
+    The numpy step takes only what the walk would take without an error: nested lists of one
+    uniform shape (the walk's ``dense_shape``) whose leaves numpy reads as ints or floats, from a
+    body without ``true``/``false`` (``literals`` False: numpy would read a JSON boolean as a
+    number where TF Serving refuses it).  Each value is the walk's ``float(value)`` (a JSON int
+    through float64, as rapidjson's ``GetDouble``), stored in ``float_val``/``double_val`` too.
+    """
+    t = _types()
+    if literals or dtype not in (t.DT_FLOAT, t.DT_DOUBLE) or not isinstance(value, list):
+        return _fill(value, 0, shape, dtype, tensor)
+    try:
+        array = np.array(value)
+    except (ValueError, TypeError, OverflowError):  # ragged, or a leaf numpy cannot hold: the walk says which
+        return _fill(value, 0, shape, dtype, tensor)
+    if array.dtype.kind not in "if" or list(array.shape) != shape or array.size == 0:
+        return _fill(value, 0, shape, dtype, tensor)
+    as_double = array.astype(np.float64).ravel()
+    if dtype == t.DT_FLOAT:
+        with np.errstate(over="ignore"):  # a double beyond float's range is inf, as the walk's float field
+            tensor.float_val.extend(as_double.astype(np.float32).tolist())
+    else:
+        tensor.double_val.extend(as_double.tolist())
+    return int(array.size)
+
+
 def _shape_text(shape: list[int]) -> str:
     return "[" + ",".join(str(size) for size in shape) + "]"
 
@@ -365,9 +399,10 @@ def _shape_text(shape: list[int]) -> str:
 class _RowBuilder:
     """Accumulates ``instances`` items into one batched TensorProto per input."""
 
-    def __init__(self, infos: Any, tensors: Any) -> None:
+    def __init__(self, infos: Any, tensors: Any, literals: bool = True) -> None:
         self.infos = infos
         self.tensors = tensors
+        self.literals = literals
         self.sizes: dict[str, int] = {}
         self.shapes: dict[str, list[int]] = {}
 
@@ -375,7 +410,7 @@ class _RowBuilder:
         if name not in self.infos:
             raise invalid_argument(T("JSON object: does not have named input: <name>", name=name))
         shape = dense_shape(item)
-        size = _fill(item, 0, shape, self.infos[name].dtype, self.tensors[name])
+        size = _fill_values(item, shape, self.infos[name].dtype, self.tensors[name], self.literals)
         if name not in self.sizes:
             self.sizes[name], self.shapes[name] = size, shape
         elif self.sizes[name] != size:
@@ -402,14 +437,14 @@ def _status_text(error: ServingError) -> str:
     return error.to_string()
 
 
-def fill_from_instances(items: list[Any], infos: Any, tensors: Any) -> None:
-    """``FillTensorMapFromInstancesList``."""
+def fill_from_instances(items: list[Any], infos: Any, tensors: Any, literals: bool = True) -> None:
+    """``FillTensorMapFromInstancesList`` (``literals``: see :func:`_fill_values`)."""
     if not isinstance(items[0], dict) and len(infos) > 1:
         raise invalid_argument(T("instances is a plain list, but expecting list of objects as multiple "
                                  "input tensors required as per tensorinfo_map"))
     objects = _is_element_object(items[0])
     names = sorted(infos)
-    builder = _RowBuilder(infos, tensors)
+    builder = _RowBuilder(infos, tensors, literals)
     for index, item in enumerate(items):
         if objects:
             _add_object_item(builder, item, index, names)
@@ -440,27 +475,27 @@ def _add_object_item(builder: _RowBuilder, item: Any, index: int, names: list[st
                                  keys=",".join(names)))
 
 
-def fill_from_inputs(value: Any, infos: Any, tensors: Any) -> None:
-    """``FillTensorMapFromInputsMap``."""
+def fill_from_inputs(value: Any, infos: Any, tensors: Any, literals: bool = True) -> None:
+    """``FillTensorMapFromInputsMap`` (``literals``: see :func:`_fill_values`)."""
     if not isinstance(value, dict) or is_b64_object(value):
         if len(infos) > 1:
             raise invalid_argument(T("inputs is a plain value/list, but expecting an object as multiple "
                                      "input tensors required as per tensorinfo_map"))
         name = next(iter(infos))
-        _fill_columnar(value, infos[name].dtype, tensors[name])
+        _fill_columnar(value, infos[name].dtype, tensors[name], literals)
         return
     for name in sorted(infos):
         if name not in value:
             raise invalid_argument(T("Missing named input: <name> in 'inputs' object.", name=name))
-        _fill_columnar(value[name], infos[name].dtype, tensors[name])
+        _fill_columnar(value[name], infos[name].dtype, tensors[name], literals)
 
 
-def _fill_columnar(value: Any, dtype: int, tensor: Any) -> None:
+def _fill_columnar(value: Any, dtype: int, tensor: Any, literals: bool) -> None:
     tensor.dtype = dtype
     shape = dense_shape(value)
     for size in shape:
         tensor.tensor_shape.dim.add(size=size)
-    _fill(value, 0, shape, dtype, tensor)
+    _fill_values(value, shape, dtype, tensor, literals)
 
 
 def read_signature_name(document: dict[str, Any]) -> str:
@@ -474,8 +509,10 @@ def read_signature_name(document: dict[str, Any]) -> str:
 
 
 def fill_predict_request(document: dict[str, Any], signature_name: str,
-                         get_infos: Callable[[str], Any], request: Any) -> str:
-    """``FillPredictRequestFromJson``; returns the format, "row" or "columnar"."""
+                         get_infos: Callable[[str], Any], request: Any, literals: bool = True) -> str:
+    """``FillPredictRequestFromJson``; returns the format, "row" or "columnar".  ``literals``: whether
+    the body may hold a JSON ``true``/``false`` (:func:`may_hold_booleans`); without, float tensors
+    are filled in one numpy step (:func:`_fill_values`)."""
     request.model_spec.signature_name = signature_name
     infos = get_infos(signature_name)
     if not infos:
@@ -492,10 +529,10 @@ def fill_predict_request(document: dict[str, Any], signature_name: str,
         if not items:
             raise invalid_argument(T("JSON Value: <json> No values in 'instances' array",
                                      json=debug_string(document)))
-        fill_from_instances(items, infos, request.inputs)
+        fill_from_instances(items, infos, request.inputs, literals)
         return "row"
     if INPUTS in document:
-        fill_from_inputs(document[INPUTS], infos, request.inputs)
+        fill_from_inputs(document[INPUTS], infos, request.inputs, literals)
         return "columnar"
     raise invalid_argument(T("Missing 'inputs' or 'instances' key"))
 

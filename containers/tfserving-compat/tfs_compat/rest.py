@@ -139,7 +139,8 @@ class RestApi:
         signature_name = json_codec.read_signature_name(document)
         row_format = json_codec.fill_predict_request(
             document, signature_name,
-            lambda name: self.service.signature_inputs(request.model_spec, name), request) == "row"
+            lambda name: self.service.signature_inputs(request.model_spec, name), request,
+            literals=json_codec.may_hold_booleans(body)) == "row"
         response = self.service.predict(request, self.timeout_ms)
         outputs = {alias: tf.make_ndarray(proto) for alias, proto in response.outputs.items()}
         return json_codec.predict_response_json(outputs, row_format)

@@ -9,8 +9,9 @@ this table and nowhere else:
 * the JavaScript a page runs before ``tf.setBackend`` (``setup_js``, e.g. the wasm binaries' folder);
 * the Chromium flags (``browser_flags``): pages of backends with the same flags share one browser
   per test process, a backend with other flags gets a browser of its own (:func:`browser_flags`);
-* the numeric path the check compares with (``tolerance``, a key of :data:`harness.compare.TOLERANCES`)
-  and whether ``pitfalls check`` runs the backend by default (``in_check``);
+* the numeric path the check compares with (``tolerance``, a key of :data:`harness.compare.TOLERANCES`),
+  whether ``pitfalls check`` runs the backend by default (``in_check``) and on how many rows of
+  each further probe (``probe_rows``);
 * the option names the target accepts (:data:`BACKENDS`) and the npm packages a version-matrix
   cell installs (:func:`npm_packages`).
 
@@ -80,6 +81,9 @@ class TfjsBackend:
     tolerance: str = "float32"
     #: whether ``pitfalls check`` runs it when :data:`CHECK_BACKENDS_ENV` does not say
     in_check: bool = True
+    #: the rows of each further probe (wide, edge...) ``pitfalls check`` predicts on it (the sample's
+    #: first rows are the same on every backend): fewer on a backend that takes seconds per row of a CNN
+    probe_rows: int = 2
     #: a variant (:data:`VARIANTS`): the tf.js backend it runs (``tf.setBackend`` takes this name)
     runs: str | None = None
     #: tf.js environment flags the page sets before ``tf.setBackend`` (``tf.env().set(name, value)``)
@@ -106,7 +110,8 @@ class TfjsBackend:
 
 
 TABLE: tuple[TfjsBackend, ...] = (
-    TfjsBackend("cpu", "plain JavaScript kernels (tf.js's reference)"),
+    # plain JavaScript on one thread: about a second per row of a 224x224 CNN here
+    TfjsBackend("cpu", "plain JavaScript kernels (tf.js's reference)", probe_rows=1),
     TfjsBackend("wasm", "WebAssembly kernels (XNNPACK); the .wasm binaries are fetched from the bundle's folder",
                 bundle=Bundle("@tensorflow/tfjs-backend-wasm", ("tf-backend-wasm.min.js",)),
                 setup_js="tf.wasm.setWasmPaths(prefix);"),
@@ -131,9 +136,10 @@ VARIANTS: tuple[TfjsBackend, ...] = (
     # tf.js stores every intermediate in float16 (largest finite 65504). SwiftShader renders float32,
     # so without the flag the webgl backend here computes in float32; WEBGL_FORCE_F16_TEXTURES is
     # the flag tf.webgl.forceHalfFloat() sets (tfjs-backend-webgl flags_webgl.ts).
+    # SwiftShader converts every half-float texture in software: the slowest backend per row here
     TfjsBackend("webgl-f16", "WebGL forced to half-float textures (WEBGL_FORCE_F16_TEXTURES), as on GPUs "
                 "that render no float32", tolerance="float16", runs="webgl",
-                env_flags=(("WEBGL_FORCE_F16_TEXTURES", True),)),
+                env_flags=(("WEBGL_FORCE_F16_TEXTURES", True),), probe_rows=1),
 )
 BACKENDS: tuple[str, ...] = tuple(b.name for b in TABLE)  # the tf.js backends' names, for callers that list them
 DEFAULT_BACKEND = "cpu"

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from harness.check.localise import diverging_inputs, layer_scoped, localisable, localise_path
 from harness.check.report import TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, first_rows, prepare_path,
-                                 recorded)
+from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, prepare_path, recorded,
+                                 rows_fed)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.tfjs.backends import backend_named, check_backends
 from harness.targets.tfjs.remedies import REMEDIES
@@ -43,9 +43,10 @@ RULES: tuple[Rule, ...] = (
 
 
 def backend_loads(ctx: Context) -> Sequence[Load]:
-    """One load per backend the check runs (the tf.js backend table: names and tolerance paths)."""
+    """One load per backend the check runs (the tf.js backend table: names, tolerance paths, probe rows)."""
     return tuple(Load(f"{NAME}@{backend.name}", {"backend": backend.name}, tolerance=backend.tolerance,
-                      rows=BROWSER_ROWS, timings=True) for backend in check_backends())
+                      rows=BROWSER_ROWS, probe_rows=min(backend.probe_rows, BROWSER_ROWS), timings=True)
+                 for backend in check_backends())
 
 
 def layers_format(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
@@ -54,8 +55,9 @@ def layers_format(target: Target, report: TargetReport, prepared: Prepared | Non
         return
     layers = prepare_path(target, report, ctx, f"{NAME} layers", {"format": "layers"}, severity="warning")
     if layers is not None:
-        deploy_and_compare(target, report, layers, first_rows(ctx, BROWSER_ROWS), f"{NAME} layers@cpu",
-                           load_options={"backend": "cpu"}, severity="warning")
+        cpu = backend_named("cpu")
+        deploy_and_compare(target, report, layers, rows_fed(ctx, BROWSER_ROWS, min(cpu.probe_rows, BROWSER_ROWS)),
+                           f"{NAME} layers@cpu", load_options={"backend": cpu.name}, severity="warning")
 
 
 def localise_divergence(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:

@@ -15,6 +15,7 @@ from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, feed_for, outputs_in_order,
                                  recorded)
+from harness.counts import count
 from harness.targets.base import Deployment, Signature, Target
 from harness.targets.tfserving.remedies import REMEDIES
 from harness.targets.tfserving.variants import DEFAULT_VARIANT, check_variants
@@ -68,8 +69,15 @@ def signature_findings(target: Target, report: TargetReport, deployed: Deploymen
 
 
 def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx: Context) -> None:
-    """The same request over gRPC for each gRPC variant the check runs, built from the served
-    metadata (dtypes as the signature says)."""
+    """The sample's request over gRPC for each gRPC variant the check runs, built from the served
+    metadata (dtypes as the signature says).
+
+    The further probes go over REST only: REST turns every value into JSON text and back (the
+    client's decimal digits to the signature's dtype, the outputs through TF Serving's float
+    formatting, inf/NaN as bare ``Infinity``/``NaN`` tokens, integers as JSON numbers), so a value a probe
+    brings can come out differently there; gRPC carries the tensors' bytes as the client made
+    them, so what it can show apart from REST (the dtype the signature requires, a request
+    built from the metadata) is the same on every probe: the sample shows it."""
     import numpy as np
 
     from harness.targets.tfserving.client import grpc_predict
@@ -81,6 +89,8 @@ def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx:
             sig = deployed.signature()
             feed = {name: np.asarray(value, dtype=None if is_string(spec.dtype) else spec.dtype) for (name, value), spec
                     in zip(feed_for(deployed, ctx).items(), sig.inputs)}
+            count("predictions")
+            count("rows predicted", int(next(iter(feed.values())).shape[0]) if feed else 0)
             reply = grpc_predict(getattr(deployed, "server"), feed)
             outputs = outputs_in_order(dict(reply.outputs), deployed, ctx)
         if outputs is not None:
