@@ -5,7 +5,8 @@ to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), a
 repository's npm tf.js on Node (the cpu or wasm backend) or, for webgl (and check's ``webgl-f16``
 path), in headless Chromium driven by Python's Playwright (tf.js put into a blank page, the model
 handed over from the script: no server), compared with the Keras model at the backend's tolerance.
-webgpu is not covered (it needs Chromium's GPU process on SwiftShader's Vulkan: slow to start here).
+A backend that needs Chromium's GPU process (its table entry does not run with ``GPU_PROCESS_OFF``) is not
+covered: slow to start here (see docs/reduce.md).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from harness.compare import tolerance_for
 from harness.paths import NODE_MODULES
 from harness.reduce.api import Observation, Reproducer, ScriptSpec, describe_observation, error_key, filled_script
-from harness.targets.tfjs.backends import COMMON_BROWSER_FLAGS, TABLE, VARIANTS
+from harness.targets.tfjs.backends import COMMON_BROWSER_FLAGS, GPU_PROCESS_OFF, TABLE, VARIANTS
 from harness.targets.tfjs.target import CHROMIUM
 
 NAME = "tfjs"
@@ -24,8 +25,8 @@ SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
 
 #: the backends a script runs on Node (the others need a browser: headless Chromium through Playwright)
 ON_NODE = ("cpu", "wasm")
-#: the GPU paths of check the script runs in headless Chromium (webgpu is left out: see docs/reduce.md)
-IN_BROWSER = ("webgl", "webgl-f16")
+#: the other paths of check the script runs in headless Chromium: those that run without a GPU process
+IN_BROWSER = tuple(b.name for b in (*TABLE, *VARIANTS) if b.name not in ON_NODE and b.browser_flags == GPU_PROCESS_OFF)
 BACKEND_OF = {b.name: b for b in (*TABLE, *VARIANTS)}
 
 PATHS: dict[str, str] = {
