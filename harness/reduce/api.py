@@ -90,7 +90,7 @@ SETTINGS_LINE = re.compile(r"^SETTINGS: dict\[str, Any\] = \{.*?\}\n", re.S | re
 
 
 #: the line of a script template that imports the shared part (replaced by that part's code)
-COMMON_IMPORT = re.compile(r"^from harness\.reduce\.script_common import [\w, ]+\n", re.M)
+COMMON_IMPORT = re.compile(r"^from harness\.reduce\.script_common import (?:\([\w,\s]+\)|[\w, ]+)\n", re.M)
 
 
 def common_script_part() -> str:
