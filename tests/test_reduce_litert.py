@@ -6,8 +6,6 @@ fail the same way."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +14,10 @@ import pytest
 from check_models import determinant_saved_model, require_targets
 from check_models.wild import batch_dependent_saved_model, module_saved_model
 from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
-                                        plain_mlp_keras, quantisation_outlier_keras)
+                                        plain_mlp_keras, quantisation_outlier_keras, run_reproducer_fresh)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
-from harness.reduce.api import RESULT_PREFIX, reproducers
+from harness.reduce.api import reproducers
 from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 
 
@@ -27,16 +25,6 @@ from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 def cache() -> ArtifactCache:
     require_targets("litert")
     return ArtifactCache()
-
-
-def _run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict, str]:
-    """``python reproduce.py`` from a copy-free clean process: no PYTHONPATH, nothing of the checkout."""
-    home.mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, str(directory / "reproduce.py")], cwd=home, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=900)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    assert lines, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
 
 
 def _reduce(model: Path, finding: str, out: Path) -> int:
@@ -56,7 +44,7 @@ def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "mode
     versions = json.loads((out / "versions.json").read_text())
     assert versions["tensorflow"] != "missing" and versions["ai-edge-litert"] != "missing"
     record = json.loads((out / "finding.json").read_text())
-    code, seen, stdout = _run_reproducer_fresh(out, tmp_path / "home")
+    code, seen, stdout = run_reproducer_fresh(out, tmp_path / "home")
     key = reproducers()["litert"].key
     assert code == 1 and seen["kind"] == kind, stdout[-2000:]
     assert key(seen) == key(record["observed_on_model"]), "the reproducer fails differently from the model"
@@ -169,7 +157,7 @@ def test_a_saved_model_diverging_only_on_checks_wide_probe_is_reproduced_on_that
     assert record["probe"] == "wide" and "`wide` probe" in (out / "README.md").read_text()
     _check_feeds(path, out, "wide")
     shutil.rmtree(out / "calibration")
-    code, alone, stdout = _run_reproducer_fresh(out, tmp_path / "home")
+    code, alone, stdout = run_reproducer_fresh(out, tmp_path / "home")
     assert code == 0 and alone["kind"] == "none", stdout[-2000:]
 
 

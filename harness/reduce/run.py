@@ -41,6 +41,9 @@ NOT_SHOWN = 1  # the whole model does not show the finding: nothing to reduce, n
 WHOLE_ONLY = 3  # only the whole model shows it: the reproducer written is the whole model
 COULD_NOT_RUN = 4  # the reduction failed (a script broke on the whole model, a worker died): nothing written
 
+#: what a script saw when the finding does not show: nothing beyond tolerance, or the runtime refused
+#: to run here (coremltools predicts on macOS only) and so nothing could be compared
+NOTHING_SHOWN = ("none", "skipped")
 #: the inputs reduce feeds by default: check's sample (``--inputs`` or synthesised)
 SAMPLE = "sample"
 
@@ -78,12 +81,12 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {out}: the directory is not empty; give another one, or --overwrite to replace it")
 
 
-#: a finding as check labels one that showed on a further probe: ``litert int8 [wide]``
+#: a finding as check labels one that showed on a further probe: ``TARGET PATH [wide]``
 PROBE_LABEL = re.compile(r"^(?P<finding>.*?)\s*\[(?P<probe>[^\]]*)\]\s*$")
 
 
 def split_probe(finding: str, probe: str | None) -> tuple[str, str]:
-    """``(finding, probe)``: the probe check's label names after the path (``litert int8 [wide]``),
+    """``(finding, probe)``: the probe check's label names after the path (``TARGET PATH [wide]``),
     else ``probe``, else the sample; a label's probe other than ``probe``: UsageError."""
     from harness.check.model import PROBES
 
@@ -190,9 +193,8 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
                                    evidence=str(result.observed.get("text", ""))[-3000:],
                                    hint="the slice or the script failed before the runtime was reached")
             wanted = reproducer.key(result.observed)
-            if result.observed.get("kind") == "none":
-                result.message = (f"{label}: the model does not show a finding ({reproducer.describe(result.observed)}); "
-                                  f"nothing to reduce, nothing written{_other_probes(probe)}")
+            if result.observed.get("kind") in NOTHING_SHOWN:
+                result.message = not_shown(label, reproducer, result.observed, probe)
                 return result
             window = smallest_window(len(layers), lambda w: reproducer.key(observe(w)) == wanted)
         chosen = work / "candidates" / f"{window.start}-{window.stop}"
@@ -213,11 +215,16 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     return result
 
 
-def _other_probes(probe: str) -> str:
-    """What to try when the finding did not show on ``probe``: check's other inputs."""
+def not_shown(label: str, reproducer: Reproducer, seen: Observation, probe: str) -> str:
+    """What reduce says when the whole model shows nothing: the runtime's refusal to run here (then
+    nothing could be compared), or nothing beyond tolerance on ``probe`` and check's other inputs to try."""
+    if seen.get("kind") == "skipped":
+        return (f"{label}: nothing could be compared here ({reproducer.describe(seen)}); "
+                "nothing to reduce, nothing written")
     others = [name for name in (SAMPLE, *PROBES) if name != probe]
-    return (f" (fed check's {probe}; if check showed it on another of its inputs, as in `litert int8 [wide]`, "
-            f"pass --probe {'|'.join(others)})")
+    return (f"{label}: the model does not show a finding ({reproducer.describe(seen)}); nothing to reduce, nothing "
+            f"written (fed check's {probe}; if check showed it on another of its inputs, as in "
+            f"`{label.replace(':', ' ', 1)} [{next(iter(PROBES))}]`, pass --probe {'|'.join(others)})")
 
 
 #: what reduce says of a SavedModel (check loads it as its serving signature: no layer graph)
@@ -248,9 +255,8 @@ def whole_saved_model(path: Path, feed: dict[str, Any], calibration: dict[str, A
             raise HarnessError(f"the {label} reproducer could not run on the SavedModel", evidence=output[-3000:],
                                hint="the script failed before the runtime was reached")
         result.observed = seen
-        if seen.get("kind") == "none":
-            result.message = (f"{label}: the model does not show a finding ({reproducer.describe(seen)}); "
-                              f"nothing written{_other_probes(probe)}")
+        if seen.get("kind") in NOTHING_SHOWN:
+            result.message = not_shown(label, reproducer, seen, probe)
             return result
         result.window, result.reproduced = Window(0, 0), seen
         write_report(staged, result, reproducer, finding_path, path, spec.model_file, code)
