@@ -147,3 +147,16 @@ def error_key(found: Observation, sentences: Sequence[re.Pattern[str]], op_name:
         sentence = re.sub(r"\d+", "N", re.sub(r"loc\(.*?\)", "", first)).strip()[:200]
     ops = sorted({next((g for g in m.groups() if g), m.group(0)) for m in op_name.finditer(text)})
     return (kind, str(found.get("error", "")), sentence, ",".join(ops))
+
+
+def error_keyed(sentences: Sequence[re.Pattern[str]], op_name: re.Pattern[str],
+                runtime: str) -> tuple[Callable[[Observation], tuple[str, ...]], Callable[[Observation], str]]:
+    """A target's ``(key, describe)`` from the sentences its runtime says what went wrong with and
+    the pattern of the ops it names (:func:`error_key`, :func:`describe_observation`)."""
+    def key(found: Observation) -> tuple[str, ...]:
+        return error_key(found, sentences, op_name)
+
+    def describe(found: Observation) -> str:
+        return describe_observation(found, key, runtime)
+
+    return key, describe

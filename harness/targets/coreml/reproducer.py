@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 from harness.compare import tolerance_for
-from harness.reduce.api import (Observation, Reproducer, ScriptSpec, describe_observation, error_key,
-                                filled_script)
+from harness.reduce.api import Reproducer, ScriptSpec, error_keyed, filled_script
 from harness.targets.coreml.convert import DEFAULT_CONVERSION
 
 NAME = "coreml"
@@ -51,13 +50,9 @@ def script(path: str, spec: ScriptSpec) -> str:
                                            "atol": tolerance.atol, "rtol": tolerance.rtol})
 
 
-def key(found: Observation) -> tuple[str, ...]:
-    """The same finding (:func:`harness.reduce.api.error_key` with coremltools' sentences and op names)."""
-    return error_key(found, KEY_SENTENCES, OP_NAME)
-
-
-def describe(found: Observation) -> str:
-    return describe_observation(found, key, "Core ML")
+#: the same finding (:func:`harness.reduce.api.error_key` with coremltools' sentences and op names), and one line
+#: for a person
+key, describe = error_keyed(KEY_SENTENCES, OP_NAME, "Core ML")
 
 
 REPRODUCER = Reproducer(target=NAME, paths=PATHS, script=script, key=key, describe=describe,
