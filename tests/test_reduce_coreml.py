@@ -59,15 +59,17 @@ def test_a_keras_file_as_given_is_refused_by_coremltools_on_any_one_layer(cache:
     assert len(record["layers"]) == 1 and record["finding"] == "coreml:as-given"
 
 
-@pytest.mark.parametrize(("make", "sentence"), [
-    (determinant_saved_model, "Conversion for TF op 'MatrixDeterminant' not implemented"),
-    ("export", "Only a single concrete function is supported"),
-], ids=["det-module", "keras3-export"])
+@pytest.mark.parametrize(("make", "finding", "sentence"), [
+    (determinant_saved_model, "coreml:as-given", "Conversion for TF op 'MatrixDeterminant' not implemented"),
+    (determinant_saved_model, "coreml [edge]", "Conversion for TF op 'MatrixDeterminant' not implemented"),
+    ("export", "coreml:as-given", "Only a single concrete function is supported"),
+], ids=["det-module", "det-module-edge-probe", "keras3-export"])
 def test_a_saved_model_coremltools_refuses_is_reproduced_whole(cache: ArtifactCache, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str], make: object,
-                                                               sentence: str) -> None:
+                                                               finding: str, sentence: str) -> None:
     """check's failing SavedModels: the tf.linalg.det module, and a Keras 3 model.export (two concrete
-    functions): no layers to cut, the whole SavedModel's script fails fresh as check saw it."""
+    functions): no layers to cut, the whole SavedModel's script fails fresh as check saw it.  On a
+    probe the script is fed it, and no calibration set is written (Core ML calibrates on nothing)."""
     if make == "export":
         import keras
 
@@ -76,9 +78,10 @@ def test_a_saved_model_coremltools_refuses_is_reproduced_whole(cache: ArtifactCa
     else:
         path = make(cache)  # type: ignore[operator]
     out = tmp_path / "saved"
-    assert _reduce(path, "coreml:as-given", out) == WHOLE_ONLY
+    assert _reduce(path, finding, out) == WHOLE_ONLY
     assert CANNOT_CUT in capsys.readouterr().out
-    _fails_the_same_fresh(out, tmp_path, sentence)
+    record = _fails_the_same_fresh(out, tmp_path, sentence)
+    assert record["probe"] == ("edge" if "[edge]" in finding else "sample") and not (out / "calibration").exists()
 
 
 @pytest.mark.skipif(sys.platform == "darwin", reason="on macOS Core ML predicts: the comparison runs")

@@ -48,6 +48,9 @@ class Reproducer:
     describe: Callable[[Observation], str]  # one line for a person
     packages: tuple[str, ...]  # pip distributions whose versions a bug report records
     requirements: str  # what the script needs to run, for the README
+    #: the paths whose script calibrates on ``calibration/`` when it is there (int8): reduce writes the
+    #: sample there when it feeds one of check's probes, as check calibrates on its sample
+    calibrated: tuple[str, ...] = ()
 
 
 def reproducers() -> dict[str, Reproducer]:

@@ -145,8 +145,10 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     say(f"loading {source.path} ({source.format})")
     model = load_model(source)
     feed, calibration = probe_feeds(model, inputs, probe)
+    if finding_path not in reproducer.calibrated:
+        calibration = None  # this path calibrates on nothing
     if probe != SAMPLE:
-        say(f"feeding check's {probe} probe; int8 calibrates on the sample, as check does")
+        say(f"feeding check's {probe} probe" + ("; calibrating on the sample, as check does" if calibration else ""))
     if model.keras_model is None:
         return whole_saved_model(model.source.path, feed, calibration, probe, reproducer, finding_path, out_dir,
                                  Path(out), say)
@@ -317,7 +319,8 @@ def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, 
     window = result.window
     assert window is not None and result.reproduced is not None
     record: dict[str, Any] = {"schema": "pitfalls-reduce/1", "finding": result.finding,
-                              "path": finding_path, "probe": result.probe, "description": reproducer.paths[finding_path],
+                              "path": finding_path, "probe": result.probe,
+                              "calibrated": (directory / CALIBRATION).is_dir(), "description": reproducer.paths[finding_path],
                               "model": str(model_path), "layers_total": result.layers_total,
                               "window": [window.start, window.stop], "layers": result.layers, "model_file": model_file,
                               "candidates": result.candidates, "observed_on_model": result.observed,
@@ -349,9 +352,10 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
          f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
          f"({', '.join(record['layers'])}), with their trained weights, cut out of `{Path(record['model']).name}` "
          "by `pitfalls reduce`; `inputs/` holds the values the original model feeds to them."),
-        *(["", f"The inputs are `pitfalls check`'s `{record['probe']}` probe ({PROBES[record['probe']]}); "
-               f"`{CALIBRATION}/` holds the sample's values at the same inputs, the set int8 quantisation is "
-               "calibrated on (as `pitfalls check` calibrates)."] if record.get("probe", SAMPLE) != SAMPLE else []),
+        *(["", f"The inputs are `pitfalls check`'s `{record['probe']}` probe ({PROBES[record['probe']]})."
+               + (f" `{CALIBRATION}/` holds the sample's values at the same inputs, the set int8 quantisation is "
+                  "calibrated on (as `pitfalls check` calibrates)." if record["calibrated"] else "")]
+          if record.get("probe", SAMPLE) != SAMPLE else []),
         "",
         "## Run it",
         "",
@@ -373,7 +377,7 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         f"- `{record['model_file']}`: " + ("the SavedModel" if record.get("cannot_reduce") else "the reduced model"),
         "- `inputs/*.npy`: its inputs, one file per model input",
         *([f"- `{CALIBRATION}/*.npy`: the sample's values at those inputs (the int8 calibration set)"]
-          if record.get("probe", SAMPLE) != SAMPLE else []),
+          if record["calibrated"] else []),
         "- `reproduce.py`: the standalone script",
         "- `finding.json`: what was observed on the whole model and by this script; `versions.json`",
         "",

@@ -68,5 +68,6 @@ key, describe = error_keyed(KEY_SENTENCES, OP_NAME, "LiteRT")
 
 REPRODUCER = Reproducer(target=NAME, paths={name: value[3] for name, value in PATHS.items()}, script=script, key=key,
                         describe=describe, packages=("tensorflow", "keras", "tf-keras", "ai-edge-litert", "numpy"),
+                        calibrated=("int8",),
                         requirements="Python with tensorflow, keras (or tf-keras for a .h5 model), ai-edge-litert "
                                      "and numpy, at the versions below")
