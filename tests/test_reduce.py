@@ -10,7 +10,7 @@ import pytest
 from harness.cli import main
 from harness.errors import UsageError
 from harness.reduce.api import parse_finding, reproducers
-from harness.reduce.run import _fenced, check_out_dir
+from harness.reduce.run import SAMPLE, _fenced, check_out_dir, split_probe
 from harness.reduce.search import smallest_window
 from harness.reduce.slicing import Window
 
@@ -121,6 +121,23 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path: Path, capsys: pytes
     line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert:nothing", "--out", str(tmp_path / "o")],
                             capsys)
     assert "reproducible findings" in line and not (tmp_path / "o").exists()
+
+
+def test_a_probe_is_read_from_checks_label_and_a_label_that_is_no_synthetic_probe_is_refused(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check labels a finding on a further probe `litert int8 [wide]`: reduce feeds that probe; an
+    --inputs/--calibration label, or a --probe that contradicts the label, is refused in one line."""
+    assert split_probe("litert int8 [wide]", None) == ("litert int8", "wide")
+    assert split_probe("litert:int8 [edge]", "edge") == ("litert:int8", "edge")
+    assert split_probe("litert:int8", None) == ("litert:int8", SAMPLE)
+    assert split_probe("litert:int8", "wide") == ("litert:int8", "wide")
+    line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert [--calibration cal.npz]",
+                             "--out", str(tmp_path / "o"), "-q"], capsys)
+    assert "pass that file with --inputs" in line
+    line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert int8 [wide]", "--probe", "edge",
+                             "--out", str(tmp_path / "o"), "-q"], capsys)
+    assert "names the probe 'wide' but --probe says 'edge'" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_model_carrying_code_is_refused_and_its_code_never_runs(tmp_path: Path,

@@ -6,20 +6,18 @@ fail the same way."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from check_models import determinant_saved_model, require_targets
-from check_models.wild import batch_dependent_saved_model
+from check_models.wild import batch_dependent_saved_model, module_saved_model
 from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
-                                        plain_mlp_keras, quantisation_outlier_keras)
+                                        plain_mlp_keras, quantisation_outlier_keras, run_reproducer_fresh)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
-from harness.reduce.api import RESULT_PREFIX, reproducers
+from harness.reduce.api import reproducers
 from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 
 
@@ -27,16 +25,6 @@ from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 def cache() -> ArtifactCache:
     require_targets("litert")
     return ArtifactCache()
-
-
-def _run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict, str]:
-    """``python reproduce.py`` from a copy-free clean process: no PYTHONPATH, nothing of the checkout."""
-    home.mkdir(exist_ok=True)
-    done = subprocess.run([sys.executable, str(directory / "reproduce.py")], cwd=home, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=900)
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
-    assert lines, done.stdout[-2000:] + done.stderr[-2000:]
-    return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
 
 
 def _reduce(model: Path, finding: str, out: Path) -> int:
@@ -47,15 +35,16 @@ def _reduced_layers(out: Path) -> list[str]:
     return json.loads((out / "finding.json").read_text())["layers"]
 
 
-def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras") -> dict[str, Any]:
+def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras",
+                   extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """The directory holds what a bug report needs, and its script fails the same way fresh."""
     assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", "finding.json", "inputs", model_file,
-                                                           "reproduce.py", "versions.json"])
+                                                           "reproduce.py", "versions.json", *extra])
     assert "import harness" not in (out / "reproduce.py").read_text()
     versions = json.loads((out / "versions.json").read_text())
     assert versions["tensorflow"] != "missing" and versions["ai-edge-litert"] != "missing"
     record = json.loads((out / "finding.json").read_text())
-    code, seen, stdout = _run_reproducer_fresh(out, tmp_path / "home")
+    code, seen, stdout = run_reproducer_fresh(out, tmp_path / "home")
     key = reproducers()["litert"].key
     assert code == 1 and seen["kind"] == kind, stdout[-2000:]
     assert key(seen) == key(record["observed_on_model"]), "the reproducer fails differently from the model"
@@ -126,3 +115,59 @@ def test_a_saved_model_cannot_be_cut_and_its_whole_model_reproducer_fails_the_sa
         assert text in seen["text"] and "MatrixDeterminant" in seen["text"]
     else:
         assert seen["max_abs_diff"] > seen["bound"]
+
+
+def _arrays(directory: Path) -> dict[str, Any]:
+    import numpy as np
+
+    return {p.stem: np.load(p, allow_pickle=False) for p in sorted(directory.glob("*.npy"))}
+
+
+def _check_feeds(model_path: Path, out: Path, probe: str) -> None:
+    """The reproducer's inputs are exactly check's ``probe`` and its calibration set check's sample
+    (the model's own inputs: the kept window starts at the first layer)."""
+    import numpy as np
+
+    from harness.check.model import load_model, synthesise_inputs, synthesise_probes
+    from harness.targets.base import ModelSource
+
+    loaded = load_model(ModelSource.from_path(model_path))
+    for written, made in ((_arrays(out / "inputs"), synthesise_probes(loaded)[probe]),
+                          (_arrays(out / "calibration"), synthesise_inputs(loaded))):
+        assert written.keys() == made.keys() and all(np.array_equal(written[k], made[k]) for k in made)
+
+
+def test_a_saved_model_diverging_only_on_checks_wide_probe_is_reproduced_on_that_probe(
+        cache: ArtifactCache, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The two-signature tf.Module of check's tests: int8 keeps within tolerance on the sample and
+    leaves it on check's `wide` probe.  On the sample reduce exits 1 and says which probes to try;
+    with check's label `litert int8 [wide]` it feeds exactly that probe, calibrates on the sample as
+    check does, and the script diverges in a fresh process; calibrated on the probe itself instead,
+    the same script shows nothing (so the calibration set written beside it is what makes it)."""
+    import shutil
+
+    path = module_saved_model(cache)
+    assert _reduce(path, "litert:int8", tmp_path / "sample") == NOT_SHOWN
+    assert "pass --probe wide|edge" in capsys.readouterr().out and not (tmp_path / "sample").exists()
+    out = tmp_path / "wide"
+    assert _reduce(path, "litert int8 [wide]", out) == WHOLE_ONLY
+    seen = _check_written(out, tmp_path, "divergence", model_file="saved_model", extra=("calibration",))
+    assert seen["max_abs_diff"] > seen["bound"]
+    record = json.loads((out / "finding.json").read_text())
+    assert record["probe"] == "wide" and "`wide` probe" in (out / "README.md").read_text()
+    _check_feeds(path, out, "wide")
+    shutil.rmtree(out / "calibration")
+    code, alone, stdout = run_reproducer_fresh(out, tmp_path / "home")
+    assert code == 0 and alone["kind"] == "none", stdout[-2000:]
+
+
+def test_a_keras_model_diverging_on_checks_wide_probe_reduces_with_the_samples_calibration(
+        cache: ArtifactCache, tmp_path: Path) -> None:
+    """--probe wide on a Keras MLP: the window is cut with the probe's values at its boundary and
+    the sample's beside them for int8 calibration; one layer is left and fails fresh."""
+    out = tmp_path / "mlp"
+    path = plain_mlp_keras(cache)
+    assert main(["reduce", str(path), "--finding", "litert:int8", "--probe", "wide", "--out", str(out), "-q"]) == REDUCED
+    seen = _check_written(out, tmp_path, "divergence", extra=("calibration",))
+    assert _reduced_layers(out) == ["hidden"] and seen["max_abs_diff"] > seen["bound"]
+    _check_feeds(path, out, "wide")

@@ -13,17 +13,23 @@ HELP = ("cut the model to the smallest slice of layers that still shows a findin
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from harness.check.model import PROBES
+
     p.add_argument("model", metavar="MODEL", help="a .keras or .h5 model file, or a SavedModel directory (no layers to cut: its whole-model reproducer)")
     p.add_argument("--finding", metavar="TARGET:PATH", required=True,
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
                         "(a bare target: its common path) "
                         "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
-                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16)")
+                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16, coreml:as-given, coreml:concrete-function)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="the reproducer's directory (created; refused when not empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
     p.add_argument("--inputs", metavar="FILE.npz", help="sample inputs keyed by input name (as check takes them; "
                    "default: synthesised from the signature)")
+    p.add_argument("--probe", choices=("sample", *PROBES),
+                   help="the inputs to feed: check's sample (--inputs or synthesised; the default) or one of "
+                        "check's synthetic probes, synthesised as check makes them, int8 calibrated on the sample "
+                        "as check does (a finding labelled `litert int8 [wide]` names its probe itself)")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import MODULE first (it registers the model's custom layers); repeatable; trusted code")
     p.add_argument("--trust-model", action="store_true",
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     with runtime_log_kept() as (terminal, log):
         try:
-            result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs,
+            result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs, probe=args.probe,
                                   imports=tuple(args.imports or ()), trust=args.trust_model, overwrite=args.overwrite,
                                   progress=None if args.quiet else (lambda m: print(f"reduce: {m}", file=terminal,
                                                                                     flush=True)))

@@ -48,6 +48,9 @@ class Reproducer:
     describe: Callable[[Observation], str]  # one line for a person
     packages: tuple[str, ...]  # pip distributions whose versions a bug report records
     requirements: str  # what the script needs to run, for the README
+    #: the paths whose script calibrates on ``calibration/`` when it is there (int8): reduce writes the
+    #: sample there when it feeds one of check's probes, as check calibrates on its sample
+    calibrated: tuple[str, ...] = ()
 
 
 def reproducers() -> dict[str, Reproducer]:
@@ -90,7 +93,7 @@ SETTINGS_LINE = re.compile(r"^SETTINGS: dict\[str, Any\] = \{.*?\}\n", re.S | re
 
 
 #: the line of a script template that imports the shared part (replaced by that part's code)
-COMMON_IMPORT = re.compile(r"^from harness\.reduce\.script_common import [\w, ]+\n", re.M)
+COMMON_IMPORT = re.compile(r"^from harness\.reduce\.script_common import (?:\([\w,\s]+\)|[\w, ]+)\n", re.M)
 
 
 def common_script_part() -> str:
@@ -147,3 +150,16 @@ def error_key(found: Observation, sentences: Sequence[re.Pattern[str]], op_name:
         sentence = re.sub(r"\d+", "N", re.sub(r"loc\(.*?\)", "", first)).strip()[:200]
     ops = sorted({next((g for g in m.groups() if g), m.group(0)) for m in op_name.finditer(text)})
     return (kind, str(found.get("error", "")), sentence, ",".join(ops))
+
+
+def error_keyed(sentences: Sequence[re.Pattern[str]], op_name: re.Pattern[str],
+                runtime: str) -> tuple[Callable[[Observation], tuple[str, ...]], Callable[[Observation], str]]:
+    """A target's ``(key, describe)`` from the sentences its runtime says what went wrong with and
+    the pattern of the ops it names (:func:`error_key`, :func:`describe_observation`)."""
+    def key(found: Observation) -> tuple[str, ...]:
+        return error_key(found, sentences, op_name)
+
+    def describe(found: Observation) -> str:
+        return describe_observation(found, key, runtime)
+
+    return key, describe

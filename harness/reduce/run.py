@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.check.model import PROBES
 from harness.errors import HarnessError, UsageError
 from harness.reduce.api import Observation, Reproducer, ScriptSpec, parse_finding, reproducers
 from harness.reduce.oracle import ScriptWorker, run_fresh
@@ -39,6 +40,12 @@ REDUCED = 0  # a reproducer of fewer layers than the model, written
 NOT_SHOWN = 1  # the whole model does not show the finding: nothing to reduce, nothing written
 WHOLE_ONLY = 3  # only the whole model shows it: the reproducer written is the whole model
 COULD_NOT_RUN = 4  # the reduction failed (a script broke on the whole model, a worker died): nothing written
+
+#: what a script saw when the finding does not show: nothing beyond tolerance, or the runtime refused
+#: to run here (coremltools predicts on macOS only) and so nothing could be compared
+NOTHING_SHOWN = ("none", "skipped")
+#: the inputs reduce feeds by default: check's sample (``--inputs`` or synthesised)
+SAMPLE = "sample"
 
 
 @dataclass
@@ -55,6 +62,7 @@ class ReduceResult:
     out: Path | None = None
     message: str = ""
 
+    probe: str = SAMPLE  # the inputs fed: check's sample or one of its synthetic probes
     cannot_reduce: str = ""  # why no layers could be cut (a SavedModel): the whole model is the reproducer
 
     def exit_code(self) -> int:
@@ -73,16 +81,59 @@ def check_out_dir(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {out}: the directory is not empty; give another one, or --overwrite to replace it")
 
 
+#: a finding as check labels one that showed on a further probe: ``TARGET PATH [wide]``
+PROBE_LABEL = re.compile(r"^(?P<finding>.*?)\s*\[(?P<probe>[^\]]*)\]\s*$")
+
+
+def split_probe(finding: str, probe: str | None) -> tuple[str, str]:
+    """``(finding, probe)``: the probe check's label names after the path (``TARGET PATH [wide]``),
+    else ``probe``, else the sample; a label's probe other than ``probe``: UsageError."""
+    from harness.check.model import PROBES
+
+    named = PROBE_LABEL.match(finding)
+    if named is not None:
+        labelled = named.group("probe").strip()
+        if labelled not in PROBES:
+            raise UsageError(f"--finding {finding!r}: [{labelled}] is not one of check's synthetic probes "
+                             f"({', '.join(PROBES)}); for check's --inputs or --calibration arrays pass that file "
+                             "with --inputs")
+        if probe is not None and probe != labelled:
+            raise UsageError(f"--finding {finding!r} names the probe {labelled!r} but --probe says {probe!r}; "
+                             "give one of them")
+        return named.group("finding"), labelled
+    return finding, probe or SAMPLE
+
+
+def probe_feeds(model: Any, inputs: str | Path | None, probe: str) -> "tuple[dict[str, Any], dict[str, Any] | None]":
+    """``(fed, calibration)``: what check feeds on ``probe`` (the sample itself, or check's own
+    :func:`harness.check.model.synthesise_probes`) and, on a probe, the sample that check calibrates
+    int8 on (None on the sample: the inputs are the calibration)."""
+    from harness.check.model import PROBES, read_inputs, synthesise_inputs, synthesise_probes
+
+    sample = read_inputs(Path(inputs), model) if inputs is not None else synthesise_inputs(model)
+    if probe == SAMPLE:
+        return sample, None
+    if probe not in PROBES:
+        raise UsageError(f"--probe {probe!r}: choose from {SAMPLE}, {', '.join(PROBES)}")
+    probes = synthesise_probes(model)
+    if probe not in probes:
+        raise UsageError(f"--probe {probe}: on this model it feeds exactly the sample, so check does not run it; "
+                         f"use --probe {SAMPLE}")
+    return probes[probe], sample
+
+
 def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str | Path | None = None,
-                 imports: Sequence[str] = (), trust: bool = False, overwrite: bool = False,
-                 progress: Progress | None = None) -> ReduceResult:
-    """Reduce the model at ``path`` to the smallest slice that shows ``finding`` and write the
-    reproducer to ``out`` (see the module's docstring and docs/reduce.md)."""
-    from harness.check.model import keras_feed, load_model, read_inputs, synthesise_inputs
+                 probe: str | None = None, imports: Sequence[str] = (), trust: bool = False,
+                 overwrite: bool = False, progress: Progress | None = None) -> ReduceResult:
+    """Reduce the model at ``path`` to the smallest slice that shows ``finding`` (on check's
+    ``probe``: the sample by default, or the probe check's label names) and write the reproducer to
+    ``out`` (see the module's docstring and docs/reduce.md)."""
+    from harness.check.model import keras_feed, load_model
     from harness.targets.base import ModelSource
     from harness.trust import ModelRefused, model_concerns
 
     say = progress or (lambda message: None)
+    finding, probe = split_probe(finding, probe)
     reproducer, finding_path = parse_finding(finding, reproducers())
     out_dir = Path(out).absolute()  # the worker runs the candidates from its own directory
     check_out_dir(out_dir, overwrite)
@@ -93,9 +144,14 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
             raise ModelRefused(source.path, concerns)
     say(f"loading {source.path} ({source.format})")
     model = load_model(source)
-    feed = read_inputs(Path(inputs), model) if inputs is not None else synthesise_inputs(model)
+    feed, calibration = probe_feeds(model, inputs, probe)
+    if finding_path not in reproducer.calibrated:
+        calibration = None  # this path calibrates on nothing
+    if probe != SAMPLE:
+        say(f"feeding check's {probe} probe" + ("; calibrating on the sample, as check does" if calibration else ""))
     if model.keras_model is None:
-        return whole_saved_model(model.source.path, feed, reproducer, finding_path, out_dir, Path(out), say)
+        return whole_saved_model(model.source.path, feed, calibration, probe, reproducer, finding_path, out_dir,
+                                 Path(out), say)
     keras_model = model.keras_model
     layers = sliceable_layers(keras_model)
     label = f"{reproducer.target}:{finding_path}"
@@ -113,9 +169,12 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
             directory = work / "candidates" / f"{window.start}-{window.stop}"
             write_candidate(directory, made, reproducer.script(finding_path, spec_of(made.input_names)),
                             spec_of(made.input_names))
+            if calibration is not None:  # the sample's values at the same boundary
+                write_arrays(directory / CALIBRATION,
+                             build_slice(keras_model, window, calibration, keras_feed(model, calibration)).inputs)
             return directory
 
-        result = ReduceResult(label, {}, len(layers))
+        result = ReduceResult(label, {}, len(layers), probe=probe)
         with ScriptWorker(work / "home") as worker:
             def observe(window: Window) -> Observation:
                 result.candidates += 1
@@ -136,9 +195,8 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
                                    evidence=str(result.observed.get("text", ""))[-3000:],
                                    hint="the slice or the script failed before the runtime was reached")
             wanted = reproducer.key(result.observed)
-            if result.observed.get("kind") == "none":
-                result.message = (f"{label}: the model does not show a finding ({reproducer.describe(result.observed)}); "
-                                  "nothing to reduce, nothing written")
+            if result.observed.get("kind") in NOTHING_SHOWN:
+                result.message = not_shown(label, reproducer, result.observed, probe)
                 return result
             window = smallest_window(len(layers), lambda w: reproducer.key(observe(w)) == wanted)
         chosen = work / "candidates" / f"{window.start}-{window.stop}"
@@ -159,28 +217,39 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     return result
 
 
+def not_shown(label: str, reproducer: Reproducer, seen: Observation, probe: str) -> str:
+    """What reduce says when the whole model shows nothing: the runtime's refusal to run here (then
+    nothing could be compared), or nothing beyond tolerance on ``probe`` and check's other inputs to try."""
+    if seen.get("kind") == "skipped":
+        return (f"{label}: nothing could be compared here ({reproducer.describe(seen)}); "
+                "nothing to reduce, nothing written")
+    others = [name for name in (SAMPLE, *PROBES) if name != probe]
+    return (f"{label}: the model does not show a finding ({reproducer.describe(seen)}); nothing to reduce, nothing "
+            f"written (fed check's {probe}; if check showed it on another of its inputs, as in "
+            f"`{label.replace(':', ' ', 1)} [{next(iter(PROBES))}]`, pass --probe {'|'.join(others)})")
+
+
 #: what reduce says of a SavedModel (check loads it as its serving signature: no layer graph)
 CANNOT_CUT = ("cannot reduce: a SavedModel has no Keras layer graph to cut (it is loaded as its serving_default "
               "signature, as a tf.Module saved with tf.saved_model.save or model.export is)")
 
 
-def whole_saved_model(path: Path, feed: dict[str, Any], reproducer: Reproducer, finding_path: str, out_dir: Path,
-                      shown_out: Path, say: Progress) -> ReduceResult:
+def whole_saved_model(path: Path, feed: dict[str, Any], calibration: dict[str, Any] | None, probe: str,
+                      reproducer: Reproducer, finding_path: str, out_dir: Path, shown_out: Path,
+                      say: Progress) -> ReduceResult:
     """A SavedModel: no layers to cut, so the reproducer is the whole SavedModel, its inputs and the
     target's script, run once in a fresh process (exit 3 when it shows the finding, 1 when not)."""
-    import numpy as np
-
     label = f"{reproducer.target}:{finding_path}"
     spec = ScriptSpec("saved_model", "saved_model", tuple(feed))
     say(f"{CANNOT_CUT}; trying the whole model")
-    result = ReduceResult(label, {}, 0, cannot_reduce=CANNOT_CUT, candidates=1)
+    result = ReduceResult(label, {}, 0, cannot_reduce=CANNOT_CUT, candidates=1, probe=probe)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".reduce-", dir=out_dir.parent) as scratch:
         staged = Path(scratch) / "reproducer"
-        (staged / "inputs").mkdir(parents=True)
         copy_saved_model(path, staged / spec.model_file)
-        for name, value in feed.items():
-            np.save(staged / "inputs" / f"{name}.npy", value, allow_pickle=False)
+        write_arrays(staged / "inputs", feed)
+        if calibration is not None:
+            write_arrays(staged / CALIBRATION, calibration)
         (staged / SCRIPT).write_text(reproducer.script(finding_path, spec), encoding="utf-8")
         code, seen, output = run_fresh(staged / SCRIPT, Path(scratch) / "fresh")
         say(f"whole SavedModel: {reproducer.describe(seen)}")
@@ -188,9 +257,8 @@ def whole_saved_model(path: Path, feed: dict[str, Any], reproducer: Reproducer, 
             raise HarnessError(f"the {label} reproducer could not run on the SavedModel", evidence=output[-3000:],
                                hint="the script failed before the runtime was reached")
         result.observed = seen
-        if seen.get("kind") == "none":
-            result.message = (f"{label}: the model does not show a finding ({reproducer.describe(seen)}); "
-                              "nothing written")
+        if seen.get("kind") in NOTHING_SHOWN:
+            result.message = not_shown(label, reproducer, seen, probe)
             return result
         result.window, result.reproduced = Window(0, 0), seen
         write_report(staged, result, reproducer, finding_path, path, spec.model_file, code)
@@ -215,14 +283,24 @@ def copy_saved_model(source: Path, target: Path) -> None:
             shutil.copyfile(here / name, target / here.relative_to(source) / name, follow_symlinks=False)
 
 
-def write_candidate(directory: Path, made: Slice, script: str, spec: ScriptSpec) -> None:
-    """The sub-model, its inputs (one ``.npy`` per input) and the script, in ``directory``."""
+#: the directory of the sample's arrays beside a reproducer fed a probe (int8 calibrates on them)
+CALIBRATION = "calibration"
+
+
+def write_arrays(directory: Path, arrays: dict[str, Any]) -> None:
+    """One ``<name>.npy`` per array in ``directory`` (created)."""
     import numpy as np
 
-    (directory / "inputs").mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, value in arrays.items():
+        np.save(directory / f"{name}.npy", value, allow_pickle=False)
+
+
+def write_candidate(directory: Path, made: Slice, script: str, spec: ScriptSpec) -> None:
+    """The sub-model, its inputs (one ``.npy`` per input) and the script, in ``directory``."""
+    directory.mkdir(parents=True)
     made.model.save(directory / spec.model_file)
-    for name in made.input_names:
-        np.save(directory / "inputs" / f"{name}.npy", made.inputs[name], allow_pickle=False)
+    write_arrays(directory / "inputs", {name: made.inputs[name] for name in made.input_names})
     (directory / SCRIPT).write_text(script, encoding="utf-8")
 
 
@@ -241,7 +319,8 @@ def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, 
     window = result.window
     assert window is not None and result.reproduced is not None
     record: dict[str, Any] = {"schema": "pitfalls-reduce/1", "finding": result.finding,
-                              "path": finding_path, "description": reproducer.paths[finding_path],
+                              "path": finding_path, "probe": result.probe,
+                              "calibrated": (directory / CALIBRATION).is_dir(), "description": reproducer.paths[finding_path],
                               "model": str(model_path), "layers_total": result.layers_total,
                               "window": [window.start, window.stop], "layers": result.layers, "model_file": model_file,
                               "candidates": result.candidates, "observed_on_model": result.observed,
@@ -273,6 +352,10 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
          f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
          f"({', '.join(record['layers'])}), with their trained weights, cut out of `{Path(record['model']).name}` "
          "by `pitfalls reduce`; `inputs/` holds the values the original model feeds to them."),
+        *(["", f"The inputs are `pitfalls check`'s `{record['probe']}` probe ({PROBES[record['probe']]})."
+               + (f" `{CALIBRATION}/` holds the sample's values at the same inputs, the set int8 quantisation is "
+                  "calibrated on (as `pitfalls check` calibrates)." if record["calibrated"] else "")]
+          if record.get("probe", SAMPLE) != SAMPLE else []),
         "",
         "## Run it",
         "",
@@ -293,6 +376,8 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         f"- `{record['model_file']}`: " + ("the SavedModel" if record.get("cannot_reduce") else "the reduced model"),
         "- `inputs/*.npy`: its inputs, one file per model input",
+        *([f"- `{CALIBRATION}/*.npy`: the sample's values at those inputs (the int8 calibration set)"]
+          if record["calibrated"] else []),
         "- `reproduce.py`: the standalone script",
         "- `finding.json`: what was observed on the whole model and by this script; `versions.json`",
         "",

@@ -4,11 +4,27 @@ Built into the artifact cache (kind ``check-model``) like :mod:`check_models`.""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 from harness.artifacts import ArtifactCache
+from harness.reduce.api import RESULT_PREFIX
 
 from check_models import _cached
+
+def run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict[str, Any], str]:
+    """``python reproduce.py`` in a clean process (no PYTHONPATH, nothing of the checkout): its exit
+    code, its last ``REPRODUCER-RESULT`` and its output."""
+    home.mkdir(exist_ok=True)
+    done = subprocess.run([sys.executable, str(directory / "reproduce.py")], cwd=home, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=900)
+    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+    assert lines, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
+
 
 #: the culprit layer of each model, as the reproducer must keep it
 FLEX_CULPRIT = "bicubic"

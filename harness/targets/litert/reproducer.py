@@ -13,8 +13,7 @@ import re
 from pathlib import Path
 
 from harness.compare import tolerance_for
-from harness.reduce.api import (Observation, Reproducer, ScriptSpec, describe_observation, error_key,
-                                filled_script)
+from harness.reduce.api import Reproducer, ScriptSpec, error_keyed, filled_script
 
 NAME = "litert"
 SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
@@ -62,17 +61,13 @@ KEY_SENTENCES = (
 )
 
 
-def key(found: Observation) -> tuple[str, ...]:
-    """The same finding (:func:`harness.reduce.api.error_key` with LiteRT's sentences and op names)."""
-    return error_key(found, KEY_SENTENCES, OP_NAME)
-
-
-def describe(found: Observation) -> str:
-    """One line: the runtime's key sentence and ops, or the divergence's figures."""
-    return describe_observation(found, key, "LiteRT")
+#: the same finding (:func:`harness.reduce.api.error_key` with LiteRT's sentences and op names), and one line
+#: for a person
+key, describe = error_keyed(KEY_SENTENCES, OP_NAME, "LiteRT")
 
 
 REPRODUCER = Reproducer(target=NAME, paths={name: value[3] for name, value in PATHS.items()}, script=script, key=key,
                         describe=describe, packages=("tensorflow", "keras", "tf-keras", "ai-edge-litert", "numpy"),
+                        calibrated=("int8",),
                         requirements="Python with tensorflow, keras (or tf-keras for a .h5 model), ai-edge-litert "
                                      "and numpy, at the versions below")

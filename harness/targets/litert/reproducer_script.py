@@ -19,14 +19,16 @@ import sys
 import tempfile
 from typing import Any
 
-from harness.reduce.script_common import child_result, compare_outputs, keras_reference, output_position, run_observed
+from harness.reduce.script_common import (calibration_inputs, child_result, compare_outputs, keras_reference,
+                                         output_position, run_observed)
 
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "quantize": "none",
             "select_tf_ops": False, "route": "export", "atol": 1e-4, "rtol": 1e-3}
 
 
-def convert(model, inputs, tf, work):
-    """The .tflite bytes, converted as SETTINGS say (the converter raises its own error)."""
+def convert(model, calibration, tf, work):
+    """The .tflite bytes, converted as SETTINGS say (int8: calibrated on ``calibration``, one row at a
+    time; the converter raises its own error)."""
     if SETTINGS["route"] == "saved_model":  # the model is the SavedModel's directory
         converter = tf.lite.TFLiteConverter.from_saved_model(model, signature_keys=["serving_default"])
     elif SETTINGS["route"] == "export":
@@ -42,8 +44,8 @@ def convert(model, inputs, tf, work):
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
         def representative():
-            for row in range(len(inputs[0])):
-                yield [x[row:row + 1] for x in inputs]
+            for row in range(len(calibration[0])):
+                yield [x[row:row + 1] for x in calibration]
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -147,7 +149,7 @@ def observe(here):
 
     with tempfile.TemporaryDirectory(prefix="reproduce-") as work:
         try:
-            tflite = convert(model, inputs, tf, work)
+            tflite = convert(model, calibration_inputs(here, SETTINGS, inputs), tf, work)
         except Exception as exc:  # the converter's own error is the finding
             return {"kind": "converter", "error": type(exc).__name__, "text": str(exc)}
         with open(os.path.join(work, "model.tflite"), "wb") as f:

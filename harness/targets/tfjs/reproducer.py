@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness.compare import tolerance_for
 from harness.paths import NODE_MODULES
-from harness.reduce.api import Observation, Reproducer, ScriptSpec, describe_observation, error_key, filled_script
+from harness.reduce.api import Reproducer, ScriptSpec, error_keyed, filled_script
 from harness.targets.tfjs.backends import COMMON_BROWSER_FLAGS, GPU_PROCESS_OFF, TABLE, VARIANTS
 from harness.targets.tfjs.target import CHROMIUM
 
@@ -62,13 +62,9 @@ def script(path: str, spec: ScriptSpec) -> str:
                                            "atol": tolerance.atol, "rtol": tolerance.rtol})
 
 
-def key(found: Observation) -> tuple[str, ...]:
-    """The same finding (:func:`harness.reduce.api.error_key` with tf.js' sentences and op names)."""
-    return error_key(found, KEY_SENTENCES, OP_NAME)
-
-
-def describe(found: Observation) -> str:
-    return describe_observation(found, key, "tf.js")
+#: the same finding (:func:`harness.reduce.api.error_key` with tf.js' sentences and op names), and one line
+#: for a person
+key, describe = error_keyed(KEY_SENTENCES, OP_NAME, "tf.js")
 
 
 REPRODUCER = Reproducer(target=NAME, paths=PATHS, script=script, key=key, describe=describe,
