@@ -135,9 +135,9 @@ def test_stale_call_dirs_of_dead_owners_are_removed(arm64_rootfs: Path, tiny_tfl
                                                     batch: np.ndarray, private_owners: Path) -> None:
     """A call directory goes once its owner is proven gone (its lock is free); more cases, the live
     owner in another pid namespace among them, in tests/test_confinement.py.  The dead owner's lock
-    file is kept apart from the machine's (``private_owners``): any other run reaps every lock file
-    nobody holds, and a dead owner without one is ``unknown``, whose directory must stay (seen once
-    under load: another run's reaper took the lock file first)."""
+    file is kept apart from the machine's (``private_owners``): a dead owner without one is ``unknown``,
+    whose directory must stay (seen once under load, when another run's sweep still removed every free
+    lock file; it no longer does, see ``remove_leftover_work_dirs``)."""
     dead = subprocess.run([sys.executable, "-c", "from harness.environments.ownership import current_owner; "
                            "print(current_owner().id)"], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(REPO_ROOT),

@@ -80,10 +80,10 @@ def _unshare_works() -> bool:
 
 @pytest.fixture
 def private_owners(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The owner lock files of this test's made-up runs, apart from the machine's: another run on
-    this machine (a concurrent CI job, the other xdist worker) reaps every lock file nobody holds, so
-    a dead run's lock in the shared directory could vanish under the test.  Our own lock stays where
-    it is (this process is known to itself without it)."""
+    """The owner lock files of this test's made-up runs, apart from the machine's: a made-up dead run
+    has no watchdog, and no other run removes its lock any more, but a test should not leave lock files
+    in the machine's directory, nor depend on what another run (a concurrent CI job, the other xdist
+    worker) does there.  Our own lock stays where it is (this process is known to itself without it)."""
     env_cache = tmp_path / "env-cache"
     owners = env_cache / "owners"
     owners.mkdir(parents=True, mode=0o700)
@@ -149,7 +149,10 @@ def test_leftover_work_dirs_go_only_when_their_owner_is_gone(other_run: LockHold
         removed = ownership.remove_leftover_work_dirs()
         assert stale in removed and not stale.exists()
         assert live.is_dir()
-        assert not (ownership.owners_dir() / f"{dead_run}.lock").exists()
+        # the attack on cleanup: another run's sweep must not take the dead run's lock, the only proof that
+        # its containers and call directories may go (without it the owner is "unknown" and they stay forever)
+        assert (ownership.owners_dir() / f"{dead_run}.lock").is_file()
+        assert ownership.owner_state(dead_run) == "gone"
     finally:
         shutil.rmtree(live, ignore_errors=True)
         shutil.rmtree(stale, ignore_errors=True)

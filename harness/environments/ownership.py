@@ -222,17 +222,18 @@ def open_in_work_dir(path: Path) -> None:
 
 
 def remove_leftover_work_dirs() -> list[Path]:
-    """Remove work directories and lock files of owners that are proven gone; return the dirs."""
+    """Remove work directories of owners that are proven gone; return the dirs.
+
+    Their lock files stay: a gone owner's free lock is the only proof that its other leftovers (serving
+    containers, arm64 call directories) may go, and a sweep here cannot see those.  Only the owner's own
+    reaper removes its lock, after its containers and work directory (:func:`remove_gone_lock`).  (A sweep
+    that removed every free lock stranded a killed run's containers as ``unknown`` owners' for good.)"""
     removed: list[Path] = []
     for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
         owner_id = path.name[len(WORK_DIR_PREFIX):]
         if owner_state(owner_id) == "gone":
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-    for lock in owners_dir().glob("*.lock"):
-        owner_id = lock.name[:-len(".lock")]
-        if owner_state(owner_id) == "gone" and not _work_dir_path(owner_id).exists():
-            remove_gone_lock(owner_id)
     return removed
 
 
@@ -254,8 +255,9 @@ def remove_gone_lock(owner_id: str) -> None:
 
 def remove_run_work_dir() -> None:
     """At a clean end: remove this owner's work directory (the caller has stopped everything that
-    mounts it).  The id and its held lock stay for the life of the process; the watchdog, or a
-    later run, deletes the lock file once the process is gone."""
+    mounts it).  The id and its held lock stay for the life of the process; its watchdog deletes the
+    lock file once the process is gone and its containers are removed (no other run does: a dead
+    owner's free lock is what lets a later run remove what it left)."""
     with _lock:
         owner = _owner
     if owner is not None and owner.pid == os.getpid():
