@@ -132,6 +132,35 @@ def test_a_layer_alone_computes_what_it_computes_in_the_model(tmp_path: Path) ->
                                    whole.predict(inputs["x"], verbose=0), rtol=1e-6, atol=1e-6)
 
 
+def test_a_layer_alone_with_two_inputs_of_different_shapes_is_fed_by_name_on_litert(
+        tmp_path: Path, pitfalls_targets: Any) -> None:
+    """A squeeze-and-excite ``Multiply`` (a feature map times its (1, 1, C) gate, as in EfficientNet):
+    LiteRT lists the one-layer model's inputs in an order of its own; run alone, each gets the array of
+    the ``in_<i>`` it names (fed by position, LiteRT once said "Cannot set tensor: Dimension mismatch.
+    Got 4 but expected 1 for dimension 1 of input 0" on EfficientNetB0), and LiteRT's output is Keras's."""
+    import keras
+    import numpy as np
+
+    from harness.check.localise import run_alone
+
+    require_targets("litert")
+    keras.utils.set_random_seed(0)
+    x = keras.Input((4, 4, 8), name="x")
+    gate = keras.layers.Dense(8, activation="sigmoid", name="gate")(keras.layers.GlobalAveragePooling2D(keepdims=True)(x))
+    out = keras.layers.Multiply(name="excite")([x, gate])
+    path = tmp_path / "se.keras"
+    keras.Model(x, out, name="se").save(path)
+    model = load_model(ModelSource.from_path(path, trusted=True))
+    inputs = synthesise_inputs(model)
+    cache = ArtifactCache(tmp_path / "cache")
+    arrays = layer_inputs(model, "excite", inputs)
+    assert [a.shape[1:] for a in arrays] == [(4, 4, 8), (1, 1, 8)]
+    source = layer_alone(model, "excite", arrays, cache)
+    got = run_alone(pitfalls_targets.get("litert"), source, arrays, cache, options={}, load_options=None)
+    want = keras.models.load_model(source.path).predict(arrays, verbose=0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_an_op_is_traced_to_the_layer_that_holds_it(tmp_path: Path) -> None:
     cache = ArtifactCache(tmp_path / "cache")
     model = load_model(ModelSource.from_path(softsign_keras(cache)))

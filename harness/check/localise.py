@@ -196,14 +196,26 @@ def run_alone(target: Target, source: ModelSource, arrays: "list[np.ndarray]", c
 
     prepared = target.prepare(source, cache, options=dict(options))
     with target.load(prepared, options=load_options) as deployed:
-        names = deployed.signature().input_names()
-        own = [f"in_{i}" for i in range(len(arrays))]
-        feed = (dict(zip(own, arrays)) if set(names) == set(own) else dict(zip(names, arrays)))
+        feed = _feed_by_name(deployed.signature().input_names(), arrays)
         hook = declared(target.name).integer_io
         integer_io = hook(target, deployed) if hook is not None else None
         got = deployed.predict(integer_io.encode(feed) if integer_io is not None else feed)
         got = integer_io.decode(got) if integer_io is not None else got
     return np.asarray(next(iter(got.values())))
+
+
+#: the index ``i`` in a runtime's name of a layer-alone model's input ``in_<i>`` (``in_1``, ``serving_default_in_1:0``)
+_OWN_INPUT = re.compile(r"(?:^|[^A-Za-z0-9])in_(\d+)(?::\d+)?$")
+
+
+def _feed_by_name(names: "list[str]", arrays: "list[np.ndarray]") -> "dict[str, np.ndarray]":
+    """The feed of a :func:`layer_alone` model: each runtime input name given the array of the ``in_<i>`` it
+    names (a runtime may list them in another order: EfficientNet's squeeze-and-excite ``Multiply`` took the
+    feature map where its (1, 1, C) gate was expected); names that say no index are fed in order."""
+    indices = [_OWN_INPUT.search(name) for name in names]
+    if all(indices) and sorted(int(m.group(1)) for m in indices if m) == list(range(len(arrays))):
+        return {name: arrays[int(m.group(1))] for name, m in zip(names, indices) if m}
+    return dict(zip(names, arrays))
 
 
 #: a path's prepare options for a layer run alone, from the layer's inputs on the calibration set

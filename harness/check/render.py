@@ -41,10 +41,10 @@ def summary(report: CheckReport) -> str:
         if t.divergence and t.divergence.layers:
             d = t.divergence
             alone = f" (run alone: {d.measured_first_layer or 'none fails alone'})" if d.measured else ""
-            lines += ["", f"{name} divergence ({d.path}): first layer that fails on its own: {d.first_layer}{alone}"]
+            lines += ["", f"{name} divergence ({d.path}): first layer that fails while its inputs pass: {d.first_layer}{alone}"]
             for other in t.localised:
                 lines += [f"  {other.path}: first layer {other.first_layer} (inferred), "
-                          f"{other.measured_first_layer} (run alone)"] if other is not d else []
+                          f"{other.measured_first_layer or 'none fails alone'} (run alone)"] if other is not d else []
             for row in d.layers:
                 mark = "ok " if row.passes else ("LOC" if row.attribution == "local" else "acc")
                 alone = "" if row.local_passes is None else f"  alone {_number(row.local_max_abs)} " + (
