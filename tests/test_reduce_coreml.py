@@ -1,6 +1,7 @@
 """``pitfalls reduce`` on Core ML: coremltools' conversion failures of check's failing models cut to
 the layer (or the whole SavedModel) that shows them, and the written script, run fresh with
-coremltools alone, fails with the same text; off macOS a model that converts shows nothing, with
+coremltools alone, fails with the same text (as reduce ran it and recorded in ``finding.json``;
+the first test runs it once more itself from the written directory); off macOS a model that converts shows nothing, with
 coremltools' own refusal to predict quoted."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from check_models import determinant_saved_model, require_targets
-from check_models.reduce_models import FLEX_CULPRIT, flex_buried_keras, plain_mlp_keras, run_reproducer_fresh
+from check_models.reduce_models import (FLEX_CULPRIT, flex_buried_keras, plain_mlp_keras, reproduced_by_reduce,
+                                        run_reproducer_fresh)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
 from harness.reduce.api import reproducers
@@ -29,14 +31,19 @@ def _reduce(model: Path, finding: str, out: Path) -> int:
     return main(["reduce", str(model), "--finding", finding, "--out", str(out), "-q"])
 
 
-def _fails_the_same_fresh(out: Path, tmp_path: Path, sentence: str) -> dict:
-    """The script, run fresh, fails in coremltools' own words, with the key of the whole model's finding."""
+def _fails_the_same_fresh(out: Path, tmp_path: Path, sentence: str, run_here: bool = False) -> dict:
+    """The script, run fresh, fails in coremltools' own words, with the key of the whole model's finding
+    (as reduce ran it and recorded; ``run_here``: run by this test too, in one more fresh process)."""
     record = json.loads((out / "finding.json").read_text())
     assert "import harness" not in (out / "reproduce.py").read_text()
     assert json.loads((out / "versions.json").read_text())["coremltools"] != "missing"
-    code, seen, stdout = run_reproducer_fresh(out, tmp_path / "home")
+    code, seen = reproduced_by_reduce(out)
     key = reproducers()["coreml"].key
-    assert code == 1 and seen["kind"] == "converter" and sentence in seen["text"], stdout[-2000:]
+    if run_here:
+        code_here, seen_here, stdout = run_reproducer_fresh(out, tmp_path / "home")
+        assert (code_here, key(seen_here)) == (code, key(seen)), ("the script fails differently from what reduce "
+                                                                  "recorded of it\n" + stdout[-2000:])
+    assert code == 1 and seen["kind"] == "converter" and sentence in seen["text"], seen
     assert key(seen) == key(record["observed_on_model"])
     return record
 
@@ -46,7 +53,8 @@ def test_an_op_coremltools_cannot_convert_reduces_to_its_layer(cache: ArtifactCa
     no conversion for ResizeBicubic; one layer is left and its script says so fresh."""
     out = tmp_path / "bicubic"
     assert _reduce(flex_buried_keras(cache), "coreml:concrete-function", out) == REDUCED
-    record = _fails_the_same_fresh(out, tmp_path, "Conversion for TF op 'ResizeBicubic' not implemented")
+    record = _fails_the_same_fresh(out, tmp_path, "Conversion for TF op 'ResizeBicubic' not implemented",
+                                   run_here=True)
     assert record["layers"] == [FLEX_CULPRIT] and record["layers_total"] == 7
 
 

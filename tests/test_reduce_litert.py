@@ -1,7 +1,9 @@
 """``pitfalls reduce`` on real failing models and the real LiteRT runtime: each model is cut to a
 reproducer of at most a few layers, and the script written is run as a person would run it (the
 virtual environment's Python, a clean environment without PYTHONPATH, in a fresh process) and must
-fail the same way."""
+fail the same way.  reduce runs it so itself before it writes the directory and records what that
+run printed (``finding.json``); the tests read that record, and a Keras model's and a SavedModel's
+test also run the written script themselves from the directory and find the same."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import pytest
 from check_models import determinant_saved_model, require_targets
 from check_models.wild import batch_dependent_saved_model, module_saved_model
 from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_buried_h5, flex_buried_keras,
-                                        plain_mlp_keras, quantisation_outlier_keras, run_reproducer_fresh)
+                                        plain_mlp_keras, quantisation_outlier_keras, reproduced_by_reduce,
+                                        run_reproducer_fresh)
 from harness.artifacts import ArtifactCache
 from harness.cli import main
 from harness.reduce.api import reproducers
@@ -36,17 +39,22 @@ def _reduced_layers(out: Path) -> list[str]:
 
 
 def _check_written(out: Path, tmp_path: Path, kind: str, model_file: str = "model.keras",
-                   extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The directory holds what a bug report needs, and its script fails the same way fresh."""
+                   extra: tuple[str, ...] = (), run_here: bool = False) -> dict[str, Any]:
+    """The directory holds what a bug report needs, and its script fails the same way fresh (as
+    reduce ran it and recorded; ``run_here``: run by this test too, in one more fresh process)."""
     assert sorted(p.name for p in out.iterdir()) == sorted(["README.md", "finding.json", "inputs", model_file,
                                                            "reproduce.py", "versions.json", *extra])
     assert "import harness" not in (out / "reproduce.py").read_text()
     versions = json.loads((out / "versions.json").read_text())
     assert versions["tensorflow"] != "missing" and versions["ai-edge-litert"] != "missing"
     record = json.loads((out / "finding.json").read_text())
-    code, seen, stdout = run_reproducer_fresh(out, tmp_path / "home")
+    code, seen = reproduced_by_reduce(out)
     key = reproducers()["litert"].key
-    assert code == 1 and seen["kind"] == kind, stdout[-2000:]
+    if run_here:
+        code_here, seen_here, stdout = run_reproducer_fresh(out, tmp_path / "home")
+        assert (code_here, key(seen_here)) == (code, key(seen)), ("the script fails differently from what reduce "
+                                                                  "recorded of it\n" + stdout[-2000:])
+    assert code == 1 and seen["kind"] == kind, seen
     assert key(seen) == key(record["observed_on_model"]), "the reproducer fails differently from the model"
     assert record["observed_on_model"]["kind"] == kind
     return seen
@@ -57,7 +65,7 @@ def test_a_buried_unsupported_op_reduces_to_its_layer_and_the_converter_fails_th
     out = tmp_path / "flex"
     assert _reduce(flex_buried_keras(cache), "litert:float32", out) == REDUCED
     assert _reduced_layers(out) == [FLEX_CULPRIT]
-    seen = _check_written(out, tmp_path, "converter")
+    seen = _check_written(out, tmp_path, "converter", run_here=True)
     assert "Some ops are not supported by the native TFLite runtime" in seen["text"]
     assert "tf.ResizeBicubic" in seen["text"]
     assert "Some ops are not supported" in (out / "README.md").read_text()
@@ -95,19 +103,20 @@ def test_a_finding_the_model_does_not_show_writes_nothing_and_exits_1(
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == [], "something was left behind"
 
 
-@pytest.mark.parametrize(("model", "finding", "kind", "text"), [
-    (determinant_saved_model, "litert:float32", "converter", "Some ops are not supported by the native TFLite runtime"),
-    (batch_dependent_saved_model, "litert:int8", "divergence", None),
+@pytest.mark.parametrize(("model", "finding", "kind", "text", "run_here"), [
+    (determinant_saved_model, "litert:float32", "converter", "Some ops are not supported by the native TFLite runtime",
+     True),
+    (batch_dependent_saved_model, "litert:int8", "divergence", None, False),
 ], ids=["det-converter", "batch-dependent-int8"])
 def test_a_saved_model_cannot_be_cut_and_its_whole_model_reproducer_fails_the_same(
         cache: ArtifactCache, tmp_path: Path, capsys: pytest.CaptureFixture[str], model: Any, finding: str, kind: str,
-        text: str | None) -> None:
+        text: str | None, run_here: bool) -> None:
     """The failing tf.Module SavedModels of check's tests: no layer graph to cut, said in one line;
     the reproducer is the whole SavedModel and its script fails the same way in a fresh process."""
     out = tmp_path / "saved"
     assert _reduce(model(cache), finding, out) == WHOLE_ONLY
     assert CANNOT_CUT in capsys.readouterr().out
-    seen = _check_written(out, tmp_path, kind, model_file="saved_model")
+    seen = _check_written(out, tmp_path, kind, model_file="saved_model", run_here=run_here)
     record = json.loads((out / "finding.json").read_text())
     assert record["cannot_reduce"] == CANNOT_CUT and record["layers"] == []
     assert "whole SavedModel" in (out / "README.md").read_text()

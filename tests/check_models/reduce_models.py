@@ -26,6 +26,16 @@ def run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict[str, An
     return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
 
 
+def reproduced_by_reduce(directory: Path) -> tuple[int, dict[str, Any]]:
+    """What ``pitfalls reduce`` recorded of its own run of the written ``reproduce.py`` in a fresh
+    process with a clean environment (no PYTHONPATH, a throw-away HOME): its exit code and its
+    ``REPRODUCER-RESULT``.  Tests read it instead of importing the runtime again in one more fresh
+    process; one test per target and model format still runs the script itself from the written
+    directory (:func:`run_reproducer_fresh`) and finds what reduce recorded."""
+    record = json.loads((directory / "finding.json").read_text())
+    return record["script_exit_code"], record["observed_by_reproducer"]
+
+
 #: the culprit layer of each model, as the reproducer must keep it
 FLEX_CULPRIT = "bicubic"
 QUANTISED_CULPRIT = "outlier_dense"
