@@ -299,23 +299,8 @@ def test_tfjs_divergence_starts_in_the_layer_that_is_wrong_alone_on_every_backen
     assert next(r for r in cpu.layers if r.layer == "cancel").local_max_abs == pytest.approx(error, rel=1e-3)
 
 
-@pytest.mark.slow
-def test_flex_op_finding_names_the_keras_layer_that_holds_it(cache: ArtifactCache, pitfalls_check: Any) -> None:
-    """Softsign: LiteRT's converter asks for Select TF ops and tf.js lists it as unsupported; each
-    finding keeps the runtime's text and says the op is in layer ``hidden`` (the Dense whose
-    activation is softsign)."""
-    import keras
-
-    require_targets("litert", "tfjs")
-    path = softsign_keras(cache)
-    assert keras.models.load_model(path).get_layer("hidden").get_config()["activation"] == "softsign"
-    report = pitfalls_check(path, targets=["litert", "tfjs"], cache=cache, profiles=("host",), probes=())
-    litert = next(f for f in report.targets["litert"].findings if f.step == "prepare litert")
-    assert "TF Select ops: Softsign" in litert.text and litert.verified == "runtime"
-    assert litert.where.startswith("Softsign: layer hidden (tf.function softsign_mlp.call")
-    tfjs = next(f for f in report.targets["tfjs"].findings if f.step == "prepare tfjs")
-    assert "Unsupported Ops in the model before optimization\nSoftsign" in tfjs.text
-    assert tfjs.where.startswith("Softsign: layer hidden")
+# the Softsign op located in its Keras layer on LiteRT and tf.js by a real check: asserted in
+# tests/test_check.py::test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel (one check of that model)
 
 
 def test_a_path_that_diverges_only_on_a_probe_is_localised_on_that_probe() -> None:
