@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.artifacts import ArtifactCache
 from harness.reduce.api import RESULT_PREFIX
@@ -26,14 +26,21 @@ def run_reproducer_fresh(directory: Path, home: Path) -> tuple[int, dict[str, An
     return done.returncode, json.loads(lines[-1][len(RESULT_PREFIX):]), done.stdout
 
 
-def reproduced_by_reduce(directory: Path) -> tuple[int, dict[str, Any]]:
-    """What ``pitfalls reduce`` recorded of its own run of the written ``reproduce.py`` in a fresh
-    process with a clean environment (no PYTHONPATH, a throw-away HOME): its exit code and its
-    ``REPRODUCER-RESULT``.  Tests read it instead of importing the runtime again in one more fresh
-    process; one test per target and model format still runs the script itself from the written
-    directory (:func:`run_reproducer_fresh`) and finds what reduce recorded."""
+def reproduced_by_reduce(directory: Path, home: Path, key: Callable[[dict[str, Any]], Any],
+                         run_here: bool = False) -> tuple[int, dict[str, Any]]:
+    """What ``pitfalls reduce`` recorded in ``finding.json`` of its own run of the written
+    ``reproduce.py`` in a fresh process with a clean environment (no PYTHONPATH, a throw-away HOME):
+    its exit code and its ``REPRODUCER-RESULT``.  Tests read it instead of importing the runtime
+    again in one more fresh process; with ``run_here`` (one test per target and model format) the
+    test also runs the script itself from the written directory (:func:`run_reproducer_fresh`) and
+    must see the same exit code and finding (``key``: the target reproducer's)."""
     record = json.loads((directory / "finding.json").read_text())
-    return record["script_exit_code"], record["observed_by_reproducer"]
+    code, seen = record["script_exit_code"], record["observed_by_reproducer"]
+    if run_here:
+        code_here, seen_here, stdout = run_reproducer_fresh(directory, home)
+        assert (code_here, key(seen_here)) == (code, key(seen)), (
+            "the script fails differently from what reduce recorded of it\n" + stdout[-2000:])
+    return code, seen
 
 
 #: the culprit layer of each model, as the reproducer must keep it
