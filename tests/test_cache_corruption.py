@@ -153,10 +153,10 @@ def test_a_moved_cache_still_hits_for_tflite(moved: ArtifactCache) -> None:
     assert moved.builds == 0
 
 
-def _litert_run(cache: Path, results: Path, extra: list[str]) -> subprocess.CompletedProcess[str]:
+def _litert_run(cache: Path, results: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PITFALLS_CACHE=str(cache), PYTHONPATH=str(REPO_ROOT))
     return run_to_the_end([sys.executable, "-m", "pytest", "scenarios/mobile", "--pitfalls-target", "litert",
-                           "-q", "-rP", "-p", "no:randomly", "--pitfalls-results", str(results), *extra],
+                           "-q", "-rP", "-p", "no:randomly", "--pitfalls-results", str(results)],
                           timeout=1700, what="the LiteRT scenarios on the damaged cache", cwd=REPO_ROOT, env=env)
 
 
@@ -170,15 +170,16 @@ def test_litert_catalog_on_a_cache_of_truncated_tflite_files_keeps_every_outcome
     if LitertTarget.unavailable_reason():
         pytest.skip(str(LitertTarget.unavailable_reason()))
     cache = tmp_path / "cache"
-    workers = ["-n", "2"] if (os.cpu_count() or 1) >= 2 else []
-    warm = _litert_run(cache, tmp_path / "intact.json", workers)
+    # one process per run, not pytest-xdist workers: inside the suite's own workers, two more would
+    # only add their TensorFlow imports and builds the other worker waits for (the same work, more CPU)
+    warm = _litert_run(cache, tmp_path / "intact.json")
     assert warm.returncode == 0, warm.stdout[-3000:]
     truncated = {}
     for file in (cache / "tflite").glob("*/model.tflite"):
         truncated[file.parent.name] = file.stat().st_size
         truncate(file)
     assert len(truncated) >= 10
-    corrupt = _litert_run(cache, tmp_path / "truncated.json", workers)
+    corrupt = _litert_run(cache, tmp_path / "truncated.json")
     intact = {(r["scenario"], r["variant"]): r["outcome"] for r in json.loads((tmp_path / "intact.json").read_text())["records"]}
     after = {(r["scenario"], r["variant"]): r["outcome"] for r in json.loads((tmp_path / "truncated.json").read_text())["records"]}
     assert after == intact and set(intact.values()) <= {"reproduced", "works"} and len(intact) >= 40

@@ -160,33 +160,44 @@ def test_build_is_cached(serving_image: recipe.ServingImage) -> None:
     assert again.implementation == "tfserving-compatible"
 
 
-@pytest.mark.slow
-def test_serving_container_answers_predict(engine: Any, serving_image: recipe.ServingImage,
-                                           tiny_model: Path) -> None:
+@pytest.fixture(scope="module")
+def served_tiny(engine: Any, serving_image: recipe.ServingImage, tiny_model: Path) -> dict[str, Any]:
+    """One serving container of the tiny model, from start to removal: what it answered and what
+    Docker said about it while it ran, and after (two tests read it; one container start, not two)."""
+    seen: dict[str, Any] = {}
     with serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
-        result = _predict(server.rest_url, "tiny", [[1.0, 2.0, 3.0, 4.0]])
-        assert result["predictions"] == [[10.5, 9.5]]
-        assert server.start_to_ready_seconds is not None
+        seen["predict"] = _predict(server.rest_url, "tiny", [[1.0, 2.0, 3.0, 4.0]])
+        seen["start_to_ready_seconds"] = server.start_to_ready_seconds
         host, _, port = server.grpc_target.partition(":")
         with socket.create_connection((host, int(port)), timeout=5):
-            pass
+            seen["grpc_connected"] = True
+        seen["logs"] = server.logs()
+        seen["attrs"] = engine.containers.get(server.container_id).attrs
         name = server.name
-        assert "tiny" in server.logs()
-    assert _containers_named(engine, name) == []
-    assert "tiny" in server.logs(), "the logs stay readable after removal"
+    seen["left_after_exit"] = _containers_named(engine, name)
+    seen["logs_after_removal"] = server.logs()
+    return seen
 
 
 @pytest.mark.slow
-def test_ports_are_published_on_loopback_only(engine: Any, serving_image: recipe.ServingImage,
-                                              tiny_model: Path) -> None:
-    with serving.ServingContainer(serving_image, model_name="tiny", model_dir=tiny_model) as server:
-        container = engine.containers.get(server.container_id)
-        ports = container.attrs["NetworkSettings"]["Ports"]
-        bindings = ports["8500/tcp"] + ports["8501/tcp"]
-        assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
-        assert container.labels["pitfalls"] == "1"
-        mounts = container.attrs["Mounts"]
-        assert [(m["Destination"], m["RW"]) for m in mounts] == [("/models/tiny", False)]
+def test_serving_container_answers_predict(served_tiny: dict[str, Any]) -> None:
+    assert served_tiny["predict"]["predictions"] == [[10.5, 9.5]]
+    assert served_tiny["start_to_ready_seconds"] is not None
+    assert served_tiny["grpc_connected"]
+    assert "tiny" in served_tiny["logs"]
+    assert served_tiny["left_after_exit"] == []
+    assert "tiny" in served_tiny["logs_after_removal"], "the logs stay readable after removal"
+
+
+@pytest.mark.slow
+def test_ports_are_published_on_loopback_only(served_tiny: dict[str, Any]) -> None:
+    attrs = served_tiny["attrs"]
+    ports = attrs["NetworkSettings"]["Ports"]
+    bindings = ports["8500/tcp"] + ports["8501/tcp"]
+    assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
+    assert attrs["Config"]["Labels"]["pitfalls"] == "1"
+    mounts = attrs["Mounts"]
+    assert [(m["Destination"], m["RW"]) for m in mounts] == [("/models/tiny", False)]
 
 
 @pytest.mark.slow

@@ -200,21 +200,26 @@ def test_bad_shard_arguments(args: list[str], words: str, tmp_path: Path, capsys
 # --------------------------------------------------------------------------------------------
 # a real selection: unsharded, then as 3 shards one after another, merged
 
-SELECTION = ["browser/model-loading/asynchronous-loading", "browser/model-loading/loading-from-a-http-endpoint",
-             "browser/model-loading/procedure", "browser/model-loading/loading-from-local-storage",
+# six cheap files on two targets (LiteRT and Core ML): the split and the merge are what is tested, so
+# no file here starts a browser or a server (four tf.js files cost four Chromium starts per run)
+SELECTION = ["mobile/model-conversion/saving-models/coreml",
+             "mobile/model-conversion/parsing-converted-models/litert",
+             "mobile/model-conversion/parsing-converted-models/coreml",
+             "mobile/data-processing/setting-size-shape-of-input-data",
              "mobile/model-conversion/procedure/litert", "mobile/data-processing/procedure"]
 
 
 MADE_UP_FILE_SECONDS = {"mobile/model-conversion/procedure/litert": 30.0,
-                        "browser/model-loading/asynchronous-loading": 5.0,
-                        "browser/model-loading/loading-from-a-http-endpoint": 4.0,
-                        "browser/model-loading/procedure": 3.0,
-                        "browser/model-loading/loading-from-local-storage": 2.0,
+                        "mobile/model-conversion/saving-models/coreml": 5.0,
+                        "mobile/model-conversion/parsing-converted-models/litert": 4.0,
+                        "mobile/model-conversion/parsing-converted-models/coreml": 3.0,
+                        "mobile/data-processing/setting-size-shape-of-input-data": 2.0,
                         "mobile/data-processing/procedure": 1.0}
 EXPECTED_SHARDS = [("mobile/model-conversion/procedure/litert",),
-                   ("browser/model-loading/asynchronous-loading", "browser/model-loading/loading-from-local-storage",
-                    "mobile/data-processing/procedure"),
-                   ("browser/model-loading/loading-from-a-http-endpoint", "browser/model-loading/procedure")]
+                   ("mobile/data-processing/procedure", "mobile/data-processing/setting-size-shape-of-input-data",
+                    "mobile/model-conversion/saving-models/coreml"),
+                   ("mobile/model-conversion/parsing-converted-models/coreml",
+                    "mobile/model-conversion/parsing-converted-models/litert")]
 
 
 def _with_made_up_seconds(results: dict[str, Any], file_seconds: dict[str, float]) -> dict[str, Any]:

@@ -4,6 +4,8 @@ an error text; and the terminal diff view of ``pitfalls explain --layout diff``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shutil
@@ -26,12 +28,17 @@ def real_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PITFALLS_SCENARIOS", raising=False)  # the repository's scenarios
 
 
-@pytest.fixture
-def site_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    results = write_results(tmp_path / "latest.json", old_records())
-    out = tmp_path / "site"
-    assert main(["site", "--results", str(results), "--out", str(out)]) == 0
-    assert f"with outcomes from {results}" in capsys.readouterr().out
+@pytest.fixture(scope="module")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's catalog as a site with made-up outcomes, built once: the tests only read it."""
+    root = tmp_path_factory.mktemp("site")
+    results = write_results(root / "latest.json", old_records())
+    out = root / "site"
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+        patch.delenv("PITFALLS_SCENARIOS", raising=False)  # the repository's scenarios
+        assert main(["site", "--results", str(results), "--out", str(out)]) == 0
+    assert f"with outcomes from {results}" in printed.getvalue()
     return out
 
 

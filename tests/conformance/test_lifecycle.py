@@ -121,8 +121,10 @@ def launched(model_store: ModelStore, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def startup_failures(launched: Launched) -> dict[str, Exited]:
     results = {}
-    # one budget for the whole set, started together: a guard against a hang, not a timed check (a dozen
-    # servers import TensorFlow at once, which took over 120 s each beside other work on 2 cores)
+    # one budget for the whole set, started together: a guard against a hang, not a timed check. The
+    # first test that reads this pays for every server of `launched` (a bad flag alone exits in 0.1 s);
+    # the failing servers stop before TensorFlow is imported, the three that serve import it at once
+    # (over 120 s each beside other work on 2 cores, when all fourteen did)
     deadline = time.monotonic() + 900
     for name, server in launched.failing.items():
         code = server.wait_exit(timeout=deadline - time.monotonic())

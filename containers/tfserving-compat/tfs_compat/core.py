@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 
 from .config import BatchingOptions, validate_model_config_list
 from .logs import get_logger
-from .servable import SavedModelServable
+from .servable import SavedModelServable, SessionThreads
 from .status import Code, ServingError, failed_precondition, invalid_argument, not_found
 from .texts import T
 
@@ -48,7 +48,7 @@ class VersionState:
 class CoreOptions:
     file_system_poll_wait_seconds: int = 1
     saved_model_tags: tuple[str, ...] = ("serve",)
-    session_config: Any = None
+    session_threads: Optional[SessionThreads] = None
     max_num_load_retries: int = 5
     load_retry_interval_micros: int = 60_000_000
     batching: Optional[BatchingOptions] = None
@@ -297,7 +297,7 @@ class ServerCore:
                                     retry=attempt))
             servable = SavedModelServable(name, version, path)
             try:
-                servable.load(list(self.options.saved_model_tags), self.options.session_config)
+                servable.load(list(self.options.saved_model_tags), self.options.session_threads)
                 if self.options.batching is not None:
                     from .batching import validate_batching_options
 

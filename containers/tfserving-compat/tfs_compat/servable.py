@@ -9,6 +9,7 @@ same kernel with the same message TF Serving returns (e.g. ``Matrix size-incompa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -24,13 +25,22 @@ if TYPE_CHECKING:
 RunFn = Callable[[dict[str, np.ndarray], list[str], int], list[np.ndarray]]
 
 
-def session_config(intra_op: int, inter_op: int) -> Any:
-    from tensorflow.core.protobuf import config_pb2
+@dataclasses.dataclass(frozen=True)
+class SessionThreads:
+    """The sessions' thread pools from the flags (0: TensorFlow's choice). The ConfigProto is built
+    when a model loads, so a server that fails on its flags or its config exits without importing
+    TensorFlow (seconds of CPU per start-up; the real server's binary has no such cost)."""
 
-    config = config_pb2.ConfigProto()
-    config.intra_op_parallelism_threads = intra_op
-    config.inter_op_parallelism_threads = inter_op
-    return config
+    intra_op: int
+    inter_op: int
+
+    def config_proto(self) -> Any:
+        from tensorflow.core.protobuf import config_pb2
+
+        config = config_pb2.ConfigProto()
+        config.intra_op_parallelism_threads = self.intra_op
+        config.inter_op_parallelism_threads = self.inter_op
+        return config
 
 
 class SavedModelServable:
@@ -48,7 +58,7 @@ class SavedModelServable:
         self._idle = threading.Condition(self._lock)
         self.batcher: Optional["BatchScheduler"] = None
 
-    def load(self, tags: list[str], config: Any) -> None:
+    def load(self, tags: list[str], threads: Optional[SessionThreads]) -> None:
         """Load the SavedModel; raise :class:`ServingError` with TF's (or TF C++'s) text."""
         saved_model = self._read_saved_model()
         if saved_model is not None:
@@ -56,7 +66,7 @@ class SavedModelServable:
         import tensorflow as tf
 
         graph = tf.Graph()
-        session = tf.compat.v1.Session(graph=graph, config=config)
+        session = tf.compat.v1.Session(graph=graph, config=None if threads is None else threads.config_proto())
         try:
             from tensorflow.python.util import deprecation
 

@@ -14,7 +14,7 @@ from .config import (
 from .core import CoreOptions, ServerCore
 from .flags import ParsedFlags
 from .logs import get_logger
-from .servable import session_config
+from .servable import SessionThreads
 from .status import ServingError, invalid_argument
 from .texts import T
 
@@ -43,7 +43,7 @@ def _batching_options(flags: ParsedFlags) -> Optional[BatchingOptions]:
     return None
 
 
-def _session_config(flags: ParsedFlags) -> Any:
+def _session_threads(flags: ParsedFlags) -> SessionThreads:
     intra = flags.get_int("tensorflow_intra_op_parallelism")
     inter = flags.get_int("tensorflow_inter_op_parallelism")
     both = flags.get_int("tensorflow_session_parallelism")
@@ -53,8 +53,8 @@ def _session_config(flags: ParsedFlags) -> Any:
             "(server_options.tensorflow_intra_op_parallelism, "
             "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure all."))
     if intra > 0 or inter > 0:
-        return session_config(intra, inter)
-    return session_config(both, both)
+        return SessionThreads(intra, inter)
+    return SessionThreads(both, both)
 
 
 def _validate(flags: ParsedFlags) -> None:
@@ -94,7 +94,7 @@ class ModelServer:
         tags = tuple(tag for tag in flags.get_str("saved_model_tags").split(",") if tag)
         self.core = ServerCore(CoreOptions(
             file_system_poll_wait_seconds=flags.get_int("file_system_poll_wait_seconds"),
-            saved_model_tags=tags, session_config=_session_config(flags),
+            saved_model_tags=tags, session_threads=_session_threads(flags),
             max_num_load_retries=flags.get_int("max_num_load_retries"),
             load_retry_interval_micros=flags.get_int("load_retry_interval_micros"), batching=batching,
             allow_version_labels_for_unavailable_models=flags.get_bool(
