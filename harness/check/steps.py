@@ -142,6 +142,9 @@ class TargetChecks:
     #: by one (a context manager around that loop; each load's context is the one it is fed): the
     #: loop's loads and predictions then collect what was started (:func:`planned_feeds`)
     overlap: Overlap | None = None
+    #: after the sample's predict (alone: the first predict on the loaded model), send every further
+    #: probe's at once (the deployment's ``start_predict``; its ``predict`` of the same feed collects it)
+    probes_side_by_side: bool = False
 
 
 COMMON_ONLY = TargetChecks()
@@ -356,6 +359,13 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
+    if outputs is not None and declared(target.name).probes_side_by_side:
+        for probe in ctx.probes:
+            try:
+                probe_feed = feed_for(deployed, ctx, probe.inputs)
+                getattr(deployed, "start_predict")(integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
+            except Exception:  # noqa: BLE001 - not sent ahead: the loop below meets the same error and records it
+                pass
     for probe in ctx.probes if outputs is not None else ():  # a path that cannot predict the sample: said once
         probed: list[np.ndarray] | None = None
         with recorded(report, f"predict {label} [{probe.name}]", severity="warning"):
