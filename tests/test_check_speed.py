@@ -193,7 +193,8 @@ def test_tfjs_pages_load_and_predict_side_by_side_and_a_failing_page_is_its_own_
         with target.side_by_side(prepared, [("cpu", lambda _d: [good, good]), ("wasm", lambda _d: [wrong, good]),
                                             ("webgl", no_feeds)]):
             ahead = as_dict(tally)  # before any backend is collected
-            assert ahead["pages loading side by side"] == 3 and ahead["predictions started ahead"] == 4
+            # cpu's and wasm's pages compute side by side; webgl's, whose feeds failed, is closed already
+            assert ahead["pages loading side by side"] == 2 and ahead["predictions started ahead"] == 4
             with target.load(prepared, options={"backend": "cpu"}) as cpu:
                 first, again = cpu.predict(good), cpu.predict(good)
                 assert cpu.predict_seconds is not None and cpu.predict_seconds >= 0

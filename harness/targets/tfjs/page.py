@@ -97,19 +97,19 @@ TIMED_PREDICT_JS = """async (arg) => {
   const outputs = await (PREDICT)(arg);
   return {outputs, seconds: (performance.now() - started) / 1000};
 }""".replace("PREDICT", PREDICT_NAMED_JS)
-#: Start LOAD_MODEL_JS without awaiting it (``slot`` is where its outcome is kept, see AWAIT_SLOT_JS):
-#: several pages load and predict at once while Playwright's one thread goes from page to page.
-START_LOAD_JS = """({slot, url, format}) => {
+#: Start TIMED_PREDICT_JS on each of ``queued`` ({slot, arg}; its outcome kept in ``slot``, see
+#: AWAIT_SLOT_JS), one after the other and after the predictions started before (the first and warm
+#: predictions keep their order), each in a task of its own, without awaiting them: one call for all
+#: (a call made while the page computes waits for it), answered before the work begins.  Several
+#: pages then predict at once while Playwright's one thread goes from page to page.
+START_PREDICTS_JS = """(queued) => {
   window.__pitfallsSlots = window.__pitfallsSlots || {};
-  window.__pitfallsChain = window.__pitfallsSlots[slot] = Promise.resolve().then(() => (LOAD)({url, format}))
-    .then((value) => ({ok: true, value}), (error) => ({ok: false, error}));
-  return true;
-}""".replace("LOAD", LOAD_MODEL_JS)
-#: Start TIMED_PREDICT_JS after the page's previous work (its model load, the predictions started
-#: before: one after the other in the page, as the first and warm predictions are) without awaiting it.
-START_PREDICT_JS = """({slot, arg}) => {
-  window.__pitfallsChain = window.__pitfallsSlots[slot] = window.__pitfallsChain
-    .then(() => (TIMED)(arg)).then((value) => ({ok: true, value}), (error) => ({ok: false, error}));
+  window.__pitfallsChain = window.__pitfallsChain || Promise.resolve();
+  for (const {slot, arg} of queued) {
+    window.__pitfallsChain = window.__pitfallsSlots[slot] = window.__pitfallsChain
+      .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(() => (TIMED)(arg)).then((value) => ({ok: true, value}), (error) => ({ok: false, error}));
+  }
   return true;
 }""".replace("TIMED", TIMED_PREDICT_JS)
 #: The outcome of the work started in ``slot``: its value, or what it threw, thrown again (the same
@@ -276,7 +276,7 @@ class TfjsPage:
         ``script`` is a function expression, e.g. ``"async (x) => tf.tensor(x).sum().array()"``.
         An exception thrown by page code raises :class:`RuntimeFailure` with the browser's text and
         the console errors since ``console_since`` (default: since the call; earlier for work the page
-        started before, see :data:`START_PREDICT_JS`); a script that does not settle within
+        started before, see :data:`START_PREDICTS_JS`); a script that does not settle within
         ``timeout_s`` raises :class:`WaitTimeout` naming ``what`` it waited for (default: the script).
         """
         from playwright.sync_api import Error as PlaywrightError

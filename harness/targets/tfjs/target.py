@@ -37,7 +37,7 @@ from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, b
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
 from harness.targets.tfjs.convert import GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, run_converter
-from harness.targets.tfjs.page import (AWAIT_SLOT_JS, INTERMEDIATES_JS, SIGNATURE_JS, START_LOAD_JS, START_PREDICT_JS,
+from harness.targets.tfjs.page import (AWAIT_SLOT_JS, INTERMEDIATES_JS, LOAD_MODEL_JS, SIGNATURE_JS, START_PREDICTS_JS,
                                       TIMED_PREDICT_JS, RequestSeen, TfjsPage, index_html)
 
 if TYPE_CHECKING:
@@ -113,13 +113,12 @@ def _payload_key(payload: Mapping[str, Any]) -> str:
 class TfjsDeployment(Deployment):
     """A converted model loaded once in its own page (fresh browser context) and kept there.
 
-    With ``wait=False`` the model load is only started (:meth:`wait_loaded` collects it), and
-    :meth:`start_predict` queues predictions in the page ahead of time: several backends' pages then
-    load and predict at once (:meth:`TfjsTarget.side_by_side`), each page one thing after the other.
+    :meth:`start_predicts` queues predictions in the page ahead of time, not awaited: several backends'
+    pages then predict at once (:meth:`TfjsTarget.side_by_side`), each page one thing after the other.
     A later :meth:`predict` of the same inputs collects the queued result instead of predicting again.
     """
 
-    def __init__(self, target: "TfjsTarget", prepared: Prepared, backend: str, *, wait: bool = True) -> None:
+    def __init__(self, target: "TfjsTarget", prepared: Prepared, backend: str) -> None:
         super().__init__(prepared)
         self.backend = backend
         self.predict_seconds: float | None = None  # the last predict as timed inside the page
@@ -130,11 +129,7 @@ class TfjsDeployment(Deployment):
             self.page: TfjsPage = self._stack.enter_context(
                 target.page({MODEL_PREFIX: prepared.artifact}, backend=backend))
             self.format = _artifact_format(prepared.artifact)
-            self._loading = self._slot()
-            self.page.evaluate(START_LOAD_JS, {"slot": self._loading[0], "url": MODEL_PREFIX + "model.json",
-                                               "format": self.format})
-            if wait:
-                self.wait_loaded()
+            self.page.evaluate(LOAD_MODEL_JS, {"url": MODEL_PREFIX + "model.json", "format": self.format})
         except BaseException:
             self._stack.close()
             raise
@@ -144,26 +139,19 @@ class TfjsDeployment(Deployment):
         self._slots += 1
         return f"w{self._slots}", len(self.page.console)
 
-    def _collect(self, slot: tuple[str, int], what: str, timeout_s: float) -> Any:
-        return self.page.evaluate(AWAIT_SLOT_JS, slot[0], timeout_s=timeout_s, console_since=slot[1],
-                                  what=f"{what} on the tf.js {self.backend} backend")
-
-    def wait_loaded(self, timeout_s: float = 120.0) -> None:
-        """Wait for the model load started in the page (its error, if it failed)."""
-        if self._loading[0]:
-            slot, self._loading = self._loading, ("", 0)
-            self._collect(slot, "the model load (tf.loadGraphModel/loadLayersModel)", timeout_s)
-
-    def start_predict(self, inputs: "Mapping[str, np.ndarray]") -> None:
-        """Queue a prediction of ``inputs`` in the page, after the work queued before; :meth:`predict`
-        of the same inputs collects it."""
-        payload = self._payload(inputs)
+    def start_predicts(self, feeds: "Sequence[Mapping[str, np.ndarray]]") -> None:
+        """Queue a prediction of each of ``feeds`` in the page, one after the other and after the work
+        queued before, in one call; :meth:`predict` of the same inputs collects each."""
         signature = self.signature()
-        slot = self._slot()
-        self.page.evaluate(START_PREDICT_JS, {"slot": slot[0], "arg": {
-            "inputs": payload, "inputNames": signature.input_names(), "outputNames": signature.output_names()}})
-        self._queued.setdefault(_payload_key(payload), []).append(slot)
-        count("predictions started ahead")
+        queued = []
+        for inputs in feeds:
+            payload = self._payload(inputs)
+            slot = self._slot()
+            queued.append({"slot": slot[0], "arg": {"inputs": payload, "inputNames": signature.input_names(),
+                                                    "outputNames": signature.output_names()}})
+            self._queued.setdefault(_payload_key(payload), []).append(slot)
+        self.page.evaluate(START_PREDICTS_JS, queued)
+        count("predictions started ahead", len(queued))
 
     def signature_impl(self) -> Signature:
         """The loaded model's inputs and outputs as tf.js reports them in the page."""
@@ -201,7 +189,9 @@ class TfjsDeployment(Deployment):
         expected, names = signature.input_names(), signature.output_names()
         queued = self._queued.get(_payload_key(payload))
         if queued:  # started ahead (side by side with the other pages): its outcome, as it came
-            timed = self._collect(queued.pop(0), "a prediction started ahead", 300.0)
+            slot, console_mark = queued.pop(0)
+            timed = self.page.evaluate(AWAIT_SLOT_JS, slot, timeout_s=300.0, console_since=console_mark,
+                                       what=f"a prediction started ahead on the tf.js {self.backend} backend")
         else:
             timed = self.page.evaluate(TIMED_PREDICT_JS, {"inputs": payload, "inputNames": expected, "outputNames": names})
         self.predict_seconds = float(timed["seconds"])
@@ -352,37 +342,33 @@ class TfjsTarget(Target):
         """Load ``prepared`` on several backends at once, each in its own page, and queue in each page
         the predictions its plan lists (``plans``: backend -> the feeds, given the loaded deployment).
 
-        Playwright's sync API stays in this thread: every page is started (its model load not awaited)
-        before any is waited for, then each page's predictions are queued behind its load.  Inside the
+        Playwright's sync API stays in this thread: each page is opened, loads the model and gets its
+        predictions queued in one call (they run there one after the other, without being awaited),
+        then the next page opens while it computes; no page is waited for before all are.  Inside the
         block, :meth:`load` of a planned backend returns its page and its predictions collect the
         queued results.  A failure of one page (start, load, feeds) is kept and raised by its own
         :meth:`load`: that backend's finding only.  Pages not loaded in the block are closed at its end.
         """
         started: dict[str, TfjsDeployment | Exception] = {}
         try:
-            for backend, _ in plans:
+            for backend, feeds in plans:  # each page computes while the next one opens
+                deployment: TfjsDeployment | None = None
                 try:
-                    started[backend] = TfjsDeployment(self, prepared, backend, wait=False)
+                    deployment = TfjsDeployment(self, prepared, backend)
+                    started[backend] = deployment
+                    deployment.start_predicts(feeds(deployment))
                 except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()
+                    if deployment is not None:
+                        deployment.close()
                     started[backend] = exc
             count("pages loading side by side", sum(isinstance(d, TfjsDeployment) for d in started.values()))
-            for backend, feeds in plans:
-                deployment = started[backend]
-                if isinstance(deployment, TfjsDeployment):
-                    try:
-                        deployment.wait_loaded()
-                        for feed in feeds(deployment):
-                            deployment.start_predict(feed)
-                    except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()
-                        deployment.close()
-                        started[backend] = exc
             self._ahead.update({(prepared.artifact, backend): d for backend, d in started.items()})
             yield
         finally:
-            for backend, deployment in started.items():
+            for backend, outcome in started.items():
                 self._ahead.pop((prepared.artifact, backend), None)
-                if isinstance(deployment, TfjsDeployment):
-                    deployment.close()
+                if isinstance(outcome, TfjsDeployment):
+                    outcome.close()
 
     # pages and servers ---------------------------------------------------------------------
     def serve(self, mounts: Mapping[str, Path] | None = None, *, headers: Mapping[str, str] | HeaderRule | None = None,
