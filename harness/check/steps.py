@@ -477,10 +477,12 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
     if prepared is not None:
         loads = checks.loads(ctx) if checks.loads is not None else (Load(name),)
         fed = [(load, rows_fed(ctx, load.rows, load.probe_rows)) for load in loads]
-        overlap = checks.overlap(target, prepared, fed) if checks.overlap is not None and len(fed) > 1 else nullcontext()
+        ahead = checks.overlap is not None and len(fed) > 1
+        overlap = checks.overlap(target, prepared, fed) if checks.overlap is not None and ahead else nullcontext()
         started = time.perf_counter()
         with overlap:
-            report.timings[f"ahead {name}"] = round(time.perf_counter() - started, 3)  # starting the loads' work
+            if ahead:
+                report.timings[f"ahead {name}"] = round(time.perf_counter() - started, 3)  # starting the loads' work
             for load, path_ctx in fed:
                 run_load(target, report, prepared, ctx, load, checks, path_ctx)
     if checks.paths is not None:
