@@ -14,12 +14,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from harness.counts import as_dict, count, counting
 from harness.paths import REPO_ROOT
 from harness.targets.base import ModelSource
+
+if TYPE_CHECKING:
+    from harness.plugin import TargetPool
 
 from check_models import require_targets
 
@@ -138,6 +142,11 @@ def test_side_by_side_check_starts_each_runtime_once_and_keeps_the_order(tmp_pat
     assert tfjs["counts"]["predictions"] == len(backends) * (1 + probes)
     assert tfjs["counts"]["rows predicted"] == sum(BROWSER_ROWS + probes * n for n in probe_rows)
     assert all(f"{label}.warm_predict_s" in tfjs["figures"] for label in backends)
+    # every backend's page started loading before any was waited for, and every predict it made was
+    # queued in its page ahead (none sent again when the check went through the backends in turn)
+    assert tfjs["counts"]["pages loading side by side"] == len(backends)
+    assert tfjs["counts"]["predictions started ahead"] == tfjs["counts"]["predictions"]
+    assert serving["counts"]["requests sent side by side"] == probes  # after the sample's, alone: first predict
     for name in ("tfjs", "tfserving"):  # the whole check's counts hold its targets'
         for what, n in side_by_side["targets"][name]["counts"].items():
             assert side_by_side["counts"][what] >= n
@@ -149,3 +158,92 @@ def test_side_by_side_check_starts_each_runtime_once_and_keeps_the_order(tmp_pat
                               rtol=0, atol=1e-6, equal_nan=True)  # webgl-f16 overflows on the edge probe: NaN both ways
     assert "load model" in side_by_side["timings"] and "targets" in side_by_side["timings"]
     assert any(step.startswith("load tfjs@") for step in tfjs["timings"])
+
+
+def test_tfjs_pages_load_and_predict_side_by_side_and_a_failing_page_is_its_own_backends(
+        pitfalls_targets: "TargetPool", tmp_path: Path) -> None:
+    """``TfjsTarget.side_by_side``: every backend's page is started before any is waited for and its
+    feeds are queued in it; the common path's loads and predicts then collect them.  A prediction
+    tf.js refuses in one page (a feed of the wrong shape) is raised, with tf.js's own text, by that
+    page's predict only (the same text as when sent directly); a page whose start failed raises by
+    its own load only; the pages not loaded are closed at the end of the block."""
+    require_targets("tfjs")
+    import keras
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+    from harness.errors import HarnessError, RuntimeFailure
+    from harness.targets.tfjs.target import TfjsDeployment, TfjsTarget
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="x")
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(16, activation="relu")(inputs))).save(tmp_path / "m.keras")
+    model = keras.models.load_model(tmp_path / "m.keras")
+    target = pitfalls_targets.get("tfjs")
+    assert isinstance(target, TfjsTarget)
+    prepared = target.prepare(ModelSource.from_path(tmp_path / "m.keras"), ArtifactCache(tmp_path / "cache"))
+    good = {"x": np.linspace(-1, 1, 16, dtype="float32").reshape(2, 8)}
+    wrong = {"x": np.ones((1, 5), dtype="float32")}  # Dense(8 -> 16) cannot take 5 features
+
+    def no_feeds(_deployment: TfjsDeployment) -> list[dict[str, np.ndarray]]:
+        raise HarnessError("this backend's feeds could not be made")
+
+    contexts = sum(len(browser.contexts) for browser in target._browsers.values())
+    with counting() as tally:
+        with target.side_by_side(prepared, [("cpu", lambda _d: [good, good]), ("wasm", lambda _d: [wrong, good]),
+                                            ("webgl", no_feeds)]):
+            ahead = as_dict(tally)  # before any backend is collected
+            # cpu's and wasm's pages compute side by side; webgl's, whose feeds failed, is closed already
+            assert ahead["pages loading side by side"] == 2 and ahead["predictions started ahead"] == 4
+            with target.load(prepared, options={"backend": "cpu"}) as cpu:
+                first, again = cpu.predict(good), cpu.predict(good)
+                assert cpu.predict_seconds is not None and cpu.predict_seconds >= 0
+            np.testing.assert_allclose(next(iter(first.values())), np.asarray(model(good["x"])), rtol=1e-4, atol=1e-5)
+            np.testing.assert_array_equal(next(iter(first.values())), next(iter(again.values())))
+            with target.load(prepared, options={"backend": "wasm"}) as wasm:
+                with pytest.raises(RuntimeFailure) as queued:
+                    wasm.predict(wrong)  # its queued outcome
+                with pytest.raises(RuntimeFailure) as direct:
+                    wasm.predict(wrong)  # nothing queued any more: sent now
+                np.testing.assert_allclose(next(iter(wasm.predict(good).values())), np.asarray(model(good["x"])),
+                                           rtol=1e-4, atol=1e-5)  # the page goes on after its error
+            assert queued.value.message == direct.value.message and "[1,5]" in queued.value.message
+            with pytest.raises(HarnessError, match="this backend's feeds could not be made"):
+                target.load(prepared, options={"backend": "webgl"})
+            assert as_dict(tally)["predictions started ahead"] == 4  # nothing was queued twice
+    assert sum(len(browser.contexts) for browser in target._browsers.values()) == contexts  # every page closed
+
+
+def test_tfserving_requests_sent_side_by_side_are_collected_in_order_with_their_errors(
+        pitfalls_targets: "TargetPool", tmp_path: Path) -> None:
+    """``ServedModel.start_predict``: requests sent at once are collected by the predict of the same
+    inputs, each its own reply (in the order asked, not the order answered); a request the server
+    refuses raises, by its own predict, the server's own text, the same as when sent alone."""
+    require_targets("tfserving")
+    import keras
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+    from harness.errors import RuntimeFailure
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="x")
+    keras.Model(inputs, keras.layers.Dense(3)(inputs)).save(tmp_path / "m.keras")
+    model = keras.models.load_model(tmp_path / "m.keras")
+    target = pitfalls_targets.get("tfserving")
+    prepared = target.prepare(ModelSource.from_path(tmp_path / "m.keras"), ArtifactCache(tmp_path / "cache"))
+    feeds = [{"x": np.full((2, 8), value, dtype="float32")} for value in (-1.0, 0.5, 2.0)]
+    wrong = {"x": np.ones((1, 5), dtype="float32")}
+    with counting() as tally, target.load(prepared) as served:
+        name = served.signature().input_names()[0]
+        for feed in (*feeds, wrong):
+            getattr(served, "start_predict")({name: feed["x"]})
+        assert as_dict(tally)["requests sent side by side"] == 4
+        for feed in reversed(feeds):
+            got = next(iter(served.predict({name: feed["x"]}).values()))
+            np.testing.assert_allclose(got, np.asarray(model(feed["x"])), rtol=1e-5, atol=1e-5)
+        with pytest.raises(RuntimeFailure) as queued:
+            served.predict({name: wrong["x"]})
+        with pytest.raises(RuntimeFailure) as direct:
+            served.predict({name: wrong["x"]})
+    assert queued.value.message == direct.value.message

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,6 +93,7 @@ Inspect = Callable[[Target, TargetReport, Deployment, Context], None]
 ExtraPaths = Callable[[Target, TargetReport, "Prepared | None", Context], None]
 Loads = Callable[[Context], Sequence[Load]]
 Profiles = Callable[[Sequence[str], Progress], tuple[str, ...]]
+Overlap = Callable[[Target, Prepared, Sequence["tuple[Load, Context]"]], AbstractContextManager[None]]
 
 
 class RemedyDeclaration(Protocol):
@@ -137,6 +138,13 @@ class TargetChecks:
     unsupported_ops: Callable[[str], list[str]] | None = None
     #: what ``check`` tries on the user's model for the findings they apply to (harness.check.remedies)
     remedies: "tuple[RemedyDeclaration, ...]" = ()
+    #: starts the work of several ``loads`` side by side before the common path goes through them one
+    #: by one (a context manager around that loop; each load's context is the one it is fed): the
+    #: loop's loads and predictions then collect what was started (:func:`planned_feeds`)
+    overlap: Overlap | None = None
+    #: after the sample's predict (alone: the first predict on the loaded model), send every further
+    #: probe's at once (the deployment's ``start_predict``; its ``predict`` of the same feed collects it)
+    probes_side_by_side: bool = False
 
 
 COMMON_ONLY = TargetChecks()
@@ -336,7 +344,7 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
     with recorded(report, f"predict {label}", severity=severity):
         started = time.perf_counter()
         got = predict_counted(deployed, feed)
-        first = time.perf_counter() - started
+        first = _predict_seconds(deployed, started)
         if integer_io is not None:
             got = integer_io.decode(got)
         outputs = outputs_in_order(got, deployed, ctx)
@@ -345,12 +353,19 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
             if warm_probe is None:
                 started = time.perf_counter()
                 predict_counted(deployed, feed)
-                report.figures[warm] = round(time.perf_counter() - started, 4)
+                report.figures[warm] = round(_predict_seconds(deployed, started), 4)
                 report.figures[f"{label}.warm_predict_rows"] = float(_rows_of(feed))
     if outputs is not None:
         p = compare_outputs(report, label, outputs, ctx, path, severity=severity)
         if label == report.target or report.max_abs_diff is None:
             report.max_abs_diff = p.max_abs_diff if p is not None and p.shape_match else report.max_abs_diff
+    if outputs is not None and declared(target.name).probes_side_by_side:
+        for probe in ctx.probes:
+            try:
+                probe_feed = feed_for(deployed, ctx, probe.inputs)
+                getattr(deployed, "start_predict")(integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
+            except Exception:  # noqa: BLE001 - not sent ahead: the loop below meets the same error and records it
+                pass
     for probe in ctx.probes if outputs is not None else ():  # a path that cannot predict the sample: said once
         probed: list[np.ndarray] | None = None
         with recorded(report, f"predict {label} [{probe.name}]", severity="warning"):
@@ -358,7 +373,7 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
             started = time.perf_counter()
             got = predict_counted(deployed, integer_io.encode(probe_feed) if integer_io is not None else probe_feed)
             if probe is warm_probe:
-                report.figures[warm] = round(time.perf_counter() - started, 4)
+                report.figures[warm] = round(_predict_seconds(deployed, started), 4)
                 report.figures[f"{label}.warm_predict_rows"] = float(_rows_of(probe_feed))
             probed = outputs_in_order(integer_io.decode(got) if integer_io is not None else got, deployed, ctx)
         if probed is not None:
@@ -366,6 +381,30 @@ def predict_and_compare(target: Target, report: TargetReport, deployed: Deployme
                             replace(ctx, inputs=probe.inputs, reference=probe.reference, probe=probe.name, probes=()),
                             path, severity="warning")
     return outputs
+
+
+def _predict_seconds(deployed: Deployment, started: float) -> float:
+    """The last predict's seconds: as the runtime timed it itself when it says (``predict_seconds``: a
+    prediction started ahead, side by side with others, is timed where it ran), else since ``started``."""
+    measured = getattr(deployed, "predict_seconds", None)
+    return float(measured) if measured is not None else time.perf_counter() - started
+
+
+def planned_feeds(target: Target, deployed: Deployment, ctx: Context, timings: bool) -> "list[dict[str, np.ndarray]]":
+    """The feeds :func:`predict_and_compare` gives ``deployed`` on ``ctx``, in its order (the sample,
+    the sample again when the warm predict has no probe to time, each probe): what a target that
+    starts its predictions ahead (:attr:`TargetChecks.overlap`) queues.  A feed that cannot be made
+    is left out (the path says why when it gets there)."""
+    hook = declared(target.name).integer_io
+    try:
+        integer_io = hook(target, deployed) if hook is not None else None
+        feeds = [feed_for(deployed, ctx)]
+        if timings and not ctx.probes:
+            feeds.append(feeds[0])
+        feeds.extend(feed_for(deployed, ctx, probe.inputs) for probe in ctx.probes)
+    except Exception:  # noqa: BLE001 - not planned; predict_and_compare meets the same error and records it
+        return []
+    return [integer_io.encode(feed) for feed in feeds] if integer_io is not None else feeds
 
 
 def predict_counted(deployed: Deployment, feed: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
@@ -436,16 +475,25 @@ def run_declared(target: Target, report: TargetReport, ctx: Context, checks: Tar
     if prepared is None and checks.fallback is not None:
         prepared = checks.fallback(target, report, ctx)
     if prepared is not None:
-        for load in (checks.loads(ctx) if checks.loads is not None else (Load(name),)):
-            run_load(target, report, prepared, ctx, load, checks)
+        loads = checks.loads(ctx) if checks.loads is not None else (Load(name),)
+        fed = [(load, rows_fed(ctx, load.rows, load.probe_rows)) for load in loads]
+        ahead = checks.overlap is not None and len(fed) > 1
+        overlap = checks.overlap(target, prepared, fed) if checks.overlap is not None and ahead else nullcontext()
+        started = time.perf_counter()
+        with overlap:
+            if ahead:
+                report.timings[f"ahead {name}"] = round(time.perf_counter() - started, 3)  # starting the loads' work
+            for load, path_ctx in fed:
+                run_load(target, report, prepared, ctx, load, checks, path_ctx)
     if checks.paths is not None:
         checks.paths(target, report, prepared, ctx)
 
 
 def run_load(target: Target, report: TargetReport, prepared: Prepared, ctx: Context, load: Load,
-             checks: TargetChecks) -> None:
-    """One :class:`Load` of the common path: load once, inspect, predict and compare, ``after``."""
-    path_ctx = rows_fed(ctx, load.rows, load.probe_rows)
+             checks: TargetChecks, path_ctx: Context | None = None) -> None:
+    """One :class:`Load` of the common path: load once, inspect, predict and compare, ``after``
+    (``path_ctx``: ``ctx`` as this load is fed, when already made)."""
+    path_ctx = path_ctx or rows_fed(ctx, load.rows, load.probe_rows)
     started = time.perf_counter()
     with recorded(report, f"load {load.label}"):
         with target.load(prepared, options=load.options) as deployed:

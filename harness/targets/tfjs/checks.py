@@ -9,16 +9,23 @@ with first and warm predict times; for a tf_keras model, the layers format too.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from harness.check.localise import diverging_inputs, layer_scoped, localisable, localise_path
 from harness.check.report import TargetReport
 from harness.check.rules import Rule
-from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, prepare_path, recorded,
-                                 rows_fed)
+from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, planned_feeds, prepare_path,
+                                 recorded, rows_fed)
 from harness.targets.base import Deployment, Prepared, Target
 from harness.targets.tfjs.backends import backend_named, check_backends
 from harness.targets.tfjs.remedies import REMEDIES
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from harness.targets.tfjs.target import TfjsDeployment
 
 NAME = "tfjs"
 
@@ -47,6 +54,20 @@ def backend_loads(ctx: Context) -> Sequence[Load]:
     return tuple(Load(f"{NAME}@{backend.name}", {"backend": backend.name}, tolerance=backend.tolerance,
                       rows=BROWSER_ROWS, probe_rows=min(backend.probe_rows, BROWSER_ROWS), timings=True)
                  for backend in check_backends())
+
+
+def backends_side_by_side(target: Target, prepared: Prepared,
+                          fed: Sequence[tuple[Load, Context]]) -> AbstractContextManager[None]:
+    """Every backend's page loads the model and predicts its feeds at once (each in its own page, one
+    thing after the other there); the common path then collects each backend in turn."""
+    from harness.targets.tfjs.target import TfjsDeployment, TfjsTarget
+
+    assert isinstance(target, TfjsTarget)
+
+    def plan(load: Load, ctx: Context) -> "Callable[[TfjsDeployment], Sequence[Mapping[str, np.ndarray]]]":
+        return lambda deployed: planned_feeds(target, deployed, ctx, load.timings)
+
+    return target.side_by_side(prepared, [(str((load.options or {})["backend"]), plan(load, ctx)) for load, ctx in fed])
 
 
 def layers_format(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
@@ -89,4 +110,4 @@ def unsupported_ops(text: str) -> list[str]:
 
 
 CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence,
-                      unsupported_ops=unsupported_ops, remedies=REMEDIES)
+                      unsupported_ops=unsupported_ops, remedies=REMEDIES, overlap=backends_side_by_side)

@@ -90,6 +90,37 @@ PREDICT_NAMED_JS = """async ({inputs, inputNames, outputNames}) => {
   }
 }""".replace("FEEDS_FROM_PAYLOAD", _FEEDS_FROM_PAYLOAD)
 
+#: PREDICT_NAMED_JS timed inside the page: {outputs, seconds} (from the inputs' tensors made to the
+#: outputs read back, with ``performance.now()``; Playwright's transfer is not in it).
+TIMED_PREDICT_JS = """async (arg) => {
+  const started = performance.now();
+  const outputs = await (PREDICT)(arg);
+  return {outputs, seconds: (performance.now() - started) / 1000};
+}""".replace("PREDICT", PREDICT_NAMED_JS)
+#: Start TIMED_PREDICT_JS on each of ``queued`` ({slot, arg}; its outcome kept in ``slot``, see
+#: AWAIT_SLOT_JS), one after the other and after the predictions started before (the first and warm
+#: predictions keep their order), each in a task of its own, without awaiting them: one call for all
+#: (a call made while the page computes waits for it), answered before the work begins.  Several
+#: pages then predict at once while Playwright's one thread goes from page to page.
+START_PREDICTS_JS = """(queued) => {
+  window.__pitfallsSlots = window.__pitfallsSlots || {};
+  window.__pitfallsChain = window.__pitfallsChain || Promise.resolve();
+  for (const {slot, arg} of queued) {
+    window.__pitfallsChain = window.__pitfallsSlots[slot] = window.__pitfallsChain
+      .then(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      .then(() => (TIMED)(arg)).then((value) => ({ok: true, value}), (error) => ({ok: false, error}));
+  }
+  return true;
+}""".replace("TIMED", TIMED_PREDICT_JS)
+#: The outcome of the work started in ``slot``: its value, or what it threw, thrown again (the same
+#: error object, so the same text).
+AWAIT_SLOT_JS = """async (slot) => {
+  const got = await window.__pitfallsSlots[slot];
+  delete window.__pitfallsSlots[slot];
+  if (!got.ok) throw got.error;
+  return got.value;
+}"""
+
 #: The kept graph model's intermediate tensors: ``executeAsync`` with the node names asked for as its
 #: outputs (tf.js keeps and returns any node's tensor named so, e.g.
 #: ``StatefulPartitionedCall/model_1/dense_1/Relu``); inputs as for PREDICT_NAMED_JS; returns
@@ -238,24 +269,28 @@ class TfjsPage:
             self.use_backend(backend)
         return mark
 
-    def evaluate(self, script: str, arg: Any = None, *, timeout_s: float = 60.0) -> Any:
+    def evaluate(self, script: str, arg: Any = None, *, timeout_s: float = 60.0, console_since: int | None = None,
+                 what: str | None = None) -> Any:
         """Run an (async) JS function ``script`` with ``arg`` in the page and return its value.
 
         ``script`` is a function expression, e.g. ``"async (x) => tf.tensor(x).sum().array()"``.
-        An exception thrown by page code raises :class:`RuntimeFailure` with the browser's text.
+        An exception thrown by page code raises :class:`RuntimeFailure` with the browser's text and
+        the console errors since ``console_since`` (default: since the call; earlier for work the page
+        started before, see :data:`START_PREDICTS_JS`); a script that does not settle within
+        ``timeout_s`` raises :class:`WaitTimeout` naming ``what`` it waited for (default: the script).
         """
         from playwright.sync_api import Error as PlaywrightError
 
         wrapped = (f"async (arg) => {{ const f = ({script}); let timer; "
                    f"const limit = new Promise((_, rej) => {{ timer = setTimeout(() => rej(new Error('{_TIMEOUT_MARK}')), {int(timeout_s * 1000)}); }}); "
                    f"try {{ return await Promise.race([Promise.resolve().then(() => f(arg)), limit]); }} finally {{ clearTimeout(timer); }} }}")
-        console_mark = len(self.console)
+        console_mark = len(self.console) if console_since is None else console_since
         try:
             return self.page.evaluate(wrapped, arg)
         except PlaywrightError as exc:
             message = _first_lines(exc.message)
             if _TIMEOUT_MARK in message:
-                what = " ".join(script.split())[:160]
+                what = what or " ".join(script.split())[:160]
                 raise WaitTimeout(f"page script did not settle within {timeout_s}s: {what}",
                                   evidence="\n".join(self.console[-20:] + self.page_errors[-5:]
                                                      + self.failed_requests[-5:]),

@@ -25,7 +25,7 @@ import base64
 import json
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 from harness.artifacts import ArtifactCache, library_versions
 from harness.counts import count
@@ -37,7 +37,8 @@ from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, b
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
 from harness.targets.tfjs.convert import GRAPH_ARGS, LAYERS_ARGS, artifact_sizes, run_converter
-from harness.targets.tfjs.page import INTERMEDIATES_JS, LOAD_MODEL_JS, PREDICT_NAMED_JS, SIGNATURE_JS, RequestSeen, TfjsPage, index_html
+from harness.targets.tfjs.page import (AWAIT_SLOT_JS, INTERMEDIATES_JS, LOAD_MODEL_JS, SIGNATURE_JS, START_PREDICTS_JS,
+                                      TIMED_PREDICT_JS, RequestSeen, TfjsPage, index_html)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -102,13 +103,28 @@ def _artifact_format(model_dir: Path) -> str:
     return "graph" if written == "graph-model" else "layers"
 
 
+def _payload_key(payload: Mapping[str, Any]) -> str:
+    """The same inputs give the same key (a digest of the payload the page gets)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
 class TfjsDeployment(Deployment):
-    """A converted model loaded once in its own page (fresh browser context) and kept there."""
+    """A converted model loaded once in its own page (fresh browser context) and kept there.
+
+    :meth:`start_predicts` queues predictions in the page ahead of time, not awaited: several backends'
+    pages then predict at once (:meth:`TfjsTarget.side_by_side`), each page one thing after the other.
+    A later :meth:`predict` of the same inputs collects the queued result instead of predicting again.
+    """
 
     def __init__(self, target: "TfjsTarget", prepared: Prepared, backend: str) -> None:
         super().__init__(prepared)
         self.backend = backend
+        self.predict_seconds: float | None = None  # the last predict as timed inside the page
         self._stack = ExitStack()
+        self._slots = 0
+        self._queued: dict[str, list[tuple[str, int]]] = {}  # the inputs' key -> (slot, console mark) of each queued
         try:
             self.page: TfjsPage = self._stack.enter_context(
                 target.page({MODEL_PREFIX: prepared.artifact}, backend=backend))
@@ -117,6 +133,25 @@ class TfjsDeployment(Deployment):
         except BaseException:
             self._stack.close()
             raise
+
+    def _slot(self) -> tuple[str, int]:
+        """A new slot name for work started in the page, and the console's length now."""
+        self._slots += 1
+        return f"w{self._slots}", len(self.page.console)
+
+    def start_predicts(self, feeds: "Sequence[Mapping[str, np.ndarray]]") -> None:
+        """Queue a prediction of each of ``feeds`` in the page, one after the other and after the work
+        queued before, in one call; :meth:`predict` of the same inputs collects each."""
+        signature = self.signature()
+        queued = []
+        for inputs in feeds:
+            payload = self._payload(inputs)
+            slot = self._slot()
+            queued.append({"slot": slot[0], "arg": {"inputs": payload, "inputNames": signature.input_names(),
+                                                    "outputNames": signature.output_names()}})
+            self._queued.setdefault(_payload_key(payload), []).append(slot)
+        self.page.evaluate(START_PREDICTS_JS, queued)
+        count("predictions started ahead", len(queued))
 
     def signature_impl(self) -> Signature:
         """The loaded model's inputs and outputs as tf.js reports them in the page."""
@@ -152,8 +187,16 @@ class TfjsDeployment(Deployment):
         payload = self._payload(inputs)
         signature = self.signature()
         expected, names = signature.input_names(), signature.output_names()
-        got = self.page.evaluate(PREDICT_NAMED_JS, {"inputs": payload, "inputNames": expected, "outputNames": names})
-        return {name: np.asarray(out["data"], dtype=out["dtype"]).reshape(out["shape"]) for name, out in zip(names, got)}
+        queued = self._queued.get(_payload_key(payload))
+        if queued:  # started ahead (side by side with the other pages): its outcome, as it came
+            slot, console_mark = queued.pop(0)
+            timed = self.page.evaluate(AWAIT_SLOT_JS, slot, timeout_s=300.0, console_since=console_mark,
+                                       what=f"a prediction started ahead on the tf.js {self.backend} backend")
+        else:
+            timed = self.page.evaluate(TIMED_PREDICT_JS, {"inputs": payload, "inputNames": expected, "outputNames": names})
+        self.predict_seconds = float(timed["seconds"])
+        return {name: np.asarray(out["data"], dtype=out["dtype"]).reshape(out["shape"])
+                for name, out in zip(names, timed["outputs"])}
 
     def graph_nodes(self) -> list[tuple[str, str]]:
         """(node name, op) of the graph model's nodes that compute something (no Const, no Placeholder),
@@ -187,6 +230,8 @@ class TfjsTarget(Target):
         self.timeout_s = timeout_s
         self._playwright: Playwright | None = None
         self._browsers: dict[tuple[str, ...], Browser] = {}  # Chromium flags -> the browser launched with them
+        #: (artifact, backend) -> the page started ahead by side_by_side (or what its start raised)
+        self._ahead: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -280,7 +325,50 @@ class TfjsTarget(Target):
         """A page on the running browser that loaded the model (``tf.loadGraphModel`` /
         ``tf.loadLayersModel`` from loopback) on ``backend`` (default cpu); closed with ``close()``."""
         _check_options(options)
-        return TfjsDeployment(self, prepared, str(options.get("backend", DEFAULT_BACKEND)))
+        backend = str(options.get("backend", DEFAULT_BACKEND))
+        ahead = self._ahead.pop((prepared.artifact, backend), None)
+        if isinstance(ahead, Exception):
+            raise ahead  # its page failed while started ahead: the same error, on its own backend
+        if ahead is not None and options.get("format", "graph") == ahead.format:
+            return ahead
+        if ahead is not None:
+            ahead.close()
+        return TfjsDeployment(self, prepared, backend)
+
+    @contextmanager
+    def side_by_side(self, prepared: Prepared,
+                     plans: "Sequence[tuple[str, Callable[[TfjsDeployment], Sequence[Mapping[str, np.ndarray]]]]]",
+                     ) -> Iterator[None]:
+        """Load ``prepared`` on several backends at once, each in its own page, and queue in each page
+        the predictions its plan lists (``plans``: backend -> the feeds, given the loaded deployment).
+
+        Playwright's sync API stays in this thread: each page is opened, loads the model and gets its
+        predictions queued in one call (they run there one after the other, without being awaited),
+        then the next page opens while it computes; no page is waited for before all are.  Inside the
+        block, :meth:`load` of a planned backend returns its page and its predictions collect the
+        queued results.  A failure of one page (start, load, feeds) is kept and raised by its own
+        :meth:`load`: that backend's finding only.  Pages not loaded in the block are closed at its end.
+        """
+        started: dict[str, TfjsDeployment | Exception] = {}
+        try:
+            for backend, feeds in plans:  # each page computes while the next one opens
+                deployment: TfjsDeployment | None = None
+                try:
+                    deployment = TfjsDeployment(self, prepared, backend)
+                    started[backend] = deployment
+                    deployment.start_predicts(feeds(deployment))
+                except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()
+                    if deployment is not None:
+                        deployment.close()
+                    started[backend] = exc
+            count("pages loading side by side", sum(isinstance(d, TfjsDeployment) for d in started.values()))
+            self._ahead.update({(prepared.artifact, backend): d for backend, d in started.items()})
+            yield
+        finally:
+            for backend, outcome in started.items():
+                self._ahead.pop((prepared.artifact, backend), None)
+                if isinstance(outcome, TfjsDeployment):
+                    outcome.close()
 
     # pages and servers ---------------------------------------------------------------------
     def serve(self, mounts: Mapping[str, Path] | None = None, *, headers: Mapping[str, str] | HeaderRule | None = None,

@@ -110,4 +110,5 @@ CHECKS = TargetChecks(
     inspect=signature_findings,
     after=grpc_parity,
     remedies=REMEDIES,
+    probes_side_by_side=True,  # the server answers several requests at once
 )
