@@ -27,7 +27,7 @@ from typing import Any
 
 from harness.check.model import PROBES
 from harness.errors import HarnessError, UsageError
-from harness.reduce.api import Observation, Reproducer, ScriptSpec, parse_finding, reproducers
+from harness.reduce.api import Observation, Reproducer, ScriptSpec, StagedWhole, parse_finding, reproducers
 from harness.reduce.oracle import ScriptWorker, run_fresh
 from harness.reduce.search import smallest_window
 from harness.reduce.slicing import Slice, Window, build_slice, keras_module_of, sliceable_layers
@@ -149,6 +149,8 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
         calibration = None  # this path calibrates on nothing
     if probe != SAMPLE:
         say(f"feeding check's {probe} probe" + ("; calibrating on the sample, as check does" if calibration else ""))
+    if reproducer.whole is not None:
+        return whole_deployed(model, feed, probe, reproducer, finding_path, out_dir, Path(out), say)
     if model.keras_model is None:
         return whole_saved_model(model.source.path, feed, calibration, probe, reproducer, finding_path, out_dir,
                                  Path(out), say)
@@ -239,32 +241,56 @@ def whole_saved_model(path: Path, feed: dict[str, Any], calibration: dict[str, A
                       say: Progress) -> ReduceResult:
     """A SavedModel: no layers to cut, so the reproducer is the whole SavedModel, its inputs and the
     target's script, run once in a fresh process (exit 3 when it shows the finding, 1 when not)."""
-    label = f"{reproducer.target}:{finding_path}"
-    spec = ScriptSpec("saved_model", "saved_model", tuple(feed))
-    say(f"{CANNOT_CUT}; trying the whole model")
-    result = ReduceResult(label, {}, 0, cannot_reduce=CANNOT_CUT, candidates=1, probe=probe)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=out_dir.parent) as scratch:
-        staged = Path(scratch) / "reproducer"
-        copy_saved_model(path, staged / spec.model_file)
+    def stage(staged: Path) -> StagedWhole:
+        copy_saved_model(path, staged / "saved_model")
         write_arrays(staged / "inputs", feed)
         if calibration is not None:
             write_arrays(staged / CALIBRATION, calibration)
+        return StagedWhole("saved_model")
+
+    return written_whole(CANNOT_CUT, stage, tuple(feed), path, probe, reproducer, finding_path, out_dir, shown_out,
+                         say)
+
+
+def whole_deployed(model: Any, feed: dict[str, Any], probe: str, reproducer: Reproducer, finding_path: str,
+                   out_dir: Path, shown_out: Path, say: Progress) -> ReduceResult:
+    """A target whose reproducer is always the whole model as it deploys it (:attr:`Reproducer.whole`):
+    the target writes it, then the script runs once in a fresh process (exit 3 when it shows, 1 when not)."""
+    whole = reproducer.whole
+    assert whole is not None
+    return written_whole(whole.reason, lambda staged: whole.stage(model, feed, staged, finding_path), tuple(feed),
+                         model.source.path, probe, reproducer, finding_path, out_dir, shown_out, say)
+
+
+def written_whole(reason: str, stage: Callable[[Path], StagedWhole], input_names: tuple[str, ...], path: Path,
+                  probe: str, reproducer: Reproducer, finding_path: str, out_dir: Path, shown_out: Path,
+                  say: Progress) -> ReduceResult:
+    """The whole-model reproducer ``stage`` writes, with the target's script, run once in a fresh
+    process and renamed into place when it shows the finding."""
+    label = f"{reproducer.target}:{finding_path}"
+    say(f"{reason}; trying the whole model")
+    result = ReduceResult(label, {}, 0, cannot_reduce=reason, candidates=1, probe=probe)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".reduce-", dir=out_dir.parent) as scratch:
+        staged = Path(scratch) / "reproducer"
+        staged.mkdir()
+        done = stage(staged)
+        spec = ScriptSpec("saved_model", done.model_file, input_names)
         (staged / SCRIPT).write_text(reproducer.script(finding_path, spec), encoding="utf-8")
-        code, seen, output = run_fresh(staged / SCRIPT, Path(scratch) / "fresh")
-        say(f"whole SavedModel: {reproducer.describe(seen)}")
+        code, seen, output = run_fresh(staged / SCRIPT, Path(scratch) / "fresh", args=done.args)
+        say(f"whole model: {reproducer.describe(seen)}")
         if seen.get("kind") == "broken":
-            raise HarnessError(f"the {label} reproducer could not run on the SavedModel", evidence=output[-3000:],
-                               hint="the script failed before the runtime was reached")
+            raise HarnessError(f"the {label} reproducer could not run on the whole model", evidence=output[-3000:],
+                               hint="the script failed before the runtime was reached (its own words are above)")
         result.observed = seen
         if seen.get("kind") in NOTHING_SHOWN:
             result.message = not_shown(label, reproducer, seen, probe)
             return result
         result.window, result.reproduced = Window(0, 0), seen
-        write_report(staged, result, reproducer, finding_path, path, spec.model_file, code)
+        write_report(staged, result, reproducer, finding_path, path, done.model_file, code, done)
         _move_into_place(staged, out_dir)
         result.out = out_dir
-    result.message = (f"{label}: {CANNOT_CUT}; the reproducer is the whole model "
+    result.message = (f"{label}: {reason}; the reproducer is the whole model "
                       f"({reproducer.describe(seen)}); wrote {shown_out}")
     return result
 
@@ -312,10 +338,13 @@ def versions_of(reproducer: Reproducer) -> dict[str, str]:
 
 
 def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, finding_path: str,
-                 model_path: Path, model_file: str, exit_code: int) -> None:
-    """``versions.json``, ``finding.json`` and ``README.md`` beside the reproducer."""
-    versions = versions_of(reproducer)
+                 model_path: Path, model_file: str, exit_code: int, staged: StagedWhole | None = None) -> None:
+    """``versions.json`` (and the same as ``versions.txt``), ``finding.json`` and ``README.md`` beside
+    the reproducer."""
+    versions = {**versions_of(reproducer), **(staged.versions if staged is not None else {})}
     (directory / "versions.json").write_text(json.dumps(versions, indent=1) + "\n", encoding="utf-8")
+    (directory / "versions.txt").write_text("".join(f"{name}: {version}\n" for name, version in versions.items()),
+                                            encoding="utf-8")
     window = result.window
     assert window is not None and result.reproduced is not None
     record: dict[str, Any] = {"schema": "pitfalls-reduce/1", "finding": result.finding,
@@ -325,7 +354,10 @@ def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, 
                               "window": [window.start, window.stop], "layers": result.layers, "model_file": model_file,
                               "candidates": result.candidates, "observed_on_model": result.observed,
                               "observed_by_reproducer": result.reproduced, "key": list(reproducer.key(result.reproduced)),
-                              "script_exit_code": exit_code, "cannot_reduce": result.cannot_reduce or None}
+                              "script_exit_code": exit_code, "cannot_reduce": result.cannot_reduce or None,
+                              "script_args": list(staged.args) if staged is not None else [],
+                              "ran_here": staged.ran_here if staged is not None else "",
+                              "files": dict(staged.files) if staged is not None else {}}
     (directory / "finding.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
     (directory / "README.md").write_text(readme_text(record, reproducer, versions), encoding="utf-8")
 
@@ -346,7 +378,7 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         f"{reproducer.paths[record['path']]}.",
         "",
-        (f"The model is the whole SavedModel `{Path(record['model']).name}`, copied as `{record['model_file']}/` "
+        (f"The model is the whole of `{Path(record['model']).name}`, as `{record['model_file']}/` "
          f"({record['cannot_reduce']}); `inputs/` holds the inputs it was fed."
          if record.get("cannot_reduce") else
          f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
@@ -361,6 +393,8 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         _fenced("python reproduce.py", "sh"),
         "",
+        *([f"Here it ran as `python reproduce.py {' '.join(record['script_args'])}`: {record['ran_here']}", ""]
+          if record.get("ran_here") else []),
         f"It needs {reproducer.requirements}; nothing else (no pitfalls). It exits 1 when the problem shows, "
         "0 when it does not, and its last line is what it saw, as JSON.",
         "",
@@ -374,12 +408,15 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         "## Files",
         "",
-        f"- `{record['model_file']}`: " + ("the SavedModel" if record.get("cannot_reduce") else "the reduced model"),
+        f"- `{record['model_file']}/`: " + ("the SavedModel" if record.get("cannot_reduce") else "the reduced model")
+        if record.get("cannot_reduce") else f"- `{record['model_file']}`: the reduced model",
         "- `inputs/*.npy`: its inputs, one file per model input",
+        *[f"- `{name}`: {what}" for name, what in record.get("files", {}).items()],
         *([f"- `{CALIBRATION}/*.npy`: the sample's values at those inputs (the int8 calibration set)"]
           if record["calibrated"] else []),
         "- `reproduce.py`: the standalone script",
-        "- `finding.json`: what was observed on the whole model and by this script; `versions.json`",
+        "- `finding.json`: what was observed on the whole model and by this script; `versions.json` "
+        "(`versions.txt`: the same, one per line)",
         "",
     ]
     return "\n".join(lines)
