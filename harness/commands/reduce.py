@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the inputs to feed: check's sample (--inputs or synthesised; the default) or one of "
                         "check's synthetic probes, synthesised as check makes them, int8 calibrated on the sample "
                         "as check does (a finding labelled `litert int8 [wide]` names its probe itself)")
+    p.add_argument("--calibration", metavar="FILE.npz",
+                   help="a calibration set keyed by input name, as check --calibration takes it: int8 is calibrated "
+                        "on it (its values at the reduced model's inputs are written to calibration/); a finding "
+                        "check labelled `litert int8 [--calibration FILE.npz]` is fed the set itself")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import MODULE first (it registers the model's custom layers); repeatable; trusted code")
     p.add_argument("--trust-model", action="store_true",
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with runtime_log_kept() as (terminal, log):
         try:
             result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs, probe=args.probe,
+                                  calibration_file=args.calibration,
                                   imports=tuple(args.imports or ()), trust=args.trust_model, overwrite=args.overwrite,
                                   progress=None if args.quiet else (lambda m: print(f"reduce: {m}", file=terminal,
                                                                                     flush=True)))
