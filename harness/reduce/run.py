@@ -367,12 +367,13 @@ def versions_of(reproducer: Reproducer) -> dict[str, str]:
 
 def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, finding_path: str,
                  model_path: Path, model_file: str, exit_code: int, staged: StagedWhole | None = None) -> None:
-    """``versions.json`` (and the same as ``versions.txt``), ``finding.json`` and ``README.md`` beside
-    the reproducer."""
+    """``versions.json`` (for a target's whole-model reproducer also as ``versions.txt``),
+    ``finding.json`` and ``README.md`` beside the reproducer."""
     versions = {**versions_of(reproducer), **(staged.versions if staged is not None else {})}
     (directory / "versions.json").write_text(json.dumps(versions, indent=1) + "\n", encoding="utf-8")
-    (directory / "versions.txt").write_text("".join(f"{name}: {version}\n" for name, version in versions.items()),
-                                            encoding="utf-8")
+    if reproducer.whole is not None:  # a script of no Python packages (TF Serving's): the versions to paste
+        (directory / "versions.txt").write_text("".join(f"{name}: {version}\n" for name, version in versions.items()),
+                                                encoding="utf-8")
     window = result.window
     assert window is not None and result.reproduced is not None
     record: dict[str, Any] = {"schema": "pitfalls-reduce/1", "finding": result.finding,
@@ -386,7 +387,8 @@ def write_report(directory: Path, result: ReduceResult, reproducer: Reproducer, 
                               "script_exit_code": exit_code, "cannot_reduce": result.cannot_reduce or None,
                               "script_args": list(staged.args) if staged is not None else [],
                               "ran_here": staged.ran_here if staged is not None else "",
-                              "files": dict(staged.files) if staged is not None else {}}
+                              "files": dict(staged.files) if staged is not None else {},
+                              "versions_txt": reproducer.whole is not None}
     (directory / "finding.json").write_text(json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8")
     (directory / "README.md").write_text(readme_text(record, reproducer, versions), encoding="utf-8")
 
@@ -425,7 +427,10 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         "",
         f"{reproducer.paths[record['path']]}.",
         "",
-        (f"The model is the whole of `{Path(record['model']).name}`, as `{record['model_file']}/` "
+        (f"The model is the whole SavedModel `{Path(record['model']).name}`, copied as `{record['model_file']}/` "
+         f"({record['cannot_reduce']}); `inputs/` holds the inputs it was fed."
+         if record.get("cannot_reduce") == CANNOT_CUT else
+         f"The model is the whole of `{Path(record['model']).name}`, as `{record['model_file']}/` "
          f"({record['cannot_reduce']}); `inputs/` holds the inputs it was fed."
          if record.get("cannot_reduce") else
          f"The model is {len(record['layers'])} of the original {record['layers_total']} layers "
@@ -459,8 +464,8 @@ def readme_text(record: dict[str, Any], reproducer: Reproducer, versions: dict[s
         *([f"- `{CALIBRATION}/*.npy`: {calibration_source(record)}'s values at those inputs (the int8 calibration set)"]
           if record["calibrated"] else []),
         "- `reproduce.py`: the standalone script",
-        "- `finding.json`: what was observed on the whole model and by this script; `versions.json` "
-        "(`versions.txt`: the same, one per line)",
+        "- `finding.json`: what was observed on the whole model and by this script; `versions.json`"
+        + (" (`versions.txt`: the same, one per line)" if record.get("versions_txt") else ""),
         "",
     ]
     return "\n".join(lines)
