@@ -50,9 +50,10 @@ def stateful_reproducer(stand_in: str, tmp_path_factory: pytest.TempPathFactory)
     return out
 
 
-def _reproducer_containers() -> list[str]:
-    done = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL}"], capture_output=True, text=True,
-                          check=True)
+def _reproducer_containers(pid: int) -> list[str]:
+    """The containers a reproducer script of process ``pid`` started (labelled with its pid)."""
+    done = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={LABEL}", "--filter", f"label=pitfalls.pid={pid}"],
+                          capture_output=True, text=True, check=True)
     return done.stdout.split()
 
 
@@ -90,7 +91,6 @@ def test_the_stateful_lstm_reproducer_shows_the_second_request_differing(statefu
     assert f"--image {stand_in}" in readme and "stand-in" in readme
     assert "tensorflow/serving:" in (out / "versions.txt").read_text()
 
-    before = set(_reproducer_containers())
     code, seen, output = _run(out / "reproduce.py", tmp_path / "home", "--image", stand_in, "--pull", "never")
     assert code == 1 and seen["kind"] == "divergence" and seen["request"] == 2, output[-3000:]
     first, second = seen["replies"]
@@ -100,7 +100,8 @@ def test_the_stateful_lstm_reproducer_shows_the_second_request_differing(statefu
     assert seen["max_abs_diff"] > seen["bound"] and first != second
     key = reproducers()["tfserving"].key
     assert key(seen) == key(record["observed_on_model"])
-    assert set(_reproducer_containers()) <= before
+    gone = subprocess.run(["docker", "inspect", seen["container"]], capture_output=True, text=True)
+    assert seen["container"].startswith("pitfalls-reproducer-") and gone.returncode != 0  # removed by the script
 
 
 def test_a_missing_image_is_a_setup_error_in_one_line(stateful_reproducer: Path, tmp_path: Path) -> None:
@@ -120,18 +121,15 @@ def test_the_script_confines_its_container_and_a_killed_script_leaves_it_to_the_
     from harness.environments.ownership import CONFINED_UID
     from harness.targets.tfserving.container import remove_leftover_containers
 
-    before = set(_reproducer_containers())
     home = tmp_path / "home"
+    env = _clean_env(home)
     process = subprocess.Popen([sys.executable, str(stateful_reproducer / "reproduce.py"), "--image", stand_in,
-                                "--pull", "never"], cwd=home if home.mkdir() is None else home,
-                               env=_clean_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                "--pull", "never"], cwd=home, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     try:
         started: list[str] = []
-        for _ in range(1200):  # polls, not a timing assertion: the container appears after `docker run -d`
-            started = [c for c in _reproducer_containers() if c not in before]
-            if started or process.poll() is not None:
-                break
+        while not started and process.poll() is None:  # until `docker run -d` made it (or the script ended)
+            started = _reproducer_containers(process.pid)
             time.sleep(0.25)
         assert started, "the script never started a container"
         inspected = json.loads(subprocess.run(["docker", "inspect", started[0]], capture_output=True, text=True,
@@ -152,7 +150,7 @@ def test_the_script_confines_its_container_and_a_killed_script_leaves_it_to_the_
     assert labels["pitfalls"] == "1" and labels["pitfalls.owner"]
 
     remove_leftover_containers()
-    assert started[0] not in _reproducer_containers()
+    assert not _reproducer_containers(process.pid)
 
 
 def test_float_json_ids_show_nothing_on_the_stand_in(stand_in: str, tmp_path: Path) -> None:

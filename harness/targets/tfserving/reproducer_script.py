@@ -170,7 +170,7 @@ def observe(here: str, image: str, pull: str, timeout: float) -> "dict[str, Any]
         name, base = start(here, image, pull, labels)
         failed = wait_ready(name, base, timeout)
         if failed is not None:
-            failed["image"] = image
+            failed.update(image=image, container=name)
             return failed
         with open(os.path.join(here, "expected.json"), encoding="utf-8") as file:
             expected = json.load(file)
@@ -186,7 +186,7 @@ def observe(here: str, image: str, pull: str, timeout: float) -> "dict[str, Any]
                 except ValueError:
                     message = text
                 return {"kind": "runtime", "error": "HTTP %d" % status, "text": message.strip(), "stage": "predict",
-                        "request": index, "image": image, "replies": replies}
+                        "request": index, "image": image, "container": name, "replies": replies}
             outputs = json.loads(text).get("outputs")
             if not isinstance(outputs, dict):  # one output: the columnar reply leaves out its name
                 outputs = {next(iter(expected)): outputs}
@@ -197,11 +197,11 @@ def observe(here: str, image: str, pull: str, timeout: float) -> "dict[str, Any]
                                 "max|expected| = %.6g (output %s)%s" % (index, request, seen["max_abs_diff"],
                                                                       seen["bound"], seen.get("output"),
                                                                       SETTINGS.get("divergence_note", "")))
-                seen.update(image=image, replies=replies, expected=expected)
+                seen.update(image=image, container=name, replies=replies, expected=expected)
                 return seen
             if seen["max_abs_diff"] >= worst["max_abs_diff"]:
                 worst = seen
-        worst.update(image=image, replies=replies, expected=expected)
+        worst.update(image=image, container=name, replies=replies, expected=expected)
         return worst
     finally:
         if name:
