@@ -201,7 +201,9 @@ def observe(here: str, image: str, pull: str, timeout: float) -> "dict[str, Any]
                 return seen
             if seen["max_abs_diff"] >= worst["max_abs_diff"]:
                 worst = seen
-        worst.update(image=image, container=name, replies=replies, expected=expected)
+        worst.update(image=image, container=name, replies=replies, expected=expected,
+                     text="no finding: every reply within tolerance of expected.json (max |served - expected| = "
+                          "%.6g <= %.6g)" % (worst["max_abs_diff"], worst["bound"]))
         return worst
     finally:
         if name:
