@@ -175,7 +175,8 @@ def reduce_model(path: str | Path, finding: str, out: str | Path, *, inputs: str
     if probe == CALIBRATION_PROBE:
         say(f"feeding {calibrated_on}, as check feeds it")
     elif probe != SAMPLE or calibration is not None:
-        say(f"feeding check's {probe}" + (f"; calibrating on {calibrated_on}, as check does" if calibration else ""))
+        say(f"feeding check's {probe}{' probe' if probe != SAMPLE else ''}"
+            + (f"; calibrating on {calibrated_on}, as check does" if calibration else ""))
     if reproducer.whole is not None:
         return whole_deployed(model, feed, probe, reproducer, finding_path, out_dir, Path(out), say)
     if model.keras_model is None:
