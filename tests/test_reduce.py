@@ -131,7 +131,14 @@ def test_a_probe_is_read_from_checks_label_and_a_label_that_is_no_synthetic_prob
     assert split_probe("litert:int8 [edge]", "edge") == ("litert:int8", "edge")
     assert split_probe("litert:int8", None) == ("litert:int8", SAMPLE)
     assert split_probe("litert:int8", "wide") == ("litert:int8", "wide")
+    assert split_probe("litert int8 [--calibration cal.npz]", None, "/data/cal.npz") == ("litert int8", "calibration")
     line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert [--calibration cal.npz]",
+                             "--out", str(tmp_path / "o"), "-q"], capsys)
+    assert "give that file with --calibration" in line
+    line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert [--calibration cal.npz]",
+                             "--calibration", "other.npz", "--out", str(tmp_path / "o"), "-q"], capsys)
+    assert "give that file with --calibration" in line
+    line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert [--inputs x.npz]",
                              "--out", str(tmp_path / "o"), "-q"], capsys)
     assert "pass that file with --inputs" in line
     line = _one_line_exit_2(["reduce", "model.keras", "--finding", "litert int8 [wide]", "--probe", "edge",

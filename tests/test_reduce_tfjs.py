@@ -68,3 +68,33 @@ def test_the_webgl_script_runs_tfjs_in_headless_chromium_and_shows_the_divergenc
     code, seen, output = run_fresh(tmp_path / "webgl" / SCRIPT, tmp_path / "home")
     assert code == 1 and seen["kind"] == "divergence", output[-3000:]
     assert seen["max_abs_diff"] > seen["bound"] > 0.01  # beyond webgl's (float16) tolerance, not float32's
+
+
+@pytest.mark.slow
+def test_the_webgpu_script_runs_tfjs_on_webgpu_in_a_secure_page_and_shows_the_divergence(tmp_path: Path) -> None:
+    """webgpu runs in this headless Chromium (its GPU process on SwiftShader's Vulkan, the flags of
+    the backend table): the script fulfils an https page itself (WebGPU's adapter is offered to
+    secure contexts only; nothing is fetched), loads tf.js and the webgpu bundle, and checks that
+    tf.js runs on webgpu.  The `cancel` layer, run fresh, leaves float32 tolerance on webgpu: its
+    sum of terms of order 1e6 is rounded in webgpu's own order."""
+    require_targets("tfjs")
+    from harness.check.model import keras_feed, load_model, synthesise_inputs
+    from harness.reduce.api import ScriptSpec
+    from harness.reduce.oracle import run_fresh
+    from harness.reduce.run import SCRIPT, write_candidate
+    from harness.reduce.slicing import Window, build_slice
+    from harness.targets.base import ModelSource
+
+    from check_models import cancelling_dense_keras
+
+    assert "tfjs:webgpu" in [f"{t}:{p}" for t, r in reproducers().items() for p in r.paths]
+    model = load_model(ModelSource.from_path(cancelling_dense_keras(ArtifactCache())))
+    feed = synthesise_inputs(model)
+    made = build_slice(model.keras_model, Window(1, 2), feed, keras_feed(model, feed))
+    spec = ScriptSpec("keras", "model.keras", tuple(made.input_names))
+    script = reproducers()["tfjs"].script("webgpu", spec)
+    assert "'secure_page': True" in script and "tf-backend-webgpu.min.js" in script and "--disable-gpu" not in script
+    write_candidate(tmp_path / "webgpu", made, script, spec)
+    code, seen, output = run_fresh(tmp_path / "webgpu" / SCRIPT, tmp_path / "home")
+    assert code == 1 and seen["kind"] == "divergence", output[-3000:]
+    assert seen["max_abs_diff"] > seen["bound"] and seen["bound"] < 0.01  # float32's tolerance, not float16's

@@ -8,8 +8,8 @@ import sys
 
 NAME = "reduce"
 HELP = ("cut the model to the smallest slice of layers that still shows a finding and write a standalone "
-        "reproducer (model, inputs, script, versions, README); exit 0 reduced, 1 not shown, 3 whole model only, "
-        "4 the reduction could not run")
+        "reproducer (model, inputs, script, versions, README; TF Serving: the whole model as served); exit 0 "
+        "reduced, 1 not shown, 3 whole model only, 4 the reduction could not run")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
                         "(a bare target: its common path) "
                         "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
-                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16, coreml:as-given, coreml:concrete-function)")
+                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16, tfjs:webgpu, coreml:as-given, coreml:concrete-function, "
+                        "tfserving:rest, tfserving:float-json)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="the reproducer's directory (created; refused when not empty unless --overwrite)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
@@ -30,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the inputs to feed: check's sample (--inputs or synthesised; the default) or one of "
                         "check's synthetic probes, synthesised as check makes them, int8 calibrated on the sample "
                         "as check does (a finding labelled `litert int8 [wide]` names its probe itself)")
+    p.add_argument("--calibration", metavar="FILE.npz",
+                   help="a calibration set keyed by input name, as check --calibration takes it: int8 is calibrated "
+                        "on it (its values at the reduced model's inputs are written to calibration/); a finding "
+                        "check labelled `litert int8 [--calibration FILE.npz]` is fed the set itself")
     p.add_argument("--import", dest="imports", action="append", metavar="MODULE",
                    help="import MODULE first (it registers the model's custom layers); repeatable; trusted code")
     p.add_argument("--trust-model", action="store_true",
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     with runtime_log_kept() as (terminal, log):
         try:
             result = reduce_model(args.model, args.finding, args.out, inputs=args.inputs, probe=args.probe,
+                                  calibration_file=args.calibration,
                                   imports=tuple(args.imports or ()), trust=args.trust_model, overwrite=args.overwrite,
                                   progress=None if args.quiet else (lambda m: print(f"reduce: {m}", file=terminal,
                                                                                     flush=True)))

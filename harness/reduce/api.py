@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,27 @@ class ScriptSpec:
 
 
 @dataclass(frozen=True)
+class StagedWhole:
+    """What a target wrote for a whole-model reproducer (:attr:`Reproducer.whole`), and how it is run here."""
+
+    model_file: str  # the file or directory of the model, as the reproducer holds it
+    args: tuple[str, ...] = ()  # the script's arguments for the run here (e.g. the local image)
+    ran_here: str = ""  # one sentence for the README: what the script ran against here
+    versions: Mapping[str, str] = field(default_factory=dict)  # beside the packages' versions
+    files: Mapping[str, str] = field(default_factory=dict)  # the README's lines on the files it wrote beyond the model
+
+
+@dataclass(frozen=True)
+class WholeModel:
+    """A target whose findings are the deployed model's as a whole (its served signature, its state):
+    ``reason`` why no layers are cut, ``stage(model, feed, directory, path)`` writes the model as the
+    target deploys it, the inputs and whatever else the script reads into ``directory``."""
+
+    reason: str
+    stage: Callable[[Any, Mapping[str, Any], Path, str], StagedWhole]
+
+
+@dataclass(frozen=True)
 class Reproducer:
     """A target's standalone reproducers, one per finding path it can reproduce."""
 
@@ -51,6 +72,8 @@ class Reproducer:
     #: the paths whose script calibrates on ``calibration/`` when it is there (int8): reduce writes the
     #: sample there when it feeds one of check's probes, as check calibrates on its sample
     calibrated: tuple[str, ...] = ()
+    #: set for a target whose reproducer is always the whole model as it deploys it (no cutting)
+    whole: WholeModel | None = None
 
 
 def reproducers() -> dict[str, Reproducer]:

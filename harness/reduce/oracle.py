@@ -17,6 +17,7 @@ import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -59,10 +60,11 @@ def observation_in(stdout: str) -> Observation | None:
     return found if isinstance(found, dict) else None
 
 
-def run_fresh(script: Path, home: Path, timeout: float = OBSERVE_TIMEOUT) -> tuple[int, Observation, str]:
-    """``python script`` in a fresh process with a clean environment: (exit code, observation, output)."""
+def run_fresh(script: Path, home: Path, timeout: float = OBSERVE_TIMEOUT,
+              args: Sequence[str] = ()) -> tuple[int, Observation, str]:
+    """``python script *args`` in a fresh process with a clean environment: (exit code, observation, output)."""
     home.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, str(script)], cwd=home, env=clean_environment(home), capture_output=True,
+    done = subprocess.run([sys.executable, str(script), *args], cwd=home, env=clean_environment(home), capture_output=True,
                           text=True, timeout=timeout, start_new_session=True, preexec_fn=_confine)
     found = observation_in(done.stdout)
     if found is None:

@@ -80,7 +80,8 @@ def report(found: dict[str, Any], runtime: str) -> int:
     elif found["kind"] == "skipped":  # the runtime refused to run here (Core ML predicts on macOS only)
         print(f"not compared: {runtime} refused to run here ({found['error']}): {found['text']}")
     else:
-        print(f"no finding: max |{runtime} - Keras| = {found['max_abs_diff']:.6g} <= {found['bound']:.6g}")
+        print(found.get("text") or
+              f"no finding: max |{runtime} - Keras| = {found['max_abs_diff']:.6g} <= {found['bound']:.6g}")
     print("REPRODUCER-RESULT " + json.dumps(found))
     return 0 if found["kind"] in ("none", "skipped") else 1
 

@@ -5,8 +5,9 @@ to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), a
 repository's npm tf.js on Node (the cpu or wasm backend) or, for webgl (and check's ``webgl-f16``
 path), in headless Chromium driven by Python's Playwright (tf.js put into a blank page, the model
 handed over from the script: no server), compared with the Keras model at the backend's tolerance.
-A backend that needs Chromium's GPU process (its table entry does not run with ``GPU_PROCESS_OFF``) is not
-covered: slow to start here (see docs/reduce.md).
+A backend that needs Chromium's GPU process (webgpu: its table entry does not run with ``GPU_PROCESS_OFF``)
+runs the same way with its own Chromium flags and bundle, in a page of an https origin the script
+fulfils itself (the WebGPU adapter is offered to secure contexts only).
 """
 
 from __future__ import annotations
@@ -25,9 +26,13 @@ SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
 
 #: the backends a script runs on Node (the others need a browser: headless Chromium through Playwright)
 ON_NODE = ("cpu", "wasm")
-#: the other paths of check the script runs in headless Chromium: those that run without a GPU process
-IN_BROWSER = tuple(b.name for b in (*TABLE, *VARIANTS) if b.name not in ON_NODE and b.browser_flags == GPU_PROCESS_OFF)
 BACKEND_OF = {b.name: b for b in (*TABLE, *VARIANTS)}
+#: the other paths of check the script runs in headless Chromium (webgl on SwiftShader's GL without a GPU
+#: process; webgpu with Chromium's GPU process on SwiftShader's Vulkan, in a secure page: see below)
+IN_BROWSER = tuple(b.name for b in (*TABLE, *VARIANTS) if b.name not in ON_NODE)
+#: the backends whose adapter Chromium offers only to a secure context (about:blank has no navigator.gpu):
+#: the script's page is then an https origin Playwright fulfils itself (no server, no network)
+SECURE_PAGE = tuple(name for name in IN_BROWSER if BACKEND_OF[name].browser_flags != GPU_PROCESS_OFF)
 
 PATHS: dict[str, str] = {
     **{backend: (f"SavedModel, tensorflowjs_converter to a graph model, then tf.js on Node with the {backend} backend "
@@ -58,6 +63,9 @@ def script(path: str, spec: ScriptSpec) -> str:
                                            "env_flags": dict(backend.env_flags), "browser": path in IN_BROWSER,
                                            "chromium": str(CHROMIUM),
                                            "browser_flags": [*COMMON_BROWSER_FLAGS, *backend.browser_flags],
+                                           "bundles": [str((backend.bundle.dist / name).resolve())
+                                                       for name in backend.bundle.scripts] if backend.bundle else [],
+                                           "secure_page": path in SECURE_PAGE,
                                            "node_modules": str(NODE_MODULES.resolve()),
                                            "atol": tolerance.atol, "rtol": tolerance.rtol})
 

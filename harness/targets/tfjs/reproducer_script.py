@@ -28,7 +28,8 @@ from harness.reduce.script_common import child_result, compare_outputs, keras_re
 
 SETTINGS: dict[str, Any] = {"keras": "keras", "model": "model.keras", "inputs": ["input"], "backend": "cpu",
                             "runs": "cpu", "env_flags": {}, "browser": False, "chromium": "/usr/bin/chromium",
-                            "browser_flags": [], "node_modules": "node_modules", "atol": 1e-4, "rtol": 1e-3}
+                            "browser_flags": [], "bundles": [], "secure_page": False, "node_modules": "node_modules",
+                            "atol": 1e-4, "rtol": 1e-3}
 
 #: the part that runs the graph model, the same on Node and in the browser
 RUN_GRAPH_MODEL = r"""
@@ -130,6 +131,10 @@ def run_on_node(work, inputs):
     return child_result(done, "TFJS-RESULT", "node")
 
 
+#: the origin of the secure page (fulfilled by the script itself through Playwright: nothing is fetched)
+SECURE_ORIGIN = "https://reproducer.invalid/"
+
+
 def run_in_browser(work, inputs):
     """The graph model's result in headless Chromium (Playwright) on a GPU backend: tf.js from
     ``node_modules`` is put into a blank page, the model and inputs handed over from here (no
@@ -151,13 +156,24 @@ def run_in_browser(work, inputs):
         browser = playwright.chromium.launch(executable_path=SETTINGS["chromium"], headless=True, args=flags)
         try:
             page = browser.new_page()
+            console = []
+            page.on("console", lambda message: console.append(message.type + ": " + message.text))
+            if SETTINGS["secure_page"]:  # WebGPU's adapter is offered to secure contexts only: an https page
+                page.route(SECURE_ORIGIN + "**", lambda route: route.fulfill(
+                    status=200, content_type="text/html", body="<!doctype html><title>reproducer</title>"))
+                page.goto(SECURE_ORIGIN)
             page.add_script_tag(path=os.path.join(SETTINGS["node_modules"], "@tensorflow/tfjs/dist/tf.min.js"))
+            for bundle in SETTINGS["bundles"]:  # the backend's own package (tf-backend-webgpu.min.js)
+                page.add_script_tag(path=bundle)
             result = page.evaluate(BROWSER_RUNNER, [model_json, base64.b64encode(weights).decode("ascii"),
                                                     tfjs_feed(inputs), SETTINGS["runs"], SETTINGS["env_flags"]])
         finally:
             browser.close()
-    if "error" in result:
-        raise RuntimeError(result["error"])
+    if "error" in result:  # tf.js's text, and what the browser said in its console (an adapter refused)
+        said = [line for line in console if not line.startswith(("log:", "debug:"))]
+        raise RuntimeError(result["error"] + ("\nbrowser console:\n" + "\n".join(said[-20:]) if said else ""))
+    if result["backend"] != SETTINGS["runs"]:
+        raise RuntimeError("tf.js ran on %s, not on %s" % (result["backend"], SETTINGS["runs"]))
     return result
 
 
