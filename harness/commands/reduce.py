@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the finding to reproduce: a target and the path that showed it, as check labels it "
                         "(a bare target: its common path) "
                         "(litert:float32, litert:select_tf_ops, litert:float16, litert:dynamic, litert:int8, tfjs:cpu, "
-                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16, tfjs:webgpu, coreml:as-given, coreml:concrete-function, "
+                        "tfjs:wasm, tfjs:webgl, tfjs:webgl-f16 and every other backend of tf.js's backend table, coreml:as-given, coreml:concrete-function, "
                         "tfserving:rest, tfserving:float-json)")
     p.add_argument("--out", metavar="DIR", required=True,
                    help="the reproducer's directory (created; refused when not empty unless --overwrite)")

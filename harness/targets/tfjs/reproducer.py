@@ -5,9 +5,9 @@ to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), a
 repository's npm tf.js on Node (the cpu or wasm backend) or, for webgl (and check's ``webgl-f16``
 path), in headless Chromium driven by Python's Playwright (tf.js put into a blank page, the model
 handed over from the script: no server), compared with the Keras model at the backend's tolerance.
-A backend that needs Chromium's GPU process (webgpu: its table entry does not run with ``GPU_PROCESS_OFF``)
+A backend that needs Chromium's GPU process (its table entry does not run with ``GPU_PROCESS_OFF``)
 runs the same way with its own Chromium flags and bundle, in a page of an https origin the script
-fulfils itself (the WebGPU adapter is offered to secure contexts only).
+fulfils itself (that backend's GPU adapter is offered to secure contexts only).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ SCRIPT_TEMPLATE = Path(__file__).with_name("reproducer_script.py")
 ON_NODE = ("cpu", "wasm")
 BACKEND_OF = {b.name: b for b in (*TABLE, *VARIANTS)}
 #: the other paths of check the script runs in headless Chromium (webgl on SwiftShader's GL without a GPU
-#: process; webgpu with Chromium's GPU process on SwiftShader's Vulkan, in a secure page: see below)
+#: process; a backend that needs the GPU process on SwiftShader's Vulkan, in a secure page: see below)
 IN_BROWSER = tuple(b.name for b in (*TABLE, *VARIANTS) if b.name not in ON_NODE)
 #: the backends whose adapter Chromium offers only to a secure context (about:blank has no navigator.gpu):
 #: the script's page is then an https origin Playwright fulfils itself (no server, no network)

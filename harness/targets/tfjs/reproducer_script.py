@@ -158,12 +158,12 @@ def run_in_browser(work, inputs):
             page = browser.new_page()
             console = []
             page.on("console", lambda message: console.append(message.type + ": " + message.text))
-            if SETTINGS["secure_page"]:  # WebGPU's adapter is offered to secure contexts only: an https page
+            if SETTINGS["secure_page"]:  # that backend's GPU adapter is offered to secure contexts only: an https page
                 page.route(SECURE_ORIGIN + "**", lambda route: route.fulfill(
                     status=200, content_type="text/html", body="<!doctype html><title>reproducer</title>"))
                 page.goto(SECURE_ORIGIN)
             page.add_script_tag(path=os.path.join(SETTINGS["node_modules"], "@tensorflow/tfjs/dist/tf.min.js"))
-            for bundle in SETTINGS["bundles"]:  # the backend's own package (tf-backend-webgpu.min.js)
+            for bundle in SETTINGS["bundles"]:  # the backend's own package (its bundle in the backend table)
                 page.add_script_tag(path=bundle)
             result = page.evaluate(BROWSER_RUNNER, [model_json, base64.b64encode(weights).decode("ascii"),
                                                     tfjs_feed(inputs), SETTINGS["runs"], SETTINGS["env_flags"]])
