@@ -83,6 +83,19 @@ def test_load_failure_is_read_from_the_server_log() -> None:
     assert serving.load_failure_in_log(FAILED_LOAD_LOG, "other") is None
 
 
+def test_load_failure_read_before_or_after_the_server_exits_is_the_same_text() -> None:
+    """A server that fails its first load logs the error, then exits printing "Failed to start server.
+    Error: ..." on a line of no log prefix. The readiness wait may read the log before or after that
+    line: the load failure's text must not depend on which (a catalog run saw both; `pitfalls diff`
+    then said "new error text" of two runs of the same versions)."""
+    first_line = FAILED_LOAD_LOG.split("\n")[0] + "\n"
+    exit_line = ("Failed to start server. Error: UNKNOWN: 1 servable(s) did not become available: {{{name: fft "
+                 "version: 1} due to error: NOT_FOUND: Converting GraphDef to Graph has failed}, }\n")
+    before = serving.load_failure_in_log(first_line, "fft")
+    after = serving.load_failure_in_log(first_line + exit_line, "fft")
+    assert before is not None and after == before, (before, after)
+
+
 def test_readiness_abort_asks_the_exit_before_it_reads_the_log() -> None:
     """One abort for the container, forked and host servers: a server that logs its load error and
     exits between the two reads is seen with its error (the log is read after the exit is asked)."""

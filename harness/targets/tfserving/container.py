@@ -49,8 +49,11 @@ PIDS_LIMIT = 1024
 LOAD_FAILED = re.compile(
     r"Loading servable: \{name: (?P<name>\S+) version: \d+\} failed: (?P<code>[A-Z_]+): "
     # the message, and the lines after it that carry no log prefix of their own (TF Serving's
-    # "Specified file path does not appear to contain a SavedModel bundle ...\nSpecified file path: ...")
-    r"(?P<message>.*(?:\n(?!\d{4}-\d\d-\d\d[ T]|[IWEF]\d{4} |\[|\s*$)[^\n]*)*)", re.MULTILINE)
+    # "Specified file path does not appear to contain a SavedModel bundle ...\nSpecified file path: ..."),
+    # up to the server's own exit line ("Failed to start server. Error: ..." repeats the load error as
+    # the start status: whether it is in the log yet when the log is read depends on timing alone)
+    r"(?P<message>.*(?:\n(?!\d{4}-\d\d-\d\d[ T]|[IWEF]\d{4} |\[|\s*$|Failed to start server\. )[^\n]*)*)",
+    re.MULTILINE)
 
 
 def load_failure_in_log(log: str, model_name: str) -> tuple[str, str] | None:
