@@ -124,6 +124,21 @@ class Prepared:
     notes: dict[str, Any] = field(default_factory=dict)  # e.g. which conversion path was taken
 
 
+def inputs_key(inputs: "Mapping[str, np.ndarray]") -> str:
+    """The same inputs (names, dtypes, shapes, values) give the same key: how a deployment that starts
+    predictions ahead (side by side) finds the one a later ``predict`` of the same inputs collects."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name in sorted(inputs):
+        array = np.asarray(inputs[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes() if array.dtype.kind != "O" else repr(array.tolist()).encode())
+    return digest.hexdigest()
+
+
 class Deployment(ABC):
     """A prepared model loaded on a running target; closed explicitly or with its target."""
 

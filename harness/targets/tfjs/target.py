@@ -32,7 +32,7 @@ from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec, inputs_key
 from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
@@ -103,13 +103,6 @@ def _artifact_format(model_dir: Path) -> str:
     return "graph" if written == "graph-model" else "layers"
 
 
-def _payload_key(payload: Mapping[str, Any]) -> str:
-    """The same inputs give the same key (a digest of the payload the page gets)."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 class TfjsDeployment(Deployment):
     """A converted model loaded once in its own page (fresh browser context) and kept there.
 
@@ -145,11 +138,10 @@ class TfjsDeployment(Deployment):
         signature = self.signature()
         queued = []
         for inputs in feeds:
-            payload = self._payload(inputs)
             slot = self._slot()
-            queued.append({"slot": slot[0], "arg": {"inputs": payload, "inputNames": signature.input_names(),
+            queued.append({"slot": slot[0], "arg": {"inputs": self._payload(inputs), "inputNames": signature.input_names(),
                                                     "outputNames": signature.output_names()}})
-            self._queued.setdefault(_payload_key(payload), []).append(slot)
+            self._queued.setdefault(inputs_key(inputs), []).append(slot)
         self.page.evaluate(START_PREDICTS_JS, queued)
         count("predictions started ahead", len(queued))
 
@@ -184,16 +176,18 @@ class TfjsDeployment(Deployment):
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         import numpy as np
 
-        payload = self._payload(inputs)
+        if self.closed:
+            raise HarnessError("predict() on a closed tfjs deployment")
         signature = self.signature()
         expected, names = signature.input_names(), signature.output_names()
-        queued = self._queued.get(_payload_key(payload))
+        queued = self._queued.get(inputs_key(inputs))
         if queued:  # started ahead (side by side with the other pages): its outcome, as it came
             slot, console_mark = queued.pop(0)
             timed = self.page.evaluate(AWAIT_SLOT_JS, slot, timeout_s=300.0, console_since=console_mark,
                                        what=f"a prediction started ahead on the tf.js {self.backend} backend")
         else:
-            timed = self.page.evaluate(TIMED_PREDICT_JS, {"inputs": payload, "inputNames": expected, "outputNames": names})
+            timed = self.page.evaluate(TIMED_PREDICT_JS, {"inputs": self._payload(inputs), "inputNames": expected,
+                                                          "outputNames": names})
         self.predict_seconds = float(timed["seconds"])
         return {name: np.asarray(out["data"], dtype=out["dtype"]).reshape(out["shape"])
                 for name, out in zip(names, timed["outputs"])}

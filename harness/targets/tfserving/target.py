@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.artifacts import library_versions
 from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError, WaitTimeout
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target
+from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, inputs_key
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
 from harness.targets.tfserving.layout import model_base_path
@@ -313,7 +313,7 @@ class ServedModel(Deployment):
         self.signature()  # asked here, once, not by the threads at once
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=REQUESTS_AT_ONCE, thread_name_prefix="pitfalls-request")
-        self._queued.setdefault(_inputs_key(inputs), []).append(self._pool.submit(self._timed_predict, dict(inputs)))
+        self._queued.setdefault(inputs_key(inputs), []).append(self._pool.submit(self._timed_predict, dict(inputs)))
         count("requests sent side by side")
 
     def _timed_predict(self, inputs: "Mapping[str, np.ndarray]") -> "tuple[dict[str, np.ndarray], float]":
@@ -324,7 +324,7 @@ class ServedModel(Deployment):
     def predict(self, inputs: "Mapping[str, np.ndarray]") -> "dict[str, np.ndarray]":
         """POST the columnar format ``{"inputs": {name: list}}``; outputs by the signature's names (the
         reply of the same inputs' request when :meth:`start_predict` sent it already)."""
-        queued = self._queued.get(_inputs_key(inputs))
+        queued = self._queued.get(inputs_key(inputs))
         if queued:
             request = queued.pop(0)
             try:
@@ -362,20 +362,6 @@ class ServedModel(Deployment):
 REQUESTS_AT_ONCE = 4
 #: how long :meth:`ServedModel.predict` waits for a request sent side by side (each has its own HTTP timeout)
 REQUEST_WAIT_S = 300.0
-
-
-def _inputs_key(inputs: "Mapping[str, np.ndarray]") -> str:
-    """The same inputs (names, dtypes, shapes, values) give the same key."""
-    import hashlib
-
-    import numpy as np
-
-    digest = hashlib.sha256()
-    for name in sorted(inputs):
-        array = np.asarray(inputs[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.tobytes() if array.dtype.kind != "O" else repr(array.tolist()).encode())
-    return digest.hexdigest()
 
 
 @contextmanager
