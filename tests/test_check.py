@@ -176,7 +176,7 @@ def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache, p
     coreml = report.targets["coreml"]
     # its one warning: coremltools gave the free batch the range 1..2 by itself (its own text; the bound is tried)
     warned = [f for f in coreml.findings if f.severity in ("blocker", "warning")]
-    assert coreml.verdict == "warnings" and [(f.source, f.text[:48]) for f in warned] == \
+    assert coreml.verdict == "warnings" and [(f.source, f.text[:47]) for f in warned] == \
         [("coremltools", "Some dimensions in the input shape are unknown,")], coreml.findings
     assert coreml.figures["coreml.artifact_bytes"] > 0
     assert coreml.figures["coreml linear int8.weights_bytes"] < coreml.figures["coreml.weights_bytes"]
