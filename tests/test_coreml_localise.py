@@ -103,11 +103,17 @@ def test_the_bounded_conversion_records_the_bound_in_the_spec(tmp_path: Any) -> 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform != "darwin", reason="Core ML predicts on macOS only (coremltools: Model prediction "
                     "is only supported on macOS)")
-def test_core_ml_float16_localised_to_the_layer_that_overflows(pitfalls_check: Any) -> None:
+def test_core_ml_float16_localised_to_the_layer_that_overflows(pitfalls_check: Any, tmp_path: Any) -> None:
     """macOS: the ML program's default float16 overflows in ``amplify`` (activations ~1e5 > 65504);
-    the Core ML table names it first, and run alone on Core ML it fails too."""
+    the Core ML table names it first, and run alone on Core ML it fails too.  Two rows: the batch
+    range 1..2 coremltools gives the free batch by itself."""
+    import numpy as np
+
     require_targets("coreml")
-    report = pitfalls_check(large_activations_keras(ArtifactCache()), targets=["coreml"], probes=(), remedies="none")
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, x=np.random.default_rng(0).standard_normal((2, 4)).astype("float32"))
+    report = pitfalls_check(large_activations_keras(ArtifactCache()), targets=["coreml"], inputs=rows, probes=(),
+                            remedies="none")
     divergence = report.targets["coreml"].divergence
     assert divergence is not None, [(f.step, f.text[:200]) for f in report.targets["coreml"].findings]
     assert divergence.path == "coreml"

@@ -94,6 +94,15 @@ def in_output_order(names: list[str]) -> list[str]:
     return [name for _, name in sorted(zip(indices, names))]
 
 
+def batch_upper_bound(package: Path) -> int | None:
+    """The largest batch every input of a converted model takes (its spec's range of dimension 0),
+    None when no input declares a range."""
+    from harness.targets.coreml.kit import spec_summary
+
+    bounds = [int(f["ranges"][0][1]) for f in spec_summary(package)["inputs"] if f.get("ranges")]
+    return min(bounds) if bounds and min(bounds) > 0 else None
+
+
 def refusal_of(exc: BaseException) -> str:
     """coremltools' own text of a refused prediction (the cause our NotApplicable wraps)."""
     cause = exc.__cause__ if exc.__cause__ is not None else exc
@@ -116,6 +125,9 @@ def localise_coreml(target: Target, report: TargetReport, prepared: Prepared | N
     with recorded(report, f"localise {NAME}{probe}", severity="warning"):
         intermediates, layers = intermediates_model(target, model, ctx.cache, precision)
         report.figures[f"{NAME} intermediates.outputs"] = float(len(layers))
+        rows = batch_upper_bound(intermediates.artifact)
+        if rows is not None:  # the rows Core ML takes at once (1..2 where coremltools bounded a free batch itself)
+            inputs = {name: value[:rows] for name, value in inputs.items()}
         with target.load(intermediates) as deployed:
             names = in_output_order([t.name for t in deployed.signature().outputs])
             try:
@@ -126,5 +138,8 @@ def localise_coreml(target: Target, report: TargetReport, prepared: Prepared | N
                                    "runtime", step=f"localise {NAME}"))
                 return
         tensors = [[f"{model.keras_model.name}/{layer}", got[name]] for layer, name in zip(layers, names)]
-        localise_path(target, report, model, inputs, ctx.cache, NAME + probe, "float32", tensors, [],
-                      options_for=lambda _arrays: conversion_options(saved_suffix(model), precision))
+        divergence = localise_path(target, report, model, inputs, ctx.cache, NAME + probe, "float32", tensors, [],
+                                   options_for=lambda _arrays: conversion_options(saved_suffix(model), precision))
+        if rows is not None:
+            divergence.note = " ".join(filter(None, [divergence.note, f"localised on the first {rows} row(s): the "
+                                                     f"converted models take batches of 1..{rows}"]))
