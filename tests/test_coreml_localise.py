@@ -31,6 +31,21 @@ def test_the_spec_outputs_follow_the_keras_outputs() -> None:
     assert in_output_order(["logits", "Identity"]) == ["logits", "Identity"]  # not the frontend's names: as given
 
 
+def test_a_layer_that_overflows_fails_with_no_signal_left() -> None:
+    """float16 overflow gives inf where the reference is finite: the row fails, its SQNR is -inf."""
+    import math
+
+    import numpy as np
+
+    from harness.check.localise import _layer_error
+    from harness.compare import tolerance_for
+
+    want = np.array([[1e5, -1e5, 3.0]], dtype="float32")
+    for got in (want * np.float32(np.inf), np.full_like(want, np.nan)):
+        row = _layer_error("amplify", "large_activations/amplify", got, want, tolerance_for("float32"))
+        assert not row.passes and row.sqnr_db == -math.inf
+
+
 @pytest.mark.slow
 def test_one_conversion_makes_every_layer_a_core_ml_output(tmp_path: Any) -> None:
     """The intermediate model is one coremltools conversion whose spec outputs are the layers'
