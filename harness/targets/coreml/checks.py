@@ -107,17 +107,18 @@ def flexible_inputs(report: TargetReport, prepared: Prepared | None) -> None:
 
 
 def localisation(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
-    """Per-layer Core ML localisation (:mod:`harness.targets.coreml.localise`); a model without Keras
-    layers off macOS: not run, quoting coremltools' refusal to predict."""
+    """Per-layer Core ML localisation of a Core ML path that diverged (:mod:`harness.targets.coreml.localise`,
+    macOS).  Where coremltools refused to predict (off macOS) nothing can diverge: not run, quoting that
+    refusal, and the per-layer model is not converted for nothing."""
     from harness.targets.coreml.localise import NOT_RUN, localise_coreml
 
-    if ctx.model.keras_model is not None:
-        localise_coreml(target, report, prepared, ctx)
-        return
-    refused = next((f for f in report.findings if OFF_MACOS in f.text), None)
+    refused = next((f for f in report.findings if OFF_MACOS in f.text and not f.step.startswith("localise")), None)
     if refused is not None:
-        report.add(Finding("info", f"{NOT_RUN}, and coremltools refused them here: {refused.text.strip()[:500]}",
-                           refused.source, "runtime", step=f"localise {NAME}"))
+        said = refused.text[refused.text.index(OFF_MACOS):].strip()  # coremltools' own words, from its predict
+        report.add(Finding("info", f"{NOT_RUN}, and coremltools refused them here: {said[:500]}", "coremltools",
+                           "runtime", step=f"localise {NAME}"))
+        return
+    localise_coreml(target, report, prepared, ctx)
 
 
 def coreml_paths(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:

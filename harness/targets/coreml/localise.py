@@ -22,7 +22,6 @@ from harness.check.report import Finding, TargetReport
 from harness.check.steps import Context, feed_for, recorded
 from harness.errors import NotApplicable
 from harness.targets.base import ModelSource, Prepared, Target
-from harness.targets.coreml.kit import OFF_MACOS
 
 if TYPE_CHECKING:
     from harness.artifacts import ArtifactCache
@@ -110,17 +109,15 @@ def refusal_of(exc: BaseException) -> str:
 
 
 def localise_coreml(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
-    """The per-layer Core ML table of the default path when it diverged (macOS); off macOS the
-    intermediate model is converted all the same and the row says localisation was not run, quoting
-    coremltools' refusal of that model's ``predict``."""
+    """The per-layer Core ML table of the default path when it diverged (macOS only: elsewhere
+    coremltools refuses to predict, so no Core ML path can diverge)."""
     model = ctx.model
     if prepared is None or model.keras_model is None:
         return
     found = diverging_inputs(report, NAME, ctx)
-    refused_here = any(OFF_MACOS in f.text for f in report.findings if not f.step.startswith("localise"))
-    if found is None and not refused_here:
+    if found is None:
         return  # Core ML predicted within tolerance: nothing to localise
-    probe, inputs = found if found is not None else ("", ctx.inputs)
+    probe, inputs = found
     precision = {k: v for k, v in prepared.notes.items() if k == "compute_precision"}
     with recorded(report, f"localise {NAME}{probe}", severity="warning"):
         intermediates, layers = intermediates_model(target, model, ctx.cache, precision)
