@@ -174,7 +174,10 @@ def test_tf_keras_mobilenet_converts_on_core_ml_as_given(cache: ArtifactCache, p
     _available("coreml", "tfjs")
     report = pitfalls_check(mobilenet_v1_tf_keras(cache), targets=["coreml", "tfjs"], cache=cache, progress=None)
     coreml = report.targets["coreml"]
-    assert coreml.verdict == "deploys", coreml.findings
+    # its one warning: coremltools gave the free batch the range 1..2 by itself (its own text; the bound is tried)
+    warned = [f for f in coreml.findings if f.severity in ("blocker", "warning")]
+    assert coreml.verdict == "warnings" and [(f.source, f.text[:47]) for f in warned] == \
+        [("coremltools", "Some dimensions in the input shape are unknown,")], coreml.findings
     assert coreml.figures["coreml.artifact_bytes"] > 0
     assert coreml.figures["coreml linear int8.weights_bytes"] < coreml.figures["coreml.weights_bytes"]
     tfjs = report.targets["tfjs"]

@@ -85,7 +85,12 @@ def _layer_error(layer: str, tensor: str, got: Any, want: "np.ndarray", toleranc
     rel = norm_d / norm_w if norm_w > 0 else (0.0 if norm_d == 0 else math.inf)
     noise = float(np.mean(diff ** 2)) if diff.size else 0.0
     signal = float(np.mean(w ** 2)) if w.size else 0.0
-    sqnr = math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    if noise == 0:
+        sqnr = math.inf
+    elif signal > 0 and math.isfinite(noise) and signal / noise > 0:
+        sqnr = 10 * math.log10(signal / noise)
+    else:  # no signal, or an overflowed output (inf/NaN where the reference is finite)
+        sqnr = -math.inf
     scale = float(np.max(np.abs(w))) if w.size else 0.0
     passes = max_abs <= tolerance.atol + tolerance.rtol * scale
     return LayerError(layer, tensor, max_abs, rel, sqnr, passes, "ok")

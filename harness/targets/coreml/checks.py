@@ -2,8 +2,10 @@
 
 The conversion as given; when a Keras 3 file does not convert, the path that works (a single
 tf.function concrete function); the spec's inputs; prediction (macOS only: elsewhere an info
-quoting coremltools); the weight sizes after linear int8 and 6-bit palettisation; localisation
-not run, with the reason (off macOS: coremltools' own refusal to predict).
+quoting coremltools); coremltools' warning that it bounded an unknown dimension at 2 (the
+bounded-range remedy is tried); the weight sizes after linear int8 and 6-bit palettisation; the
+per-layer localisation of a diverging path (:mod:`harness.targets.coreml.localise`: prediction
+on macOS; elsewhere not run, quoting coremltools' own refusal).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from harness.check.report import Finding, TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import Context, TargetChecks, prepare_path, recorded
 from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.coreml.convert import FLEXIBLE_DEFAULTS
+from harness.targets.coreml.kit import OFF_MACOS
 from harness.targets.coreml.remedies import REMEDIES
 
 NAME = "coreml"
@@ -31,7 +35,11 @@ RULES: tuple[Rule, ...] = (
     Rule(NAME, r"Conversion for TF op '[^']+' not implemented",
          "mobile/model-conversion/conversion-of-unsupported-models/coreml",
          "Rewrite the op with supported ones (or register a composite operator with coremltools)."),
-    Rule(NAME, r"Model prediction is only supported on macOS",
+    Rule(NAME, FLEXIBLE_DEFAULTS,
+         "mobile/model-conversion/specification-of-model-information/coreml",
+         "Declare the range the app needs: ct.TensorType(shape=(ct.RangeDim(1, N), ...)) (see the remedy tried).",
+         severity="warning"),
+    Rule(NAME, OFF_MACOS,
          "mobile/general-questions/limitations-of-frameworks/coreml",
          "Core ML predictions run on Apple platforms only: check parity on a macOS runner.", severity="info"),
 )
@@ -76,33 +84,47 @@ def compression(target: Target, report: TargetReport, prepared: Prepared | None,
             report.figures[f"{NAME} {label}.weights_bytes"] = float(weight_bytes(package))
 
 
-#: coremltools' own refusal to predict off macOS (the text its MLModel.predict raises)
-OFF_MACOS = "Model prediction is only supported on macOS"
 
 
-def localisation(report: TargetReport) -> None:
-    """Core ML localisation is not run, with the exact reason: off macOS, coremltools' own refusal
-    to predict (a per-layer comparison needs Core ML's predictions, as coremltools'
-    MLModelComparator does, on macOS only); on macOS, a Core ML path that diverged is named as not
-    localised (no per-layer Core ML table yet)."""
-    refused = next((f for f in report.findings if OFF_MACOS in f.text), None)
-    if refused is not None:
-        report.add(Finding("info", "localisation not run on Core ML: the per-layer comparison needs Core ML's "
-                           f"predictions, and coremltools refused them here: {refused.text.strip()[:500]}",
-                           refused.source, "runtime", step=f"localise {NAME}"))
+def flexible_inputs(report: TargetReport, prepared: Prepared | None) -> None:
+    """coremltools' own warning that it gave an unknown dimension the range 1..2, as a finding naming
+    the inputs the spec records with such a range (the conversion's warnings are kept with it)."""
+    if prepared is None:
         return
-    diverged = [f for f in report.findings if f.step == "parity" and f.severity in ("blocker", "warning")
-                and f.source.startswith(NAME)]
-    if diverged:
-        report.add(Finding("info", f"localisation not run on Core ML: {diverged[0].source} diverges, and pitfalls "
-                           "has no per-layer Core ML comparison yet (LiteRT's and tf.js' tables localise the "
-                           "same model)", "pitfalls", "static", step=f"localise {NAME}"))
+    from harness.check.rules import rule_for
+    from harness.targets.coreml.convert import conversion_warnings
+    from harness.targets.coreml.kit import spec_summary
+
+    for text in conversion_warnings(prepared.artifact):
+        if not re.search(FLEXIBLE_DEFAULTS, text):
+            continue
+        flexible = [f"{f['name']} {list(f['shape'])} ranges {f['ranges']}" for f in spec_summary(prepared.artifact)["inputs"]
+                    if any(low != high for low, high in f.get("ranges") or [])]
+        rule = rule_for(NAME, text)
+        report.add(Finding("warning", text, "coremltools", "runtime", taxonomy=rule.taxonomy if rule else None,
+                           scenario=rule.scenario if rule else None, fix=rule.fix if rule else "", step="prepare",
+                           where=("input " + "; input ".join(flexible)) if flexible else "", quoted=True))
 
 
-def compression_and_localisation(target: Target, report: TargetReport, prepared: Prepared | None,
-                                 ctx: Context) -> None:
+def localisation(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
+    """Per-layer Core ML localisation of a Core ML path that diverged (:mod:`harness.targets.coreml.localise`,
+    macOS).  Where coremltools refused to predict (off macOS) nothing can diverge: not run, quoting that
+    refusal, and the per-layer model is not converted for nothing."""
+    from harness.targets.coreml.localise import NOT_RUN, localise_coreml
+
+    refused = next((f for f in report.findings if OFF_MACOS in f.text and not f.step.startswith("localise")), None)
+    if refused is not None:
+        said = refused.text[refused.text.index(OFF_MACOS):].strip()  # coremltools' own words, from its predict
+        report.add(Finding("info", f"{NOT_RUN}, and coremltools refused them here: {said[:500]}", "coremltools",
+                           "runtime", step=f"localise {NAME}"))
+        return
+    localise_coreml(target, report, prepared, ctx)
+
+
+def coreml_paths(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
+    flexible_inputs(report, prepared)
     compression(target, report, prepared, ctx)
-    localisation(report)
+    localisation(target, report, prepared, ctx)
 
 
 def unsupported_ops(text: str) -> list[str]:
@@ -111,5 +133,5 @@ def unsupported_ops(text: str) -> list[str]:
 
 
 CHECKS = TargetChecks(rules=RULES, fallback=concrete_function_route, inspect=spec_figures,
-                      paths=compression_and_localisation,
+                      paths=coreml_paths,
                       unsupported_ops=unsupported_ops, remedies=REMEDIES)

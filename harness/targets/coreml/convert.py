@@ -9,6 +9,7 @@ builders only.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -35,10 +36,12 @@ def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[st
     if inputs is not None and not label:
         raise HarnessError("convert_to_coreml: give a label that names the `inputs` choice (it keys the cache)")
     opts = dict(options or {})
-    key = {"source": cache.source_key(source), "options": opts, "label": label,
+    key = {"source": cache.source_key(source), "options": opts, "label": label, "recorded": WARNINGS_FILE,
            "versions": library_versions("coremltools", "tensorflow", "tf-keras")}
 
     def build(out: Path) -> None:
+        import warnings
+
         import coremltools as ct
 
         kwargs = dict(opts)
@@ -48,12 +51,35 @@ def convert_to_coreml(cache: ArtifactCache, source: Path, *, options: Mapping[st
             kwargs["minimum_deployment_target"] = getattr(ct.target, kwargs["minimum_deployment_target"])
         if isinstance(kwargs.get("compute_precision"), str):  # "float32" / "float16" by name
             kwargs["compute_precision"] = getattr(ct.precision, kwargs["compute_precision"].upper())
-        model = ct.convert(str(source), source="tensorflow", **kwargs)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            model = ct.convert(str(source), source="tensorflow", **kwargs)
+        for w in said:  # shown as coremltools warned them (pytest's and the user's filters apply)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         suffix = ".mlmodel" if kwargs.get("convert_to") == "neuralnetwork" else ".mlpackage"
         model.save(str(out / f"model{suffix}"))
+        texts = [str(w.message) for w in said if issubclass(w.category, UserWarning) and "coremltools" in w.filename]
+        (out / WARNINGS_FILE).write_text(json.dumps(texts))
 
     built = cache.get_or_build("coreml", key, build)
     return next(p for p in built.iterdir() if p.name.startswith("model."))
+
+
+#: the UserWarnings coremltools' converter gave, kept beside the converted model (a cached
+#: conversion warns no more; its warnings still belong to the model)
+WARNINGS_FILE = "conversion-warnings.json"
+#: coremltools' warning when an input has unknown dimensions and it bounds them at 2 by itself
+FLEXIBLE_DEFAULTS = r"Some dimensions in the input shape are unknown, hence they are set to flexible ranges"
+
+
+def conversion_warnings(package: Path) -> list[str]:
+    """The UserWarnings coremltools gave while converting ``package`` (its own text), ``[]`` if none
+    were recorded."""
+    recorded = package.parent / WARNINGS_FILE
+    if not recorded.is_file():
+        return []
+    texts = json.loads(recorded.read_text())
+    return [str(t) for t in texts] if isinstance(texts, list) else []
 
 
 def compress_weights(cache: ArtifactCache, package: Path, *, method: str, config: Mapping[str, Any]) -> Path:
@@ -92,8 +118,9 @@ DEFAULT_CONVERSION: dict[str, Any] = {"convert_to": "mlprogram", "minimum_deploy
 ROUTES: tuple[str, ...] = ("as-given", "concrete-function")
 
 
-def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
-                       options: Mapping[str, Any]) -> tuple[Path, dict[str, Any]]:
+def coreml_from_source(cache: ArtifactCache, source: "ModelSource", options: Mapping[str, Any], *,
+                       inputs: Callable[[Any], list[Any]] | None = None,
+                       label: str = "") -> tuple[Path, dict[str, Any]]:
     """Convert a user's model as given (an ML program for iOS 15+ unless ``options`` say
     otherwise; ``options`` are ``ct.convert`` keywords with plain values).
 
@@ -101,7 +128,8 @@ def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
     coremltools' own refusal surfaces; an ``.h5`` file goes through its tf_keras SavedModel
     (coremltools 9 loads an ``.h5`` path with ``tf.keras``, which is Keras 3 under TF 2.16+ and
     cannot hand it a tf_keras model; the tf_keras SavedModel of the same model converts).  Every
-    route passes the trust gate (:func:`harness.trust.admit`).
+    route passes the trust gate (:func:`harness.trust.admit`).  ``inputs`` and ``label`` are
+    :func:`convert_to_coreml`'s (e.g. a bounded ``ct.RangeDim`` for a flexible input).
     """
     admit(source)
     if "inputs" in options:
@@ -113,13 +141,14 @@ def coreml_from_source(cache: ArtifactCache, source: "ModelSource",
     if route == "concrete-function":
         if source.format != "keras":
             raise UsageError("route concrete-function is for a Keras 3 .keras file")
-        package = convert_to_coreml(cache, saved_model_of(cache, source, recipe="concrete-function"), options=settings)
+        package = convert_to_coreml(cache, saved_model_of(cache, source, recipe="concrete-function"), options=settings,
+                                     inputs=inputs, label=label)
         return package, {"route": "Keras 3 model -> one tf.function concrete function (tf.saved_model.save) "
                                   "-> ct.convert", **settings}
     if source.format == "h5":
-        package = convert_to_coreml(cache, saved_model_of(cache, source), options=settings)
+        package = convert_to_coreml(cache, saved_model_of(cache, source), options=settings, inputs=inputs, label=label)
         how = "tf_keras SavedModel of the .h5 -> ct.convert"
     else:
-        package = convert_to_coreml(cache, source.path, options=settings)
+        package = convert_to_coreml(cache, source.path, options=settings, inputs=inputs, label=label)
         how = "ct.convert(source='tensorflow')"
     return package, {"route": how, **settings}

@@ -10,6 +10,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+#: coremltools' own refusal to predict off macOS (the text its MLModel.predict raises)
+OFF_MACOS = "Model prediction is only supported on macOS"
 MACOS_ONLY = "Core ML prediction needs macOS (no Core ML runtime exists for Linux)"
 
 
