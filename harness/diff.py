@@ -199,6 +199,7 @@ JUDGED: dict[str, Judged] = {
     "speedup": Judged("timing", worse_when_higher=False),
     "events": Judged("events"),
     "exact": Judged("exact"),
+    "evidence": Judged("evidence"),
 }
 assert set(JUDGED) == set(FIGURE_CLASSES), "every figure class is judged"
 
@@ -279,6 +280,8 @@ def figure_moved(figure_class: str, a: float, b: float, *, bounds: Sequence[tupl
         return "now violates its bound" if _satisfies(a, bounds) else "now satisfies its bound"
     judged = JUDGED[figure_class]
     cls = judged.kind
+    if cls == "evidence":
+        return None  # one sample, no statistic: only its bound (above) can make it a change
     if cls in ("exact", "size"):
         return "changed"
     if cls == "parity":

@@ -54,7 +54,9 @@ class Outcome(str, Enum):
 #: ``speedup``     a ratio or rate where higher is better (speedup, throughput): beyond the band
 #: ``events``      answers, requests, errors counted under load or in a race: zero vs non-zero
 #: ``exact``       counts, flags, accuracies: any difference
-FigureClass = Literal["parity", "size", "latency_ms", "seconds", "ratio", "speedup", "events", "exact"]
+#: ``evidence``    a single sample kept for the reader (one timing after warm-up, no statistic): never
+#:                 judged by its move, only by a bound the expectation puts on it
+FigureClass = Literal["parity", "size", "latency_ms", "seconds", "ratio", "speedup", "events", "exact", "evidence"]
 FIGURE_CLASSES: tuple[str, ...] = get_args(FigureClass)
 #: A bound a scenario's expectation states on a figure: (figure name, operator, bound).
 Bound = tuple[str, str, float]

@@ -185,7 +185,7 @@ def test_error_text_changes_only_when_the_words_change() -> None:
     ("predict_ms", "latency_ms"), ("median_ms_float_builtin_1thread", "latency_ms"), ("load_seconds_small", "seconds"),
     ("load_time_ratio", "ratio"), ("speedup_vs_builtin_float", "speedup"), ("slowdown_vs_xnnpack", "ratio"),
     ("webgl_first_over_warm", "ratio"), ("webgl_vs_cpu", "ratio"), ("batched_requests_per_second", "speedup"),
-    ("throughput_ratio", "speedup"), ("latency_ratio_vs_reference", "ratio"), ("cpu_first_sample_over_median", "ratio"),
+    ("throughput_ratio", "speedup"), ("latency_ratio_vs_reference", "ratio"), ("cpu_first_sample_over_median", "ratio"),  # an older file: from its name
     ("old_model_answers_after_update", "events"), ("failed_requests", "events"), ("errors", "events"),
     ("wrong_answers", "events"),
     ("accuracy", "exact"), ("backends_as_requested", "exact"), ("label_agreement", "exact"), ("flex_ops", "exact"),
@@ -236,6 +236,19 @@ def test_timing_moves_by_bound_noise_band_or_repeats() -> None:
     busy = ([240.0, 272.5, 301.0], [25.0, 28.5, 33.0])
     assert moved("speedup_vs_builtin_float", 272.5, 28.5, repeats=busy) is None
     assert moved("speedup_vs_builtin_float", 272.5, 2.5, repeats=([240.0, 272.5, 301.0], [2.0, 2.5, 3.0])) is not None
+
+
+def test_a_single_sample_kept_as_evidence_moves_only_by_its_bound() -> None:
+    """Seen: two runs of browser/inference-speed fixed beside other work, the first sample after
+    warm-up over the median went 1.16 -> 27.9 on cpu (x24, beyond the x20 band) while the scenario's
+    bounds held: one sample is no statistic, the scenario declares it ``evidence``."""
+    assert figure_moved("ratio", 1.16, 27.9) is not None  # as a ratio it would be called a change
+    assert figure_moved("evidence", 1.16, 27.9) is None
+    assert figure_moved("evidence", 1.16, 27.9, bounds=[("<=", 3.0)]) == "now violates its bound"
+    from harness.registry import all_scenarios
+
+    declared = next(s for s in all_scenarios() if s.id == "browser/inference-speed").figure_class
+    assert declared("cpu_first_sample_over_median") == "evidence" and declared("webgl_first_over_median") == "ratio"
 
 
 def test_events_size_and_exact() -> None:

@@ -94,7 +94,7 @@ def fixed(run: Run[TfjsTarget]) -> dict[str, float]:
 SCENARIO = Scenario(
     title="Inference speed measured on the first call instead of warm calls",
     targets=("tfjs",),
-    figures={"*_ms": "latency_ms", "*_over_*": "ratio", "*_halves_ratio": "ratio", "*_vs_cpu": "ratio",
+    figures={"*_first_sample_over_median": "evidence", "*_ms": "latency_ms", "*_over_*": "ratio", "*_halves_ratio": "ratio", "*_vs_cpu": "ratio",
              "max_abs_diff": "parity", "backends_as_requested": "exact"},
     faulty=faulty,
     fixed=fixed,
