@@ -130,11 +130,15 @@ def _direct_coreml_error(path: Path) -> str:
 
 
 def _direct_tfjs_error(path: Path) -> str:
-    converter = Path(sys.executable).parent / "tensorflowjs_converter"
-    done = subprocess.run([str(converter), "--input_format=tf_saved_model", str(path), "/tmp/pitfalls-direct-tfjs"],
-                          capture_output=True, text=True)
-    assert done.returncode != 0
-    return done.stderr
+    """The tensorflowjs converter's own refusal: ``convert_tf_saved_model`` (what
+    ``tensorflowjs_converter --input_format=tf_saved_model`` runs), called in this process."""
+    import tempfile
+
+    from tensorflowjs.converters import tf_saved_model_conversion_v2
+
+    with tempfile.TemporaryDirectory(prefix="pitfalls-direct-tfjs-") as out, pytest.raises(Exception) as caught:
+        tf_saved_model_conversion_v2.convert_tf_saved_model(str(path), out)
+    return f"{type(caught.value).__name__}: {caught.value}"
 
 
 def test_softsign_model_needs_flex_on_litert_and_has_no_tfjs_kernel(cache: ArtifactCache, pitfalls_check: Any) -> None:

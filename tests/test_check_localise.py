@@ -6,8 +6,6 @@ Keras layer that holds it; the per-layer table as Model Explorer node data and o
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -255,13 +253,14 @@ def test_litert_dynamic_range_divergence_starts_in_the_layer_that_is_wrong_alone
 
 
 def _tfjs_alone(target: Any, alone: Any, feed: Any, backend: str, tmp_path: Path) -> Any:
-    """The layer exported, converted by tensorflowjs_converter and run by tf.js itself on ``backend``."""
+    """The layer exported, converted by the tensorflowjs converter (``convert_tf_saved_model``, what
+    ``tensorflowjs_converter --input_format=tf_saved_model`` runs, called here: no converter process)
+    and run by tf.js itself on ``backend``."""
     import numpy as np
+    from tensorflowjs.converters import tf_saved_model_conversion_v2
 
     alone.export(str(tmp_path / "saved"), verbose=False)
-    converter = Path(sys.executable).with_name("tensorflowjs_converter")
-    subprocess.run([str(converter), "--input_format=tf_saved_model", str(tmp_path / "saved"), str(tmp_path / "web")],
-                   check=True, capture_output=True)
+    tf_saved_model_conversion_v2.convert_tf_saved_model(str(tmp_path / "saved"), str(tmp_path / "web"))
     with target.page({"/model/": tmp_path / "web"}, backend=backend) as page:
         got = page.evaluate("async ({data, shape}) => { const m = await tf.loadGraphModel('/model/model.json');"
                             " const y = m.predict(tf.tensor(data, shape)); return Array.from(await y.data()); }",

@@ -26,7 +26,7 @@ import pytest
 from harness.artifacts import ArtifactCache
 from harness.check import CheckReport
 
-from check_models import shared_check
+from check_models import shared_check, shared_memo_dir
 
 FIXTURE = Path(__file__).parent / "fixtures" / "unknown_texts.json"
 
@@ -52,12 +52,18 @@ def unknown_of(report: CheckReport) -> dict[str, list[str]]:
 OPTIONS: dict[str, Any] = {"probes": (), "profiles": ("host",)}
 
 
+@pytest.fixture(scope="module")
+def shared_memo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path | None:
+    return shared_memo_dir(tmp_path_factory, worker_id)
+
+
 @pytest.mark.parametrize("model", sorted(_models()))
 def test_unknown_texts_of_the_wild_models_are_those_listed(model: str, pitfalls_cache: ArtifactCache,
-                                                          pitfalls_check: Any) -> None:
+                                                          pitfalls_check: Any, shared_memo: Path | None) -> None:
     listed: dict[str, dict[str, list[str]]] = json.loads(FIXTURE.read_text())
     path = _models()[model](pitfalls_cache)
-    report = shared_check(pitfalls_check, path, **OPTIONS)  # test_check_wild's stateful LSTM test reads it too
+    # test_check_wild's tests of these models read the same report (one check per session, on any worker)
+    report = shared_check(pitfalls_check, path, shared_memo, **OPTIONS)
     got = unknown_of(report)
     assert got, "no target ran here"
     for target, keys in got.items():

@@ -19,7 +19,7 @@ from harness.check.steps import HARNESS_LIMITATION
 from harness.paths import REPO_ROOT
 from harness.targets.base import ModelSource
 
-from check_models import finding_texts, require_targets, shared_check
+from check_models import finding_texts, require_targets, shared_check, shared_memo_dir
 from check_models.wild import (batch_dependent_saved_model, dynamic_length_keras, int64_ids_keras, large_activations_keras,
                                module_saved_model, stateful_lstm_keras, string_lookup_keras, tf_keras_keras, two_outputs_keras)
 
@@ -33,6 +33,16 @@ _texts = finding_texts
 @pytest.fixture(scope="module")
 def cache(pitfalls_cache: ArtifactCache) -> ArtifactCache:
     return pitfalls_cache
+
+
+@pytest.fixture(scope="module")
+def shared_memo(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path | None:
+    return shared_memo_dir(tmp_path_factory, worker_id)
+
+
+#: the options of test_check_unknown_texts's check of every wild model on every target: the tests here
+#: that need no probe and no other LiteRT profile read its report (:func:`shared_check`) instead of a check of their own
+SHARED = {"probes": (), "profiles": ("host",)}
 
 
 def _sample(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -51,7 +61,7 @@ def _no_harness_blocker(report: CheckReport) -> None:
 
 
 def test_batch_dependent_model_is_compared_with_the_reference_of_the_rows_each_path_is_fed(
-        cache: ArtifactCache, pitfalls_check: Any, pitfalls_targets: Any) -> None:
+        cache: ArtifactCache, pitfalls_check: Any, pitfalls_targets: Any, shared_memo: Path | None) -> None:
     """A normalisation over the whole tensor: tf.js runs the first 2 rows, and the model run by
     TensorFlow on those 2 rows is what it must match (the whole batch's output, sliced, differs)."""
     import numpy as np
@@ -61,7 +71,7 @@ def test_batch_dependent_model_is_compared_with_the_reference_of_the_rows_each_p
 
     _available("tfjs")
     path = batch_dependent_saved_model(cache)
-    report = pitfalls_check(path, targets=["tfjs"], cache=cache, probes=())
+    report = shared_check(pitfalls_check, path, shared_memo, **SHARED)
     tfjs = report.targets["tfjs"]
     assert tfjs.verdict == "deploys", tfjs.findings
     model, x = _sample(path)
@@ -144,14 +154,15 @@ def test_dynamic_sequence_length_is_resized_not_a_false_blocker(cache: ArtifactC
 
 
 def test_string_input_model_is_checked_on_every_target_without_a_traceback(cache: ArtifactCache, pitfalls_check: Any,
-                                                                          pitfalls_targets: Any) -> None:
+                                                                          pitfalls_targets: Any,
+                                                                          shared_memo: Path | None) -> None:
     """A string input read by a StringLookup: words drawn from its vocabulary; TF Serving serves
     it; LiteRT runs it at batch 8 and fails at batch 1 in its own words (as its int8 calibration
     does); Core ML refuses strings; tf.js's converter turns the table into an input the check
     cannot feed, which it says (a warning from pitfalls, not a verdict)."""
     _available("tfserving", "litert", "coreml", "tfjs")
     path = string_lookup_keras(cache)
-    report = pitfalls_check(path, cache=cache, profiles=("host",))
+    report = shared_check(pitfalls_check, path, shared_memo, **SHARED)
     _no_harness_blocker(report)
     assert report.inputs["synthesised"] == {"word": "string: words of lookup"}
     tfserving = report.targets["tfserving"]
@@ -260,7 +271,8 @@ def test_calibration_set_is_a_probe_and_the_int8_representative_set(tmp_path: Pa
 
 
 def test_webgl_half_floats_are_a_path_of_their_own_and_overflow_is_named(cache: ArtifactCache, pitfalls_check: Any,
-                                                                          pitfalls_targets: Any) -> None:
+                                                                          pitfalls_targets: Any,
+                                                                          shared_memo: Path | None) -> None:
     """Hidden activations of ~1e5 (float16 holds 65504): tf.js's WebGL forced to half-float textures
     (WEBGL_FORCE_F16_TEXTURES) gives NaN where float32 WebGL and cpu are exact; ``check`` runs the
     half-float path on its own tolerance and names what it shows an overflow, as the page does."""
@@ -273,7 +285,7 @@ def test_webgl_half_floats_are_a_path_of_their_own_and_overflow_is_named(cache: 
 
     _available("tfjs")
     path = large_activations_keras(cache)
-    report = pitfalls_check(path, targets=["tfjs"], cache=cache, probes=())
+    report = shared_check(pitfalls_check, path, shared_memo, **SHARED)
     tfjs = report.targets["tfjs"]
     half = [f for f in tfjs.findings if f.source == "tfjs@webgl-f16"]
     assert [f.step for f in half] == ["parity"] and half[0].severity == "warning", tfjs.findings
@@ -299,7 +311,8 @@ def test_webgl_half_floats_are_a_path_of_their_own_and_overflow_is_named(cache: 
 
 
 def test_stateful_rnn_is_checked_on_the_fixed_batch_export_and_every_target_runs(cache: ArtifactCache,
-                                                                                 pitfalls_check: Any) -> None:
+                                                                                 pitfalls_check: Any,
+                                                                                 shared_memo: Path | None) -> None:
     """A stateful LSTM (batch fixed at 2): the default model.export's signature takes any batch and a
     request of 3 rows fails in the graph (the finding quotes TensorFlow); the export with a fixed-batch
     input_signature runs, every target is checked on it (the report says so), and TensorFlow's int8
@@ -315,8 +328,7 @@ def test_stateful_rnn_is_checked_on_the_fixed_batch_export_and_every_target_runs
     assert default.structured_input_signature[1]["x"].shape.as_list() == [None, 5, 3]
     with pytest.raises(tf.errors.InvalidArgumentError) as direct:
         default(x=tf.constant(np.zeros((3, 5, 3), "float32")))
-    # the options of test_check_unknown_texts: its run of this model, if this process made it, is shared
-    report = shared_check(pitfalls_check, path, probes=(), profiles=("host",))
+    report = shared_check(pitfalls_check, path, shared_memo, **SHARED)
     texts = [f.text for f in report.findings]
     assert any("stateful layers (lstm)" in t for t in texts), texts
     failed = [t for t in texts if t.startswith("the default model.export's serving signature")]

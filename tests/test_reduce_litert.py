@@ -8,6 +8,7 @@ test also run the written script themselves from the directory and find the same
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from check_models.reduce_models import (FLEX_CULPRIT, QUANTISED_CULPRIT, flex_bu
 from harness.artifacts import ArtifactCache
 from harness.cli import main
 from harness.reduce.api import reproducers
+from harness.reduce.oracle import reused_workers
 from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 
 
@@ -28,6 +30,14 @@ from harness.reduce.run import CANNOT_CUT, NOT_SHOWN, REDUCED, WHOLE_ONLY
 def cache() -> ArtifactCache:
     require_targets("litert")
     return ArtifactCache()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_worker_python() -> Iterator[None]:
+    """The reductions of this file share one candidate worker (a Python that has imported the runtime
+    already) instead of starting one each; every written script is still run in a fresh process."""
+    with reused_workers():
+        yield
 
 
 def _reduce(model: Path, finding: str, out: Path) -> int:

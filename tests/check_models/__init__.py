@@ -35,14 +35,46 @@ def finding_texts(report: "CheckReport", target: str) -> str:
 _SHARED_REPORTS: dict[tuple[str, str], "CheckReport"] = {}
 
 
-def shared_check(pitfalls_check: Callable[..., "CheckReport"], path: Path, **options: Any) -> "CheckReport":
-    """``pitfalls_check(path, **options)`` run once per test process for the same model and options:
+def shared_check(pitfalls_check: Callable[..., "CheckReport"], path: Path, memo: Path | None = None,
+                 **options: Any) -> "CheckReport":
+    """``pitfalls_check(path, **options)`` run once per test session for the same model and options:
     tests that assert different things about the same report (read only) share one real check
-    instead of running it again (with xdist, tests on another worker run their own)."""
+    instead of running it again.  ``memo`` (:func:`shared_memo_dir`, under xdist) is a directory
+    every worker of this session sees: the first worker to ask runs the check under a file lock and
+    leaves the report there (pickled: it is this session's own object, written by this test code,
+    in the session's private temporary directory), the others read it."""
     key = (str(Path(path).resolve()), repr(sorted(options.items())))
-    if key not in _SHARED_REPORTS:
+    if key in _SHARED_REPORTS:
+        return _SHARED_REPORTS[key]
+    if memo is None:
         _SHARED_REPORTS[key] = pitfalls_check(path, **options)
-    return _SHARED_REPORTS[key]
+        return _SHARED_REPORTS[key]
+    import hashlib
+    import pickle
+
+    from filelock import FileLock
+
+    entry = memo / f"check-{hashlib.sha256(repr(key).encode()).hexdigest()[:32]}.pickle"
+    with FileLock(str(entry) + ".lock"):
+        if entry.is_file():
+            report = pickle.loads(entry.read_bytes())
+        else:
+            report = pitfalls_check(path, **options)
+            partial = entry.with_suffix(".partial")
+            partial.write_bytes(pickle.dumps(report))
+            partial.replace(entry)
+    _SHARED_REPORTS[key] = report
+    return report
+
+
+def shared_memo_dir(tmp_path_factory: Any, worker_id: str) -> Path | None:
+    """The directory all xdist workers of this session share (None without xdist: one process, and
+    the base temporary directory's parent then outlives the session, so it must not hold a memo)."""
+    if worker_id == "master":
+        return None
+    memo = Path(tmp_path_factory.getbasetemp()).parent / "shared-checks"
+    memo.mkdir(exist_ok=True)
+    return memo
 
 
 def calibrate_batchnorm(model: Any, images: Any, seed: int = 0) -> None:

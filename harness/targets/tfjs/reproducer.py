@@ -1,7 +1,8 @@
 """What ``pitfalls reduce`` reproduces on tf.js (:class:`harness.reduce.api.Reproducer`).
 
 The script (``reproducer_script.py``, copied with its ``SETTINGS``) exports the model, converts it
-to a graph model with the real ``tensorflowjs_converter`` (as ``check`` does), and runs it with the
+to a graph model with the real tensorflowjs converter (what ``tensorflowjs_converter``, which ``check``
+runs, calls: ``convert_tf_saved_model``, in the script's own process), and runs it with the
 repository's npm tf.js on Node (the cpu or wasm backend) or, for webgl (and check's ``webgl-f16``
 path), in headless Chromium driven by Python's Playwright (tf.js put into a blank page, the model
 handed over from the script: no server), compared with the Keras model at the backend's tolerance.

@@ -9,8 +9,8 @@ and Node with the npm package @tensorflow/tfjs (and @tensorflow/tfjs-backend-was
 
     python reproduce.py
 
-It exports the model as a SavedModel, converts it to a tf.js graph model with
-``tensorflowjs_converter``, runs it on Node with the backend ``SETTINGS`` names and compares with
+It exports the model as a SavedModel, converts it to a tf.js graph model with the tensorflowjs
+converter (what ``tensorflowjs_converter`` runs, called in this process), runs it on Node with the backend ``SETTINGS`` names and compares with
 the Keras model's own output.  It prints the converter's or tf.js's own error text, or the largest
 difference against the tolerance, and exits 1 when the finding shows, 0 when it does not.  The last
 line is the observation as JSON (``REPRODUCER-RESULT {...}``).
@@ -18,7 +18,6 @@ line is the observation as JSON (``REPRODUCER-RESULT {...}``).
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -94,20 +93,22 @@ BROWSER_RUNNER = r"""async ([json, weightsBase64, feed, backend, envFlags]) => {
 
 
 def convert(model, work):
-    """SavedModel, then ``tensorflowjs_converter`` to a graph model; raises with the converter's own text."""
+    """SavedModel, then the tensorflowjs converter to a graph model; raises with the converter's own text.
+
+    The converter is called in this process (``convert_tf_saved_model``, with the defaults the
+    ``tensorflowjs_converter --input_format=tf_saved_model --output_format=tfjs_graph_model`` command
+    passes it): TensorFlow is imported once, not again by a converter process per model."""
+    from tensorflowjs.converters import tf_saved_model_conversion_v2
+
     if SETTINGS["keras"] == "saved_model":  # the model is the SavedModel's directory
         saved = model
     else:
         saved = os.path.join(work, "saved_model")
         model.export(saved, verbose=False)
-    converter = os.path.join(os.path.dirname(sys.executable), "tensorflowjs_converter")
-    done = subprocess.run([converter, "--input_format=tf_saved_model", "--output_format=tfjs_graph_model",
-                           saved, os.path.join(work, "tfjs")], capture_output=True, text=True)
-    if done.returncode != 0:
-        err = done.stderr.strip()
-        kinds = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception)):", err, flags=re.MULTILINE)
-        start = err.rfind("\n" + kinds[-1] + ":") + 1 if kinds else max(0, len(err) - 3000)
-        raise RuntimeError(err[start:][-4000:] or f"tensorflowjs_converter exit code {done.returncode}")
+    try:
+        tf_saved_model_conversion_v2.convert_tf_saved_model(saved, os.path.join(work, "tfjs"))
+    except Exception as exc:  # the converter's own error, as its command prints it last
+        raise RuntimeError(f"{type(exc).__name__}: {exc}"[-4000:]) from exc
 
 
 def tfjs_feed(inputs):
