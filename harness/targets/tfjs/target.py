@@ -226,6 +226,10 @@ class TfjsTarget(Target):
         self._browsers: dict[tuple[str, ...], Browser] = {}  # Chromium flags -> the browser launched with them
         #: (artifact, backend) -> the page started ahead by side_by_side (or what its start raised)
         self._ahead: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
+        #: (artifact, backend) -> the page opened by open_early, with the model loaded (or what its opening raised)
+        self._opened: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
+        #: a model file's path -> what its graph conversion raised in open_early (raised again by prepare)
+        self._prepare_failed: dict[Path, Exception] = {}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -262,6 +266,10 @@ class TfjsTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
+            while self._opened:
+                opened = self._opened.popitem()[1]
+                if isinstance(opened, TfjsDeployment):
+                    opened.close()
             for browser in self._browsers.values():
                 browser.close()
         finally:
@@ -302,6 +310,9 @@ class TfjsTarget(Target):
         _check_options(options)
         fmt = str(options.get("format", "graph"))
         extra = [str(a) for a in options.get("converter_args", ())]
+        failed = self._prepare_failed.pop(source.path, None) if fmt == "graph" and not extra else None
+        if failed is not None:
+            raise failed  # met by open_early on this file: the same error, not the conversion run twice
         notes: dict[str, Any] = {"format": fmt}
         if fmt == "layers":
             args = ["--input_format=keras_saved_model" if source.format == "saved_model" else LAYERS_ARGS[0], *extra]
@@ -320,7 +331,7 @@ class TfjsTarget(Target):
         ``tf.loadLayersModel`` from loopback) on ``backend`` (default cpu); closed with ``close()``."""
         _check_options(options)
         backend = str(options.get("backend", DEFAULT_BACKEND))
-        ahead = self._ahead.pop((prepared.artifact, backend), None)
+        ahead = self._ahead.pop((prepared.artifact, backend), None) or self._opened.pop((prepared.artifact, backend), None)
         if isinstance(ahead, Exception):
             raise ahead  # its page failed while started ahead: the same error, on its own backend
         if ahead is not None and options.get("format", "graph") == ahead.format:
@@ -328,6 +339,32 @@ class TfjsTarget(Target):
         if ahead is not None:
             ahead.close()
         return TfjsDeployment(self, prepared, backend)
+
+    def open_early(self, source: ModelSource, cache: ArtifactCache, backends: Sequence[str],
+                   ready: Callable[[], bool]) -> None:
+        """Before the check has its inputs (while its model loads for the reference): convert
+        ``source`` to a graph model and open a page on each of ``backends`` that loads it, one after
+        the other, until ``ready()`` (the check's paths can start: :meth:`side_by_side` opens the
+        rest as it queues their predictions).  A :meth:`load` or :meth:`side_by_side` of that
+        artifact and backend takes the page; what failed is raised again there (a conversion's
+        failure by :meth:`prepare` of the same file)."""
+        if ready():
+            return
+        try:
+            prepared = self.prepare(source, cache)
+        except Exception as exc:  # noqa: BLE001 - raised again by the check's own prepare of this file
+            self._prepare_failed[source.path] = exc
+            return
+        for backend in backends:
+            if ready():
+                return
+            if (prepared.artifact, backend) in self._opened:
+                continue
+            try:
+                self._opened[(prepared.artifact, backend)] = TfjsDeployment(self, prepared, backend)
+                count("pages opened early")
+            except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()
+                self._opened[(prepared.artifact, backend)] = exc
 
     @contextmanager
     def side_by_side(self, prepared: Prepared,
@@ -347,8 +384,12 @@ class TfjsTarget(Target):
         try:
             for backend, feeds in plans:  # each page computes while the next one opens
                 deployment: TfjsDeployment | None = None
+                opened = self._opened.pop((prepared.artifact, backend), None)  # by open_early
+                if isinstance(opened, Exception):
+                    started[backend] = opened
+                    continue
                 try:
-                    deployment = TfjsDeployment(self, prepared, backend)
+                    deployment = opened or TfjsDeployment(self, prepared, backend)
                     started[backend] = deployment
                     deployment.start_predicts(feeds(deployment))
                 except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, contextmanager
@@ -77,6 +77,10 @@ class TfservingTarget(Target):
         self.forked: ForkedServers | None = None
         self.served_fresh = 0
         self.served_forked = 0
+        #: (artifact, variant) -> the model served by serve_early (or what serving it raised)
+        self._opened: dict[tuple[Path, str], ServedModel | Exception] = {}
+        #: a model file's path -> what its export raised in serve_early (raised again by prepare)
+        self._prepare_failed: dict[Path, Exception] = {}
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -104,6 +108,7 @@ class TfservingTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
+            self._opened.clear()  # the models served early are among the deployments
             while self.deployments:
                 self.deployments.pop().close()
             if self.forked is not None:
@@ -237,11 +242,41 @@ class TfservingTarget(Target):
         gated, cached unless given as one)."""
         from harness.export import saved_model_of
 
+        failed = self._prepare_failed.pop(source.path, None) if not options else None
+        if failed is not None:
+            raise failed  # met by serve_early on this file: the same error, not the export run twice
         if source.format == "saved_model":
             return Prepared(self.name, source, source.path, saved_model_sizes(source.path), {"export": "as given"})
         recipe = "keras.Model.export" if source.format == "keras" else "tf_keras save_format=tf"
         artifact = saved_model_of(cache, source)
         return Prepared(self.name, source, artifact, saved_model_sizes(artifact), {"export": recipe})
+
+    def serve_early(self, source: ModelSource, cache: "ArtifactCache", variants: Sequence[str],
+                    ready: Callable[[], bool]) -> None:
+        """Before the check has its inputs (while its model loads for the reference): export ``source``
+        and serve it once per REST variant of ``variants`` (as :meth:`load` with only ``variant`` as
+        option would), until ``ready()``.  That load of the same artifact takes the served model;
+        what failed is raised again there (an export's failure by :meth:`prepare` of the same file)."""
+        if ready():
+            return
+        try:
+            prepared = self.prepare(source, cache)
+        except Exception as exc:  # noqa: BLE001 - raised again by the check's own prepare of this file
+            self._prepare_failed[source.path] = exc
+            return
+        for variant in variants:
+            if ready():
+                return
+            key = (prepared.artifact, variant)
+            if key in self._opened:
+                continue
+            try:
+                served = self.load_impl(prepared, {"variant": variant})
+                assert isinstance(served, ServedModel)
+                self._opened[key] = served
+                count("models served early")
+            except Exception as exc:  # noqa: BLE001 - raised again by this variant's load()
+                self._opened[key] = exc
 
     def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
         """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
@@ -256,6 +291,11 @@ class TfservingTarget(Target):
             raise UsageError(f"unknown tfserving load option(s) {', '.join(unknown)}: use model_name, tf_version, variant")
         model_name = str(options.get("model_name", "model"))
         variant = variant_named(str(options.get("variant", DEFAULT_VARIANT)))
+        early = self._opened.pop((prepared.artifact, variant.name), None) if set(options) <= {"variant"} else None
+        if isinstance(early, Exception):
+            raise early  # serving it early failed: the same error, on this load
+        if early is not None and not early.closed:
+            return early
         if variant.protocol != "rest" or variant.needs_container:
             raise UsageError(f"tfserving load option variant={variant.name!r}: load serves REST variants that mount "
                              "no file; use target.serve(variant=...) for the others")
