@@ -323,10 +323,10 @@ def test_a_file_that_fails_early_fails_once_with_the_same_error(pitfalls_targets
     with counting() as tally:
         checks.early(target, source, cache, lambda: False)
     assert "model loads" not in as_dict(tally) and not any(k.startswith("artifacts built") for k in as_dict(tally))
-    met_early = getattr(target, "_prepare_failed")[source.path]
+    met_early = getattr(target, "_early").prepare_failed[source.path]
     with pytest.raises(Exception) as first:
         target.prepare(source, cache)
     with pytest.raises(Exception) as again:
         target.prepare(source, cache)
     assert first.value is met_early and again.value is not met_early  # raised once, then tried anew
-    assert str(again.value) == str(met_early) and source.path not in getattr(target, "_prepare_failed")
+    assert str(again.value) == str(met_early) and source.path not in getattr(target, "_early").prepare_failed

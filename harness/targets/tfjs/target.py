@@ -32,7 +32,8 @@ from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec, inputs_key
+from harness.targets.base import (Deployment, EarlyStarts, ModelSource, Prepared, Signature, Target, TensorSpec,
+                                  inputs_key)
 from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
@@ -226,10 +227,8 @@ class TfjsTarget(Target):
         self._browsers: dict[tuple[str, ...], Browser] = {}  # Chromium flags -> the browser launched with them
         #: (artifact, backend) -> the page started ahead by side_by_side (or what its start raised)
         self._ahead: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
-        #: (artifact, backend) -> the page opened by open_early, with the model loaded (or what its opening raised)
-        self._opened: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
-        #: a model file's path -> what its graph conversion raised in open_early (raised again by prepare)
-        self._prepare_failed: dict[Path, Exception] = {}
+        #: the pages open_early opened (by artifact and backend), with the model loaded
+        self._early: EarlyStarts[TfjsDeployment] = EarlyStarts()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -266,10 +265,7 @@ class TfjsTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
-            while self._opened:
-                opened = self._opened.popitem()[1]
-                if isinstance(opened, TfjsDeployment):
-                    opened.close()
+            self._early.close()
             for browser in self._browsers.values():
                 browser.close()
         finally:
@@ -310,9 +306,8 @@ class TfjsTarget(Target):
         _check_options(options)
         fmt = str(options.get("format", "graph"))
         extra = [str(a) for a in options.get("converter_args", ())]
-        failed = self._prepare_failed.pop(source.path, None) if fmt == "graph" and not extra else None
-        if failed is not None:
-            raise failed  # met by open_early on this file: the same error, not the conversion run twice
+        if fmt == "graph" and not extra:
+            self._early.raise_prepare_failure(source)  # met by open_early: the same error, not run twice
         notes: dict[str, Any] = {"format": fmt}
         if fmt == "layers":
             args = ["--input_format=keras_saved_model" if source.format == "saved_model" else LAYERS_ARGS[0], *extra]
@@ -331,7 +326,7 @@ class TfjsTarget(Target):
         ``tf.loadLayersModel`` from loopback) on ``backend`` (default cpu); closed with ``close()``."""
         _check_options(options)
         backend = str(options.get("backend", DEFAULT_BACKEND))
-        ahead = self._ahead.pop((prepared.artifact, backend), None) or self._opened.pop((prepared.artifact, backend), None)
+        ahead = self._ahead.pop((prepared.artifact, backend), None) or self._early.take(prepared.artifact, backend)
         if isinstance(ahead, Exception):
             raise ahead  # its page failed while started ahead: the same error, on its own backend
         if ahead is not None and options.get("format", "graph") == ahead.format:
@@ -348,23 +343,8 @@ class TfjsTarget(Target):
         rest as it queues their predictions).  A :meth:`load` or :meth:`side_by_side` of that
         artifact and backend takes the page; what failed is raised again there (a conversion's
         failure by :meth:`prepare` of the same file)."""
-        if ready():
-            return
-        try:
-            prepared = self.prepare(source, cache)
-        except Exception as exc:  # noqa: BLE001 - raised again by the check's own prepare of this file
-            self._prepare_failed[source.path] = exc
-            return
-        for backend in backends:
-            if ready():
-                return
-            if (prepared.artifact, backend) in self._opened:
-                continue
-            try:
-                self._opened[(prepared.artifact, backend)] = TfjsDeployment(self, prepared, backend)
-                count("pages opened early")
-            except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()
-                self._opened[(prepared.artifact, backend)] = exc
+        self._early.start(self, source, cache, backends, ready,
+                          lambda prepared, backend: TfjsDeployment(self, prepared, backend), "pages opened early")
 
     @contextmanager
     def side_by_side(self, prepared: Prepared,
@@ -384,12 +364,8 @@ class TfjsTarget(Target):
         try:
             for backend, feeds in plans:  # each page computes while the next one opens
                 deployment: TfjsDeployment | None = None
-                opened = self._opened.pop((prepared.artifact, backend), None)  # by open_early
-                if isinstance(opened, Exception):
-                    started[backend] = opened
-                    continue
                 try:
-                    deployment = opened or TfjsDeployment(self, prepared, backend)
+                    deployment = self._early.take(prepared.artifact, backend) or TfjsDeployment(self, prepared, backend)
                     started[backend] = deployment
                     deployment.start_predicts(feeds(deployment))
                 except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.artifacts import library_versions
 from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError, WaitTimeout
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, inputs_key
+from harness.targets.base import Deployment, EarlyStarts, ModelSource, Prepared, Signature, Target, inputs_key
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
 from harness.targets.tfserving.layout import model_base_path
@@ -77,10 +77,8 @@ class TfservingTarget(Target):
         self.forked: ForkedServers | None = None
         self.served_fresh = 0
         self.served_forked = 0
-        #: (artifact, variant) -> the model served by serve_early (or what serving it raised)
-        self._opened: dict[tuple[Path, str], ServedModel | Exception] = {}
-        #: a model file's path -> what its export raised in serve_early (raised again by prepare)
-        self._prepare_failed: dict[Path, Exception] = {}
+        #: the models serve_early served (by artifact and variant)
+        self._early: EarlyStarts[ServedModel] = EarlyStarts()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -108,7 +106,7 @@ class TfservingTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
-            self._opened.clear()  # the models served early are among the deployments
+            self._early.close()
             while self.deployments:
                 self.deployments.pop().close()
             if self.forked is not None:
@@ -242,9 +240,8 @@ class TfservingTarget(Target):
         gated, cached unless given as one)."""
         from harness.export import saved_model_of
 
-        failed = self._prepare_failed.pop(source.path, None) if not options else None
-        if failed is not None:
-            raise failed  # met by serve_early on this file: the same error, not the export run twice
+        if not options:
+            self._early.raise_prepare_failure(source)  # met by serve_early: the same error, not run twice
         if source.format == "saved_model":
             return Prepared(self.name, source, source.path, saved_model_sizes(source.path), {"export": "as given"})
         recipe = "keras.Model.export" if source.format == "keras" else "tf_keras save_format=tf"
@@ -257,26 +254,12 @@ class TfservingTarget(Target):
         and serve it once per REST variant of ``variants`` (as :meth:`load` with only ``variant`` as
         option would), until ``ready()``.  That load of the same artifact takes the served model;
         what failed is raised again there (an export's failure by :meth:`prepare` of the same file)."""
-        if ready():
-            return
-        try:
-            prepared = self.prepare(source, cache)
-        except Exception as exc:  # noqa: BLE001 - raised again by the check's own prepare of this file
-            self._prepare_failed[source.path] = exc
-            return
-        for variant in variants:
-            if ready():
-                return
-            key = (prepared.artifact, variant)
-            if key in self._opened:
-                continue
-            try:
-                served = self.load_impl(prepared, {"variant": variant})
-                assert isinstance(served, ServedModel)
-                self._opened[key] = served
-                count("models served early")
-            except Exception as exc:  # noqa: BLE001 - raised again by this variant's load()
-                self._opened[key] = exc
+        def serve(prepared: Prepared, variant: str) -> ServedModel:
+            served = self.load_impl(prepared, {"variant": variant})
+            assert isinstance(served, ServedModel)
+            return served
+
+        self._early.start(self, source, cache, variants, ready, serve, "models served early")
 
     def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
         """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
@@ -291,9 +274,7 @@ class TfservingTarget(Target):
             raise UsageError(f"unknown tfserving load option(s) {', '.join(unknown)}: use model_name, tf_version, variant")
         model_name = str(options.get("model_name", "model"))
         variant = variant_named(str(options.get("variant", DEFAULT_VARIANT)))
-        early = self._opened.pop((prepared.artifact, variant.name), None) if set(options) <= {"variant"} else None
-        if isinstance(early, Exception):
-            raise early  # serving it early failed: the same error, on this load
+        early = self._early.take(prepared.artifact, variant.name) if set(options) <= {"variant"} else None
         if early is not None and not early.closed:
             return early
         if variant.protocol != "rest" or variant.needs_container:
