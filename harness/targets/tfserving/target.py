@@ -274,12 +274,12 @@ class TfservingTarget(Target):
             raise UsageError(f"unknown tfserving load option(s) {', '.join(unknown)}: use model_name, tf_version, variant")
         model_name = str(options.get("model_name", "model"))
         variant = variant_named(str(options.get("variant", DEFAULT_VARIANT)))
-        early = self._early.take(prepared.artifact, variant.name) if set(options) <= {"variant"} else None
-        if early is not None and not early.closed:
-            return early
         if variant.protocol != "rest" or variant.needs_container:
             raise UsageError(f"tfserving load option variant={variant.name!r}: load serves REST variants that mount "
                              "no file; use target.serve(variant=...) for the others")
+        early = self._early.take(prepared.artifact, variant.name) if set(options) <= {"variant"} else None
+        if early is not None and not early.closed:
+            return early
 
         # inside this owner's work directory: the only one a container of this run may mount
         workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-", dir=run_work_dir()))
