@@ -51,7 +51,7 @@ def test_mobilenet_v2_deploys_on_every_target(cache: ArtifactCache, pitfalls_che
     assert coreml.figures["coreml.spec_inputs"] == 1.0
     # each costly thing once: the reference per distinct feed (the sample and its two probes, all rows,
     # their first 2 rows for the browser backends, the first row of each probe for the slow ones (cpu,
-    # webgl-f16), the sample's first row for LiteRT at batch 1), one server, one browser at most (the
+    # webgl, webgl-f16), the sample's first row for LiteRT at batch 1), one server, one browser at most (the
     # session's may be running already), no artifact built twice
     assert report.counts["reference computations"] == 9, report.counts
     assert report.targets["tfserving"].counts["servers started"] == 1

@@ -247,3 +247,86 @@ def test_tfserving_requests_sent_side_by_side_are_collected_in_order_with_their_
         with pytest.raises(RuntimeFailure) as direct:
             served.predict({name: wrong["x"]})
     assert queued.value.message == direct.value.message
+
+
+@pytest.mark.parametrize("name", ["tfjs", "tfserving"])
+def test_what_a_target_starts_early_is_what_its_common_path_takes(pitfalls_targets: "TargetPool", tmp_path: Path,
+                                                                   name: str) -> None:
+    """``TargetChecks.early`` (run before the check has its inputs, while the model loads for the
+    reference): tf.js converts the model and opens a page per backend with the model loaded, TF
+    Serving exports and serves it; the common path then loads each of them once (no page opened,
+    no model served again), and its verdicts and parities are those of a path started afresh.
+    Nothing is started once the check is ready for its paths."""
+    require_targets(name)
+    import keras
+    import numpy as np
+
+    from harness.artifacts import ArtifactCache
+    from harness.check.model import load_model, synthesise_inputs
+    from harness.check.report import TargetReport
+    from harness.check.steps import Context, declared, reference_or_none, run_declared
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="x")
+    keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(16, activation="relu")(inputs))).save(tmp_path / "m.keras")
+    source, cache = ModelSource.from_path(tmp_path / "m.keras"), ArtifactCache(tmp_path / "cache")
+    target, checks = pitfalls_targets.get(name), declared(name)
+    assert checks.early is not None
+    model = load_model(source)
+    feed = synthesise_inputs(model)
+    ctx = Context(model, feed, reference_or_none(model, feed)[0], cache, (), lambda _message: None)
+    with counting() as tally:
+        checks.early(target, source, cache, lambda: True)  # the check is ready: nothing starts early
+    assert as_dict(tally) == {}
+    reports = {}
+    for early in (True, False):
+        with counting() as tally:
+            if early:
+                checks.early(target, source, cache, lambda: False)
+            started = as_dict(tally)
+            reports[early] = report = TargetReport(name)
+            run_declared(target, report, ctx, checks)
+            counts = as_dict(tally)
+        loads = [label for label in report.parity if "[" not in label and " " not in label.removeprefix(name)]
+        assert loads and counts["model loads"] == len(loads)
+        if not early:
+            assert not started
+        elif name == "tfjs":  # a page per backend, each the page its load took
+            assert started["pages opened early"] == len(loads) and "pages opened early" not in counts.keys() - started
+            assert counts["pages opened early"] == len(loads)
+        else:  # one model served, the one the load took: one server in all
+            assert started["models served early"] == len(loads) and started["servers started"] == len(loads)
+            assert counts["servers started"] == len(loads)
+    assert reports[True].verdict == reports[False].verdict == "deploys"
+    assert sorted(reports[True].parity) == sorted(reports[False].parity)
+    for label, figures in reports[True].parity.items():
+        assert np.isclose(figures["max_abs_diff"], reports[False].parity[label]["max_abs_diff"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["tfjs", "tfserving"])
+def test_a_file_that_fails_early_fails_once_with_the_same_error(pitfalls_targets: "TargetPool", tmp_path: Path,
+                                                                  name: str) -> None:
+    """A model file whose export fails in ``early`` is not exported again by the common path's
+    prepare: that prepare raises the very error met early (the finding carries Keras's own text),
+    once; a later prepare of the file tries again."""
+    require_targets(name)
+    from harness.artifacts import ArtifactCache
+    from harness.check.steps import declared
+
+    model_file = tmp_path / "m.keras"
+    model_file.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip: no config.json for Keras to read
+    # trusted: the check's trust scan ran before (early never starts on a refused file), so the
+    # error is the export's own
+    source, cache = ModelSource.from_path(model_file, trusted=True), ArtifactCache(tmp_path / "cache")
+    target, checks = pitfalls_targets.get(name), declared(name)
+    assert checks.early is not None
+    with counting() as tally:
+        checks.early(target, source, cache, lambda: False)
+    assert "model loads" not in as_dict(tally) and not any(k.startswith("artifacts built") for k in as_dict(tally))
+    met_early = getattr(target, "_early").prepare_failed[source.path]
+    with pytest.raises(Exception) as first:
+        target.prepare(source, cache)
+    with pytest.raises(Exception) as again:
+        target.prepare(source, cache)
+    assert first.value is met_early and again.value is not met_early  # raised once, then tried anew
+    assert str(again.value) == str(met_early) and source.path not in getattr(target, "_early").prepare_failed

@@ -119,23 +119,27 @@ def _check(path: str | Path, *, targets: Sequence[str] | None, inputs: str | Pat
             raise ModelRefused(source.path, concerns)
         if concerns:
             return _not_run(source, concerns, wanted, started)
-    with SideBySide(wanted, active, say) as side:  # the targets start while the model loads
+    from harness.artifacts import ArtifactCache
+
+    cache = cache or ArtifactCache()
+    with SideBySide(wanted, active, say, source, cache) as side:  # the targets start while the model loads
         return _check_model(source, side, wanted=wanted, inputs=inputs, profiles=profiles, cache=cache, say=say,
                             trust=trust, probe_names=probe_names, calibration=calibration, started=started,
                             remedies=remedies)
 
 
 def _check_model(source: ModelSource, side: "SideBySide", *, wanted: list[str], inputs: str | Path | None,
-                 profiles: Sequence[str] | None, cache: "ArtifactCache | None", say: Progress, trust: bool,
+                 profiles: Sequence[str] | None, cache: "ArtifactCache", say: Progress, trust: bool,
                  probe_names: list[str], calibration: str | Path | None, started: float,
                  remedies: str) -> CheckReport:
-    from harness.artifacts import ArtifactCache
+    from harness.artifacts import IN_PROCESS_WORK
 
     phases: dict[str, float] = {}
     say(f"loading {source.path} ({source.format})")
-    cache = cache or ArtifactCache()
     with _phase(phases, "load model"):
-        model, exported = fixed_batch_export(load_model(source), cache)
+        with IN_PROCESS_WORK:  # Keras in this process: one thread at a time (targets start early exports)
+            loaded = load_model(source)
+        model, exported = fixed_batch_export(loaded, cache)
     report = CheckReport(model=model.describe(), inputs={}, created=_now(), trusted=trust, timings=phases)
     report.findings.extend(model.notes + exported)
     probe = "synthesised"
@@ -229,8 +233,10 @@ class SideBySide:
     ``wanted`` whatever order the targets finish in.
     """
 
-    def __init__(self, wanted: Sequence[str], active: ActiveTargets | None, say: Progress) -> None:
+    def __init__(self, wanted: Sequence[str], active: ActiveTargets | None, say: Progress,
+                 source: ModelSource | None = None, cache: "ArtifactCache | None" = None) -> None:
         self.wanted = list(wanted)
+        self.early = (source, cache) if source is not None and cache is not None else None
         self.active = active
         self.say = say
         self.jobs = check_jobs(len(self.wanted))
@@ -242,8 +248,18 @@ class SideBySide:
         if self.active is None and self.jobs > 1:
             self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="pitfalls-check")
             self.futures = {name: self.pool.submit(contextvars.copy_context().run, _check_one, name,
-                                                   self.context.result, self.say, None) for name in self.wanted}
+                                                   self.context.result, self.say, None, self._early(name))
+                            for name in self.wanted}
         return self
+
+    def _early(self, name: str) -> "Callable[[Target], None] | None":
+        """What target ``name`` starts before its context is there (its declaration's ``early``, on the
+        model file as given), until the check is ready for its paths."""
+        hook = declared(name).early
+        if hook is None or self.early is None:
+            return None
+        source, cache = self.early
+        return lambda target: hook(target, source, cache, self.context.done)
 
     def run(self, ctx: Context) -> dict[str, TargetReport]:
         """Every target's report on ``ctx``."""
@@ -303,10 +319,11 @@ def check_one(name: str, ctx: Context, active: ActiveTargets | None = None) -> T
 
 
 def _check_one(name: str, context: Callable[[], Context | None], say: Progress,
-               active: ActiveTargets | None) -> TargetReport | None:
-    """Start the target (and warm it up), wait for ``context()``, run its declared paths; None when
-    the check gives no context (it ended before its targets ran).  The seconds waited for the
-    context are the report's ``waiting`` timing, not part of its ``seconds``."""
+               active: ActiveTargets | None, early: "Callable[[Target], None] | None" = None) -> TargetReport | None:
+    """Start the target (and warm it up, and ``early``: what it starts before its context is there),
+    wait for ``context()``, run its declared paths; None when the check gives no context (it ended
+    before its targets ran).  The seconds waited for the context are the report's ``waiting``
+    timing, not part of its ``seconds``; those of ``early`` are its ``early`` timing."""
     report = TargetReport(name)
     cls = target_class(name)
     reason = cls.unavailable_reason()
@@ -328,6 +345,9 @@ def _check_one(name: str, context: Callable[[], Context | None], say: Progress,
                     with _phase(report.timings, "start"):
                         target = stack.enter_context(cls())
                         target.warm_up()
+                    if early is not None:
+                        with _phase(report.timings, "early"):
+                            early(target)
                 with _phase(report.timings, "waiting"):
                     ctx = context()
                 if ctx is None:

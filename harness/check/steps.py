@@ -26,7 +26,7 @@ from harness.check.rules import Rule, rule_for
 from harness.compare import Parity, is_classifier_output, non_finite, pair_outputs, parity, tolerance_for
 from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError
-from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.base import Deployment, ModelSource, Prepared, Target
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,6 +94,7 @@ ExtraPaths = Callable[[Target, TargetReport, "Prepared | None", Context], None]
 Loads = Callable[[Context], Sequence[Load]]
 Profiles = Callable[[Sequence[str], Progress], tuple[str, ...]]
 Overlap = Callable[[Target, Prepared, Sequence["tuple[Load, Context]"]], AbstractContextManager[None]]
+Early = Callable[[Target, ModelSource, "ArtifactCache", Callable[[], bool]], None]
 
 
 class RemedyDeclaration(Protocol):
@@ -145,6 +146,13 @@ class TargetChecks:
     #: after the sample's predict (alone: the first predict on the loaded model), send every further
     #: probe's at once (the deployment's ``start_predict``; its ``predict`` of the same feed collects it)
     probes_side_by_side: bool = False
+    #: run by a target started side by side before its :class:`Context` is there, while the model
+    #: loads for the reference: prepare the common path from the model file as given and start its
+    #: loads (a served model, pages that load it), until the callable given says the check is ready
+    #: for its paths; the target keeps what it started (or the error it met) and the common path's
+    #: prepare and load of the same artifact take it (a model the check loads as another artifact,
+    #: e.g. a fixed-batch export, starts anew)
+    early: Early | None = None
 
 
 COMMON_ONLY = TargetChecks()

@@ -23,11 +23,11 @@ off macOS) raises :class:`~harness.errors.NotApplicable` with the exact reason.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from harness.errors import HarnessError, UsageError
 
@@ -277,3 +277,62 @@ class Target(ABC):
 
     def deactivate_impl(self) -> None:
         """Tear the runtime down (default: nothing to do)."""
+
+
+class EarlyStarts(Generic[DeploymentT]):
+    """What a target started before ``pitfalls check`` had its inputs (while its model loads for the
+    reference: ``TargetChecks.early``): the model prepared from the file as given, and a deployment
+    per name (a backend, a variant) opened on it, kept until the check's own :meth:`Target.prepare`
+    and :meth:`Target.load` of the same file and artifact take them.  What failed is kept too and
+    raised again there, once (a failed conversion is not run twice)."""
+
+    def __init__(self) -> None:
+        #: (artifact, name) -> the deployment opened early (or what opening it raised)
+        self.opened: dict[tuple[Path, str], DeploymentT | Exception] = {}
+        #: a model file's path -> what preparing it raised
+        self.prepare_failed: dict[Path, Exception] = {}
+
+    def start(self, target: Target, source: ModelSource, cache: "ArtifactCache", names: "Sequence[str]",
+              ready: "Callable[[], bool]", open_one: "Callable[[Prepared, str], DeploymentT]", counted: str) -> None:
+        """Prepare ``source`` (no options) and ``open_one`` a deployment per name of ``names``, one
+        after the other, until ``ready()`` (the check's paths can start); each opened one counted as
+        ``counted``."""
+        from harness.counts import count
+
+        if ready():
+            return
+        try:
+            prepared = target.prepare(source, cache)
+        except Exception as exc:  # noqa: BLE001 - raised again by the check's own prepare of this file
+            self.prepare_failed[source.path] = exc
+            return
+        for name in names:
+            if ready():
+                return
+            if (prepared.artifact, name) in self.opened:
+                continue
+            try:
+                self.opened[(prepared.artifact, name)] = open_one(prepared, name)
+                count(counted)
+            except Exception as exc:  # noqa: BLE001 - raised again by this name's load
+                self.opened[(prepared.artifact, name)] = exc
+
+    def raise_prepare_failure(self, source: ModelSource) -> None:
+        """In ``prepare`` (no options) of ``source``: what preparing it early raised, once."""
+        failed = self.prepare_failed.pop(source.path, None)
+        if failed is not None:
+            raise failed
+
+    def take(self, artifact: Path, name: str) -> DeploymentT | None:
+        """The deployment of ``artifact`` opened early under ``name`` (None if none); what opening it raised is raised."""
+        opened = self.opened.pop((artifact, name), None)
+        if isinstance(opened, Exception):
+            raise opened
+        return opened
+
+    def close(self) -> None:
+        """Close what no load took."""
+        while self.opened:
+            opened = self.opened.popitem()[1]
+            if isinstance(opened, Deployment):
+                opened.close()

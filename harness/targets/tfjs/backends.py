@@ -115,8 +115,10 @@ TABLE: tuple[TfjsBackend, ...] = (
     TfjsBackend("wasm", "WebAssembly kernels (XNNPACK); the .wasm binaries are fetched from the bundle's folder",
                 bundle=Bundle("@tensorflow/tfjs-backend-wasm", ("tf-backend-wasm.min.js",)),
                 setup_js="tf.wasm.setWasmPaths(prefix);"),
+    # SwiftShader renders every shader on the CPU: seconds per row of a 224x224 CNN here, the longest
+    # page of a check (MobileNetV2 224²: 18.7 s for 2 rows on a busy machine, against wasm's 0.6 s)
     TfjsBackend("webgl", "WebGL shaders on Chromium's software GL (SwiftShader), without a GPU process",
-                tolerance="float16"),
+                tolerance="float16", probe_rows=1),
     # Chromium's WebGPU on SwiftShader's Vulkan: it needs the GPU process, so not --disable-gpu. The
     # adapter is only offered to secure contexts (the loopback page is one; about:blank has no
     # navigator.gpu).  The flags are those of tf.js's own CI (tfjs-backend-webgpu karma config).

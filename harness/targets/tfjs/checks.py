@@ -18,13 +18,14 @@ from harness.check.report import TargetReport
 from harness.check.rules import Rule
 from harness.check.steps import (Context, Load, TargetChecks, deploy_and_compare, feed_for, planned_feeds, prepare_path,
                                  recorded, rows_fed)
-from harness.targets.base import Deployment, Prepared, Target
+from harness.targets.base import Deployment, ModelSource, Prepared, Target
 from harness.targets.tfjs.backends import backend_named, check_backends
 from harness.targets.tfjs.remedies import REMEDIES
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from harness.artifacts import ArtifactCache
     from harness.targets.tfjs.target import TfjsDeployment
 
 NAME = "tfjs"
@@ -70,6 +71,15 @@ def backends_side_by_side(target: Target, prepared: Prepared,
     return target.side_by_side(prepared, [(str((load.options or {})["backend"]), plan(load, ctx)) for load, ctx in fed])
 
 
+def pages_early(target: Target, source: ModelSource, cache: "ArtifactCache", ready: Callable[[], bool]) -> None:
+    """While the model loads for the reference: the graph model converted and a page per backend
+    the check runs opened on it, the model loaded there (:meth:`TfjsTarget.open_early`)."""
+    from harness.targets.tfjs.target import TfjsTarget
+
+    assert isinstance(target, TfjsTarget)
+    target.open_early(source, cache, [backend.name for backend in check_backends()], ready)
+
+
 def layers_format(target: Target, report: TargetReport, prepared: Prepared | None, ctx: Context) -> None:
     """A tf_keras model converted to the layers format, on the cpu backend (an alternative: warnings)."""
     if ctx.model.flavour != "tf_keras":
@@ -110,4 +120,5 @@ def unsupported_ops(text: str) -> list[str]:
 
 
 CHECKS = TargetChecks(rules=RULES, loads=backend_loads, paths=layers_format, after=localise_divergence,
-                      unsupported_ops=unsupported_ops, remedies=REMEDIES, overlap=backends_side_by_side)
+                      unsupported_ops=unsupported_ops, remedies=REMEDIES, overlap=backends_side_by_side,
+                      early=pages_early)

@@ -32,7 +32,8 @@ from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, SetupError, UsageError
 from harness.loopback import Guard, HeaderRule, LoopbackServer, Route
 from harness.paths import NODE_MODULES
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, TensorSpec, inputs_key
+from harness.targets.base import (Deployment, EarlyStarts, ModelSource, Prepared, Signature, Target, TensorSpec,
+                                  inputs_key)
 from harness.targets.tfjs.backends import (CORE, DEFAULT_BACKEND, TfjsBackend, backend_named, backend_names,
                                            browser_flags, lib_mounts, npm_packages)
 from harness.export import saved_model_of
@@ -226,6 +227,8 @@ class TfjsTarget(Target):
         self._browsers: dict[tuple[str, ...], Browser] = {}  # Chromium flags -> the browser launched with them
         #: (artifact, backend) -> the page started ahead by side_by_side (or what its start raised)
         self._ahead: dict[tuple[Path, str], TfjsDeployment | Exception] = {}
+        #: the pages open_early opened (by artifact and backend), with the model loaded
+        self._early: EarlyStarts[TfjsDeployment] = EarlyStarts()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -262,6 +265,7 @@ class TfjsTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
+            self._early.close()
             for browser in self._browsers.values():
                 browser.close()
         finally:
@@ -302,6 +306,8 @@ class TfjsTarget(Target):
         _check_options(options)
         fmt = str(options.get("format", "graph"))
         extra = [str(a) for a in options.get("converter_args", ())]
+        if fmt == "graph" and not extra:
+            self._early.raise_prepare_failure(source)  # met by open_early: the same error, not run twice
         notes: dict[str, Any] = {"format": fmt}
         if fmt == "layers":
             args = ["--input_format=keras_saved_model" if source.format == "saved_model" else LAYERS_ARGS[0], *extra]
@@ -320,7 +326,7 @@ class TfjsTarget(Target):
         ``tf.loadLayersModel`` from loopback) on ``backend`` (default cpu); closed with ``close()``."""
         _check_options(options)
         backend = str(options.get("backend", DEFAULT_BACKEND))
-        ahead = self._ahead.pop((prepared.artifact, backend), None)
+        ahead = self._ahead.pop((prepared.artifact, backend), None) or self._early.take(prepared.artifact, backend)
         if isinstance(ahead, Exception):
             raise ahead  # its page failed while started ahead: the same error, on its own backend
         if ahead is not None and options.get("format", "graph") == ahead.format:
@@ -328,6 +334,17 @@ class TfjsTarget(Target):
         if ahead is not None:
             ahead.close()
         return TfjsDeployment(self, prepared, backend)
+
+    def open_early(self, source: ModelSource, cache: ArtifactCache, backends: Sequence[str],
+                   ready: Callable[[], bool]) -> None:
+        """Before the check has its inputs (while its model loads for the reference): convert
+        ``source`` to a graph model and open a page on each of ``backends`` that loads it, one after
+        the other, until ``ready()`` (the check's paths can start: :meth:`side_by_side` opens the
+        rest as it queues their predictions).  A :meth:`load` or :meth:`side_by_side` of that
+        artifact and backend takes the page; what failed is raised again there (a conversion's
+        failure by :meth:`prepare` of the same file)."""
+        self._early.start(self, source, cache, backends, ready,
+                          lambda prepared, backend: TfjsDeployment(self, prepared, backend), "pages opened early")
 
     @contextmanager
     def side_by_side(self, prepared: Prepared,
@@ -348,7 +365,7 @@ class TfjsTarget(Target):
             for backend, feeds in plans:  # each page computes while the next one opens
                 deployment: TfjsDeployment | None = None
                 try:
-                    deployment = TfjsDeployment(self, prepared, backend)
+                    deployment = self._early.take(prepared.artifact, backend) or TfjsDeployment(self, prepared, backend)
                     started[backend] = deployment
                     deployment.start_predicts(feeds(deployment))
                 except Exception as exc:  # noqa: BLE001 - raised again by this backend's load()

@@ -8,6 +8,7 @@ the same server the request of each gRPC variant, built from the metadata.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from harness.check.model import is_string
@@ -16,12 +17,14 @@ from harness.check.rules import Rule
 from harness.check.steps import (Context, Load, TargetChecks, compare_outputs, feed_for, outputs_in_order,
                                  recorded)
 from harness.counts import count
-from harness.targets.base import Deployment, Signature, Target
+from harness.targets.base import Deployment, ModelSource, Signature, Target
 from harness.targets.tfserving.remedies import REMEDIES
 from harness.targets.tfserving.variants import DEFAULT_VARIANT, check_variants
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from harness.artifacts import ArtifactCache
 
 NAME = "tfserving"
 
@@ -97,6 +100,15 @@ def grpc_parity(target: Target, report: TargetReport, deployed: Deployment, ctx:
             compare_outputs(report, label, outputs, ctx, variant.tolerance)
 
 
+def served_early(target: Target, source: ModelSource, cache: "ArtifactCache", ready: Callable[[], bool]) -> None:
+    """While the model loads for the reference: the SavedModel exported and served once per REST
+    variant the check runs (:meth:`TfservingTarget.serve_early`)."""
+    from harness.targets.tfserving.target import TfservingTarget
+
+    assert isinstance(target, TfservingTarget)
+    target.serve_early(source, cache, [v.name for v in check_variants("rest")], ready)
+
+
 def rest_loads(ctx: Context) -> tuple[Load, ...]:
     """One served model per REST variant the check runs (``rest`` is labelled with the target's name)."""
     return tuple(Load(NAME if v.name == DEFAULT_VARIANT else f"{NAME}@{v.name}", {"variant": v.name},
@@ -111,4 +123,5 @@ CHECKS = TargetChecks(
     after=grpc_parity,
     remedies=REMEDIES,
     probes_side_by_side=True,  # the server answers several requests at once
+    early=served_early,
 )

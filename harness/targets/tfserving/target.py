@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, contextmanager
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from harness.artifacts import library_versions
 from harness.counts import count
 from harness.errors import HarnessError, NotApplicable, RuntimeFailure, UsageError, WaitTimeout
-from harness.targets.base import Deployment, ModelSource, Prepared, Signature, Target, inputs_key
+from harness.targets.base import Deployment, EarlyStarts, ModelSource, Prepared, Signature, Target, inputs_key
 from harness.targets.tfserving.client import Server, signature_defs, signature_of, wait_listening
 from harness.targets.tfserving.host import COMPAT_DIR, serve_on_host
 from harness.targets.tfserving.layout import model_base_path
@@ -77,6 +77,8 @@ class TfservingTarget(Target):
         self.forked: ForkedServers | None = None
         self.served_fresh = 0
         self.served_forked = 0
+        #: the models serve_early served (by artifact and variant)
+        self._early: EarlyStarts[ServedModel] = EarlyStarts()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -104,6 +106,7 @@ class TfservingTarget(Target):
 
     def deactivate_impl(self) -> None:
         try:
+            self._early.close()
             while self.deployments:
                 self.deployments.pop().close()
             if self.forked is not None:
@@ -237,11 +240,26 @@ class TfservingTarget(Target):
         gated, cached unless given as one)."""
         from harness.export import saved_model_of
 
+        if not options:
+            self._early.raise_prepare_failure(source)  # met by serve_early: the same error, not run twice
         if source.format == "saved_model":
             return Prepared(self.name, source, source.path, saved_model_sizes(source.path), {"export": "as given"})
         recipe = "keras.Model.export" if source.format == "keras" else "tf_keras save_format=tf"
         artifact = saved_model_of(cache, source)
         return Prepared(self.name, source, artifact, saved_model_sizes(artifact), {"export": recipe})
+
+    def serve_early(self, source: ModelSource, cache: "ArtifactCache", variants: Sequence[str],
+                    ready: Callable[[], bool]) -> None:
+        """Before the check has its inputs (while its model loads for the reference): export ``source``
+        and serve it once per REST variant of ``variants`` (as :meth:`load` with only ``variant`` as
+        option would), until ``ready()``.  That load of the same artifact takes the served model;
+        what failed is raised again there (an export's failure by :meth:`prepare` of the same file)."""
+        def serve(prepared: Prepared, variant: str) -> ServedModel:
+            served = self.load_impl(prepared, {"variant": variant})
+            assert isinstance(served, ServedModel)
+            return served
+
+        self._early.start(self, source, cache, variants, ready, serve, "models served early")
 
     def load_impl(self, prepared: Prepared, options: dict[str, Any]) -> Deployment:
         """Serve ``prepared.artifact`` as version 1 of ``options["model_name"]`` (default ``model``)."""
@@ -259,6 +277,9 @@ class TfservingTarget(Target):
         if variant.protocol != "rest" or variant.needs_container:
             raise UsageError(f"tfserving load option variant={variant.name!r}: load serves REST variants that mount "
                              "no file; use target.serve(variant=...) for the others")
+        early = self._early.take(prepared.artifact, variant.name) if set(options) <= {"variant"} else None
+        if early is not None and not early.closed:
+            return early
 
         # inside this owner's work directory: the only one a container of this run may mount
         workdir = Path(tempfile.mkdtemp(prefix="pitfalls-tfserving-", dir=run_work_dir()))
